@@ -1,0 +1,96 @@
+//! pairalign-benches: shared generators for the criterion benchmarks in `benches/benches/`.
+//!
+//! The data model every benchmark uses is "realistic tokens": Zipf-distributed symbols over a
+//! vocabulary of 512 (what a learned audio tokenizer emits), and queries that are noisy copies of an
+//! archive substring with substitutions, insertions and deletions at a given rate.
+
+use pairalign_engine::Symbol;
+use rand::Rng;
+
+/// Vocabulary size of the realistic-token data model.
+pub const VOCAB: usize = 512;
+
+/// Zipf distribution over the symbols `0..vocab`: symbol `r` has weight `1 / (r + 1)^exponent`.
+/// Sampled by inverse CDF (binary search), so construction is O(vocab) and a draw O(log vocab).
+#[derive(Clone, Debug)]
+pub struct Zipf {
+    cdf: Vec<f64>,
+}
+
+impl Zipf {
+    /// `vocab` must be in `1..=65536` (clamped into that range).
+    pub fn new(vocab: usize, exponent: f64) -> Zipf {
+        let vocab = vocab.clamp(1, 1 << 16);
+        let mut acc = 0.0;
+        let mut cdf: Vec<f64> = (0..vocab)
+            .map(|r| {
+                acc += 1.0 / ((r + 1) as f64).powf(exponent);
+                acc
+            })
+            .collect();
+        for p in &mut cdf {
+            *p /= acc;
+        }
+        Zipf { cdf }
+    }
+
+    /// The data model's default: exponent 1 over [`VOCAB`] symbols.
+    pub fn tokens() -> Zipf {
+        Zipf::new(VOCAB, 1.0)
+    }
+
+    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Symbol {
+        let u: f64 = rng.gen();
+        let r = self.cdf.partition_point(|&p| p < u).min(self.cdf.len() - 1);
+        r as Symbol
+    }
+
+    /// A string of `len` independent draws.
+    pub fn string<R: Rng + ?Sized>(&self, rng: &mut R, len: usize) -> Vec<Symbol> {
+        (0..len).map(|_| self.sample(rng)).collect()
+    }
+}
+
+/// A noisy copy of `src`: each position is substituted, deleted, or kept and followed by an
+/// inserted symbol, each with probability `rate / 3`; new symbols are drawn from `symbols`. The
+/// edit distance to `src` is at most (and usually close to) `rate * src.len()`.
+pub fn noisy_copy<R: Rng + ?Sized>(
+    rng: &mut R,
+    src: &[Symbol],
+    rate: f64,
+    symbols: &Zipf,
+) -> Vec<Symbol> {
+    let mut out = Vec::with_capacity(src.len() + src.len() / 4 + 1);
+    for &c in src {
+        let r: f64 = rng.gen();
+        if r < rate / 3.0 {
+            out.push(symbols.sample(rng));
+        } else if r < 2.0 * rate / 3.0 {
+            // deleted
+        } else {
+            out.push(c);
+            if r < rate {
+                out.push(symbols.sample(rng));
+            }
+        }
+    }
+    out
+}
+
+/// `len` random symbols with a noisy copy of `query` (see [`noisy_copy`]) placed at a random
+/// position: a long text that contains one occurrence.
+pub fn embed_copy<R: Rng + ?Sized>(
+    rng: &mut R,
+    query: &[Symbol],
+    len: usize,
+    rate: f64,
+    symbols: &Zipf,
+) -> Vec<Symbol> {
+    let copy = noisy_copy(rng, query, rate, symbols);
+    let flank = len.saturating_sub(copy.len());
+    let before = rng.gen_range(0..=flank);
+    let mut text = symbols.string(rng, before);
+    text.extend(copy);
+    text.extend(symbols.string(rng, flank - before));
+    text
+}

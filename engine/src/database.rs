@@ -1,0 +1,663 @@
+//! `Database`: a directory of immutable segments, a MANIFEST and tombstones, with token import,
+//! delete, compaction and search. The library entry point of the engine.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use roaring::RoaringBitmap;
+use serde::Serialize;
+
+use crate::manifest::{
+    self, deletes_file_name, segment_file_name, segments_dir, DeletesEntry, Manifest, SegmentEntry,
+    TokenizerRecord,
+};
+use crate::segment::{DocInput, Segment, SegmentWriter};
+use crate::{Error, Result, Symbol};
+
+/// Nominal token rate of the PairAlign tokenizer (paper, section 5: 12.71 tokens per second). Used
+/// only to give per-token times to imported strings that come with neither `times_ms` nor
+/// `duration_ms`.
+pub const NOMINAL_TOKENS_PER_SECOND: f64 = 12.7;
+
+/// Longest document id, in bytes.
+pub const MAX_ID_BYTES: usize = 1024;
+
+const LOCK_FILE: &str = "LOCK";
+
+/// The two settings fixed when a database is created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct DatabaseConfig {
+    /// Symbols are `0..vocab_size` (1 to 65,536).
+    pub vocab_size: u32,
+    /// Length of the indexed q-grams (1 to 8, with `vocab_size^q` below 2^64). 3 is the measured
+    /// best for 12.7 tokens/s strings over 512 symbols (docs/RESULTS.md).
+    pub q: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            vocab_size: 1024,
+            q: 3,
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// A configuration; call [`DatabaseConfig::check`] or let `Database::create` do it.
+    pub fn new(vocab_size: u32, q: u32) -> Self {
+        DatabaseConfig { vocab_size, q }
+    }
+
+    /// Checks the ranges documented on the fields.
+    pub fn check(&self) -> Result<()> {
+        // The segment writer owns the rule (it packs q-grams into u64 keys).
+        SegmentWriter::new(self.vocab_size, self.q).map(|_| ())
+    }
+}
+
+/// A document to add: a token string with optional timing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NewDoc {
+    /// Unique id of the document (1 to 1024 bytes of UTF-8), for example a file path.
+    pub id: String,
+    /// The token string.
+    pub tokens: Vec<Symbol>,
+    /// Start time of each token in ms, non-decreasing; same length as `tokens`.
+    pub times_ms: Option<Vec<u32>>,
+    /// Duration of the document in ms.
+    pub duration_ms: Option<u32>,
+}
+
+impl NewDoc {
+    /// Per-token times and duration, filling in what is missing: tokens spread evenly over
+    /// `duration_ms` when only the duration is known, and at the nominal rate when neither is.
+    pub fn resolved_times(&self) -> (Vec<u32>, u32) {
+        let n = self.tokens.len();
+        let nominal_ms = 1000.0 / NOMINAL_TOKENS_PER_SECOND;
+        match (&self.times_ms, self.duration_ms) {
+            (Some(times), Some(duration)) => (times.clone(), duration),
+            (Some(times), None) => {
+                let last = times.last().copied().unwrap_or(0);
+                (times.clone(), last.saturating_add(nominal_ms.round() as u32))
+            }
+            (None, duration) => {
+                let duration = duration.unwrap_or((n as f64 * nominal_ms).round() as u32);
+                let step = if n == 0 { 0.0 } else { f64::from(duration) / n as f64 };
+                let times = (0..n).map(|i| (i as f64 * step) as u32).collect();
+                (times, duration)
+            }
+        }
+    }
+}
+
+/// What `info` reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DatabaseInfo {
+    /// Live segments.
+    pub segments: usize,
+    /// Live documents (tombstoned ones excluded).
+    pub docs: u64,
+    /// Tokens in live documents.
+    pub tokens: u64,
+    /// Bytes on disk of the MANIFEST, segments and tombstones.
+    pub bytes: u64,
+    /// Tombstoned documents not yet compacted away.
+    pub deleted: u64,
+    /// Database vocabulary size.
+    pub vocab_size: u32,
+    /// q-gram length.
+    pub q: u32,
+    /// Commit counter.
+    pub generation: u64,
+    /// The tokenizer recorded for this database, if any.
+    pub tokenizer: Option<TokenizerRecord>,
+}
+
+/// Outcome of [`Database::delete`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DeleteReport {
+    /// Ids that were live and are now deleted.
+    pub deleted: Vec<String>,
+    /// Ids that were not in the database (or already deleted).
+    pub missing: Vec<String>,
+}
+
+/// An open database: a consistent snapshot of one committed MANIFEST.
+///
+/// A database opened with [`Database::open`] or [`Database::create`] holds the directory's write
+/// lock (one writer per directory, any number of readers); [`Database::open_read_only`] takes no
+/// lock and refuses writes.
+#[derive(Debug)]
+pub struct Database {
+    dir: PathBuf,
+    manifest: Manifest,
+    pub(crate) segments: Vec<Arc<Segment>>,
+    pub(crate) deletes: RoaringBitmap,
+    lock: Option<File>,
+}
+
+impl Database {
+    /// Creates a new, empty database in `dir` (created if missing; must not hold a database).
+    pub fn create(dir: impl AsRef<Path>, config: DatabaseConfig) -> Result<Database> {
+        let dir = dir.as_ref();
+        config.check()?;
+        fs::create_dir_all(segments_dir(dir)).map_err(|e| Error::io(dir, e))?;
+        let lock = lock(dir)?;
+        if dir.join(manifest::MANIFEST_FILE).exists() {
+            return Err(Error::AlreadyExists {
+                path: dir.to_path_buf(),
+            });
+        }
+        let manifest = Manifest::new(config.vocab_size, config.q);
+        manifest.commit(dir)?;
+        manifest::sync_dir(dir)?;
+        Ok(Database {
+            dir: dir.to_path_buf(),
+            manifest,
+            segments: Vec::new(),
+            deletes: RoaringBitmap::new(),
+            lock: Some(lock),
+        })
+    }
+
+    /// Opens an existing database for reading and writing, taking its write lock, and removes
+    /// leftovers of interrupted writes (files the MANIFEST does not name).
+    pub fn open(dir: impl AsRef<Path>) -> Result<Database> {
+        let dir = dir.as_ref();
+        let manifest = Manifest::read(dir)?;
+        let lock = lock(dir)?;
+        // Re-read under the lock: a writer may have committed between the two reads.
+        let manifest = Manifest::read(dir).unwrap_or(manifest);
+        let mut db = Self::load(dir, manifest)?;
+        db.lock = Some(lock);
+        db.remove_unreferenced_files()?;
+        Ok(db)
+    }
+
+    /// Opens a snapshot for searching only. Takes no lock, so it works while a writer runs.
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Database> {
+        let dir = dir.as_ref();
+        // A writer may commit and remove old segments between reading the MANIFEST and mapping
+        // them; retry with the newer MANIFEST when that happens.
+        let mut attempts = 0;
+        loop {
+            let manifest = Manifest::read(dir)?;
+            let generation = manifest.generation;
+            match Self::load(dir, manifest) {
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound
+                        && attempts < 5
+                        && Manifest::read(dir).map(|m| m.generation).ok() != Some(generation) =>
+                {
+                    attempts += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Opens the database at `dir` if it exists, else creates it with `config`.
+    pub fn open_or_create(dir: impl AsRef<Path>, config: DatabaseConfig) -> Result<Database> {
+        let dir = dir.as_ref();
+        if dir.join(manifest::MANIFEST_FILE).exists() {
+            Self::open(dir)
+        } else {
+            Self::create(dir, config)
+        }
+    }
+
+    fn load(dir: &Path, manifest: Manifest) -> Result<Database> {
+        let seg_dir = segments_dir(dir);
+        let mut segments = Vec::with_capacity(manifest.segments.len());
+        for entry in &manifest.segments {
+            let path = seg_dir.join(&entry.file);
+            let segment = Segment::open(&path)?;
+            check_segment_against_manifest(&segment, entry, &manifest, &path)?;
+            segments.push(Arc::new(segment));
+        }
+        let deletes = match &manifest.deletes {
+            None => RoaringBitmap::new(),
+            Some(entry) => read_deletes(&dir.join(&entry.file), entry)?,
+        };
+        Ok(Database {
+            dir: dir.to_path_buf(),
+            manifest,
+            segments,
+            deletes,
+            lock: None,
+        })
+    }
+
+    /// The database directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Vocabulary size and q.
+    pub fn config(&self) -> DatabaseConfig {
+        DatabaseConfig::new(self.manifest.vocab_size, self.manifest.q)
+    }
+
+    /// The committed manifest this snapshot reflects.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The live segments, oldest first.
+    pub fn segments(&self) -> &[Arc<Segment>] {
+        &self.segments
+    }
+
+    /// Whether document number `doc_id` is tombstoned.
+    pub fn is_deleted(&self, doc_id: u32) -> bool {
+        self.deletes.contains(doc_id)
+    }
+
+    /// The tokenizer recorded for this database.
+    pub fn tokenizer(&self) -> Option<&TokenizerRecord> {
+        self.manifest.tokenizer.as_ref()
+    }
+
+    /// Records the tokenizer; fails if a different one is already recorded.
+    pub fn set_tokenizer(&mut self, tokenizer: TokenizerRecord) -> Result<()> {
+        match &self.manifest.tokenizer {
+            Some(existing) if *existing == tokenizer => Ok(()),
+            Some(existing) => Err(Error::InvalidInput(format!(
+                "database was built with tokenizer {} ({}), not {} ({})",
+                existing.id, existing.weights_hash, tokenizer.id, tokenizer.weights_hash
+            ))),
+            None => {
+                self.require_writable()?;
+                let mut next = self.manifest.clone();
+                next.tokenizer = Some(tokenizer);
+                self.commit(next, Vec::new())
+            }
+        }
+    }
+
+    /// Finds a live document by id: (segment index, ordinal in the segment).
+    pub fn find(&self, id: &str) -> Option<(usize, usize)> {
+        // Newest first: after a delete and re-add, the live copy is in a newer segment.
+        self.segments.iter().enumerate().rev().find_map(|(s, seg)| {
+            let ord = seg.find(id)?;
+            (!self.deletes.contains(seg.doc(ord).doc_id)).then_some((s, ord))
+        })
+    }
+
+    /// Whether a live document has this id.
+    pub fn contains(&self, id: &str) -> bool {
+        self.find(id).is_some()
+    }
+
+    /// Checks one document against the database without adding it: id length, symbols in the
+    /// vocabulary, times consistent, id not already live.
+    pub fn validate(&self, doc: &NewDoc) -> Result<()> {
+        if doc.id.is_empty() || doc.id.len() > MAX_ID_BYTES {
+            return Err(Error::InvalidInput(format!(
+                "id must be 1 to {MAX_ID_BYTES} bytes, got {}",
+                doc.id.len()
+            )));
+        }
+        let vocab_size = self.manifest.vocab_size;
+        if let Some((position, &symbol)) = doc
+            .tokens
+            .iter()
+            .enumerate()
+            .find(|(_, &s)| u32::from(s) >= vocab_size)
+        {
+            return Err(Error::SymbolOutOfVocabulary {
+                symbol,
+                position,
+                vocab_size,
+            });
+        }
+        if let Some(times) = &doc.times_ms {
+            if times.len() != doc.tokens.len() {
+                return Err(Error::InvalidInput(format!(
+                    "times_ms has {} entries but tokens has {}",
+                    times.len(),
+                    doc.tokens.len()
+                )));
+            }
+            if let Some(i) = times.windows(2).position(|w| w[1] < w[0]) {
+                return Err(Error::InvalidInput(format!(
+                    "times_ms decreases at index {}",
+                    i + 1
+                )));
+            }
+            if let (Some(&last), Some(duration)) = (times.last(), doc.duration_ms) {
+                if last > duration {
+                    return Err(Error::InvalidInput(format!(
+                        "times_ms ends at {last} ms, after duration_ms {duration}"
+                    )));
+                }
+            }
+        }
+        if self.contains(&doc.id) {
+            return Err(Error::DuplicateId(doc.id.clone()));
+        }
+        Ok(())
+    }
+
+    /// Adds documents as one new segment and commits. All or nothing: if any document is invalid
+    /// (see [`Database::validate`]) or ids repeat within the batch, nothing is added.
+    pub fn add_tokens(&mut self, docs: &[NewDoc]) -> Result<()> {
+        self.require_writable()?;
+        if docs.is_empty() {
+            return Ok(());
+        }
+        let mut ids = HashSet::with_capacity(docs.len());
+        for doc in docs {
+            self.validate(doc)?;
+            if !ids.insert(doc.id.as_str()) {
+                return Err(Error::DuplicateId(doc.id.clone()));
+            }
+        }
+        let first_id = self.manifest.next_doc_id;
+        let count = u32::try_from(docs.len())
+            .ok()
+            .filter(|n| first_id.checked_add(*n).is_some())
+            .ok_or_else(|| Error::InvalidInput("too many documents for one database".into()))?;
+        let mut writer = SegmentWriter::new(self.manifest.vocab_size, self.manifest.q)?;
+        for (i, doc) in docs.iter().enumerate() {
+            let (times, duration_ms) = doc.resolved_times();
+            writer.add(&DocInput {
+                name: &doc.id,
+                doc_id: first_id + i as u32,
+                tokens: &doc.tokens,
+                times_ms: &times,
+                duration_ms,
+            })?;
+        }
+        let mut next = self.manifest.clone();
+        next.next_doc_id = first_id + count;
+        let segment = self.write_segment(writer, &mut next)?;
+        self.commit(next, Vec::new())?;
+        self.segments.push(Arc::new(segment));
+        Ok(())
+    }
+
+    /// Tombstones the live documents with these ids and commits.
+    pub fn delete<S: AsRef<str>>(&mut self, ids: &[S]) -> Result<DeleteReport> {
+        self.require_writable()?;
+        let mut report = DeleteReport::default();
+        let mut deletes = self.deletes.clone();
+        for id in ids {
+            let id = id.as_ref();
+            match self.find(id) {
+                Some((s, ord)) if deletes.insert(self.segments[s].doc(ord).doc_id) => {
+                    report.deleted.push(id.to_string())
+                }
+                _ => report.missing.push(id.to_string()),
+            }
+        }
+        if report.deleted.is_empty() {
+            return Ok(report);
+        }
+        let mut next = self.manifest.clone();
+        // Named after the generation the commit below assigns, so the name is always new.
+        next.deletes = Some(write_deletes(&self.dir, next.generation + 1, &deletes)?);
+        let garbage = self.unreferenced_after(&next);
+        self.commit(next, garbage)?;
+        self.deletes = deletes;
+        Ok(report)
+    }
+
+    /// Merges all segments into one, dropping tombstoned documents, and commits. Document numbers
+    /// and ids are kept.
+    pub fn compact(&mut self) -> Result<()> {
+        self.require_writable()?;
+        if self.segments.len() <= 1 && self.deletes.is_empty() {
+            return Ok(());
+        }
+        let mut writer = SegmentWriter::new(self.manifest.vocab_size, self.manifest.q)?;
+        for segment in &self.segments {
+            for doc in segment.docs() {
+                if self.deletes.contains(doc.doc_id) {
+                    continue;
+                }
+                writer.add(&DocInput {
+                    name: doc.name,
+                    doc_id: doc.doc_id,
+                    tokens: doc.tokens,
+                    times_ms: doc.times_ms,
+                    duration_ms: doc.duration_ms,
+                })?;
+            }
+        }
+        let mut next = self.manifest.clone();
+        next.segments.clear();
+        next.deletes = None;
+        let old_files = self.unreferenced_after(&next);
+        let segments = if writer.doc_count() == 0 {
+            Vec::new()
+        } else {
+            vec![Arc::new(self.write_segment(writer, &mut next)?)]
+        };
+        self.commit(next, old_files)?;
+        self.segments = segments;
+        self.deletes = RoaringBitmap::new();
+        Ok(())
+    }
+
+    /// Counts and sizes.
+    pub fn info(&self) -> Result<DatabaseInfo> {
+        let mut docs = 0u64;
+        let mut tokens = 0u64;
+        let mut bytes = 0u64;
+        for segment in &self.segments {
+            bytes += segment.byte_len();
+            for doc in segment.docs() {
+                if !self.deletes.contains(doc.doc_id) {
+                    docs += 1;
+                    tokens += doc.tokens.len() as u64;
+                }
+            }
+        }
+        let manifest_path = self.dir.join(manifest::MANIFEST_FILE);
+        bytes += fs::metadata(&manifest_path)
+            .map_err(|e| Error::io(&manifest_path, e))?
+            .len();
+        if let Some(entry) = &self.manifest.deletes {
+            let path = self.dir.join(&entry.file);
+            bytes += fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
+        }
+        Ok(DatabaseInfo {
+            segments: self.segments.len(),
+            docs,
+            tokens,
+            bytes,
+            deleted: self.deletes.len(),
+            vocab_size: self.manifest.vocab_size,
+            q: self.manifest.q,
+            generation: self.manifest.generation,
+            tokenizer: self.manifest.tokenizer.clone(),
+        })
+    }
+
+    fn require_writable(&self) -> Result<()> {
+        if self.lock.is_none() {
+            return Err(Error::InvalidInput(format!(
+                "{} was opened read-only",
+                self.dir.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes a new segment file named from `next.next_segment_id` and records it in `next`.
+    fn write_segment(&self, writer: SegmentWriter, next: &mut Manifest) -> Result<Segment> {
+        let seg_dir = segments_dir(&self.dir);
+        let file = segment_file_name(next.next_segment_id);
+        let path = seg_dir.join(&file);
+        // A leftover of a crashed writer may hold the name; it was never committed.
+        if path.exists() {
+            fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+        let info = writer.write(&path)?;
+        manifest::sync_dir(&seg_dir)?;
+        next.next_segment_id += 1;
+        next.segments.push(SegmentEntry {
+            file,
+            doc_count: info.doc_count,
+            token_count: info.token_count,
+            bytes: info.bytes,
+        });
+        Segment::open(&path)
+    }
+
+    /// Commits `next` as the new MANIFEST, then removes `garbage` (files no longer referenced).
+    fn commit(&mut self, mut next: Manifest, garbage: Vec<PathBuf>) -> Result<()> {
+        next.generation += 1;
+        next.commit(&self.dir)?;
+        self.manifest = next;
+        for path in garbage {
+            // Best effort: a file that cannot be removed now is removed by the next open.
+            let _ = fs::remove_file(path);
+        }
+        Ok(())
+    }
+
+    /// Files of the current state that `next` no longer references.
+    fn unreferenced_after(&self, next: &Manifest) -> Vec<PathBuf> {
+        let seg_dir = segments_dir(&self.dir);
+        let mut garbage: Vec<PathBuf> = self
+            .manifest
+            .segments
+            .iter()
+            .filter(|e| !next.segments.iter().any(|n| n.file == e.file))
+            .map(|e| seg_dir.join(&e.file))
+            .collect();
+        if let Some(d) = &self.manifest.deletes {
+            if next.deletes.as_ref().map(|n| &n.file) != Some(&d.file) {
+                garbage.push(self.dir.join(&d.file));
+            }
+        }
+        garbage
+    }
+
+    /// Removes segment and tombstone files that the committed MANIFEST does not name, and a stale
+    /// `MANIFEST.tmp`: what an interrupted writer leaves behind.
+    fn remove_unreferenced_files(&self) -> Result<()> {
+        let seg_dir = segments_dir(&self.dir);
+        let live: HashSet<&str> = self.manifest.segments.iter().map(|e| e.file.as_str()).collect();
+        if let Ok(entries) = fs::read_dir(&seg_dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if (manifest::is_segment_file_name(&name) || name.ends_with(".tmp"))
+                    && !live.contains(name.as_ref())
+                {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+        let live_deletes = self.manifest.deletes.as_ref().map(|d| d.file.as_str());
+        let entries = fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let stale_deletes =
+                manifest::is_deletes_file_name(&name) && Some(name.as_ref()) != live_deletes;
+            if stale_deletes || name == "MANIFEST.tmp" {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn lock(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(Error::Locked {
+            path: dir.to_path_buf(),
+        }),
+        Err(fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
+}
+
+fn check_segment_against_manifest(
+    segment: &Segment,
+    entry: &SegmentEntry,
+    manifest: &Manifest,
+    path: &Path,
+) -> Result<()> {
+    let mismatch = |what: &str, file: String, recorded: String| {
+        Err(Error::corrupt(
+            path,
+            "manifest entry",
+            format!("{what} is {file} in the file but {recorded} in the MANIFEST"),
+        ))
+    };
+    if segment.byte_len() != entry.bytes {
+        return mismatch("size", segment.byte_len().to_string(), entry.bytes.to_string());
+    }
+    if segment.doc_count() as u64 != u64::from(entry.doc_count) {
+        return mismatch("doc count", segment.doc_count().to_string(), entry.doc_count.to_string());
+    }
+    if segment.vocab_size() != manifest.vocab_size || segment.q() != manifest.q {
+        return mismatch(
+            "vocab_size/q",
+            format!("{}/{}", segment.vocab_size(), segment.q()),
+            format!("{}/{}", manifest.vocab_size, manifest.q),
+        );
+    }
+    if let Some(doc) = segment.docs().find(|d| d.doc_id >= manifest.next_doc_id) {
+        return mismatch(
+            "a document number",
+            doc.doc_id.to_string(),
+            format!("below next_doc_id {}", manifest.next_doc_id),
+        );
+    }
+    Ok(())
+}
+
+fn write_deletes(dir: &Path, generation: u64, deletes: &RoaringBitmap) -> Result<DeletesEntry> {
+    let file = deletes_file_name(generation);
+    let path = dir.join(&file);
+    let mut bytes = Vec::with_capacity(deletes.serialized_size());
+    deletes
+        .serialize_into(&mut bytes)
+        .map_err(|e| Error::io(&path, e))?;
+    manifest::write_synced(&path, &bytes)?;
+    manifest::sync_dir(dir)?;
+    Ok(DeletesEntry {
+        file,
+        count: deletes.len(),
+        crc32: crc32fast::hash(&bytes),
+    })
+}
+
+fn read_deletes(path: &Path, entry: &DeletesEntry) -> Result<RoaringBitmap> {
+    const SECTION: &str = "deletes";
+    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+    let crc = crc32fast::hash(&bytes);
+    if crc != entry.crc32 {
+        return Err(Error::corrupt(
+            path,
+            SECTION,
+            format!("checksum mismatch (MANIFEST says {:08x}, file has {crc:08x})", entry.crc32),
+        ));
+    }
+    let bitmap = RoaringBitmap::deserialize_from(&bytes[..])
+        .map_err(|e| Error::corrupt(path, SECTION, e.to_string()))?;
+    if bitmap.len() != entry.count {
+        return Err(Error::corrupt(
+            path,
+            SECTION,
+            format!("{} tombstones but the MANIFEST says {}", bitmap.len(), entry.count),
+        ));
+    }
+    Ok(bitmap)
+}

@@ -1,0 +1,459 @@
+//! Search: query string -> candidate regions (diagonal voting on positional q-gram hits) ->
+//! verification (bit-parallel Levenshtein) -> ranked hits. Also the exhaustive scan that the filter
+//! is tested against.
+//!
+//! The filter rests on the q-gram lemma (Jokinen & Ukkonen 1991): if the query `P` (length `m`)
+//! matches a substring `T'` with at most `k` edits, then at least `t = m - q + 1 - k*q` of `P`'s
+//! q-grams occur in `T'`, and in an alignment with at most `k` indels every preserved q-gram lies on
+//! a diagonal (text position minus query position) within `k` of the others and within `k` of the
+//! match start. So we count hits per diagonal window of width `k + 1`; a window with fewer than `t`
+//! hits cannot hold a match. When `t >= 1` this is lossless (proven against exhaustive search by the
+//! tests); when `t <= 0` the lemma says nothing and the windows are ranked by their counts instead,
+//! and only the best `max_regions` are verified (recall measured in docs/RESULTS.md).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::database::Database;
+use crate::segment::{qgram_key, Segment};
+use crate::verifier::{Match, Mode, Verifier};
+use crate::{Error, Result, Symbol};
+
+/// Longest query accepted, in tokens (a minute of audio is about 760).
+pub const MAX_QUERY_TOKENS: usize = 65_535;
+
+/// How many edits a hit may have.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum EditBudget {
+    /// At most this many edits.
+    Absolute(u32),
+    /// At most this fraction of the query length (rounded down), in `[0, 1]`.
+    Fraction(f64),
+}
+
+impl EditBudget {
+    /// Parses the CLI form: an integer is absolute, a number below 1 a fraction of the query length.
+    pub fn parse(text: &str) -> Result<EditBudget> {
+        let text = text.trim();
+        if let Ok(k) = text.parse::<u32>() {
+            return Ok(EditBudget::Absolute(k));
+        }
+        match text.parse::<f64>() {
+            Ok(f) if (0.0..1.0).contains(&f) => Ok(EditBudget::Fraction(f)),
+            _ => Err(Error::InvalidInput(format!(
+                "k must be a non-negative integer or a fraction in [0, 1), got {text:?}"
+            ))),
+        }
+    }
+
+    /// The absolute budget for a query of `m` tokens.
+    pub fn resolve(self, m: usize) -> u32 {
+        match self {
+            EditBudget::Absolute(k) => k,
+            EditBudget::Fraction(f) => (f.clamp(0.0, 1.0) * m as f64).floor() as u32,
+        }
+    }
+}
+
+/// How to search.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchOptions {
+    /// Number of hits to return.
+    pub top: usize,
+    /// Edit budget; `None` means unbounded (every document's best match competes).
+    pub k: Option<EditBudget>,
+    /// `Infix` finds the query inside documents; `Global` compares whole documents.
+    pub mode: Mode,
+    /// Verify every document instead of filtering with q-grams.
+    pub exhaustive: bool,
+    /// When the filter cannot be lossless, how many candidate regions (best vote counts first) are
+    /// verified.
+    pub max_regions: usize,
+    /// When the filter cannot be lossless and verifying everything costs at most this many
+    /// dynamic-programming cells (archive tokens times query length), search exhaustively instead:
+    /// exact beats ranked when it is this cheap. The default is a few milliseconds of verifier time.
+    pub exhaustive_below_cells: u64,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions {
+            top: 10,
+            k: Some(EditBudget::Fraction(0.4)),
+            mode: Mode::Infix,
+            exhaustive: false,
+            max_regions: 2000,
+            exhaustive_below_cells: 50_000_000,
+        }
+    }
+}
+
+/// One place where the query occurs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Hit {
+    /// The document's id.
+    pub id: String,
+    /// The document's number in the database.
+    #[serde(skip)]
+    pub doc_id: u32,
+    /// First matched token (index into the document's string).
+    pub start: usize,
+    /// One past the last matched token.
+    pub end: usize,
+    /// Start time of the first matched token.
+    pub start_ms: u32,
+    /// Start time of the token after the match, or the document's duration at its end.
+    pub end_ms: u32,
+    /// Levenshtein distance between the query and `tokens[start..end]`.
+    pub distance: u32,
+    /// `distance` divided by the query length.
+    pub norm_distance: f64,
+}
+
+/// Hits and what it took to find them.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SearchOutcome {
+    /// Best hits, sorted by distance, then id, then start.
+    pub hits: Vec<Hit>,
+    /// The absolute edit budget used.
+    pub k: Option<u32>,
+    /// True when the result is guaranteed equal to exhaustive search (exhaustive, or the q-gram
+    /// lemma's threshold was positive).
+    pub lossless: bool,
+    /// Candidate regions verified.
+    pub regions: usize,
+    /// Tokens of text the verifier read.
+    pub verified_tokens: u64,
+    /// Wall time in milliseconds.
+    pub took_ms: f64,
+}
+
+/// A stretch of one document to verify.
+#[derive(Clone, Copy, Debug)]
+struct Region {
+    segment: usize,
+    ord: usize,
+    /// Document-relative token range.
+    start: usize,
+    end: usize,
+    votes: u32,
+}
+
+impl Database {
+    /// Searches the database for `query`.
+    pub fn search_tokens(&self, query: &[Symbol], options: &SearchOptions) -> Result<SearchOutcome> {
+        let started = Instant::now();
+        if query.is_empty() {
+            return Err(Error::InvalidInput("the query has no tokens".into()));
+        }
+        if query.len() > MAX_QUERY_TOKENS {
+            return Err(Error::InvalidInput(format!(
+                "the query has {} tokens; at most {MAX_QUERY_TOKENS} are accepted",
+                query.len()
+            )));
+        }
+        let m = query.len();
+        let k = options.k.map(|budget| budget.resolve(m));
+        let verifier = Verifier::new(query, options.mode);
+        let total_tokens: u64 = self.segments.iter().map(|s| s.token_count()).sum();
+        let cheap = total_tokens.saturating_mul(m as u64) <= options.exhaustive_below_cells;
+        let threshold = lemma_threshold(m, self.config().q as usize, k);
+        let (regions, lossless) = if options.exhaustive || (threshold < 1 && cheap) {
+            (self.all_regions(), true)
+        } else {
+            (self.candidate_regions(query, k, threshold, options)?, threshold >= 1)
+        };
+        let verified_tokens = regions.iter().map(|r| (r.end - r.start) as u64).sum();
+        let mut hits = self.verify(&verifier, &regions, k, options.mode);
+        hits.sort_by(|a, b| {
+            (a.distance, &a.id, a.start).cmp(&(b.distance, &b.id, b.start))
+        });
+        hits.truncate(options.top);
+        Ok(SearchOutcome {
+            hits,
+            k,
+            lossless,
+            regions: regions.len(),
+            verified_tokens,
+            took_ms: started.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+
+    /// Every live document, whole.
+    fn all_regions(&self) -> Vec<Region> {
+        let mut regions = Vec::new();
+        for (s, segment) in self.segments.iter().enumerate() {
+            for doc in segment.docs() {
+                if !self.deletes.contains(doc.doc_id) {
+                    regions.push(Region {
+                        segment: s,
+                        ord: doc.ord,
+                        start: 0,
+                        end: doc.tokens.len(),
+                        votes: 0,
+                    });
+                }
+            }
+        }
+        regions
+    }
+
+    /// Candidate regions from q-gram diagonal voting; lossless when `threshold >= 1`.
+    fn candidate_regions(
+        &self,
+        query: &[Symbol],
+        k: Option<u32>,
+        threshold: i64,
+        options: &SearchOptions,
+    ) -> Result<Vec<Region>> {
+        let q = self.config().q as usize;
+        let vocab = self.config().vocab_size;
+        let m = query.len();
+        let lossless = threshold >= 1;
+        // Band the windows: with no bound, allow a drift of half the query.
+        let band = k.unwrap_or(m as u32 / 2).min(m as u32) as i64;
+        let mut grams: HashMap<u64, Vec<u32>> = HashMap::new();
+        if m >= q {
+            for (i, gram) in query.windows(q).enumerate() {
+                // A q-gram with a symbol outside the vocabulary occurs nowhere.
+                if gram.iter().all(|&s| u32::from(s) < vocab) {
+                    grams.entry(qgram_key(gram, vocab)).or_default().push(i as u32);
+                }
+            }
+        }
+        let per_segment: Vec<Result<Vec<Region>>> = self
+            .segments
+            .par_iter()
+            .enumerate()
+            .map(|(s, segment)| {
+                let hits = segment_hits(segment, &grams, m, threshold, lossless)?;
+                Ok(self.vote(s, segment, hits.0, hits.1, m, band))
+            })
+            .collect();
+        let mut regions = Vec::new();
+        for r in per_segment {
+            regions.extend(r?);
+        }
+        if !lossless && regions.len() > options.max_regions {
+            regions.select_nth_unstable_by(options.max_regions, |a, b| b.votes.cmp(&a.votes));
+            regions.truncate(options.max_regions);
+        }
+        if options.mode == Mode::Global {
+            // Global mode compares whole documents.
+            for r in &mut regions {
+                r.start = 0;
+                r.end = self.segments[r.segment].doc(r.ord).tokens.len();
+            }
+            regions.sort_by_key(|r| (r.segment, r.ord));
+            regions.dedup_by_key(|r| (r.segment, r.ord));
+        }
+        Ok(regions)
+    }
+
+    /// Turns sorted diagonal hits into merged document regions with at least `min_votes` hits in a
+    /// diagonal window of width `band + 1`.
+    fn vote(
+        &self,
+        s: usize,
+        segment: &Segment,
+        hits: Vec<u64>,
+        min_votes: u32,
+        m: usize,
+        band: i64,
+    ) -> Vec<Region> {
+        // hits are (diagonal + m) << 16 | query offset, sorted.
+        let diag = |h: u64| (h >> 16) as i64 - m as i64;
+        let mut spans: Vec<(i64, i64, u32)> = Vec::new();
+        let mut hi = 0;
+        for lo in 0..hits.len() {
+            let d = diag(hits[lo]);
+            if hi < lo {
+                hi = lo;
+            }
+            while hi + 1 < hits.len() && diag(hits[hi + 1]) <= d + band {
+                hi += 1;
+            }
+            let votes = (hi - lo + 1) as u32;
+            if votes < min_votes {
+                continue;
+            }
+            // A match starting on this window's diagonals lies within these text positions.
+            let start = d - band;
+            let end = diag(hits[hi]) + band + m as i64 + band;
+            match spans.last_mut() {
+                Some(last) if start <= last.1 => {
+                    last.1 = last.1.max(end);
+                    last.2 = last.2.max(votes);
+                }
+                _ => spans.push((start, end, votes)),
+            }
+        }
+        let total = segment.token_count() as i64;
+        let mut regions: Vec<Region> = Vec::new();
+        for (start, end, votes) in spans {
+            let start = start.clamp(0, total) as u32;
+            let end = end.clamp(0, total) as u32;
+            if start >= end {
+                continue;
+            }
+            let Some(mut ord) = segment.doc_at_position(start) else {
+                continue;
+            };
+            while ord < segment.doc_count() {
+                let doc = segment.doc(ord);
+                if doc.token_start >= end {
+                    break;
+                }
+                let doc_end = doc.token_start + doc.tokens.len() as u32;
+                if !self.deletes.contains(doc.doc_id) && !doc.tokens.is_empty() {
+                    let region = Region {
+                        segment: s,
+                        ord,
+                        start: (start.max(doc.token_start) - doc.token_start) as usize,
+                        end: (end.min(doc_end) - doc.token_start) as usize,
+                        votes,
+                    };
+                    match regions.last_mut() {
+                        Some(last) if last.ord == ord && region.start <= last.end => {
+                            last.end = last.end.max(region.end);
+                            last.votes = last.votes.max(votes);
+                        }
+                        _ => regions.push(region),
+                    }
+                }
+                ord += 1;
+            }
+        }
+        regions
+    }
+
+    /// Verifies regions in parallel; keeps the best of overlapping hits in a document.
+    fn verify(
+        &self,
+        verifier: &Verifier,
+        regions: &[Region],
+        k: Option<u32>,
+        mode: Mode,
+    ) -> Vec<Hit> {
+        let m = verifier.query().len();
+        // Short regions go through the batched (SIMD) distance first; only those within k are
+        // located. Long regions are scanned once with `matches`.
+        let short_limit = 2 * m + k.unwrap_or(0) as usize;
+        let (short, long): (Vec<&Region>, Vec<&Region>) =
+            regions.iter().partition(|r| r.end - r.start <= short_limit);
+        let texts: Vec<&[Symbol]> = short.iter().map(|r| self.region_tokens(r)).collect();
+        let distances = verifier.distances(&texts, k);
+        let passing: Vec<&Region> = short
+            .iter()
+            .zip(&distances)
+            .filter(|(_, d)| d.is_some())
+            .map(|(r, _)| *r)
+            .chain(long)
+            .collect();
+        let mut hits: Vec<Hit> = passing
+            .par_iter()
+            .flat_map_iter(|r| {
+                let text = self.region_tokens(r);
+                let matches = match (mode, k) {
+                    (Mode::Infix, Some(k)) => verifier.matches(text, k),
+                    _ => verifier.locate(text, k).into_iter().collect(),
+                };
+                matches.into_iter().map(move |found| self.hit(r, found, m))
+            })
+            .collect();
+        // Regions of one document can overlap; keep the best hit of each overlapping group.
+        hits.sort_by(|a, b| (a.doc_id, a.start, a.distance).cmp(&(b.doc_id, b.start, b.distance)));
+        let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
+        for hit in hits {
+            match kept.last_mut() {
+                Some(last) if last.doc_id == hit.doc_id && hit.start < last.end.max(last.start + 1) => {
+                    if (hit.distance, hit.end - hit.start) < (last.distance, last.end - last.start) {
+                        *last = hit;
+                    }
+                }
+                _ => kept.push(hit),
+            }
+        }
+        kept
+    }
+
+    fn region_tokens(&self, r: &Region) -> &[Symbol] {
+        &self.segments[r.segment].doc(r.ord).tokens[r.start..r.end]
+    }
+
+    fn hit(&self, r: &Region, found: Match, m: usize) -> Hit {
+        let doc = self.segments[r.segment].doc(r.ord);
+        let start = r.start + found.start;
+        let end = r.start + found.end;
+        let time_at = |i: usize| doc.times_ms.get(i).copied().unwrap_or(doc.duration_ms);
+        Hit {
+            id: doc.name.to_string(),
+            doc_id: doc.doc_id,
+            start,
+            end,
+            start_ms: time_at(start),
+            end_ms: time_at(end),
+            distance: found.distance,
+            norm_distance: f64::from(found.distance) / m as f64,
+        }
+    }
+}
+
+/// The q-gram lemma's guaranteed count of shared q-grams for a match within `k` edits of a query of
+/// `m` tokens; without a bound there is no guarantee.
+fn lemma_threshold(m: usize, q: usize, k: Option<u32>) -> i64 {
+    match k {
+        Some(k) if m >= q => (m - q + 1) as i64 - i64::from(k) * q as i64,
+        _ => 0,
+    }
+}
+
+/// Positional hits of the query's q-grams in one segment, packed `(diagonal + m) << 16 | offset`
+/// and sorted, with the vote threshold that still applies after skipping the most frequent q-grams.
+fn segment_hits(
+    segment: &Segment,
+    grams: &HashMap<u64, Vec<u32>>,
+    m: usize,
+    threshold: i64,
+    lossless: bool,
+) -> Result<(Vec<u64>, u32)> {
+    // Very frequent q-grams cost the most and say the least. Skipping a q-gram that occurs at `c`
+    // query offsets lowers the guaranteed count by at most `c`, so in lossless mode we skip only
+    // while the threshold stays positive.
+    let cap = (segment.token_count() / 256).max(4096);
+    let mut by_frequency: Vec<(u32, u64, &Vec<u32>)> = grams
+        .iter()
+        .filter_map(|(&key, offsets)| Some((segment.posting_len(key)?, key, offsets)))
+        .collect();
+    by_frequency.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    let mut min_votes = threshold.max(1);
+    let mut hits = Vec::new();
+    for (len, key, offsets) in by_frequency {
+        let skippable = if lossless {
+            min_votes - offsets.len() as i64 >= 1
+        } else {
+            true
+        };
+        if len as u64 > cap && skippable {
+            if lossless {
+                min_votes -= offsets.len() as i64;
+            }
+            continue;
+        }
+        let Some(postings) = segment.postings(key)? else {
+            continue;
+        };
+        hits.reserve(postings.len() as usize * offsets.len());
+        for &offset in offsets {
+            for position in postings.iter() {
+                let shifted = u64::from(position) + m as u64 - u64::from(offset);
+                hits.push(shifted << 16 | u64::from(offset));
+            }
+        }
+    }
+    hits.sort_unstable();
+    Ok((hits, min_votes as u32))
+}

@@ -1,0 +1,280 @@
+//! The byte layout of a segment file: constants, the `#[repr(C)]` records that are cast from the
+//! mapped bytes, and the placement rule that the writer and the reader share (docs/formats.md draws
+//! it).
+//!
+//! Every integer is little-endian. The records are read by casting the mapped bytes with bytemuck,
+//! which only gives the right values on a little-endian host, so the crate refuses to build on a
+//! big-endian one rather than misread files.
+
+use bytemuck::{Pod, Zeroable};
+
+#[cfg(target_endian = "big")]
+compile_error!(
+    "the segment format is read by casting little-endian bytes; big-endian hosts are not supported"
+);
+
+/// The format version this build writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The oldest format version this build can read.
+pub const OLDEST_SUPPORTED_VERSION: u32 = 1;
+
+/// First 8 bytes of every segment file.
+pub(crate) const MAGIC: [u8; 8] = *b"PAIRSEG\0";
+
+/// Last 8 bytes of every segment file; a truncated file loses it.
+pub(crate) const FOOTER_MAGIC: [u8; 8] = *b"PASEGEND";
+
+/// Longest document name, in UTF-8 bytes.
+pub(crate) const MAX_NAME_BYTES: usize = 1024;
+
+/// Largest q-gram length.
+pub(crate) const MAX_Q: u32 = 8;
+
+/// Largest vocabulary: every `u16` is a symbol.
+pub(crate) const MAX_VOCAB: u32 = 1 << 16;
+
+/// Sections in a v1 file; a newer writer that keeps v1 readable may append more.
+pub(crate) const V1_SECTION_COUNT: usize = 7;
+
+/// Bound on `section_count` before the section table is sized from it.
+pub(crate) const MAX_SECTION_COUNT: u32 = 64;
+
+/// Shortest serialized roaring bitmap (cookie + container count of an empty bitmap, roaring
+/// portable format: <https://github.com/RoaringBitmap/RoaringFormatSpec>).
+pub(crate) const MIN_BITMAP_BYTES: u32 = 8;
+
+/// The fixed file header at offset 0 (64 bytes). It is followed directly by `section_count`
+/// [`SectionEntry`] records; the footer holds the CRC-32 of both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub(crate) struct Header {
+    /// Always [`MAGIC`].
+    pub magic: [u8; 8],
+    /// Version of the writer that produced the file (>= 1).
+    pub format_version: u32,
+    /// Oldest reader version that can read the file; 1..=`format_version`. A reader whose
+    /// `FORMAT_VERSION` is below it refuses the file.
+    pub oldest_supported_version: u32,
+    /// Number of symbols; every token is below it. 1..=65536.
+    pub vocab_size: u32,
+    /// q-gram length of the postings. 1..=8, with `vocab_size^q <= 2^64`.
+    pub q: u32,
+    /// Number of documents (entries in the doc table and the name index). Any u32.
+    pub doc_count: u32,
+    /// Number of entries in the section table. Exactly 7 in a v1 file; a newer file that a v1
+    /// reader may read has 7..=64 (the reader uses the first 7).
+    pub section_count: u32,
+    /// Total tokens of all documents. 0..=u32::MAX (positions are u32).
+    pub token_count: u64,
+    /// Number of distinct q-grams (entries of the q-gram dictionary).
+    pub qgram_count: u64,
+    /// Zero in v1.
+    pub reserved: [u8; 16],
+}
+
+/// One entry of the section table: where a section lies in the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub(crate) struct SectionEntry {
+    /// Byte offset from the start of the file; a multiple of 8, and exactly where
+    /// [`place_sections`] puts it.
+    pub offset: u64,
+    /// Length in bytes; a multiple of the section's element size.
+    pub len: u64,
+}
+
+/// One document of the doc table (32 bytes), in document-ordinal order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub(crate) struct DocEntry {
+    /// Start of the name in the names section; equals the end of the previous document's name
+    /// (0 for the first).
+    pub name_offset: u64,
+    /// First token of the document in the tokens section; equals the end of the previous
+    /// document's tokens (0 for the first).
+    pub token_start: u32,
+    /// Number of tokens; may be 0. The last document's range ends at `token_count`.
+    pub token_len: u32,
+    /// Name length in bytes, 1..=1024; the name is valid UTF-8.
+    pub name_len: u32,
+    /// Global document number assigned by the database. Any u32.
+    pub doc_id: u32,
+    /// Duration of the recording in milliseconds. Any u32.
+    pub duration_ms: u32,
+    /// Zero.
+    pub reserved: u32,
+}
+
+/// One q-gram of the dictionary (24 bytes); entries are sorted strictly by `key`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub(crate) struct QGramEntry {
+    /// [`super::qgram_key`] of the q symbols; below `vocab_size^q`.
+    pub key: u64,
+    /// Start of the serialized bitmap in the postings section; equals the end of the previous
+    /// entry's bitmap (0 for the first).
+    pub postings_offset: u64,
+    /// Length of the serialized bitmap in bytes, >= 8.
+    pub postings_len: u32,
+    /// Number of positions in the bitmap, 1..=token_count.
+    pub cardinality: u32,
+}
+
+/// The last 16 bytes of the file. The per-section CRCs (`section_count` little-endian u32,
+/// zero-padded to a multiple of 8 bytes) come right before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub(crate) struct FooterTail {
+    /// CRC-32 (IEEE, crc32fast) of the header and the section table.
+    pub header_crc: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// Always [`FOOTER_MAGIC`].
+    pub magic: [u8; 8],
+}
+
+pub(crate) const HEADER_LEN: u64 = std::mem::size_of::<Header>() as u64;
+pub(crate) const SECTION_ENTRY_LEN: u64 = std::mem::size_of::<SectionEntry>() as u64;
+pub(crate) const DOC_ENTRY_LEN: u64 = std::mem::size_of::<DocEntry>() as u64;
+pub(crate) const QGRAM_ENTRY_LEN: u64 = std::mem::size_of::<QGramEntry>() as u64;
+pub(crate) const FOOTER_TAIL_LEN: u64 = std::mem::size_of::<FooterTail>() as u64;
+
+/// The sections of a v1 file, in file order (the index is the section-table slot).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Section {
+    /// `[u16; token_count]`: all documents' tokens, concatenated in ordinal order.
+    Tokens = 0,
+    /// `[u32; token_count]`: start time in ms of each token.
+    Times = 1,
+    /// `[DocEntry; doc_count]`.
+    Docs = 2,
+    /// UTF-8 names, concatenated in ordinal order.
+    Names = 3,
+    /// `[u32; doc_count]`: document ordinals sorted by name bytes.
+    NameIndex = 4,
+    /// `[QGramEntry; qgram_count]`.
+    QGramDict = 5,
+    /// Serialized roaring bitmaps (portable format), concatenated in dictionary order.
+    Postings = 6,
+}
+
+impl Section {
+    pub(crate) const ALL: [Section; V1_SECTION_COUNT] = [
+        Section::Tokens,
+        Section::Times,
+        Section::Docs,
+        Section::Names,
+        Section::NameIndex,
+        Section::QGramDict,
+        Section::Postings,
+    ];
+
+    /// The name used in corruption errors and in docs/formats.md.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Section::Tokens => "tokens",
+            Section::Times => "times",
+            Section::Docs => "doc table",
+            Section::Names => "names",
+            Section::NameIndex => "name index",
+            Section::QGramDict => "qgram dictionary",
+            Section::Postings => "postings",
+        }
+    }
+}
+
+/// Rounds up to a multiple of 8; `None` on overflow.
+pub(crate) fn align8(x: u64) -> Option<u64> {
+    x.checked_add(7).map(|v| v & !7)
+}
+
+/// Where everything lies in a file with sections of the given lengths.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Placement {
+    /// Offset of each section.
+    pub offsets: Vec<u64>,
+    /// Offset of the footer (the section CRCs).
+    pub footer_offset: u64,
+    /// Total file length.
+    pub file_len: u64,
+}
+
+/// Length of the header plus the section table.
+pub(crate) fn header_region_len(section_count: u64) -> u64 {
+    HEADER_LEN + SECTION_ENTRY_LEN * section_count
+}
+
+/// Length of the footer: the CRCs padded to 8 bytes, then the tail.
+pub(crate) fn footer_len(section_count: u64) -> u64 {
+    // 4 * 64 + 7 cannot overflow for section counts the reader accepts.
+    ((4 * section_count + 7) & !7) + FOOTER_TAIL_LEN
+}
+
+/// The placement rule shared by writer and reader: sections follow the section table in table
+/// order, each at the next multiple of 8, the gaps filled with zeros; the footer follows the last
+/// section at the next multiple of 8. `None` if the lengths overflow u64.
+pub(crate) fn place_sections(lens: &[u64]) -> Option<Placement> {
+    let section_count = lens.len() as u64;
+    let mut pos = header_region_len(section_count);
+    let mut offsets = Vec::with_capacity(lens.len());
+    for &len in lens {
+        pos = align8(pos)?;
+        offsets.push(pos);
+        pos = pos.checked_add(len)?;
+    }
+    let footer_offset = align8(pos)?;
+    let file_len = footer_offset.checked_add(footer_len(section_count))?;
+    Some(Placement {
+        offsets,
+        footer_offset,
+        file_len,
+    })
+}
+
+/// `vocab_size^q` as a u128 (at most 2^128 for the accepted ranges, so it never overflows for
+/// `q <= 8` and `vocab_size <= 65536`).
+pub(crate) fn key_space(vocab_size: u32, q: u32) -> u128 {
+    (0..q).fold(1u128, |acc, _| acc.saturating_mul(u128::from(vocab_size)))
+}
+
+/// Whether `(vocab_size, q)` is a valid parameter pair: both in range and every key fits in u64.
+pub(crate) fn params_valid(vocab_size: u32, q: u32) -> bool {
+    (1..=MAX_VOCAB).contains(&vocab_size)
+        && (1..=MAX_Q).contains(&q)
+        && key_space(vocab_size, q) <= 1u128 << 64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_sizes_are_fixed() {
+        assert_eq!(HEADER_LEN, 64);
+        assert_eq!(SECTION_ENTRY_LEN, 16);
+        assert_eq!(DOC_ENTRY_LEN, 32);
+        assert_eq!(QGRAM_ENTRY_LEN, 24);
+        assert_eq!(FOOTER_TAIL_LEN, 16);
+    }
+
+    #[test]
+    fn placement_aligns_every_section() {
+        let p = place_sections(&[3, 0, 5, 8, 1, 0, 2]).expect("small lengths");
+        assert_eq!(p.offsets, vec![176, 184, 184, 192, 200, 208, 208]);
+        assert_eq!(p.footer_offset, 216);
+        assert_eq!(p.file_len, 216 + 32 + 16);
+        assert!(place_sections(&[u64::MAX, 1]).is_none());
+    }
+
+    #[test]
+    fn parameter_limits() {
+        assert!(params_valid(65536, 4));
+        assert!(!params_valid(65536, 5));
+        assert!(params_valid(256, 8));
+        assert!(!params_valid(257, 8));
+        assert!(!params_valid(0, 1));
+        assert!(!params_valid(2, 0));
+        assert!(!params_valid(65537, 1));
+    }
+}

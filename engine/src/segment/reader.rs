@@ -1,0 +1,768 @@
+//! Opens a segment file: maps it, validates every byte, and serves documents and postings from the
+//! mapping.
+
+use std::fs::File;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+use roaring::RoaringBitmap;
+
+use super::format::{
+    footer_len, header_region_len, key_space, params_valid, place_sections, DocEntry, FooterTail,
+    Header, QGramEntry, Section, SectionEntry, DOC_ENTRY_LEN, FOOTER_MAGIC, FOOTER_TAIL_LEN,
+    FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_NAME_BYTES, MAX_SECTION_COUNT, MIN_BITMAP_BYTES,
+    OLDEST_SUPPORTED_VERSION, QGRAM_ENTRY_LEN, SECTION_ENTRY_LEN, V1_SECTION_COUNT,
+};
+use crate::{Error, Result, Symbol};
+
+/// One document of an open segment, borrowed from the mapping.
+#[derive(Clone, Copy, Debug)]
+pub struct DocRef<'a> {
+    /// Position of the document in the segment (0..doc_count).
+    pub ord: usize,
+    /// Global document number assigned by the database.
+    pub doc_id: u32,
+    /// External id of the document.
+    pub name: &'a str,
+    /// Segment-global position of the document's first token.
+    pub token_start: u32,
+    /// The token string.
+    pub tokens: &'a [Symbol],
+    /// Start time of each token in ms.
+    pub times_ms: &'a [u32],
+    /// Duration of the recording in ms.
+    pub duration_ms: u32,
+}
+
+/// A validated, memory-mapped segment. `Send + Sync`: all accessors take `&self` and the mapping
+/// is read-only.
+pub struct Segment {
+    path: PathBuf,
+    map: Mmap,
+    vocab_size: u32,
+    q: u32,
+    doc_count: usize,
+    token_count: u64,
+    /// Byte range of each v1 section in `map`, indexed by `Section as usize`.
+    sections: [Range<usize>; V1_SECTION_COUNT],
+}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment")
+            .field("path", &self.path)
+            .field("vocab_size", &self.vocab_size)
+            .field("q", &self.q)
+            .field("doc_count", &self.doc_count)
+            .field("token_count", &self.token_count)
+            .field("bytes", &self.map.len())
+            .finish()
+    }
+}
+
+/// The layouts this build can read. A file is read with the newest layout that both its writer
+/// and this build know: `min(file's format_version, FORMAT_VERSION)`, which the file's
+/// `oldest_supported_version` allows when it is at most `FORMAT_VERSION`. Adding v2 means adding
+/// a variant and a `parse_v2` that produces the same [`Segment`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    V1,
+}
+
+impl Layout {
+    fn for_header(path: &Path, header: &Header) -> Result<Layout> {
+        let unsupported = || Error::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found: header.format_version,
+            oldest: OLDEST_SUPPORTED_VERSION,
+            current: FORMAT_VERSION,
+        };
+        if header.oldest_supported_version > FORMAT_VERSION {
+            return Err(unsupported());
+        }
+        if header.oldest_supported_version == 0
+            || header.oldest_supported_version > header.format_version
+        {
+            return Err(Error::corrupt(
+                path,
+                "header",
+                format!(
+                    "oldest supported version {} is not in 1..={} (the writer's version)",
+                    header.oldest_supported_version, header.format_version
+                ),
+            ));
+        }
+        match header.format_version.min(FORMAT_VERSION) {
+            1 => Ok(Layout::V1),
+            _ => Err(unsupported()),
+        }
+    }
+}
+
+impl Segment {
+    /// Maps and validates the segment at `path`: sizes, magics, versions, section placement,
+    /// every checksum, and every invariant the accessors rely on. A damaged, truncated or foreign
+    /// file gives `Error::Corrupt` naming the file and section (or `UnsupportedVersion`), never a
+    /// panic. Postings bitmaps are checked when they are looked up.
+    ///
+    /// # Safety
+    ///
+    /// This function is safe to call, but it memory-maps the file: if another process modifies
+    /// or truncates the file while the `Segment` is alive, reads may see changed bytes or fault
+    /// (SIGBUS). Segments are immutable by contract: the database writes each one once under a
+    /// fresh name, never rewrites it, and only unlinks it (which leaves existing mappings
+    /// intact); nothing else may write to `segments/*.seg`.
+    pub fn open(path: &Path) -> Result<Segment> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        if len < HEADER_LEN {
+            return Err(Error::corrupt(
+                path,
+                "header",
+                format!("file is {len} bytes, shorter than the {HEADER_LEN}-byte header"),
+            ));
+        }
+        // SAFETY: the mapping is read-only, and segment files are never modified or truncated
+        // after they are written (the contract in the `# Safety` section above), so the bytes
+        // behind the slices the accessors hand out cannot change or disappear while `map` lives.
+        // Every read goes through bounds that `parse_v1` validated against the mapped length.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        let header: Header = bytemuck::pod_read_unaligned(&map[..HEADER_LEN as usize]);
+        if header.magic != MAGIC {
+            return Err(Error::corrupt(
+                path,
+                "header",
+                "bad magic: not a PairAlign segment file",
+            ));
+        }
+        match Layout::for_header(path, &header)? {
+            Layout::V1 => parse_v1(path, map, &header),
+        }
+    }
+
+    /// The file this segment was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of symbols in the vocabulary; every token is below it.
+    pub fn vocab_size(&self) -> u32 {
+        self.vocab_size
+    }
+
+    /// Length of the indexed q-grams.
+    pub fn q(&self) -> u32 {
+        self.q
+    }
+
+    /// Number of documents.
+    pub fn doc_count(&self) -> usize {
+        self.doc_count
+    }
+
+    /// Number of tokens of all documents.
+    pub fn token_count(&self) -> u64 {
+        self.token_count
+    }
+
+    /// Size of the file in bytes.
+    pub fn byte_len(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// All documents' tokens, concatenated in ordinal order (positions index this slice).
+    pub fn tokens(&self) -> &[Symbol] {
+        self.section(Section::Tokens)
+    }
+
+    /// Start time in ms of every token, parallel to [`Segment::tokens`].
+    pub fn times_ms(&self) -> &[u32] {
+        self.section(Section::Times)
+    }
+
+    /// The document with ordinal `ord`.
+    ///
+    /// # Panics
+    ///
+    /// If `ord >= doc_count()` (a caller bug).
+    pub fn doc(&self, ord: usize) -> DocRef<'_> {
+        let entries = self.doc_entries();
+        assert!(
+            ord < entries.len(),
+            "document ordinal {ord} out of range (doc_count {})",
+            entries.len()
+        );
+        let e = entries[ord];
+        let tokens = e.token_start as usize..e.token_start as usize + e.token_len as usize;
+        DocRef {
+            ord,
+            doc_id: e.doc_id,
+            name: std::str::from_utf8(self.name_bytes(&e)).unwrap_or_default(),
+            token_start: e.token_start,
+            tokens: self.tokens().get(tokens.clone()).unwrap_or_default(),
+            times_ms: self.times_ms().get(tokens).unwrap_or_default(),
+            duration_ms: e.duration_ms,
+        }
+    }
+
+    /// All documents in ordinal order.
+    pub fn docs(&self) -> impl Iterator<Item = DocRef<'_>> {
+        (0..self.doc_count).map(move |ord| self.doc(ord))
+    }
+
+    /// Ordinal of the document named `name`, by binary search over the name index.
+    pub fn find(&self, name: &str) -> Option<usize> {
+        let entries = self.doc_entries();
+        let index: &[u32] = self.section(Section::NameIndex);
+        let key = |ord: &u32| {
+            entries
+                .get(*ord as usize)
+                .map(|e| self.name_bytes(e))
+                .unwrap_or_default()
+        };
+        index
+            .binary_search_by(|ord| key(ord).cmp(name.as_bytes()))
+            .ok()
+            .map(|i| index[i] as usize)
+    }
+
+    /// Ordinal of the document whose token range contains `pos`; `None` past the last token.
+    pub fn doc_at_position(&self, pos: u32) -> Option<usize> {
+        let entries = self.doc_entries();
+        // Ranges are contiguous, so the last document starting at or before `pos` contains it
+        // (an empty document there would be followed by one with the same start).
+        let ord = entries
+            .partition_point(|e| e.token_start <= pos)
+            .checked_sub(1)?;
+        let e = entries[ord];
+        (pos - e.token_start < e.token_len).then_some(ord)
+    }
+
+    /// Positions where the q-gram with `key` starts, or `None` if it does not occur. The bitmap
+    /// is deserialized now; a damaged one is `Error::Corrupt` for the `postings` section.
+    pub fn postings(&self, key: u64) -> Result<Option<RoaringBitmap>> {
+        let Some(entry) = self.dict_entry(key) else {
+            return Ok(None);
+        };
+        let postings: &[u8] = self.section(Section::Postings);
+        let start = entry.postings_offset as usize;
+        let bytes = postings
+            .get(start..start + entry.postings_len as usize)
+            .unwrap_or_default();
+        decode_bitmap(bytes, entry.cardinality, self.token_count)
+            .map(Some)
+            .map_err(|reason| {
+                Error::corrupt(
+                    &self.path,
+                    "postings",
+                    format!("bitmap of q-gram key {key}: {reason}"),
+                )
+            })
+    }
+
+    /// Number of positions of the q-gram with `key`, from the dictionary (no deserialization).
+    pub fn posting_len(&self, key: u64) -> Option<u32> {
+        self.dict_entry(key).map(|e| e.cardinality)
+    }
+
+    /// Every key of the q-gram dictionary, in order (tests compare it with an oracle).
+    #[cfg(test)]
+    pub(super) fn dict_keys(&self) -> Vec<u64> {
+        self.section::<QGramEntry>(Section::QGramDict)
+            .iter()
+            .map(|e| e.key)
+            .collect()
+    }
+
+    fn dict_entry(&self, key: u64) -> Option<QGramEntry> {
+        let dict: &[QGramEntry] = self.section(Section::QGramDict);
+        dict.binary_search_by_key(&key, |e| e.key)
+            .ok()
+            .map(|i| dict[i])
+    }
+
+    fn doc_entries(&self) -> &[DocEntry] {
+        self.section(Section::Docs)
+    }
+
+    fn name_bytes(&self, e: &DocEntry) -> &[u8] {
+        let names: &[u8] = self.section(Section::Names);
+        let start = e.name_offset as usize;
+        names
+            .get(start..start + e.name_len as usize)
+            .unwrap_or_default()
+    }
+
+    /// A section as a typed slice. `open` checked size and alignment, so the fallback to an empty
+    /// slice never happens; it only keeps this path free of panics.
+    fn section<T: bytemuck::Pod>(&self, section: Section) -> &[T] {
+        let bytes = self
+            .map
+            .get(self.sections[section as usize].clone())
+            .unwrap_or_default();
+        bytemuck::try_cast_slice(bytes).unwrap_or_default()
+    }
+}
+
+/// Validates a v1 (or v1-compatible newer) file and builds the [`Segment`].
+fn parse_v1(path: &Path, map: Mmap, header: &Header) -> Result<Segment> {
+    let corrupt = |section: &'static str, reason: String| Error::corrupt(path, section, reason);
+    let bytes: &[u8] = &map;
+    let file_len = bytes.len() as u64;
+
+    // Sizes of the fixed parts, before anything is read from them.
+    let section_count = header.section_count;
+    let count_ok = if header.format_version == 1 {
+        section_count as usize == V1_SECTION_COUNT
+    } else {
+        (V1_SECTION_COUNT as u32..=MAX_SECTION_COUNT).contains(&section_count)
+    };
+    if !count_ok {
+        return Err(corrupt(
+            "header",
+            format!("section count {section_count} is not valid for this version"),
+        ));
+    }
+    let n = u64::from(section_count);
+    let region_len = header_region_len(n);
+    let min_len = region_len + footer_len(n);
+    if file_len < min_len {
+        return Err(corrupt(
+            "footer",
+            format!("file is {file_len} bytes, shorter than header, section table and footer ({min_len} bytes): truncated"),
+        ));
+    }
+    let tail: FooterTail =
+        bytemuck::pod_read_unaligned(&bytes[(file_len - FOOTER_TAIL_LEN) as usize..]);
+    if tail.magic != FOOTER_MAGIC {
+        return Err(corrupt(
+            "footer",
+            "bad footer magic: the file is truncated or was not completely written".into(),
+        ));
+    }
+    let region = &bytes[..region_len as usize];
+    let crc = crc32fast::hash(region);
+    if crc != tail.header_crc {
+        return Err(corrupt(
+            "header",
+            format!(
+                "checksum mismatch (stored {:08x}, computed {crc:08x})",
+                tail.header_crc
+            ),
+        ));
+    }
+    if tail.reserved != 0 {
+        return Err(corrupt("footer", "reserved field is not zero".into()));
+    }
+    if header.format_version == 1 && header.reserved != [0; 16] {
+        return Err(corrupt("header", "reserved bytes are not zero".into()));
+    }
+    if !params_valid(header.vocab_size, header.q) {
+        return Err(corrupt(
+            "header",
+            format!(
+                "vocab_size {} with q {} is out of range",
+                header.vocab_size, header.q
+            ),
+        ));
+    }
+    if header.token_count > u64::from(u32::MAX) {
+        return Err(corrupt(
+            "header",
+            format!("token count {} exceeds 2^32 - 1", header.token_count),
+        ));
+    }
+
+    // Section placement: recomputed from the lengths, so sections are in bounds, aligned, in
+    // order and non-overlapping, and together with the footer they cover the file exactly.
+    let table: Vec<SectionEntry> = (0..section_count as usize)
+        .map(|i| {
+            let at = (HEADER_LEN + SECTION_ENTRY_LEN * i as u64) as usize;
+            bytemuck::pod_read_unaligned(&bytes[at..at + SECTION_ENTRY_LEN as usize])
+        })
+        .collect();
+    let lens: Vec<u64> = table.iter().map(|e| e.len).collect();
+    let placement = place_sections(&lens)
+        .ok_or_else(|| corrupt("section table", "section lengths overflow".into()))?;
+    for (i, (entry, expected)) in table.iter().zip(&placement.offsets).enumerate() {
+        if entry.offset != *expected {
+            return Err(corrupt(
+                "section table",
+                format!(
+                    "section {i} at offset {} (length {}), expected offset {expected}",
+                    entry.offset, entry.len
+                ),
+            ));
+        }
+    }
+    if placement.file_len != file_len {
+        return Err(corrupt(
+            "section table",
+            format!(
+                "sections and footer end at byte {}, but the file is {file_len} bytes",
+                placement.file_len
+            ),
+        ));
+    }
+
+    // Every byte not in a section must be zero padding, so that every byte is checked.
+    let mut gap_start = region_len;
+    for entry in &table {
+        check_zero(path, bytes, gap_start..entry.offset)?;
+        gap_start = entry.offset + entry.len;
+    }
+    check_zero(path, bytes, gap_start..placement.footer_offset)?;
+    let crcs_end = placement.footer_offset + 4 * n;
+    check_zero(path, bytes, crcs_end..file_len - FOOTER_TAIL_LEN)?;
+
+    // Checksums, before any section content is interpreted.
+    for (i, entry) in table.iter().enumerate() {
+        let at = (placement.footer_offset + 4 * i as u64) as usize;
+        let mut stored = [0u8; 4];
+        stored.copy_from_slice(&bytes[at..at + 4]);
+        let stored = u32::from_le_bytes(stored);
+        let computed =
+            crc32fast::hash(&bytes[entry.offset as usize..(entry.offset + entry.len) as usize]);
+        if stored != computed {
+            let name = Section::ALL
+                .get(i)
+                .map_or("extension section", |s| s.name());
+            return Err(corrupt(
+                name,
+                format!("checksum mismatch (stored {stored:08x}, computed {computed:08x})"),
+            ));
+        }
+    }
+
+    // Element sizes against the header's counts. Every q-gram has a position, so a larger
+    // qgram_count is corrupt (and this bound keeps the products below from overflowing).
+    let token_count = header.token_count;
+    let doc_count = u64::from(header.doc_count);
+    if header.qgram_count > token_count {
+        return Err(corrupt(
+            "header",
+            format!(
+                "{} q-grams but only {token_count} tokens",
+                header.qgram_count
+            ),
+        ));
+    }
+    let expected_lens = [
+        (Section::Tokens, Some(token_count * 2)),
+        (Section::Times, Some(token_count * 4)),
+        (Section::Docs, Some(doc_count * DOC_ENTRY_LEN)),
+        (Section::Names, None),
+        (Section::NameIndex, Some(doc_count * 4)),
+        (
+            Section::QGramDict,
+            Some(header.qgram_count * QGRAM_ENTRY_LEN),
+        ),
+        (Section::Postings, None),
+    ];
+    let mut sections: [Range<usize>; V1_SECTION_COUNT] = Default::default();
+    for (section, expected) in expected_lens {
+        let entry = table[section as usize];
+        if let Some(expected) = expected.filter(|&e| e != entry.len) {
+            return Err(corrupt(
+                section.name(),
+                format!(
+                    "length {} bytes does not match the header's counts (expected {expected})",
+                    entry.len
+                ),
+            ));
+        }
+        sections[section as usize] = entry.offset as usize..(entry.offset + entry.len) as usize;
+    }
+
+    let segment = Segment {
+        path: path.to_path_buf(),
+        vocab_size: header.vocab_size,
+        q: header.q,
+        doc_count: header.doc_count as usize,
+        token_count,
+        sections,
+        map,
+    };
+    validate_contents(&segment)?;
+    Ok(segment)
+}
+
+fn check_zero(path: &Path, bytes: &[u8], range: Range<u64>) -> Result<()> {
+    let gap = &bytes[range.start as usize..range.end as usize];
+    if let Some(i) = gap.iter().position(|&b| b != 0) {
+        return Err(Error::corrupt(
+            path,
+            "padding",
+            format!(
+                "byte {} between sections is not zero",
+                range.start + i as u64
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Casts one section, failing (rather than falling back to empty) if the bytes do not fit the
+/// element type.
+fn cast<T: bytemuck::Pod>(seg: &Segment, section: Section) -> Result<&[T]> {
+    let range = seg.sections[section as usize].clone();
+    seg.map
+        .get(range)
+        .and_then(|b| bytemuck::try_cast_slice(b).ok())
+        .ok_or_else(|| {
+            Error::corrupt(
+                &seg.path,
+                section.name(),
+                "section is misaligned or not a whole number of elements",
+            )
+        })
+}
+
+/// Semantic invariants of the sections (after their checksums matched).
+fn validate_contents(seg: &Segment) -> Result<()> {
+    let corrupt =
+        |section: Section, reason: String| Error::corrupt(&seg.path, section.name(), reason);
+    let tokens: &[Symbol] = cast(seg, Section::Tokens)?;
+    let times: &[u32] = cast(seg, Section::Times)?;
+    let docs: &[DocEntry] = cast(seg, Section::Docs)?;
+    let names: &[u8] = cast(seg, Section::Names)?;
+    let name_index: &[u32] = cast(seg, Section::NameIndex)?;
+    let dict: &[QGramEntry] = cast(seg, Section::QGramDict)?;
+    let postings: &[u8] = cast(seg, Section::Postings)?;
+
+    if seg.vocab_size < 1 << 16 {
+        if let Some(i) = tokens.iter().position(|&s| u32::from(s) >= seg.vocab_size) {
+            return Err(corrupt(
+                Section::Tokens,
+                format!(
+                    "symbol {} at position {i} is not below vocab_size {}",
+                    tokens[i], seg.vocab_size
+                ),
+            ));
+        }
+    }
+
+    let q = u64::from(seg.q);
+    let mut next_token = 0u64;
+    let mut next_name = 0u64;
+    let mut indexable = 0u64;
+    for (ord, d) in docs.iter().enumerate() {
+        let doc_err = |reason: String| corrupt(Section::Docs, format!("document {ord}: {reason}"));
+        if u64::from(d.token_start) != next_token {
+            return Err(doc_err(format!(
+                "tokens start at {}, expected {next_token}",
+                d.token_start
+            )));
+        }
+        let token_end = next_token + u64::from(d.token_len);
+        if token_end > seg.token_count {
+            return Err(doc_err(format!(
+                "tokens end at {token_end}, past the token count {}",
+                seg.token_count
+            )));
+        }
+        if d.name_offset != next_name {
+            return Err(doc_err(format!(
+                "name starts at {}, expected {next_name}",
+                d.name_offset
+            )));
+        }
+        if d.name_len == 0 || d.name_len as usize > MAX_NAME_BYTES {
+            return Err(doc_err(format!(
+                "name length {} is not in 1..={MAX_NAME_BYTES}",
+                d.name_len
+            )));
+        }
+        let name_end = next_name + u64::from(d.name_len);
+        let Some(name) = names.get(next_name as usize..name_end as usize) else {
+            return Err(doc_err(format!(
+                "name ends at {name_end}, past the names section ({} bytes)",
+                names.len()
+            )));
+        };
+        if let Err(e) = std::str::from_utf8(name) {
+            return Err(corrupt(
+                Section::Names,
+                format!("name of document {ord} is not UTF-8: {e}"),
+            ));
+        }
+        if d.reserved != 0 {
+            return Err(doc_err("reserved field is not zero".into()));
+        }
+        let doc_times = &times[next_token as usize..token_end as usize];
+        if let Some(i) = doc_times.windows(2).position(|w| w[1] < w[0]) {
+            return Err(corrupt(
+                Section::Times,
+                format!(
+                    "times of document {ord} decrease at token {}",
+                    next_token + i as u64 + 1
+                ),
+            ));
+        }
+        indexable += (u64::from(d.token_len) + 1).saturating_sub(q);
+        next_token = token_end;
+        next_name = name_end;
+    }
+    if next_token != seg.token_count {
+        return Err(corrupt(
+            Section::Docs,
+            format!(
+                "documents cover {next_token} tokens, the header says {}",
+                seg.token_count
+            ),
+        ));
+    }
+    if next_name != names.len() as u64 {
+        return Err(corrupt(
+            Section::Names,
+            format!(
+                "documents use {next_name} name bytes, the section has {}",
+                names.len()
+            ),
+        ));
+    }
+
+    // Strictly increasing names imply distinct ordinals: with every ordinal in range, the index is
+    // a permutation, and names are unique.
+    let mut prev: Option<&[u8]> = None;
+    for (i, &ord) in name_index.iter().enumerate() {
+        let Some(d) = docs.get(ord as usize) else {
+            return Err(corrupt(
+                Section::NameIndex,
+                format!(
+                    "entry {i} names document {ord}, past doc_count {}",
+                    docs.len()
+                ),
+            ));
+        };
+        let name = &names[d.name_offset as usize..(d.name_offset + u64::from(d.name_len)) as usize];
+        if prev.is_some_and(|p| p >= name) {
+            return Err(corrupt(
+                Section::NameIndex,
+                format!("entry {i} is not strictly after the previous one by name"),
+            ));
+        }
+        prev = Some(name);
+    }
+
+    let keys = key_space(seg.vocab_size, seg.q);
+    let mut next_offset = 0u64;
+    let mut positions = 0u64;
+    for (i, e) in dict.iter().enumerate() {
+        let dict_err = |reason: String| corrupt(Section::QGramDict, format!("entry {i}: {reason}"));
+        if i > 0 && dict[i - 1].key >= e.key {
+            return Err(dict_err(format!(
+                "key {} is not greater than the previous key {}",
+                e.key,
+                dict[i - 1].key
+            )));
+        }
+        if u128::from(e.key) >= keys {
+            return Err(dict_err(format!(
+                "key {} is not below vocab_size^q = {keys}",
+                e.key
+            )));
+        }
+        if e.postings_offset != next_offset {
+            return Err(dict_err(format!(
+                "postings start at {}, expected {next_offset}",
+                e.postings_offset
+            )));
+        }
+        if e.postings_len < MIN_BITMAP_BYTES {
+            return Err(dict_err(format!(
+                "postings length {} is below {MIN_BITMAP_BYTES}",
+                e.postings_len
+            )));
+        }
+        next_offset += u64::from(e.postings_len);
+        if next_offset > postings.len() as u64 {
+            return Err(dict_err(format!(
+                "postings end at {next_offset}, past the postings section ({} bytes)",
+                postings.len()
+            )));
+        }
+        if e.cardinality == 0 || u64::from(e.cardinality) > seg.token_count {
+            return Err(dict_err(format!(
+                "cardinality {} is not in 1..=token_count",
+                e.cardinality
+            )));
+        }
+        positions += u64::from(e.cardinality);
+    }
+    if next_offset != postings.len() as u64 {
+        return Err(corrupt(
+            Section::Postings,
+            format!(
+                "the dictionary uses {next_offset} bytes, the section has {}",
+                postings.len()
+            ),
+        ));
+    }
+    if positions != indexable {
+        return Err(corrupt(
+            Section::QGramDict,
+            format!("postings hold {positions} positions, the documents have {indexable} q-grams"),
+        ));
+    }
+    Ok(())
+}
+
+/// Deserializes one bitmap (roaring portable format) and checks it against its dictionary entry.
+/// roaring checks each container but not that container keys ascend, so that is checked here
+/// from the container descriptions
+/// (<https://github.com/RoaringBitmap/RoaringFormatSpec#general-layout>).
+pub(super) fn decode_bitmap(
+    bytes: &[u8],
+    cardinality: u32,
+    token_count: u64,
+) -> std::result::Result<RoaringBitmap, String> {
+    const SERIAL_COOKIE_NO_RUNCONTAINER: u32 = 12346;
+    const SERIAL_COOKIE: u16 = 12347;
+    let u32_at = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let cookie = u32_at(0).ok_or("shorter than a bitmap header")?;
+    let (containers, descriptions_at) = if cookie == SERIAL_COOKIE_NO_RUNCONTAINER {
+        let size = u32_at(4).ok_or("shorter than a bitmap header")? as usize;
+        (size, 8)
+    } else if cookie as u16 == SERIAL_COOKIE {
+        let size = (cookie >> 16) as usize + 1;
+        (size, 4 + size.div_ceil(8))
+    } else {
+        return Err(format!("unknown cookie {cookie:#x}"));
+    };
+    if containers > 1 << 16 {
+        return Err(format!("{containers} containers, more than 2^16"));
+    }
+    let descriptions = bytes
+        .get(descriptions_at..descriptions_at + 4 * containers)
+        .ok_or("container descriptions past the end")?;
+    let keys = descriptions
+        .chunks_exact(4)
+        .map(|d| u16::from_le_bytes([d[0], d[1]]));
+    if keys.clone().zip(keys.skip(1)).any(|(a, b)| a >= b) {
+        return Err("container keys are not ascending".into());
+    }
+    let mut reader = bytes;
+    let bitmap = RoaringBitmap::deserialize_from(&mut reader).map_err(|e| e.to_string())?;
+    if !reader.is_empty() {
+        return Err(format!("{} bytes left after the bitmap", reader.len()));
+    }
+    if bitmap.len() != u64::from(cardinality) {
+        return Err(format!(
+            "{} positions, the dictionary says {cardinality}",
+            bitmap.len()
+        ));
+    }
+    if bitmap.max().is_some_and(|m| u64::from(m) >= token_count) {
+        return Err(format!(
+            "position {:?} past the token count {token_count}",
+            bitmap.max()
+        ));
+    }
+    Ok(bitmap)
+}

@@ -1,0 +1,915 @@
+//! Segment tests: round trips against a brute-force postings oracle, every truncation and byte
+//! flip of a small file, crafted files with valid checksums but bad contents, version handling,
+//! and the frozen v1 fixture.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bytemuck::Pod;
+use proptest::prelude::*;
+
+use super::format::{
+    footer_len, header_region_len, DocEntry, FooterTail, Header, QGramEntry, Section, SectionEntry,
+    FOOTER_TAIL_LEN, HEADER_LEN, SECTION_ENTRY_LEN,
+};
+use super::*;
+use crate::Error;
+
+/// An owned document, for building `DocInput`s.
+#[derive(Clone, Debug)]
+struct Doc {
+    name: String,
+    doc_id: u32,
+    tokens: Vec<Symbol>,
+    times_ms: Vec<u32>,
+    duration_ms: u32,
+}
+
+impl Doc {
+    fn new(name: &str, doc_id: u32, tokens: &[Symbol]) -> Doc {
+        Doc {
+            name: name.to_owned(),
+            doc_id,
+            tokens: tokens.to_vec(),
+            // Non-decreasing, with repeats.
+            times_ms: (0..tokens.len() as u32).map(|i| i / 2 * 80 + 5).collect(),
+            duration_ms: tokens.len() as u32 * 40 + 17,
+        }
+    }
+
+    fn input(&self) -> DocInput<'_> {
+        DocInput {
+            name: &self.name,
+            doc_id: self.doc_id,
+            tokens: &self.tokens,
+            times_ms: &self.times_ms,
+            duration_ms: self.duration_ms,
+        }
+    }
+}
+
+/// A few documents: unicode names, an empty one, one shorter than q, repeated q-grams.
+fn sample_docs() -> Vec<Doc> {
+    vec![
+        Doc::new("b/second.wav", 7, &[1, 2, 3, 1, 2, 3, 1, 2]),
+        Doc::new("a/première.flac", 3, &[4, 4, 4, 4, 4]),
+        Doc::new("empty", 100, &[]),
+        Doc::new("短い", 9, &[5, 6]),
+        Doc::new("z", 4_000_000_000, &[9, 8, 7, 1, 2, 3, 0]),
+    ]
+}
+
+const VOCAB: u32 = 10;
+const Q: u32 = 3;
+
+fn write(dir: &Path, file: &str, docs: &[Doc], vocab_size: u32, q: u32) -> (PathBuf, SegmentInfo) {
+    let mut writer = SegmentWriter::new(vocab_size, q).expect("valid parameters");
+    for doc in docs {
+        writer.add(&doc.input()).expect("valid document");
+    }
+    let path = dir.join(file);
+    let info = writer.write(&path).expect("write segment");
+    (path, info)
+}
+
+fn sample_bytes() -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, _) = write(dir.path(), "s.seg", &sample_docs(), VOCAB, Q);
+    std::fs::read(path).expect("read back")
+}
+
+/// For every q-gram inside a document, the positions where it starts.
+fn oracle(docs: &[Doc], vocab_size: u32, q: u32) -> BTreeMap<u64, Vec<u32>> {
+    let mut map: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
+    let mut start = 0u32;
+    for doc in docs {
+        for i in 0..doc.tokens.len() {
+            if i + q as usize <= doc.tokens.len() {
+                let key = qgram_key(&doc.tokens[i..i + q as usize], vocab_size);
+                map.entry(key).or_default().push(start + i as u32);
+            }
+        }
+        start += doc.tokens.len() as u32;
+    }
+    map
+}
+
+/// Every accessor of `seg` agrees with `docs`.
+fn assert_matches(seg: &Segment, docs: &[Doc], vocab_size: u32, q: u32) {
+    assert_eq!(seg.vocab_size(), vocab_size);
+    assert_eq!(seg.q(), q);
+    assert_eq!(seg.doc_count(), docs.len());
+    let all_tokens: Vec<Symbol> = docs.iter().flat_map(|d| d.tokens.clone()).collect();
+    let all_times: Vec<u32> = docs.iter().flat_map(|d| d.times_ms.clone()).collect();
+    assert_eq!(seg.token_count(), all_tokens.len() as u64);
+    assert_eq!(seg.tokens(), &all_tokens[..]);
+    assert_eq!(seg.times_ms(), &all_times[..]);
+
+    let mut start = 0u32;
+    for (ord, (doc, got)) in docs.iter().zip(seg.docs()).enumerate() {
+        assert_eq!(got.ord, ord);
+        assert_eq!(got.name, doc.name);
+        assert_eq!(got.doc_id, doc.doc_id);
+        assert_eq!(got.token_start, start);
+        assert_eq!(got.tokens, &doc.tokens[..]);
+        assert_eq!(got.times_ms, &doc.times_ms[..]);
+        assert_eq!(got.duration_ms, doc.duration_ms);
+        assert_eq!(seg.find(&doc.name), Some(ord));
+        for i in 0..doc.tokens.len() as u32 {
+            assert_eq!(
+                seg.doc_at_position(start + i),
+                Some(ord),
+                "position {}",
+                start + i
+            );
+        }
+        start += doc.tokens.len() as u32;
+    }
+    assert_eq!(seg.docs().count(), docs.len());
+    assert_eq!(seg.doc_at_position(start), None);
+    assert_eq!(seg.doc_at_position(u32::MAX), None);
+    for absent in ["", "absent", "a", "b/second.wa", "b/second.wav\0", "zz"] {
+        if !docs.iter().any(|d| d.name == absent) {
+            assert_eq!(seg.find(absent), None, "{absent:?}");
+        }
+    }
+
+    let expected = oracle(docs, vocab_size, q);
+    assert_eq!(
+        seg.dict_keys(),
+        expected.keys().copied().collect::<Vec<_>>()
+    );
+    for (&key, positions) in &expected {
+        let bitmap = seg
+            .postings(key)
+            .expect("valid bitmap")
+            .expect("q-gram present");
+        assert_eq!(bitmap.iter().collect::<Vec<_>>(), *positions, "key {key}");
+        assert_eq!(seg.posting_len(key), Some(positions.len() as u32));
+    }
+    for key in [0u64, 1, 999, u64::MAX] {
+        if !expected.contains_key(&key) {
+            assert!(seg.postings(key).expect("absent is not an error").is_none());
+            assert_eq!(seg.posting_len(key), None);
+        }
+    }
+}
+
+#[test]
+fn segment_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Segment>();
+    assert_send_sync::<SegmentWriter>();
+}
+
+#[test]
+fn qgram_key_is_the_base_vocab_number() {
+    assert_eq!(qgram_key(&[1, 2, 3], 10), 123);
+    assert_eq!(qgram_key(&[], 10), 0);
+    assert_eq!(qgram_key(&[511, 0, 1], 512), 511 * 512 * 512 + 1);
+    assert_eq!(qgram_key(&[u16::MAX; 4], 1 << 16), u64::MAX);
+}
+
+#[test]
+fn round_trip_matches_oracle() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let docs = sample_docs();
+    let (path, info) = write(dir.path(), "s.seg", &docs, VOCAB, Q);
+    assert_eq!(info.doc_count, docs.len() as u32);
+    assert_eq!(info.token_count, 22);
+    assert_eq!(info.bytes, std::fs::metadata(&path).expect("stat").len());
+    let seg = Segment::open(&path).expect("open");
+    assert_eq!(seg.path(), path);
+    assert_eq!(seg.byte_len(), info.bytes);
+    assert_matches(&seg, &docs, VOCAB, Q);
+}
+
+#[test]
+fn round_trip_with_full_u16_vocabulary_and_wide_keys() {
+    // vocab 65536, q = 4: keys use all 64 bits (pairs path of the writer, not the packed one).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let docs = vec![
+        Doc::new(
+            "x",
+            1,
+            &[u16::MAX, u16::MAX, u16::MAX, u16::MAX, 0, u16::MAX],
+        ),
+        Doc::new("y", 2, &[0, 0, 0, 0, 0]),
+    ];
+    let (path, _) = write(dir.path(), "w.seg", &docs, 1 << 16, 4);
+    let seg = Segment::open(&path).expect("open");
+    assert_matches(&seg, &docs, 1 << 16, 4);
+    assert_eq!(seg.posting_len(u64::MAX), Some(1));
+}
+
+#[test]
+fn round_trip_q1_and_empty_segment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let docs = sample_docs();
+    let (path, _) = write(dir.path(), "q1.seg", &docs, VOCAB, 1);
+    assert_matches(&Segment::open(&path).expect("open"), &docs, VOCAB, 1);
+
+    let (path, info) = write(dir.path(), "empty.seg", &[], VOCAB, Q);
+    assert_eq!(info.doc_count, 0);
+    let seg = Segment::open(&path).expect("open");
+    assert_matches(&seg, &[], VOCAB, Q);
+}
+
+#[test]
+fn writer_rejects_bad_parameters() {
+    for (vocab, q) in [(0, 3), (65537, 1), (10, 0), (10, 9), (65536, 5), (257, 8)] {
+        assert!(
+            matches!(SegmentWriter::new(vocab, q), Err(Error::InvalidInput(_))),
+            "vocab {vocab} q {q}"
+        );
+    }
+    assert!(SegmentWriter::new(256, 8).is_ok());
+    assert!(SegmentWriter::new(1 << 16, 4).is_ok());
+}
+
+#[test]
+fn writer_rejects_bad_documents_without_changing_state() {
+    let mut w = SegmentWriter::new(VOCAB, Q).expect("valid");
+    w.add(&Doc::new("taken", 1, &[1, 2, 3]).input())
+        .expect("valid");
+    let long_name = "n".repeat(1025);
+    let mut decreasing = Doc::new("dec", 2, &[1, 2, 3]);
+    decreasing.times_ms = vec![10, 30, 20];
+    let mut short_times = Doc::new("short", 2, &[1, 2, 3]);
+    short_times.times_ms.pop();
+    let bad = [
+        (Doc::new("", 2, &[1]), "empty name"),
+        (Doc::new(&long_name, 2, &[1]), "long name"),
+        (decreasing, "decreasing times"),
+        (short_times, "times length"),
+    ];
+    for (doc, what) in &bad {
+        assert!(
+            matches!(w.add(&doc.input()), Err(Error::InvalidInput(_))),
+            "{what}"
+        );
+    }
+    assert!(matches!(
+        w.add(&Doc::new("oov", 2, &[1, 10, 2]).input()),
+        Err(Error::SymbolOutOfVocabulary {
+            symbol: 10,
+            position: 1,
+            vocab_size: VOCAB
+        })
+    ));
+    assert!(
+        matches!(w.add(&Doc::new("taken", 2, &[]).input()), Err(Error::DuplicateId(n)) if n == "taken")
+    );
+    assert_eq!((w.doc_count(), w.token_count()), (1, 3));
+    assert!(w.add(&Doc::new(&"n".repeat(1024), 2, &[9]).input()).is_ok());
+    assert_eq!((w.doc_count(), w.token_count()), (2, 4));
+}
+
+#[test]
+fn write_refuses_an_existing_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("exists.seg");
+    std::fs::write(&path, b"keep me").expect("write");
+    let w = SegmentWriter::new(VOCAB, Q).expect("valid");
+    assert!(matches!(w.write(&path), Err(Error::Io { .. })));
+    assert_eq!(std::fs::read(&path).expect("read"), b"keep me");
+}
+
+// ---- damaged files ----
+
+/// Writes `bytes` to `path` and opens it.
+fn open_bytes(path: &Path, bytes: &[u8]) -> crate::Result<Segment> {
+    // Replacing the file is ~20x faster than truncating it in place (ext4 flushes data of a
+    // file truncated to zero on close), which matters for the every-byte loops.
+    let _ = std::fs::remove_file(path);
+    std::fs::write(path, bytes).expect("write test file");
+    Segment::open(path)
+}
+
+/// The file the error names, and the section for corruption errors.
+fn error_location(e: &Error) -> (&Path, Option<&'static str>) {
+    match e {
+        Error::Corrupt { path, section, .. } => (path, Some(section)),
+        Error::UnsupportedVersion { path, .. } | Error::Io { path, .. } => (path, None),
+        other => panic!("unexpected error kind: {other}"),
+    }
+}
+
+fn read_record<T: Pod>(bytes: &[u8], at: usize) -> T {
+    bytemuck::pod_read_unaligned(&bytes[at..at + std::mem::size_of::<T>()])
+}
+
+fn edit_record<T: Pod>(bytes: &mut [u8], at: usize, edit: impl FnOnce(&mut T)) {
+    let mut record: T = read_record(bytes, at);
+    edit(&mut record);
+    bytes[at..at + std::mem::size_of::<T>()].copy_from_slice(bytemuck::bytes_of(&record));
+}
+
+fn table_entry(bytes: &[u8], section: Section) -> SectionEntry {
+    read_record(
+        bytes,
+        (HEADER_LEN + SECTION_ENTRY_LEN * section as u64) as usize,
+    )
+}
+
+/// Recomputes every checksum in the footer from the (possibly tampered) header, section table
+/// and sections, so that a test reaches the semantic checks behind them.
+fn reseal(bytes: &mut [u8]) {
+    let header: Header = read_record(bytes, 0);
+    let n = u64::from(if (7..=64).contains(&header.section_count) {
+        header.section_count
+    } else {
+        7
+    });
+    let len = bytes.len() as u64;
+    let footer_offset = len - footer_len(n);
+    for i in 0..n {
+        let e: SectionEntry = read_record(bytes, (HEADER_LEN + SECTION_ENTRY_LEN * i) as usize);
+        let end = e.offset.saturating_add(e.len);
+        if end <= len {
+            let crc = crc32fast::hash(&bytes[e.offset as usize..end as usize]);
+            let at = (footer_offset + 4 * i) as usize;
+            bytes[at..at + 4].copy_from_slice(&crc.to_le_bytes());
+        }
+    }
+    let header_crc = crc32fast::hash(&bytes[..header_region_len(n) as usize]);
+    edit_record(
+        bytes,
+        (len - FOOTER_TAIL_LEN) as usize,
+        |t: &mut FooterTail| t.header_crc = header_crc,
+    );
+}
+
+#[test]
+fn truncation_at_every_length_is_an_error_naming_the_file() {
+    let bytes = sample_bytes();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("t.seg");
+    for len in 0..bytes.len() {
+        let err = open_bytes(&path, &bytes[..len]).expect_err("a truncated file must not open");
+        assert_eq!(error_location(&err).0, path, "length {len}: {err}");
+    }
+}
+
+#[test]
+fn flipping_any_byte_is_detected() {
+    let bytes = sample_bytes();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("f.seg");
+    for mask in [0xFF, 0x01] {
+        for at in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= mask;
+            let err = open_bytes(&path, &damaged).expect_err("a damaged file must not open");
+            let (named, section) = error_location(&err);
+            assert_eq!(named, path);
+            // Only the version fields may yield UnsupportedVersion (a flipped version is
+            // indistinguishable from a file written by another version).
+            assert!(
+                section.is_some() || (8..16).contains(&at),
+                "offset {at} mask {mask:#x}: {err}"
+            );
+        }
+    }
+}
+
+/// Opens a tampered and resealed copy of the sample segment and returns the error's section.
+fn tampered(edit: impl FnOnce(&mut Vec<u8>)) -> &'static str {
+    let mut bytes = sample_bytes();
+    edit(&mut bytes);
+    reseal(&mut bytes);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("c.seg");
+    match open_bytes(&path, &bytes) {
+        Ok(_) => panic!("tampered file opened"),
+        Err(Error::Corrupt {
+            path: p, section, ..
+        }) => {
+            assert_eq!(p, path);
+            section
+        }
+        Err(other) => panic!("expected Corrupt, got {other}"),
+    }
+}
+
+#[test]
+fn resealing_an_untampered_file_keeps_it_valid() {
+    let mut bytes = sample_bytes();
+    let original = bytes.clone();
+    reseal(&mut bytes);
+    assert_eq!(bytes, original);
+}
+
+#[test]
+fn crafted_header_and_table_are_rejected() {
+    let header = |edit: fn(&mut Header)| tampered(|b| edit_record(b, 0, edit));
+    assert_eq!(header(|h| h.doc_count = u32::MAX), "doc table");
+    assert_eq!(header(|h| h.token_count = u64::MAX), "header");
+    assert_eq!(header(|h| h.token_count += 1), "tokens");
+    assert_eq!(header(|h| h.qgram_count = u64::MAX / 2), "header");
+    assert_eq!(header(|h| h.qgram_count -= 1), "qgram dictionary");
+    assert_eq!(header(|h| h.vocab_size = 0), "header");
+    assert_eq!(header(|h| h.q = 9), "header");
+    assert_eq!(header(|h| h.vocab_size = 5), "tokens");
+    assert_eq!(header(|h| h.reserved[3] = 1), "header");
+    assert_eq!(header(|h| h.section_count = 1_000_000), "header");
+
+    let table = |section: Section, edit: fn(&mut SectionEntry)| {
+        tampered(|b| {
+            edit_record(
+                b,
+                (HEADER_LEN + SECTION_ENTRY_LEN * section as u64) as usize,
+                edit,
+            )
+        })
+    };
+    assert_eq!(
+        table(Section::Postings, |e| e.offset = u64::MAX - 3),
+        "section table"
+    );
+    assert_eq!(table(Section::Names, |e| e.offset += 8), "section table");
+    assert_eq!(table(Section::Times, |e| e.offset -= 4), "section table");
+    assert_eq!(
+        table(Section::Tokens, |e| e.len = u64::MAX),
+        "section table"
+    );
+    assert_eq!(
+        table(Section::Postings, |e| e.len += 1_000_000),
+        "section table"
+    );
+}
+
+#[test]
+fn crafted_sections_are_rejected() {
+    // Overwrites a record inside a section.
+    fn section_record<T: Pod>(
+        section: Section,
+        index: usize,
+        edit: impl FnOnce(&mut T),
+    ) -> &'static str {
+        tampered(|b| {
+            let e = table_entry(b, section);
+            edit_record(
+                b,
+                e.offset as usize + index * std::mem::size_of::<T>(),
+                edit,
+            );
+        })
+    }
+    assert_eq!(
+        section_record(Section::Tokens, 3, |s: &mut u16| *s = VOCAB as u16),
+        "tokens"
+    );
+    assert_eq!(
+        section_record(Section::Times, 2, |t: &mut u32| *t = 0),
+        "times"
+    );
+    assert_eq!(
+        section_record(Section::Docs, 1, |d: &mut DocEntry| d.token_start += 1),
+        "doc table"
+    );
+    assert_eq!(
+        section_record(Section::Docs, 1, |d: &mut DocEntry| d.token_len = u32::MAX),
+        "doc table"
+    );
+    assert_eq!(
+        section_record(Section::Docs, 4, |d: &mut DocEntry| d.token_len -= 1),
+        "doc table"
+    );
+    assert_eq!(
+        section_record(Section::Docs, 0, |d: &mut DocEntry| d.name_len = 0),
+        "doc table"
+    );
+    assert_eq!(
+        section_record(Section::Docs, 4, |d: &mut DocEntry| d.name_len = 1024),
+        "doc table"
+    );
+    assert_eq!(
+        section_record(Section::Docs, 2, |d: &mut DocEntry| d.name_offset =
+            u64::MAX),
+        "doc table"
+    );
+    assert_eq!(
+        section_record(Section::Docs, 2, |d: &mut DocEntry| d.reserved = 1),
+        "doc table"
+    );
+    // Byte 27 is the last byte of "a/première.flac"; 0xFF is never valid UTF-8.
+    assert_eq!(
+        section_record(Section::Names, 27, |b: &mut u8| *b = 0xFF),
+        "names"
+    );
+    assert_eq!(
+        section_record(Section::NameIndex, 0, |o: &mut u32| *o = 5),
+        "name index"
+    );
+    assert_eq!(
+        section_record(Section::NameIndex, 0, |o: &mut u32| *o = 0),
+        "name index"
+    );
+    assert_eq!(
+        section_record(Section::QGramDict, 0, |e: &mut QGramEntry| e.key = 5000),
+        "qgram dictionary"
+    );
+    assert_eq!(
+        section_record(Section::QGramDict, 1, |e: &mut QGramEntry| e.key = 0),
+        "qgram dictionary"
+    );
+    assert_eq!(
+        section_record(Section::QGramDict, 0, |e: &mut QGramEntry| e
+            .postings_len +=
+            1),
+        "qgram dictionary"
+    );
+    assert_eq!(
+        section_record(Section::QGramDict, 2, |e: &mut QGramEntry| e
+            .postings_offset =
+            u64::MAX),
+        "qgram dictionary"
+    );
+    assert_eq!(
+        section_record(Section::QGramDict, 0, |e: &mut QGramEntry| e.cardinality =
+            0),
+        "qgram dictionary"
+    );
+    assert_eq!(
+        section_record(Section::QGramDict, 0, |e: &mut QGramEntry| e.cardinality +=
+            1),
+        "qgram dictionary"
+    );
+    assert_eq!(
+        section_record(Section::QGramDict, 0, |e: &mut QGramEntry| e.cardinality =
+            u32::MAX),
+        "qgram dictionary"
+    );
+}
+
+#[test]
+fn unsorted_dictionary_is_rejected() {
+    let section = tampered(|b| {
+        let e = table_entry(b, Section::QGramDict);
+        let at = e.offset as usize;
+        let first: QGramEntry = read_record(b, at);
+        let second: QGramEntry = read_record(b, at + 24);
+        // Swap keys only, so the postings ranges stay contiguous.
+        edit_record(b, at, |x: &mut QGramEntry| x.key = second.key);
+        edit_record(b, at + 24, |x: &mut QGramEntry| x.key = first.key);
+    });
+    assert_eq!(section, "qgram dictionary");
+}
+
+#[test]
+fn damaged_bitmaps_fail_on_lookup() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("p.seg");
+    let pristine = sample_bytes();
+    let dict_entry = table_entry(&pristine, Section::QGramDict);
+    let postings = table_entry(&pristine, Section::Postings);
+    let dict: Vec<QGramEntry> = (0..dict_entry.len as usize / 24)
+        .map(|i| read_record(&pristine, dict_entry.offset as usize + 24 * i))
+        .collect();
+    let start = |e: &QGramEntry| (postings.offset + e.postings_offset) as usize;
+
+    // Garbage over one bitmap: the file opens (bitmaps are checked lazily), the lookup fails,
+    // the other q-grams still work.
+    let victim = dict[1];
+    let mut bytes = pristine.clone();
+    bytes[start(&victim)..start(&victim) + victim.postings_len as usize].fill(0xAB);
+    reseal(&mut bytes);
+    let seg = open_bytes(&path, &bytes).expect("postings are checked on lookup");
+    match seg.postings(victim.key) {
+        Err(Error::Corrupt {
+            section, path: p, ..
+        }) => assert_eq!((section, p.as_path()), ("postings", path.as_path())),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert!(seg.postings(dict[0].key).expect("intact").is_some());
+    drop(seg);
+
+    // A well-formed-looking bitmap whose first value is moved past the token count (or out of
+    // order, which roaring rejects).
+    let value_at = start(&victim) + 16; // cookie, count, one description, one offset
+    for value in [60_000u16, u16::MAX] {
+        let mut bytes = pristine.clone();
+        bytes[value_at..value_at + 2].copy_from_slice(&value.to_le_bytes());
+        reseal(&mut bytes);
+        let seg = open_bytes(&path, &bytes).expect("opens");
+        let result = seg.postings(victim.key);
+        assert!(result.is_err(), "value {value}: {result:?}");
+        drop(seg);
+    }
+
+    // Container keys out of order: two containers, descriptions swapped.
+    let mut two = roaring::RoaringBitmap::new();
+    two.insert(1);
+    two.insert(70_000);
+    let mut serialized = Vec::new();
+    two.serialize_into(&mut serialized).expect("serialize");
+    serialized.swap(8, 12);
+    serialized.swap(9, 13);
+    serialized.swap(10, 14);
+    serialized.swap(11, 15);
+    assert!(super::reader::decode_bitmap(&serialized, 2, 100_000).is_err());
+}
+
+#[test]
+fn every_tamper_with_valid_checksums_is_an_error_or_a_consistent_segment() {
+    // Crafted input must never panic or read out of bounds, whatever byte is changed.
+    let bytes = sample_bytes();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("r.seg");
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for at in 0..bytes.len() {
+        for _ in 0..2 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let mut damaged = bytes.clone();
+            damaged[at] ^= (state as u8) | 1;
+            reseal(&mut damaged);
+            if let Ok(seg) = open_bytes(&path, &damaged) {
+                for doc in seg.docs() {
+                    assert_eq!(seg.find(doc.name), Some(doc.ord));
+                    for p in doc.token_start..doc.token_start + doc.tokens.len() as u32 {
+                        assert_eq!(seg.doc_at_position(p), Some(doc.ord));
+                    }
+                }
+                for key in seg.dict_keys() {
+                    let _ = seg.postings(key);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn versions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v.seg");
+    let with_header = |edit: fn(&mut Header)| {
+        let mut bytes = sample_bytes();
+        edit_record(&mut bytes, 0, edit);
+        reseal(&mut bytes);
+        open_bytes(&path, &bytes)
+    };
+    let err = with_header(|h| h.oldest_supported_version = FORMAT_VERSION + 1).expect_err("future");
+    assert!(
+        matches!(&err, Error::UnsupportedVersion { path: p, found: 1, .. } if *p == path),
+        "{err}"
+    );
+    let err = with_header(|h| {
+        h.format_version = FORMAT_VERSION + 1;
+        h.oldest_supported_version = FORMAT_VERSION + 1;
+    })
+    .expect_err("future");
+    assert!(
+        matches!(err, Error::UnsupportedVersion { found: 2, .. }),
+        "{err}"
+    );
+    assert!(matches!(
+        with_header(|h| h.format_version = 0),
+        Err(Error::Corrupt {
+            section: "header",
+            ..
+        })
+    ));
+    // A newer writer that declares itself readable by v1 is read as v1.
+    let seg =
+        with_header(|h| h.format_version = FORMAT_VERSION + 1).expect("v1-compatible newer file");
+    assert_matches(&seg, &sample_docs(), VOCAB, Q);
+}
+
+// ---- property test ----
+
+fn arb_docs() -> impl Strategy<Value = (u32, u32, Vec<Doc>)> {
+    (1u32..20, 1u32..5).prop_flat_map(|(vocab, q)| {
+        let doc = (
+            proptest::collection::vec(0..vocab as u16, 0..25),
+            proptest::collection::vec(0u32..50, 25),
+            any::<u32>(),
+            "[a-zé]{0,6}",
+        );
+        (Just(vocab), Just(q), proptest::collection::vec(doc, 0..6)).prop_map(|(vocab, q, raw)| {
+            let docs = raw
+                .into_iter()
+                .enumerate()
+                .map(|(i, (tokens, steps, doc_id, suffix))| {
+                    let mut t = 0;
+                    Doc {
+                        name: format!("{suffix}#{i}"),
+                        doc_id,
+                        times_ms: steps[..tokens.len()]
+                            .iter()
+                            .map(|s| {
+                                t += s;
+                                t
+                            })
+                            .collect(),
+                        tokens,
+                        duration_ms: t,
+                    }
+                })
+                .collect();
+            (vocab, q, docs)
+        })
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn round_trip_random_documents((vocab, q, docs) in arb_docs()) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (path, _) = write(dir.path(), "p.seg", &docs, vocab, q);
+        let seg = Segment::open(&path).expect("open");
+        assert_matches(&seg, &docs, vocab, q);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// The writer's hand-rolled bitmap serialization equals roaring's own, and roaring reads it.
+    #[test]
+    fn serialize_positions_matches_roaring(
+        set in proptest::collection::btree_set(
+            prop_oneof![0u32..70_000, 65_000u32..140_000, any::<u32>()], 0..9000)
+    ) {
+        let positions: Vec<u32> = set.into_iter().collect();
+        let mut ours = Vec::new();
+        super::writer::serialize_positions(&positions, &mut ours);
+        let bitmap = roaring::RoaringBitmap::from_sorted_iter(positions.iter().copied()).expect("sorted");
+        let mut theirs = Vec::new();
+        bitmap.serialize_into(&mut theirs).expect("serialize");
+        prop_assert_eq!(&ours, &theirs);
+        prop_assert!(super::reader::decode_bitmap(&ours, positions.len() as u32, 1 << 32).is_ok()
+            || positions.is_empty());
+    }
+}
+
+#[test]
+fn serialize_positions_bitmap_container() {
+    // More than 4096 positions in one container: the bitmap container.
+    let positions: Vec<u32> = (0..10_000).map(|i| 70_000 + 3 * i).collect();
+    let mut ours = Vec::new();
+    super::writer::serialize_positions(&positions, &mut ours);
+    let mut theirs = Vec::new();
+    roaring::RoaringBitmap::from_sorted_iter(positions.iter().copied())
+        .expect("sorted")
+        .serialize_into(&mut theirs)
+        .expect("serialize");
+    assert_eq!(ours, theirs);
+}
+
+// ---- frozen v1 fixture ----
+
+/// A committed v1 file; every later build must keep reading it (tantivy `compat_tests.rs`).
+fn fixture_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/segment-v1.seg")
+}
+
+/// The contents of the fixture. Never change this: it describes a file already on disk.
+fn fixture_docs() -> Vec<Doc> {
+    vec![
+        Doc::new("fixture/alpha.wav", 0, &[3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5]),
+        Doc::new("fixture/ß-ü.ogg", 1, &[]),
+        Doc::new("fixture/beta.wav", 2, &[8, 9, 7, 9, 3, 2, 3, 8, 4, 6]),
+    ]
+}
+
+#[test]
+fn frozen_v1_fixture_still_opens() {
+    let path = fixture_path();
+    let seg = Segment::open(&path).expect("the v1 fixture must keep opening");
+    let header: Header = read_record(&std::fs::read(&path).expect("read"), 0);
+    assert_eq!(
+        (header.format_version, header.oldest_supported_version),
+        (1, 1)
+    );
+    assert_matches(&seg, &fixture_docs(), 10, 2);
+}
+
+/// Regenerates `tests/fixtures/segment-v1.seg`. Run only when introducing the fixture of a new
+/// version (then copy this test for it); never to "fix" a failing compatibility test:
+/// `cargo test -p pairalign-engine segment::tests::regenerate_v1_fixture -- --ignored`.
+#[test]
+#[ignore = "rewrites a committed fixture"]
+fn regenerate_v1_fixture() {
+    let path = fixture_path();
+    let _ = std::fs::remove_file(&path);
+    std::fs::create_dir_all(path.parent().expect("has parent")).expect("mkdir");
+    let mut writer = SegmentWriter::new(10, 2).expect("valid");
+    for doc in fixture_docs() {
+        writer.add(&doc.input()).expect("valid");
+    }
+    let info = writer.write(&path).expect("write fixture");
+    assert!(info.bytes < 4096);
+}
+
+// ---- ad-hoc build measurement ----
+
+/// Peak resident memory of this process, from /proc (Linux only; 0 elsewhere).
+fn peak_rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib / 1024)
+}
+
+/// Builds and opens a segment of 10^6 documents x 38 tokens (vocab 512, q = 3: a 3 s clip at
+/// 12.7 tokens/s), with uniform tokens (every q-gram nearly unique: the worst case for postings)
+/// and with Zipf(1) tokens (closer to a real tokenizer), and prints times and bytes per token.
+/// `cargo test --release -p pairalign-engine --lib segment::tests::measure_build -- --ignored --nocapture`
+/// (`DIST=uniform` or `DIST=zipf` runs one of the two).
+#[test]
+#[ignore = "ad-hoc measurement; takes about a minute in release"]
+fn measure_build_1m_docs_38_tokens() {
+    use rand::{Rng, SeedableRng};
+    const DOCS: usize = 1_000_000;
+    const LEN: usize = 38;
+    const VOCAB: u32 = 512;
+    let zipf_cdf: Vec<f64> = {
+        let w: Vec<f64> = (1..=VOCAB).map(|r| 1.0 / f64::from(r)).collect();
+        let total: f64 = w.iter().sum();
+        w.iter()
+            .scan(0.0, |acc, x| {
+                *acc += x / total;
+                Some(*acc)
+            })
+            .collect()
+    };
+    for dist in ["uniform", "zipf"]
+        .into_iter()
+        .filter(|d| std::env::var("DIST").map_or(true, |v| v == *d))
+    {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let tokens: Vec<Symbol> = (0..DOCS * LEN)
+            .map(|_| match dist {
+                "uniform" => rng.gen_range(0..VOCAB) as u16,
+                _ => zipf_cdf
+                    .partition_point(|&c| c < rng.gen::<f64>())
+                    .min(VOCAB as usize - 1) as u16,
+            })
+            .collect();
+        let times: Vec<u32> = (0..LEN as u32).map(|i| i * 79).collect();
+        let names: Vec<String> = (0..DOCS).map(|i| format!("archive/{:07}.wav", i)).collect();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("big.seg");
+
+        let t = std::time::Instant::now();
+        let mut w = SegmentWriter::new(VOCAB, 3).expect("valid");
+        for (i, name) in names.iter().enumerate() {
+            w.add(&DocInput {
+                name,
+                doc_id: i as u32,
+                tokens: &tokens[i * LEN..(i + 1) * LEN],
+                times_ms: &times,
+                duration_ms: 3000,
+            })
+            .expect("valid");
+        }
+        let add_s = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let info = w.write(&path).expect("write");
+        let write_s = t.elapsed().as_secs_f64();
+        let peak_after_write = peak_rss_mib();
+        let t = std::time::Instant::now();
+        let seg = Segment::open(&path).expect("open");
+        let open_s = t.elapsed().as_secs_f64();
+
+        let mut bytes = vec![0u8; header_region_len(7) as usize];
+        std::io::Read::read_exact(&mut std::fs::File::open(&path).expect("open"), &mut bytes)
+            .expect("read");
+        let n = info.token_count as f64;
+        let per_token = |s: Section| table_entry(&bytes, s).len as f64 / n;
+        let qgrams = table_entry(&bytes, Section::QGramDict).len / 24;
+        let t = std::time::Instant::now();
+        let mut looked = 0u64;
+        for i in (0..DOCS * LEN - 2).step_by(997) {
+            let key = qgram_key(&tokens[i..i + 3], VOCAB);
+            looked += seg.postings(key).expect("valid").map_or(0, |b| b.len());
+        }
+        let lookup_s = t.elapsed().as_secs_f64();
+        eprintln!(
+            "{dist}: {} docs, {} tokens, {qgrams} distinct q-grams; add {add_s:.2}s, write {write_s:.2}s \
+             (incl. postings build and fsync), open+validate {open_s:.2}s; file {} MB = {:.2} B/token: \
+             tokens {:.2}, times {:.2}, doc table {:.2}, names {:.2}, name index {:.2}, dict {:.2}, \
+             postings {:.2}; {} lookups {lookup_s:.3}s ({looked} positions); peak RSS so far {} MiB",
+            info.doc_count,
+            info.token_count,
+            info.bytes / 1_000_000,
+            info.bytes as f64 / n,
+            per_token(Section::Tokens),
+            per_token(Section::Times),
+            per_token(Section::Docs),
+            per_token(Section::Names),
+            per_token(Section::NameIndex),
+            per_token(Section::QGramDict),
+            per_token(Section::Postings),
+            (DOCS * LEN - 2).div_ceil(997),
+            peak_after_write,
+        );
+    }
+}

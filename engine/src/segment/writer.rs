@@ -1,0 +1,522 @@
+//! Buffers documents, builds the positional q-gram postings and serializes a v1 segment file.
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use rayon::slice::ParallelSliceMut;
+use serde::{Deserialize, Serialize};
+
+use super::format::{
+    header_region_len, params_valid, place_sections, DocEntry, FooterTail, Header, QGramEntry,
+    Section, SectionEntry, FOOTER_MAGIC, FORMAT_VERSION, MAGIC, MAX_NAME_BYTES,
+    OLDEST_SUPPORTED_VERSION, QGRAM_ENTRY_LEN, V1_SECTION_COUNT,
+};
+use super::qgram_key;
+use crate::{Error, Result, Symbol};
+
+/// Input document for the writer.
+#[derive(Clone, Copy, Debug)]
+pub struct DocInput<'a> {
+    /// External id of the document: UTF-8, 1..=1024 bytes, unique within the segment.
+    pub name: &'a str,
+    /// Global document number assigned by the database (used by tombstones).
+    pub doc_id: u32,
+    /// The token string; every symbol below the writer's `vocab_size`. May be empty.
+    pub tokens: &'a [Symbol],
+    /// Start time of each token in ms: as many as `tokens`, non-decreasing.
+    pub times_ms: &'a [u32],
+    /// Duration of the recording in ms.
+    pub duration_ms: u32,
+}
+
+/// What [`SegmentWriter::write`] produced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentInfo {
+    /// Documents in the segment.
+    pub doc_count: u32,
+    /// Tokens in the segment (all documents).
+    pub token_count: u64,
+    /// Size of the file in bytes.
+    pub bytes: u64,
+}
+
+/// Collects documents in memory and writes them as one immutable segment file.
+pub struct SegmentWriter {
+    vocab_size: u32,
+    q: u32,
+    tokens: Vec<Symbol>,
+    times_ms: Vec<u32>,
+    docs: Vec<DocEntry>,
+    names: Vec<u8>,
+    seen_names: HashSet<Box<str>>,
+}
+
+impl std::fmt::Debug for SegmentWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentWriter")
+            .field("vocab_size", &self.vocab_size)
+            .field("q", &self.q)
+            .field("doc_count", &self.docs.len())
+            .field("token_count", &self.tokens.len())
+            .finish()
+    }
+}
+
+impl SegmentWriter {
+    /// A writer for a database with `vocab_size` symbols and q-grams of length `q`.
+    ///
+    /// Errors with `InvalidInput` if q is 0, > 8, or vocab_size^q overflows u64 (more than 2^64
+    /// distinct keys), or vocab_size is 0 or > 65536.
+    pub fn new(vocab_size: u32, q: u32) -> Result<SegmentWriter> {
+        if !params_valid(vocab_size, q) {
+            return Err(Error::InvalidInput(format!(
+                "vocab_size {vocab_size} and q {q}: need 1 <= vocab_size <= 65536, 1 <= q <= 8 \
+                 and vocab_size^q <= 2^64"
+            )));
+        }
+        Ok(SegmentWriter {
+            vocab_size,
+            q,
+            tokens: Vec::new(),
+            times_ms: Vec::new(),
+            docs: Vec::new(),
+            names: Vec::new(),
+            seen_names: HashSet::new(),
+        })
+    }
+
+    /// Validates the doc (symbols < vocab, times len == tokens len and non-decreasing, name
+    /// 1..=1024 bytes, no duplicate name within the segment, total tokens fit in u32) and buffers
+    /// it. Returns `InvalidInput`/`SymbolOutOfVocabulary`/`DuplicateId` on bad docs without
+    /// changing the writer.
+    pub fn add(&mut self, doc: &DocInput) -> Result<()> {
+        let name_len = doc.name.len();
+        if name_len == 0 || name_len > MAX_NAME_BYTES {
+            return Err(Error::InvalidInput(format!(
+                "document name must be 1..={MAX_NAME_BYTES} bytes, got {name_len}"
+            )));
+        }
+        if doc.times_ms.len() != doc.tokens.len() {
+            return Err(Error::InvalidInput(format!(
+                "document {:?}: {} times for {} tokens",
+                doc.name,
+                doc.times_ms.len(),
+                doc.tokens.len()
+            )));
+        }
+        if let Some(i) = doc.times_ms.windows(2).position(|w| w[1] < w[0]) {
+            return Err(Error::InvalidInput(format!(
+                "document {:?}: times decrease at token {} ({} ms after {} ms)",
+                doc.name,
+                i + 1,
+                doc.times_ms[i + 1],
+                doc.times_ms[i]
+            )));
+        }
+        if let Some(position) = doc
+            .tokens
+            .iter()
+            .position(|&s| u32::from(s) >= self.vocab_size)
+        {
+            return Err(Error::SymbolOutOfVocabulary {
+                symbol: doc.tokens[position],
+                position,
+                vocab_size: self.vocab_size,
+            });
+        }
+        let token_start = u32::try_from(self.tokens.len()).ok();
+        let token_len = u32::try_from(doc.tokens.len()).ok();
+        let (Some(token_start), Some(token_len)) = (token_start, token_len) else {
+            return Err(Error::InvalidInput(too_many_tokens(
+                self.tokens.len(),
+                doc.tokens.len(),
+            )));
+        };
+        if token_start.checked_add(token_len).is_none() {
+            return Err(Error::InvalidInput(too_many_tokens(
+                self.tokens.len(),
+                doc.tokens.len(),
+            )));
+        }
+        if self.docs.len() >= u32::MAX as usize {
+            return Err(Error::InvalidInput(
+                "a segment holds at most 2^32 - 1 documents".into(),
+            ));
+        }
+        if self.seen_names.contains(doc.name) {
+            return Err(Error::DuplicateId(doc.name.to_owned()));
+        }
+
+        self.seen_names.insert(doc.name.into());
+        self.docs.push(DocEntry {
+            name_offset: self.names.len() as u64,
+            token_start,
+            token_len,
+            name_len: name_len as u32,
+            doc_id: doc.doc_id,
+            duration_ms: doc.duration_ms,
+            reserved: 0,
+        });
+        self.names.extend_from_slice(doc.name.as_bytes());
+        self.tokens.extend_from_slice(doc.tokens);
+        self.times_ms.extend_from_slice(doc.times_ms);
+        Ok(())
+    }
+
+    /// Documents buffered so far.
+    pub fn doc_count(&self) -> usize {
+        self.docs.len()
+    }
+
+    /// Tokens buffered so far (all documents).
+    pub fn token_count(&self) -> u64 {
+        self.tokens.len() as u64
+    }
+
+    /// Builds postings and writes the file at `path` (create_new; write; fsync the file). Does not
+    /// rename or fsync the directory: the caller (database) handles commit. On error the partial
+    /// file is removed.
+    pub fn write(self, path: &Path) -> Result<SegmentInfo> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        match self.write_to(file, path) {
+            Ok(info) => Ok(info),
+            Err(e) => {
+                // Best effort: a half-written file must not block a retry (create_new).
+                let _ = std::fs::remove_file(path);
+                Err(Error::io(path, e))
+            }
+        }
+    }
+
+    fn write_to(self, file: File, path: &Path) -> std::io::Result<SegmentInfo> {
+        let doc_count = self.docs.len() as u32;
+        let token_count = self.tokens.len() as u64;
+        let name_index = self.name_index();
+        let grams = self.sorted_qgrams();
+        let qgram_count = count_runs(&grams);
+
+        let mut out = SectionWriter::new(BufWriter::with_capacity(1 << 20, file));
+        let region_len = header_region_len(V1_SECTION_COUNT as u64);
+        out.skip(region_len)?; // header and section table, written last
+
+        let mut entries = [SectionEntry { offset: 0, len: 0 }; V1_SECTION_COUNT];
+        let mut crcs = [0u32; V1_SECTION_COUNT];
+        let plain: [(Section, &[u8]); 5] = [
+            (Section::Tokens, bytemuck::cast_slice(&self.tokens)),
+            (Section::Times, bytemuck::cast_slice(&self.times_ms)),
+            (Section::Docs, bytemuck::cast_slice(&self.docs)),
+            (Section::Names, &self.names),
+            (Section::NameIndex, bytemuck::cast_slice(&name_index)),
+        ];
+        for (section, bytes) in plain {
+            let offset = out.begin_section()?;
+            out.write_all(bytes)?;
+            entries[section as usize] = SectionEntry {
+                offset,
+                len: bytes.len() as u64,
+            };
+            crcs[section as usize] = crc32fast::hash(bytes);
+        }
+
+        // The dictionary's length is known now but its entries only as the bitmaps are
+        // serialized: its bytes are skipped here and filled in through a second handle (with its
+        // own file offset) while the postings stream out, so it is never held in memory.
+        let dict_offset = out.begin_section()?;
+        let dict_len = qgram_count * QGRAM_ENTRY_LEN;
+        out.skip(dict_len)?;
+        let mut dict_out =
+            BufWriter::with_capacity(1 << 20, OpenOptions::new().write(true).open(path)?);
+        dict_out.seek(SeekFrom::Start(dict_offset))?;
+        let mut dict_crc = crc32fast::Hasher::new();
+        entries[Section::QGramDict as usize] = SectionEntry {
+            offset: dict_offset,
+            len: dict_len,
+        };
+
+        let postings_offset = out.begin_section()?;
+        let mut dict = Vec::with_capacity(DICT_BATCH);
+        let mut postings_crc = crc32fast::Hasher::new();
+        let mut buf = Vec::new();
+        let mut positions = Vec::new();
+        let mut postings_len = 0u64;
+        for (key, run) in grams.runs() {
+            positions.clear();
+            positions.extend(run);
+            let before = buf.len();
+            serialize_positions(&positions, &mut buf);
+            let len = buf.len() - before;
+            dict.push(QGramEntry {
+                key,
+                postings_offset: postings_len,
+                postings_len: u32::try_from(len).map_err(std::io::Error::other)?,
+                cardinality: positions.len() as u32,
+            });
+            postings_len += len as u64;
+            if dict.len() == DICT_BATCH {
+                let bytes: &[u8] = bytemuck::cast_slice(&dict);
+                dict_out.write_all(bytes)?;
+                dict_crc.update(bytes);
+                dict.clear();
+            }
+            // Most bitmaps are a few bytes: write and checksum them in large batches.
+            if buf.len() >= 1 << 20 {
+                out.write_all(&buf)?;
+                postings_crc.update(&buf);
+                buf.clear();
+            }
+        }
+        out.write_all(&buf)?;
+        postings_crc.update(&buf);
+        drop(grams);
+        entries[Section::Postings as usize] = SectionEntry {
+            offset: postings_offset,
+            len: postings_len,
+        };
+        let bytes: &[u8] = bytemuck::cast_slice(&dict);
+        dict_out.write_all(bytes)?;
+        dict_crc.update(bytes);
+        dict_out.flush()?;
+        crcs[Section::QGramDict as usize] = dict_crc.finalize();
+        crcs[Section::Postings as usize] = postings_crc.finalize();
+
+        // The reader recomputes the placement from the lengths; make sure both agree.
+        let lens = entries.map(|e| e.len);
+        let placement = place_sections(&lens)
+            .ok_or_else(|| std::io::Error::other("segment larger than 2^64 bytes"))?;
+        let offsets = entries.map(|e| e.offset);
+        if placement.offsets != offsets {
+            return Err(std::io::Error::other(
+                "section placement disagrees with the format rule (a bug)",
+            ));
+        }
+
+        let header = Header {
+            magic: MAGIC,
+            format_version: FORMAT_VERSION,
+            oldest_supported_version: OLDEST_SUPPORTED_VERSION,
+            vocab_size: self.vocab_size,
+            q: self.q,
+            doc_count,
+            section_count: V1_SECTION_COUNT as u32,
+            token_count,
+            qgram_count,
+            reserved: [0; 16],
+        };
+        let mut header_region = Vec::with_capacity(region_len as usize);
+        header_region.extend_from_slice(bytemuck::bytes_of(&header));
+        header_region.extend_from_slice(bytemuck::cast_slice(&entries));
+
+        let footer_offset = out.begin_section()?;
+        debug_assert_eq!(footer_offset, placement.footer_offset);
+        for crc in crcs {
+            out.write_all(&crc.to_le_bytes())?;
+        }
+        out.begin_section()?;
+        let tail = FooterTail {
+            header_crc: crc32fast::hash(&header_region),
+            reserved: 0,
+            magic: FOOTER_MAGIC,
+        };
+        out.write_all(bytemuck::bytes_of(&tail))?;
+        let file_len = out.pos;
+        if file_len != placement.file_len {
+            return Err(std::io::Error::other(
+                "segment length disagrees with the format rule (a bug)",
+            ));
+        }
+
+        let mut inner = out.inner;
+        inner.seek(SeekFrom::Start(0))?;
+        inner.write_all(&header_region)?;
+        let file = inner.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(SegmentInfo {
+            doc_count,
+            token_count,
+            bytes: file_len,
+        })
+    }
+
+    /// Document ordinals sorted by name bytes (names are unique, so the order is strict).
+    fn name_index(&self) -> Vec<u32> {
+        let name = |ord: u32| {
+            let d = &self.docs[ord as usize];
+            &self.names[d.name_offset as usize..d.name_offset as usize + d.name_len as usize]
+        };
+        let mut index: Vec<u32> = (0..self.docs.len() as u32).collect();
+        index.par_sort_unstable_by(|&a, &b| name(a).cmp(name(b)));
+        index
+    }
+
+    /// Every (key, start position) of every q-gram inside a document, sorted by key then
+    /// position. Sorting one flat array is robust to the key distribution: with a near-uniform
+    /// distribution almost every q-gram is distinct and a map of vectors would allocate once per
+    /// position.
+    fn sorted_qgrams(&self) -> QGrams {
+        let q = self.q as usize;
+        let indexed: usize = self
+            .docs
+            .iter()
+            .map(|d| (d.token_len as usize + 1).saturating_sub(q))
+            .sum();
+        let each = |f: &mut dyn FnMut(u64, u32)| {
+            for d in &self.docs {
+                let start = d.token_start as usize;
+                let doc = &self.tokens[start..start + d.token_len as usize];
+                for (i, gram) in doc.windows(q).enumerate() {
+                    f(qgram_key(gram, self.vocab_size), (start + i) as u32);
+                }
+            }
+        };
+        if super::format::key_space(self.vocab_size, self.q) <= 1u128 << 32 {
+            // Key and position packed in one u64: half the memory and a faster sort.
+            let mut packed = Vec::with_capacity(indexed);
+            each(&mut |key, pos| packed.push(key << 32 | u64::from(pos)));
+            packed.par_sort_unstable();
+            QGrams::Packed(packed)
+        } else {
+            let mut pairs = Vec::with_capacity(indexed);
+            each(&mut |key, pos| pairs.push((key, pos)));
+            pairs.par_sort_unstable();
+            QGrams::Pairs(pairs)
+        }
+    }
+}
+
+/// Serializes strictly ascending positions as a roaring bitmap in the portable format without run
+/// containers (<https://github.com/RoaringBitmap/RoaringFormatSpec>): cookie 12346, container
+/// count, (key, cardinality - 1) per container, a u32 offset per container, then each container:
+/// sorted u16 values when it holds at most 4096, else a 2^16-bit bitmap. This is byte for byte
+/// what `RoaringBitmap::serialize_into` writes for the same set (tested), without building the
+/// bitmap: most q-grams have a handful of positions, and one allocation per q-gram dominated the
+/// build.
+pub(super) fn serialize_positions(positions: &[u32], out: &mut Vec<u8>) {
+    const SERIAL_COOKIE_NO_RUNCONTAINER: u32 = 12346;
+    const ARRAY_LIMIT: usize = 4096;
+    let containers = positions.chunk_by(|a, b| a >> 16 == b >> 16);
+    let count = containers.clone().count();
+    out.extend_from_slice(&SERIAL_COOKIE_NO_RUNCONTAINER.to_le_bytes());
+    out.extend_from_slice(&(count as u32).to_le_bytes());
+    for c in containers.clone() {
+        out.extend_from_slice(&((c[0] >> 16) as u16).to_le_bytes());
+        out.extend_from_slice(&((c.len() - 1) as u16).to_le_bytes());
+    }
+    let mut offset = 8 + 8 * count;
+    for c in containers.clone() {
+        out.extend_from_slice(&(offset as u32).to_le_bytes());
+        offset += if c.len() <= ARRAY_LIMIT {
+            2 * c.len()
+        } else {
+            8192
+        };
+    }
+    for c in containers {
+        if c.len() <= ARRAY_LIMIT {
+            for &p in c {
+                out.extend_from_slice(&(p as u16).to_le_bytes());
+            }
+        } else {
+            let mut bits = [0u64; 1024];
+            for &p in c {
+                let low = (p & 0xFFFF) as usize;
+                bits[low / 64] |= 1 << (low % 64);
+            }
+            for word in bits {
+                out.extend_from_slice(&word.to_le_bytes());
+            }
+        }
+    }
+}
+
+/// Dictionary entries buffered before they are written (1.5 MB).
+const DICT_BATCH: usize = 1 << 16;
+
+fn too_many_tokens(have: usize, adding: usize) -> String {
+    format!("a segment holds at most 2^32 - 1 tokens; it has {have} and the document adds {adding}")
+}
+
+/// Sorted (key, position) pairs in one of two representations.
+enum QGrams {
+    /// `key << 32 | position`, when every key fits in 32 bits.
+    Packed(Vec<u64>),
+    Pairs(Vec<(u64, u32)>),
+}
+
+impl QGrams {
+    fn key_pos(&self, i: usize) -> (u64, u32) {
+        match self {
+            QGrams::Packed(v) => (v[i] >> 32, v[i] as u32),
+            QGrams::Pairs(v) => v[i],
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            QGrams::Packed(v) => v.len(),
+            QGrams::Pairs(v) => v.len(),
+        }
+    }
+
+    /// Each distinct key with its positions (ascending).
+    fn runs(&self) -> impl Iterator<Item = (u64, impl Iterator<Item = u32> + '_)> + '_ {
+        let mut i = 0;
+        std::iter::from_fn(move || {
+            if i >= self.len() {
+                return None;
+            }
+            let (key, _) = self.key_pos(i);
+            let start = i;
+            while i < self.len() && self.key_pos(i).0 == key {
+                i += 1;
+            }
+            Some((key, (start..i).map(move |j| self.key_pos(j).1)))
+        })
+    }
+}
+
+fn count_runs(grams: &QGrams) -> u64 {
+    (0..grams.len())
+        .filter(|&i| i == 0 || grams.key_pos(i).0 != grams.key_pos(i - 1).0)
+        .count() as u64
+}
+
+/// A buffered file writer that tracks its position and pads sections to 8 bytes with zeros.
+struct SectionWriter {
+    inner: BufWriter<File>,
+    pos: u64,
+}
+
+impl SectionWriter {
+    fn new(inner: BufWriter<File>) -> Self {
+        SectionWriter { inner, pos: 0 }
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.inner.write_all(bytes)?;
+        self.pos += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Pads with zeros to the next multiple of 8 and returns the new position.
+    fn begin_section(&mut self) -> std::io::Result<u64> {
+        let pad = (8 - self.pos % 8) % 8;
+        self.write_all(&[0u8; 8][..pad as usize])?;
+        Ok(self.pos)
+    }
+
+    /// Moves past `len` bytes that are written later (they read as zeros until then).
+    fn skip(&mut self, len: u64) -> std::io::Result<()> {
+        if len > 0 {
+            let delta = i64::try_from(len).map_err(std::io::Error::other)?;
+            self.inner.seek(SeekFrom::Current(delta))?;
+            self.pos += len;
+        }
+        Ok(())
+    }
+}

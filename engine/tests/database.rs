@@ -1,0 +1,432 @@
+//! Database-level tests: round trips, the q-gram filter against exhaustive search, crash leftovers,
+//! deletes and compaction, corruption of the MANIFEST and tombstones, locking, token import.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use pairalign_engine::import::{import_jsonl, ImportOptions};
+use pairalign_engine::segment::{DocInput, SegmentWriter};
+use pairalign_engine::synthetic::{rng, ZipfTokens};
+use pairalign_engine::{
+    Database, DatabaseConfig, EditBudget, Error, Hit, Mode, NewDoc, SearchOptions, Symbol,
+};
+use rand::Rng;
+
+fn doc(id: &str, tokens: Vec<Symbol>) -> NewDoc {
+    NewDoc {
+        id: id.to_string(),
+        tokens,
+        ..NewDoc::default()
+    }
+}
+
+fn ids(hits: &[Hit]) -> Vec<&str> {
+    hits.iter().map(|h| h.id.as_str()).collect()
+}
+
+fn exact(k: u32, mode: Mode, exhaustive: bool) -> SearchOptions {
+    SearchOptions {
+        top: usize::MAX,
+        k: Some(EditBudget::Absolute(k)),
+        mode,
+        exhaustive,
+        ..SearchOptions::default()
+    }
+}
+
+#[test]
+fn round_trip_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Database::create(dir.path(), DatabaseConfig::new(64, 3)).unwrap();
+    db.add_tokens(&[
+        doc("a", vec![1, 2, 3, 4, 5, 6, 7, 8]),
+        NewDoc {
+            id: "b".into(),
+            tokens: vec![9, 9, 1, 2, 3, 4, 10],
+            times_ms: Some(vec![0, 100, 200, 300, 400, 500, 600]),
+            duration_ms: Some(700),
+        },
+    ])
+    .unwrap();
+    db.add_tokens(&[doc("c", vec![20, 21, 22])]).unwrap();
+    drop(db);
+
+    let db = Database::open_read_only(dir.path()).unwrap();
+    let info = db.info().unwrap();
+    assert_eq!((info.segments, info.docs, info.tokens), (2, 3, 18));
+    let outcome = db.search_tokens(&[1, 2, 3, 4], &exact(0, Mode::Infix, false)).unwrap();
+    assert!(outcome.lossless);
+    assert_eq!(ids(&outcome.hits), ["a", "b"]);
+    let b = &outcome.hits[1];
+    assert_eq!((b.start, b.end, b.start_ms, b.end_ms, b.distance), (2, 6, 200, 600, 0));
+    // A match at the end of a document ends at its duration.
+    let outcome = db.search_tokens(&[3, 4, 10], &exact(0, Mode::Infix, false)).unwrap();
+    assert_eq!((outcome.hits[0].end, outcome.hits[0].end_ms), (7, 700));
+    // Global mode compares whole documents.
+    let outcome = db.search_tokens(&[20, 21, 23], &exact(1, Mode::Global, false)).unwrap();
+    assert_eq!(ids(&outcome.hits), ["c"]);
+    assert_eq!(outcome.hits[0].distance, 1);
+}
+
+#[test]
+fn times_are_filled_in_when_missing() {
+    let with_duration = NewDoc {
+        id: "x".into(),
+        tokens: vec![1, 2, 3, 4],
+        times_ms: None,
+        duration_ms: Some(1000),
+    };
+    assert_eq!(with_duration.resolved_times(), (vec![0, 250, 500, 750], 1000));
+    let (times, duration) = doc("y", vec![1; 127]).resolved_times();
+    assert_eq!(duration, 10_000, "127 tokens at the nominal 12.7 tokens/s");
+    assert!(times.windows(2).all(|w| w[0] <= w[1]));
+}
+
+/// Per document, the smallest distance found; the filter must find the same documents with the
+/// same best distance as exhaustive search.
+fn best_per_doc(hits: &[Hit]) -> BTreeMap<String, u32> {
+    let mut best = BTreeMap::new();
+    for hit in hits {
+        let d = best.entry(hit.id.clone()).or_insert(u32::MAX);
+        *d = (*d).min(hit.distance);
+    }
+    best
+}
+
+#[test]
+fn filter_equals_exhaustive_when_the_lemma_applies() {
+    let mut r = rng(11);
+    for (round, &(vocab, q)) in [(8u32, 2u32), (16, 3), (512, 3), (512, 4), (4096, 2)]
+        .iter()
+        .enumerate()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Database::create(dir.path(), DatabaseConfig::new(vocab, q)).unwrap();
+        let zipf = ZipfTokens::new(vocab, 1.0, round as u64);
+        let mut docs = Vec::new();
+        for d in 0..120 {
+            // Short documents (3 s clips) and long ones (recordings), two segments.
+            let len = if d % 10 == 0 { r.gen_range(200..600) } else { r.gen_range(0..60) };
+            docs.push(doc(&format!("d{d}"), zipf.string(&mut r, len)));
+        }
+        db.add_tokens(&docs[..60]).unwrap();
+        db.add_tokens(&docs[60..]).unwrap();
+        for _ in 0..25 {
+            let source = &docs[r.gen_range(0..docs.len())].tokens;
+            if source.len() < 12 {
+                continue;
+            }
+            let len = r.gen_range(12..=source.len().min(90));
+            let start = r.gen_range(0..=source.len() - len);
+            let rate = r.gen_range(0.0..0.2);
+            let query = zipf.noisy_copy(&mut r, &source[start..start + len], rate);
+            let m = query.len();
+            // The largest k for which the lemma's threshold m - q + 1 - k*q is positive.
+            let k_max = (m as i64 - q as i64) / q as i64;
+            for k in [0, k_max / 2, k_max].into_iter().filter(|k| *k >= 0) {
+                for mode in [Mode::Infix, Mode::Global] {
+                    let filtered = db.search_tokens(&query, &exact(k as u32, mode, false)).unwrap();
+                    let exhaustive = db.search_tokens(&query, &exact(k as u32, mode, true)).unwrap();
+                    assert!(filtered.lossless, "m={m} q={q} k={k}");
+                    assert_eq!(
+                        best_per_doc(&filtered.hits),
+                        best_per_doc(&exhaustive.hits),
+                        "vocab={vocab} q={q} m={m} k={k} mode={mode:?}"
+                    );
+                    if mode == Mode::Global {
+                        assert_eq!(filtered.hits, exhaustive.hits);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn exhaustive_equals_oracle() {
+    use pairalign_engine::verifier::oracle;
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Database::create(dir.path(), DatabaseConfig::new(32, 2)).unwrap();
+    let zipf = ZipfTokens::new(32, 1.0, 5);
+    let mut r = rng(5);
+    let docs: Vec<NewDoc> = (0..50)
+        .map(|d| {
+            let len = r.gen_range(0..80);
+            doc(&format!("d{d:02}"), zipf.string(&mut r, len))
+        })
+        .collect();
+    db.add_tokens(&docs).unwrap();
+    for _ in 0..20 {
+        let len = r.gen_range(1..20);
+        let query = zipf.string(&mut r, len);
+        let k = r.gen_range(0..10);
+        for mode in [Mode::Infix, Mode::Global] {
+            let outcome = db.search_tokens(&query, &exact(k, mode, true)).unwrap();
+            let mut expected: Vec<(u32, &str)> = docs
+                .iter()
+                .map(|d| {
+                    let dist = match mode {
+                        Mode::Infix => oracle::infix(&query, &d.tokens),
+                        Mode::Global => oracle::global(&query, &d.tokens),
+                    };
+                    (dist, d.id.as_str())
+                })
+                .filter(|(dist, _)| *dist <= k)
+                .collect();
+            expected.sort();
+            let got: BTreeMap<String, u32> = best_per_doc(&outcome.hits);
+            let want: BTreeMap<String, u32> =
+                expected.iter().map(|(d, id)| (id.to_string(), *d)).collect();
+            assert_eq!(got, want, "k={k} mode={mode:?}");
+            // Hits come sorted by distance, then id.
+            let keys: Vec<(u32, &str)> = outcome.hits.iter().map(|h| (h.distance, h.id.as_str())).collect();
+            assert!(keys.windows(2).all(|w| w[0] <= w[1]));
+        }
+    }
+}
+
+#[test]
+fn uncommitted_segment_is_invisible_and_cleaned_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Database::create(dir.path(), DatabaseConfig::new(64, 2)).unwrap();
+    db.add_tokens(&[doc("kept", vec![1, 2, 3, 4])]).unwrap();
+    let next = db.manifest().next_segment_id;
+    drop(db);
+    // A writer died after writing its segment (under the very name the next segment gets) and a
+    // temporary MANIFEST, but before the rename that commits.
+    let leftover = dir.path().join(format!("segments/seg-{next:08}.seg"));
+    let mut writer = SegmentWriter::new(64, 2).unwrap();
+    let tokens = [5u16, 6, 7, 8];
+    writer
+        .add(&DocInput { name: "lost", doc_id: 1, tokens: &tokens, times_ms: &[0, 1, 2, 3], duration_ms: 4 })
+        .unwrap();
+    writer.write(&leftover).unwrap();
+    fs::write(dir.path().join("MANIFEST.tmp"), b"{\"half\": ").unwrap();
+
+    let reader = Database::open_read_only(dir.path()).unwrap();
+    assert_eq!(reader.info().unwrap().docs, 1);
+    assert!(reader.search_tokens(&[5, 6, 7, 8], &exact(0, Mode::Infix, true)).unwrap().hits.is_empty());
+    drop(reader);
+
+    let mut db = Database::open(dir.path()).unwrap();
+    assert!(!leftover.exists(), "the writer removes files the MANIFEST does not name");
+    assert!(!dir.path().join("MANIFEST.tmp").exists());
+    db.add_tokens(&[doc("new", vec![5, 6, 7, 8])]).unwrap();
+    let hits = db.search_tokens(&[5, 6, 7, 8], &exact(0, Mode::Infix, false)).unwrap().hits;
+    assert_eq!(ids(&hits), ["new"]);
+}
+
+#[test]
+fn delete_then_compact() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Database::create(dir.path(), DatabaseConfig::new(64, 2)).unwrap();
+    db.add_tokens(&[doc("a", vec![1, 2, 3]), doc("b", vec![1, 2, 3, 4])]).unwrap();
+    db.add_tokens(&[doc("c", vec![9, 1, 2, 3])]).unwrap();
+    let report = db.delete(&["b", "nope", "b"]).unwrap();
+    assert_eq!(report.deleted, ["b"]);
+    assert_eq!(report.missing, ["nope", "b"]);
+    let query = [1, 2, 3];
+    let before = db.search_tokens(&query, &exact(0, Mode::Infix, false)).unwrap().hits;
+    assert_eq!(ids(&before), ["a", "c"]);
+    // Deletes survive a reopen.
+    drop(db);
+    let mut db = Database::open(dir.path()).unwrap();
+    assert_eq!(db.info().unwrap().deleted, 1);
+    assert!(!db.contains("b"));
+    // A deleted id can be added again.
+    db.add_tokens(&[doc("b", vec![7, 7, 7])]).unwrap();
+    db.compact().unwrap();
+    let info = db.info().unwrap();
+    assert_eq!((info.segments, info.docs, info.deleted, info.tokens), (1, 3, 0, 10));
+    let after = db.search_tokens(&query, &exact(0, Mode::Infix, false)).unwrap().hits;
+    assert_eq!(after, before);
+    drop(db);
+    let db = Database::open(dir.path()).unwrap();
+    assert_eq!(db.search_tokens(&[7, 7, 7], &exact(0, Mode::Global, false)).unwrap().hits.len(), 1);
+    // Only the compacted segment and no tombstone file remain.
+    let segs = fs::read_dir(dir.path().join("segments")).unwrap().count();
+    assert_eq!(segs, 1);
+    assert!(fs::read_dir(dir.path()).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with("deletes-")));
+}
+
+fn corrupt_file(path: &Path, offset: usize) {
+    let mut bytes = fs::read(path).unwrap();
+    bytes[offset] ^= 0x55;
+    fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn damaged_files_name_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Database::create(dir.path(), DatabaseConfig::new(64, 2)).unwrap();
+    db.add_tokens(&[doc("a", vec![1, 2, 3]), doc("b", vec![4, 5, 6])]).unwrap();
+    db.delete(&["a"]).unwrap();
+    let deletes = db.manifest().deletes.clone().unwrap().file;
+    let segment = db.manifest().segments[0].file.clone();
+    drop(db);
+
+    // Tombstones: a flipped byte and a truncation.
+    let path = dir.path().join(&deletes);
+    let good = fs::read(&path).unwrap();
+    corrupt_file(&path, good.len() / 2);
+    let err = Database::open_read_only(dir.path()).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { section: "deletes", .. }), "{err}");
+    assert!(err.to_string().contains(&deletes), "{err}");
+    fs::write(&path, &good[..good.len() - 1]).unwrap();
+    assert!(Database::open_read_only(dir.path()).is_err());
+    fs::write(&path, &good).unwrap();
+
+    // A segment truncated or with a flipped byte.
+    let seg_path = dir.path().join("segments").join(&segment);
+    let good_seg = fs::read(&seg_path).unwrap();
+    fs::write(&seg_path, &good_seg[..good_seg.len() - 3]).unwrap();
+    let err = Database::open_read_only(dir.path()).unwrap_err();
+    assert!(err.to_string().contains(&segment), "{err}");
+    fs::write(&seg_path, &good_seg).unwrap();
+    corrupt_file(&seg_path, good_seg.len() / 2);
+    let err = Database::open(dir.path()).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    fs::write(&seg_path, &good_seg).unwrap();
+
+    // A segment file missing altogether.
+    fs::rename(&seg_path, dir.path().join("elsewhere")).unwrap();
+    let err = Database::open_read_only(dir.path()).unwrap_err();
+    assert!(err.to_string().contains(&segment), "{err}");
+    fs::rename(dir.path().join("elsewhere"), &seg_path).unwrap();
+
+    // The MANIFEST.
+    let manifest = dir.path().join("MANIFEST");
+    corrupt_file(&manifest, 30);
+    let err = Database::open(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("MANIFEST"), "{err}");
+
+    let err = Database::open(dir.path().join("missing")).unwrap_err();
+    assert!(matches!(err, Error::NotADatabase { .. }), "{err}");
+}
+
+#[test]
+fn one_writer_many_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::create(dir.path(), DatabaseConfig::default()).unwrap();
+    assert!(matches!(Database::open(dir.path()), Err(Error::Locked { .. })));
+    assert!(matches!(
+        Database::create(dir.path(), DatabaseConfig::default()),
+        Err(Error::Locked { .. }) | Err(Error::AlreadyExists { .. })
+    ));
+    let mut reader = Database::open_read_only(dir.path()).unwrap();
+    assert!(reader.add_tokens(&[doc("a", vec![1])]).is_err());
+    drop(db);
+    assert!(matches!(
+        Database::create(dir.path(), DatabaseConfig::default()),
+        Err(Error::AlreadyExists { .. })
+    ));
+    Database::open(dir.path()).unwrap();
+}
+
+#[test]
+fn bad_documents_are_rejected_whole_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Database::create(dir.path(), DatabaseConfig::new(16, 2)).unwrap();
+    db.add_tokens(&[doc("a", vec![1, 2])]).unwrap();
+    let cases = [
+        (vec![doc("b", vec![1, 16])], "outside the vocabulary"),
+        (vec![doc("a", vec![1])], "already exists"),
+        (vec![doc("c", vec![1]), doc("c", vec![2])], "already exists"),
+        (vec![doc("", vec![1])], "id must be"),
+        (
+            vec![NewDoc { id: "t".into(), tokens: vec![1, 2], times_ms: Some(vec![5, 4]), duration_ms: None }],
+            "decreases",
+        ),
+        (
+            vec![NewDoc { id: "t".into(), tokens: vec![1, 2], times_ms: Some(vec![5]), duration_ms: None }],
+            "entries",
+        ),
+    ];
+    for (batch, message) in cases {
+        let err = db.add_tokens(&batch).unwrap_err();
+        assert!(err.to_string().contains(message), "{err} should say {message}");
+    }
+    assert_eq!(db.info().unwrap().docs, 1);
+    assert!(db.search_tokens(&[], &SearchOptions::default()).is_err());
+}
+
+#[test]
+fn import_reports_problems_by_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens.jsonl");
+    let mut f = fs::File::create(&file).unwrap();
+    writeln!(f, r#"{{"id": "a", "tokens": [1, 2, 3]}}"#).unwrap();
+    writeln!(f, r#"{{"id": "b", "tokens": [1, 2, 3], "times_ms": [0, 80, 160], "duration_ms": 240}}"#).unwrap();
+    writeln!(f, r#"{{"id": "a", "tokens": [4]}}"#).unwrap();
+    writeln!(f).unwrap();
+    writeln!(f, r#"{{"id": "c", "tokens": [1, 99]}}"#).unwrap();
+    writeln!(f, r#"{{"id": "d", "tokens": [1, -2]}}"#).unwrap();
+    writeln!(f, r#"not json"#).unwrap();
+    f.write_all(b"{\"id\": \"\xff\", \"tokens\": []}\n").unwrap();
+    writeln!(f, r#"{{"id": "e", "tokens": [5, 6], "times_ms": [0]}}"#).unwrap();
+    writeln!(f, r#"{{"id": "f", "tokens": [7]}}"#).unwrap();
+    drop(f);
+
+    let strict_dir = dir.path().join("strict");
+    let mut db = Database::create(&strict_dir, DatabaseConfig::new(64, 2)).unwrap();
+    let strict = ImportOptions { strict: true, ..ImportOptions::default() };
+    let report = import_jsonl(&mut db, &file, &strict).unwrap();
+    assert_eq!(report.imported, 0);
+    assert_eq!(db.info().unwrap().docs, 0);
+
+    let mut db = Database::create(dir.path().join("db"), DatabaseConfig::new(64, 2)).unwrap();
+    let lenient = ImportOptions { batch_docs: 2, ..ImportOptions::default() };
+    let report = import_jsonl(&mut db, &file, &lenient).unwrap();
+    let lines: Vec<usize> = report.problems.iter().map(|p| p.line).collect();
+    assert_eq!(lines, [3, 5, 6, 7, 8, 9], "{:?}", report.problems);
+    assert!(report.problems[0].message.contains("already exists"));
+    assert!(report.problems[1].message.contains("outside the vocabulary"));
+    assert!(report.problems[2].message.contains("malformed"));
+    assert_eq!((report.lines, report.imported, report.tokens), (9, 3, 7));
+    assert_eq!(db.info().unwrap().segments, 2, "batches of two documents");
+    // Re-importing the same file adds nothing: every id is already there.
+    let again = import_jsonl(&mut db, &file, &lenient).unwrap();
+    assert_eq!(again.imported, 0);
+    assert_eq!(db.info().unwrap().docs, 3);
+}
+
+#[test]
+fn ranked_filter_finds_noisy_copies() {
+    // k = 40% of the query is beyond the lemma for q = 3, so the filter ranks diagonal windows by
+    // votes; noisy copies of 3 s stretches must still come first.
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Database::create(dir.path(), DatabaseConfig::new(512, 3)).unwrap();
+    let zipf = ZipfTokens::new(512, 1.0, 3);
+    let mut r = rng(3);
+    let docs: Vec<NewDoc> = (0..400).map(|d| doc(&format!("d{d:03}"), zipf.string(&mut r, 400))).collect();
+    db.add_tokens(&docs).unwrap();
+    let ranked = SearchOptions { exhaustive_below_cells: 0, ..SearchOptions::default() };
+    let exhaustive = SearchOptions { exhaustive: true, ..SearchOptions::default() };
+    let mut first = 0;
+    let trials = 60;
+    for t in 0..trials {
+        let d = r.gen_range(0..docs.len());
+        let start = r.gen_range(0..=400 - 38);
+        let query = zipf.noisy_copy(&mut r, &docs[d].tokens[start..start + 38], 0.2);
+        let outcome = db.search_tokens(&query, &ranked).unwrap();
+        assert!(!outcome.lossless);
+        let truth = db.search_tokens(&query, &exhaustive).unwrap();
+        // Everything the ranked filter returns is a real match, at its true distance or worse.
+        assert!(outcome.hits.len() <= truth.hits.len());
+        if let (Some(got), Some(want)) = (outcome.hits.first(), truth.hits.first()) {
+            assert!(got.distance >= want.distance);
+        }
+        if outcome.hits.first().map(|h| h.id.as_str()) == Some(docs[d].id.as_str()) {
+            first += 1;
+        } else {
+            eprintln!("trial {t}: source {} not first", docs[d].id);
+        }
+    }
+    assert!(first * 100 >= trials * 95, "source first in {first} of {trials}");
+}

@@ -1,0 +1,341 @@
+//! The `pairalign` command line. Thin: parses arguments, calls the library crates, prints results.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use pairalign_engine::import::{import_jsonl, ImportOptions, TokenLine};
+use pairalign_engine::synthetic::{self, ZipfTokens};
+use pairalign_engine::{Database, DatabaseConfig, EditBudget, Mode, SearchOptions, Symbol};
+use serde_json::json;
+
+/// PairAlign Search: query-by-example search over learned audio token strings.
+#[derive(Parser, Debug)]
+#[command(name = "pairalign", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Import token strings from a JSON Lines file (creates the database if missing).
+    ImportTokens(ImportTokensArgs),
+    /// Search the database with token strings.
+    Search(SearchArgs),
+    /// Show counts and sizes.
+    Info(InfoArgs),
+    /// Delete documents by id.
+    Delete(DeleteArgs),
+    /// Merge all segments into one and drop deleted documents.
+    Compact(DbArg),
+    /// Write a synthetic token archive and noisy queries (Zipf symbols), for demos and benchmarks.
+    SynthTokens(SynthTokensArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct DbArg {
+    /// Database directory.
+    #[arg(long)]
+    db: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+struct ImportTokensArgs {
+    /// Database directory.
+    #[arg(long)]
+    db: PathBuf,
+    /// JSONL file: {"id", "tokens", "times_ms"?, "duration_ms"?} per line.
+    file: PathBuf,
+    /// Import nothing if any line has a problem.
+    #[arg(long)]
+    strict: bool,
+    /// Vocabulary size, when the database is created by this import.
+    #[arg(long, default_value_t = DatabaseConfig::default().vocab_size)]
+    vocab: u32,
+    /// q-gram length, when the database is created by this import.
+    #[arg(long, default_value_t = DatabaseConfig::default().q)]
+    q: u32,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum ModeArg {
+    Infix,
+    Global,
+}
+
+#[derive(clap::Args, Debug)]
+struct SearchArgs {
+    /// Database directory.
+    #[arg(long)]
+    db: PathBuf,
+    /// One query as space-separated symbols, e.g. "3 17 17 4".
+    #[arg(long, conflicts_with = "tokens_file", required_unless_present = "tokens_file")]
+    tokens: Option<String>,
+    /// Queries as JSONL, one {"id", "tokens"} per line.
+    #[arg(long)]
+    tokens_file: Option<PathBuf>,
+    /// Number of hits per query.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Edit budget: an integer is absolute, a number below 1 is a fraction of the query length.
+    #[arg(long, default_value = "0.4")]
+    k: String,
+    /// infix: find the query inside documents; global: compare whole documents.
+    #[arg(long, value_enum, default_value_t = ModeArg::Infix)]
+    mode: ModeArg,
+    /// Verify every document instead of filtering with q-grams.
+    #[arg(long)]
+    exhaustive: bool,
+    /// One JSON object per query (always on for now; accepted for scripts that pass it).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct InfoArgs {
+    /// Database directory.
+    #[arg(long)]
+    db: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct DeleteArgs {
+    /// Database directory.
+    #[arg(long)]
+    db: PathBuf,
+    /// Document ids.
+    #[arg(required = true)]
+    ids: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct SynthTokensArgs {
+    /// Output directory: archive.jsonl and queries.jsonl are written here.
+    #[arg(long)]
+    out: PathBuf,
+    /// Documents in the archive.
+    #[arg(long, default_value_t = 10_000)]
+    docs: usize,
+    /// Tokens per document.
+    #[arg(long, default_value_t = 380)]
+    len: usize,
+    /// Vocabulary size.
+    #[arg(long, default_value_t = 512)]
+    vocab: u32,
+    /// Queries: noisy copies of random document stretches.
+    #[arg(long, default_value_t = 5)]
+    queries: usize,
+    /// Query length in tokens (38 is 3 s at 12.7 tokens/s).
+    #[arg(long, default_value_t = 38)]
+    query_len: usize,
+    /// Share of query positions edited (substitution, insertion or deletion).
+    #[arg(long, default_value_t = 0.2)]
+    noise: f64,
+    /// Random seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::ImportTokens(args) => import_tokens(args),
+        Command::Search(args) => search(args),
+        Command::Info(args) => info(args),
+        Command::Delete(args) => delete(args),
+        Command::Compact(args) => {
+            let mut db = Database::open(&args.db)?;
+            db.compact()?;
+            let info = db.info()?;
+            println!("compacted: {} segment(s), {} docs, {} bytes", info.segments, info.docs, info.bytes);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SynthTokens(args) => synth_tokens(args),
+    }
+}
+
+fn import_tokens(args: ImportTokensArgs) -> anyhow::Result<ExitCode> {
+    let mut db = Database::open_or_create(&args.db, DatabaseConfig::new(args.vocab, args.q))?;
+    let options = ImportOptions {
+        strict: args.strict,
+        ..ImportOptions::default()
+    };
+    let report = import_jsonl(&mut db, &args.file, &options)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        for problem in &report.problems {
+            eprintln!("{}:{}: {}", args.file.display(), problem.line, problem.message);
+        }
+        println!(
+            "imported {} of {} documents ({} tokens){}",
+            report.imported,
+            report.lines,
+            report.tokens,
+            if args.strict && !report.problems.is_empty() {
+                " (--strict: nothing imported)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn parse_tokens(text: &str) -> anyhow::Result<Vec<Symbol>> {
+    text.split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse::<Symbol>()
+                .with_context(|| format!("{t:?} is not a symbol (0 to 65535)"))
+        })
+        .collect()
+}
+
+fn read_queries(path: &Path) -> anyhow::Result<Vec<(String, Vec<Symbol>)>> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut queries = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("reading {}", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed: TokenLine = serde_json::from_str(&line)
+            .with_context(|| format!("{}:{}: malformed query line", path.display(), i + 1))?;
+        queries.push((parsed.id, parsed.tokens));
+    }
+    Ok(queries)
+}
+
+fn search(args: SearchArgs) -> anyhow::Result<ExitCode> {
+    let db = Database::open_read_only(&args.db)?;
+    let queries = match (&args.tokens, &args.tokens_file) {
+        (Some(text), _) => vec![("query".to_string(), parse_tokens(text)?)],
+        (None, Some(path)) => read_queries(path)?,
+        (None, None) => bail!("give --tokens or --tokens-file"),
+    };
+    let options = SearchOptions {
+        top: args.top,
+        k: Some(EditBudget::parse(&args.k)?),
+        mode: match args.mode {
+            ModeArg::Infix => Mode::Infix,
+            ModeArg::Global => Mode::Global,
+        },
+        exhaustive: args.exhaustive,
+        ..SearchOptions::default()
+    };
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    for (id, tokens) in queries {
+        let outcome = db
+            .search_tokens(&tokens, &options)
+            .with_context(|| format!("query {id:?}"))?;
+        let line = json!({"query": id, "took_ms": outcome.took_ms, "hits": outcome.hits});
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
+    let db = Database::open_read_only(&args.db)?;
+    let info = db.info()?;
+    if args.json {
+        println!("{}", serde_json::to_string(&info)?);
+    } else {
+        println!("database:  {}", args.db.display());
+        println!("segments:  {}", info.segments);
+        println!("docs:      {} ({} deleted, not yet compacted)", info.docs, info.deleted);
+        println!("tokens:    {}", info.tokens);
+        println!("bytes:     {}", info.bytes);
+        println!("vocab:     {}  q: {}", info.vocab_size, info.q);
+        if let Some(t) = &info.tokenizer {
+            println!("tokenizer: {} ({})", t.id, t.weights_hash);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn delete(args: DeleteArgs) -> anyhow::Result<ExitCode> {
+    let mut db = Database::open(&args.db)?;
+    let report = db.delete(&args.ids)?;
+    for id in &report.missing {
+        eprintln!("not found: {id}");
+    }
+    println!("deleted {} document(s)", report.deleted.len());
+    Ok(if report.missing.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn synth_tokens(args: SynthTokensArgs) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let zipf = ZipfTokens::new(args.vocab, 1.0, args.seed);
+    let mut rng = synthetic::rng(args.seed);
+    let ms_per_token = 1000.0 / pairalign_engine::NOMINAL_TOKENS_PER_SECOND;
+    let archive_path = args.out.join("archive.jsonl");
+    let mut archive = BufWriter::new(File::create(&archive_path)?);
+    let mut docs = Vec::with_capacity(args.docs);
+    for d in 0..args.docs {
+        let tokens = zipf.string(&mut rng, args.len);
+        let times: Vec<u32> = (0..tokens.len()).map(|i| (i as f64 * ms_per_token) as u32).collect();
+        let line = json!({
+            "id": format!("doc-{d:06}"),
+            "tokens": tokens,
+            "times_ms": times,
+            "duration_ms": (tokens.len() as f64 * ms_per_token) as u32,
+        });
+        writeln!(archive, "{line}")?;
+        docs.push(tokens);
+    }
+    archive.flush()?;
+    let mut queries = BufWriter::new(File::create(args.out.join("queries.jsonl"))?);
+    let queries_wanted = if docs.is_empty() { 0 } else { args.queries };
+    for i in 0..queries_wanted {
+        let d = rand::Rng::gen_range(&mut rng, 0..docs.len());
+        let doc = &docs[d];
+        let len = args.query_len.min(doc.len());
+        let start = rand::Rng::gen_range(&mut rng, 0..=doc.len() - len);
+        let tokens = zipf.noisy_copy(&mut rng, &doc[start..start + len], args.noise);
+        let line = json!({
+            "id": format!("q{i}-from-doc-{d:06}-at-{start}"),
+            "tokens": tokens,
+        });
+        writeln!(queries, "{line}")?;
+    }
+    queries.flush()?;
+    println!(
+        "wrote {} documents of {} tokens and {} queries to {}",
+        args.docs,
+        args.len,
+        args.queries,
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
