@@ -76,7 +76,11 @@ struct SearchArgs {
     #[arg(long)]
     db: PathBuf,
     /// One query as space-separated symbols, e.g. "3 17 17 4".
-    #[arg(long, conflicts_with = "tokens_file", required_unless_present = "tokens_file")]
+    #[arg(
+        long,
+        conflicts_with = "tokens_file",
+        required_unless_present = "tokens_file"
+    )]
     tokens: Option<String>,
     /// Queries as JSONL, one {"id", "tokens"} per line.
     #[arg(long)]
@@ -166,7 +170,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut db = Database::open(&args.db)?;
             db.compact()?;
             let info = db.info()?;
-            println!("compacted: {} segment(s), {} docs, {} bytes", info.segments, info.docs, info.bytes);
+            println!(
+                "compacted: {} segment(s), {} docs, {} bytes",
+                info.segments, info.docs, info.bytes
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::SynthTokens(args) => synth_tokens(args),
@@ -184,7 +191,12 @@ fn import_tokens(args: ImportTokensArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         for problem in &report.problems {
-            eprintln!("{}:{}: {}", args.file.display(), problem.line, problem.message);
+            eprintln!(
+                "{}:{}: {}",
+                args.file.display(),
+                problem.line,
+                problem.message
+            );
         }
         println!(
             "imported {} of {} documents ({} tokens){}",
@@ -268,7 +280,10 @@ fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     } else {
         println!("database:  {}", args.db.display());
         println!("segments:  {}", info.segments);
-        println!("docs:      {} ({} deleted, not yet compacted)", info.docs, info.deleted);
+        println!(
+            "docs:      {} ({} deleted, not yet compacted)",
+            info.docs, info.deleted
+        );
         println!("tokens:    {}", info.tokens);
         println!("bytes:     {}", info.bytes);
         println!("vocab:     {}  q: {}", info.vocab_size, info.q);
@@ -304,7 +319,9 @@ fn synth_tokens(args: SynthTokensArgs) -> anyhow::Result<ExitCode> {
     let mut docs = Vec::with_capacity(args.docs);
     for d in 0..args.docs {
         let tokens = zipf.string(&mut rng, args.len);
-        let times: Vec<u32> = (0..tokens.len()).map(|i| (i as f64 * ms_per_token) as u32).collect();
+        let times: Vec<u32> = (0..tokens.len())
+            .map(|i| (i as f64 * ms_per_token) as u32)
+            .collect();
         let line = json!({
             "id": format!("doc-{d:06}"),
             "tokens": tokens,

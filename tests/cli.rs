@@ -40,15 +40,37 @@ fn import_search_info_delete_compact() {
         ),
     )
     .unwrap();
-    let out = pairalign(&["import-tokens", "--db", path(&db), path(&file), "--vocab", "64", "--q", "2"]);
+    let out = pairalign(&[
+        "import-tokens",
+        "--db",
+        path(&db),
+        path(&file),
+        "--vocab",
+        "64",
+        "--q",
+        "2",
+    ]);
     assert_eq!(out.status.code(), Some(1), "some lines failed");
     let stderr = String::from_utf8_lossy(&out.stderr);
     for line in [":3:", ":4:", ":5:"] {
         assert!(stderr.contains(line), "stderr names line {line}: {stderr}");
     }
 
-    let out = pairalign(&["search", "--db", path(&db), "--tokens", "3 17 4 8", "--k", "1", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = pairalign(&[
+        "search",
+        "--db",
+        path(&db),
+        "--tokens",
+        "3 17 4 8",
+        "--k",
+        "1",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let results = json_lines(&out);
     assert_eq!(results.len(), 1);
     let hits = results[0]["hits"].as_array().unwrap();
@@ -63,18 +85,43 @@ fn import_search_info_delete_compact() {
         assert!(a.get(key).is_some(), "hit has {key}");
     }
     // Times come from the document's times_ms (80 ms apart); the end of the document is its duration.
-    assert_eq!(a["start_ms"].as_u64().unwrap(), 80 * a["start"].as_u64().unwrap());
+    assert_eq!(
+        a["start_ms"].as_u64().unwrap(),
+        80 * a["start"].as_u64().unwrap()
+    );
     assert_eq!(a["end"], 5);
     assert_eq!(a["end_ms"], 400);
     assert_eq!(a["norm_distance"], 0.25);
 
     // A fraction below 1 is relative to the query length: 0.2 * 4 = 0 edits.
-    let out = pairalign(&["search", "--db", path(&db), "--tokens", "3 17 4 8", "--k", "0.2", "--json"]);
+    let out = pairalign(&[
+        "search",
+        "--db",
+        path(&db),
+        "--tokens",
+        "3 17 4 8",
+        "--k",
+        "0.2",
+        "--json",
+    ]);
     assert_eq!(json_lines(&out)[0]["hits"].as_array().unwrap().len(), 1);
 
     let queries = dir.path().join("q.jsonl");
-    std::fs::write(&queries, "{\"id\": \"q1\", \"tokens\": [5, 3]}\n{\"id\": \"q2\", \"tokens\": [8, 9]}\n").unwrap();
-    let out = pairalign(&["search", "--db", path(&db), "--tokens-file", path(&queries), "--k", "0", "--json"]);
+    std::fs::write(
+        &queries,
+        "{\"id\": \"q1\", \"tokens\": [5, 3]}\n{\"id\": \"q2\", \"tokens\": [8, 9]}\n",
+    )
+    .unwrap();
+    let out = pairalign(&[
+        "search",
+        "--db",
+        path(&db),
+        "--tokens-file",
+        path(&queries),
+        "--k",
+        "0",
+        "--json",
+    ]);
     let results = json_lines(&out);
     assert_eq!(results.len(), 2);
     assert_eq!(results[1]["query"], "q2");
@@ -82,7 +129,14 @@ fn import_search_info_delete_compact() {
 
     let out = pairalign(&["info", "--db", path(&db), "--json"]);
     let info = &json_lines(&out)[0];
-    assert_eq!((info["segments"].as_u64(), info["docs"].as_u64(), info["tokens"].as_u64()), (Some(1), Some(2), Some(11)));
+    assert_eq!(
+        (
+            info["segments"].as_u64(),
+            info["docs"].as_u64(),
+            info["tokens"].as_u64()
+        ),
+        (Some(1), Some(2), Some(11))
+    );
     assert!(info["bytes"].as_u64().unwrap() > 0);
 
     let out = pairalign(&["delete", "--db", path(&db), "a", "zzz"]);
@@ -104,7 +158,11 @@ fn bad_arguments_are_errors_not_panics() {
     let db = dir.path().join("db");
     let file = dir.path().join("t.jsonl");
     std::fs::write(&file, "{\"id\": \"a\", \"tokens\": [1, 2, 3]}\n").unwrap();
-    assert!(pairalign(&["import-tokens", "--db", path(&db), path(&file)]).status.success());
+    assert!(
+        pairalign(&["import-tokens", "--db", path(&db), path(&file)])
+            .status
+            .success()
+    );
     for (args, message) in [
         (vec!["--tokens", "1 x"], "not a symbol"),
         (vec!["--tokens", "1 2", "--k=-3"], "k must be"),
@@ -126,15 +184,51 @@ fn synthetic_archive_finds_its_queries() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let db = dir.path().join("db");
-    let out = pairalign(&["synth-tokens", "--out", path(&data), "--docs", "300", "--len", "200", "--queries", "5", "--noise", "0.1"]);
+    let out = pairalign(&[
+        "synth-tokens",
+        "--out",
+        path(&data),
+        "--docs",
+        "300",
+        "--len",
+        "200",
+        "--queries",
+        "5",
+        "--noise",
+        "0.1",
+    ]);
     assert!(out.status.success());
-    let out = pairalign(&["import-tokens", "--db", path(&db), path(&data.join("archive.jsonl")), "--vocab", "512"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = pairalign(&["search", "--db", path(&db), "--tokens-file", path(&data.join("queries.jsonl")), "--json"]);
+    let out = pairalign(&[
+        "import-tokens",
+        "--db",
+        path(&db),
+        path(&data.join("archive.jsonl")),
+        "--vocab",
+        "512",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = pairalign(&[
+        "search",
+        "--db",
+        path(&db),
+        "--tokens-file",
+        path(&data.join("queries.jsonl")),
+        "--json",
+    ]);
     for result in json_lines(&out) {
         // Query ids say where the query was cut from: q<i>-from-<doc>-at-<start>.
         let query = result["query"].as_str().unwrap();
-        let source = query.split("-from-").nth(1).unwrap().split("-at-").next().unwrap();
+        let source = query
+            .split("-from-")
+            .nth(1)
+            .unwrap()
+            .split("-at-")
+            .next()
+            .unwrap();
         assert_eq!(result["hits"][0]["id"], source, "{result}");
     }
 }

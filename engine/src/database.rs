@@ -81,11 +81,18 @@ impl NewDoc {
             (Some(times), Some(duration)) => (times.clone(), duration),
             (Some(times), None) => {
                 let last = times.last().copied().unwrap_or(0);
-                (times.clone(), last.saturating_add(nominal_ms.round() as u32))
+                (
+                    times.clone(),
+                    last.saturating_add(nominal_ms.round() as u32),
+                )
             }
             (None, duration) => {
                 let duration = duration.unwrap_or((n as f64 * nominal_ms).round() as u32);
-                let step = if n == 0 { 0.0 } else { f64::from(duration) / n as f64 };
+                let step = if n == 0 {
+                    0.0
+                } else {
+                    f64::from(duration) / n as f64
+                };
                 let times = (0..n).map(|i| (i as f64 * step) as u32).collect();
                 (times, duration)
             }
@@ -543,7 +550,12 @@ impl Database {
     /// `MANIFEST.tmp`: what an interrupted writer leaves behind.
     fn remove_unreferenced_files(&self) -> Result<()> {
         let seg_dir = segments_dir(&self.dir);
-        let live: HashSet<&str> = self.manifest.segments.iter().map(|e| e.file.as_str()).collect();
+        let live: HashSet<&str> = self
+            .manifest
+            .segments
+            .iter()
+            .map(|e| e.file.as_str())
+            .collect();
         if let Ok(entries) = fs::read_dir(&seg_dir) {
             for entry in entries.flatten() {
                 let name = entry.file_name();
@@ -601,10 +613,18 @@ fn check_segment_against_manifest(
         ))
     };
     if segment.byte_len() != entry.bytes {
-        return mismatch("size", segment.byte_len().to_string(), entry.bytes.to_string());
+        return mismatch(
+            "size",
+            segment.byte_len().to_string(),
+            entry.bytes.to_string(),
+        );
     }
     if segment.doc_count() as u64 != u64::from(entry.doc_count) {
-        return mismatch("doc count", segment.doc_count().to_string(), entry.doc_count.to_string());
+        return mismatch(
+            "doc count",
+            segment.doc_count().to_string(),
+            entry.doc_count.to_string(),
+        );
     }
     if segment.vocab_size() != manifest.vocab_size || segment.q() != manifest.q {
         return mismatch(
@@ -647,7 +667,10 @@ fn read_deletes(path: &Path, entry: &DeletesEntry) -> Result<RoaringBitmap> {
         return Err(Error::corrupt(
             path,
             SECTION,
-            format!("checksum mismatch (MANIFEST says {:08x}, file has {crc:08x})", entry.crc32),
+            format!(
+                "checksum mismatch (MANIFEST says {:08x}, file has {crc:08x})",
+                entry.crc32
+            ),
         ));
     }
     let bitmap = RoaringBitmap::deserialize_from(&bytes[..])
@@ -656,7 +679,11 @@ fn read_deletes(path: &Path, entry: &DeletesEntry) -> Result<RoaringBitmap> {
         return Err(Error::corrupt(
             path,
             SECTION,
-            format!("{} tombstones but the MANIFEST says {}", bitmap.len(), entry.count),
+            format!(
+                "{} tombstones but the MANIFEST says {}",
+                bitmap.len(),
+                entry.count
+            ),
         ));
     }
     Ok(bitmap)

@@ -46,7 +46,9 @@ pub enum Error {
     #[error("{}: the database is locked by another writer", path.display())]
     Locked { path: PathBuf },
     /// A token is not below the database's vocabulary size.
-    #[error("symbol {symbol} at position {position} is outside the vocabulary (size {vocab_size})")]
+    #[error(
+        "symbol {symbol} at position {position} is outside the vocabulary (size {vocab_size})"
+    )]
     SymbolOutOfVocabulary {
         symbol: u16,
         position: usize,
@@ -74,7 +76,11 @@ impl Error {
     }
 
     /// A corruption error for `section` of the file at `path`.
-    pub fn corrupt(path: impl AsRef<Path>, section: &'static str, reason: impl Into<String>) -> Self {
+    pub fn corrupt(
+        path: impl AsRef<Path>,
+        section: &'static str,
+        reason: impl Into<String>,
+    ) -> Self {
         Error::Corrupt {
             path: path.as_ref().to_path_buf(),
             section,

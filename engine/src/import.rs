@@ -83,7 +83,11 @@ pub struct ImportReport {
 }
 
 /// Parses one line into a document, checking it against the database and the ids seen so far.
-fn check_line(db: &Database, text: &str, seen: &HashSet<String>) -> std::result::Result<NewDoc, String> {
+fn check_line(
+    db: &Database,
+    text: &str,
+    seen: &HashSet<String>,
+) -> std::result::Result<NewDoc, String> {
     let line: TokenLine = serde_json::from_str(text).map_err(|e| format!("malformed line: {e}"))?;
     let doc = NewDoc::from(line);
     if seen.contains(&doc.id) {
@@ -96,7 +100,11 @@ fn check_line(db: &Database, text: &str, seen: &HashSet<String>) -> std::result:
 /// Imports a JSONL token file into `db`, committing a segment every batch (so memory stays
 /// bounded). I/O errors abort; bad lines are reported in the returned report. When `strict`, a
 /// first pass checks every line and nothing is written if any line has a problem.
-pub fn import_jsonl(db: &mut Database, path: &Path, options: &ImportOptions) -> Result<ImportReport> {
+pub fn import_jsonl(
+    db: &mut Database,
+    path: &Path,
+    options: &ImportOptions,
+) -> Result<ImportReport> {
     if options.strict {
         let report = import_pass(db, path, options, false)?;
         if !report.problems.is_empty() {
@@ -123,7 +131,9 @@ fn import_pass(
     let mut number = 0;
     loop {
         buf.clear();
-        let n = reader.read_until(b'\n', &mut buf).map_err(|e| Error::io(path, e))?;
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| Error::io(path, e))?;
         if n == 0 {
             break;
         }
@@ -137,7 +147,10 @@ fn import_pass(
         let doc = match checked {
             Ok(doc) => doc,
             Err(message) => {
-                report.problems.push(LineProblem { line: number, message });
+                report.problems.push(LineProblem {
+                    line: number,
+                    message,
+                });
                 continue;
             }
         };

@@ -135,7 +135,10 @@ impl Manifest {
             return Err(Error::corrupt(
                 path,
                 SECTION,
-                format!("checksum mismatch (stored {:08x}, computed {crc:08x})", envelope.crc32),
+                format!(
+                    "checksum mismatch (stored {:08x}, computed {crc:08x})",
+                    envelope.crc32
+                ),
             ));
         }
         // Check the version before the shape, so that a newer layout gets the right error.
@@ -175,7 +178,10 @@ impl Manifest {
         let mut docs: u64 = 0;
         for seg in &self.segments {
             if !is_segment_file_name(&seg.file) {
-                return bad(format!("segment file name {:?} is not seg-<number>.seg", seg.file));
+                return bad(format!(
+                    "segment file name {:?} is not seg-<number>.seg",
+                    seg.file
+                ));
             }
             if !seen.insert(seg.file.as_str()) {
                 return bad(format!("segment {} listed twice", seg.file));
@@ -190,7 +196,10 @@ impl Manifest {
         }
         if let Some(deletes) = &self.deletes {
             if !is_deletes_file_name(&deletes.file) {
-                return bad(format!("deletes file name {:?} is not deletes-<number>.roaring", deletes.file));
+                return bad(format!(
+                    "deletes file name {:?} is not deletes-<number>.roaring",
+                    deletes.file
+                ));
             }
         }
         Ok(())
@@ -206,8 +215,8 @@ impl Manifest {
             crc32: crc32fast::hash(&canonical),
             manifest: value,
         };
-        let mut bytes = serde_json::to_vec_pretty(&envelope)
-            .map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let mut bytes =
+            serde_json::to_vec_pretty(&envelope).map_err(|e| Error::InvalidInput(e.to_string()))?;
         bytes.push(b'\n');
         Ok(bytes)
     }
@@ -315,7 +324,10 @@ mod tests {
                 // A flip may turn whitespace into other whitespace; anything that still parses
                 // must then be exactly the same manifest.
                 if let Ok(parsed) = Manifest::parse(Path::new("MANIFEST"), &bad) {
-                    assert_eq!(parsed, good, "byte {i} flipped with {flip:#x} changed the manifest");
+                    assert_eq!(
+                        parsed, good,
+                        "byte {i} flipped with {flip:#x} changed the manifest"
+                    );
                 }
             }
         }

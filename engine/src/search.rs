@@ -22,6 +22,9 @@ use crate::segment::{qgram_key, Segment};
 use crate::verifier::{Match, Mode, Verifier};
 use crate::{Error, Result, Symbol};
 
+/// Minimum q-gram hits in a diagonal window when the filter is ranked rather than lossless.
+const RANKED_MIN_VOTES: i64 = 2;
+
 /// Longest query accepted, in tokens (a minute of audio is about 760).
 pub const MAX_QUERY_TOKENS: usize = 65_535;
 
@@ -144,7 +147,11 @@ struct Region {
 
 impl Database {
     /// Searches the database for `query`.
-    pub fn search_tokens(&self, query: &[Symbol], options: &SearchOptions) -> Result<SearchOutcome> {
+    pub fn search_tokens(
+        &self,
+        query: &[Symbol],
+        options: &SearchOptions,
+    ) -> Result<SearchOutcome> {
         let started = Instant::now();
         if query.is_empty() {
             return Err(Error::InvalidInput("the query has no tokens".into()));
@@ -164,13 +171,14 @@ impl Database {
         let (regions, lossless) = if options.exhaustive || (threshold < 1 && cheap) {
             (self.all_regions(), true)
         } else {
-            (self.candidate_regions(query, k, threshold, options)?, threshold >= 1)
+            (
+                self.candidate_regions(query, k, threshold, options)?,
+                threshold >= 1,
+            )
         };
         let verified_tokens = regions.iter().map(|r| (r.end - r.start) as u64).sum();
         let mut hits = self.verify(&verifier, &regions, k, options.mode);
-        hits.sort_by(|a, b| {
-            (a.distance, &a.id, a.start).cmp(&(b.distance, &b.id, b.start))
-        });
+        hits.sort_by(|a, b| (a.distance, &a.id, a.start).cmp(&(b.distance, &b.id, b.start)));
         hits.truncate(options.top);
         Ok(SearchOutcome {
             hits,
@@ -186,13 +194,14 @@ impl Database {
     fn all_regions(&self) -> Vec<Region> {
         let mut regions = Vec::new();
         for (s, segment) in self.segments.iter().enumerate() {
-            for doc in segment.docs() {
-                if !self.deletes.contains(doc.doc_id) {
+            regions.reserve(segment.doc_count());
+            for ord in 0..segment.doc_count() {
+                if self.deletes.is_empty() || !self.deletes.contains(segment.doc_id(ord)) {
                     regions.push(Region {
                         segment: s,
-                        ord: doc.ord,
+                        ord,
                         start: 0,
-                        end: doc.tokens.len(),
+                        end: segment.doc_tokens(ord).len(),
                         votes: 0,
                     });
                 }
@@ -220,7 +229,10 @@ impl Database {
             for (i, gram) in query.windows(q).enumerate() {
                 // A q-gram with a symbol outside the vocabulary occurs nowhere.
                 if gram.iter().all(|&s| u32::from(s) < vocab) {
-                    grams.entry(qgram_key(gram, vocab)).or_default().push(i as u32);
+                    grams
+                        .entry(qgram_key(gram, vocab))
+                        .or_default()
+                        .push(i as u32);
                 }
             }
         }
@@ -245,7 +257,7 @@ impl Database {
             // Global mode compares whole documents.
             for r in &mut regions {
                 r.start = 0;
-                r.end = self.segments[r.segment].doc(r.ord).tokens.len();
+                r.end = self.segments[r.segment].doc_tokens(r.ord).len();
             }
             regions.sort_by_key(|r| (r.segment, r.ord));
             regions.dedup_by_key(|r| (r.segment, r.ord));
@@ -369,8 +381,11 @@ impl Database {
         let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
         for hit in hits {
             match kept.last_mut() {
-                Some(last) if last.doc_id == hit.doc_id && hit.start < last.end.max(last.start + 1) => {
-                    if (hit.distance, hit.end - hit.start) < (last.distance, last.end - last.start) {
+                Some(last)
+                    if last.doc_id == hit.doc_id && hit.start < last.end.max(last.start + 1) =>
+                {
+                    if (hit.distance, hit.end - hit.start) < (last.distance, last.end - last.start)
+                    {
                         *last = hit;
                     }
                 }
@@ -381,7 +396,7 @@ impl Database {
     }
 
     fn region_tokens(&self, r: &Region) -> &[Symbol] {
-        &self.segments[r.segment].doc(r.ord).tokens[r.start..r.end]
+        &self.segments[r.segment].doc_tokens(r.ord)[r.start..r.end]
     }
 
     fn hit(&self, r: &Region, found: Match, m: usize) -> Hit {
@@ -429,7 +444,15 @@ fn segment_hits(
         .filter_map(|(&key, offsets)| Some((segment.posting_len(key)?, key, offsets)))
         .collect();
     by_frequency.sort_unstable_by(|a, b| b.0.cmp(&a.0));
-    let mut min_votes = threshold.max(1);
+    // Without the lemma's guarantee a window needs two hits: a single shared q-gram is what
+    // unrelated strings over a few hundred symbols have by chance, and verifying those windows
+    // would crowd out the real ones in the ranked budget.
+    let query_grams: i64 = grams.values().map(|offsets| offsets.len() as i64).sum();
+    let mut min_votes = if lossless {
+        threshold
+    } else {
+        RANKED_MIN_VOTES.min(query_grams).max(1)
+    };
     let mut hits = Vec::new();
     for (len, key, offsets) in by_frequency {
         let skippable = if lossless {

@@ -56,16 +56,25 @@ fn round_trip_and_reopen() {
     let db = Database::open_read_only(dir.path()).unwrap();
     let info = db.info().unwrap();
     assert_eq!((info.segments, info.docs, info.tokens), (2, 3, 18));
-    let outcome = db.search_tokens(&[1, 2, 3, 4], &exact(0, Mode::Infix, false)).unwrap();
+    let outcome = db
+        .search_tokens(&[1, 2, 3, 4], &exact(0, Mode::Infix, false))
+        .unwrap();
     assert!(outcome.lossless);
     assert_eq!(ids(&outcome.hits), ["a", "b"]);
     let b = &outcome.hits[1];
-    assert_eq!((b.start, b.end, b.start_ms, b.end_ms, b.distance), (2, 6, 200, 600, 0));
+    assert_eq!(
+        (b.start, b.end, b.start_ms, b.end_ms, b.distance),
+        (2, 6, 200, 600, 0)
+    );
     // A match at the end of a document ends at its duration.
-    let outcome = db.search_tokens(&[3, 4, 10], &exact(0, Mode::Infix, false)).unwrap();
+    let outcome = db
+        .search_tokens(&[3, 4, 10], &exact(0, Mode::Infix, false))
+        .unwrap();
     assert_eq!((outcome.hits[0].end, outcome.hits[0].end_ms), (7, 700));
     // Global mode compares whole documents.
-    let outcome = db.search_tokens(&[20, 21, 23], &exact(1, Mode::Global, false)).unwrap();
+    let outcome = db
+        .search_tokens(&[20, 21, 23], &exact(1, Mode::Global, false))
+        .unwrap();
     assert_eq!(ids(&outcome.hits), ["c"]);
     assert_eq!(outcome.hits[0].distance, 1);
 }
@@ -78,7 +87,10 @@ fn times_are_filled_in_when_missing() {
         times_ms: None,
         duration_ms: Some(1000),
     };
-    assert_eq!(with_duration.resolved_times(), (vec![0, 250, 500, 750], 1000));
+    assert_eq!(
+        with_duration.resolved_times(),
+        (vec![0, 250, 500, 750], 1000)
+    );
     let (times, duration) = doc("y", vec![1; 127]).resolved_times();
     assert_eq!(duration, 10_000, "127 tokens at the nominal 12.7 tokens/s");
     assert!(times.windows(2).all(|w| w[0] <= w[1]));
@@ -108,7 +120,11 @@ fn filter_equals_exhaustive_when_the_lemma_applies() {
         let mut docs = Vec::new();
         for d in 0..120 {
             // Short documents (3 s clips) and long ones (recordings), two segments.
-            let len = if d % 10 == 0 { r.gen_range(200..600) } else { r.gen_range(0..60) };
+            let len = if d % 10 == 0 {
+                r.gen_range(200..600)
+            } else {
+                r.gen_range(0..60)
+            };
             docs.push(doc(&format!("d{d}"), zipf.string(&mut r, len)));
         }
         db.add_tokens(&docs[..60]).unwrap();
@@ -127,8 +143,12 @@ fn filter_equals_exhaustive_when_the_lemma_applies() {
             let k_max = (m as i64 - q as i64) / q as i64;
             for k in [0, k_max / 2, k_max].into_iter().filter(|k| *k >= 0) {
                 for mode in [Mode::Infix, Mode::Global] {
-                    let filtered = db.search_tokens(&query, &exact(k as u32, mode, false)).unwrap();
-                    let exhaustive = db.search_tokens(&query, &exact(k as u32, mode, true)).unwrap();
+                    let filtered = db
+                        .search_tokens(&query, &exact(k as u32, mode, false))
+                        .unwrap();
+                    let exhaustive = db
+                        .search_tokens(&query, &exact(k as u32, mode, true))
+                        .unwrap();
                     assert!(filtered.lossless, "m={m} q={q} k={k}");
                     assert_eq!(
                         best_per_doc(&filtered.hits),
@@ -177,11 +197,17 @@ fn exhaustive_equals_oracle() {
                 .collect();
             expected.sort();
             let got: BTreeMap<String, u32> = best_per_doc(&outcome.hits);
-            let want: BTreeMap<String, u32> =
-                expected.iter().map(|(d, id)| (id.to_string(), *d)).collect();
+            let want: BTreeMap<String, u32> = expected
+                .iter()
+                .map(|(d, id)| (id.to_string(), *d))
+                .collect();
             assert_eq!(got, want, "k={k} mode={mode:?}");
             // Hits come sorted by distance, then id.
-            let keys: Vec<(u32, &str)> = outcome.hits.iter().map(|h| (h.distance, h.id.as_str())).collect();
+            let keys: Vec<(u32, &str)> = outcome
+                .hits
+                .iter()
+                .map(|h| (h.distance, h.id.as_str()))
+                .collect();
             assert!(keys.windows(2).all(|w| w[0] <= w[1]));
         }
     }
@@ -200,21 +226,37 @@ fn uncommitted_segment_is_invisible_and_cleaned_up() {
     let mut writer = SegmentWriter::new(64, 2).unwrap();
     let tokens = [5u16, 6, 7, 8];
     writer
-        .add(&DocInput { name: "lost", doc_id: 1, tokens: &tokens, times_ms: &[0, 1, 2, 3], duration_ms: 4 })
+        .add(&DocInput {
+            name: "lost",
+            doc_id: 1,
+            tokens: &tokens,
+            times_ms: &[0, 1, 2, 3],
+            duration_ms: 4,
+        })
         .unwrap();
     writer.write(&leftover).unwrap();
     fs::write(dir.path().join("MANIFEST.tmp"), b"{\"half\": ").unwrap();
 
     let reader = Database::open_read_only(dir.path()).unwrap();
     assert_eq!(reader.info().unwrap().docs, 1);
-    assert!(reader.search_tokens(&[5, 6, 7, 8], &exact(0, Mode::Infix, true)).unwrap().hits.is_empty());
+    assert!(reader
+        .search_tokens(&[5, 6, 7, 8], &exact(0, Mode::Infix, true))
+        .unwrap()
+        .hits
+        .is_empty());
     drop(reader);
 
     let mut db = Database::open(dir.path()).unwrap();
-    assert!(!leftover.exists(), "the writer removes files the MANIFEST does not name");
+    assert!(
+        !leftover.exists(),
+        "the writer removes files the MANIFEST does not name"
+    );
     assert!(!dir.path().join("MANIFEST.tmp").exists());
     db.add_tokens(&[doc("new", vec![5, 6, 7, 8])]).unwrap();
-    let hits = db.search_tokens(&[5, 6, 7, 8], &exact(0, Mode::Infix, false)).unwrap().hits;
+    let hits = db
+        .search_tokens(&[5, 6, 7, 8], &exact(0, Mode::Infix, false))
+        .unwrap()
+        .hits;
     assert_eq!(ids(&hits), ["new"]);
 }
 
@@ -222,13 +264,17 @@ fn uncommitted_segment_is_invisible_and_cleaned_up() {
 fn delete_then_compact() {
     let dir = tempfile::tempdir().unwrap();
     let mut db = Database::create(dir.path(), DatabaseConfig::new(64, 2)).unwrap();
-    db.add_tokens(&[doc("a", vec![1, 2, 3]), doc("b", vec![1, 2, 3, 4])]).unwrap();
+    db.add_tokens(&[doc("a", vec![1, 2, 3]), doc("b", vec![1, 2, 3, 4])])
+        .unwrap();
     db.add_tokens(&[doc("c", vec![9, 1, 2, 3])]).unwrap();
     let report = db.delete(&["b", "nope", "b"]).unwrap();
     assert_eq!(report.deleted, ["b"]);
     assert_eq!(report.missing, ["nope", "b"]);
     let query = [1, 2, 3];
-    let before = db.search_tokens(&query, &exact(0, Mode::Infix, false)).unwrap().hits;
+    let before = db
+        .search_tokens(&query, &exact(0, Mode::Infix, false))
+        .unwrap()
+        .hits;
     assert_eq!(ids(&before), ["a", "c"]);
     // Deletes survive a reopen.
     drop(db);
@@ -239,12 +285,24 @@ fn delete_then_compact() {
     db.add_tokens(&[doc("b", vec![7, 7, 7])]).unwrap();
     db.compact().unwrap();
     let info = db.info().unwrap();
-    assert_eq!((info.segments, info.docs, info.deleted, info.tokens), (1, 3, 0, 10));
-    let after = db.search_tokens(&query, &exact(0, Mode::Infix, false)).unwrap().hits;
+    assert_eq!(
+        (info.segments, info.docs, info.deleted, info.tokens),
+        (1, 3, 0, 10)
+    );
+    let after = db
+        .search_tokens(&query, &exact(0, Mode::Infix, false))
+        .unwrap()
+        .hits;
     assert_eq!(after, before);
     drop(db);
     let db = Database::open(dir.path()).unwrap();
-    assert_eq!(db.search_tokens(&[7, 7, 7], &exact(0, Mode::Global, false)).unwrap().hits.len(), 1);
+    assert_eq!(
+        db.search_tokens(&[7, 7, 7], &exact(0, Mode::Global, false))
+            .unwrap()
+            .hits
+            .len(),
+        1
+    );
     // Only the compacted segment and no tombstone file remain.
     let segs = fs::read_dir(dir.path().join("segments")).unwrap().count();
     assert_eq!(segs, 1);
@@ -265,7 +323,8 @@ fn corrupt_file(path: &Path, offset: usize) {
 fn damaged_files_name_themselves() {
     let dir = tempfile::tempdir().unwrap();
     let mut db = Database::create(dir.path(), DatabaseConfig::new(64, 2)).unwrap();
-    db.add_tokens(&[doc("a", vec![1, 2, 3]), doc("b", vec![4, 5, 6])]).unwrap();
+    db.add_tokens(&[doc("a", vec![1, 2, 3]), doc("b", vec![4, 5, 6])])
+        .unwrap();
     db.delete(&["a"]).unwrap();
     let deletes = db.manifest().deletes.clone().unwrap().file;
     let segment = db.manifest().segments[0].file.clone();
@@ -276,7 +335,16 @@ fn damaged_files_name_themselves() {
     let good = fs::read(&path).unwrap();
     corrupt_file(&path, good.len() / 2);
     let err = Database::open_read_only(dir.path()).unwrap_err();
-    assert!(matches!(err, Error::Corrupt { section: "deletes", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Corrupt {
+                section: "deletes",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains(&deletes), "{err}");
     fs::write(&path, &good[..good.len() - 1]).unwrap();
     assert!(Database::open_read_only(dir.path()).is_err());
@@ -314,7 +382,10 @@ fn damaged_files_name_themselves() {
 fn one_writer_many_readers() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::create(dir.path(), DatabaseConfig::default()).unwrap();
-    assert!(matches!(Database::open(dir.path()), Err(Error::Locked { .. })));
+    assert!(matches!(
+        Database::open(dir.path()),
+        Err(Error::Locked { .. })
+    ));
     assert!(matches!(
         Database::create(dir.path(), DatabaseConfig::default()),
         Err(Error::Locked { .. }) | Err(Error::AlreadyExists { .. })
@@ -340,17 +411,30 @@ fn bad_documents_are_rejected_whole_batch() {
         (vec![doc("c", vec![1]), doc("c", vec![2])], "already exists"),
         (vec![doc("", vec![1])], "id must be"),
         (
-            vec![NewDoc { id: "t".into(), tokens: vec![1, 2], times_ms: Some(vec![5, 4]), duration_ms: None }],
+            vec![NewDoc {
+                id: "t".into(),
+                tokens: vec![1, 2],
+                times_ms: Some(vec![5, 4]),
+                duration_ms: None,
+            }],
             "decreases",
         ),
         (
-            vec![NewDoc { id: "t".into(), tokens: vec![1, 2], times_ms: Some(vec![5]), duration_ms: None }],
+            vec![NewDoc {
+                id: "t".into(),
+                tokens: vec![1, 2],
+                times_ms: Some(vec![5]),
+                duration_ms: None,
+            }],
             "entries",
         ),
     ];
     for (batch, message) in cases {
         let err = db.add_tokens(&batch).unwrap_err();
-        assert!(err.to_string().contains(message), "{err} should say {message}");
+        assert!(
+            err.to_string().contains(message),
+            "{err} should say {message}"
+        );
     }
     assert_eq!(db.info().unwrap().docs, 1);
     assert!(db.search_tokens(&[], &SearchOptions::default()).is_err());
@@ -362,31 +446,44 @@ fn import_reports_problems_by_line() {
     let file = dir.path().join("tokens.jsonl");
     let mut f = fs::File::create(&file).unwrap();
     writeln!(f, r#"{{"id": "a", "tokens": [1, 2, 3]}}"#).unwrap();
-    writeln!(f, r#"{{"id": "b", "tokens": [1, 2, 3], "times_ms": [0, 80, 160], "duration_ms": 240}}"#).unwrap();
+    writeln!(
+        f,
+        r#"{{"id": "b", "tokens": [1, 2, 3], "times_ms": [0, 80, 160], "duration_ms": 240}}"#
+    )
+    .unwrap();
     writeln!(f, r#"{{"id": "a", "tokens": [4]}}"#).unwrap();
     writeln!(f).unwrap();
     writeln!(f, r#"{{"id": "c", "tokens": [1, 99]}}"#).unwrap();
     writeln!(f, r#"{{"id": "d", "tokens": [1, -2]}}"#).unwrap();
     writeln!(f, r#"not json"#).unwrap();
-    f.write_all(b"{\"id\": \"\xff\", \"tokens\": []}\n").unwrap();
+    f.write_all(b"{\"id\": \"\xff\", \"tokens\": []}\n")
+        .unwrap();
     writeln!(f, r#"{{"id": "e", "tokens": [5, 6], "times_ms": [0]}}"#).unwrap();
     writeln!(f, r#"{{"id": "f", "tokens": [7]}}"#).unwrap();
     drop(f);
 
     let strict_dir = dir.path().join("strict");
     let mut db = Database::create(&strict_dir, DatabaseConfig::new(64, 2)).unwrap();
-    let strict = ImportOptions { strict: true, ..ImportOptions::default() };
+    let strict = ImportOptions {
+        strict: true,
+        ..ImportOptions::default()
+    };
     let report = import_jsonl(&mut db, &file, &strict).unwrap();
     assert_eq!(report.imported, 0);
     assert_eq!(db.info().unwrap().docs, 0);
 
     let mut db = Database::create(dir.path().join("db"), DatabaseConfig::new(64, 2)).unwrap();
-    let lenient = ImportOptions { batch_docs: 2, ..ImportOptions::default() };
+    let lenient = ImportOptions {
+        batch_docs: 2,
+        ..ImportOptions::default()
+    };
     let report = import_jsonl(&mut db, &file, &lenient).unwrap();
     let lines: Vec<usize> = report.problems.iter().map(|p| p.line).collect();
     assert_eq!(lines, [3, 5, 6, 7, 8, 9], "{:?}", report.problems);
     assert!(report.problems[0].message.contains("already exists"));
-    assert!(report.problems[1].message.contains("outside the vocabulary"));
+    assert!(report.problems[1]
+        .message
+        .contains("outside the vocabulary"));
     assert!(report.problems[2].message.contains("malformed"));
     assert_eq!((report.lines, report.imported, report.tokens), (9, 3, 7));
     assert_eq!(db.info().unwrap().segments, 2, "batches of two documents");
@@ -404,10 +501,18 @@ fn ranked_filter_finds_noisy_copies() {
     let mut db = Database::create(dir.path(), DatabaseConfig::new(512, 3)).unwrap();
     let zipf = ZipfTokens::new(512, 1.0, 3);
     let mut r = rng(3);
-    let docs: Vec<NewDoc> = (0..400).map(|d| doc(&format!("d{d:03}"), zipf.string(&mut r, 400))).collect();
+    let docs: Vec<NewDoc> = (0..400)
+        .map(|d| doc(&format!("d{d:03}"), zipf.string(&mut r, 400)))
+        .collect();
     db.add_tokens(&docs).unwrap();
-    let ranked = SearchOptions { exhaustive_below_cells: 0, ..SearchOptions::default() };
-    let exhaustive = SearchOptions { exhaustive: true, ..SearchOptions::default() };
+    let ranked = SearchOptions {
+        exhaustive_below_cells: 0,
+        ..SearchOptions::default()
+    };
+    let exhaustive = SearchOptions {
+        exhaustive: true,
+        ..SearchOptions::default()
+    };
     let mut first = 0;
     let trials = 60;
     for t in 0..trials {
@@ -428,5 +533,8 @@ fn ranked_filter_finds_noisy_copies() {
             eprintln!("trial {t}: source {} not first", docs[d].id);
         }
     }
-    assert!(first * 100 >= trials * 95, "source first in {first} of {trials}");
+    assert!(
+        first * 100 >= trials * 95,
+        "source first in {first} of {trials}"
+    );
 }

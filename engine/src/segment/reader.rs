@@ -206,6 +206,23 @@ impl Segment {
         }
     }
 
+    /// The tokens of document `ord` alone: the hot path of exhaustive verification, which must not
+    /// pay for the name's UTF-8 check that [`Segment::doc`] does. Empty if `ord` is out of range.
+    pub fn doc_tokens(&self, ord: usize) -> &[Symbol] {
+        self.doc_entries()
+            .get(ord)
+            .and_then(|e| {
+                let start = e.token_start as usize;
+                self.tokens().get(start..start + e.token_len as usize)
+            })
+            .unwrap_or_default()
+    }
+
+    /// The document number of document `ord` (`u32::MAX` if out of range).
+    pub fn doc_id(&self, ord: usize) -> u32 {
+        self.doc_entries().get(ord).map_or(u32::MAX, |e| e.doc_id)
+    }
+
     /// All documents in ordinal order.
     pub fn docs(&self) -> impl Iterator<Item = DocRef<'_>> {
         (0..self.doc_count).map(move |ord| self.doc(ord))
