@@ -14,6 +14,6 @@ $bin synth-tokens --out "$out/data" --docs 20000 --len 381 --vocab 512 --queries
 echo "== import"
 time $bin import-tokens --db "$out/db" --vocab 512 --q 3 "$out/data/archive.jsonl"
 echo "== search (each query is a noisy copy of 3 s of the document named in its id)"
-$bin search --db "$out/db" --tokens-file "$out/data/queries.jsonl" --top 3 --k 0.4 --json
+$bin search --db "$out/db" --tokens-file "$out/data/queries.jsonl" --top 3 --k 0.4
 echo "== info"
 $bin info --db "$out/db"

@@ -97,7 +97,7 @@ struct SearchArgs {
     /// Verify every document instead of filtering with q-grams.
     #[arg(long)]
     exhaustive: bool,
-    /// One JSON object per query (always on for now; accepted for scripts that pass it).
+    /// One JSON object per line and query, for scripts.
     #[arg(long)]
     json: bool,
 }
@@ -265,8 +265,36 @@ fn search(args: SearchArgs) -> anyhow::Result<ExitCode> {
         let outcome = db
             .search_tokens(&tokens, &options)
             .with_context(|| format!("query {id:?}"))?;
-        let line = json!({"query": id, "took_ms": outcome.took_ms, "hits": outcome.hits});
-        writeln!(out, "{line}")?;
+        if args.json {
+            let line = json!({"query": id, "took_ms": outcome.took_ms, "hits": outcome.hits});
+            writeln!(out, "{line}")?;
+            continue;
+        }
+        writeln!(
+            out,
+            "query {id}: {} hit(s) in {:.2} ms{}",
+            outcome.hits.len(),
+            outcome.took_ms,
+            if outcome.lossless {
+                ""
+            } else {
+                " (ranked candidates)"
+            }
+        )?;
+        for (rank, hit) in outcome.hits.iter().enumerate() {
+            writeln!(
+                out,
+                "{:>4}. {}  {:.2}-{:.2} s  tokens {}..{}  distance {} ({:.2})",
+                rank + 1,
+                hit.id,
+                f64::from(hit.start_ms) / 1e3,
+                f64::from(hit.end_ms) / 1e3,
+                hit.start,
+                hit.end,
+                hit.distance,
+                hit.norm_distance
+            )?;
+        }
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

@@ -1,6 +1,8 @@
 //! End-to-end tests of the `pairalign` binary: the interfaces other tools depend on
 //! (import-tokens, search --json, info --json, delete, compact, synth-tokens) and their exit codes.
 
+#![allow(clippy::unwrap_used)] // Tests unwrap: a failure is the test failing.
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -105,6 +107,23 @@ fn import_search_info_delete_compact() {
         "--json",
     ]);
     assert_eq!(json_lines(&out)[0]["hits"].as_array().unwrap().len(), 1);
+
+    // Without --json: one line per hit, for people.
+    let out = pairalign(&[
+        "search",
+        "--db",
+        path(&db),
+        "--tokens",
+        "3 17 4 8",
+        "--k",
+        "1",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("2 hit(s)"), "{text}");
+    assert!(
+        text.contains("   1. b  ") && text.contains("distance 0 (0.00)"),
+        "{text}"
+    );
 
     let queries = dir.path().join("q.jsonl");
     std::fs::write(

@@ -69,6 +69,9 @@ fn recall_at_10(filtered: &[Hit], exhaustive: &[Hit]) -> Option<f64> {
 }
 
 fn main() {
+    if let Ok(db) = std::env::var("PA_BENCH_RSS_DB") {
+        return measure_rss_child(&db);
+    }
     let wanted =
         std::env::var("PA_BENCH_ARCHIVES").unwrap_or_else(|_| "1e5x38,1e6x38,1000h".into());
     let qs: Vec<u32> = std::env::var("PA_BENCH_Q")
@@ -120,7 +123,6 @@ fn run_archive(archive: &Archive, q: u32) {
     let tokens: u64 = docs.iter().map(|d| d.tokens.len() as u64).sum();
     let hours = tokens as f64 / TOKENS_PER_HOUR;
     let dir = tempfile::tempdir().expect("temp dir");
-    let rss_before = rss_kib("VmRSS:");
     let started = Instant::now();
     let mut db = Database::create(dir.path(), DatabaseConfig::new(VOCAB, q)).expect("create");
     db.add_tokens(&docs).expect("add");
@@ -155,7 +157,13 @@ fn run_archive(archive: &Archive, q: u32) {
         .collect();
 
     // Exhaustive throughput, both modes.
-    for mode in [Mode::Global, Mode::Infix] {
+    // Global mode only makes sense where documents are as long as the query.
+    let modes: &[Mode] = if archive.doc_len == QUERY_LEN {
+        &[Mode::Global, Mode::Infix]
+    } else {
+        &[Mode::Infix]
+    };
+    for &mode in modes {
         let options = SearchOptions {
             exhaustive: true,
             mode,
@@ -236,13 +244,69 @@ fn run_archive(archive: &Archive, q: u32) {
             );
         }
     }
-    println!(
-        "resident memory: {:.1} MB above the generator's (peak {:.1} MB); {:.0} bytes/hour",
-        (rss_kib("VmRSS:").saturating_sub(rss_before)) as f64 / 1024.0,
-        rss_kib("VmHWM:") as f64 / 1024.0,
-        (rss_kib("VmRSS:").saturating_sub(rss_before)) as f64 * 1024.0 / hours
-    );
+    measure_rss(dir.path(), &queries[1], hours);
     let _ = std::io::stdout().flush();
+}
+
+/// Resident memory of a fresh process that opens the database and searches it: what a server
+/// holding this archive needs. Runs this benchmark binary again in child mode.
+fn measure_rss(db: &std::path::Path, queries: &[Vec<Symbol>], hours: f64) {
+    let queries_path = db.join("rss-queries.json");
+    std::fs::write(&queries_path, serde_json::to_vec(queries).expect("json"))
+        .expect("write queries");
+    let output = std::env::current_exe()
+        .and_then(|exe| Command::new(exe).env("PA_BENCH_RSS_DB", db).output());
+    match output {
+        Ok(out) if out.status.success() => {
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let mb = |key: &str| v[key].as_f64().unwrap_or(f64::NAN) / 1024.0;
+            println!(
+                "resident memory of a searching process (anonymous + file-backed pages of the mapped segments): \
+                 after open {:.1} + {:.1} MB; after {} filtered queries {:.1} + {:.1} MB ({:.0} KB/hour anonymous); \
+                 after an exhaustive scan {:.1} + {:.1} MB",
+                mb("open_anon_kib"),
+                mb("open_file_kib"),
+                queries.len(),
+                mb("filtered_anon_kib"),
+                mb("filtered_file_kib"),
+                v["filtered_anon_kib"].as_f64().unwrap_or(f64::NAN) / hours,
+                mb("exhaustive_anon_kib"),
+                mb("exhaustive_file_kib"),
+            );
+        }
+        Ok(out) => println!("rss child failed: {}", String::from_utf8_lossy(&out.stderr)),
+        Err(e) => println!("rss child failed: {e}"),
+    }
+}
+
+fn measure_rss_child(db: &str) {
+    let dir = std::path::Path::new(db);
+    let queries: Vec<Vec<Symbol>> =
+        serde_json::from_slice(&std::fs::read(dir.join("rss-queries.json")).expect("queries"))
+            .expect("queries json");
+    let db = Database::open_read_only(dir).expect("open");
+    let open = (rss_kib("RssAnon:"), rss_kib("RssFile:"));
+    for query in &queries {
+        black_box(
+            db.search_tokens(query, &SearchOptions::default())
+                .expect("search"),
+        );
+    }
+    let filtered = (rss_kib("RssAnon:"), rss_kib("RssFile:"));
+    let exhaustive = SearchOptions {
+        exhaustive: true,
+        ..SearchOptions::default()
+    };
+    black_box(db.search_tokens(&queries[0], &exhaustive).expect("search"));
+    let scanned = (rss_kib("RssAnon:"), rss_kib("RssFile:"));
+    println!(
+        "{}",
+        serde_json::json!({
+            "open_anon_kib": open.0, "open_file_kib": open.1,
+            "filtered_anon_kib": filtered.0, "filtered_file_kib": filtered.1,
+            "exhaustive_anon_kib": scanned.0, "exhaustive_file_kib": scanned.1,
+        })
+    );
 }
 
 /// Runs the rapidfuzz cdist peer on the same documents and queries, and prints the ratio.

@@ -308,7 +308,8 @@ mod tests {
         let bytes = sample().to_bytes().expect("serialize");
         // The last byte is a newline; dropping it leaves valid JSON.
         for len in 0..bytes.len() - 1 {
-            let err = Manifest::parse(Path::new("db/MANIFEST"), &bytes[..len]).unwrap_err();
+            let err = Manifest::parse(Path::new("db/MANIFEST"), &bytes[..len])
+                .expect_err("a truncated manifest must not parse");
             assert!(err.to_string().contains("db/MANIFEST"), "{err}");
         }
     }

@@ -377,7 +377,7 @@ impl Database {
             })
             .collect();
         // Regions of one document can overlap; keep the best hit of each overlapping group.
-        hits.sort_by(|a, b| (a.doc_id, a.start, a.distance).cmp(&(b.doc_id, b.start, b.distance)));
+        hits.sort_by_key(|h| (h.doc_id, h.start, h.distance));
         let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
         for hit in hits {
             match kept.last_mut() {
@@ -437,13 +437,19 @@ fn segment_hits(
 ) -> Result<(Vec<u64>, u32)> {
     // Very frequent q-grams cost the most and say the least. Skipping a q-gram that occurs at `c`
     // query offsets lowers the guaranteed count by at most `c`, so in lossless mode we skip only
-    // while the threshold stays positive.
-    let cap = (segment.token_count() / 256).max(4096);
+    // while the threshold stays positive. Ranked mode skips more eagerly (its windows are ranked
+    // by the rarer q-grams anyway) but keeps at least half of the query's q-gram offsets.
+    let tokens = segment.token_count();
+    let cap = if lossless {
+        (tokens / 256).max(4096)
+    } else {
+        (tokens / 2048).max(1024)
+    };
     let mut by_frequency: Vec<(u32, u64, &Vec<u32>)> = grams
         .iter()
         .filter_map(|(&key, offsets)| Some((segment.posting_len(key)?, key, offsets)))
         .collect();
-    by_frequency.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    by_frequency.sort_unstable_by_key(|&(len, ..)| std::cmp::Reverse(len));
     // Without the lemma's guarantee a window needs two hits: a single shared q-gram is what
     // unrelated strings over a few hundred symbols have by chance, and verifying those windows
     // would crowd out the real ones in the ranked budget.
@@ -453,29 +459,29 @@ fn segment_hits(
     } else {
         RANKED_MIN_VOTES.min(query_grams).max(1)
     };
+    let mut kept_offsets = query_grams;
     let mut hits = Vec::new();
     for (len, key, offsets) in by_frequency {
+        let c = offsets.len() as i64;
         let skippable = if lossless {
-            min_votes - offsets.len() as i64 >= 1
+            min_votes - c >= 1
         } else {
-            true
+            2 * (kept_offsets - c) >= query_grams
         };
-        if len as u64 > cap && skippable {
+        if u64::from(len) > cap && skippable {
             if lossless {
-                min_votes -= offsets.len() as i64;
+                min_votes -= c;
             }
+            kept_offsets -= c;
             continue;
         }
-        let Some(postings) = segment.postings(key)? else {
-            continue;
-        };
-        hits.reserve(postings.len() as usize * offsets.len());
-        for &offset in offsets {
-            for position in postings.iter() {
+        hits.reserve(len as usize * offsets.len());
+        segment.for_each_position(key, |position| {
+            for &offset in offsets {
                 let shifted = u64::from(position) + m as u64 - u64::from(offset);
                 hits.push(shifted << 16 | u64::from(offset));
             }
-        }
+        })?;
     }
     hits.sort_unstable();
     Ok((hits, min_votes as u32))

@@ -1,6 +1,8 @@
 //! Database-level tests: round trips, the q-gram filter against exhaustive search, crash leftovers,
 //! deletes and compaction, corruption of the MANIFEST and tombstones, locking, token import.
 
+#![allow(clippy::unwrap_used)] // Tests unwrap: a failure is the test failing.
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
@@ -537,4 +539,63 @@ fn ranked_filter_finds_noisy_copies() {
         first * 100 >= trials * 95,
         "source first in {first} of {trials}"
     );
+}
+
+/// A database written by format version 1 of every file (MANIFEST, segments, tombstones), kept so
+/// that later versions prove they still read it.
+const DB_V1_FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/db-v1");
+
+#[test]
+#[ignore = "regenerates the frozen fixture; run only when adding a new format version"]
+fn regenerate_db_v1_fixture() {
+    let dir = Path::new(DB_V1_FIXTURE);
+    let _ = fs::remove_dir_all(dir);
+    let mut db = Database::create(dir, DatabaseConfig::new(64, 2)).unwrap();
+    db.add_tokens(&[
+        NewDoc {
+            id: "interview.wav".into(),
+            tokens: vec![1, 2, 3, 4, 5, 6, 7, 8],
+            times_ms: Some(vec![0, 80, 160, 240, 320, 400, 480, 560]),
+            duration_ms: Some(640),
+        },
+        doc("jingle.flac", vec![9, 10, 11, 12]),
+        doc("deleted.mp3", vec![1, 2, 3, 4]),
+    ])
+    .unwrap();
+    db.add_tokens(&[doc("second-batch.ogg", vec![20, 2, 3, 4, 5, 21])])
+        .unwrap();
+    db.delete(&["deleted.mp3"]).unwrap();
+    drop(db);
+    fs::remove_file(dir.join("LOCK")).unwrap();
+}
+
+#[test]
+fn frozen_db_v1_fixture_still_opens() {
+    let db = Database::open_read_only(DB_V1_FIXTURE).unwrap();
+    let info = db.info().unwrap();
+    assert_eq!(
+        (info.segments, info.docs, info.deleted, info.tokens),
+        (2, 3, 1, 18)
+    );
+    let hits = db
+        .search_tokens(&[2, 3, 4, 5], &exact(0, Mode::Infix, false))
+        .unwrap()
+        .hits;
+    assert_eq!(ids(&hits), ["interview.wav", "second-batch.ogg"]);
+    assert_eq!((hits[0].start_ms, hits[0].end_ms), (80, 400));
+    // A writer can take it over (on a copy: tests must not change the fixture).
+    let copy = tempfile::tempdir().unwrap();
+    for sub in ["", "segments"] {
+        fs::create_dir_all(copy.path().join(sub)).unwrap();
+        for entry in fs::read_dir(Path::new(DB_V1_FIXTURE).join(sub)).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                fs::copy(entry.path(), copy.path().join(sub).join(entry.file_name())).unwrap();
+            }
+        }
+    }
+    let mut db = Database::open(copy.path()).unwrap();
+    db.add_tokens(&[doc("new", vec![2, 3, 4, 5])]).unwrap();
+    db.compact().unwrap();
+    assert_eq!(db.info().unwrap().docs, 4);
 }

@@ -35,7 +35,7 @@ pub(crate) const MAX_Q: u32 = 8;
 pub(crate) const MAX_VOCAB: u32 = 1 << 16;
 
 /// Sections in a v1 file; a newer writer that keeps v1 readable may append more.
-pub(crate) const V1_SECTION_COUNT: usize = 7;
+pub(crate) const V1_SECTION_COUNT: usize = 8;
 
 /// Bound on `section_count` before the section table is sized from it.
 pub(crate) const MAX_SECTION_COUNT: u32 = 64;
@@ -43,6 +43,13 @@ pub(crate) const MAX_SECTION_COUNT: u32 = 64;
 /// Shortest serialized roaring bitmap (cookie + container count of an empty bitmap, roaring
 /// portable format: <https://github.com/RoaringBitmap/RoaringFormatSpec>).
 pub(crate) const MIN_BITMAP_BYTES: u32 = 8;
+
+/// First word of a roaring list in the postings section. A position array can never start with
+/// it: positions are below `token_count <= 2^32 - 1`.
+pub(crate) const ROARING_MARKER: u32 = u32::MAX;
+
+/// Words before the bitmap bytes of a roaring list: the marker and the byte length.
+pub(crate) const ROARING_PREFIX_WORDS: u64 = 2;
 
 /// The fixed file header at offset 0 (64 bytes). It is followed directly by `section_count`
 /// [`SectionEntry`] records; the footer holds the CRC-32 of both.
@@ -62,12 +69,12 @@ pub(crate) struct Header {
     pub q: u32,
     /// Number of documents (entries in the doc table and the name index). Any u32.
     pub doc_count: u32,
-    /// Number of entries in the section table. Exactly 7 in a v1 file; a newer file that a v1
-    /// reader may read has 7..=64 (the reader uses the first 7).
+    /// Number of entries in the section table. Exactly 8 in a v1 file; a newer file that a v1
+    /// reader may read has 8..=64 (the reader uses the first 8).
     pub section_count: u32,
     /// Total tokens of all documents. 0..=u32::MAX (positions are u32).
     pub token_count: u64,
-    /// Number of distinct q-grams (entries of the q-gram dictionary).
+    /// Number of distinct q-grams (entries of the q-gram keys and refs). 0..=token_count.
     pub qgram_count: u64,
     /// Zero in v1.
     pub reserved: [u8; 16],
@@ -106,19 +113,21 @@ pub(crate) struct DocEntry {
     pub reserved: u32,
 }
 
-/// One q-gram of the dictionary (24 bytes); entries are sorted strictly by `key`.
+/// Where the positions of one q-gram are (8 bytes); parallel to the q-gram keys.
+///
+/// Most q-grams occur once (66% of them for 10^6 Zipf documents, 78% for 10^5): their position is
+/// the entry itself. Longer lists live in the postings section, as whichever of a sorted position
+/// array and a roaring bitmap is smaller; roaring wins only for dense lists (hundreds to thousands
+/// of positions), see docs/formats.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 #[repr(C)]
-pub(crate) struct QGramEntry {
-    /// [`super::qgram_key`] of the q symbols; below `vocab_size^q`.
-    pub key: u64,
-    /// Start of the serialized bitmap in the postings section; equals the end of the previous
-    /// entry's bitmap (0 for the first).
-    pub postings_offset: u64,
-    /// Length of the serialized bitmap in bytes, >= 8.
-    pub postings_len: u32,
-    /// Number of positions in the bitmap, 1..=token_count.
+pub(crate) struct PostingsRef {
+    /// Number of positions, 1..=token_count.
     pub cardinality: u32,
+    /// With cardinality 1, the position itself (below `token_count`). Otherwise the start of the
+    /// list in the postings section, in 4-byte words: 0 for the first list, then the end of the
+    /// previous one.
+    pub value: u32,
 }
 
 /// The last 16 bytes of the file. The per-section CRCs (`section_count` little-endian u32,
@@ -137,7 +146,7 @@ pub(crate) struct FooterTail {
 pub(crate) const HEADER_LEN: u64 = std::mem::size_of::<Header>() as u64;
 pub(crate) const SECTION_ENTRY_LEN: u64 = std::mem::size_of::<SectionEntry>() as u64;
 pub(crate) const DOC_ENTRY_LEN: u64 = std::mem::size_of::<DocEntry>() as u64;
-pub(crate) const QGRAM_ENTRY_LEN: u64 = std::mem::size_of::<QGramEntry>() as u64;
+pub(crate) const POSTINGS_REF_LEN: u64 = std::mem::size_of::<PostingsRef>() as u64;
 pub(crate) const FOOTER_TAIL_LEN: u64 = std::mem::size_of::<FooterTail>() as u64;
 
 /// The sections of a v1 file, in file order (the index is the section-table slot).
@@ -153,10 +162,13 @@ pub(crate) enum Section {
     Names = 3,
     /// `[u32; doc_count]`: document ordinals sorted by name bytes.
     NameIndex = 4,
-    /// `[QGramEntry; qgram_count]`.
-    QGramDict = 5,
-    /// Serialized roaring bitmaps (portable format), concatenated in dictionary order.
-    Postings = 6,
+    /// `[u32; qgram_count]` or `[u64; qgram_count]` ([`key_width`]): q-gram keys, strictly
+    /// ascending.
+    QGramKeys = 5,
+    /// `[PostingsRef; qgram_count]`, parallel to the keys.
+    QGramRefs = 6,
+    /// `[u32]`: the lists of the q-grams that occur more than once, in key order.
+    Postings = 7,
 }
 
 impl Section {
@@ -166,7 +178,8 @@ impl Section {
         Section::Docs,
         Section::Names,
         Section::NameIndex,
-        Section::QGramDict,
+        Section::QGramKeys,
+        Section::QGramRefs,
         Section::Postings,
     ];
 
@@ -178,7 +191,8 @@ impl Section {
             Section::Docs => "doc table",
             Section::Names => "names",
             Section::NameIndex => "name index",
-            Section::QGramDict => "qgram dictionary",
+            Section::QGramKeys => "qgram keys",
+            Section::QGramRefs => "qgram refs",
             Section::Postings => "postings",
         }
     }
@@ -238,6 +252,17 @@ pub(crate) fn key_space(vocab_size: u32, q: u32) -> u128 {
     (0..q).fold(1u128, |acc, _| acc.saturating_mul(u128::from(vocab_size)))
 }
 
+/// Bytes per q-gram key: 4 when every key fits in a u32 (`vocab_size^q <= 2^32`, e.g. vocab 512
+/// with q = 3), else 8. Narrow keys halve the keys section and the cache lines a binary search
+/// touches.
+pub(crate) fn key_width(vocab_size: u32, q: u32) -> u64 {
+    if key_space(vocab_size, q) <= 1u128 << 32 {
+        4
+    } else {
+        8
+    }
+}
+
 /// Whether `(vocab_size, q)` is a valid parameter pair: both in range and every key fits in u64.
 pub(crate) fn params_valid(vocab_size: u32, q: u32) -> bool {
     (1..=MAX_VOCAB).contains(&vocab_size)
@@ -254,16 +279,16 @@ mod tests {
         assert_eq!(HEADER_LEN, 64);
         assert_eq!(SECTION_ENTRY_LEN, 16);
         assert_eq!(DOC_ENTRY_LEN, 32);
-        assert_eq!(QGRAM_ENTRY_LEN, 24);
+        assert_eq!(POSTINGS_REF_LEN, 8);
         assert_eq!(FOOTER_TAIL_LEN, 16);
     }
 
     #[test]
     fn placement_aligns_every_section() {
-        let p = place_sections(&[3, 0, 5, 8, 1, 0, 2]).expect("small lengths");
-        assert_eq!(p.offsets, vec![176, 184, 184, 192, 200, 208, 208]);
-        assert_eq!(p.footer_offset, 216);
-        assert_eq!(p.file_len, 216 + 32 + 16);
+        let p = place_sections(&[3, 0, 5, 8, 1, 0, 2, 4]).expect("small lengths");
+        assert_eq!(p.offsets, vec![192, 200, 200, 208, 216, 224, 224, 232]);
+        assert_eq!(p.footer_offset, 240);
+        assert_eq!(p.file_len, 240 + 32 + 16);
         assert!(place_sections(&[u64::MAX, 1]).is_none());
     }
 
@@ -276,5 +301,14 @@ mod tests {
         assert!(!params_valid(0, 1));
         assert!(!params_valid(2, 0));
         assert!(!params_valid(65537, 1));
+    }
+
+    #[test]
+    fn key_width_follows_the_key_space() {
+        assert_eq!(key_width(512, 3), 4);
+        assert_eq!(key_width(65536, 2), 4);
+        assert_eq!(key_width(65536, 3), 8);
+        assert_eq!(key_width(256, 4), 4);
+        assert_eq!(key_width(256, 8), 8);
     }
 }

@@ -9,10 +9,11 @@ use memmap2::Mmap;
 use roaring::RoaringBitmap;
 
 use super::format::{
-    footer_len, header_region_len, key_space, params_valid, place_sections, DocEntry, FooterTail,
-    Header, QGramEntry, Section, SectionEntry, DOC_ENTRY_LEN, FOOTER_MAGIC, FOOTER_TAIL_LEN,
-    FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_NAME_BYTES, MAX_SECTION_COUNT, MIN_BITMAP_BYTES,
-    OLDEST_SUPPORTED_VERSION, QGRAM_ENTRY_LEN, SECTION_ENTRY_LEN, V1_SECTION_COUNT,
+    footer_len, header_region_len, key_space, key_width, params_valid, place_sections, DocEntry,
+    FooterTail, Header, PostingsRef, Section, SectionEntry, DOC_ENTRY_LEN, FOOTER_MAGIC,
+    FOOTER_TAIL_LEN, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_NAME_BYTES, MAX_SECTION_COUNT,
+    MIN_BITMAP_BYTES, OLDEST_SUPPORTED_VERSION, POSTINGS_REF_LEN, ROARING_MARKER,
+    ROARING_PREFIX_WORDS, SECTION_ENTRY_LEN, V1_SECTION_COUNT,
 };
 use crate::{Error, Result, Symbol};
 
@@ -44,6 +45,8 @@ pub struct Segment {
     q: u32,
     doc_count: usize,
     token_count: u64,
+    /// Keys are u64 (else u32): `vocab_size^q > 2^32`.
+    wide_keys: bool,
     /// Byte range of each v1 section in `map`, indexed by `Section as usize`.
     sections: [Range<usize>; V1_SECTION_COUNT],
 }
@@ -104,7 +107,8 @@ impl Segment {
     /// Maps and validates the segment at `path`: sizes, magics, versions, section placement,
     /// every checksum, and every invariant the accessors rely on. A damaged, truncated or foreign
     /// file gives `Error::Corrupt` naming the file and section (or `UnsupportedVersion`), never a
-    /// panic. Postings bitmaps are checked when they are looked up.
+    /// panic. Inline positions and position arrays are checked here; roaring bitmaps when they
+    /// are looked up.
     ///
     /// # Safety
     ///
@@ -256,47 +260,110 @@ impl Segment {
         (pos - e.token_start < e.token_len).then_some(ord)
     }
 
-    /// Positions where the q-gram with `key` starts, or `None` if it does not occur. The bitmap
-    /// is deserialized now; a damaged one is `Error::Corrupt` for the `postings` section.
+    /// Positions where the q-gram with `key` starts, or `None` if it does not occur. A roaring
+    /// list is deserialized and checked now; a damaged one is `Error::Corrupt` for the `postings`
+    /// section.
     pub fn postings(&self, key: u64) -> Result<Option<RoaringBitmap>> {
-        let Some(entry) = self.dict_entry(key) else {
+        let Some((r, list)) = self.list(key) else {
             return Ok(None);
         };
-        let postings: &[u8] = self.section(Section::Postings);
-        let start = entry.postings_offset as usize;
-        let bytes = postings
-            .get(start..start + entry.postings_len as usize)
-            .unwrap_or_default();
-        decode_bitmap(bytes, entry.cardinality, self.token_count)
+        let bitmap = match list {
+            List::Inline(position) => Ok(RoaringBitmap::from_iter([position])),
+            // Sorted at open, so this only fails on a bug; still no panic.
+            List::Array(positions) => RoaringBitmap::from_sorted_iter(positions.iter().copied())
+                .map_err(|e| e.to_string()),
+            List::Roaring(bytes) => decode_bitmap(bytes, r.cardinality, self.token_count),
+        };
+        bitmap
             .map(Some)
-            .map_err(|reason| {
-                Error::corrupt(
-                    &self.path,
-                    "postings",
-                    format!("bitmap of q-gram key {key}: {reason}"),
-                )
-            })
+            .map_err(|reason| self.corrupt_list(key, reason))
     }
 
-    /// Number of positions of the q-gram with `key`, from the dictionary (no deserialization).
+    /// Calls `f` with each position where the q-gram with `key` starts, in ascending order, and
+    /// returns whether it occurs. Allocates nothing unless the list is a roaring bitmap (a dense
+    /// list, hundreds of positions or more), which is deserialized and checked first: a damaged
+    /// one is `Error::Corrupt` for the `postings` section and `f` is not called.
+    pub fn for_each_position(&self, key: u64, mut f: impl FnMut(u32)) -> Result<bool> {
+        let Some((r, list)) = self.list(key) else {
+            return Ok(false);
+        };
+        match list {
+            List::Inline(position) => f(position),
+            List::Array(positions) => positions.iter().copied().for_each(f),
+            List::Roaring(bytes) => decode_bitmap(bytes, r.cardinality, self.token_count)
+                .map_err(|reason| self.corrupt_list(key, reason))?
+                .iter()
+                .for_each(f),
+        }
+        Ok(true)
+    }
+
+    /// Number of positions of the q-gram with `key`, from the dictionary (no postings read).
     pub fn posting_len(&self, key: u64) -> Option<u32> {
-        self.dict_entry(key).map(|e| e.cardinality)
+        self.dict_index(key)
+            .and_then(|i| self.refs().get(i))
+            .map(|r| r.cardinality)
     }
 
     /// Every key of the q-gram dictionary, in order (tests compare it with an oracle).
     #[cfg(test)]
     pub(super) fn dict_keys(&self) -> Vec<u64> {
-        self.section::<QGramEntry>(Section::QGramDict)
-            .iter()
-            .map(|e| e.key)
-            .collect()
+        if self.wide_keys {
+            self.section::<u64>(Section::QGramKeys).to_vec()
+        } else {
+            let keys: &[u32] = self.section(Section::QGramKeys);
+            keys.iter().map(|&k| u64::from(k)).collect()
+        }
     }
 
-    fn dict_entry(&self, key: u64) -> Option<QGramEntry> {
-        let dict: &[QGramEntry] = self.section(Section::QGramDict);
-        dict.binary_search_by_key(&key, |e| e.key)
-            .ok()
-            .map(|i| dict[i])
+    /// Index of `key` in the keys section, by binary search.
+    fn dict_index(&self, key: u64) -> Option<usize> {
+        if self.wide_keys {
+            let keys: &[u64] = self.section(Section::QGramKeys);
+            keys.binary_search(&key).ok()
+        } else {
+            let keys: &[u32] = self.section(Section::QGramKeys);
+            keys.binary_search(&u32::try_from(key).ok()?).ok()
+        }
+    }
+
+    fn refs(&self) -> &[PostingsRef] {
+        self.section(Section::QGramRefs)
+    }
+
+    /// The ref and the list of `key`. `open` checked every ref against the postings section, so
+    /// the empty fallbacks never happen; they only keep this path free of panics.
+    fn list(&self, key: u64) -> Option<(PostingsRef, List<'_>)> {
+        let r = *self.refs().get(self.dict_index(key)?)?;
+        if r.cardinality == 1 {
+            return Some((r, List::Inline(r.value)));
+        }
+        let words: &[u32] = self.section(Section::Postings);
+        let start = r.value as usize;
+        let list = if words.get(start) == Some(&ROARING_MARKER) {
+            let len = words.get(start + 1).copied().unwrap_or_default() as usize;
+            let body = ROARING_PREFIX_WORDS as usize;
+            let bytes: &[u8] = words
+                .get(start + body..start + body + len.div_ceil(4))
+                .map(bytemuck::cast_slice)
+                .unwrap_or_default();
+            List::Roaring(bytes.get(..len).unwrap_or_default())
+        } else {
+            List::Array(
+                words
+                    .get(start..start + r.cardinality as usize)
+                    .unwrap_or_default(),
+            )
+        };
+        Some((r, list))
+    }
+
+    fn corrupt_list(&self, key: u64, reason: String) -> Error {
+        Error::corrupt(
+            &self.path,
+            "postings",
+            format!("list of q-gram key {key}: {reason}"),
+        )
     }
 
     fn doc_entries(&self) -> &[DocEntry] {
@@ -320,6 +387,16 @@ impl Segment {
             .unwrap_or_default();
         bytemuck::try_cast_slice(bytes).unwrap_or_default()
     }
+}
+
+/// The positions of one q-gram, where the format keeps them.
+enum List<'a> {
+    /// The only position, held in the ref.
+    Inline(u32),
+    /// Strictly ascending positions below `token_count` (checked at open).
+    Array(&'a [u32]),
+    /// A serialized roaring bitmap (checked when read).
+    Roaring(&'a [u8]),
 }
 
 /// Validates a v1 (or v1-compatible newer) file and builds the [`Segment`].
@@ -472,8 +549,12 @@ fn parse_v1(path: &Path, map: Mmap, header: &Header) -> Result<Segment> {
         (Section::Names, None),
         (Section::NameIndex, Some(doc_count * 4)),
         (
-            Section::QGramDict,
-            Some(header.qgram_count * QGRAM_ENTRY_LEN),
+            Section::QGramKeys,
+            Some(header.qgram_count * key_width(header.vocab_size, header.q)),
+        ),
+        (
+            Section::QGramRefs,
+            Some(header.qgram_count * POSTINGS_REF_LEN),
         ),
         (Section::Postings, None),
     ];
@@ -498,6 +579,7 @@ fn parse_v1(path: &Path, map: Mmap, header: &Header) -> Result<Segment> {
         q: header.q,
         doc_count: header.doc_count as usize,
         token_count,
+        wide_keys: key_width(header.vocab_size, header.q) == 8,
         sections,
         map,
     };
@@ -545,8 +627,8 @@ fn validate_contents(seg: &Segment) -> Result<()> {
     let docs: &[DocEntry] = cast(seg, Section::Docs)?;
     let names: &[u8] = cast(seg, Section::Names)?;
     let name_index: &[u32] = cast(seg, Section::NameIndex)?;
-    let dict: &[QGramEntry] = cast(seg, Section::QGramDict)?;
-    let postings: &[u8] = cast(seg, Section::Postings)?;
+    let refs: &[PostingsRef] = cast(seg, Section::QGramRefs)?;
+    let words: &[u32] = cast(seg, Section::Postings)?;
 
     if seg.vocab_size < 1 << 16 {
         if let Some(i) = tokens.iter().position(|&s| u32::from(s) >= seg.vocab_size) {
@@ -663,70 +745,144 @@ fn validate_contents(seg: &Segment) -> Result<()> {
         prev = Some(name);
     }
 
-    let keys = key_space(seg.vocab_size, seg.q);
-    let mut next_offset = 0u64;
+    let keys_result = if seg.wide_keys {
+        check_keys(cast::<u64>(seg, Section::QGramKeys)?, seg.vocab_size, seg.q)
+    } else {
+        check_keys(cast::<u32>(seg, Section::QGramKeys)?, seg.vocab_size, seg.q)
+    };
+    keys_result.map_err(|reason| corrupt(Section::QGramKeys, reason))?;
+
+    // Every list in the postings section is referenced once, in order, and covers it exactly;
+    // arrays are sorted and in range, so lookups can hand them out unchecked.
+    let mut next_word = 0u64;
     let mut positions = 0u64;
-    for (i, e) in dict.iter().enumerate() {
-        let dict_err = |reason: String| corrupt(Section::QGramDict, format!("entry {i}: {reason}"));
-        if i > 0 && dict[i - 1].key >= e.key {
-            return Err(dict_err(format!(
-                "key {} is not greater than the previous key {}",
-                e.key,
-                dict[i - 1].key
+    for (i, r) in refs.iter().enumerate() {
+        let ref_err = |reason: String| corrupt(Section::QGramRefs, format!("entry {i}: {reason}"));
+        let list_err = |reason: String| {
+            corrupt(
+                Section::Postings,
+                format!("list at word {next_word} (q-gram entry {i}): {reason}"),
+            )
+        };
+        let cardinality = u64::from(r.cardinality);
+        if cardinality == 0 || cardinality > seg.token_count {
+            return Err(ref_err(format!(
+                "cardinality {cardinality} is not in 1..=token_count"
             )));
         }
-        if u128::from(e.key) >= keys {
-            return Err(dict_err(format!(
-                "key {} is not below vocab_size^q = {keys}",
-                e.key
+        positions += cardinality;
+        if cardinality == 1 {
+            if u64::from(r.value) >= seg.token_count {
+                return Err(ref_err(format!(
+                    "inline position {} is not below the token count {}",
+                    r.value, seg.token_count
+                )));
+            }
+            continue;
+        }
+        if u64::from(r.value) != next_word {
+            return Err(ref_err(format!(
+                "list starts at word {}, expected {next_word}",
+                r.value
             )));
         }
-        if e.postings_offset != next_offset {
-            return Err(dict_err(format!(
-                "postings start at {}, expected {next_offset}",
-                e.postings_offset
+        let start = next_word as usize;
+        let Some(&first) = words.get(start) else {
+            return Err(ref_err(format!(
+                "list starts at word {start}, past the postings section ({} words)",
+                words.len()
             )));
-        }
-        if e.postings_len < MIN_BITMAP_BYTES {
-            return Err(dict_err(format!(
-                "postings length {} is below {MIN_BITMAP_BYTES}",
-                e.postings_len
-            )));
-        }
-        next_offset += u64::from(e.postings_len);
-        if next_offset > postings.len() as u64 {
-            return Err(dict_err(format!(
-                "postings end at {next_offset}, past the postings section ({} bytes)",
-                postings.len()
-            )));
-        }
-        if e.cardinality == 0 || u64::from(e.cardinality) > seg.token_count {
-            return Err(dict_err(format!(
-                "cardinality {} is not in 1..=token_count",
-                e.cardinality
-            )));
-        }
-        positions += u64::from(e.cardinality);
+        };
+        let end = if first == ROARING_MARKER {
+            let Some(&len) = words.get(start + 1) else {
+                return Err(list_err("bitmap length past the section".into()));
+            };
+            if len < MIN_BITMAP_BYTES {
+                return Err(list_err(format!(
+                    "bitmap length {len} is below {MIN_BITMAP_BYTES}"
+                )));
+            }
+            let body = start + ROARING_PREFIX_WORDS as usize;
+            let end = body as u64 + u64::from(len).div_ceil(4);
+            let Some(body) = words.get(body..end as usize) else {
+                return Err(list_err(format!(
+                    "bitmap of {len} bytes ends past the section ({} words)",
+                    words.len()
+                )));
+            };
+            let padding = &bytemuck::cast_slice::<u32, u8>(body)[len as usize..];
+            if padding.iter().any(|&b| b != 0) {
+                return Err(list_err("padding after the bitmap is not zero".into()));
+            }
+            end
+        } else {
+            let end = next_word + cardinality;
+            let Some(list) = words.get(start..end as usize) else {
+                return Err(list_err(format!(
+                    "{cardinality} positions end past the section ({} words)",
+                    words.len()
+                )));
+            };
+            if let Some(j) = list.windows(2).position(|w| w[0] >= w[1]) {
+                return Err(list_err(format!(
+                    "positions are not strictly ascending at index {}",
+                    j + 1
+                )));
+            }
+            let last = list.last().copied().unwrap_or_default();
+            if u64::from(last) >= seg.token_count {
+                return Err(list_err(format!(
+                    "position {last} is not below the token count {}",
+                    seg.token_count
+                )));
+            }
+            end
+        };
+        next_word = end;
     }
-    if next_offset != postings.len() as u64 {
+    if next_word != words.len() as u64 {
         return Err(corrupt(
             Section::Postings,
             format!(
-                "the dictionary uses {next_offset} bytes, the section has {}",
-                postings.len()
+                "the lists use {next_word} words, the section has {}",
+                words.len()
             ),
         ));
     }
     if positions != indexable {
         return Err(corrupt(
-            Section::QGramDict,
+            Section::QGramRefs,
             format!("postings hold {positions} positions, the documents have {indexable} q-grams"),
         ));
     }
     Ok(())
 }
 
-/// Deserializes one bitmap (roaring portable format) and checks it against its dictionary entry.
+/// Keys strictly ascending (hence unique) and below `vocab_size^q`.
+fn check_keys<K: Copy + Ord + Into<u64>>(
+    keys: &[K],
+    vocab_size: u32,
+    q: u32,
+) -> std::result::Result<(), String> {
+    if let Some(i) = keys.windows(2).position(|w| w[0] >= w[1]) {
+        return Err(format!(
+            "key {} at entry {} is not greater than the previous key {}",
+            keys[i + 1].into(),
+            i + 1,
+            keys[i].into()
+        ));
+    }
+    let space = key_space(vocab_size, q);
+    match keys.last() {
+        Some(&last) if u128::from(last.into()) >= space => Err(format!(
+            "key {} is not below vocab_size^q = {space}",
+            last.into()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Deserializes one bitmap (roaring portable format) and checks it against its postings ref.
 /// roaring checks each container but not that container keys ascend, so that is checked here
 /// from the container descriptions
 /// (<https://github.com/RoaringBitmap/RoaringFormatSpec#general-layout>).
@@ -771,7 +927,7 @@ pub(super) fn decode_bitmap(
     }
     if bitmap.len() != u64::from(cardinality) {
         return Err(format!(
-            "{} positions, the dictionary says {cardinality}",
+            "{} positions, the q-gram refs say {cardinality}",
             bitmap.len()
         ));
     }

@@ -9,8 +9,8 @@ use bytemuck::Pod;
 use proptest::prelude::*;
 
 use super::format::{
-    footer_len, header_region_len, DocEntry, FooterTail, Header, QGramEntry, Section, SectionEntry,
-    FOOTER_TAIL_LEN, HEADER_LEN, SECTION_ENTRY_LEN,
+    footer_len, header_region_len, DocEntry, FooterTail, Header, PostingsRef, Section,
+    SectionEntry, FOOTER_TAIL_LEN, HEADER_LEN, ROARING_MARKER, SECTION_ENTRY_LEN, V1_SECTION_COUNT,
 };
 use super::*;
 use crate::Error;
@@ -48,11 +48,13 @@ impl Doc {
     }
 }
 
-/// A few documents: unicode names, an empty one, one shorter than q, repeated q-grams.
+/// A few documents: unicode names, an empty one, one shorter than q, and q-grams in every list
+/// encoding (see `sample_uses_every_list_encoding`): once (inline), 2 and 3 times (arrays), and
+/// 15 times (roaring, with 2 bytes of padding).
 fn sample_docs() -> Vec<Doc> {
     vec![
         Doc::new("b/second.wav", 7, &[1, 2, 3, 1, 2, 3, 1, 2]),
-        Doc::new("a/première.flac", 3, &[4, 4, 4, 4, 4]),
+        Doc::new("a/première.flac", 3, &[4; 17]),
         Doc::new("empty", 100, &[]),
         Doc::new("短い", 9, &[5, 6]),
         Doc::new("z", 4_000_000_000, &[9, 8, 7, 1, 2, 3, 0]),
@@ -146,11 +148,21 @@ fn assert_matches(seg: &Segment, docs: &[Doc], vocab_size: u32, q: u32) {
             .expect("q-gram present");
         assert_eq!(bitmap.iter().collect::<Vec<_>>(), *positions, "key {key}");
         assert_eq!(seg.posting_len(key), Some(positions.len() as u32));
+        let mut visited = Vec::new();
+        let found = seg
+            .for_each_position(key, |p| visited.push(p))
+            .expect("valid list");
+        assert!(found);
+        assert_eq!(visited, *positions, "key {key}");
     }
-    for key in [0u64, 1, 999, u64::MAX] {
+    for key in [0u64, 1, 999, 1 << 32, u64::MAX] {
         if !expected.contains_key(&key) {
             assert!(seg.postings(key).expect("absent is not an error").is_none());
             assert_eq!(seg.posting_len(key), None);
+            let found = seg
+                .for_each_position(key, |p| panic!("absent q-gram has position {p}"))
+                .expect("absent is not an error");
+            assert!(!found);
         }
     }
 }
@@ -176,7 +188,7 @@ fn round_trip_matches_oracle() {
     let docs = sample_docs();
     let (path, info) = write(dir.path(), "s.seg", &docs, VOCAB, Q);
     assert_eq!(info.doc_count, docs.len() as u32);
-    assert_eq!(info.token_count, 22);
+    assert_eq!(info.token_count, 34);
     assert_eq!(info.bytes, std::fs::metadata(&path).expect("stat").len());
     let seg = Segment::open(&path).expect("open");
     assert_eq!(seg.path(), path);
@@ -194,7 +206,8 @@ fn round_trip_with_full_u16_vocabulary_and_wide_keys() {
             1,
             &[u16::MAX, u16::MAX, u16::MAX, u16::MAX, 0, u16::MAX],
         ),
-        Doc::new("y", 2, &[0, 0, 0, 0, 0]),
+        // 21 positions of one key: a roaring list.
+        Doc::new("y", 2, &[0; 24]),
     ];
     let (path, _) = write(dir.path(), "w.seg", &docs, 1 << 16, 4);
     let seg = Segment::open(&path).expect("open");
@@ -316,10 +329,10 @@ fn table_entry(bytes: &[u8], section: Section) -> SectionEntry {
 /// and sections, so that a test reaches the semantic checks behind them.
 fn reseal(bytes: &mut [u8]) {
     let header: Header = read_record(bytes, 0);
-    let n = u64::from(if (7..=64).contains(&header.section_count) {
+    let n = u64::from(if (8..=64).contains(&header.section_count) {
         header.section_count
     } else {
-        7
+        V1_SECTION_COUNT as u32
     });
     let len = bytes.len() as u64;
     let footer_offset = len - footer_len(n);
@@ -407,7 +420,7 @@ fn crafted_header_and_table_are_rejected() {
     assert_eq!(header(|h| h.token_count = u64::MAX), "header");
     assert_eq!(header(|h| h.token_count += 1), "tokens");
     assert_eq!(header(|h| h.qgram_count = u64::MAX / 2), "header");
-    assert_eq!(header(|h| h.qgram_count -= 1), "qgram dictionary");
+    assert_eq!(header(|h| h.qgram_count -= 1), "qgram keys");
     assert_eq!(header(|h| h.vocab_size = 0), "header");
     assert_eq!(header(|h| h.q = 9), "header");
     assert_eq!(header(|h| h.vocab_size = 5), "tokens");
@@ -441,21 +454,6 @@ fn crafted_header_and_table_are_rejected() {
 
 #[test]
 fn crafted_sections_are_rejected() {
-    // Overwrites a record inside a section.
-    fn section_record<T: Pod>(
-        section: Section,
-        index: usize,
-        edit: impl FnOnce(&mut T),
-    ) -> &'static str {
-        tampered(|b| {
-            let e = table_entry(b, section);
-            edit_record(
-                b,
-                e.offset as usize + index * std::mem::size_of::<T>(),
-                edit,
-            );
-        })
-    }
     assert_eq!(
         section_record(Section::Tokens, 3, |s: &mut u16| *s = VOCAB as u16),
         "tokens"
@@ -506,55 +504,145 @@ fn crafted_sections_are_rejected() {
         section_record(Section::NameIndex, 0, |o: &mut u32| *o = 0),
         "name index"
     );
+}
+
+/// Overwrites record `index` (of type `T`) of `section` in a copy of the sample, reseals it and
+/// returns the section of the open error.
+fn section_record<T: Pod>(
+    section: Section,
+    index: usize,
+    edit: impl FnOnce(&mut T),
+) -> &'static str {
+    tampered(|b| {
+        let e = table_entry(b, section);
+        edit_record(
+            b,
+            e.offset as usize + index * std::mem::size_of::<T>(),
+            edit,
+        );
+    })
+}
+
+/// The sample's q-gram keys (VOCAB 10, Q 3) and how `sample_docs` lays out their lists.
+const SAMPLE_KEYS: [u32; 8] = [123, 230, 231, 312, 444, 712, 871, 987];
+/// Index of the roaring list (key 444) and the word where it starts.
+const ROARING_ENTRY: usize = 4;
+const ROARING_WORD: usize = 7;
+
+#[test]
+fn sample_uses_every_list_encoding() {
+    let bytes = sample_bytes();
+    let keys = table_entry(&bytes, Section::QGramKeys);
+    let refs = table_entry(&bytes, Section::QGramRefs);
+    let postings = table_entry(&bytes, Section::Postings);
+    let stored_keys: Vec<u32> = (0..keys.len as usize / 4)
+        .map(|i| read_record(&bytes, keys.offset as usize + 4 * i))
+        .collect();
+    assert_eq!(stored_keys, SAMPLE_KEYS, "narrow (u32) keys");
+    let refs: Vec<PostingsRef> = (0..refs.len as usize / 8)
+        .map(|i| read_record(&bytes, refs.offset as usize + 8 * i))
+        .collect();
+    let word = |i: usize| read_record::<u32>(&bytes, postings.offset as usize + 4 * i);
+    let pair = |r: &PostingsRef| (r.cardinality, r.value);
+    let refs: Vec<(u32, u32)> = refs.iter().map(pair).collect();
+    // 123: array at word 0; 230: inline; 231, 312: arrays; 444: roaring; the rest inline.
     assert_eq!(
-        section_record(Section::QGramDict, 0, |e: &mut QGramEntry| e.key = 5000),
-        "qgram dictionary"
+        refs,
+        [
+            (3, 0),
+            (1, 31),
+            (2, 3),
+            (2, 5),
+            (15, 7),
+            (1, 29),
+            (1, 28),
+            (1, 27)
+        ]
     );
-    assert_eq!(
-        section_record(Section::QGramDict, 1, |e: &mut QGramEntry| e.key = 0),
-        "qgram dictionary"
-    );
-    assert_eq!(
-        section_record(Section::QGramDict, 0, |e: &mut QGramEntry| e
-            .postings_len +=
-            1),
-        "qgram dictionary"
-    );
-    assert_eq!(
-        section_record(Section::QGramDict, 2, |e: &mut QGramEntry| e
-            .postings_offset =
-            u64::MAX),
-        "qgram dictionary"
-    );
-    assert_eq!(
-        section_record(Section::QGramDict, 0, |e: &mut QGramEntry| e.cardinality =
-            0),
-        "qgram dictionary"
-    );
-    assert_eq!(
-        section_record(Section::QGramDict, 0, |e: &mut QGramEntry| e.cardinality +=
-            1),
-        "qgram dictionary"
-    );
-    assert_eq!(
-        section_record(Section::QGramDict, 0, |e: &mut QGramEntry| e.cardinality =
-            u32::MAX),
-        "qgram dictionary"
-    );
+    assert_eq!((0..3).map(word).collect::<Vec<_>>(), [0, 3, 30]);
+    assert_eq!(word(ROARING_WORD), ROARING_MARKER);
+    // 8 + 8 + 2 * 15 bytes of bitmap, padded to 12 words.
+    assert_eq!(word(ROARING_WORD + 1), 46);
+    assert_eq!(postings.len, 4 * (ROARING_WORD as u64 + 2 + 12));
 }
 
 #[test]
-fn unsorted_dictionary_is_rejected() {
+fn crafted_qgram_sections_are_rejected() {
+    let key = |i: usize, k: u32| section_record(Section::QGramKeys, i, move |x: &mut u32| *x = k);
+    assert_eq!(key(0, 5000), "qgram keys");
+    assert_eq!(key(1, 0), "qgram keys");
+    assert_eq!(key(1, 123), "qgram keys");
+    assert_eq!(key(7, 1000), "qgram keys"); // vocab_size^q
+    assert_eq!(key(7, u32::MAX), "qgram keys");
+
+    let edit_ref =
+        |i: usize, edit: fn(&mut PostingsRef)| section_record(Section::QGramRefs, i, edit);
+    // Cardinalities.
+    assert_eq!(edit_ref(0, |r| r.cardinality = 0), "qgram refs");
+    assert_eq!(edit_ref(0, |r| r.cardinality = u32::MAX), "qgram refs");
+    assert_eq!(edit_ref(1, |r| r.cardinality = 0), "qgram refs");
+    // An array one shorter: the next list no longer starts where the ref says.
+    assert_eq!(edit_ref(0, |r| r.cardinality -= 1), "qgram refs");
+    // An array one longer takes the next list's first position, which is not ascending.
+    assert_eq!(edit_ref(0, |r| r.cardinality += 1), "postings");
+    // A roaring list's cardinality is not read at open, but the sum no longer matches.
+    assert_eq!(
+        edit_ref(ROARING_ENTRY, |r| r.cardinality += 1),
+        "qgram refs"
+    );
+    assert_eq!(
+        edit_ref(ROARING_ENTRY, |r| r.cardinality -= 1),
+        "qgram refs"
+    );
+    // An inline position turned into a list reference.
+    assert_eq!(edit_ref(1, |r| r.cardinality = 2), "qgram refs");
+    // Inline positions out of range.
+    assert_eq!(edit_ref(1, |r| r.value = 34), "qgram refs");
+    assert_eq!(edit_ref(7, |r| r.value = u32::MAX), "qgram refs");
+    // List offsets.
+    assert_eq!(edit_ref(2, |r| r.value = u32::MAX), "qgram refs");
+    assert_eq!(edit_ref(2, |r| r.value += 1), "qgram refs");
+    assert_eq!(edit_ref(0, |r| r.value = 1), "qgram refs");
+    assert_eq!(edit_ref(ROARING_ENTRY, |r| r.value = 5), "qgram refs");
+
+    let word = |i: usize, w: u32| section_record(Section::Postings, i, move |x: &mut u32| *x = w);
+    // Array positions unsorted, repeated, out of range.
+    assert_eq!(word(0, 4), "postings");
+    assert_eq!(word(1, 0), "postings");
+    assert_eq!(word(2, 3), "postings");
+    assert_eq!(word(2, 34), "postings");
+    assert_eq!(word(2, u32::MAX - 1), "postings");
+    assert_eq!(word(4, 1), "postings"); // [1, 1]
+                                        // An array whose first word is the marker is read as a (too short) roaring list.
+    assert_eq!(word(3, ROARING_MARKER), "postings");
+    // Roaring prefix: marker removed (an unsorted array), lengths too short or past the end.
+    assert_eq!(word(ROARING_WORD, 0), "postings");
+    assert_eq!(word(ROARING_WORD + 1, 0), "postings");
+    assert_eq!(word(ROARING_WORD + 1, 7), "postings");
+    assert_eq!(word(ROARING_WORD + 1, 49), "postings");
+    assert_eq!(word(ROARING_WORD + 1, u32::MAX), "postings");
+    // A shorter length leaves words that no list uses.
+    assert_eq!(word(ROARING_WORD + 1, 42), "postings");
+    // The 2 bytes after the 46-byte bitmap are padding and must be zero.
+    let padding_at = 4 * (ROARING_WORD + 2) + 46;
+    for at in [padding_at, padding_at + 1] {
+        assert_eq!(
+            section_record(Section::Postings, at, |b: &mut u8| *b = 1),
+            "postings"
+        );
+    }
+}
+
+#[test]
+fn unsorted_keys_are_rejected() {
     let section = tampered(|b| {
-        let e = table_entry(b, Section::QGramDict);
-        let at = e.offset as usize;
-        let first: QGramEntry = read_record(b, at);
-        let second: QGramEntry = read_record(b, at + 24);
-        // Swap keys only, so the postings ranges stay contiguous.
-        edit_record(b, at, |x: &mut QGramEntry| x.key = second.key);
-        edit_record(b, at + 24, |x: &mut QGramEntry| x.key = first.key);
+        let at = table_entry(b, Section::QGramKeys).offset as usize;
+        let first: u32 = read_record(b, at);
+        let second: u32 = read_record(b, at + 4);
+        edit_record(b, at, |x: &mut u32| *x = second);
+        edit_record(b, at + 4, |x: &mut u32| *x = first);
     });
-    assert_eq!(section, "qgram dictionary");
+    assert_eq!(section, "qgram keys");
 }
 
 #[test]
@@ -562,41 +650,65 @@ fn damaged_bitmaps_fail_on_lookup() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("p.seg");
     let pristine = sample_bytes();
-    let dict_entry = table_entry(&pristine, Section::QGramDict);
     let postings = table_entry(&pristine, Section::Postings);
-    let dict: Vec<QGramEntry> = (0..dict_entry.len as usize / 24)
-        .map(|i| read_record(&pristine, dict_entry.offset as usize + 24 * i))
-        .collect();
-    let start = |e: &QGramEntry| (postings.offset + e.postings_offset) as usize;
+    let bitmap_at = postings.offset as usize + 4 * (ROARING_WORD + 2);
+    let victim = u64::from(SAMPLE_KEYS[ROARING_ENTRY]);
+    let expect_corrupt = |seg: &Segment, what: &str| {
+        match seg.postings(victim) {
+            Err(Error::Corrupt {
+                section, path: p, ..
+            }) => assert_eq!(
+                (section, p.as_path()),
+                ("postings", path.as_path()),
+                "{what}"
+            ),
+            other => panic!("{what}: expected Corrupt, got {other:?}"),
+        }
+        let result = seg.for_each_position(victim, |p| panic!("{what}: visited {p}"));
+        assert!(
+            matches!(
+                result,
+                Err(Error::Corrupt {
+                    section: "postings",
+                    ..
+                })
+            ),
+            "{what}: {result:?}"
+        );
+    };
 
-    // Garbage over one bitmap: the file opens (bitmaps are checked lazily), the lookup fails,
+    // Garbage over the bitmap: the file opens (bitmaps are checked lazily), the lookup fails,
     // the other q-grams still work.
-    let victim = dict[1];
     let mut bytes = pristine.clone();
-    bytes[start(&victim)..start(&victim) + victim.postings_len as usize].fill(0xAB);
+    bytes[bitmap_at..bitmap_at + 46].fill(0xAB);
     reseal(&mut bytes);
-    let seg = open_bytes(&path, &bytes).expect("postings are checked on lookup");
-    match seg.postings(victim.key) {
-        Err(Error::Corrupt {
-            section, path: p, ..
-        }) => assert_eq!((section, p.as_path()), ("postings", path.as_path())),
-        other => panic!("expected Corrupt, got {other:?}"),
+    let seg = open_bytes(&path, &bytes).expect("bitmaps are checked on lookup");
+    expect_corrupt(&seg, "garbage");
+    for key in SAMPLE_KEYS.iter().filter(|&&k| u64::from(k) != victim) {
+        assert!(seg.postings(u64::from(*key)).expect("intact").is_some());
+        assert!(seg
+            .for_each_position(u64::from(*key), |_| {})
+            .expect("intact"));
     }
-    assert!(seg.postings(dict[0].key).expect("intact").is_some());
     drop(seg);
 
     // A well-formed-looking bitmap whose first value is moved past the token count (or out of
     // order, which roaring rejects).
-    let value_at = start(&victim) + 16; // cookie, count, one description, one offset
-    for value in [60_000u16, u16::MAX] {
+    let value_at = bitmap_at + 16; // cookie, count, one description, one offset
+    for value in [60_000u16, u16::MAX, 34] {
         let mut bytes = pristine.clone();
         bytes[value_at..value_at + 2].copy_from_slice(&value.to_le_bytes());
         reseal(&mut bytes);
         let seg = open_bytes(&path, &bytes).expect("opens");
-        let result = seg.postings(victim.key);
-        assert!(result.is_err(), "value {value}: {result:?}");
+        expect_corrupt(&seg, &format!("first value {value}"));
         drop(seg);
     }
+    // The last value moved past the token count: still ascending, so only the range check
+    // catches it.
+    let mut bytes = pristine.clone();
+    bytes[value_at + 28..value_at + 30].copy_from_slice(&34u16.to_le_bytes());
+    reseal(&mut bytes);
+    expect_corrupt(&open_bytes(&path, &bytes).expect("opens"), "last value 34");
 
     // Container keys out of order: two containers, descriptions swapped.
     let mut two = roaring::RoaringBitmap::new();
@@ -634,7 +746,19 @@ fn every_tamper_with_valid_checksums_is_an_error_or_a_consistent_segment() {
                     }
                 }
                 for key in seg.dict_keys() {
-                    let _ = seg.postings(key);
+                    let bitmap = seg.postings(key);
+                    let mut visited = Vec::new();
+                    let found = seg.for_each_position(key, |p| visited.push(p));
+                    // Both views agree, and whatever a valid-looking list holds is in range.
+                    match (bitmap, found) {
+                        (Ok(Some(b)), Ok(true)) => {
+                            assert_eq!(b.iter().collect::<Vec<_>>(), visited);
+                            assert_eq!(seg.posting_len(key), Some(visited.len() as u32));
+                            assert!(visited.iter().all(|&p| u64::from(p) < seg.token_count()));
+                        }
+                        (Err(_), Err(_)) => {}
+                        other => panic!("postings and for_each_position disagree: {other:?}"),
+                    }
                 }
             }
         }
@@ -683,8 +807,9 @@ fn versions() {
 fn arb_docs() -> impl Strategy<Value = (u32, u32, Vec<Doc>)> {
     (1u32..20, 1u32..5).prop_flat_map(|(vocab, q)| {
         let doc = (
-            proptest::collection::vec(0..vocab as u16, 0..25),
-            proptest::collection::vec(0u32..50, 25),
+            // Up to 40 tokens, so that small vocabularies give roaring lists (13+ positions).
+            proptest::collection::vec(0..vocab as u16, 0..40),
+            proptest::collection::vec(0u32..50, 40),
             any::<u32>(),
             "[a-zé]{0,6}",
         );
@@ -745,6 +870,42 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// A postings list is whichever of an array and a roaring bitmap takes fewer words, and
+    /// decodes to the same positions.
+    #[test]
+    fn encode_list_picks_the_smaller_encoding(
+        set in proptest::collection::btree_set(
+            prop_oneof![0u32..300, 0u32..200_000, any::<u32>()], 2..6000)
+    ) {
+        let positions: Vec<u32> = set.into_iter().collect();
+        let mut bytes = Vec::new();
+        super::writer::encode_list(&positions, &mut bytes);
+        prop_assert_eq!(bytes.len() % 4, 0);
+        let words: Vec<u32> = bytes
+            .chunks_exact(4)
+            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+            .collect();
+        let mut bitmap = Vec::new();
+        super::writer::serialize_positions(&positions, &mut bitmap);
+        let roaring_words = 2 + bitmap.len().div_ceil(4);
+        if words[0] == ROARING_MARKER {
+            prop_assert!(roaring_words < positions.len());
+            prop_assert_eq!(words.len(), roaring_words);
+            prop_assert_eq!(words[1] as usize, bitmap.len());
+            prop_assert_eq!(&bytes[8..8 + bitmap.len()], &bitmap[..]);
+            prop_assert!(bytes[8 + bitmap.len()..].iter().all(|&b| b == 0));
+            let decoded = super::reader::decode_bitmap(&bitmap, positions.len() as u32, 1 << 32)
+                .expect("valid bitmap");
+            prop_assert_eq!(decoded.iter().collect::<Vec<_>>(), positions);
+        } else {
+            prop_assert!(roaring_words >= positions.len());
+            prop_assert_eq!(words, positions);
+        }
+    }
+}
+
 #[test]
 fn serialize_positions_bitmap_container() {
     // More than 4096 positions in one container: the bitmap container.
@@ -772,6 +933,8 @@ fn fixture_docs() -> Vec<Doc> {
         Doc::new("fixture/alpha.wav", 0, &[3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5]),
         Doc::new("fixture/ß-ü.ogg", 1, &[]),
         Doc::new("fixture/beta.wav", 2, &[8, 9, 7, 9, 3, 2, 3, 8, 4, 6]),
+        // q-gram 77 at 15 positions: a roaring list beside the inline positions and arrays.
+        Doc::new("fixture/gamma.wav", 3, &[7; 16]),
     ]
 }
 
@@ -822,12 +985,15 @@ fn peak_rss_mib() -> u64 {
 /// 12.7 tokens/s), with uniform tokens (every q-gram nearly unique: the worst case for postings)
 /// and with Zipf(1) tokens (closer to a real tokenizer), and prints times and bytes per token.
 /// `cargo test --release -p pairalign-engine --lib segment::tests::measure_build -- --ignored --nocapture`
-/// (`DIST=uniform` or `DIST=zipf` runs one of the two).
+/// (`DIST=uniform` or `DIST=zipf` runs one of the two; `DOCS=100000` sets the document count).
 #[test]
 #[ignore = "ad-hoc measurement; takes about a minute in release"]
 fn measure_build_1m_docs_38_tokens() {
     use rand::{Rng, SeedableRng};
-    const DOCS: usize = 1_000_000;
+    let docs: usize = std::env::var("DOCS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     const LEN: usize = 38;
     const VOCAB: u32 = 512;
     let zipf_cdf: Vec<f64> = {
@@ -845,7 +1011,7 @@ fn measure_build_1m_docs_38_tokens() {
         .filter(|d| std::env::var("DIST").map_or(true, |v| v == *d))
     {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let tokens: Vec<Symbol> = (0..DOCS * LEN)
+        let tokens: Vec<Symbol> = (0..docs * LEN)
             .map(|_| match dist {
                 "uniform" => rng.gen_range(0..VOCAB) as u16,
                 _ => zipf_cdf
@@ -854,7 +1020,7 @@ fn measure_build_1m_docs_38_tokens() {
             })
             .collect();
         let times: Vec<u32> = (0..LEN as u32).map(|i| i * 79).collect();
-        let names: Vec<String> = (0..DOCS).map(|i| format!("archive/{:07}.wav", i)).collect();
+        let names: Vec<String> = (0..docs).map(|i| format!("archive/{:07}.wav", i)).collect();
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("big.seg");
 
@@ -879,15 +1045,15 @@ fn measure_build_1m_docs_38_tokens() {
         let seg = Segment::open(&path).expect("open");
         let open_s = t.elapsed().as_secs_f64();
 
-        let mut bytes = vec![0u8; header_region_len(7) as usize];
+        let mut bytes = vec![0u8; header_region_len(V1_SECTION_COUNT as u64) as usize];
         std::io::Read::read_exact(&mut std::fs::File::open(&path).expect("open"), &mut bytes)
             .expect("read");
         let n = info.token_count as f64;
         let per_token = |s: Section| table_entry(&bytes, s).len as f64 / n;
-        let qgrams = table_entry(&bytes, Section::QGramDict).len / 24;
+        let qgrams = table_entry(&bytes, Section::QGramRefs).len / 8;
         let t = std::time::Instant::now();
         let mut looked = 0u64;
-        for i in (0..DOCS * LEN - 2).step_by(997) {
+        for i in (0..docs * LEN - 2).step_by(997) {
             let key = qgram_key(&tokens[i..i + 3], VOCAB);
             looked += seg.postings(key).expect("valid").map_or(0, |b| b.len());
         }
@@ -895,7 +1061,7 @@ fn measure_build_1m_docs_38_tokens() {
         eprintln!(
             "{dist}: {} docs, {} tokens, {qgrams} distinct q-grams; add {add_s:.2}s, write {write_s:.2}s \
              (incl. postings build and fsync), open+validate {open_s:.2}s; file {} MB = {:.2} B/token: \
-             tokens {:.2}, times {:.2}, doc table {:.2}, names {:.2}, name index {:.2}, dict {:.2}, \
+             tokens {:.2}, times {:.2}, doc table {:.2}, names {:.2}, name index {:.2}, keys {:.2}, refs {:.2}, \
              postings {:.2}; {} lookups {lookup_s:.3}s ({looked} positions); peak RSS so far {} MiB",
             info.doc_count,
             info.token_count,
@@ -906,10 +1072,78 @@ fn measure_build_1m_docs_38_tokens() {
             per_token(Section::Docs),
             per_token(Section::Names),
             per_token(Section::NameIndex),
-            per_token(Section::QGramDict),
+            per_token(Section::QGramKeys),
+            per_token(Section::QGramRefs),
             per_token(Section::Postings),
-            (DOCS * LEN - 2).div_ceil(997),
+            (docs * LEN - 2).div_ceil(997),
             peak_after_write,
+        );
+        lookup_microbench(&seg);
+    }
+}
+
+/// Time to iterate the postings of 100,000 keys drawn uniformly from the dictionary (mostly
+/// short lists) and of 100,000 keys drawn by frequency (q-grams at random positions: long lists
+/// weigh more), through `postings` and through `for_each_position`; best of three rounds.
+fn lookup_microbench(seg: &Segment) {
+    use rand::{Rng, SeedableRng};
+    const LOOKUPS: usize = 100_000;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let dict = seg.dict_keys();
+    let q = seg.q() as usize;
+    let uniform: Vec<u64> = (0..LOOKUPS)
+        .map(|_| dict[rng.gen_range(0..dict.len())])
+        .collect();
+    let tokens = seg.tokens();
+    let by_frequency: Vec<u64> = std::iter::repeat_with(|| {
+        let doc = seg.doc(rng.gen_range(0..seg.doc_count()));
+        if doc.tokens.len() < q {
+            return None;
+        }
+        let i = doc.token_start as usize + rng.gen_range(0..=doc.tokens.len() - q);
+        Some(qgram_key(&tokens[i..i + q], seg.vocab_size()))
+    })
+    .flatten()
+    .take(LOOKUPS)
+    .collect();
+    let best_of_3 = |f: &dyn Fn() -> u64| {
+        (0..3)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                let sum = std::hint::black_box(f());
+                (t.elapsed().as_secs_f64() * 1e9 / LOOKUPS as f64, sum)
+            })
+            .fold((f64::MAX, 0), |a, b| if b.0 < a.0 { b } else { a })
+    };
+    for (what, keys) in [("uniform keys", &uniform), ("by frequency", &by_frequency)] {
+        let (bitmap_ns, sum) = best_of_3(&|| {
+            keys.iter()
+                .map(|&k| {
+                    seg.postings(k)
+                        .expect("valid")
+                        .map_or(0, |b| b.iter().map(u64::from).sum::<u64>())
+                })
+                .sum()
+        });
+        let (each_ns, each_sum) = best_of_3(&|| {
+            keys.iter()
+                .map(|&k| {
+                    let mut sum = 0u64;
+                    seg.for_each_position(k, |p| sum += u64::from(p))
+                        .expect("valid");
+                    sum
+                })
+                .sum()
+        });
+        assert_eq!(each_sum, sum);
+        let (len_ns, _) = best_of_3(&|| {
+            keys.iter()
+                .map(|&k| u64::from(seg.posting_len(k).unwrap_or(0)))
+                .sum()
+        });
+        eprintln!(
+            "  lookups, {what}: postings+iterate {bitmap_ns:.0} ns/key, for_each_position \
+             {each_ns:.0} ns/key, posting_len {len_ns:.0} ns/key (position sum {sum})"
         );
     }
 }

@@ -9,9 +9,10 @@ use rayon::slice::ParallelSliceMut;
 use serde::{Deserialize, Serialize};
 
 use super::format::{
-    header_region_len, params_valid, place_sections, DocEntry, FooterTail, Header, QGramEntry,
-    Section, SectionEntry, FOOTER_MAGIC, FORMAT_VERSION, MAGIC, MAX_NAME_BYTES,
-    OLDEST_SUPPORTED_VERSION, QGRAM_ENTRY_LEN, V1_SECTION_COUNT,
+    header_region_len, key_width, params_valid, place_sections, DocEntry, FooterTail, Header,
+    PostingsRef, Section, SectionEntry, FOOTER_MAGIC, FORMAT_VERSION, MAGIC, MAX_NAME_BYTES,
+    OLDEST_SUPPORTED_VERSION, POSTINGS_REF_LEN, ROARING_MARKER, ROARING_PREFIX_WORDS,
+    V1_SECTION_COUNT,
 };
 use super::qgram_key;
 use crate::{Error, Result, Symbol};
@@ -224,47 +225,76 @@ impl SegmentWriter {
             crcs[section as usize] = crc32fast::hash(bytes);
         }
 
-        // The dictionary's length is known now but its entries only as the bitmaps are
-        // serialized: its bytes are skipped here and filled in through a second handle (with its
-        // own file offset) while the postings stream out, so it is never held in memory.
-        let dict_offset = out.begin_section()?;
-        let dict_len = qgram_count * QGRAM_ENTRY_LEN;
-        out.skip(dict_len)?;
-        let mut dict_out =
+        // Keys first, straight from the sorted q-grams.
+        let keys_offset = out.begin_section()?;
+        let wide_keys = key_width(self.vocab_size, self.q) == 8;
+        let mut keys_crc = crc32fast::Hasher::new();
+        let mut buf = Vec::with_capacity(1 << 20);
+        for (key, _) in grams.runs() {
+            if wide_keys {
+                buf.extend_from_slice(&key.to_le_bytes());
+            } else {
+                buf.extend_from_slice(&(key as u32).to_le_bytes());
+            }
+            if buf.len() >= 1 << 20 {
+                out.write_all(&buf)?;
+                keys_crc.update(&buf);
+                buf.clear();
+            }
+        }
+        out.write_all(&buf)?;
+        keys_crc.update(&buf);
+        buf.clear();
+        entries[Section::QGramKeys as usize] = SectionEntry {
+            offset: keys_offset,
+            len: out.pos - keys_offset,
+        };
+        crcs[Section::QGramKeys as usize] = keys_crc.finalize();
+
+        // The refs' length is known now but their values only as the lists are encoded: their
+        // bytes are skipped here and filled in through a second handle (with its own file
+        // offset) while the postings stream out, so they are never all held in memory.
+        let refs_offset = out.begin_section()?;
+        let refs_len = qgram_count * POSTINGS_REF_LEN;
+        out.skip(refs_len)?;
+        let mut refs_out =
             BufWriter::with_capacity(1 << 20, OpenOptions::new().write(true).open(path)?);
-        dict_out.seek(SeekFrom::Start(dict_offset))?;
-        let mut dict_crc = crc32fast::Hasher::new();
-        entries[Section::QGramDict as usize] = SectionEntry {
-            offset: dict_offset,
-            len: dict_len,
+        refs_out.seek(SeekFrom::Start(refs_offset))?;
+        let mut refs_crc = crc32fast::Hasher::new();
+        entries[Section::QGramRefs as usize] = SectionEntry {
+            offset: refs_offset,
+            len: refs_len,
         };
 
         let postings_offset = out.begin_section()?;
-        let mut dict = Vec::with_capacity(DICT_BATCH);
+        let mut refs = Vec::with_capacity(REFS_BATCH);
         let mut postings_crc = crc32fast::Hasher::new();
-        let mut buf = Vec::new();
         let mut positions = Vec::new();
-        let mut postings_len = 0u64;
-        for (key, run) in grams.runs() {
+        let mut postings_words = 0u64;
+        for (_, run) in grams.runs() {
             positions.clear();
             positions.extend(run);
-            let before = buf.len();
-            serialize_positions(&positions, &mut buf);
-            let len = buf.len() - before;
-            dict.push(QGramEntry {
-                key,
-                postings_offset: postings_len,
-                postings_len: u32::try_from(len).map_err(std::io::Error::other)?,
-                cardinality: positions.len() as u32,
-            });
-            postings_len += len as u64;
-            if dict.len() == DICT_BATCH {
-                let bytes: &[u8] = bytemuck::cast_slice(&dict);
-                dict_out.write_all(bytes)?;
-                dict_crc.update(bytes);
-                dict.clear();
+            let cardinality = positions.len() as u32;
+            let value = if let [position] = positions[..] {
+                position
+            } else {
+                let before = buf.len();
+                encode_list(&positions, &mut buf);
+                let start = postings_words;
+                postings_words += ((buf.len() - before) / 4) as u64;
+                // Lists total at most 4 bytes per position (roaring is only chosen when smaller)
+                // and positions are u32, so word offsets fit; checked anyway.
+                u32::try_from(start)
+                    .map_err(|_| std::io::Error::other("postings section longer than 2^32 words"))?
+            };
+            refs.push(PostingsRef { cardinality, value });
+            if refs.len() == REFS_BATCH {
+                let bytes: &[u8] = bytemuck::cast_slice(&refs);
+                refs_out.write_all(bytes)?;
+                refs_crc.update(bytes);
+                refs.clear();
             }
-            // Most bitmaps are a few bytes: write and checksum them in large batches.
+            // Most lists are a few bytes: write and checksum them in large batches.
             if buf.len() >= 1 << 20 {
                 out.write_all(&buf)?;
                 postings_crc.update(&buf);
@@ -276,13 +306,13 @@ impl SegmentWriter {
         drop(grams);
         entries[Section::Postings as usize] = SectionEntry {
             offset: postings_offset,
-            len: postings_len,
+            len: postings_words * 4,
         };
-        let bytes: &[u8] = bytemuck::cast_slice(&dict);
-        dict_out.write_all(bytes)?;
-        dict_crc.update(bytes);
-        dict_out.flush()?;
-        crcs[Section::QGramDict as usize] = dict_crc.finalize();
+        let bytes: &[u8] = bytemuck::cast_slice(&refs);
+        refs_out.write_all(bytes)?;
+        refs_crc.update(bytes);
+        refs_out.flush()?;
+        crcs[Section::QGramRefs as usize] = refs_crc.finalize();
         crcs[Section::Postings as usize] = postings_crc.finalize();
 
         // The reader recomputes the placement from the lengths; make sure both agree.
@@ -389,6 +419,43 @@ impl SegmentWriter {
     }
 }
 
+/// Appends the postings-section encoding of strictly ascending positions (two or more), a whole
+/// number of 4-byte words: the positions as little-endian u32, or, when it takes fewer words, the
+/// roaring marker, the bitmap's byte length and the bitmap, zero-padded to 4 bytes. Ties go to
+/// the array, which is faster to read.
+pub(super) fn encode_list(positions: &[u32], out: &mut Vec<u8>) {
+    let array_words = positions.len() as u64;
+    let bitmap_len = serialized_bitmap_len(positions);
+    if ROARING_PREFIX_WORDS + bitmap_len.div_ceil(4) < array_words {
+        out.extend_from_slice(&ROARING_MARKER.to_le_bytes());
+        // A bitmap of u32 values is at most 8 + 2^16 * (8 + 8192) bytes, far below 2^32.
+        out.extend_from_slice(&(bitmap_len as u32).to_le_bytes());
+        let before = out.len();
+        serialize_positions(positions, out);
+        debug_assert_eq!((out.len() - before) as u64, bitmap_len);
+        out.resize(out.len().next_multiple_of(4), 0);
+    } else {
+        for &p in positions {
+            out.extend_from_slice(&p.to_le_bytes());
+        }
+    }
+}
+
+/// Length of [`serialize_positions`]'s output, without producing it.
+fn serialized_bitmap_len(positions: &[u32]) -> u64 {
+    positions
+        .chunk_by(|a, b| a >> 16 == b >> 16)
+        .map(|c| {
+            8 + if c.len() <= 4096 {
+                2 * c.len() as u64
+            } else {
+                8192
+            }
+        })
+        .sum::<u64>()
+        + 8
+}
+
 /// Serializes strictly ascending positions as a roaring bitmap in the portable format without run
 /// containers (<https://github.com/RoaringBitmap/RoaringFormatSpec>): cookie 12346, container
 /// count, (key, cardinality - 1) per container, a u32 offset per container, then each container:
@@ -434,8 +501,8 @@ pub(super) fn serialize_positions(positions: &[u32], out: &mut Vec<u8>) {
     }
 }
 
-/// Dictionary entries buffered before they are written (1.5 MB).
-const DICT_BATCH: usize = 1 << 16;
+/// Postings refs buffered before they are written (1 MiB).
+const REFS_BATCH: usize = 1 << 17;
 
 fn too_many_tokens(have: usize, adding: usize) -> String {
     format!("a segment holds at most 2^32 - 1 tokens; it has {have} and the document adds {adding}")
