@@ -22,6 +22,9 @@ use crate::segment::{qgram_key, Segment};
 use crate::verifier::{Match, Mode, Verifier};
 use crate::{Error, Result, Symbol};
 
+/// Regions verified per parallel task.
+const VERIFY_CHUNK: usize = 4096;
+
 /// Minimum q-gram hits in a diagonal window when the filter is ranked rather than lossless.
 const RANKED_MIN_VOTES: i64 = 2;
 
@@ -168,46 +171,74 @@ impl Database {
         let total_tokens: u64 = self.segments.iter().map(|s| s.token_count()).sum();
         let cheap = total_tokens.saturating_mul(m as u64) <= options.exhaustive_below_cells;
         let threshold = lemma_threshold(m, self.config().q as usize, k);
-        let (regions, lossless) = if options.exhaustive || (threshold < 1 && cheap) {
-            (self.all_regions(), true)
+        let lossless = options.exhaustive || threshold >= 1 || cheap;
+        let (hits, regions, verified_tokens) = if options.exhaustive || (threshold < 1 && cheap) {
+            self.scan_all(&verifier, k, options.mode)
         } else {
-            (
-                self.candidate_regions(query, k, threshold, options)?,
-                threshold >= 1,
-            )
+            let regions = self.candidate_regions(query, k, threshold, options)?;
+            let verified_tokens = regions.iter().map(|r| (r.end - r.start) as u64).sum();
+            let hits = regions
+                .par_chunks(VERIFY_CHUNK)
+                .flat_map_iter(|chunk| self.verify(&verifier, chunk, k, options.mode))
+                .collect();
+            (hits, regions.len(), verified_tokens)
         };
-        let verified_tokens = regions.iter().map(|r| (r.end - r.start) as u64).sum();
-        let mut hits = self.verify(&verifier, &regions, k, options.mode);
+        let mut hits = keep_best_of_overlapping(hits);
         hits.sort_by(|a, b| (a.distance, &a.id, a.start).cmp(&(b.distance, &b.id, b.start)));
         hits.truncate(options.top);
         Ok(SearchOutcome {
             hits,
             k,
             lossless,
-            regions: regions.len(),
+            regions,
             verified_tokens,
             took_ms: started.elapsed().as_secs_f64() * 1e3,
         })
     }
 
-    /// Every live document, whole.
-    fn all_regions(&self) -> Vec<Region> {
-        let mut regions = Vec::new();
-        for (s, segment) in self.segments.iter().enumerate() {
-            regions.reserve(segment.doc_count());
-            for ord in 0..segment.doc_count() {
-                if self.deletes.is_empty() || !self.deletes.contains(segment.doc_id(ord)) {
-                    regions.push(Region {
+    /// Verifies every live document, whole, in parallel tasks of [`VERIFY_CHUNK`] documents
+    /// (no archive-sized allocations): the exhaustive search. Returns the hits, the number of
+    /// documents and the number of tokens verified.
+    fn scan_all(&self, verifier: &Verifier, k: Option<u32>, mode: Mode) -> (Vec<Hit>, usize, u64) {
+        let tasks: Vec<(usize, usize)> = self
+            .segments
+            .iter()
+            .enumerate()
+            .flat_map(|(s, segment)| {
+                (0..segment.doc_count())
+                    .step_by(VERIFY_CHUNK)
+                    .map(move |first| (s, first))
+            })
+            .collect();
+        let per_task: Vec<(Vec<Hit>, usize, u64)> = tasks
+            .par_iter()
+            .map(|&(s, first)| {
+                let segment = &self.segments[s];
+                let last = (first + VERIFY_CHUNK).min(segment.doc_count());
+                let regions: Vec<Region> = (first..last)
+                    .filter(|&ord| {
+                        self.deletes.is_empty() || !self.deletes.contains(segment.doc_id(ord))
+                    })
+                    .map(|ord| Region {
                         segment: s,
                         ord,
                         start: 0,
                         end: segment.doc_tokens(ord).len(),
                         votes: 0,
-                    });
-                }
-            }
+                    })
+                    .collect();
+                let tokens = regions.iter().map(|r| r.end as u64).sum();
+                (self.verify(verifier, &regions, k, mode), regions.len(), tokens)
+            })
+            .collect();
+        let mut hits = Vec::new();
+        let (mut docs, mut tokens) = (0, 0);
+        for (task_hits, task_docs, task_tokens) in per_task {
+            hits.extend(task_hits);
+            docs += task_docs;
+            tokens += task_tokens;
         }
-        regions
+        (hits, docs, tokens)
     }
 
     /// Candidate regions from q-gram diagonal voting; lossless when `threshold >= 1`.
@@ -342,7 +373,7 @@ impl Database {
         regions
     }
 
-    /// Verifies regions in parallel; keeps the best of overlapping hits in a document.
+    /// Verifies regions; regions of one document may overlap, so may their hits.
     fn verify(
         &self,
         verifier: &Verifier,
@@ -365,7 +396,7 @@ impl Database {
             .map(|(r, _)| *r)
             .chain(long)
             .collect();
-        let mut hits: Vec<Hit> = passing
+        passing
             .par_iter()
             .flat_map_iter(|r| {
                 let text = self.region_tokens(r);
@@ -375,24 +406,7 @@ impl Database {
                 };
                 matches.into_iter().map(move |found| self.hit(r, found, m))
             })
-            .collect();
-        // Regions of one document can overlap; keep the best hit of each overlapping group.
-        hits.sort_by_key(|h| (h.doc_id, h.start, h.distance));
-        let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
-        for hit in hits {
-            match kept.last_mut() {
-                Some(last)
-                    if last.doc_id == hit.doc_id && hit.start < last.end.max(last.start + 1) =>
-                {
-                    if (hit.distance, hit.end - hit.start) < (last.distance, last.end - last.start)
-                    {
-                        *last = hit;
-                    }
-                }
-                _ => kept.push(hit),
-            }
-        }
-        kept
+            .collect()
     }
 
     fn region_tokens(&self, r: &Region) -> &[Symbol] {
@@ -415,6 +429,24 @@ impl Database {
             norm_distance: f64::from(found.distance) / m as f64,
         }
     }
+}
+
+/// Regions of one document can overlap, and so can their hits: keeps the best hit (lowest
+/// distance, then shortest) of each group of overlapping hits in a document.
+fn keep_best_of_overlapping(mut hits: Vec<Hit>) -> Vec<Hit> {
+    hits.sort_by_key(|h| (h.doc_id, h.start, h.distance));
+    let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
+    for hit in hits {
+        match kept.last_mut() {
+            Some(last) if last.doc_id == hit.doc_id && hit.start < last.end.max(last.start + 1) => {
+                if (hit.distance, hit.end - hit.start) < (last.distance, last.end - last.start) {
+                    *last = hit;
+                }
+            }
+            _ => kept.push(hit),
+        }
+    }
+    kept
 }
 
 /// The q-gram lemma's guaranteed count of shared q-grams for a match within `k` edits of a query of
