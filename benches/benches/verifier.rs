@@ -9,6 +9,12 @@
 //! | global_38x38    | global | 38    | 10,000 of about 38       | none, 11 (30%) |
 //! | infix_38x1000   | infix  | 38    | 2,000 of 1,000           | none, 11       |
 //! | global_200x200  | global | 200   | 4,000 of about 200       | none, 60       |
+//! | exhaustive_*    | both   | 38    | 1,000,000 of 38          | see below      |
+//!
+//! The exhaustive cases model a scan of a whole archive: one candidate in 1,000 is a noisy copy
+//! of the query, the rest are unrelated; global with k = 15 and unbounded, infix with k = 15.
+//! Only our batch path runs them (at 1 and 2 threads): they measure the SIMD lanes' throughput,
+//! and the peers are already compared on `global_38x38`.
 //!
 //! Peers: `rapidfuzz` (cached `levenshtein::BatchComparator`, with `score_cutoff` when bounded)
 //! on the `u16` symbols and on the query-remapped `u8` form (the query's distinct symbols map to
@@ -41,6 +47,8 @@ struct Case {
     query: Vec<Symbol>,
     texts: Vec<Vec<Symbol>>,
     k: Option<u32>,
+    /// Only our batch path (the exhaustive cases).
+    ours_only: bool,
 }
 
 /// Maps the query's distinct symbols to 1..=255 and everything else to 0.
@@ -90,6 +98,7 @@ fn cases() -> Vec<Case> {
                     query: query.clone(),
                     texts: texts.clone(),
                     k,
+                    ours_only: false,
                 });
             }
         };
@@ -117,6 +126,30 @@ fn cases() -> Vec<Case> {
         200,
         [None, Some(60)],
     );
+    let query = zipf.string(&mut rng, 38);
+    let texts: Vec<Vec<Symbol>> = (0..1_000_000)
+        .map(|i| {
+            if i % 1000 == 0 {
+                noisy_copy(&mut rng, &query, 0.2, &zipf)
+            } else {
+                zipf.string(&mut rng, 38)
+            }
+        })
+        .collect();
+    for (name, mode, k) in [
+        ("exhaustive_38x38_global_k15", Mode::Global, Some(15)),
+        ("exhaustive_38x38_global_unbounded", Mode::Global, None),
+        ("exhaustive_38x38_infix_k15", Mode::Infix, Some(15)),
+    ] {
+        out.push(Case {
+            name: name.to_string(),
+            mode,
+            query: query.clone(),
+            texts: texts.clone(),
+            k,
+            ours_only: true,
+        });
+    }
     out
 }
 
@@ -154,6 +187,10 @@ fn contenders<'a>(
             }),
         ),
     ];
+    if case.ours_only {
+        out.truncate(2);
+        return out;
+    }
     let to_sum = |d: Option<usize>| d.map_or(1 << 20, |d| d);
     let bounded = move |d: usize| k.map_or(Some(d), |k| (d <= k as usize).then_some(d));
     if case.mode == Mode::Global {

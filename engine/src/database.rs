@@ -457,10 +457,10 @@ impl Database {
         let mut bytes = 0u64;
         for segment in &self.segments {
             bytes += segment.byte_len();
-            for doc in segment.docs() {
-                if !self.deletes.contains(doc.doc_id) {
+            for ord in 0..segment.doc_count() {
+                if !self.deletes.contains(segment.doc_id(ord)) {
                     docs += 1;
-                    tokens += doc.tokens.len() as u64;
+                    tokens += segment.doc_tokens(ord).len() as u64;
                 }
             }
         }

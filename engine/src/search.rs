@@ -228,7 +228,11 @@ impl Database {
                     })
                     .collect();
                 let tokens = regions.iter().map(|r| r.end as u64).sum();
-                (self.verify(verifier, &regions, k, mode), regions.len(), tokens)
+                (
+                    self.verify(verifier, &regions, k, mode),
+                    regions.len(),
+                    tokens,
+                )
             })
             .collect();
         let mut hits = Vec::new();

@@ -7,16 +7,14 @@
 //! chosen at run time. Only the match-mask lookups stay scalar (one load per lane).
 //!
 //! Only one-word queries (<= 64 symbols) use lanes; longer ones are verified one by one (see
-//! `chunk_lanes`). A group of lanes runs up to its shortest candidate, then each lane is finished by the scalar
-//! kernels from the saved column. Candidates are sorted by length within a chunk so that groups
-//! are nearly uniform. Chunks of [`CHUNK`] candidates run on the rayon pool, which small
-//! batches skip.
-
-use std::ops::ControlFlow;
+//! `chunk_lanes`). Each lane streams through candidates on its own: when its candidate is
+//! finished or hopeless it takes the next one (see `stream_word`), so lanes never wait for one
+//! another and candidates of any length mix. Chunks of [`CHUNK`] candidates run on the rayon
+//! pool, which small batches skip.
 
 use rayon::prelude::*;
 
-use super::kernel::{prefix_value, step, within, word_global, word_scan, Peq};
+use super::kernel::{prefix_value, step, within, Peq};
 use super::{narrow, Mode, Verifier};
 use crate::Symbol;
 
@@ -24,8 +22,9 @@ use crate::Symbol;
 /// scheduling cost, small enough to balance two to sixteen cores on batches of thousands.
 const CHUNK: usize = 256;
 
-/// How often (in columns) a bounded global group checks whether all its lanes are hopeless.
-const CHECK_EVERY: usize = 8;
+/// Columns a lane advances between checks for a finished or hopeless candidate: checking every
+/// column costs more than the columns it saves.
+const BLOCK: usize = 8;
 
 /// Verifies `texts` with `backend`, which must be one `Backend::detect` could return.
 pub(super) fn distances_with(
@@ -138,138 +137,256 @@ fn chunk_lanes<const L: usize>(
             pending.push(i);
         }
     }
-    sort_by_len(&mut pending, texts);
-    // Match masks of a group, column-major (`eqs[j][l]`): filled by plain loads before the
-    // vector loop so that the loop itself is only vector arithmetic (with the loads inside,
-    // LLVM produced a mix of scalar code and 128-bit vectors: 74 ns instead of 48 ns per
-    // 38-symbol candidate).
-    let mut eqs: Vec<[u64; L]> = Vec::new();
-    let mut groups = pending.chunks_exact(L);
-    for group in &mut groups {
-        let lanes: [&[Symbol]; L] = std::array::from_fn(|l| texts[group[l]]);
-        let res = group_word(peq, global, lanes, k, &mut eqs);
-        for (&i, d) in group.iter().zip(res) {
-            out[i] = d.map(narrow);
-        }
-    }
-    for &i in groups.remainder() {
-        out[i] = v.distance_usize(texts[i], k).map(narrow);
-    }
+    stream_word::<L>(peq, global, texts, &pending, k, out);
 }
 
-/// Sorts candidate indices by text length, so that the lanes of a group end close together.
-/// A counting sort: lengths in a chunk span a small range, and a comparison sort of 256
-/// indices costs as much as verifying a tenth of them.
-fn sort_by_len(pending: &mut Vec<usize>, texts: &[&[Symbol]]) {
-    let len = |i: usize| texts[i].len();
-    let (Some(lo), Some(hi)) = (
-        pending.iter().map(|&i| len(i)).min(),
-        pending.iter().map(|&i| len(i)).max(),
-    ) else {
-        return;
-    };
-    if hi - lo > 4 * pending.len() + 64 {
-        pending.sort_unstable_by_key(|&i| len(i));
-        return;
-    }
-    let mut starts = vec![0usize; hi - lo + 2];
-    for &i in pending.iter() {
-        starts[len(i) - lo + 1] += 1;
-    }
-    for b in 1..starts.len() {
-        starts[b] += starts[b - 1];
-    }
-    let mut sorted = vec![0usize; pending.len()];
-    for &i in pending.iter() {
-        let slot = &mut starts[len(i) - lo];
-        sorted[*slot] = i;
-        *slot += 1;
-    }
-    *pending = sorted;
-}
-
-/// `L` non-empty candidates against a one-word query.
+/// Verifies the non-empty candidates `pending` (indices into `texts`) against a one-word query
+/// with `L` lanes, writing each answer to `out`.
+///
+/// Each lane holds one candidate at its own column. The lanes advance [`BLOCK`] columns at a
+/// time; a lane with fewer columns left is masked off for the rest of the block (at most
+/// `BLOCK - 1` wasted columns per candidate). After each block, every lane that has finished
+/// its text, or whose candidate can no longer reach the bound (see
+/// [`word_global`](super::kernel::word_global) and [`infix_hopeless`]), reports and takes the
+/// next pending candidate. So no lane idles while others run on, and the match masks are only
+/// gathered for the columns that are computed: on an exhaustive scan with a bound most
+/// candidates die after two or three blocks.
+///
+/// Two independent sets of lanes run interleaved: one block is a chain of dependent steps
+/// (gather, then each column from the previous one, then the checks), so one set alone leaves
+/// the core waiting on latencies that the other set's work fills.
+///
+/// Candidates are taken in input order, which keeps memory access sequential; the next ones
+/// are prefetched.
 #[inline(always)]
-fn group_word<const L: usize>(
+fn stream_word<const L: usize>(
     peq: &Peq,
     global: bool,
-    lanes: [&[Symbol]; L],
+    texts: &[&[Symbol]],
+    pending: &[usize],
     k: Option<usize>,
-    eqs: &mut Vec<[u64; L]>,
-) -> [Option<usize>; L] {
-    let m = peq.m;
-    let cap = peq.cap;
-    // Slicing to the known length lets the clamped lookups below skip bounds checks.
-    let tab = &peq.table[..=cap];
-    let top = u64::from(global);
-    let shift = peq.last_shift();
-    let common = lanes.iter().map(|t| t.len()).min().unwrap_or(0);
-    eqs.clear();
-    eqs.resize(common, [0; L]);
-    for (l, t) in lanes.iter().enumerate() {
+    out: &mut [Option<u32>],
+) {
+    let tab = &peq.table[..=peq.cap];
+    let mut feed = Feed {
+        texts,
+        pending,
+        next: 0,
+    };
+    let mut sets = [Lanes::<L>::new(peq.m), Lanes::<L>::new(peq.m)];
+    for set in &mut sets {
+        for l in 0..L {
+            set.refill(l, &mut feed);
+        }
+    }
+    while sets.iter().any(|s| s.active != 0) {
+        for set in &mut sets {
+            let rest: [&[Symbol]; L] = std::array::from_fn(|l| &set.text[l][set.pos[l]..]);
+            gather_lanes(tab, &rest, &mut set.eqs);
+        }
+        for c in 0..BLOCK {
+            for set in &mut sets {
+                set.step(c, global, peq.last_shift());
+            }
+        }
+        for set in &mut sets {
+            let mut report = set.advance(global, k);
+            while report != 0 {
+                let l = report.trailing_zeros() as usize;
+                report &= report - 1;
+                out[set.idx[l]] = set.answer(l, global, k).map(narrow);
+                set.refill(l, &mut feed);
+            }
+        }
+    }
+}
+
+/// The candidates still to verify.
+struct Feed<'t> {
+    texts: &'t [&'t [Symbol]],
+    pending: &'t [usize],
+    next: usize,
+}
+
+/// `L` lanes, each verifying one candidate against a one-word query.
+struct Lanes<'t, const L: usize> {
+    m: usize,
+    /// Bit l: lane l holds a candidate.
+    active: u32,
+    /// Per lane: the candidate, its text, columns consumed.
+    idx: [usize; L],
+    text: [&'t [Symbol]; L],
+    pos: [usize; L],
+    /// Vector state: columns left (0 when idle), the column, infix bottom score and its
+    /// running minimum.
+    rem: [u64; L],
+    pv: [u64; L],
+    mv: [u64; L],
+    score: [u64; L],
+    best: [u64; L],
+    /// Match masks of one block, column-major (`eqs[c][l]`): filled before the vector loop so
+    /// that the loop itself is only vector arithmetic (with the loads inside, LLVM produced a
+    /// mix of scalar code and 128-bit vectors).
+    eqs: [[u64; L]; BLOCK],
+}
+
+impl<'t, const L: usize> Lanes<'t, L> {
+    #[inline(always)]
+    fn new(m: usize) -> Self {
+        Lanes {
+            m,
+            active: 0,
+            idx: [0; L],
+            text: [&[]; L],
+            pos: [0; L],
+            rem: [0; L],
+            pv: [!0; L],
+            mv: [0; L],
+            score: [m as u64; L],
+            best: [m as u64; L],
+            eqs: [[0; L]; BLOCK],
+        }
+    }
+
+    /// Puts the next pending candidate into lane `l` (column 0), or idles it.
+    #[inline(always)]
+    fn refill(&mut self, l: usize, feed: &mut Feed<'t>) {
+        let m = self.m as u64;
+        self.pos[l] = 0;
+        self.pv[l] = !0;
+        self.mv[l] = 0;
+        self.score[l] = m;
+        self.best[l] = m;
+        if let Some(&i) = feed.pending.get(feed.next) {
+            feed.next += 1;
+            self.active |= 1 << l;
+            self.idx[l] = i;
+            self.text[l] = feed.texts[i];
+            self.rem[l] = feed.texts[i].len() as u64;
+            if let Some(&ahead) = feed.pending.get(feed.next + 2 * L) {
+                prefetch(feed.texts[ahead]);
+            }
+        } else {
+            self.active &= !(1 << l);
+            self.text[l] = &[];
+            self.rem[l] = 0;
+        }
+    }
+
+    /// Column `c` of the block, in every lane that still has it.
+    #[inline(always)]
+    fn step(&mut self, c: usize, global: bool, shift: u32) {
+        let top = u64::from(global);
+        for l in 0..L {
+            // All ones while lane l still has column c, else all zeros.
+            let on = 0u64.wrapping_sub(u64::from((c as u64) < self.rem[l]));
+            let (mut p, mut q) = (self.pv[l], self.mv[l]);
+            let (ph, mh) = step(&mut p, &mut q, self.eqs[c][l], top);
+            self.pv[l] = (p & on) | (self.pv[l] & !on);
+            self.mv[l] = (q & on) | (self.mv[l] & !on);
+            if !global {
+                let up = (ph >> shift) & 1 & on;
+                let down = (mh >> shift) & 1 & on;
+                self.score[l] = self.score[l].wrapping_add(up).wrapping_sub(down);
+                self.best[l] = self.best[l].min(self.score[l]);
+            }
+        }
+    }
+
+    /// Accounts for a block and returns the lanes that are done: finished, or hopeless under
+    /// the bound. Without a branch per lane: whether a lane dies is close to a coin flip on
+    /// unrelated candidates.
+    #[inline(always)]
+    fn advance(&mut self, global: bool, k: Option<usize>) -> u32 {
+        let m = self.m;
+        let mut report = 0u32;
+        for l in 0..L {
+            let done = self.rem[l].min(BLOCK as u64);
+            self.rem[l] -= done;
+            self.pos[l] += done as usize;
+            let (j, n) = (self.pos[l], self.text[l].len());
+            let (pv, mv) = (self.pv[l], self.mv[l]);
+            let hopeless = match k {
+                // The diagonal lower bound of `kernel::word_global`.
+                Some(k) if global => {
+                    j + m >= n && prefix_value(j, pv, mv, (j + m).saturating_sub(n)) > k
+                }
+                Some(k) => {
+                    self.best[l] as usize > k
+                        && infix_hopeless(m, j, n, pv, mv, self.score[l] as usize, k)
+                }
+                None => false,
+            };
+            report |= u32::from(self.rem[l] == 0 || hopeless) << l;
+        }
+        report & self.active
+    }
+
+    /// The answer of a lane that [`Lanes::advance`] reported.
+    #[inline(always)]
+    fn answer(&self, l: usize, global: bool, k: Option<usize>) -> Option<usize> {
+        if self.rem[l] > 0 {
+            None
+        } else if global {
+            Some(prefix_value(
+                self.text[l].len(),
+                self.pv[l],
+                self.mv[l],
+                self.m,
+            ))
+            .filter(|&d| within(d, k))
+        } else {
+            Some(self.best[l] as usize).filter(|&d| within(d, k))
+        }
+    }
+}
+
+/// Fills `eqs[c][l]` with the match mask of `rest[l][c]` for the columns each lane has
+/// (entries past the end of a lane's text are left as they were: those columns are masked).
+/// LLVM turns this into vector gathers and scatters; hand-written AVX-512 (a masked load per
+/// lane, a word permutation into column order, one `vpgatherqq` per column) measured no faster.
+#[inline(always)]
+fn gather_lanes<const L: usize>(tab: &[u64], rest: &[&[Symbol]; L], eqs: &mut [[u64; L]; BLOCK]) {
+    let cap = tab.len() - 1;
+    for (l, t) in rest.iter().enumerate() {
         for (slot, &c) in eqs.iter_mut().zip(t.iter()) {
             slot[l] = tab[usize::from(c).min(cap)];
         }
     }
+}
 
-    let mut pv = [!0u64; L];
-    let mut mv = [0u64; L];
-    // Infix only: D[m][j] and its running minimum.
-    let mut score = [m as u64; L];
-    let mut best = [m as u64; L];
-    let mut dead = [false; L];
-    let mut j = 0;
-    while j < common {
-        let stop = (j + CHECK_EVERY).min(common);
-        for eq in &eqs[j..stop] {
-            for l in 0..L {
-                let (ph, mh) = step(&mut pv[l], &mut mv[l], eq[l], top);
-                if !global {
-                    score[l] = score[l] + ((ph >> shift) & 1) - ((mh >> shift) & 1);
-                    best[l] = best[l].min(score[l]);
-                }
-            }
-        }
-        j = stop;
-        if let (true, Some(k)) = (global, k) {
-            // The diagonal lower bound of `word_global`, per lane.
-            let mut all_dead = true;
-            for l in 0..L {
-                let n = lanes[l].len();
-                if j + m >= n && prefix_value(j, pv[l], mv[l], j + m - n) > k {
-                    dead[l] = true;
-                }
-                all_dead &= dead[l];
-            }
-            if all_dead {
-                return [None; L];
-            }
-        }
+/// Whether no column after `j` of an `n`-symbol text can end an infix match of a one-word
+/// query within `k`, given column `j` (`pv`, `mv`, bottom score `score` = D[m][j]).
+///
+/// A path that ends at (m, j') with j' > j crosses column j at some row i and then covers
+/// m - i query rows with at most n - j text columns, so it costs at least
+/// D[i][j] + max(0, r - i) with r = m - (n - j). For i <= r that is at least D[r][j] (D moves by
+/// at most one per row); for i >= r, D[i][j] >= max(D[r][j] - (i - r), D[m][j] - (m - i)),
+/// whose minimum over i is ceil((D[r][j] + D[m][j] - (m - r)) / 2). Paths that start after
+/// column j cost at least r + 1 > D[r][j] (D[r][j] <= r in infix mode).
+#[inline(always)]
+fn infix_hopeless(m: usize, j: usize, n: usize, pv: u64, mv: u64, score: usize, k: usize) -> bool {
+    let left = n - j;
+    if left >= m {
+        // r <= 0: D[0][j] = 0 gives no bound.
+        return false;
     }
+    let r = m - left;
+    let at_r = prefix_value(0, pv, mv, r);
+    // (at_r + score - left) / 2 > k, rounded up, without underflow.
+    at_r + score > 2 * k + left
+}
 
-    std::array::from_fn(|l| {
-        let t = lanes[l];
-        let rest = &t[common..];
-        if dead[l] {
-            None
-        } else if global {
-            word_global(peq, rest, common, t.len(), pv[l], mv[l], k)
-        } else {
-            let mut b = best[l] as usize;
-            word_scan(
-                peq,
-                rest.iter().copied(),
-                common,
-                0,
-                pv[l],
-                mv[l],
-                score[l] as usize,
-                |_, s| {
-                    b = b.min(s);
-                    ControlFlow::Continue(())
-                },
-            );
-            Some(b).filter(|&d| within(d, k))
-        }
-    })
+/// Hints the cache to fetch the start of `t`, which a lane is about to read.
+#[inline(always)]
+fn prefetch(t: &[Symbol]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: SSE is part of the x86_64 baseline, and a prefetch never faults, whatever
+        // the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(t.as_ptr().cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = t;
 }
