@@ -332,24 +332,30 @@ fn damaged_files_name_themselves() {
     let segment = db.manifest().segments[0].file.clone();
     drop(db);
 
-    // Tombstones: a flipped byte and a truncation.
+    // Tombstones: every flipped byte and every truncation.
     let path = dir.path().join(&deletes);
     let good = fs::read(&path).unwrap();
-    corrupt_file(&path, good.len() / 2);
-    let err = Database::open_read_only(dir.path()).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Corrupt {
-                section: "deletes",
-                ..
-            }
-        ),
-        "{err}"
-    );
-    assert!(err.to_string().contains(&deletes), "{err}");
-    fs::write(&path, &good[..good.len() - 1]).unwrap();
-    assert!(Database::open_read_only(dir.path()).is_err());
+    for offset in 0..good.len() {
+        corrupt_file(&path, offset);
+        let err = Database::open_read_only(dir.path()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Corrupt {
+                    section: "deletes",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains(&deletes), "{err}");
+        fs::write(&path, &good).unwrap();
+    }
+    for len in 0..good.len() {
+        fs::write(&path, &good[..len]).unwrap();
+        let err = Database::open_read_only(dir.path()).unwrap_err();
+        assert!(err.to_string().contains(&deletes), "{err}");
+    }
     fs::write(&path, &good).unwrap();
 
     // A segment truncated or with a flipped byte.
