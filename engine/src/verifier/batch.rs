@@ -14,13 +14,17 @@
 
 use rayon::prelude::*;
 
-use super::kernel::{prefix_value, step, within, Peq};
+use super::kernel::{advance_block, low_bits, prefix_value, step, within, Peq};
 use super::{narrow, Mode, Verifier};
 use crate::Symbol;
 
 /// Candidates per rayon task: large enough that a task (tens of microseconds) dwarfs the
 /// scheduling cost, small enough to balance two to sixteen cores on batches of thousands.
 const CHUNK: usize = 256;
+
+/// Most blocks (64 query symbols each) of a query verified in lanes: the block states of a lane
+/// set stay in vector registers.
+const MAX_LANE_WORDS: usize = 4;
 
 /// Columns a lane advances between checks for a finished or hopeless candidate: checking every
 /// column costs more than the columns it saves.
@@ -121,13 +125,12 @@ fn chunk_lanes<const L: usize>(
     let peq = &v.fwd;
     let m = peq.m;
     let global = v.mode == Mode::Global;
+    // Multi-word queries use lanes in global mode up to `MAX_LANE_WORDS` blocks; infix and
+    // longer queries stay scalar.
+    let lanes = L > 1 && (peq.words == 1 || (global && peq.words <= MAX_LANE_WORDS));
     let mut pending: Vec<usize> = Vec::with_capacity(texts.len());
     for (i, t) in texts.iter().enumerate() {
-        // Multi-word queries stay scalar: a lane-parallel block kernel (all blocks, no
-        // cutoff) measured no faster than the scalar one unbounded and 1.6x slower with a
-        // bound, where the scalar kernel skips the blocks that cannot reach k.
-        let trivial = L == 1
-            || peq.words > 1
+        let trivial = !lanes
             || m == 0
             || t.is_empty()
             || (global && k.is_some_and(|k| m.abs_diff(t.len()) > k));
@@ -137,7 +140,15 @@ fn chunk_lanes<const L: usize>(
             pending.push(i);
         }
     }
-    stream_word::<L>(peq, global, texts, &pending, k, out);
+    if pending.is_empty() {
+        return;
+    }
+    match peq.words {
+        1 => stream_word::<L>(peq, global, texts, &pending, k, out),
+        2 => stream_blocks::<L, 2>(peq, texts, &pending, k, out),
+        3 => stream_blocks::<L, 3>(peq, texts, &pending, k, out),
+        _ => stream_blocks::<L, 4>(peq, texts, &pending, k, out),
+    }
 }
 
 /// Verifies the non-empty candidates `pending` (indices into `texts`) against a one-word query
@@ -375,6 +386,188 @@ fn infix_hopeless(m: usize, j: usize, n: usize, pv: u64, mv: u64, score: usize, 
     let at_r = prefix_value(0, pv, mv, r);
     // (at_r + score - left) / 2 > k, rounded up, without underflow.
     at_r + score > 2 * k + left
+}
+
+/// [`stream_word`] for a global query of `N` blocks (Myers 1999's block-based algorithm in each
+/// lane). Every lane computes all `N` blocks of each column: the band of the scalar kernel
+/// (`kernel::blocks_global`) would differ between lanes, and the vector step is cheap enough
+/// that lanes which die early (refilled) save more than a band would.
+#[inline(always)]
+fn stream_blocks<const L: usize, const N: usize>(
+    peq: &Peq,
+    texts: &[&[Symbol]],
+    pending: &[usize],
+    k: Option<usize>,
+    out: &mut [Option<u32>],
+) {
+    let words = peq.words;
+    // Exactly the masks of symbols 0..=cap, so `BlockLanes::gather` cannot go out of bounds.
+    let tab = &peq.table[..(peq.cap + 1) * words];
+    assert!(words == N);
+    let mut feed = Feed {
+        texts,
+        pending,
+        next: 0,
+    };
+    let mut sets = [BlockLanes::<L, N>::new(peq.m), BlockLanes::<L, N>::new(peq.m)];
+    for set in &mut sets {
+        for l in 0..L {
+            set.refill(l, &mut feed);
+        }
+    }
+    while sets.iter().any(|s| s.active != 0) {
+        for set in &mut sets {
+            set.gather(tab, peq.cap);
+        }
+        for c in 0..BLOCK {
+            for set in &mut sets {
+                set.step(c);
+            }
+        }
+        for set in &mut sets {
+            let mut report = set.advance(k);
+            while report != 0 {
+                let l = report.trailing_zeros() as usize;
+                report &= report - 1;
+                out[set.idx[l]] = set.answer(l, k).map(narrow);
+                set.refill(l, &mut feed);
+            }
+        }
+    }
+}
+
+/// `L` lanes, each verifying one candidate against a global query of `N` blocks.
+struct BlockLanes<'t, const L: usize, const N: usize> {
+    m: usize,
+    /// Bit l: lane l holds a candidate.
+    active: u32,
+    /// Per lane: the candidate, its text, columns consumed.
+    idx: [usize; L],
+    text: [&'t [Symbol]; L],
+    pos: [usize; L],
+    /// Columns left (0 when idle) and the column's blocks (`pv[b][l]`).
+    rem: [u64; L],
+    pv: [[u64; L]; N],
+    mv: [[u64; L]; N],
+    /// Match masks of one block of columns: `eqs[c][b][l]`.
+    eqs: [[[u64; L]; N]; BLOCK],
+}
+
+impl<'t, const L: usize, const N: usize> BlockLanes<'t, L, N> {
+    #[inline(always)]
+    fn new(m: usize) -> Self {
+        BlockLanes {
+            m,
+            active: 0,
+            idx: [0; L],
+            text: [&[]; L],
+            pos: [0; L],
+            rem: [0; L],
+            pv: [[!0; L]; N],
+            mv: [[0; L]; N],
+            eqs: [[[0; L]; N]; BLOCK],
+        }
+    }
+
+    /// Puts the next pending candidate into lane `l` (column 0), or idles it.
+    #[inline(always)]
+    fn refill(&mut self, l: usize, feed: &mut Feed<'t>) {
+        self.pos[l] = 0;
+        for b in 0..N {
+            self.pv[b][l] = !0;
+            self.mv[b][l] = 0;
+        }
+        if let Some(&i) = feed.pending.get(feed.next) {
+            feed.next += 1;
+            self.active |= 1 << l;
+            self.idx[l] = i;
+            self.text[l] = feed.texts[i];
+            self.rem[l] = feed.texts[i].len() as u64;
+            if let Some(&ahead) = feed.pending.get(feed.next + 2 * L) {
+                prefetch(feed.texts[ahead]);
+            }
+        } else {
+            self.active &= !(1 << l);
+            self.text[l] = &[];
+            self.rem[l] = 0;
+        }
+    }
+
+    /// Fills `eqs` for the next block of columns (entries past the end of a lane's text are
+    /// left as they were: those columns are masked). `tab` holds exactly `(cap + 1) * N`
+    /// masks.
+    #[inline(always)]
+    fn gather(&mut self, tab: &[u64], cap: usize) {
+        for l in 0..L {
+            let rest = &self.text[l][self.pos[l]..];
+            for (slot, &c) in self.eqs.iter_mut().zip(rest.iter()) {
+                let row = usize::from(c).min(cap) * N;
+                let masks = &tab[row..row + N];
+                for b in 0..N {
+                    slot[b][l] = masks[b];
+                }
+            }
+        }
+    }
+
+    /// Column `c` of the block, in every lane that still has it.
+    #[inline(always)]
+    fn step(&mut self, c: usize) {
+        let on: [u64; L] =
+            std::array::from_fn(|l| 0u64.wrapping_sub(u64::from((c as u64) < self.rem[l])));
+        let mut hp = [1u64; L];
+        let mut hm = [0u64; L];
+        for b in 0..N {
+            for l in 0..L {
+                let (mut p, mut q) = (self.pv[b][l], self.mv[b][l]);
+                (hp[l], hm[l]) = advance_block(&mut p, &mut q, self.eqs[c][b][l], hp[l], hm[l], 63);
+                self.pv[b][l] = (p & on[l]) | (self.pv[b][l] & !on[l]);
+                self.mv[b][l] = (q & on[l]) | (self.mv[b][l] & !on[l]);
+            }
+        }
+    }
+
+    /// D[i][j] of lane `l` at its current column `j` (`i <= m`).
+    #[inline(always)]
+    fn value(&self, l: usize, i: usize) -> usize {
+        let mut d = self.pos[l];
+        for b in 0..N {
+            let h = i.saturating_sub(64 * b).min(64);
+            d += (self.pv[b][l] & low_bits(h)).count_ones() as usize;
+            d -= (self.mv[b][l] & low_bits(h)).count_ones() as usize;
+        }
+        d
+    }
+
+    /// Accounts for a block and returns the lanes that are done: finished, or hopeless under
+    /// the bound (the diagonal cutoff of `kernel::word_global`).
+    #[inline(always)]
+    fn advance(&mut self, k: Option<usize>) -> u32 {
+        let m = self.m;
+        let mut report = 0u32;
+        for l in 0..L {
+            let done = self.rem[l].min(BLOCK as u64);
+            self.rem[l] -= done;
+            self.pos[l] += done as usize;
+            let (j, n) = (self.pos[l], self.text[l].len());
+            let hopeless = match k {
+                Some(k) => j + m >= n && self.value(l, (j + m).saturating_sub(n)) > k,
+                None => false,
+            };
+            report |= u32::from(self.rem[l] == 0 || hopeless) << l;
+        }
+        report & self.active
+    }
+
+    /// The answer of a lane that [`BlockLanes::advance`] reported.
+    #[inline(always)]
+    fn answer(&self, l: usize, k: Option<usize>) -> Option<usize> {
+        if self.rem[l] > 0 {
+            None
+        } else {
+            Some(self.value(l, self.m)).filter(|&d| within(d, k))
+        }
+    }
 }
 
 /// Hints the cache to fetch the start of `t`, which a lane is about to read.

@@ -264,20 +264,6 @@ impl Blocks {
     pub fn bottom(&self) -> Option<usize> {
         (self.y + 1 == self.score.len()).then(|| self.score[self.y])
     }
-
-    /// D[i][j] given D[0][j] = `top`, or `None` when row `i` lies below the active blocks
-    /// (so D[i][j] exceeds the bound).
-    pub fn value_at(&self, top: usize, i: usize) -> Option<usize> {
-        if i == 0 {
-            return Some(top);
-        }
-        let b = (i - 1) / 64;
-        if b > self.y {
-            return None;
-        }
-        let base = if b == 0 { top } else { self.score[b - 1] };
-        Some(prefix_value(base, self.pv[b], self.mv[b], i - 64 * b))
-    }
 }
 
 /// Runs the block-based kernel over `rest` from column `j0`, calling `f(j, bottom, state)`
@@ -347,46 +333,252 @@ pub(crate) fn blocks_scan<I, F>(
     }
 }
 
-/// Global distance for a multi-word query continuing from `st` at column `j0`; see
-/// [`word_global`] for the diagonal cutoff.
-pub(crate) fn blocks_global(
-    peq: &Peq,
-    rest: &[Symbol],
-    j0: usize,
-    n: usize,
-    st: &mut Blocks,
-    k: Option<usize>,
-) -> Option<usize> {
-    let m = peq.m;
-    let mut dead = false;
-    if let Some(k) = k {
-        blocks_scan(
-            peq,
-            rest.iter().copied(),
-            j0,
-            true,
-            Some(k),
-            st,
-            |j, _, st| {
-                if j % 8 == 0 && j + m >= n {
-                    match st.value_at(j, j + m - n) {
-                        Some(d) if d <= k => {}
-                        _ => {
-                            dead = true;
-                            return ControlFlow::Break(());
-                        }
-                    }
-                }
-                ControlFlow::Continue(())
-            },
-        );
+/// Most blocks a band segment keeps in registers (queries of up to 512 symbols); wider bands
+/// run the same loop over slices.
+const MAX_FIXED: usize = 8;
+
+/// Global distance for a multi-word query (Myers 1999's blocks), or `None` when it exceeds `k`.
+///
+/// Only the blocks that meet the diagonal band are computed. Every cell (i, j) on an optimal
+/// path to (m, n) costs at least |i - j| to reach and |(m - i) - (n - j)| to leave, so with a
+/// bound k the path stays in the rows `j + lo ..= j + hi` with `lo = max(-k, m - n - k)` and
+/// `hi = min(k, m - n + k)` (Ukkonen 1985). Blocks above the band are dropped and blocks below
+/// it are started as the band moves down; the missing neighbours are replaced by upper bounds
+/// (a +1 horizontal delta entering the top block, +1 vertical deltas in a block's first
+/// column), so every computed cell is at least its true value and exact on such a path.
+///
+/// The active range changes at columns known in advance, so the text is split into segments
+/// of constant range, each run with the block states in registers (`segment`). With a bound
+/// the kernel stops when the cell on the diagonal ending in (m, n) exceeds k (see
+/// [`word_global`]): computed values stay within one of each other down a column, so the
+/// argument holds for the upper bounds too.
+pub(crate) fn blocks_global(peq: &Peq, text: &[Symbol], k: Option<usize>) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("popcnt") {
+        // SAFETY: the only feature it enables was just detected.
+        return unsafe { blocks_global_popcnt(peq, text, k) };
+    }
+    band_global(peq, text, k)
+}
+
+/// [`band_global`] with a popcount instruction, which the band checks use every 8 columns.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "popcnt")]
+unsafe fn blocks_global_popcnt(peq: &Peq, text: &[Symbol], k: Option<usize>) -> Option<usize> {
+    band_global(peq, text, k)
+}
+
+#[inline(always)]
+fn band_global(peq: &Peq, text: &[Symbol], k: Option<usize>) -> Option<usize> {
+    let (m, n, words) = (peq.m, text.len(), peq.words);
+    // Also what makes the band non-empty at every column.
+    if m == 0 || !within(m.abs_diff(n), k) {
+        return (m == 0 && within(n, k)).then_some(n);
+    }
+    let band = Band::new(m, n, k);
+    let mut stack = [[!0u64; MAX_FIXED], [0u64; MAX_FIXED]];
+    let mut heap;
+    let (pv, mv): (&mut [u64], &mut [u64]) = if words <= MAX_FIXED {
+        let [pv, mv] = &mut stack;
+        (&mut pv[..words], &mut mv[..words])
     } else {
-        blocks_scan(peq, rest.iter().copied(), j0, true, None, st, |_, _, _| {
-            ControlFlow::Continue(())
-        });
+        heap = (vec![!0u64; words], vec![0u64; words]);
+        (&mut heap.0[..], &mut heap.1[..])
+    };
+    let tab = &peq.table[..(peq.cap + 1) * words];
+    let cols = Columns {
+        tab,
+        words,
+        cap: peq.cap,
+    };
+    // First active block and D[64 * lo][j] - j (its top row, which gains one per column once
+    // the blocks above it are dropped).
+    let mut lo = 0;
+    let mut base = 0isize;
+    let mut j = 0;
+    while j < n {
+        let (first, last) = band.blocks(j + 1);
+        for b in lo..first {
+            base += vertical(pv[b], mv[b], 64);
+        }
+        lo = first;
+        let end = band.segment_end(lo, last, words).clamp(j + 1, n);
+        let check = k.map(|k| Check { k, m, n, base });
+        let (pv, mv) = (&mut pv[lo..=last], &mut mv[lo..=last]);
+        let seg = &text[j..end];
+        let alive = match last + 1 - lo {
+            1 => segment::<1>(&cols, seg, j, lo, pv, mv, check),
+            2 => segment::<2>(&cols, seg, j, lo, pv, mv, check),
+            3 => segment::<3>(&cols, seg, j, lo, pv, mv, check),
+            4 => segment::<4>(&cols, seg, j, lo, pv, mv, check),
+            5 => segment::<5>(&cols, seg, j, lo, pv, mv, check),
+            6 => segment::<6>(&cols, seg, j, lo, pv, mv, check),
+            7 => segment::<7>(&cols, seg, j, lo, pv, mv, check),
+            8 => segment::<8>(&cols, seg, j, lo, pv, mv, check),
+            _ => run_columns(&cols, seg, j, lo, pv, mv, check),
+        };
+        if !alive {
+            return None;
+        }
+        j = end;
     }
-    if dead {
-        return None;
+    // The band always ends in the last block (row m is in it at column n).
+    let d = (lo..words).fold(n as isize + base, |d, b| {
+        d + vertical(pv[b], mv[b], peq.height(b))
+    });
+    let d = usize::try_from(d).unwrap_or(0);
+    within(d, k).then_some(d)
+}
+
+/// The diagonal band of [`blocks_global`] as row offsets from the column.
+struct Band {
+    m: usize,
+    lo: isize,
+    hi: isize,
+}
+
+impl Band {
+    fn new(m: usize, n: usize, k: Option<usize>) -> Band {
+        // Slices of `Symbol` are shorter than `isize::MAX / 2`, so these cannot overflow; no
+        // path leaves the rows j - n ..= j + m, so a larger k changes nothing.
+        let k = k.unwrap_or(usize::MAX).min(m + n) as isize;
+        let s = m as isize - n as isize;
+        Band {
+            m,
+            lo: (-k).max(s - k),
+            hi: k.min(s + k),
+        }
     }
-    st.bottom().filter(|&d| within(d, k))
+
+    /// First and last block meeting the band at column `j >= 1`.
+    fn blocks(&self, j: usize) -> (usize, usize) {
+        let block = |d: isize| ((j as isize + d).clamp(1, self.m as isize) as usize - 1) / 64;
+        (block(self.lo), block(self.hi))
+    }
+
+    /// Last column with the same active blocks `first..=last`: the band's edges move down one
+    /// row per column, so the next change is when one of them enters the next block.
+    fn segment_end(&self, first: usize, last: usize, words: usize) -> usize {
+        let mut end = isize::MAX;
+        if first + 1 < words {
+            end = end.min(64 * (first as isize + 1) - self.lo);
+        }
+        if last + 1 < words {
+            end = end.min(64 * (last as isize + 1) - self.hi);
+        }
+        usize::try_from(end).unwrap_or(0)
+    }
+}
+
+/// The match masks as the band kernel reads them.
+struct Columns<'a> {
+    /// Exactly `(cap + 1) * words` masks.
+    tab: &'a [u64],
+    words: usize,
+    cap: usize,
+}
+
+/// The diagonal cutoff of [`blocks_global`].
+#[derive(Clone, Copy)]
+struct Check {
+    k: usize,
+    m: usize,
+    n: usize,
+    /// D[64 * lo][j] - j for the segment's first block `lo`.
+    base: isize,
+}
+
+impl Check {
+    /// Whether the cell on the diagonal ending in (m, n) exceeds k at column `j`, given the
+    /// states of blocks `lo..lo + pv.len()`.
+    #[inline(always)]
+    fn hopeless(&self, j: usize, lo: usize, pv: &[u64], mv: &[u64]) -> bool {
+        if j + self.m < self.n {
+            return false;
+        }
+        // In the band, so in the active blocks (or their top row).
+        let i = j + self.m - self.n;
+        debug_assert!(i >= 64 * lo && i <= 64 * (lo + pv.len()));
+        let mut d = j as isize + self.base;
+        for (b, (&p, &q)) in pv.iter().zip(mv).enumerate() {
+            d += vertical(p, q, i.saturating_sub(64 * (lo + b)).min(64));
+        }
+        d > self.k as isize
+    }
+}
+
+/// Sum of the vertical deltas in the low `h` rows of a block.
+#[inline(always)]
+fn vertical(pv: u64, mv: u64, h: usize) -> isize {
+    let mask = low_bits(h);
+    (pv & mask).count_ones() as isize - (mv & mask).count_ones() as isize
+}
+
+/// [`run_columns`] with the `N` block states copied into locals, which LLVM keeps in
+/// registers once the loop over blocks is unrolled.
+#[inline(always)]
+fn segment<const N: usize>(
+    cols: &Columns<'_>,
+    text: &[Symbol],
+    j0: usize,
+    lo: usize,
+    pv: &mut [u64],
+    mv: &mut [u64],
+    check: Option<Check>,
+) -> bool {
+    let mut p: [u64; N] = std::array::from_fn(|b| pv[b]);
+    let mut q: [u64; N] = std::array::from_fn(|b| mv[b]);
+    let alive = run_columns(cols, text, j0, lo, &mut p, &mut q, check);
+    pv.copy_from_slice(&p);
+    mv.copy_from_slice(&q);
+    alive
+}
+
+/// Advances blocks `lo..lo + pv.len()` over `text` (columns `j0 + 1..`), the top one with a +1
+/// entering from above. Returns false when `check` finds the text hopeless.
+#[inline(always)]
+fn run_columns(
+    cols: &Columns<'_>,
+    text: &[Symbol],
+    j0: usize,
+    lo: usize,
+    pv: &mut [u64],
+    mv: &mut [u64],
+    check: Option<Check>,
+) -> bool {
+    let width = pv.len().min(mv.len());
+    let (tab, words, cap) = (cols.tab, cols.words, cols.cap);
+    // Every load below is at `c * words + lo + b` with `c <= cap` and `b < width`.
+    assert!(lo + width <= words && (cap + 1) * words <= tab.len());
+    let column = |pv: &mut [u64], mv: &mut [u64], c: Symbol| {
+        let row = usize::from(c).min(cap) * words + lo;
+        let (mut hp, mut hm) = (1u64, 0u64);
+        for b in 0..width {
+            // SAFETY: row + b <= cap * words + lo + width - 1 < (cap + 1) * words <= tab.len(),
+            // asserted above.
+            let eq = unsafe { *tab.get_unchecked(row + b) };
+            (hp, hm) = advance_block(&mut pv[b], &mut mv[b], eq, hp, hm, 63);
+        }
+    };
+    match check {
+        None => {
+            for &c in text {
+                column(pv, mv, c);
+            }
+        }
+        Some(check) => {
+            let mut j = j0;
+            // Checking every column costs more than the columns it saves.
+            for chunk in text.chunks(8) {
+                for &c in chunk {
+                    column(pv, mv, c);
+                }
+                j += chunk.len();
+                if check.hopeless(j, lo, pv, mv) {
+                    return false;
+                }
+            }
+        }
+    }
+    true
 }

@@ -5,8 +5,9 @@
 //! A [`Verifier`] is compiled once per query (match masks, see `kernel.rs`) and then shared by
 //! all threads. Queries of up to 64 symbols run Hyyrö's one-word algorithm; longer ones run Myers'
 //! block-based variant, which with a bound `k` only computes the blocks that can still hold a
-//! value `<= k`. [`Verifier::distances`] verifies many candidates at once, several per SIMD
-//! register (`batch.rs`). [`oracle`] is the plain dynamic program everything is tested against.
+//! value `<= k` (infix) or that meet the diagonal band of width `2k + 1` (global).
+//! [`Verifier::distances`] verifies many candidates at once, several per SIMD register
+//! (`batch.rs`). [`oracle`] is the plain dynamic program everything is tested against.
 
 mod batch;
 mod kernel;
@@ -222,8 +223,7 @@ impl Verifier {
                 if self.fwd.words == 1 {
                     word_global(&self.fwd, text, 0, n, !0, 0, k)
                 } else {
-                    let mut st = Blocks::new(&self.fwd, k);
-                    blocks_global(&self.fwd, text, 0, n, &mut st, k)
+                    blocks_global(&self.fwd, text, k)
                 }
             }
             Mode::Infix => {
