@@ -19,6 +19,20 @@ fn path(p: &Path) -> &str {
     p.to_str().expect("temp paths are UTF-8")
 }
 
+/// Runs `pairalign search --db DB ARGS... --json`, requires success, returns one value per query.
+fn search_json(db: &Path, args: &[&str]) -> Vec<Value> {
+    let mut full = vec!["search", "--db", path(db)];
+    full.extend_from_slice(args);
+    full.push("--json");
+    let out = pairalign(&full);
+    assert!(
+        out.status.success(),
+        "{full:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_lines(&out)
+}
+
 fn json_lines(output: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
@@ -58,22 +72,7 @@ fn import_search_info_delete_compact() {
         assert!(stderr.contains(line), "stderr names line {line}: {stderr}");
     }
 
-    let out = pairalign(&[
-        "search",
-        "--db",
-        path(&db),
-        "--tokens",
-        "3 17 4 8",
-        "--k",
-        "1",
-        "--json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let results = json_lines(&out);
+    let results = search_json(&db, &["--tokens", "3 17 4 8", "--k", "1"]);
     assert_eq!(results.len(), 1);
     let hits = results[0]["hits"].as_array().unwrap();
     assert!(results[0]["took_ms"].as_f64().unwrap() >= 0.0);
@@ -96,17 +95,8 @@ fn import_search_info_delete_compact() {
     assert_eq!(a["norm_distance"], 0.25);
 
     // A fraction below 1 is relative to the query length: 0.2 * 4 = 0 edits.
-    let out = pairalign(&[
-        "search",
-        "--db",
-        path(&db),
-        "--tokens",
-        "3 17 4 8",
-        "--k",
-        "0.2",
-        "--json",
-    ]);
-    assert_eq!(json_lines(&out)[0]["hits"].as_array().unwrap().len(), 1);
+    let results = search_json(&db, &["--tokens", "3 17 4 8", "--k", "0.2"]);
+    assert_eq!(results[0]["hits"].as_array().unwrap().len(), 1);
 
     // Without --json: one line per hit, for people.
     let out = pairalign(&[
@@ -131,17 +121,7 @@ fn import_search_info_delete_compact() {
         "{\"id\": \"q1\", \"tokens\": [5, 3]}\n{\"id\": \"q2\", \"tokens\": [8, 9]}\n",
     )
     .unwrap();
-    let out = pairalign(&[
-        "search",
-        "--db",
-        path(&db),
-        "--tokens-file",
-        path(&queries),
-        "--k",
-        "0",
-        "--json",
-    ]);
-    let results = json_lines(&out);
+    let results = search_json(&db, &["--tokens-file", path(&queries), "--k", "0"]);
     assert_eq!(results.len(), 2);
     assert_eq!(results[1]["query"], "q2");
     assert_eq!(results[1]["hits"][0]["id"], "a");
@@ -230,15 +210,8 @@ fn synthetic_archive_finds_its_queries() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = pairalign(&[
-        "search",
-        "--db",
-        path(&db),
-        "--tokens-file",
-        path(&data.join("queries.jsonl")),
-        "--json",
-    ]);
-    for result in json_lines(&out) {
+    let queries = data.join("queries.jsonl");
+    for result in search_json(&db, &["--tokens-file", path(&queries)]) {
         // Query ids say where the query was cut from: q<i>-from-<doc>-at-<start>.
         let query = result["query"].as_str().unwrap();
         let source = query
