@@ -4,13 +4,15 @@
 //! single candidate leaves most of a core idle. Here `L` candidates ("lanes") advance together:
 //! the state is `[u64; L]` arrays and the column step is plain array arithmetic, which LLVM turns
 //! into AVX2 (`L = 4`) or AVX-512 (`L = 8`) instructions inside `#[target_feature]` functions
-//! chosen at run time. Only the match-mask lookups stay scalar (one load per lane).
+//! chosen at run time. Only the match-mask lookups stay scalar (one load per lane), except for
+//! multi-word queries on AVX-512 (`BlockLanes::gather_avx512`).
 //!
-//! Only one-word queries (<= 64 symbols) use lanes; longer ones are verified one by one (see
-//! `chunk_lanes`). Each lane streams through candidates on its own: when its candidate is
-//! finished or hopeless it takes the next one (see `stream_word`), so lanes never wait for one
-//! another and candidates of any length mix. Chunks of [`CHUNK`] candidates run on the rayon
-//! pool, which small batches skip.
+//! One-word queries (<= 64 symbols) use lanes in both modes; global queries of up to 4 words
+//! (256 symbols) too, with all their blocks in each lane (`stream_blocks`); the others are
+//! verified one by one (see `chunk_lanes`). Each lane streams through candidates on its own:
+//! when its candidate is finished or hopeless it takes the next one (see `stream_word`), so
+//! lanes never wait for one another and candidates of any length mix. Chunks of [`CHUNK`]
+//! candidates run on the rayon pool, which small batches skip.
 
 use rayon::prelude::*;
 
@@ -126,8 +128,11 @@ fn chunk_lanes<const L: usize>(
     let m = peq.m;
     let global = v.mode == Mode::Global;
     // Multi-word queries use lanes in global mode up to `MAX_LANE_WORDS` blocks; infix and
-    // longer queries stay scalar.
-    let lanes = L > 1 && (peq.words == 1 || (global && peq.words <= MAX_LANE_WORDS));
+    // longer queries stay scalar. With a bound, 4 lanes (AVX2) of 3 or 4 blocks measured no
+    // faster than the banded scalar kernel (up to 1.4x slower), which computes only the blocks
+    // that meet the band.
+    let lanes = L > 1
+        && (peq.words == 1 || (global && peq.words <= MAX_LANE_WORDS && (L >= 8 || k.is_none())));
     let mut pending: Vec<usize> = Vec::with_capacity(texts.len());
     for (i, t) in texts.iter().enumerate() {
         let trivial = !lanes
@@ -409,7 +414,10 @@ fn stream_blocks<const L: usize, const N: usize>(
         pending,
         next: 0,
     };
-    let mut sets = [BlockLanes::<L, N>::new(peq.m), BlockLanes::<L, N>::new(peq.m)];
+    let mut sets = [
+        BlockLanes::<L, N>::new(peq.m),
+        BlockLanes::<L, N>::new(peq.m),
+    ];
     for set in &mut sets {
         for l in 0..L {
             set.refill(l, &mut feed);
@@ -498,6 +506,17 @@ impl<'t, const L: usize, const N: usize> BlockLanes<'t, L, N> {
     /// masks.
     #[inline(always)]
     fn gather(&mut self, tab: &[u64], cap: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if L == 8
+            && N <= 4
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512vl")
+        {
+            // SAFETY: the features were just detected (a cached flag: cheap once per block of
+            // columns), and `L` and `N` are as required.
+            unsafe { self.gather_avx512(tab, cap) };
+            return;
+        }
         for l in 0..L {
             let rest = &self.text[l][self.pos[l]..];
             for (slot, &c) in self.eqs.iter_mut().zip(rest.iter()) {
@@ -506,6 +525,65 @@ impl<'t, const L: usize, const N: usize> BlockLanes<'t, L, N> {
                 for b in 0..N {
                     slot[b][l] = masks[b];
                 }
+            }
+        }
+    }
+
+    /// [`BlockLanes::gather`] for 8 lanes and at most 4 blocks: each lane's `N` masks are one
+    /// (masked) 256-bit load, and two rounds of permutes turn the 8 lanes' rows into one
+    /// vector per block. LLVM's version loads and stores each mask on its own, which cost as
+    /// much as the column steps.
+    ///
+    /// # Safety
+    ///
+    /// The CPU has AVX-512F and AVX-512VL; `L == 8`, `N <= 4`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl")]
+    #[inline]
+    unsafe fn gather_avx512(&mut self, tab: &[u64], cap: usize) {
+        use std::arch::x86_64::*;
+        debug_assert!(L == 8 && N <= 4);
+        // Row offsets: a lane past the end of its text reads the all-zero row `cap` (those
+        // columns are masked anyway).
+        let mut rows = [[cap * N; 8]; BLOCK];
+        for (l, (text, &pos)) in self.text.iter().zip(&self.pos).enumerate().take(8) {
+            for (c, &sym) in text[pos..].iter().take(BLOCK).enumerate() {
+                rows[c][l] = usize::from(sym).min(cap) * N;
+            }
+        }
+        let keep: __mmask8 = (1u8 << N) - 1;
+        // Index vectors of the two transpose rounds (`_mm512_permutex2var_epi64`: 0..8 from
+        // the first operand, 8..16 from the second).
+        let pick_lo = _mm512_setr_epi64(0, 4, 8, 12, 1, 5, 9, 13);
+        let pick_hi = _mm512_setr_epi64(2, 6, 10, 14, 3, 7, 11, 15);
+        let join_lo = _mm512_setr_epi64(0, 1, 2, 3, 8, 9, 10, 11);
+        let join_hi = _mm512_setr_epi64(4, 5, 6, 7, 12, 13, 14, 15);
+        let base = tab.as_ptr();
+        for (c, rows) in rows.iter().enumerate() {
+            // SAFETY: every row offset is `r * N` with `r <= cap`, and `tab` holds
+            // `(cap + 1) * N` masks, so the `N` unmasked words are in bounds; masked-off words
+            // are never accessed (no fault).
+            let y: [__m256i; 8] = std::array::from_fn(|l| unsafe {
+                _mm256_maskz_loadu_epi64(keep, base.add(rows[l]).cast())
+            });
+            // a[i] = lanes 2i (low half) and 2i + 1 (high half), blocks 0..4 each.
+            let a: [__m512i; 4] = std::array::from_fn(|i| {
+                _mm512_inserti64x4::<1>(_mm512_castsi256_si512(y[2 * i]), y[2 * i + 1])
+            });
+            // Lanes 0..4 (from a[0], a[1]) and 4..8 (a[2], a[3]): blocks 0, 1 and 2, 3.
+            let b01 = _mm512_permutex2var_epi64(a[0], pick_lo, a[1]);
+            let b23 = _mm512_permutex2var_epi64(a[0], pick_hi, a[1]);
+            let c01 = _mm512_permutex2var_epi64(a[2], pick_lo, a[3]);
+            let c23 = _mm512_permutex2var_epi64(a[2], pick_hi, a[3]);
+            let z = [
+                _mm512_permutex2var_epi64(b01, join_lo, c01),
+                _mm512_permutex2var_epi64(b01, join_hi, c01),
+                _mm512_permutex2var_epi64(b23, join_lo, c23),
+                _mm512_permutex2var_epi64(b23, join_hi, c23),
+            ];
+            for (b, z) in z.iter().enumerate().take(N) {
+                // SAFETY: `eqs[c][b]` is `[u64; L]` with L == 8: 64 bytes, unaligned store.
+                unsafe { _mm512_storeu_si512(self.eqs[c][b].as_mut_ptr().cast(), *z) };
             }
         }
     }

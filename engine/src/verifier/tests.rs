@@ -354,3 +354,81 @@ fn backends() -> Vec<Backend> {
     }
     all
 }
+
+/// Multi-word global queries: the banded scalar kernel (`kernel::blocks_global`) and the lane
+/// kernel (`batch::stream_blocks`) against the oracle, beyond 8 blocks too (the band's slice
+/// loop), with bounds that cut the band at every width.
+#[test]
+fn multi_word_global_band() {
+    let mut rng = StdRng::seed_from_u64(23);
+    for m in [65, 100, 128, 129, 200, 256, 257, 300, 513, 600, 1100] {
+        let q: Vec<Symbol> = (0..m).map(|_| rng.gen_range(0..16)).collect();
+        let v = Verifier::new(&q, Mode::Global);
+        let mut texts = vec![
+            q.clone(),
+            noisy_copy(&mut rng, &q, 0.1, 16),
+            noisy_copy(&mut rng, &q, 0.4, 16),
+        ];
+        texts.push((0..m + 7).map(|_| rng.gen_range(0..16)).collect());
+        texts.push(q[..m / 2].to_vec());
+        let refs: Vec<&[Symbol]> = texts.iter().map(|t| t.as_slice()).collect();
+        let wants: Vec<u32> = refs.iter().map(|t| oracle::global(&q, t)).collect();
+        for (t, &want) in refs.iter().zip(&wants) {
+            for k in [
+                None,
+                Some(0),
+                Some(5),
+                Some(want.saturating_sub(1)),
+                Some(want),
+                Some(want + 3),
+                Some(10_000),
+            ] {
+                assert_eq!(
+                    v.distance(t, k),
+                    bounded(want, k),
+                    "m={m} n={} k={k:?}",
+                    t.len()
+                );
+            }
+        }
+        for k in [None, Some(5), Some(m as u32 / 4), Some(10_000)] {
+            let want: Vec<_> = wants.iter().map(|&d| bounded(d, k)).collect();
+            for backend in backends() {
+                let got = batch::distances_with(&v, &refs, k.map(widen), backend);
+                assert_eq!(got, want, "m={m} k={k:?} {backend:?}");
+            }
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn multi_word_batch_equals_oracle(
+        m in 65usize..300,
+        alphabet in prop_oneof![Just(4u16), Just(64), Just(512)],
+        // More candidates than two sets of 8 lanes, so lanes are refilled.
+        count in 17usize..48,
+        k in prop_oneof![Just(None), (0u32..12).prop_map(Some), (40u32..200).prop_map(Some)],
+        seed in any::<u64>(),
+    ) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let q: Vec<Symbol> = (0..m).map(|_| rng.gen_range(0..alphabet)).collect();
+        let texts: Vec<Vec<Symbol>> = (0..count)
+            .map(|i| match i % 4 {
+                0 => noisy_copy(&mut rng, &q, 0.05, alphabet),
+                1 => noisy_copy(&mut rng, &q, 0.3, alphabet),
+                2 => (0..rng.gen_range(0..320)).map(|_| rng.gen_range(0..alphabet)).collect(),
+                _ => q[..rng.gen_range(0..m)].to_vec(),
+            })
+            .collect();
+        let refs: Vec<&[Symbol]> = texts.iter().map(|t| t.as_slice()).collect();
+        let v = Verifier::new(&q, Mode::Global);
+        let want: Vec<_> = refs.iter().map(|t| bounded(oracle::global(&q, t), k)).collect();
+        let scalar: Vec<_> = refs.iter().map(|t| v.distance(t, k)).collect();
+        prop_assert_eq!(&scalar, &want);
+        for backend in backends() {
+            let got = batch::distances_with(&v, &refs, k.map(widen), backend);
+            prop_assert_eq!(got, want.clone(), "{:?}", backend);
+        }
+    }
+}
