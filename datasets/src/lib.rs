@@ -1,4 +1,16 @@
-//! pairalign-datasets: decoding (symphonia), resampling (rubato), 80-bin log-mel, corpus readers, synthetic multi-voice speech, views and the feature cache (shared/DESIGN.md sections 3, 7). Filled in by issue 4.
-//!
-//! No code yet; this crate exists so that the workspace has its final shape and
-//! dependencies point the way shared/DESIGN.md section 2 says.
+//! pairalign-datasets: everything between an audio file and the tensors a tokenizer trains or runs
+//! on (shared/DESIGN.md sections 3, 6 and 7): decoding to 16 kHz mono, 80-bin log-mel features,
+//! corpus readers and fixed-length clips, synthetic multi-voice speech, content-preserving views,
+//! and the memory-mapped feature cache with its paired-view batch loader.
+
+pub mod audio;
+pub mod cache;
+pub mod corpus;
+pub mod decode;
+mod error;
+pub mod mel;
+pub mod synth;
+pub mod views;
+
+pub use audio::{Audio, SAMPLE_RATE};
+pub use error::{Error, Result};

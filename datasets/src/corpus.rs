@@ -1,0 +1,3 @@
+//! corpus readers (plain folders, LibriSpeech, TIMIT) and fixed-length clips.
+//!
+//! Being written (issue 4).
