@@ -53,6 +53,17 @@ pub enum Error {
     /// A caller-supplied value is out of range or inconsistent.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A derived file (feature cache) was written by a format version this build cannot read.
+    #[error(
+        "{}: format version {found} is not readable by this build (reads {oldest}..={current})",
+        path.display()
+    )]
+    UnsupportedVersion {
+        path: PathBuf,
+        found: u32,
+        oldest: u32,
+        current: u32,
+    },
 }
 
 impl Error {

@@ -1,3 +1,0 @@
-//! the memory-mapped feature cache (log-mel per clip) and the paired-view batch loader.
-//!
-//! Being written (issue 4).

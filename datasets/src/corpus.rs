@@ -1,3 +1,0 @@
-//! corpus readers (plain folders, LibriSpeech, TIMIT) and fixed-length clips.
-//!
-//! Being written (issue 4).
