@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{is_audio, probe_all, relative_id, walk, Corpus, Found, Probe, Utterance};
+use super::{is_audio, probe_all, relative_id, walk, Corpus, Probe, Utterance};
 use crate::Result;
 
 /// Extensions recognized as audio, compared ASCII case-insensitively (TIMIT writes `.WAV`).
@@ -33,16 +33,14 @@ pub fn read_folder(root: &Path, probe: &Probe<'_>) -> Result<Corpus> {
             .and_then(|p| p.file_name())
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        found.push(Found {
-            utterance: Utterance {
-                id,
-                speaker,
-                path: path.to_path_buf(),
-                duration_s: 0.0,
-                transcript: None,
-                words: Vec::new(),
-                phones: Vec::new(),
-            },
+        found.push(Utterance {
+            id,
+            speaker,
+            path: path.to_path_buf(),
+            duration_s: 0.0,
+            transcript: None,
+            words: Vec::new(),
+            phones: Vec::new(),
         });
     })?;
     probe_all(found, probe, &mut corpus);

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{is_audio, probe_all, walk, Corpus, Found, Probe, Utterance};
+use super::{is_audio, probe_all, walk, Corpus, Probe, Utterance};
 use crate::Result;
 
 /// Reads a LibriSpeech tree. `root` may be one subset (`train-clean-100/`) or a folder holding
@@ -35,20 +35,17 @@ pub fn read_librispeech(root: &Path, probe: &Probe<'_>) -> Result<Corpus> {
         let Some(speaker) = utterance_speaker(stem) else {
             return;
         };
-        found.push(Found {
-            utterance: Utterance {
-                id: stem.to_owned(),
-                speaker: speaker.to_owned(),
-                path: path.to_path_buf(),
-                duration_s: 0.0,
-                transcript: None,
-                words: Vec::new(),
-                phones: Vec::new(),
-            },
+        found.push(Utterance {
+            id: stem.to_owned(),
+            speaker: speaker.to_owned(),
+            path: path.to_path_buf(),
+            duration_s: 0.0,
+            transcript: None,
+            words: Vec::new(),
+            phones: Vec::new(),
         });
     })?;
-    for f in &mut found {
-        let u = &mut f.utterance;
+    for u in &mut found {
         match transcripts.remove(&u.id) {
             Some((text, _)) => u.transcript = Some(text),
             None => corpus.problems.push((

@@ -67,26 +67,18 @@ pub struct Corpus {
     pub problems: Vec<(PathBuf, String)>,
 }
 
-/// An utterance found by walking, before its duration is known.
-struct Found {
-    utterance: Utterance,
-}
-
-/// Probes every found utterance in parallel; failures become problems. Sorts by id and reports
-/// duplicate ids (the first path in id order wins).
-fn probe_all(found: Vec<Found>, probe: &Probe<'_>, corpus: &mut Corpus) {
+/// Probes utterances found by walking (duration still 0) in parallel; failures become problems.
+/// Sorts by id and reports duplicate ids (the first path in id order wins).
+fn probe_all(found: Vec<Utterance>, probe: &Probe<'_>, corpus: &mut Corpus) {
     let probed: Vec<std::result::Result<Utterance, (PathBuf, String)>> = found
         .into_par_iter()
-        .map(|f| {
-            let mut u = f.utterance;
-            match probe(&u.path) {
-                Ok(d) if d.is_finite() && d >= 0.0 => {
-                    u.duration_s = d;
-                    Ok(u)
-                }
-                Ok(d) => Err((u.path, format!("probe returned an invalid duration {d}"))),
-                Err(e) => Err((u.path, format!("cannot probe: {e}"))),
+        .map(|mut u| match probe(&u.path) {
+            Ok(d) if d.is_finite() && d >= 0.0 => {
+                u.duration_s = d;
+                Ok(u)
             }
+            Ok(d) => Err((u.path, format!("probe returned an invalid duration {d}"))),
+            Err(e) => Err((u.path, format!("cannot probe: {e}"))),
         })
         .collect();
     for p in probed {

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{is_audio, probe_all, relative_id, walk, Corpus, Found, Probe, Segment, Utterance};
+use super::{is_audio, probe_all, relative_id, walk, Corpus, Probe, Segment, Utterance};
 use crate::SAMPLE_RATE;
 
 /// Reads a TIMIT tree (upper- or lower-case names). Id: the path relative to `root` without
@@ -42,16 +42,14 @@ pub fn read_timit(root: &Path, probe: &Probe<'_>) -> crate::Result<super::Corpus
                     None
                 }
             });
-        found.push(Found {
-            utterance: Utterance {
-                id,
-                speaker,
-                path: path.to_path_buf(),
-                duration_s: 0.0,
-                transcript,
-                words,
-                phones,
-            },
+        found.push(Utterance {
+            id,
+            speaker,
+            path: path.to_path_buf(),
+            duration_s: 0.0,
+            transcript,
+            words,
+            phones,
         });
     })?;
     probe_all(found, probe, &mut corpus);
