@@ -103,7 +103,7 @@ fn sentence(r: &mut Mixer) -> String {
         5 => format!("if {}, {} will {} {}", clause(r), np(r), base(r), np(r)),
         6 => format!(
             "there are {} {} {} {}",
-            number(r),
+            r.pick(&NUMBERS[1..]),
             r.pick(ADJECTIVES),
             plural(r),
             place(r)
@@ -118,7 +118,7 @@ fn sentence(r: &mut Mixer) -> String {
             time(r)
         ),
         10 => format!(
-            "{} {} {} {} before {}",
+            "{} {} {} {} {}",
             name(r),
             r.pick(ADVERBS),
             past(r),
@@ -127,7 +127,7 @@ fn sentence(r: &mut Mixer) -> String {
         ),
         _ => format!(
             "we need {} {} for the {} {}",
-            number(r),
+            r.pick(&NUMBERS[1..]),
             plural(r),
             r.pick(NOUNS),
             place(r)
@@ -214,10 +214,6 @@ fn time(r: &mut Mixer) -> String {
         1 => format!("on {}", r.pick(DAYS)),
         _ => format!("at {} o'clock", r.pick(&NUMBERS[..12])),
     }
-}
-
-fn number(r: &mut Mixer) -> &'static str {
-    r.pick(NUMBERS)
 }
 
 fn name(r: &mut Mixer) -> &'static str {
