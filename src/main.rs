@@ -34,6 +34,33 @@ enum Command {
     Compact(DbArg),
     /// Write a synthetic token archive and noisy queries (Zipf symbols), for demos and benchmarks.
     SynthTokens(SynthTokensArgs),
+    /// Render synthetic multi-voice speech (espeak-ng, flite, piper) with train/held-out voices.
+    Synth(SynthArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct SynthArgs {
+    /// Output directory: wav/ and manifest.jsonl are written here.
+    #[arg(long)]
+    out: PathBuf,
+    /// Hours of audio to render (approximate: utterances are planned from estimated lengths).
+    #[arg(long, default_value_t = 1.0)]
+    hours: f64,
+    /// Random seed: same seed, same output.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Engines, comma-separated (espeak-ng, flite, piper); missing ones are skipped and reported.
+    #[arg(long, value_delimiter = ',', default_value = "espeak-ng,flite")]
+    engines: Vec<String>,
+    /// Fraction of each engine's voices held out of training.
+    #[arg(long, default_value_t = 0.2)]
+    heldout: f64,
+    /// Utterances rendered in parallel (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    jobs: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -177,6 +204,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::SynthTokens(args) => synth_tokens(args),
+        Command::Synth(args) => synth(args),
     }
 }
 
@@ -334,6 +362,48 @@ fn delete(args: DeleteArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn synth(args: SynthArgs) -> anyhow::Result<ExitCode> {
+    use pairalign_datasets::synth::{render, SynthOptions, SynthProgress};
+    let options = SynthOptions {
+        out: args.out.clone(),
+        hours: args.hours,
+        seed: args.seed,
+        engines: args.engines,
+        heldout_fraction: args.heldout,
+        jobs: args.jobs,
+    };
+    let last_percent = std::sync::atomic::AtomicUsize::new(usize::MAX);
+    let report = render(&options, |p: SynthProgress| {
+        let percent = p.done * 100 / p.planned.max(1);
+        if last_percent.swap(percent, std::sync::atomic::Ordering::Relaxed) != percent {
+            eprint!(
+                "\rsynth: {}/{} utterances, {:.2} h of audio",
+                p.done,
+                p.planned,
+                p.seconds / 3600.0
+            );
+        }
+    })?;
+    eprintln!();
+    for (engine, why) in &report.skipped_engines {
+        eprintln!("skipped engine {engine}: {why}");
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "rendered {} utterances, {:.2} h of audio in {:.1} s, to {} ({} train voices, {} held-out)",
+            report.utterances,
+            report.seconds / 3600.0,
+            report.wall_s,
+            args.out.display(),
+            report.voices_train.len(),
+            report.voices_heldout.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn synth_tokens(args: SynthTokensArgs) -> anyhow::Result<ExitCode> {

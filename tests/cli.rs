@@ -224,3 +224,23 @@ fn synthetic_archive_finds_its_queries() {
         assert_eq!(result["hits"][0]["id"], source, "{result}");
     }
 }
+
+#[test]
+fn synth_reports_missing_engines_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = pairalign(&[
+        "synth",
+        "--out",
+        path(dir.path()),
+        "--hours",
+        "0.001",
+        "--engines",
+        "no-such-engine",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not installed") && stderr.contains("scripts/setup.sh"),
+        "{stderr}"
+    );
+}
