@@ -314,6 +314,7 @@ fn utt(id: &str, duration_s: f64) -> Utterance {
 /// (utterance, start_ms, duration_ms, short) of each clip.
 fn shape(utts: &[Utterance], window: f64, hop: Option<f64>) -> Vec<(usize, u64, u64, bool)> {
     clips(utts, window, hop)
+        .unwrap()
         .iter()
         .map(|c| {
             let start_ms = (c.start_s * 1000.0).round() as u64;
@@ -357,7 +358,7 @@ fn clips_cover_the_edge_cases() {
         [(0, 0, 3000, false), (0, 4000, 3000, false)]
     );
     // Hop 0.1 s over 3.3 s: 4 windows with exact millisecond ids (no drift).
-    let c = clips(&[utt("a", 3.3)], w, Some(0.1));
+    let c = clips(&[utt("a", 3.3)], w, Some(0.1)).unwrap();
     assert_eq!(
         c.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
         ["a@0", "a@100", "a@200", "a@300"]
@@ -370,7 +371,15 @@ fn clips_cover_the_edge_cases() {
 }
 
 #[test]
-#[should_panic(expected = "must be positive")]
-fn clips_reject_a_zero_hop() {
-    clips(&[utt("a", 3.0)], 3.0, Some(0.0));
+fn clips_reject_bad_windows_and_hops() {
+    for (window, hop) in [
+        (3.0, Some(0.0)),
+        (0.0, None),
+        (-1.0, None),
+        (f64::NAN, None),
+        (3.0, Some(f64::INFINITY)),
+    ] {
+        let err = clips(&[utt("a", 3.0)], window, hop).unwrap_err();
+        assert!(err.to_string().contains("must be positive"), "{err}");
+    }
 }

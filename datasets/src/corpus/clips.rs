@@ -2,6 +2,7 @@
 //! default, shared/DESIGN.md section 3).
 
 use super::Utterance;
+use crate::{Error, Result};
 
 /// Window length of the published setup: 3 s speech clips (PairAlign paper, section on
 /// experiments; shared/DESIGN.md section 1).
@@ -35,15 +36,15 @@ pub struct Clip {
 /// full window; it is **kept whole** as a single clip with `short: true` (training pads or crops
 /// it). Utterances of zero duration give no clip.
 ///
-/// # Panics
-///
-/// If `window_s` or `hop_s` is not a positive finite number (a caller bug).
-pub fn clips(utterances: &[Utterance], window_s: f64, hop_s: Option<f64>) -> Vec<Clip> {
+/// A window or hop that is not a positive finite number is `Error::InvalidInput` (they often come
+/// from a command line).
+pub fn clips(utterances: &[Utterance], window_s: f64, hop_s: Option<f64>) -> Result<Vec<Clip>> {
     let hop_s = hop_s.unwrap_or(window_s);
-    assert!(
-        window_s.is_finite() && window_s > 0.0 && hop_s.is_finite() && hop_s > 0.0,
-        "window ({window_s} s) and hop ({hop_s} s) must be positive and finite"
-    );
+    if !(window_s.is_finite() && window_s > 0.0 && hop_s.is_finite() && hop_s > 0.0) {
+        return Err(Error::InvalidInput(format!(
+            "window ({window_s} s) and hop ({hop_s} s) must be positive and finite"
+        )));
+    }
     let mut out = Vec::new();
     for (index, u) in utterances.iter().enumerate() {
         if u.duration_s.is_nan() || u.duration_s <= 0.0 {
@@ -74,5 +75,5 @@ pub fn clips(utterances: &[Utterance], window_s: f64, hop_s: Option<f64>) -> Vec
             });
         }
     }
-    out
+    Ok(out)
 }
