@@ -482,6 +482,21 @@ mod errors {
     }
 
     #[test]
+    fn wav_streamed_to_a_pipe_reads_to_the_end() {
+        // Regression: the 0xFFFFFFFF size placeholders declare ~37 h at 16 kHz mono, which must
+        // not trip the duration limit or the truncation check.
+        let mut bytes = wav_bytes(16_000, 1, 1.0);
+        bytes[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        bytes[40..44].copy_from_slice(&u32::MAX.to_le_bytes());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pipe.wav");
+        std::fs::write(&path, bytes).unwrap();
+        assert_eq!(probe(&path).unwrap().duration_s, None);
+        let audio = decode_file(&path, &DecodeOptions::default()).unwrap();
+        assert_eq!(audio.samples.len(), 16_000);
+    }
+
+    #[test]
     fn missing_file_is_io() {
         let err =
             decode_file(Path::new("/nonexistent/x.wav"), &DecodeOptions::default()).unwrap_err();

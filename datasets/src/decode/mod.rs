@@ -334,25 +334,41 @@ fn open_source(path: &Path) -> Result<Source> {
     if magic.starts_with(sphere::MAGIC) {
         return Ok(Source::Sphere(SphereReader::open(path, file)?));
     }
-    check_riff(path, magic)?;
+    let unknown_length = check_riff(path, magic)?;
     let container = container_name(magic);
-    guarded(path, || SymphoniaSource::open(path, file, container))
-        .map(|s| Source::Symphonia(Box::new(s)))
+    let mut source = guarded(path, || SymphoniaSource::open(path, file, container))?;
+    if unknown_length {
+        // A WAV written to a pipe: its sizes are placeholders, so read to the end of the file.
+        source.declared_frames = None;
+        source.info.duration_s = None;
+    }
+    Ok(Source::Symphonia(Box::new(source)))
 }
 
 /// Typed errors for WAV headers that symphonia would only call "malformed": zero channels and
-/// absurd rates in the `fmt ` chunk (when it is the first chunk, as writers put it).
-fn check_riff(path: &Path, magic: &[u8]) -> Result<()> {
+/// absurd rates in the `fmt ` chunk (when it is the first chunk, as writers put it). Returns
+/// whether the `data` chunk's size is the placeholder 0xFFFFFFFF of a WAV written to a pipe.
+fn check_riff(path: &Path, magic: &[u8]) -> Result<bool> {
     if magic.len() < 36
         || &magic[0..4] != b"RIFF"
         || &magic[8..12] != b"WAVE"
         || &magic[12..16] != b"fmt "
     {
-        return Ok(());
+        return Ok(false);
     }
+    let le32 = |i: usize| u32::from_le_bytes([magic[i], magic[i + 1], magic[i + 2], magic[i + 3]]);
     let channels = u16::from_le_bytes([magic[22], magic[23]]);
-    let rate = u32::from_le_bytes([magic[24], magic[25], magic[26], magic[27]]);
-    check_header(path, rate, channels)
+    check_header(path, le32(24), channels)?;
+    // Walk the chunks that fit in the bytes we have, looking for `data`.
+    let mut at = 12usize;
+    while at <= magic.len().saturating_sub(8) {
+        let size = le32(at + 4) as usize;
+        if &magic[at..at + 4] == b"data" {
+            return Ok(size == u32::MAX as usize);
+        }
+        at = at.saturating_add(8).saturating_add(size + (size & 1));
+    }
+    Ok(false)
 }
 
 fn container_name(magic: &[u8]) -> &'static str {
