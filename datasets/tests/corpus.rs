@@ -314,7 +314,7 @@ fn utt(id: &str, duration_s: f64) -> Utterance {
 /// (utterance, start_ms, duration_ms, short) of each clip.
 fn shape(utts: &[Utterance], window: f64, hop: Option<f64>) -> Vec<(usize, u64, u64, bool)> {
     clips(utts, window, hop)
-        .unwrap()
+        .expect("valid window and hop")
         .iter()
         .map(|c| {
             let start_ms = (c.start_s * 1000.0).round() as u64;

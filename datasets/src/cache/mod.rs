@@ -6,11 +6,13 @@
 //! The cache exists so that training never decodes audio: views are rendered and turned into
 //! log-mel features once, written here, and every epoch afterwards is only reads from the mapping.
 
+mod build;
 mod format;
 mod loader;
 mod reader;
 mod writer;
 
+pub use build::{build_cache, CacheBuildOptions, CacheBuildReport};
 pub use format::{Dtype, FORMAT_VERSION, OLDEST_SUPPORTED_VERSION};
 pub use half::f16;
 pub use loader::{Batch, BatchLoader};

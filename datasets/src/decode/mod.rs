@@ -100,6 +100,22 @@ pub fn probe(path: &Path) -> Result<AudioInfo> {
     }
 }
 
+/// Duration in seconds: from the headers when they declare it, otherwise by decoding the file at
+/// its own rate (streaming, bounded memory). The probe corpus readers take
+/// (`corpus::read_folder(root, &decode::probe_duration)`).
+pub fn probe_duration(path: &Path) -> Result<f64> {
+    if let Some(seconds) = probe(path)?.duration_s {
+        return Ok(seconds);
+    }
+    let stream = open_stream(path, &DecodeOptions::default(), 1 << 16, None)?;
+    let rate = f64::from(stream.source_rate());
+    let mut frames = 0usize;
+    for chunk in stream {
+        frames += chunk?.len();
+    }
+    Ok(frames as f64 / rate)
+}
+
 /// Decodes the whole file to 16 kHz mono.
 pub fn decode_file(path: &Path, options: &DecodeOptions) -> Result<Audio> {
     collect(open_stream(path, options, 1 << 16, Some(SAMPLE_RATE))?)
@@ -467,7 +483,12 @@ impl SymphoniaSource {
             .format(
                 &hint,
                 mss,
-                &FormatOptions::default(),
+                // Gapless: trim the encoder delay and padding that MP3 (LAME) and AAC declare, so
+                // durations and times match the source audio.
+                &FormatOptions {
+                    enable_gapless: true,
+                    ..FormatOptions::default()
+                },
                 &MetadataOptions::default(),
             )
             .map_err(|e| open_error(path, e))?;

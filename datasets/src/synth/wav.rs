@@ -3,8 +3,6 @@
 
 use std::path::Path;
 
-use rubato::{FftFixedInOut, Resampler};
-
 use crate::{Audio, Error, Result, SAMPLE_RATE};
 
 /// Reads a PCM WAV file (integer or float samples, channels averaged to mono).
@@ -68,39 +66,14 @@ fn to_i16(s: f32) -> i16 {
     (s.clamp(-1.0, 1.0) * 32767.0).round() as i16
 }
 
-/// Resamples to 16 kHz. Kept as one small function so that the decode module's shared resampler
-/// can replace it.
-///
-/// An FFT resampler (rubato `FftFixedInOut`): exact rational ratio, no threads, so the output is
-/// deterministic. The input is zero-padded to flush the filter and the output is trimmed by the
-/// filter delay to `round(len * 16000 / rate)` samples, aligned with the input.
+/// Resamples engine output to 16 kHz with the front end's resampler (`decode::resample`: rubato's
+/// FFT resampler, exact rational ratio, delay removed, deterministic).
 pub fn to_16k(audio: &Audio) -> Result<Audio> {
-    let rate = audio.sample_rate;
-    if rate == SAMPLE_RATE || audio.samples.is_empty() {
+    if audio.sample_rate == SAMPLE_RATE || audio.samples.is_empty() {
         return Ok(Audio::new(audio.samples.clone(), SAMPLE_RATE));
     }
-    let failed =
-        |e: &dyn std::fmt::Display| Error::InvalidInput(format!("resampling from {rate} Hz: {e}"));
-    let mut resampler = FftFixedInOut::<f32>::new(rate as usize, SAMPLE_RATE as usize, 1024, 1)
-        .map_err(|e| failed(&e))?;
-    let want = (audio.samples.len() as u64 * u64::from(SAMPLE_RATE) + u64::from(rate) / 2)
-        / u64::from(rate);
-    let want = want as usize;
-    let delay = resampler.output_delay();
-    let mut out = Vec::with_capacity(want + delay + resampler.output_frames_max());
-    let mut pos = 0;
-    while out.len() < want + delay {
-        let n = resampler.input_frames_next();
-        let mut chunk = vec![0.0f32; n];
-        if pos < audio.samples.len() {
-            let end = (pos + n).min(audio.samples.len());
-            chunk[..end - pos].copy_from_slice(&audio.samples[pos..end]);
-        }
-        pos += n;
-        let produced = resampler.process(&[chunk], None).map_err(|e| failed(&e))?;
-        out.extend_from_slice(&produced[0]);
-    }
-    Ok(Audio::new(out[delay..delay + want].to_vec(), SAMPLE_RATE))
+    let samples = crate::decode::resample(&audio.samples, audio.sample_rate, SAMPLE_RATE)?;
+    Ok(Audio::new(samples, SAMPLE_RATE))
 }
 
 #[cfg(test)]
