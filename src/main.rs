@@ -36,6 +36,53 @@ enum Command {
     SynthTokens(SynthTokensArgs),
     /// Render synthetic multi-voice speech (espeak-ng, flite, piper) with train/held-out voices.
     Synth(SynthArgs),
+    /// Build a feature cache (log-mel of several views of every clip) from a corpus, for training.
+    Features(FeaturesArgs),
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum Layout {
+    /// Any folder of audio, recursively.
+    Folder,
+    /// LibriSpeech: <speaker>/<chapter>/*.flac with *.trans.txt.
+    Librispeech,
+    /// TIMIT: TRAIN|TEST/<dialect>/<speaker>/*.WAV with .WRD/.PHN alignments.
+    Timit,
+    /// The manifest.jsonl written by `pairalign synth`.
+    Manifest,
+}
+
+#[derive(clap::Args, Debug)]
+struct FeaturesArgs {
+    /// The corpus: a folder, or a manifest.jsonl with --layout manifest.
+    corpus: PathBuf,
+    /// How the corpus is laid out.
+    #[arg(long, value_enum, default_value_t = Layout::Folder)]
+    layout: Layout,
+    /// The cache file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Views per clip.
+    #[arg(long, default_value_t = 2)]
+    views: usize,
+    /// View library, e.g. "noise=10:30,speed=0.9:1.1,gain=6,shift=100" (default: all views).
+    #[arg(long)]
+    view_space: Option<String>,
+    /// Seed of the views.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Clip length in seconds.
+    #[arg(long, default_value_t = 3.0)]
+    window: f64,
+    /// Only the first N clips.
+    #[arg(long)]
+    max_clips: Option<usize>,
+    /// Store features as f32 instead of f16.
+    #[arg(long)]
+    f32: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -205,6 +252,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::SynthTokens(args) => synth_tokens(args),
         Command::Synth(args) => synth(args),
+        Command::Features(args) => features(args),
     }
 }
 
@@ -404,6 +452,56 @@ fn synth(args: SynthArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn features(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
+    use pairalign_datasets::cache::{build_cache, CacheBuildOptions, Dtype};
+    use pairalign_datasets::corpus::{read_folder, read_librispeech, read_manifest, read_timit};
+    use pairalign_datasets::decode::probe_duration;
+    use pairalign_datasets::views::ViewSpace;
+    let corpus = match args.layout {
+        Layout::Folder => read_folder(&args.corpus, &probe_duration)?,
+        Layout::Librispeech => read_librispeech(&args.corpus, &probe_duration)?,
+        Layout::Timit => read_timit(&args.corpus, &probe_duration)?,
+        Layout::Manifest => read_manifest(&args.corpus)?,
+    };
+    for (path, why) in &corpus.problems {
+        eprintln!("skipped {}: {why}", path.display());
+    }
+    let options = CacheBuildOptions {
+        views_per_clip: args.views,
+        view_space: match &args.view_space {
+            Some(text) => ViewSpace::parse(text)?,
+            None => ViewSpace::default(),
+        },
+        seed: args.seed,
+        dtype: if args.f32 { Dtype::F32 } else { Dtype::F16 },
+        window_s: args.window,
+        max_clips: args.max_clips,
+        ..CacheBuildOptions::default()
+    };
+    let report = build_cache(&corpus.utterances, &args.out, &options)?;
+    for (id, why) in &report.failed {
+        eprintln!("failed {id}: {why}");
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{} clips ({:.2} h) x {} views in {:.1} s ({:.0}x realtime) -> {}",
+            report.clips,
+            report.seconds / 3600.0,
+            args.views,
+            report.wall_s,
+            report.seconds / report.wall_s.max(1e-9),
+            args.out.display()
+        );
+    }
+    Ok(if report.failed.is_empty() && corpus.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn synth_tokens(args: SynthTokensArgs) -> anyhow::Result<ExitCode> {

@@ -279,9 +279,9 @@ fn manifest_entries_become_utterances() {
         concat!(
             r#"{"id":"u2","text":"hello there","engine":"espeak-ng","voice":"en-us","rate":160,"pitch":50,"duration":1.5,"split":"train","path":"wav/u2.wav"}"#,
             "\n",
-            r#"{"id":"u1","text":"good day","engine":"flite","voice":"slt","rate":1.0,"pitch":0,"duration":2.25,"split":"heldout","path":"wav/u1.wav"}"#,
+            r#"{"id":"u1","text":"good day","engine":"flite","voice":"slt","rate":170,"pitch":null,"duration":2.25,"split":"heldout","path":"wav/u1.wav"}"#,
             "\n\n{not json}\n",
-            r#"{"id":"u3","text":"x","engine":"flite","voice":"slt","rate":1.0,"pitch":0,"duration":-1,"split":"train","path":"u3.wav"}"#,
+            r#"{"id":"u3","text":"x","engine":"flite","voice":"slt","rate":170,"pitch":null,"duration":-1,"split":"train","path":"u3.wav"}"#,
             "\n"
         ),
     )
@@ -382,4 +382,35 @@ fn clips_reject_bad_windows_and_hops() {
         let err = clips(&[utt("a", 3.0)], window, hop).unwrap_err();
         assert!(err.to_string().contains("must be positive"), "{err}");
     }
+}
+
+/// Regression: the corpus reader refused every flite line of a real synth manifest (pitch null).
+#[test]
+fn reads_what_the_synthesizer_writes() {
+    use pairalign_datasets::synth::{write_manifest, ManifestEntry, Split};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("manifest.jsonl");
+    let entry = |id: &str, engine: &str, pitch: Option<u32>, split: Split| ManifestEntry {
+        id: id.into(),
+        text: "a sentence".into(),
+        engine: engine.into(),
+        voice: "v".into(),
+        rate: 160,
+        pitch,
+        duration: 2.5,
+        split,
+        path: format!("wav/{id}.wav"),
+    };
+    write_manifest(
+        &path,
+        &[
+            entry("u1", "flite", None, Split::Train),
+            entry("u2", "espeak-ng", Some(50), Split::Heldout),
+        ],
+    )
+    .expect("write");
+    let corpus = read_manifest(&path).expect("read");
+    assert!(corpus.problems.is_empty(), "{:?}", corpus.problems);
+    assert_eq!(corpus.utterances.len(), 2);
+    assert_eq!(corpus.utterances[0].speaker, "flite/v");
 }

@@ -3,33 +3,10 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
 use super::{finish, Corpus, Utterance};
+// The synthesizer owns the line format; reading it here keeps one definition.
+pub use crate::synth::ManifestEntry;
 use crate::{Error, Result};
-
-/// One line of `manifest.jsonl`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ManifestEntry {
-    /// Unique utterance id.
-    pub id: String,
-    /// The text that was spoken.
-    pub text: String,
-    /// Speech engine (`espeak-ng`, `flite`, `piper`).
-    pub engine: String,
-    /// Voice of the engine.
-    pub voice: String,
-    /// Speaking rate as given to the engine.
-    pub rate: f64,
-    /// Pitch as given to the engine.
-    pub pitch: f64,
-    /// Duration in seconds.
-    pub duration: f64,
-    /// `train` or a held-out split name.
-    pub split: String,
-    /// The audio file, relative to the manifest's folder.
-    pub path: String,
-}
 
 /// Reads a synthetic corpus from its `manifest.jsonl` (no probing: the manifest has durations).
 /// Speaker: `<engine>/<voice>`; transcript: the text; path: resolved against the manifest's
