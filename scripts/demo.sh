@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The README's main job. Until the audio pipeline lands (issues 4-6), it demonstrates the engine on
+# The README's main job. Until the tokenizer and indexer land (issues 5-6), it demonstrates the engine on
 # a generated token archive: 20,000 documents shaped like a tokenizer's output (Zipf symbols over
 # 512, 30 s each at 12.7 tokens/s, about 167 hours of audio), imported, searched with noisy copies
-# of 3 s stretches (20% edits), inspected with `info`.
+# of 3 s stretches (20% edits), inspected with `info`; then the audio front end turns the bundled
+# sample archive into a training feature cache.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-out/demo}
@@ -17,3 +18,5 @@ echo "== search (each query is a noisy copy of 3 s of the document named in its 
 $bin search --db "$out/db" --tokens-file "$out/data/queries.jsonl" --top 3 --k 0.4
 echo "== info"
 $bin info --db "$out/db"
+echo "== audio front end: the bundled samples (WAV, FLAC, MP3, Ogg) -> log-mel of two views per 3 s clip"
+$bin features samples --out "$out/samples.feat" --views 2 --seed 1
