@@ -19,30 +19,37 @@ pub fn read_folder(root: &Path, probe: &Probe<'_>) -> Result<Corpus> {
     let mut corpus = Corpus::default();
     let mut found = Vec::new();
     walk(root, &mut corpus, |path, corpus| {
-        if !is_audio(path) {
-            return;
-        }
-        let Some(id) = relative_id(root, path) else {
-            corpus
-                .problems
-                .push((path.to_path_buf(), "file name is not UTF-8: skipped".into()));
-            return;
-        };
-        let speaker = path
-            .parent()
-            .and_then(|p| p.file_name())
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        found.push(Utterance {
-            id,
-            speaker,
-            path: path.to_path_buf(),
-            duration_s: 0.0,
-            transcript: None,
-            words: Vec::new(),
-            phones: Vec::new(),
-        });
+        found.extend(audio_utterance(root, path, corpus));
     })?;
     probe_all(found, probe, &mut corpus);
     Ok(corpus)
+}
+
+/// The utterance of an audio file under `root` in a plain layout: id is the path relative to
+/// `root` without extension, speaker the parent directory's name, no duration yet. `None` for a
+/// file that is not audio, or whose name is not UTF-8 (reported in `problems`). TIMIT builds on it.
+pub(super) fn audio_utterance(root: &Path, path: &Path, corpus: &mut Corpus) -> Option<Utterance> {
+    if !is_audio(path) {
+        return None;
+    }
+    let Some(id) = relative_id(root, path) else {
+        corpus
+            .problems
+            .push((path.to_path_buf(), "file name is not UTF-8: skipped".into()));
+        return None;
+    };
+    let speaker = path
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Some(Utterance {
+        id,
+        speaker,
+        path: path.to_path_buf(),
+        duration_s: 0.0,
+        transcript: None,
+        words: Vec::new(),
+        phones: Vec::new(),
+    })
 }

@@ -5,7 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{is_audio, probe_all, relative_id, walk, Corpus, Probe, Segment, Utterance};
+use super::folder::audio_utterance;
+use super::{probe_all, walk, Corpus, Probe, Segment};
 use crate::SAMPLE_RATE;
 
 /// Reads a TIMIT tree (upper- or lower-case names). Id: the path relative to `root` without
@@ -16,23 +17,12 @@ pub fn read_timit(root: &Path, probe: &Probe<'_>) -> crate::Result<super::Corpus
     let mut corpus = Corpus::default();
     let mut found = Vec::new();
     walk(root, &mut corpus, |path, corpus| {
-        if !is_audio(path) {
-            return;
-        }
-        let Some(id) = relative_id(root, path) else {
-            corpus
-                .problems
-                .push((path.to_path_buf(), "file name is not UTF-8: skipped".into()));
+        let Some(mut utterance) = audio_utterance(root, path, corpus) else {
             return;
         };
-        let speaker = path
-            .parent()
-            .and_then(|p| p.file_name())
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let words = read_alignment(path, "WRD", corpus);
-        let phones = read_alignment(path, "PHN", corpus);
-        let transcript =
+        utterance.words = read_alignment(path, "WRD", corpus);
+        utterance.phones = read_alignment(path, "PHN", corpus);
+        utterance.transcript =
             read_sibling(path, "TXT", corpus).and_then(|(p, text)| match parse_transcript(&text) {
                 Some(t) => Some(t),
                 None => {
@@ -42,15 +32,7 @@ pub fn read_timit(root: &Path, probe: &Probe<'_>) -> crate::Result<super::Corpus
                     None
                 }
             });
-        found.push(Utterance {
-            id,
-            speaker,
-            path: path.to_path_buf(),
-            duration_s: 0.0,
-            transcript,
-            words,
-            phones,
-        });
+        found.push(utterance);
     })?;
     probe_all(found, probe, &mut corpus);
     Ok(corpus)
