@@ -343,3 +343,47 @@ fn measure_loader_throughput() {
         info.bytes as f64 / write_s / 1e6
     );
 }
+
+/// A cache written by format version 1, kept so that later versions prove they still read it.
+const CACHE_V1_FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tests/fixtures/cache-v1.feat"
+);
+
+/// The fixture's contents: 3 clips x 2 views of 4 mel bins, 3 to 5 frames, f16.
+fn fixture_clip(c: usize, v: usize) -> Vec<f32> {
+    let frames = 3 + (c + v) % 3;
+    (0..frames * 4)
+        .map(|k| (c * 100 + v * 10 + k) as f32 / 8.0 - 20.0)
+        .collect()
+}
+
+#[test]
+#[ignore = "regenerates the frozen fixture; run only when adding a new format version"]
+fn regenerate_cache_v1_fixture() {
+    let mut w = CacheWriter::create(Path::new(CACHE_V1_FIXTURE), 4, 2, Dtype::F16).expect("create");
+    for c in 0..3 {
+        let views: Vec<Vec<f32>> = (0..2).map(|v| fixture_clip(c, v)).collect();
+        let refs: Vec<&[f32]> = views.iter().map(Vec::as_slice).collect();
+        w.add_clip(&format!("clip{c}@0"), &refs).expect("add");
+    }
+    w.finish().expect("finish");
+}
+
+#[test]
+fn frozen_cache_v1_fixture_still_opens() {
+    let cache = FeatureCache::open(Path::new(CACHE_V1_FIXTURE)).expect("open the v1 fixture");
+    assert_eq!(
+        (cache.len(), cache.views_per_clip(), cache.n_mels()),
+        (3, 2, 4)
+    );
+    let mut values = Vec::new();
+    for c in 0..3 {
+        assert_eq!(cache.clip_id(c), format!("clip{c}@0"));
+        for v in 0..2 {
+            cache.view(c, v).to_f32(&mut values);
+            // Values are multiples of 1/8 within f16's exact range.
+            assert_eq!(values, fixture_clip(c, v), "clip {c} view {v}");
+        }
+    }
+}
