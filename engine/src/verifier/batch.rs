@@ -224,6 +224,20 @@ struct Feed<'t> {
     next: usize,
 }
 
+impl<'t> Feed<'t> {
+    /// The next candidate (its index and text) for a lane of a set of `lanes`, prefetching the
+    /// text the set will take two rounds later; `None` when every candidate has been handed out.
+    #[inline(always)]
+    fn take(&mut self, lanes: usize) -> Option<(usize, &'t [Symbol])> {
+        let &i = self.pending.get(self.next)?;
+        self.next += 1;
+        if let Some(&ahead) = self.pending.get(self.next + 2 * lanes) {
+            prefetch(self.texts[ahead]);
+        }
+        Some((i, self.texts[i]))
+    }
+}
+
 /// `L` lanes, each verifying one candidate against a one-word query.
 struct Lanes<'t, const L: usize> {
     m: usize,
@@ -273,15 +287,11 @@ impl<'t, const L: usize> Lanes<'t, L> {
         self.mv[l] = 0;
         self.score[l] = m;
         self.best[l] = m;
-        if let Some(&i) = feed.pending.get(feed.next) {
-            feed.next += 1;
+        if let Some((i, text)) = feed.take(L) {
             self.active |= 1 << l;
             self.idx[l] = i;
-            self.text[l] = feed.texts[i];
-            self.rem[l] = feed.texts[i].len() as u64;
-            if let Some(&ahead) = feed.pending.get(feed.next + 2 * L) {
-                prefetch(feed.texts[ahead]);
-            }
+            self.text[l] = text;
+            self.rem[l] = text.len() as u64;
         } else {
             self.active &= !(1 << l);
             self.text[l] = &[];
@@ -485,15 +495,11 @@ impl<'t, const L: usize, const N: usize> BlockLanes<'t, L, N> {
             self.pv[b][l] = !0;
             self.mv[b][l] = 0;
         }
-        if let Some(&i) = feed.pending.get(feed.next) {
-            feed.next += 1;
+        if let Some((i, text)) = feed.take(L) {
             self.active |= 1 << l;
             self.idx[l] = i;
-            self.text[l] = feed.texts[i];
-            self.rem[l] = feed.texts[i].len() as u64;
-            if let Some(&ahead) = feed.pending.get(feed.next + 2 * L) {
-                prefetch(feed.texts[ahead]);
-            }
+            self.text[l] = text;
+            self.rem[l] = text.len() as u64;
         } else {
             self.active &= !(1 << l);
             self.text[l] = &[];
