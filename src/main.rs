@@ -133,6 +133,9 @@ struct ImportTokensArgs {
     /// q-gram length, when the database is created by this import.
     #[arg(long, default_value_t = DatabaseConfig::default().q)]
     q: u32,
+    /// Commit a segment every this many documents (a crash loses at most one batch).
+    #[arg(long, default_value_t = ImportOptions::default().batch_docs)]
+    batch_docs: usize,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -260,6 +263,7 @@ fn import_tokens(args: ImportTokensArgs) -> anyhow::Result<ExitCode> {
     let mut db = Database::open_or_create(&args.db, DatabaseConfig::new(args.vocab, args.q))?;
     let options = ImportOptions {
         strict: args.strict,
+        batch_docs: args.batch_docs.max(1),
         ..ImportOptions::default()
     };
     let report = import_jsonl(&mut db, &args.file, &options)?;
