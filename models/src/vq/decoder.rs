@@ -2,9 +2,9 @@
 //! loss that trains the encoder and the codebook.
 
 use candle_core::Tensor;
-use candle_nn::{Conv1d, Conv1dConfig, Init, Module, VarBuilder};
+use candle_nn::{Init, VarBuilder};
 
-use super::layers::ResBlock;
+use super::layers::{Conv1d, ResBlock};
 use super::VqConfig;
 use crate::Result;
 
@@ -22,17 +22,13 @@ impl Decoder {
     /// Weights under `vb`: `conv_in`, `layers.{i}`, `conv_up`, `proj`.
     pub fn load(cfg: &VqConfig, vb: VarBuilder) -> Result<Self> {
         let c = cfg.channels;
-        let same = Conv1dConfig {
-            padding: cfg.kernel_size / 2,
-            ..Default::default()
-        };
         let layers = (0..cfg.decoder_layers)
             .map(|i| ResBlock::load(cfg, vb.pp("layers").pp(i)))
             .collect::<Result<_>>()?;
         Ok(Decoder {
-            conv_in: candle_nn::conv1d(cfg.code_dim, c, cfg.kernel_size, same, vb.pp("conv_in"))?,
+            conv_in: Conv1d::load(cfg.code_dim, c, cfg.kernel_size, 1, vb.pp("conv_in"))?,
             layers,
-            conv_up: candle_nn::conv1d(c, c, cfg.kernel_size, same, vb.pp("conv_up"))?,
+            conv_up: Conv1d::load(c, c, cfg.kernel_size, 1, vb.pp("conv_up"))?,
             proj: small_conv1d(c, cfg.n_mels, vb.pp("proj"))?,
         })
     }
@@ -66,5 +62,5 @@ fn small_conv1d(c_in: usize, c_out: usize, vb: VarBuilder) -> Result<Conv1d> {
     };
     let weight = vb.get_with_hints((c_out, c_in, 1), "weight", init)?;
     let bias = vb.get_with_hints(c_out, "bias", Init::Const(0.0))?;
-    Ok(Conv1d::new(weight, Some(bias), Default::default()))
+    Ok(Conv1d::new(weight, bias, 1))
 }

@@ -1,9 +1,9 @@
 //! `Encoder`: normalized log-mel at 100 Hz -> code-space vectors at 50 Hz.
 
 use candle_core::Tensor;
-use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, Module, VarBuilder};
+use candle_nn::{LayerNorm, Linear, Module, VarBuilder};
 
-use super::layers::{apply_mask, frame_mask, norm_channels, subsampled_len, ResBlock};
+use super::layers::{apply_mask, frame_mask, norm_channels, subsampled_len, Conv1d, ResBlock};
 use super::VqConfig;
 use crate::Result;
 
@@ -22,21 +22,12 @@ impl Encoder {
     /// Weights under `vb`: `conv_in`, `subsample`, `layers.{i}`, `norm_out`, `proj`.
     pub fn load(cfg: &VqConfig, vb: VarBuilder) -> Result<Self> {
         let c = cfg.channels;
-        let same = Conv1dConfig {
-            padding: cfg.kernel_size / 2,
-            ..Default::default()
-        };
-        let stride_2 = Conv1dConfig {
-            padding: 1,
-            stride: 2,
-            ..Default::default()
-        };
         let layers = (0..cfg.encoder_layers)
             .map(|i| ResBlock::load(cfg, vb.pp("layers").pp(i)))
             .collect::<Result<_>>()?;
         Ok(Encoder {
-            conv_in: candle_nn::conv1d(cfg.n_mels, c, cfg.kernel_size, same, vb.pp("conv_in"))?,
-            subsample: candle_nn::conv1d(c, c, 3, stride_2, vb.pp("subsample"))?,
+            conv_in: Conv1d::load(cfg.n_mels, c, cfg.kernel_size, 1, vb.pp("conv_in"))?,
+            subsample: Conv1d::load(c, c, 3, 2, vb.pp("subsample"))?,
             layers,
             norm_out: candle_nn::layer_norm(c, cfg.layer_norm_eps, vb.pp("norm_out"))?,
             proj: candle_nn::linear(c, cfg.code_dim, vb.pp("proj"))?,

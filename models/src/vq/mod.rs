@@ -14,7 +14,7 @@ pub use codebook::{Codebook, EmaStats};
 pub use config::{VqConfig, MAX_CODEBOOK_SIZE, MIN_CODEBOOK_SIZE};
 pub use decoder::Decoder;
 pub use encoder::Encoder;
-pub use layers::{subsampled_len, ResBlock};
+pub use layers::{subsampled_len, Conv1d, ResBlock};
 pub use model::{VqModel, VqOutput};
 pub use tokenizer::{
     MelNorm, VqTokenizer, CODE_FRAME_MS, CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE,
