@@ -34,15 +34,36 @@ fn audio(seed: u32, n: usize) -> Vec<f32> {
         .collect()
 }
 
+/// Runs a test `fn NAME(device: &Device)` on the CPU as `NAME_cpu`, and on the first CUDA device
+/// as `NAME_cuda` when built with `--features cuda` (candle's `test_device!`).
+macro_rules! test_device {
+    ($name:ident, $cpu:ident, $cuda:ident) => {
+        #[test]
+        fn $cpu() {
+            $name(&Device::Cpu);
+        }
+
+        #[cfg(feature = "cuda")]
+        #[test]
+        fn $cuda() {
+            $name(&Device::new_cuda(0).expect("a CUDA device"));
+        }
+    };
+}
+
 fn tokenizer(cfg: &VqConfig) -> (VarMap, VqModel, VqTokenizer) {
+    tokenizer_on(cfg, &Device::Cpu)
+}
+
+fn tokenizer_on(cfg: &VqConfig, device: &Device) -> (VarMap, VqModel, VqTokenizer) {
     let vm = VarMap::new();
-    let model = VqModel::load(cfg, VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu))
+    let model = VqModel::load(cfg, VarBuilder::from_varmap(&vm, DType::F32, device))
         .expect("a fresh model");
     let mel = LogMel::new();
     let mels: Vec<Vec<f32>> = (0..3).map(|s| mel.compute(&audio(s, 16_000))).collect();
     let refs: Vec<&[f32]> = mels.iter().map(Vec::as_slice).collect();
     let norm = MelNorm::from_mels(&refs, N_MELS);
-    let tok = VqTokenizer::from_varmap(cfg, norm, &vm, &Device::Cpu).expect("a tokenizer");
+    let tok = VqTokenizer::from_varmap(cfg, norm, &vm, device).expect("a tokenizer");
     (vm, model, tok)
 }
 
@@ -61,11 +82,11 @@ fn default_model_is_small() {
     );
 }
 
-#[test]
-fn forward_shapes() {
-    let (_, model, _) = tokenizer(&tiny_config());
+test_device!(forward_shapes, forward_shapes_cpu, forward_shapes_cuda);
+fn forward_shapes(device: &Device) {
+    let (_, model, _) = tokenizer_on(&tiny_config(), device);
     for t in [100, 101] {
-        let mel = Tensor::randn(0f32, 1.0, (2, t, N_MELS), &Device::Cpu).unwrap();
+        let mel = Tensor::randn(0f32, 1.0, (2, t, N_MELS), device).unwrap();
         let out = model.forward(&mel).unwrap();
         assert_eq!(out.recon.dims(), &[2, t, N_MELS]);
         assert_eq!(out.z.dims(), &[2, t.div_ceil(2), 16]);
@@ -78,9 +99,13 @@ fn forward_shapes() {
     }
 }
 
-#[test]
-fn tokens_are_deterministic_in_range_and_timed() {
-    let (_, _, tok) = tokenizer(&tiny_config());
+test_device!(
+    tokens_are_deterministic_in_range_and_timed,
+    tokens_are_deterministic_in_range_and_timed_cpu,
+    tokens_are_deterministic_in_range_and_timed_cuda
+);
+fn tokens_are_deterministic_in_range_and_timed(device: &Device) {
+    let (_, _, tok) = tokenizer_on(&tiny_config(), device);
     let clips: Vec<Vec<f32>> = (0..4)
         .map(|s| audio(s, 8_000 + 1_000 * s as usize))
         .collect();
@@ -120,12 +145,16 @@ fn empty_and_short_inputs() {
     assert!(matches!(err, Error::BadInput(_)), "{err}");
 }
 
-#[test]
-fn save_then_load_gives_identical_tokens() {
-    let (_, _, tok) = tokenizer(&tiny_config());
+test_device!(
+    save_then_load_gives_identical_tokens,
+    save_then_load_gives_identical_tokens_cpu,
+    save_then_load_gives_identical_tokens_cuda
+);
+fn save_then_load_gives_identical_tokens(device: &Device) {
+    let (_, _, tok) = tokenizer_on(&tiny_config(), device);
     let dir = tempfile::tempdir().unwrap();
     tok.save(dir.path()).unwrap();
-    let loaded = VqTokenizer::load(dir.path(), &Device::Cpu).unwrap();
+    let loaded = VqTokenizer::load(dir.path(), device).unwrap();
     assert_eq!(loaded.id(), "vq");
     assert_eq!(loaded.weights_hash(), tok.weights_hash());
     assert_eq!(loaded.weights_hash().len(), 64);
@@ -173,12 +202,15 @@ fn load_reports_missing_files_and_mismatched_weights() {
     assert!(matches!(err, Error::BadConfig(_)), "{err}");
 }
 
-#[test]
-fn a_few_training_steps_lower_the_loss() {
+test_device!(
+    a_few_training_steps_lower_the_loss,
+    a_few_training_steps_lower_the_loss_cpu,
+    a_few_training_steps_lower_the_loss_cuda
+);
+fn a_few_training_steps_lower_the_loss(device: &Device) {
     let cfg = tiny_config();
     let vm = VarMap::new();
-    let mut model =
-        VqModel::load(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu)).unwrap();
+    let mut model = VqModel::load(&cfg, VarBuilder::from_varmap(&vm, DType::F32, device)).unwrap();
     // Gradients train everything but the codebook, which moves by EMA.
     let vars = {
         let data = vm.data().lock().unwrap();
@@ -209,7 +241,7 @@ fn a_few_training_steps_lower_the_loss() {
                 .map(|((x, m), s)| (x - m) / s)
         })
         .collect();
-    let batch = Tensor::from_vec(normed, (4, t, N_MELS), &Device::Cpu).unwrap();
+    let batch = Tensor::from_vec(normed, (4, t, N_MELS), device).unwrap();
     let mut losses = vec![];
     for _ in 0..30 {
         let out = model.forward(&batch).unwrap();
