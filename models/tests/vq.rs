@@ -1,5 +1,6 @@
-//! The VQ tokenizer end to end on CPU: shapes, determinism and batch independence of inference,
-//! checkpoint round trips, input and weight errors, and a few training steps that lower the loss.
+//! The VQ tokenizer end to end (CPU; CUDA too with `--features cuda`): shapes, determinism and batch
+//! independence of inference, checkpoint round trips, input and weight errors, and a few training
+//! steps that lower the loss.
 // The device-generic test bodies are plain `fn`s called by `test_device!`, which clippy's
 // allow-unwrap-in-tests does not see as tests.
 #![allow(clippy::unwrap_used)]
