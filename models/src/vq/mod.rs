@@ -1,0 +1,21 @@
+//! The VQ tokenizer (shared/DESIGN.md section 6): a conv encoder over log-mel at 50 Hz, a codebook
+//! trained by EMA with dead-code restart, a small decoder for the mel reconstruction loss, and the
+//! [`VqTokenizer`] that turns audio into collapsed code strings.
+
+mod codebook;
+mod config;
+mod decoder;
+mod encoder;
+mod layers;
+mod model;
+mod tokenizer;
+
+pub use codebook::{Codebook, EmaStats};
+pub use config::{VqConfig, MAX_CODEBOOK_SIZE, MIN_CODEBOOK_SIZE};
+pub use decoder::Decoder;
+pub use encoder::Encoder;
+pub use layers::{subsampled_len, Conv1d, ResBlock};
+pub use model::{VqModel, VqOutput};
+pub use tokenizer::{
+    MelNorm, VqTokenizer, CODE_FRAME_MS, CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE,
+};

@@ -1,0 +1,376 @@
+//! `VqTokenizer`: log-mel -> normalize -> encoder -> nearest codes at 50 Hz -> collapsed tokens;
+//! and its checkpoint: `model.safetensors` beside `config.json` (config and mel statistics).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use pairalign_datasets::mel::LogMel;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{subsampled_len, VqConfig, VqModel};
+use crate::tokenizer::{collapse_repeats, TokenString, Tokenizer};
+use crate::{Error, Result};
+
+/// Duration of one code frame: the encoder runs at 50 Hz (stride 2 over the 10 ms mel hop).
+pub const CODE_FRAME_MS: u32 = 20;
+/// Version of the checkpoint layout written by [`VqTokenizer::save`].
+pub const FORMAT_VERSION: u32 = 1;
+/// Name of the weights file in a checkpoint folder.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// Name of the config file in a checkpoint folder.
+pub const CONFIG_FILE: &str = "config.json";
+/// Default tokenizer id.
+const DEFAULT_ID: &str = "vq";
+/// Floor on a normalization standard deviation, so that a constant mel bin does not divide by 0.
+const MIN_STD: f32 = 1e-5;
+
+/// Per-bin log-mel statistics: the model sees `(mel - mean) / std`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MelNorm {
+    /// Mean of each mel bin over the training frames.
+    pub mean: Vec<f32>,
+    /// Standard deviation of each mel bin over the training frames (at least 1e-5).
+    pub std: Vec<f32>,
+}
+
+impl MelNorm {
+    /// Mean 0 and std 1: no normalization.
+    pub fn identity(n_mels: usize) -> Self {
+        MelNorm {
+            mean: vec![0.0; n_mels],
+            std: vec![1.0; n_mels],
+        }
+    }
+
+    /// Statistics over every frame of `mels` (each row-major `frames x n_mels`).
+    pub fn from_mels(mels: &[&[f32]], n_mels: usize) -> Self {
+        let mut sum = vec![0f64; n_mels];
+        let mut sum_sq = vec![0f64; n_mels];
+        let mut frames = 0usize;
+        for mel in mels {
+            for row in mel.chunks_exact(n_mels) {
+                for (i, &x) in row.iter().enumerate() {
+                    sum[i] += f64::from(x);
+                    sum_sq[i] += f64::from(x) * f64::from(x);
+                }
+                frames += 1;
+            }
+        }
+        if frames == 0 {
+            return Self::identity(n_mels);
+        }
+        let n = frames as f64;
+        let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
+        let std = sum
+            .iter()
+            .zip(&sum_sq)
+            .map(|(s, q)| ((q / n - (s / n) * (s / n)).max(0.0).sqrt() as f32).max(MIN_STD))
+            .collect();
+        MelNorm { mean, std }
+    }
+}
+
+/// What `config.json` holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckpointConfig {
+    /// [`FORMAT_VERSION`] of the writer.
+    format_version: u32,
+    /// The tokenizer id recorded by a database.
+    id: String,
+    /// The model's hyper-parameters.
+    model: VqConfig,
+    /// The input normalization.
+    norm: MelNorm,
+}
+
+/// The VQ tokenizer: a [`VqModel`] frozen with its normalization, ready to tokenize batches.
+pub struct VqTokenizer {
+    id: String,
+    cfg: VqConfig,
+    norm: MelNorm,
+    model: VqModel,
+    weights: BTreeMap<String, Tensor>,
+    hash: String,
+    device: Device,
+    mean: Tensor,
+    std: Tensor,
+    mel: LogMel,
+}
+
+impl std::fmt::Debug for VqTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VqTokenizer")
+            .field("id", &self.id)
+            .field("weights_hash", &self.hash)
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VqTokenizer {
+    /// Freezes a snapshot of the weights in `varmap` (as built by `VqModel::load` on it), e.g.
+    /// at the end of training; later training steps do not change this tokenizer.
+    pub fn from_varmap(
+        cfg: &VqConfig,
+        norm: MelNorm,
+        varmap: &VarMap,
+        device: &Device,
+    ) -> Result<Self> {
+        let data = varmap
+            .data()
+            .lock()
+            .map_err(|_| Error::BadConfig("the VarMap lock is poisoned".into()))?;
+        let weights = data
+            .iter()
+            .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
+            .collect::<Result<BTreeMap<_, _>>>()?;
+        drop(data);
+        Self::from_weights(
+            DEFAULT_ID.into(),
+            cfg.clone(),
+            norm,
+            weights,
+            device,
+            Path::new("<memory>"),
+        )
+    }
+
+    /// Builds the tokenizer from named weights, checking them against `cfg`.
+    fn from_weights(
+        id: String,
+        cfg: VqConfig,
+        norm: MelNorm,
+        weights: BTreeMap<String, Tensor>,
+        device: &Device,
+        source: &Path,
+    ) -> Result<Self> {
+        cfg.validate()?;
+        if norm.mean.len() != cfg.n_mels || norm.std.len() != cfg.n_mels {
+            return Err(Error::BadConfig(format!(
+                "normalization has {} means and {} stds for {} mel bins",
+                norm.mean.len(),
+                norm.std.len(),
+                cfg.n_mels
+            )));
+        }
+        check_weights(&cfg, &weights, source)?;
+        let weights = weights
+            .into_iter()
+            .map(|(k, t)| Ok((k, t.to_dtype(DType::F32)?.to_device(device)?)))
+            .collect::<Result<BTreeMap<_, _>>>()?;
+        let bytes = serialize(&weights)?;
+        let hash = hex(&Sha256::digest(&bytes));
+        let map: HashMap<String, Tensor> = weights.clone().into_iter().collect();
+        let model = VqModel::load(&cfg, VarBuilder::from_tensors(map, DType::F32, device))?;
+        let std: Vec<f32> = norm.std.iter().map(|s| s.max(MIN_STD)).collect();
+        let mean = Tensor::from_slice(&norm.mean, (1, 1, cfg.n_mels), device)?;
+        let std = Tensor::from_vec(std, (1, 1, cfg.n_mels), device)?;
+        Ok(VqTokenizer {
+            id,
+            cfg,
+            norm,
+            model,
+            weights,
+            hash,
+            device: device.clone(),
+            mean,
+            std,
+            mel: LogMel::new(),
+        })
+    }
+
+    /// Writes `dir/model.safetensors` and `dir/config.json`, creating `dir`.
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let bytes = serialize(&self.weights)?;
+        let path = dir.join(WEIGHTS_FILE);
+        std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
+        let cfg = CheckpointConfig {
+            format_version: FORMAT_VERSION,
+            id: self.id.clone(),
+            model: self.cfg.clone(),
+            norm: self.norm.clone(),
+        };
+        let json = serde_json::to_string_pretty(&cfg)
+            .map_err(|e| Error::BadConfig(format!("cannot serialize the config: {e}")))?;
+        let path = dir.join(CONFIG_FILE);
+        std::fs::write(&path, json).map_err(|e| Error::io(&path, e))?;
+        Ok(())
+    }
+
+    /// Reads a checkpoint written by [`VqTokenizer::save`] onto `device`.
+    pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        let dir = dir.as_ref();
+        let path = dir.join(CONFIG_FILE);
+        let json = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let cfg: CheckpointConfig = serde_json::from_str(&json)
+            .map_err(|e| Error::BadConfig(format!("{}: {e}", path.display())))?;
+        if cfg.format_version != FORMAT_VERSION {
+            return Err(Error::BadConfig(format!(
+                "{}: format_version {} is not supported (this build reads {FORMAT_VERSION})",
+                path.display(),
+                cfg.format_version
+            )));
+        }
+        let path = dir.join(WEIGHTS_FILE);
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let weights = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| {
+            Error::WeightsMismatch {
+                path: path.clone(),
+                detail: format!("not a valid safetensors file: {e}"),
+            }
+        })?;
+        let tok = Self::from_weights(
+            cfg.id,
+            cfg.model,
+            cfg.norm,
+            weights.into_iter().collect(),
+            device,
+            &path,
+        )?;
+        debug_assert_eq!(tok.hash, hex(&Sha256::digest(&bytes)));
+        Ok(tok)
+    }
+
+    /// The model.
+    pub fn model(&self) -> &VqModel {
+        &self.model
+    }
+
+    /// The model's hyper-parameters.
+    pub fn config(&self) -> &VqConfig {
+        &self.cfg
+    }
+
+    /// The input normalization.
+    pub fn norm(&self) -> &MelNorm {
+        &self.norm
+    }
+
+    /// Raw 50 Hz codes of a batch of log-mels (each `frames x n_mels`), before collapsing.
+    pub fn frame_codes(&self, mels: &[&[f32]]) -> Result<Vec<Vec<u16>>> {
+        let m = self.cfg.n_mels;
+        let mut lens = Vec::with_capacity(mels.len());
+        for (i, mel) in mels.iter().enumerate() {
+            if mel.len() % m != 0 {
+                return Err(Error::BadInput(format!(
+                    "log-mel {i} has {} values, not a multiple of {m} mel bins",
+                    mel.len()
+                )));
+            }
+            lens.push(mel.len() / m);
+        }
+        let t = lens.iter().copied().max().unwrap_or(0);
+        if t == 0 {
+            return Ok(vec![vec![]; mels.len()]);
+        }
+        let mut buf = vec![0f32; mels.len() * t * m];
+        for (row, mel) in buf.chunks_exact_mut(t * m).zip(mels) {
+            row[..mel.len()].copy_from_slice(mel);
+        }
+        let x = Tensor::from_vec(buf, (mels.len(), t, m), &self.device)?
+            .broadcast_sub(&self.mean)?
+            .broadcast_div(&self.std)?;
+        let codes = self.model.encode(&x, Some(&lens))?.to_vec2::<u32>()?;
+        Ok(codes
+            .into_iter()
+            .zip(&lens)
+            .map(|(row, &len)| {
+                row[..subsampled_len(len)]
+                    .iter()
+                    .map(|&c| c as u16)
+                    .collect()
+            })
+            .collect())
+    }
+}
+
+impl Tokenizer for VqTokenizer {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn weights_hash(&self) -> &str {
+        &self.hash
+    }
+
+    fn vocab_size(&self) -> u32 {
+        self.cfg.codebook_size as u32
+    }
+
+    fn tokenize(&self, batch: &[&[f32]]) -> Result<Vec<TokenString>> {
+        let mels: Vec<Vec<f32>> = batch.iter().map(|w| self.mel.compute(w)).collect();
+        let refs: Vec<&[f32]> = mels.iter().map(Vec::as_slice).collect();
+        self.tokenize_mels(&refs)
+    }
+
+    fn tokenize_mels(&self, mels: &[&[f32]]) -> Result<Vec<TokenString>> {
+        Ok(self
+            .frame_codes(mels)?
+            .iter()
+            .map(|codes| collapse_repeats(codes, CODE_FRAME_MS))
+            .collect())
+    }
+}
+
+/// The names and shapes a model with `cfg` has, from a throwaway CPU init.
+fn expected_shapes(cfg: &VqConfig) -> Result<BTreeMap<String, Vec<usize>>> {
+    let vm = VarMap::new();
+    VqModel::load(cfg, VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu))?;
+    let data = vm
+        .data()
+        .lock()
+        .map_err(|_| Error::BadConfig("the VarMap lock is poisoned".into()))?;
+    Ok(data
+        .iter()
+        .map(|(k, v)| (k.clone(), v.dims().to_vec()))
+        .collect())
+}
+
+/// Fails with [`Error::WeightsMismatch`] unless `weights` has exactly the tensors `cfg` needs.
+fn check_weights(cfg: &VqConfig, weights: &BTreeMap<String, Tensor>, path: &Path) -> Result<()> {
+    let expected = expected_shapes(cfg)?;
+    let mismatch = |detail: String| {
+        Err(Error::WeightsMismatch {
+            path: path.to_path_buf(),
+            detail,
+        })
+    };
+    for (name, shape) in &expected {
+        match weights.get(name) {
+            None => return mismatch(format!("tensor {name} is missing")),
+            Some(t) if t.dims() != shape.as_slice() => {
+                return mismatch(format!(
+                    "tensor {name} has shape {:?}, the config needs {shape:?}",
+                    t.dims()
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(name) = weights.keys().find(|k| !expected.contains_key(*k)) {
+        return mismatch(format!("unexpected tensor {name}"));
+    }
+    Ok(())
+}
+
+/// Safetensors bytes of `weights` (moved to the CPU first; the layout is sorted, so equal weights
+/// give equal bytes).
+fn serialize(weights: &BTreeMap<String, Tensor>) -> Result<Vec<u8>> {
+    let cpu = weights
+        .iter()
+        .map(|(k, t)| Ok((k.clone(), t.to_device(&Device::Cpu)?.contiguous()?)))
+        .collect::<Result<BTreeMap<_, _>>>()?;
+    safetensors::serialize(cpu.iter(), None)
+        .map_err(|e| Error::Candle(candle_core::Error::Msg(format!("safetensors: {e}"))))
+}
+
+/// Lower-case hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
