@@ -33,6 +33,18 @@ fn search_json(db: &Path, args: &[&str]) -> Vec<Value> {
     json_lines(&out)
 }
 
+/// Runs `pairalign synth-tokens --out OUT ARGS...` and requires success.
+fn synth_tokens(out: &Path, args: &[&str]) {
+    let mut full = vec!["synth-tokens", "--out", path(out)];
+    full.extend_from_slice(args);
+    let result = pairalign(&full);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+}
+
 fn json_lines(output: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
@@ -183,20 +195,19 @@ fn synthetic_archive_finds_its_queries() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let db = dir.path().join("db");
-    let out = pairalign(&[
-        "synth-tokens",
-        "--out",
-        path(&data),
-        "--docs",
-        "300",
-        "--len",
-        "200",
-        "--queries",
-        "5",
-        "--noise",
-        "0.1",
-    ]);
-    assert!(out.status.success());
+    synth_tokens(
+        &data,
+        &[
+            "--docs",
+            "300",
+            "--len",
+            "200",
+            "--queries",
+            "5",
+            "--noise",
+            "0.1",
+        ],
+    );
     let out = pairalign(&[
         "import-tokens",
         "--db",
@@ -252,18 +263,7 @@ fn killed_import_keeps_whole_batches_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let db = dir.path().join("db");
-    let out = pairalign(&[
-        "synth-tokens",
-        "--out",
-        path(&data),
-        "--docs",
-        "60000",
-        "--len",
-        "40",
-        "--queries",
-        "1",
-    ]);
-    assert!(out.status.success());
+    synth_tokens(&data, &["--docs", "60000", "--len", "40", "--queries", "1"]);
     let archive = data.join("archive.jsonl");
     let mut killed_while_running = 0;
     for delay_ms in [150u64, 300, 600] {
