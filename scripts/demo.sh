@@ -3,7 +3,8 @@
 # a generated token archive: 20,000 documents shaped like a tokenizer's output (Zipf symbols over
 # 512, 30 s each at 12.7 tokens/s, about 167 hours of audio), imported, searched with noisy copies
 # of 3 s stretches (20% edits), inspected with `info`; then the audio front end turns the bundled
-# sample archive into a training feature cache.
+# sample archive into a training feature cache, and the shipped VQ tokenizer tokenizes and is
+# measured on it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-out/demo}
@@ -20,3 +21,7 @@ echo "== info"
 $bin info --db "$out/db"
 echo "== audio front end: the bundled samples (WAV, FLAC, MP3, Ogg) -> log-mel of two views per 3 s clip"
 $bin features samples --out "$out/samples.feat" --views 2 --seed 1
+echo "== tokenizer: the shipped VQ weights (models/weights/vq-v1) on two sample files"
+$bin tokenize samples/short/flite_kal.wav samples/long/long_flite_slt.flac
+echo "== tokenizer figures on the bundled samples (view 1 of each 3 s clip queries view 0 of all)"
+$bin eval retrieval --cache "$out/samples.feat" --tokenizer vq

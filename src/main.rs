@@ -12,6 +12,10 @@ use pairalign_engine::synthetic::{self, ZipfTokens};
 use pairalign_engine::{Database, DatabaseConfig, EditBudget, Mode, SearchOptions, Symbol};
 use serde_json::json;
 
+mod eval;
+mod tokenize;
+mod train;
+
 /// PairAlign Search: query-by-example search over learned audio token strings.
 #[derive(Parser, Debug)]
 #[command(name = "pairalign", version, about)]
@@ -38,6 +42,27 @@ enum Command {
     Synth(SynthArgs),
     /// Build a feature cache (log-mel of several views of every clip) from a corpus, for training.
     Features(FeaturesArgs),
+    /// Train a tokenizer.
+    #[command(subcommand)]
+    Train(TrainCommand),
+    /// Turn audio files into token strings with per-token times.
+    Tokenize(tokenize::TokenizeArgs),
+    /// Measure tokenizers: rates, cross-view consistency, retrieval.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum EvalCommand {
+    /// Token rate, vocabulary use, cross-view NED and retrieval (P@1, MRR) with the dense
+    /// baseline, on a feature cache of paired views.
+    Retrieval(eval::RetrievalArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum TrainCommand {
+    /// The VQ tokenizer: conv encoder, EMA codebook, mel reconstruction (resumable, Ctrl-C saves).
+    Vq(train::TrainVqArgs),
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
@@ -52,6 +77,14 @@ enum Layout {
     Manifest,
 }
 
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum SplitArg {
+    /// Voices used for training.
+    Train,
+    /// Voices held out of training, for evaluation.
+    Heldout,
+}
+
 #[derive(clap::Args, Debug)]
 struct FeaturesArgs {
     /// The corpus: a folder, or a manifest.jsonl with --layout manifest.
@@ -59,6 +92,9 @@ struct FeaturesArgs {
     /// How the corpus is laid out.
     #[arg(long, value_enum, default_value_t = Layout::Folder)]
     layout: Layout,
+    /// With --layout manifest: only the utterances of training voices or of held-out voices.
+    #[arg(long, value_enum)]
+    split: Option<SplitArg>,
     /// The cache file to write.
     #[arg(long)]
     out: PathBuf,
@@ -256,6 +292,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::SynthTokens(args) => synth_tokens(args),
         Command::Synth(args) => synth(args),
         Command::Features(args) => features(args),
+        Command::Train(TrainCommand::Vq(args)) => train::train_vq(args),
+        Command::Tokenize(args) => tokenize::tokenize(args),
+        Command::Eval(EvalCommand::Retrieval(args)) => eval::retrieval(args),
     }
 }
 
@@ -460,14 +499,25 @@ fn synth(args: SynthArgs) -> anyhow::Result<ExitCode> {
 
 fn features(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
     use pairalign_datasets::cache::{build_cache, CacheBuildOptions, Dtype};
-    use pairalign_datasets::corpus::{read_folder, read_librispeech, read_manifest, read_timit};
+    use pairalign_datasets::corpus::{
+        read_folder, read_librispeech, read_manifest_split, read_timit, Split,
+    };
     use pairalign_datasets::decode::probe_duration;
     use pairalign_datasets::views::ViewSpace;
+    let split = args.split.map(|s| match s {
+        SplitArg::Train => Split::Train,
+        SplitArg::Heldout => Split::Heldout,
+    });
+    if split.is_some() && !matches!(args.layout, Layout::Manifest) {
+        anyhow::bail!(
+            "--split needs --layout manifest (only the synthetic corpus has voice splits)"
+        );
+    }
     let corpus = match args.layout {
         Layout::Folder => read_folder(&args.corpus, &probe_duration)?,
         Layout::Librispeech => read_librispeech(&args.corpus, &probe_duration)?,
         Layout::Timit => read_timit(&args.corpus, &probe_duration)?,
-        Layout::Manifest => read_manifest(&args.corpus)?,
+        Layout::Manifest => read_manifest_split(&args.corpus, split)?,
     };
     for (path, why) in &corpus.problems {
         eprintln!("skipped {}: {why}", path.display());

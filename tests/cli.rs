@@ -1,5 +1,6 @@
 //! End-to-end tests of the `pairalign` binary: the interfaces other tools depend on
-//! (import-tokens, search --json, info --json, delete, compact, synth-tokens) and their exit codes.
+//! (import-tokens, search --json, info --json, delete, compact, synth-tokens, tokenize, train vq,
+//! eval retrieval) and their exit codes.
 
 #![allow(clippy::unwrap_used)] // Tests unwrap: a failure is the test failing.
 
@@ -310,4 +311,253 @@ fn killed_import_keeps_whole_batches_and_resumes() {
     let hits = search_json(&db, &["--tokens-file", path(&data.join("queries.jsonl"))]);
     assert!(!hits[0]["hits"].as_array().unwrap().is_empty());
     eprintln!("{killed_while_running} of 3 kills landed while the import was running");
+}
+
+/// The sample files of every format, from the bundled sample archive.
+fn sample_files() -> Vec<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/short");
+    [
+        "flite_kal.wav",
+        "flite_slt.flac",
+        "espeak-ng_en-029_m1.mp3",
+        "flite_rms.ogg",
+    ]
+    .iter()
+    .map(|f| root.join(f))
+    .collect()
+}
+
+#[test]
+fn tokenize_prints_tokens_with_times_and_skips_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("broken.wav");
+    std::fs::write(&bad, b"RIFF\x10\x00\x00\x00WAVEfmt garbage").unwrap();
+    let files = sample_files();
+    let mut args = vec!["tokenize", "--json"];
+    args.extend(files.iter().map(|f| path(f)));
+    args.push(path(&bad));
+    let out = pairalign(&args);
+    assert_eq!(out.status.code(), Some(1), "a failed file sets exit code 1");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("broken.wav"), "{stderr}");
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), files.len(), "every good file is printed");
+    for (line, file) in lines.iter().zip(&files) {
+        assert_eq!(line["file"], path(file));
+        let duration = line["duration_ms"].as_u64().unwrap();
+        let tokens = line["tokens"].as_array().unwrap();
+        let times: Vec<u64> = line["times_ms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_u64().unwrap())
+            .collect();
+        assert!(duration > 500, "{file:?}");
+        assert!(!tokens.is_empty());
+        assert_eq!(tokens.len(), times.len());
+        assert!(tokens.iter().all(|t| t.as_u64().unwrap() < 1024));
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "times are sorted");
+        assert!(*times.last().unwrap() < duration);
+        let rate = line["tokens_per_s"].as_f64().unwrap();
+        let expect = tokens.len() as f64 / (duration as f64 / 1000.0);
+        assert!((rate - expect).abs() / expect < 0.01, "{rate} vs {expect}");
+    }
+    // Deterministic: the same files give the same tokens.
+    let again = json_lines(&pairalign(&args));
+    assert_eq!(again, lines);
+}
+
+/// A small model config so that training in a test takes seconds.
+const TINY_TRAIN_CONFIG: &str = r#"{"model": {"channels": 32, "encoder_layers": 1,
+    "decoder_layers": 1, "codebook_size": 256, "code_dim": 16}, "batch_size": 4,
+    "crop_frames": 100, "norm_clips": 16, "log_every": 1, "checkpoint_every": 2}"#;
+
+#[test]
+fn train_vq_resumes_refuses_clobbering_and_its_output_tokenizes_and_evaluates() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/short");
+    let cache = dir.path().join("f.feat");
+    let out = pairalign(&[
+        "features",
+        path(&samples),
+        "--out",
+        path(&cache),
+        "--views",
+        "2",
+        "--window",
+        "1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = dir.path().join("tiny.json");
+    std::fs::write(&config, TINY_TRAIN_CONFIG).unwrap();
+    let run = dir.path().join("run");
+    let train = |extra: &[&str]| {
+        let mut args = vec!["train", "vq", "--data", path(&cache), "--out", path(&run)];
+        args.extend_from_slice(extra);
+        pairalign(&args)
+    };
+    let out = train(&["--config", path(&config), "--steps", "3", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = &json_lines(&out)[0];
+    assert_eq!(report["step"], 3);
+    assert_eq!(report["interrupted"], false);
+    let log = std::fs::read_to_string(run.join("train.jsonl")).unwrap();
+    assert_eq!(
+        log.lines().count(),
+        3,
+        "one record per step with log_every 1"
+    );
+    assert!(run.join("model.safetensors").is_file());
+
+    // A second fresh run into the same folder is refused; --resume extends it.
+    let out = train(&["--config", path(&config), "--steps", "5"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--resume"));
+    let out = train(&["--resume", "--steps", "5", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json_lines(&out)[0]["step"], 5);
+    let log = std::fs::read_to_string(run.join("train.jsonl")).unwrap();
+    let steps: Vec<u64> = log
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(steps, [1, 2, 3, 4, 5]);
+
+    // The trained folder is a tokenizer.
+    let file = &sample_files()[0];
+    let out = pairalign(&["tokenize", "--tokenizer", path(&run), "--json", path(file)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(json_lines(&out)[0]["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t.as_u64().unwrap() < 256));
+
+    // And it evaluates, with the dense baseline beside it.
+    let out = pairalign(&[
+        "eval",
+        "retrieval",
+        "--cache",
+        path(&cache),
+        "--tokenizer",
+        path(&run),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["kind"], "tokens");
+    let p1 = lines[0]["report"]["retrieval"]["p_at_1"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&p1));
+    assert!(lines[0]["report"]["clips"].as_u64().unwrap() >= 2);
+    assert_eq!(lines[1]["kind"], "dense");
+}
+
+#[cfg(unix)]
+#[test]
+fn interrupted_training_saves_a_checkpoint_and_resumes() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/short");
+    let cache = dir.path().join("f.feat");
+    let out = pairalign(&[
+        "features",
+        path(&samples),
+        "--out",
+        path(&cache),
+        "--window",
+        "1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = dir.path().join("tiny.json");
+    std::fs::write(&config, TINY_TRAIN_CONFIG).unwrap();
+    let run = dir.path().join("run");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pairalign"))
+        .args(["train", "vq", "--data", path(&cache), "--out", path(&run)])
+        .args([
+            "--config",
+            path(&config),
+            "--steps",
+            "100000",
+            "--checkpoint-every",
+            "100000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the second log line, then interrupt.
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = 0;
+    for line in lines.by_ref() {
+        if line.unwrap().starts_with("step ") {
+            seen += 1;
+            if seen == 2 {
+                break;
+            }
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let code = child.wait().unwrap().code();
+    assert_eq!(code, Some(130), "{rest:?}");
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("checkpoint/trainer.json")).unwrap(),
+    )
+    .unwrap();
+    let step = state["step"].as_u64().unwrap();
+    assert!(step >= 2, "the checkpoint is at the step reached, not at 0");
+    let out = pairalign(&[
+        "train",
+        "vq",
+        "--data",
+        path(&cache),
+        "--out",
+        path(&run),
+        "--resume",
+        "--steps",
+        &(step + 1).to_string(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json_lines(&out)[0]["step"].as_u64().unwrap(), step + 1);
 }

@@ -16,65 +16,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use pairalign_benches::speech_like;
 use pairalign_datasets::decode::{decode_file, decode_file_native, resample, DecodeOptions};
 use pairalign_datasets::mel::LogMel;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
 const RATE: u32 = 44_100;
 const SECONDS: f64 = 180.0;
-
-/// Deterministic speech-like signal (see the module comment).
-fn speech_like(seconds: f64, rate: u32, seed: u64) -> Vec<f32> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let n = (seconds * f64::from(rate)) as usize;
-    let mut out = Vec::with_capacity(n);
-    let dt = 1.0 / f64::from(rate);
-    // Two-pole resonators, one per formant: y = x + a1 y1 + a2 y2.
-    let mut state = [[0.0f64; 2]; 3];
-    let mut coefs = [[0.0f64; 2]; 3];
-    let (mut seg_left, mut voiced, mut f0, mut phase) = (0usize, true, 120.0f64, 0.0f64);
-    for _ in 0..n {
-        if seg_left == 0 {
-            seg_left = (rng.gen_range(0.12..0.3) * f64::from(rate)) as usize;
-            voiced = rng.gen_bool(0.8);
-            f0 = rng.gen_range(90.0..230.0);
-            let formants = [
-                rng.gen_range(300.0..900.0),
-                rng.gen_range(900.0..2500.0),
-                rng.gen_range(2500.0..3500.0),
-            ];
-            for (c, f) in coefs.iter_mut().zip(formants) {
-                let r = (-std::f64::consts::PI * 80.0 * dt).exp();
-                *c = [
-                    2.0 * r * (2.0 * std::f64::consts::PI * f * dt).cos(),
-                    -r * r,
-                ];
-            }
-        }
-        seg_left -= 1;
-        phase += f0 * dt;
-        let excitation = if voiced && phase >= 1.0 {
-            phase -= 1.0;
-            1.0
-        } else {
-            if phase >= 1.0 {
-                phase -= 1.0;
-            }
-            0.0
-        } + rng.gen_range(-0.02..0.02);
-        let mut y = 0.0;
-        for (s, c) in state.iter_mut().zip(&coefs) {
-            let v = excitation + c[0] * s[0] + c[1] * s[1];
-            s[1] = s[0];
-            s[0] = v;
-            y += v;
-        }
-        out.push(y);
-    }
-    let peak = out.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-9);
-    out.iter().map(|v| (0.8 * v / peak) as f32).collect()
-}
 
 fn write_inputs(dir: &Path) -> Vec<(&'static str, PathBuf)> {
     let left = speech_like(SECONDS, RATE, 1);

@@ -5,7 +5,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use pairalign_datasets::corpus::{
-    clips, read_folder, read_librispeech, read_manifest, read_timit, Utterance, DEFAULT_WINDOW_S,
+    clips, read_folder, read_librispeech, read_manifest, read_manifest_split, read_timit, Split,
+    Utterance, DEFAULT_WINDOW_S,
 };
 use pairalign_datasets::{Error, Result};
 
@@ -297,6 +298,15 @@ fn manifest_entries_become_utterances() {
     assert!(corpus.problems[0].1.starts_with("line 4:"));
     assert!(corpus.problems[1].1.starts_with("line 5:"));
     assert!(read_manifest(&dir.path().join("none.jsonl")).is_err());
+    let train = read_manifest_split(&manifest, Some(Split::Train)).expect("read train");
+    assert_eq!(ids(&train.utterances), ["u2"]);
+    let heldout = read_manifest_split(&manifest, Some(Split::Heldout)).expect("read heldout");
+    assert_eq!(ids(&heldout.utterances), ["u1"]);
+    assert_eq!(
+        heldout.problems.len(),
+        2,
+        "bad lines are reported whatever the split"
+    );
 }
 
 fn utt(id: &str, duration_s: f64) -> Utterance {

@@ -32,6 +32,15 @@ pub enum Error {
         detail: String,
     },
 
+    /// A training checkpoint is incomplete or does not belong to this run (missing optimizer
+    /// tensors, unreadable state file, another model config).
+    #[error("bad checkpoint: {0}")]
+    BadCheckpoint(String),
+
+    /// Training data could not be read (the feature cache, or the corpus it is built from).
+    #[error("training data: {0}")]
+    Data(#[from] pairalign_datasets::Error),
+
     /// Input given to a tokenizer is malformed (for example a log-mel whose length is not a
     /// multiple of the number of mel bins).
     #[error("bad tokenizer input: {0}")]

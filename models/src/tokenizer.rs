@@ -60,6 +60,34 @@ pub fn collapse_repeats(frame_codes: &[u16], frame_ms: u32) -> TokenString {
     out
 }
 
+/// Tokenizes a recording of any length the way the index does (shared/DESIGN.md section 3):
+/// cut into consecutive windows of `window_samples` (the last one shorter), tokenize the windows
+/// in batches of `batch`, and concatenate their strings with each token's time made absolute.
+pub fn tokenize_windows(
+    tokenizer: &dyn Tokenizer,
+    samples: &[f32],
+    window_samples: usize,
+    batch: usize,
+) -> Result<TokenString> {
+    let window_samples = window_samples.max(1);
+    let windows: Vec<&[f32]> = samples.chunks(window_samples).collect();
+    let mut out = TokenString::default();
+    for (k, group) in windows.chunks(batch.max(1)).enumerate() {
+        for (j, ts) in tokenizer.tokenize(group)?.into_iter().enumerate() {
+            let window = (k * batch.max(1) + j) as u64;
+            let offset_ms =
+                window * window_samples as u64 * 1000 / u64::from(pairalign_datasets::SAMPLE_RATE);
+            out.tokens.extend(ts.tokens);
+            out.times_ms.extend(
+                ts.times_ms
+                    .iter()
+                    .map(|&t| u32::try_from(u64::from(t) + offset_ms).unwrap_or(u32::MAX)),
+            );
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +119,51 @@ mod tests {
         let ts = collapse_repeats(&[3; 50], 20);
         assert_eq!(ts.tokens, vec![3]);
         assert_eq!(ts.times_ms, vec![0]);
+    }
+
+    /// A tokenizer whose tokens are the window's length in ms / 100 and its first sample, at
+    /// times 0 and 50 ms: enough to see windows, order and offsets.
+    struct Probe;
+
+    impl Tokenizer for Probe {
+        fn id(&self) -> &str {
+            "probe"
+        }
+        fn weights_hash(&self) -> &str {
+            ""
+        }
+        fn vocab_size(&self) -> u32 {
+            u32::from(u16::MAX)
+        }
+        fn tokenize(&self, batch: &[&[f32]]) -> Result<Vec<TokenString>> {
+            Ok(batch
+                .iter()
+                .map(|w| TokenString {
+                    tokens: vec![(w.len() / 1600) as u16, w[0] as u16],
+                    times_ms: vec![0, 50],
+                })
+                .collect())
+        }
+        fn tokenize_mels(&self, _: &[&[f32]]) -> Result<Vec<TokenString>> {
+            Ok(vec![])
+        }
+    }
+
+    #[test]
+    fn windows_are_concatenated_with_absolute_times() {
+        // 7.5 s at 16 kHz; sample value = index of its second, so a window's first sample says
+        // where it starts.
+        let samples: Vec<f32> = (0..120_000).map(|i| (i / 16_000) as f32).collect();
+        for batch in [1, 2, 5] {
+            let ts = tokenize_windows(&Probe, &samples, 48_000, batch).unwrap();
+            assert_eq!(ts.tokens, vec![30, 0, 30, 3, 15, 6], "batch {batch}");
+            assert_eq!(
+                ts.times_ms,
+                vec![0, 50, 3000, 3050, 6000, 6050],
+                "batch {batch}"
+            );
+        }
+        assert!(tokenize_windows(&Probe, &[], 48_000, 4).unwrap().is_empty());
     }
 
     #[test]

@@ -91,7 +91,7 @@ fn forward_shapes(device: &Device) {
     let (_, model, _) = tokenizer_on(&tiny_config(), device);
     for t in [100, 101] {
         let mel = Tensor::randn(0f32, 1.0, (2, t, N_MELS), device).unwrap();
-        let out = model.forward(&mel).unwrap();
+        let out = model.forward(&mel, None).unwrap();
         assert_eq!(out.recon.dims(), &[2, t, N_MELS]);
         assert_eq!(out.z.dims(), &[2, t.div_ceil(2), 16]);
         assert_eq!(out.codes.dims(), &[2, t.div_ceil(2)]);
@@ -248,7 +248,7 @@ fn a_few_training_steps_lower_the_loss(device: &Device) {
     let batch = Tensor::from_vec(normed, (4, t, N_MELS), device).unwrap();
     let mut losses = vec![];
     for _ in 0..30 {
-        let out = model.forward(&batch).unwrap();
+        let out = model.forward(&batch, None).unwrap();
         let loss = model.loss(&batch, &out).unwrap();
         losses.push(loss.to_scalar::<f32>().unwrap());
         opt.backward_step(&loss).unwrap();

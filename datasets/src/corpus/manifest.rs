@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::{finish, Corpus, Utterance};
 // The synthesizer owns the line format; reading it here keeps one definition.
-pub use crate::synth::ManifestEntry;
+pub use crate::synth::{ManifestEntry, Split};
 use crate::{Error, Result};
 
 /// Reads a synthetic corpus from its `manifest.jsonl` (no probing: the manifest has durations).
@@ -13,6 +13,12 @@ use crate::{Error, Result};
 /// folder. Malformed lines, negative or non-finite durations are reported in `problems`; only an
 /// unreadable manifest is an error. Use [`ManifestEntry`] with serde for the other fields.
 pub fn read_manifest(path: &Path) -> Result<Corpus> {
+    read_manifest_split(path, None)
+}
+
+/// Like [`read_manifest`], keeping only the utterances of `split` when it is given (training
+/// voices, or the held-out voices that evaluation uses).
+pub fn read_manifest_split(path: &Path, split: Option<Split>) -> Result<Corpus> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let folder = path.parent().unwrap_or(Path::new(""));
     let mut corpus = Corpus::default();
@@ -34,6 +40,9 @@ pub fn read_manifest(path: &Path) -> Result<Corpus> {
                 path.to_path_buf(),
                 format!("line {}: invalid duration {}", n + 1, entry.duration),
             ));
+            continue;
+        }
+        if split.is_some_and(|want| entry.split != want) {
             continue;
         }
         corpus.utterances.push(Utterance {

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 pub use clips::{clips, Clip, DEFAULT_WINDOW_S};
 pub use folder::{read_folder, AUDIO_EXTENSIONS};
 pub use librispeech::read_librispeech;
-pub use manifest::{read_manifest, ManifestEntry};
+pub use manifest::{read_manifest, read_manifest_split, ManifestEntry, Split};
 pub use timit::read_timit;
 
 use crate::Result;

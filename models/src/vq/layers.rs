@@ -96,11 +96,25 @@ impl Conv1d {
             x.clone()
         }
         .contiguous()?;
-        let device = x.device();
+        // Tap j of output i reads input i * stride + j: a strided view made of narrow and
+        // reshape, whose backward is a cheap pad (index_select's is a slow scatter-add).
+        let span = t_out * self.stride;
+        let tail = (k - 1 + span).saturating_sub(xp.dim(2)?);
+        let xp = if tail > 0 {
+            xp.pad_with_zeros(2, 0, tail)?
+        } else {
+            xp
+        };
         let mut taps = Vec::with_capacity(k);
         for j in 0..k {
-            let idx: Vec<u32> = (0..t_out).map(|i| (i * self.stride + j) as u32).collect();
-            taps.push(xp.index_select(&Tensor::from_vec(idx, t_out, device)?, 2)?);
+            let tap = xp.narrow(2, j, span)?;
+            taps.push(if self.stride == 1 {
+                tap
+            } else {
+                tap.reshape((b, c_in, t_out, self.stride))?
+                    .narrow(3, 0, 1)?
+                    .squeeze(3)?
+            });
         }
         // [B, C_in, k, T_out] -> [B, C_in * k, T_out], the order of the weight's last two dims.
         let cols = Tensor::stack(&taps, 2)?.reshape((b, c_in * k, t_out))?;

@@ -17,5 +17,5 @@ pub use encoder::Encoder;
 pub use layers::{subsampled_len, Conv1d, ResBlock};
 pub use model::{VqModel, VqOutput};
 pub use tokenizer::{
-    MelNorm, VqTokenizer, CODE_FRAME_MS, CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE,
+    MelNorm, VqTokenizer, CLIPS_PER_CALL, CODE_FRAME_MS, CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE,
 };

@@ -1,0 +1,262 @@
+//! Retrieval metrics with ties handled by expectation, normalized edit distance, and summaries
+//! of distributions.
+//!
+//! Ties: when candidates score exactly like the target, the ranking between them is taken as
+//! uniformly random and every metric is its expected value. A tokenizer that gives every clip
+//! the same string therefore scores chance (P@1 = 1/n), not 0 or 1.
+
+use pairalign_engine::{Mode, Symbol, Verifier};
+use serde::Serialize;
+
+/// Where the target of one query landed among the candidates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RankStats {
+    /// Candidates scoring strictly better than the target.
+    pub better: usize,
+    /// Other candidates scoring exactly like the target.
+    pub ties: usize,
+}
+
+impl RankStats {
+    /// The target `target` among `scores` (lower is better; NaN ranks last).
+    pub fn of(scores: &[f64], target: usize) -> Self {
+        let t = scores[target];
+        let mut better = 0;
+        let mut ties = 0;
+        for (j, &s) in scores.iter().enumerate() {
+            if j == target {
+                continue;
+            }
+            match s.total_cmp(&t) {
+                std::cmp::Ordering::Less => better += 1,
+                std::cmp::Ordering::Equal => ties += 1,
+                std::cmp::Ordering::Greater => {}
+            }
+        }
+        RankStats { better, ties }
+    }
+
+    /// Probability that the target is ranked first.
+    pub fn p_at_1(&self) -> f64 {
+        if self.better == 0 {
+            1.0 / (self.ties + 1) as f64
+        } else {
+            0.0
+        }
+    }
+
+    /// Expected reciprocal rank: the target is equally likely at ranks `better + 1` to
+    /// `better + ties + 1`.
+    pub fn reciprocal_rank(&self) -> f64 {
+        let first = self.better + 1;
+        let last = self.better + self.ties + 1;
+        (first..=last).map(|r| 1.0 / r as f64).sum::<f64>() / (self.ties + 1) as f64
+    }
+
+    /// Probability that the target is within the first `k`.
+    pub fn recall_at(&self, k: usize) -> f64 {
+        let first = self.better + 1;
+        let last = self.better + self.ties + 1;
+        if k < first {
+            0.0
+        } else {
+            (k.min(last) - first + 1) as f64 / (self.ties + 1) as f64
+        }
+    }
+}
+
+/// Retrieval quality over a set of queries, each with one relevant item (so that mean average
+/// precision equals the MRR and is not reported separately).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct RetrievalMetrics {
+    /// Queries.
+    pub queries: usize,
+    /// Candidates per query.
+    pub candidates: usize,
+    /// Mean precision at 1.
+    pub p_at_1: f64,
+    /// Mean reciprocal rank.
+    pub mrr: f64,
+    /// Share of queries whose target is in the first 10.
+    pub recall_at_10: f64,
+}
+
+impl RetrievalMetrics {
+    /// Averages over `ranks` (one per query) among `candidates` candidates each.
+    pub fn from_ranks(ranks: &[RankStats], candidates: usize) -> Self {
+        let n = ranks.len().max(1) as f64;
+        RetrievalMetrics {
+            queries: ranks.len(),
+            candidates,
+            p_at_1: ranks.iter().map(RankStats::p_at_1).sum::<f64>() / n,
+            mrr: ranks.iter().map(RankStats::reciprocal_rank).sum::<f64>() / n,
+            recall_at_10: ranks.iter().map(|r| r.recall_at(10)).sum::<f64>() / n,
+        }
+    }
+}
+
+/// Levenshtein distance divided by the longer length (0 for two empty strings): 0 is
+/// identical, 1 shares nothing in place.
+pub fn ned(a: &[Symbol], b: &[Symbol]) -> f64 {
+    let longest = a.len().max(b.len());
+    if longest == 0 {
+        return 0.0;
+    }
+    let d = Verifier::new(a, Mode::Global)
+        .distance(b, None)
+        .unwrap_or(longest as u32);
+    f64::from(d) / longest as f64
+}
+
+/// Normalized edit distances from `query` to every text (the verifier's batched kernels).
+pub fn ned_row(query: &[Symbol], texts: &[&[Symbol]]) -> Vec<f64> {
+    let verifier = Verifier::new(query, Mode::Global);
+    verifier
+        .distances(texts, None)
+        .iter()
+        .zip(texts)
+        .map(|(d, t)| {
+            let longest = query.len().max(t.len());
+            match (longest, d) {
+                (0, _) => 0.0,
+                (_, Some(d)) => f64::from(*d) / longest as f64,
+                (_, None) => 1.0,
+            }
+        })
+        .collect()
+}
+
+/// Mean, median and the 10th and 90th percentiles of a sample.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Median (lower middle for even sizes).
+    pub median: f64,
+    /// 10th percentile (nearest rank).
+    pub p10: f64,
+    /// 90th percentile (nearest rank).
+    pub p90: f64,
+}
+
+impl Summary {
+    /// Summary of `values` (all zeros for an empty sample).
+    pub fn of(values: &[f64]) -> Self {
+        if values.is_empty() {
+            return Summary::default();
+        }
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((q * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)];
+        Summary {
+            mean: v.iter().sum::<f64>() / v.len() as f64,
+            median: v[(v.len() - 1) / 2],
+            p10: at(0.1),
+            p90: at(0.9),
+        }
+    }
+}
+
+/// `exp` of the entropy of the distribution given by `counts`: the effective number of
+/// symbols in use.
+pub fn perplexity(counts: &[u64]) -> f64 {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return 0.0;
+    }
+    let entropy: f64 = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / total as f64;
+            -p * p.ln()
+        })
+        .sum();
+    entropy.exp()
+}
+
+/// Cosine similarity (0 when either vector is zero).
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let (mut dot, mut na, mut nb) = (0f64, 0f64, 0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        dot += f64::from(x) * f64::from(y);
+        na += f64::from(x) * f64::from(x);
+        nb += f64::from(y) * f64::from(y);
+    }
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na.sqrt() * nb.sqrt())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_by_hand() {
+        // Target 0 scores 0.2; one candidate better (0.1), two tie (0.2).
+        let r = RankStats::of(&[0.2, 0.1, 0.2, 0.5, 0.2], 0);
+        assert_eq!(r, RankStats { better: 1, ties: 2 });
+        assert_eq!(r.p_at_1(), 0.0);
+        // Ranks 2, 3 or 4 with equal chance.
+        assert!((r.reciprocal_rank() - (1.0 / 2.0 + 1.0 / 3.0 + 1.0 / 4.0) / 3.0).abs() < 1e-12);
+        assert!((r.recall_at(3) - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(r.recall_at(1), 0.0);
+        assert_eq!(r.recall_at(10), 1.0);
+        let best = RankStats::of(&[0.0, 0.3, 0.4], 0);
+        assert_eq!((best.p_at_1(), best.reciprocal_rank()), (1.0, 1.0));
+        let tied = RankStats::of(&[0.3, 0.3], 1);
+        assert_eq!(tied.p_at_1(), 0.5);
+        assert!((tied.reciprocal_rank() - 0.75).abs() < 1e-12);
+        // NaN ranks last.
+        assert_eq!(RankStats::of(&[0.1, f64::NAN], 0).better, 0);
+    }
+
+    #[test]
+    fn constant_scores_give_chance_and_a_perfect_oracle_gives_one() {
+        let n = 50;
+        let constant: Vec<RankStats> = (0..n).map(|i| RankStats::of(&vec![0.5; n], i)).collect();
+        let m = RetrievalMetrics::from_ranks(&constant, n);
+        assert!((m.p_at_1 - 1.0 / n as f64).abs() < 1e-12);
+        assert!((m.recall_at_10 - 10.0 / n as f64).abs() < 1e-12);
+        let harmonic: f64 = (1..=n).map(|r| 1.0 / r as f64).sum::<f64>() / n as f64;
+        assert!((m.mrr - harmonic).abs() < 1e-12);
+        let oracle: Vec<RankStats> = (0..n)
+            .map(|i| {
+                let scores: Vec<f64> = (0..n).map(|j| if i == j { 0.0 } else { 1.0 }).collect();
+                RankStats::of(&scores, i)
+            })
+            .collect();
+        let m = RetrievalMetrics::from_ranks(&oracle, n);
+        assert_eq!((m.p_at_1, m.mrr, m.recall_at_10), (1.0, 1.0, 1.0));
+    }
+
+    #[test]
+    fn ned_against_hand_cases_and_the_row_agrees() {
+        assert_eq!(ned(&[], &[]), 0.0);
+        assert_eq!(ned(&[1, 2, 3], &[1, 2, 3]), 0.0);
+        assert_eq!(ned(&[1, 2, 3], &[]), 1.0);
+        assert!((ned(&[1, 2, 3, 4], &[1, 9, 3]) - 2.0 / 4.0).abs() < 1e-12);
+        let texts: Vec<Vec<Symbol>> =
+            vec![vec![1, 2, 3], vec![], vec![1, 9, 3], (0..100).collect()];
+        let refs: Vec<&[Symbol]> = texts.iter().map(Vec::as_slice).collect();
+        let row = ned_row(&[1, 2, 3, 4], &refs);
+        for (t, got) in refs.iter().zip(&row) {
+            assert!((ned(&[1, 2, 3, 4], t) - got).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn summaries_perplexity_and_cosine() {
+        let s = Summary::of(&[5.0, 1.0, 3.0, 2.0, 4.0]);
+        assert_eq!((s.mean, s.median), (3.0, 3.0));
+        assert_eq!(Summary::of(&[]), Summary::default());
+        assert!((perplexity(&[10, 10, 10, 10]) - 4.0).abs() < 1e-9);
+        assert!((perplexity(&[7, 0, 0]) - 1.0).abs() < 1e-12);
+        assert!((cosine(&[1.0, 0.0], &[2.0, 0.0]) - 1.0).abs() < 1e-12);
+        assert!(cosine(&[1.0, 0.0], &[0.0, 3.0]).abs() < 1e-12);
+        assert_eq!(cosine(&[0.0, 0.0], &[1.0, 1.0]), 0.0);
+    }
+}

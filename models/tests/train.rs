@@ -1,0 +1,193 @@
+//! The VQ training loop end to end on a tiny feature cache: it lowers the loss, a run stopped
+//! and resumed ends with the same bytes as an uninterrupted one, the stop flag leaves a
+//! checkpoint, and a checkpoint refuses other data.
+// Helpers that build the test data are plain `fn`s, which clippy's allow-unwrap-in-tests does
+// not cover.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use pairalign_datasets::cache::{CacheWriter, Dtype, FeatureCache};
+use pairalign_datasets::mel::{LogMel, N_MELS};
+use pairalign_models::train::{LogRecord, VqTrainConfig, VqTrainer, LOG_FILE};
+use pairalign_models::vq::{CONFIG_FILE, WEIGHTS_FILE};
+use pairalign_models::{Device, Error, Tokenizer, VqConfig, VqTokenizer};
+
+/// Speech-like test audio: a sawtooth (harmonics over the whole band) whose pitch glides and
+/// depends on the clip, plus a little noise; `speed` scales the pitch for a second view.
+fn audio(seed: u32, n: usize, speed: f32) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    let mut phase = 0f32;
+    (0..n)
+        .map(|i| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            let noise = (state as f32 / u32::MAX as f32 - 0.5) * 0.002;
+            let f = 120.0 + 40.0 * (seed % 7) as f32 + 60.0 * (i as f32 / 2000.0).sin();
+            phase = (phase + speed * f / 16_000.0).fract();
+            noise + 0.3 * (2.0 * phase - 1.0)
+        })
+        .collect()
+}
+
+/// A cache of `clips` clips of 0.5 s (the last ones shorter, so batches are padded), two views
+/// each (two speeds).
+fn tiny_cache(path: &Path, clips: u32) -> FeatureCache {
+    let mel = LogMel::new();
+    let mut writer = CacheWriter::create(path, N_MELS, 2, Dtype::F32).unwrap();
+    for c in 0..clips {
+        let n = if c + 2 >= clips { 5_000 } else { 8_000 };
+        let a = mel.compute(&audio(c, n, 1.0));
+        let b = mel.compute(&audio(c, n, 1.05));
+        writer.add_clip(&format!("c{c}"), &[&a, &b]).unwrap();
+    }
+    writer.finish().unwrap();
+    FeatureCache::open(path).unwrap()
+}
+
+fn tiny_config(steps: u64) -> VqTrainConfig {
+    let mut cfg = VqTrainConfig {
+        model: VqConfig {
+            channels: 32,
+            encoder_layers: 1,
+            decoder_layers: 1,
+            codebook_size: 256,
+            code_dim: 16,
+            ..Default::default()
+        },
+        steps,
+        batch_size: 4,
+        crop_frames: 40,
+        seed: 3,
+        checkpoint_every: 3,
+        log_every: 2,
+        norm_clips: 8,
+        ..Default::default()
+    };
+    cfg.lr.warmup_steps = 2;
+    cfg.lr.peak = 3e-3;
+    cfg
+}
+
+fn run(trainer: &mut VqTrainer<'_>, stop: &AtomicBool) -> (Vec<LogRecord>, bool) {
+    let mut records = vec![];
+    let report = trainer.run(stop, |r| records.push(r.clone())).unwrap();
+    (records, report.interrupted)
+}
+
+#[test]
+fn training_lowers_the_loss_and_writes_a_tokenizer() {
+    const STEPS: u64 = 80;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tiny_cache(&dir.path().join("c.feat"), 10);
+    let out = dir.path().join("run");
+    let mut trainer = VqTrainer::new(&cache, tiny_config(STEPS), &out, &Device::Cpu).unwrap();
+    let (records, interrupted) = run(&mut trainer, &AtomicBool::new(false));
+    assert!(!interrupted);
+    assert_eq!(records.last().unwrap().step, STEPS);
+    // Batches differ (and some are padded), so compare averages: the first two records
+    // against the last quarter of the run.
+    let mean = |rs: &[LogRecord]| rs.iter().map(|r| r.recon).sum::<f64>() / rs.len() as f64;
+    let first = mean(&records[..2]);
+    let last = mean(&records[records.len() * 3 / 4..]);
+    assert!(last < 0.7 * first, "recon went from {first} to {last}");
+    // Epochs advance: 10 clips in batches of 4 is 3 batches per epoch.
+    assert_eq!(records.last().unwrap().epoch, (STEPS - 1) / 3);
+    // The log file holds the same records.
+    let logged: Vec<LogRecord> = std::fs::read_to_string(out.join(LOG_FILE))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(logged.len(), records.len());
+    assert_eq!(logged.last().unwrap().step, STEPS);
+    // The output folder is a tokenizer that gives the trainer's tokens.
+    let tok = VqTokenizer::load(&out, &Device::Cpu).unwrap();
+    let mut mel = Vec::new();
+    cache.view(0, 0).to_f32(&mut mel);
+    let mine = trainer.tokenizer().unwrap().tokenize_mels(&[&mel]).unwrap();
+    assert_eq!(tok.tokenize_mels(&[&mel]).unwrap(), mine);
+    assert!(!mine[0].is_empty());
+}
+
+#[test]
+fn stopped_and_resumed_run_ends_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tiny_cache(&dir.path().join("c.feat"), 10);
+    let straight = dir.path().join("straight");
+    let mut t = VqTrainer::new(&cache, tiny_config(8), &straight, &Device::Cpu).unwrap();
+    let (straight_log, _) = run(&mut t, &AtomicBool::new(false));
+
+    // Stopped before its first step: a checkpoint at step 0, no final tokenizer.
+    let resumed = dir.path().join("resumed");
+    let mut t = VqTrainer::new(&cache, tiny_config(8), &resumed, &Device::Cpu).unwrap();
+    let (records, interrupted) = run(&mut t, &AtomicBool::new(true));
+    assert!(interrupted && records.is_empty());
+    assert!(
+        !resumed.join(WEIGHTS_FILE).exists(),
+        "no final tokenizer when stopped"
+    );
+    assert!(resumed.join("checkpoint/optimizer.safetensors").is_file());
+
+    // Resumed in a new trainer, stopped again after step 4 (mid-epoch, between checkpoints:
+    // the stop saves its own), then resumed to the end.
+    let mut t = VqTrainer::resume(&cache, &resumed, None, &Device::Cpu).unwrap();
+    assert_eq!(t.step(), 0);
+    let stop = AtomicBool::new(false);
+    let report = t
+        .run(&stop, |r| {
+            if r.step == 4 {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+        .unwrap();
+    assert!(report.interrupted);
+    assert_eq!(report.step, 4);
+    let mut t = VqTrainer::resume(&cache, &resumed, None, &Device::Cpu).unwrap();
+    assert_eq!(t.step(), 4);
+    run(&mut t, &AtomicBool::new(false));
+    for file in [WEIGHTS_FILE, CONFIG_FILE] {
+        assert_eq!(
+            std::fs::read(straight.join(file)).unwrap(),
+            std::fs::read(resumed.join(file)).unwrap(),
+            "{file} differs between the straight and the resumed run"
+        );
+    }
+    // The resumed run's log is the straight run's (timings aside).
+    let logged = |run: &Path| -> Vec<(u64, u64, u64)> {
+        std::fs::read_to_string(run.join(LOG_FILE))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let r: LogRecord = serde_json::from_str(l).unwrap();
+                (r.step, r.loss.to_bits(), r.perplexity.to_bits())
+            })
+            .collect()
+    };
+    assert_eq!(logged(&resumed), logged(&straight));
+    assert_eq!(logged(&straight).len(), straight_log.len());
+}
+
+#[test]
+fn resume_refuses_other_data_and_missing_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tiny_cache(&dir.path().join("c.feat"), 10);
+    let other = tiny_cache(&dir.path().join("o.feat"), 9);
+    let out = dir.path().join("run");
+    assert!(matches!(
+        VqTrainer::resume(&cache, &out, None, &Device::Cpu),
+        Err(Error::BadCheckpoint(_))
+    ));
+    let mut t = VqTrainer::new(&cache, tiny_config(2), &out, &Device::Cpu).unwrap();
+    run(&mut t, &AtomicBool::new(false));
+    let err = VqTrainer::resume(&other, &out, None, &Device::Cpu).unwrap_err();
+    assert!(err.to_string().contains("other data"), "{err}");
+    // A damaged optimizer state is an error, not a silent fresh start.
+    std::fs::write(out.join("checkpoint/optimizer.safetensors"), b"garbage").unwrap();
+    assert!(matches!(
+        VqTrainer::resume(&cache, &out, None, &Device::Cpu),
+        Err(Error::BadCheckpoint(_))
+    ));
+}

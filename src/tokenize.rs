@@ -1,0 +1,119 @@
+//! `pairalign tokenize`: audio files to token strings with times, with any tokenizer.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use pairalign_datasets::decode::{decode_file, DecodeOptions};
+use pairalign_datasets::SAMPLE_RATE;
+use pairalign_models::{tokenize_windows, Device, Tokenizer, VqTokenizer};
+use serde_json::json;
+
+/// Arguments of `pairalign tokenize`.
+#[derive(clap::Args, Debug)]
+pub struct TokenizeArgs {
+    /// Audio files (any format the front end decodes).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// `vq` (the shipped VQ tokenizer) or a folder with model.safetensors and config.json.
+    #[arg(long, default_value = "vq")]
+    tokenizer: String,
+    /// Window length in seconds: a file is tokenized window by window, as the index does.
+    #[arg(long, default_value_t = 3.0)]
+    window: f64,
+    /// One JSON object per file (file, duration_ms, tokens, times_ms, tokens_per_s).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Windows per tokenizer call.
+const WINDOWS_PER_BATCH: usize = 32;
+
+/// Runs `tokenize`; a file that fails is reported and the others still run (exit code 1).
+pub fn tokenize(args: TokenizeArgs) -> anyhow::Result<ExitCode> {
+    let tokenizer = load_tokenizer(&args.tokenizer)?;
+    if !(args.window.is_finite() && args.window >= 0.1) {
+        anyhow::bail!("--window must be at least 0.1 s, got {}", args.window);
+    }
+    let window = (args.window * f64::from(SAMPLE_RATE)) as usize;
+    let mut failed = 0;
+    for path in &args.files {
+        let result = decode_file(path, &DecodeOptions::default())
+            .map_err(anyhow::Error::from)
+            .and_then(|audio| {
+                let ts = tokenize_windows(&tokenizer, &audio.samples, window, WINDOWS_PER_BATCH)?;
+                Ok((audio.samples.len(), ts))
+            });
+        let (samples, ts) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("failed {}: {e:#}", path.display());
+                failed += 1;
+                continue;
+            }
+        };
+        let duration_ms = samples as u64 * 1000 / u64::from(SAMPLE_RATE);
+        let rate = ts.len() as f64 / (samples as f64 / f64::from(SAMPLE_RATE)).max(1e-9);
+        if args.json {
+            let line = json!({
+                "file": path.display().to_string(),
+                "duration_ms": duration_ms,
+                "tokens": ts.tokens,
+                "times_ms": ts.times_ms,
+                "tokens_per_s": rate,
+            });
+            println!("{line}");
+        } else {
+            println!(
+                "{}: {:.2} s, {} tokens ({rate:.1}/s)",
+                path.display(),
+                duration_ms as f64 / 1000.0,
+                ts.len()
+            );
+            let shown: Vec<String> = ts
+                .tokens
+                .iter()
+                .zip(&ts.times_ms)
+                .map(|(t, ms)| format!("{t}@{ms}"))
+                .collect();
+            println!("  {}", shown.join(" "));
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `cpu`, `cuda` or `cuda:N` (a build with the `cuda` feature, on a machine with a GPU).
+pub fn parse_device(name: &str) -> anyhow::Result<Device> {
+    let ordinal = match name {
+        "cpu" => return Ok(Device::Cpu),
+        "cuda" => 0,
+        other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) => n,
+            _ => anyhow::bail!("--device must be cpu, cuda or cuda:N, got {other:?}"),
+        },
+    };
+    Device::new_cuda(ordinal).with_context(|| {
+        format!("cannot open CUDA device {ordinal} (is this a build with --features cuda?)")
+    })
+}
+
+/// `vq` or a weights folder, on the CPU.
+pub fn load_tokenizer(name: &str) -> anyhow::Result<VqTokenizer> {
+    let device = Device::Cpu;
+    let tok = if name == "vq" {
+        pairalign_models::shipped::vq(&device)?
+    } else {
+        VqTokenizer::load(name, &device)
+            .with_context(|| format!("cannot load the tokenizer in {name}"))?
+    };
+    eprintln!(
+        "tokenizer {} (weights {})",
+        tok.id(),
+        &tok.weights_hash()[..12.min(tok.weights_hash().len())]
+    );
+    Ok(tok)
+}
