@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // Tests unwrap: a failure is the test failing.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -314,7 +314,7 @@ fn killed_import_keeps_whole_batches_and_resumes() {
 }
 
 /// The sample files of every format, from the bundled sample archive.
-fn sample_files() -> Vec<std::path::PathBuf> {
+fn sample_files() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/short");
     [
         "flite_kal.wav",
@@ -372,18 +372,16 @@ const TINY_TRAIN_CONFIG: &str = r#"{"model": {"channels": 32, "encoder_layers": 
     "decoder_layers": 1, "codebook_size": 256, "code_dim": 16}, "batch_size": 4,
     "crop_frames": 100, "norm_clips": 16, "log_every": 1, "checkpoint_every": 2}"#;
 
-#[test]
-fn train_vq_resumes_refuses_clobbering_and_its_output_tokenizes_and_evaluates() {
-    let dir = tempfile::tempdir().unwrap();
+/// A feature cache of the short samples (1 s clips, 2 views), the tiny config, and the run
+/// folder to train into, all under `dir`.
+fn tiny_training_setup(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/short");
-    let cache = dir.path().join("f.feat");
+    let cache = dir.join("f.feat");
     let out = pairalign(&[
         "features",
         path(&samples),
         "--out",
         path(&cache),
-        "--views",
-        "2",
         "--window",
         "1",
     ]);
@@ -392,9 +390,15 @@ fn train_vq_resumes_refuses_clobbering_and_its_output_tokenizes_and_evaluates() 
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let config = dir.path().join("tiny.json");
+    let config = dir.join("tiny.json");
     std::fs::write(&config, TINY_TRAIN_CONFIG).unwrap();
-    let run = dir.path().join("run");
+    (cache, config, dir.join("run"))
+}
+
+#[test]
+fn train_vq_resumes_refuses_clobbering_and_its_output_tokenizes_and_evaluates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, config, run) = tiny_training_setup(dir.path());
     let train = |extra: &[&str]| {
         let mut args = vec!["train", "vq", "--data", path(&cache), "--out", path(&run)];
         args.extend_from_slice(extra);
@@ -484,24 +488,7 @@ fn interrupted_training_saves_a_checkpoint_and_resumes() {
     use std::process::Stdio;
 
     let dir = tempfile::tempdir().unwrap();
-    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/short");
-    let cache = dir.path().join("f.feat");
-    let out = pairalign(&[
-        "features",
-        path(&samples),
-        "--out",
-        path(&cache),
-        "--window",
-        "1",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let config = dir.path().join("tiny.json");
-    std::fs::write(&config, TINY_TRAIN_CONFIG).unwrap();
-    let run = dir.path().join("run");
+    let (cache, config, run) = tiny_training_setup(dir.path());
     let mut child = Command::new(env!("CARGO_BIN_EXE_pairalign"))
         .args(["train", "vq", "--data", path(&cache), "--out", path(&run)])
         .args([

@@ -13,10 +13,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pairalign_benches::speech_like;
+use pairalign_benches::{best_of_3, speech_like};
 use pairalign_datasets::decode::{decode_file, decode_file_native, resample, DecodeOptions};
 use pairalign_datasets::mel::LogMel;
 
@@ -58,17 +58,6 @@ fn write_inputs(dir: &Path) -> Vec<(&'static str, PathBuf)> {
         }
     }
     inputs
-}
-
-fn best_of_3(mut f: impl FnMut()) -> Duration {
-    (0..3)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .min()
-        .unwrap_or_default()
 }
 
 fn bench_frontend(c: &mut Criterion) {

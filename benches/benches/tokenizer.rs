@@ -13,10 +13,8 @@
 //! Run: `cargo bench -p pairalign-benches --bench tokenizer`
 //! After criterion's figures it prints a table of x realtime per row (best of 3) and the ratio.
 
-use std::time::{Duration, Instant};
-
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pairalign_benches::speech_like;
+use pairalign_benches::{best_of_3, speech_like};
 use pairalign_datasets::mel::LogMel;
 use pairalign_datasets::SAMPLE_RATE;
 use pairalign_models::{shipped, Device, Tokenizer};
@@ -25,17 +23,6 @@ use rayon::prelude::*;
 const WINDOWS: usize = 120;
 const WINDOW_S: usize = 3;
 const BATCH: usize = 32;
-
-fn best_of_3(mut f: impl FnMut()) -> Duration {
-    (0..3)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .min()
-        .unwrap_or_default()
-}
 
 fn bench_tokenizer(c: &mut Criterion) {
     let tok = shipped::vq(&Device::Cpu).expect("the shipped VQ weights");

@@ -95,18 +95,18 @@ fn clip_count(cache: &FeatureCache, max_clips: Option<usize>) -> Result<usize> {
     Ok(n)
 }
 
-/// Tokenizes view `v` of the first `n` clips.
-fn tokenize_view(
-    tokenizer: &dyn Tokenizer,
+/// `f` over view `v` of the first `n` clips, [`CLIPS_PER_BATCH`] clips per call.
+fn per_batch<T>(
     cache: &FeatureCache,
     n: usize,
     v: usize,
-) -> Result<Vec<TokenString>> {
+    f: impl Fn(&[&[f32]]) -> pairalign_models::Result<Vec<T>>,
+) -> Result<Vec<T>> {
     let mels = view_mels(cache, n, v);
     let mut out = Vec::with_capacity(n);
     for chunk in mels.chunks(CLIPS_PER_BATCH) {
         let refs: Vec<&[f32]> = chunk.iter().map(Vec::as_slice).collect();
-        out.extend(tokenizer.tokenize_mels(&refs)?);
+        out.extend(f(&refs)?);
     }
     Ok(out)
 }
@@ -150,8 +150,8 @@ pub fn evaluate_tokens(
     frame_rate_hz: Option<f64>,
 ) -> Result<TokenizerReport> {
     let n = clip_count(cache, max_clips)?;
-    let a = tokenize_view(tokenizer, cache, n, 0)?;
-    let b = tokenize_view(tokenizer, cache, n, 1)?;
+    let a = per_batch(cache, n, 0, |m| tokenizer.tokenize_mels(m))?;
+    let b = per_batch(cache, n, 1, |m| tokenizer.tokenize_mels(m))?;
     let frames = |v: usize| (0..n).map(|i| cache.frames(i, v)).sum::<usize>() as f64 * MEL_FRAME_S;
     let seconds = frames(0);
     let total_tokens: usize = a.iter().chain(&b).map(TokenString::len).sum();
@@ -201,17 +201,8 @@ pub fn evaluate_vq(
         Some(1000.0 / f64::from(CODE_FRAME_MS)),
     )?;
     let n = report.clips;
-    let embed = |v: usize| -> Result<Vec<Vec<f32>>> {
-        let mels = view_mels(cache, n, v);
-        let mut out = Vec::with_capacity(n);
-        for chunk in mels.chunks(CLIPS_PER_BATCH) {
-            let refs: Vec<&[f32]> = chunk.iter().map(Vec::as_slice).collect();
-            out.extend(tokenizer.pooled_embeddings(&refs)?);
-        }
-        Ok(out)
-    };
-    let a = embed(0)?;
-    let b = embed(1)?;
+    let a = per_batch(cache, n, 0, |m| tokenizer.pooled_embeddings(m))?;
+    let b = per_batch(cache, n, 1, |m| tokenizer.pooled_embeddings(m))?;
     // Lower is better for the ranks: negated cosine.
     let (ranks, own, unrelated) = rank_all(n, |i| a.iter().map(|x| -cosine(&b[i], x)).collect());
     let flip = |v: Vec<f64>| -> Vec<f64> { v.into_iter().map(|s| -s).collect() };
