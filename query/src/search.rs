@@ -133,3 +133,97 @@ pub fn search_file(
     })?;
     search_audio(db, tokenizer, &audio.samples, options)
 }
+
+#[cfg(test)]
+mod tests {
+    use pairalign_engine::{DatabaseConfig, NewDoc, TokenizerRecord};
+    use pairalign_models::TokenString;
+
+    use super::*;
+
+    /// One token per window: its length in tenths of a second.
+    struct Lengths(&'static str);
+
+    impl Tokenizer for Lengths {
+        fn id(&self) -> &str {
+            "lengths"
+        }
+        fn weights_hash(&self) -> &str {
+            self.0
+        }
+        fn vocab_size(&self) -> u32 {
+            64
+        }
+        fn tokenize(&self, batch: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
+            Ok(batch
+                .iter()
+                .map(|w| TokenString {
+                    tokens: vec![(w.len() / 1600) as u16],
+                    times_ms: vec![0],
+                })
+                .collect())
+        }
+        fn tokenize_mels(&self, _: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn database(dir: &Path, record: Option<&str>) -> Database {
+        let mut db = Database::create(dir, DatabaseConfig::new(64, 3)).unwrap();
+        if let Some(hash) = record {
+            db.set_tokenizer(TokenizerRecord {
+                id: "lengths".into(),
+                weights_hash: hash.into(),
+            })
+            .unwrap();
+        }
+        db.add_tokens(&[NewDoc {
+            id: "doc".into(),
+            tokens: vec![30, 30, 30, 12, 7],
+            times_ms: Some(vec![0, 3000, 6000, 9000, 12000]),
+            duration_ms: Some(13_000),
+        }])
+        .unwrap();
+        db
+    }
+
+    #[test]
+    fn a_clip_is_tokenized_window_by_window_and_found_inside_documents() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = database(dir.path(), Some("h"));
+        // 7.2 s: windows of 3, 3 and 1.2 s -> tokens 30, 30, 12.
+        let clip = vec![0.0; 115_200];
+        let outcome = search_audio(&db, &Lengths("h"), &clip, &clip_search_options()).unwrap();
+        assert_eq!(outcome.query_tokens, 3);
+        let hit = &outcome.hits[0];
+        assert_eq!((hit.id.as_str(), hit.distance), ("doc", 0));
+        assert_eq!((hit.start_ms, hit.end_ms), (3000, 12000));
+    }
+
+    #[test]
+    fn clip_length_and_tokenizer_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = database(&dir.path().join("a"), Some("h"));
+        let opts = clip_search_options();
+        for len in [7_999, 60 * 16_000 + 1] {
+            let err = search_audio(&db, &Lengths("h"), &vec![0.0; len], &opts).unwrap_err();
+            assert!(matches!(err, Error::ClipLength { .. }), "{err}");
+        }
+        assert!(search_audio(&db, &Lengths("h"), &[0.0; 8_000], &opts).is_ok());
+        let err = search_audio(&db, &Lengths("other"), &[0.0; 16_000], &opts).unwrap_err();
+        assert!(matches!(err, Error::TokenizerMismatch(_)), "{err}");
+        let imported = database(&dir.path().join("b"), None);
+        let err = search_audio(&imported, &Lengths("h"), &[0.0; 16_000], &opts).unwrap_err();
+        assert!(matches!(err, Error::TokenizerMismatch(_)), "{err}");
+    }
+
+    #[test]
+    fn an_undecodable_clip_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = database(&dir.path().join("db"), Some("h"));
+        let clip = dir.path().join("clip.wav");
+        std::fs::write(&clip, b"not audio").unwrap();
+        let err = search_file(&db, &Lengths("h"), &clip, &clip_search_options()).unwrap_err();
+        assert!(matches!(err, Error::Decode(_)), "{err}");
+    }
+}
