@@ -316,3 +316,54 @@ fn killed_indexer_keeps_whole_batches_and_resumes() {
     assert_eq!(again["skipped"], 20, "{again}");
     eprintln!("{killed_while_running} of 3 kills landed while the indexer was running");
 }
+
+/// Ctrl-C (SIGINT) stops the indexer after the files in flight: it commits them, says so in the
+/// summary and exits with 130; a re-run completes the archive.
+#[test]
+fn interrupted_indexer_commits_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let child = Command::new(env!("CARGO_BIN_EXE_pairalign"))
+        .args([
+            "index",
+            "--db",
+            path(&db),
+            "--jobs",
+            "1",
+            "--batch-files",
+            "2",
+            "--json",
+        ])
+        .arg(samples())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Interrupt once the database exists, i.e. the run has started.
+    for _ in 0..200 {
+        if db.join("MANIFEST").exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let report = json(&out);
+    match out.status.code() {
+        Some(130) => assert_eq!(report["interrupted"], true, "{report}"),
+        // The run may have finished before the signal arrived on a fast machine.
+        Some(0) => assert_eq!(report["indexed"], 20, "{report}"),
+        other => panic!("exit code {other:?}: {report}"),
+    }
+    let committed = docs(&db);
+    assert_eq!(committed, report["indexed"].as_u64().unwrap(), "{report}");
+    let out = index(&db, &[&samples()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["indexed"].as_u64().unwrap(), 20 - committed);
+    assert_eq!(docs(&db), 20);
+}
