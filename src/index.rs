@@ -115,6 +115,7 @@ fn progress_bar(hidden: bool) -> ProgressBar {
     .map(|s| s.progress_chars("=> "))
     .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
+    bar.set_message("looking for audio files");
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
 }
@@ -149,7 +150,11 @@ fn print_summary(report: &IndexReport, db: &Path) {
         report.tokenize_s,
         report.storage_s,
         report.tokenizer.id,
-        &report.tokenizer.weights_hash[..12.min(report.tokenizer.weights_hash.len())]
+        report
+            .tokenizer
+            .weights_hash
+            .get(..12)
+            .unwrap_or(&report.tokenizer.weights_hash)
     );
 }
 

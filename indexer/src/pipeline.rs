@@ -274,6 +274,8 @@ impl Run<'_> {
         // Groups of a few files per worker keep every thread busy between the serial steps
         // (skip checks, commits) without holding more than one decoded file per thread.
         let group_len = rayon::current_num_threads().max(1) * 4;
+        // The walk is done: tell the caller the total before the first file.
+        self.tick(progress);
         let mut next = 0;
         while next < files.len() {
             if self.stop_requested() {
