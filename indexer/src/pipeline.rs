@@ -1,9 +1,11 @@
 //! The indexing pipeline: files -> 16 kHz mono -> window-by-window tokens with absolute times ->
 //! one engine document per file -> one segment per batch of files.
 //!
-//! Files are processed in groups on a rayon pool (each worker decodes and tokenizes one file at a
-//! time, so at most `jobs` decoded recordings are in memory at once; only their token strings
-//! wait for the commit). A batch is committed with `Database::add_tokens`, which is all or
+//! Files are processed in groups of 4 per thread on a rayon pool, each file decoded and tokenized
+//! by one task and its samples dropped as soon as it is tokenized, so at most one group of decoded
+//! recordings is in memory (a worker waiting inside the tokenizer may steal another file of the
+//! group, so the bound is the group, not one file per thread); only token strings wait for the
+//! commit. A batch is committed with `Database::add_tokens`, which is all or
 //! nothing, as soon as it holds `batch_files` files or `batch_seconds` of audio: a killed run loses
 //! at most that batch, and a re-run skips every file whose id the database already holds.
 
@@ -271,8 +273,8 @@ impl Run<'_> {
         files: &[std::path::PathBuf],
         progress: &mut impl FnMut(&Progress),
     ) -> Result<()> {
-        // Groups of a few files per worker keep every thread busy between the serial steps
-        // (skip checks, commits) without holding more than one decoded file per thread.
+        // Groups of a few files per thread keep every thread busy between the serial steps (skip
+        // checks, commits) while bounding how many decoded recordings exist at once.
         let group_len = rayon::current_num_threads().max(1) * 4;
         // The walk is done: tell the caller the total before the first file.
         self.tick(progress);
