@@ -13,6 +13,7 @@ use pairalign_engine::{Database, DatabaseConfig, EditBudget, Mode, SearchOptions
 use serde_json::json;
 
 mod eval;
+mod index;
 mod tokenize;
 mod train;
 
@@ -28,7 +29,9 @@ struct Cli {
 enum Command {
     /// Import token strings from a JSON Lines file (creates the database if missing).
     ImportTokens(ImportTokensArgs),
-    /// Search the database with token strings.
+    /// Index audio files and folders: decode, tokenize, commit in batches (resumable).
+    Index(index::IndexArgs),
+    /// Search the database with an audio clip (query by example) or with token strings.
     Search(SearchArgs),
     /// Show counts and sizes.
     Info(InfoArgs),
@@ -188,12 +191,17 @@ struct SearchArgs {
     /// Database directory.
     #[arg(long)]
     db: PathBuf,
-    /// One query as space-separated symbols, e.g. "3 17 17 4".
+    /// An audio clip (0.5 to 60 s, any format the front end decodes): query by example.
     #[arg(
-        long,
-        conflicts_with = "tokens_file",
-        required_unless_present = "tokens_file"
+        conflicts_with_all = ["tokens", "tokens_file"],
+        required_unless_present_any = ["tokens", "tokens_file"]
     )]
+    clip: Option<PathBuf>,
+    /// With a clip: `vq` (the shipped tokenizer) or a weights folder; must be the database's.
+    #[arg(long, default_value = "vq")]
+    tokenizer: String,
+    /// One query as space-separated symbols, e.g. "3 17 17 4".
+    #[arg(long, conflicts_with = "tokens_file")]
     tokens: Option<String>,
     /// Queries as JSONL, one {"id", "tokens"} per line.
     #[arg(long)]
@@ -201,9 +209,10 @@ struct SearchArgs {
     /// Number of hits per query.
     #[arg(long, default_value_t = 10)]
     top: usize,
-    /// Edit budget: an integer is absolute, a number below 1 is a fraction of the query length.
-    #[arg(long, default_value = "0.4")]
-    k: String,
+    /// Edit budget: an integer is absolute, a number below 1 is a fraction of the query length
+    /// [default: 0.4 for tokens, 0.9 for a clip (see pairalign_query::CLIP_EDIT_BUDGET)].
+    #[arg(long)]
+    k: Option<String>,
     /// infix: find the query inside documents; global: compare whole documents.
     #[arg(long, value_enum, default_value_t = ModeArg::Infix)]
     mode: ModeArg,
@@ -276,6 +285,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::ImportTokens(args) => import_tokens(args),
+        Command::Index(args) => index::index(args),
         Command::Search(args) => search(args),
         Command::Info(args) => info(args),
         Command::Delete(args) => delete(args),
@@ -362,21 +372,28 @@ fn read_queries(path: &Path) -> anyhow::Result<Vec<(String, Vec<Symbol>)>> {
 }
 
 fn search(args: SearchArgs) -> anyhow::Result<ExitCode> {
-    let db = Database::open_read_only(&args.db)?;
-    let queries = match (&args.tokens, &args.tokens_file) {
-        (Some(text), _) => vec![("query".to_string(), parse_tokens(text)?)],
-        (None, Some(path)) => read_queries(path)?,
-        (None, None) => bail!("give --tokens or --tokens-file"),
-    };
     let options = SearchOptions {
         top: args.top,
-        k: Some(EditBudget::parse(&args.k)?),
+        k: Some(match (&args.k, &args.clip) {
+            (Some(text), _) => EditBudget::parse(text)?,
+            (None, Some(_)) => pairalign_query::CLIP_EDIT_BUDGET,
+            (None, None) => EditBudget::Fraction(0.4),
+        }),
         mode: match args.mode {
             ModeArg::Infix => Mode::Infix,
             ModeArg::Global => Mode::Global,
         },
         exhaustive: args.exhaustive,
         ..SearchOptions::default()
+    };
+    if let Some(clip) = &args.clip {
+        return index::search_clip(&args.db, clip, &args.tokenizer, &options, args.json);
+    }
+    let db = Database::open_read_only(&args.db)?;
+    let queries = match (&args.tokens, &args.tokens_file) {
+        (Some(text), _) => vec![("query".to_string(), parse_tokens(text)?)],
+        (None, Some(path)) => read_queries(path)?,
+        (None, None) => bail!("give a clip, --tokens or --tokens-file"),
     };
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());

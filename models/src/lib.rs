@@ -9,5 +9,7 @@ pub mod vq;
 
 pub use candle_core::Device;
 pub use error::{Error, Result};
-pub use tokenizer::{collapse_repeats, tokenize_windows, TokenString, Tokenizer};
+pub use tokenizer::{
+    collapse_repeats, tokenize_windows, TokenString, Tokenizer, WINDOWS_PER_CALL, WINDOW_SAMPLES,
+};
 pub use vq::{VqConfig, VqModel, VqTokenizer};

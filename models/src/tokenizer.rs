@@ -3,6 +3,15 @@
 
 use crate::Result;
 
+/// Length of the windows that the index and query by example cut recordings into: 3 s at 16 kHz
+/// (shared/DESIGN.md section 3). A query must be tokenized exactly like the archive, so both the
+/// indexer and the query crate use this constant.
+pub const WINDOW_SAMPLES: usize = 3 * pairalign_datasets::SAMPLE_RATE as usize;
+
+/// Windows per tokenizer call when the indexer and the query crate run [`tokenize_windows`]:
+/// enough to keep the batched inference busy, few enough to bound its memory.
+pub const WINDOWS_PER_CALL: usize = 32;
+
 /// A tokenized clip: tokens and, for each, the time in ms at which it starts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TokenString {

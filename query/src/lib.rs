@@ -1,4 +1,32 @@
-//! pairalign-query: clip -> tokens -> candidates -> verification -> hits: the library API a media asset manager embeds (shared/DESIGN.md section 5). Filled in by issue 6.
+//! pairalign-query: query by example (shared/DESIGN.md section 5). A clip is tokenized exactly
+//! like the archive (16 kHz mono, 3 s windows, absolute per-token times), its string is searched
+//! inside every document by edit distance (infix mode), and each hit maps back to a file and a
+//! time range. This is the API a media asset manager embeds.
 //!
-//! No code yet; this crate exists so that the workspace has its final shape and
-//! dependencies point the way shared/DESIGN.md section 2 says.
+//! ```no_run
+//! use pairalign_engine::Database;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let tokenizer = pairalign_models::shipped::vq(&pairalign_models::Device::Cpu)?;
+//! let db = Database::open_read_only("archive.db")?;
+//! let outcome = pairalign_query::search_file(
+//!     &db,
+//!     &tokenizer,
+//!     "clip.wav".as_ref(),
+//!     &pairalign_query::clip_search_options(),
+//! )?;
+//! for hit in &outcome.hits {
+//!     println!("{} {}..{} ms, distance {}", hit.id, hit.start_ms, hit.end_ms, hit.distance);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+mod search;
+
+pub use error::{Error, Result};
+pub use pairalign_engine::{EditBudget, Hit, Mode, SearchOptions};
+pub use search::{
+    check_tokenizer, clip_search_options, search_audio, search_file, SearchOutcome,
+    CLIP_EDIT_BUDGET, MAX_CLIP_S, MIN_CLIP_S,
+};

@@ -1,0 +1,227 @@
+//! The indexer as a library, with a small deterministic tokenizer so that the tests are fast and
+//! the expected token strings are known: one document per file with window-by-window times,
+//! batches as segments, idempotent re-runs, bad files, the tokenizer record, stop requests.
+
+#![allow(clippy::unwrap_used)] // Tests unwrap: a failure is the test failing.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use pairalign_datasets::{Audio, SAMPLE_RATE};
+use pairalign_engine::{Database, SearchOptions};
+use pairalign_indexer::{doc_id, index_paths, open_or_create_for, Error, IndexOptions};
+use pairalign_models::{TokenString, Tokenizer};
+
+/// Two tokens per window: the window's length in tenths of a second and its loudness level
+/// (0 to 9), at 0 and 100 ms into the window.
+struct Levels {
+    hash: &'static str,
+}
+
+impl Tokenizer for Levels {
+    fn id(&self) -> &str {
+        "levels"
+    }
+    fn weights_hash(&self) -> &str {
+        self.hash
+    }
+    fn vocab_size(&self) -> u32 {
+        64
+    }
+    fn tokenize(&self, batch: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
+        Ok(batch
+            .iter()
+            .map(|w| {
+                let peak = w.iter().fold(0f32, |m, s| m.max(s.abs()));
+                TokenString {
+                    tokens: vec![(w.len() / 1600) as u16, (peak * 9.0).round() as u16],
+                    times_ms: vec![0, 100],
+                }
+            })
+            .collect())
+    }
+    fn tokenize_mels(&self, _: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
+        Ok(Vec::new())
+    }
+}
+
+const LEVELS: Levels = Levels { hash: "aaaa" };
+
+/// Writes a file of `seconds` whose loudness is `level / 9` in window `i` for `levels[i]`.
+fn write_levels(path: &Path, levels: &[u16], last_window_s: f64) {
+    let mut samples = Vec::new();
+    for (i, &level) in levels.iter().enumerate() {
+        let len = if i + 1 == levels.len() {
+            (last_window_s * f64::from(SAMPLE_RATE)) as usize
+        } else {
+            3 * SAMPLE_RATE as usize
+        };
+        let amp = f32::from(level) / 9.0;
+        samples.extend((0..len).map(|j| if j % 2 == 0 { amp } else { -amp }));
+    }
+    pairalign_datasets::synth::write_wav_16k(path, &Audio::new(samples, SAMPLE_RATE)).unwrap();
+}
+
+fn archive(dir: &Path, files: usize) -> PathBuf {
+    let root = dir.join("archive");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    for i in 0..files {
+        let sub = if i % 2 == 0 { "" } else { "sub" };
+        let levels = [(i % 9) as u16 + 1, 5, 9];
+        write_levels(&root.join(sub).join(format!("f{i:02}.wav")), &levels, 1.5);
+    }
+    root
+}
+
+fn options(batch_files: usize) -> IndexOptions {
+    IndexOptions {
+        jobs: 2,
+        batch_files,
+        ..IndexOptions::default()
+    }
+}
+
+#[test]
+fn one_document_per_file_with_window_times_in_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = archive(dir.path(), 7);
+    let mut db = open_or_create_for(dir.path().join("db"), &LEVELS).unwrap();
+    let mut ticks = 0;
+    let report = index_paths(&mut db, &LEVELS, &[&root], &options(3), |_| ticks += 1).unwrap();
+    assert_eq!(report.files_found, 7);
+    assert_eq!(report.indexed, 7);
+    assert_eq!(report.batches, 3, "7 files in batches of 3");
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert!(
+        (report.audio_s - 7.0 * 7.5).abs() < 0.01,
+        "{}",
+        report.audio_s
+    );
+    assert_eq!(report.tokens, 7 * 6);
+    assert!(ticks >= 2);
+    assert_eq!(db.segments().len(), 3);
+    assert_eq!(db.tokenizer().unwrap().id, "levels");
+
+    // File 4: levels 5, 5, 9; windows of 3, 3 and 1.5 s at 0, 3000 and 6000 ms.
+    let id = doc_id(&root.join("f04.wav")).unwrap();
+    let hits = db
+        .search_tokens(
+            &[30, 5, 30, 5, 15, 9],
+            &SearchOptions {
+                k: None,
+                top: 1,
+                ..SearchOptions::default()
+            },
+        )
+        .unwrap()
+        .hits;
+    assert_eq!(hits[0].id, id);
+    assert_eq!(hits[0].distance, 0);
+    assert_eq!((hits[0].start_ms, hits[0].end_ms), (0, 7500));
+    let hits = db
+        .search_tokens(&[5, 15, 9], &SearchOptions::default())
+        .unwrap()
+        .hits;
+    assert_eq!(hits[0].start_ms, 3100, "times are absolute: {hits:?}");
+}
+
+#[test]
+fn rerun_and_overlapping_paths_add_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = archive(dir.path(), 4);
+    let mut db = open_or_create_for(dir.path().join("db"), &LEVELS).unwrap();
+    let sub = root.join("sub");
+    let first = index_paths(&mut db, &LEVELS, &[&root, &sub], &options(32), |_| {}).unwrap();
+    assert_eq!((first.indexed, first.skipped), (4, 2), "sub/ named twice");
+    let again = index_paths(&mut db, &LEVELS, &[&root], &options(32), |_| {}).unwrap();
+    assert_eq!((again.indexed, again.skipped, again.batches), (0, 4, 0));
+    assert_eq!(db.info().unwrap().docs, 4);
+}
+
+#[test]
+fn bad_files_are_listed_and_the_rest_indexed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = archive(dir.path(), 3);
+    std::fs::write(
+        root.join("broken.wav"),
+        b"RIFF\x10\x00\x00\x00WAVEfmt garbage",
+    )
+    .unwrap();
+    std::fs::write(root.join("empty.mp3"), b"").unwrap();
+    let mut db = open_or_create_for(dir.path().join("db"), &LEVELS).unwrap();
+    let missing = dir.path().join("missing");
+    let report = index_paths(&mut db, &LEVELS, &[&root, &missing], &options(32), |_| {}).unwrap();
+    assert_eq!(report.indexed, 3);
+    let mut failed: Vec<&Path> = report.failed.iter().map(|f| f.path.as_path()).collect();
+    failed.sort();
+    assert_eq!(
+        failed,
+        vec![
+            root.join("broken.wav").as_path(),
+            root.join("empty.mp3").as_path(),
+            missing.as_path()
+        ]
+    );
+    for f in &report.failed {
+        assert!(!f.reason.is_empty());
+        assert!(
+            !f.reason.starts_with(&*f.path.to_string_lossy()),
+            "the path is not repeated: {}",
+            f.reason
+        );
+    }
+}
+
+#[test]
+fn another_tokenizer_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = archive(dir.path(), 2);
+    let db_dir = dir.path().join("db");
+    let mut db = open_or_create_for(&db_dir, &LEVELS).unwrap();
+    index_paths(&mut db, &LEVELS, &[&root], &options(32), |_| {}).unwrap();
+    let other = Levels { hash: "bbbb" };
+    let err = index_paths(&mut db, &other, &[&root], &options(32), |_| {}).unwrap_err();
+    assert!(matches!(err, Error::TokenizerMismatch(_)), "{err}");
+    drop(db);
+    let err = open_or_create_for(&db_dir, &other).unwrap_err();
+    assert!(err.to_string().contains("bbbb"), "{err}");
+    // A database of imported tokens records no tokenizer: audio is not mixed into it.
+    let imported = dir.path().join("imported");
+    let mut db = Database::create(&imported, pairalign_engine::DatabaseConfig::new(64, 3)).unwrap();
+    db.add_tokens(&[pairalign_engine::NewDoc {
+        id: "a".into(),
+        tokens: vec![1, 2, 3],
+        times_ms: None,
+        duration_ms: None,
+    }])
+    .unwrap();
+    let err = index_paths(&mut db, &LEVELS, &[&root], &options(32), |_| {}).unwrap_err();
+    assert!(matches!(err, Error::TokenizerMismatch(_)), "{err}");
+}
+
+#[test]
+fn a_stop_request_commits_what_is_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = archive(dir.path(), 5);
+    let mut db = open_or_create_for(dir.path().join("db"), &LEVELS).unwrap();
+    let stop = Arc::new(AtomicBool::new(true));
+    let options = IndexOptions {
+        stop: Some(stop),
+        ..options(32)
+    };
+    let report = index_paths(&mut db, &LEVELS, &[&root], &options, |_| {}).unwrap();
+    assert!(report.interrupted);
+    assert_eq!(report.indexed, 0);
+    // A later run without the request completes the archive.
+    let report = index_paths(&mut db, &LEVELS, &[&root], &self::options(32), |_| {}).unwrap();
+    assert_eq!((report.indexed, report.interrupted), (5, false));
+}
+
+#[test]
+fn zero_batch_limits_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = open_or_create_for(dir.path().join("db"), &LEVELS).unwrap();
+    let err = index_paths(&mut db, &LEVELS, &[dir.path()], &options(0), |_| {}).unwrap_err();
+    assert!(matches!(err, Error::InvalidOption(_)), "{err}");
+}

@@ -1,0 +1,209 @@
+//! `pairalign index` (bulk indexing with a progress bar) and the audio form of `pairalign search`
+//! (query by example): argument handling and output around `pairalign-indexer` and
+//! `pairalign-query`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pairalign_engine::{Database, SearchOptions};
+use pairalign_indexer::{index_paths, open_or_create_for, IndexOptions, IndexReport, Progress};
+use serde_json::json;
+
+use crate::tokenize::load_tokenizer;
+
+/// Arguments of `pairalign index`.
+#[derive(clap::Args, Debug)]
+pub struct IndexArgs {
+    /// Audio files and folders (walked recursively; symbolic links followed).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Database directory (created when missing).
+    #[arg(long)]
+    db: PathBuf,
+    /// `vq` (the shipped VQ tokenizer) or a folder with model.safetensors and config.json. Must be
+    /// the tokenizer the database was built with.
+    #[arg(long, default_value = "vq")]
+    tokenizer: String,
+    /// Threads for decoding and tokenizing (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    jobs: usize,
+    /// Files per committed batch (a crash loses at most one batch).
+    #[arg(long, default_value_t = IndexOptions::default().batch_files)]
+    batch_files: usize,
+    /// No progress bar and no summary; failures still go to stderr.
+    #[arg(long)]
+    quiet: bool,
+    /// Print the summary as one JSON object (no progress bar).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `index`: exit code 0 when every file was indexed or skipped, 1 when some failed, 130
+/// when interrupted by Ctrl-C (what was committed stays; a re-run resumes).
+pub fn index(args: IndexArgs) -> anyhow::Result<ExitCode> {
+    let tokenizer = load_tokenizer(&args.tokenizer)?;
+    let mut db = open_or_create_for(&args.db, &tokenizer)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::Relaxed) {
+                eprintln!("\nsecond interrupt: exiting; the batch in progress is lost");
+                std::process::exit(130);
+            }
+            eprintln!("\ninterrupted: committing the files done so far (Ctrl-C again to abort)");
+        })
+        .context("cannot install the Ctrl-C handler")?;
+    }
+    let options = IndexOptions {
+        jobs: args.jobs,
+        batch_files: args.batch_files.max(1),
+        stop: Some(stop),
+        ..IndexOptions::default()
+    };
+    let bar = progress_bar(args.quiet || args.json);
+    let report = index_paths(
+        &mut db,
+        &tokenizer,
+        &args.paths,
+        &options,
+        |p: &Progress| {
+            bar.set_length(p.files_total as u64);
+            bar.set_position(p.files_done as u64);
+            bar.set_message(format!(
+                "{:.2} h of audio, {:.0}x realtime, {} skipped, {} failed",
+                p.audio_s / 3600.0,
+                p.audio_s / p.wall_s.max(1e-9),
+                p.skipped,
+                p.failed
+            ));
+        },
+    )?;
+    bar.finish_and_clear();
+    for problem in &report.failed {
+        eprintln!("failed {}: {}", problem.path.display(), problem.reason);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else if !args.quiet {
+        print_summary(&report, &args.db);
+    }
+    Ok(if report.interrupted {
+        ExitCode::from(130)
+    } else if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// A bar on stderr with files, hours of audio, x realtime and ETA; hidden when asked (and by
+/// indicatif when stderr is not a terminal).
+fn progress_bar(hidden: bool) -> ProgressBar {
+    if hidden {
+        return ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+    }
+    let bar = ProgressBar::new(0);
+    let style = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} files, {msg}, ETA {eta}",
+    )
+    .map(|s| s.progress_chars("=> "))
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message("looking for audio files");
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn print_summary(report: &IndexReport, db: &Path) {
+    println!(
+        "indexed {} file(s), {:.2} h of audio, {} tokens in {:.1} s ({:.0}x realtime) into {}",
+        report.indexed,
+        report.audio_s / 3600.0,
+        report.tokens,
+        report.wall_s,
+        report.realtime,
+        db.display()
+    );
+    println!(
+        "{} found, {} already indexed (skipped), {} failed, {} batch(es){}",
+        report.files_found,
+        report.skipped,
+        report.failed.len(),
+        report.batches,
+        if report.interrupted {
+            "; interrupted: run again to resume"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "time: walk {:.2} s, decode {:.2} s and tokenizer {:.2} s (thread time), storage {:.2} s; \
+         tokenizer {} ({})",
+        report.walk_s,
+        report.decode_s,
+        report.tokenize_s,
+        report.storage_s,
+        report.tokenizer.id,
+        report
+            .tokenizer
+            .weights_hash
+            .get(..12)
+            .unwrap_or(&report.tokenizer.weights_hash)
+    );
+}
+
+/// The audio form of `pairalign search`: decode `clip`, tokenize it with `tokenizer`, search.
+pub fn search_clip(
+    db: &Path,
+    clip: &Path,
+    tokenizer: &str,
+    options: &SearchOptions,
+    json_output: bool,
+) -> anyhow::Result<ExitCode> {
+    let db = Database::open_read_only(db)?;
+    let tokenizer = load_tokenizer(tokenizer)?;
+    let outcome = pairalign_query::search_file(&db, &tokenizer, clip, options)
+        .with_context(|| format!("query {}", clip.display()))?;
+    let name = clip.display().to_string();
+    if json_output {
+        let line = json!({
+            "query": name,
+            "query_tokens": outcome.query_tokens,
+            "tokenize_ms": outcome.tokenize_ms,
+            "took_ms": outcome.took_ms,
+            "hits": outcome.hits,
+        });
+        println!("{line}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "query {name}: {} tokens, {} hit(s) in {:.1} ms (tokenizer {:.1} ms){}",
+        outcome.query_tokens,
+        outcome.hits.len(),
+        outcome.took_ms,
+        outcome.tokenize_ms,
+        if outcome.lossless {
+            ""
+        } else {
+            " (ranked candidates)"
+        }
+    );
+    for (rank, hit) in outcome.hits.iter().enumerate() {
+        println!(
+            "{:>4}. {}  {:.2}-{:.2} s  distance {} ({:.2})",
+            rank + 1,
+            hit.id,
+            f64::from(hit.start_ms) / 1e3,
+            f64::from(hit.end_ms) / 1e3,
+            hit.distance,
+            hit.norm_distance
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
