@@ -8,26 +8,14 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::{pairalign, path, stderr};
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_datasets::views::{self, NoiseKind, View};
 use pairalign_datasets::{Audio, SAMPLE_RATE};
 use pairalign_engine::{Database, SearchOptions};
 use serde_json::Value;
 
-fn pairalign(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pairalign"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("test paths are UTF-8")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+mod common;
 
 /// The single JSON object a `--json` command printed.
 fn json(out: &Output) -> Value {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pairalign_datasets::corpus::AUDIO_EXTENSIONS;
+use pairalign_datasets::corpus::{walk_problem, AUDIO_EXTENSIONS};
 use serde::Serialize;
 
 /// A file (or walk entry) that was not indexed, and why.
@@ -63,12 +63,7 @@ fn walk_folder(root: &Path, found: &mut Discovery) {
             }
             Ok(_) => {}
             Err(e) => {
-                let path = e.path().unwrap_or(root).to_path_buf();
-                let reason = if e.loop_ancestor().is_some() {
-                    format!("symlink loop: {e}")
-                } else {
-                    e.to_string()
-                };
+                let (path, reason) = walk_problem(&e, root);
                 found.problems.push(FileProblem { path, reason });
             }
         }

@@ -20,6 +20,7 @@ pub use clips::{clips, Clip, DEFAULT_WINDOW_S};
 pub use folder::{read_folder, AUDIO_EXTENSIONS};
 pub use librispeech::read_librispeech;
 pub use manifest::{read_manifest, read_manifest_split, ManifestEntry, Split};
+
 pub use timit::read_timit;
 
 use crate::Result;
@@ -141,15 +142,21 @@ fn walk(root: &Path, corpus: &mut Corpus, mut visit: impl FnMut(&Path, &mut Corp
             Ok(e) if e.file_type().is_file() => visit(e.path(), corpus),
             Ok(_) => {}
             Err(e) => {
-                let path = e.path().unwrap_or(root).to_path_buf();
-                let reason = if e.loop_ancestor().is_some() {
-                    format!("symlink loop: {e}")
-                } else {
-                    e.to_string()
-                };
-                corpus.problems.push((path, reason));
+                corpus.problems.push(walk_problem(&e, root));
             }
         }
     }
     Ok(())
+}
+
+/// The path and a readable reason for an entry a directory walk under `root` could not visit
+/// (unreadable folder, symlink loop, vanished file).
+pub fn walk_problem(e: &walkdir::Error, root: &Path) -> (PathBuf, String) {
+    let path = e.path().unwrap_or(root).to_path_buf();
+    let reason = if e.loop_ancestor().is_some() {
+        format!("symlink loop: {e}")
+    } else {
+        e.to_string()
+    };
+    (path, reason)
 }
