@@ -22,6 +22,6 @@ $bin info --db "$out/db"
 echo "== audio front end: the bundled samples (WAV, FLAC, MP3, Ogg) -> log-mel of two views per 3 s clip"
 $bin features samples --out "$out/samples.feat" --views 2 --seed 1
 echo "== tokenizer: the shipped VQ weights (models/weights/vq-v1) on two sample files"
-$bin tokenize samples/short/flite_kal.wav samples/long/long_flite_slt.flac
+$bin tokenize samples/short/flite_kal.wav samples/short/espeak-ng_en-us_m4.mp3
 echo "== tokenizer figures on the bundled samples (view 1 of each 3 s clip queries view 0 of all)"
 $bin eval retrieval --cache "$out/samples.feat" --tokenizer vq
