@@ -31,10 +31,10 @@ const WINDOWS_PER_BATCH: usize = 32;
 
 /// Runs `tokenize`; a file that fails is reported and the others still run (exit code 1).
 pub fn tokenize(args: TokenizeArgs) -> anyhow::Result<ExitCode> {
-    let tokenizer = load_tokenizer(&args.tokenizer)?;
     if !(args.window.is_finite() && args.window >= 0.1) {
         anyhow::bail!("--window must be at least 0.1 s, got {}", args.window);
     }
+    let tokenizer = load_tokenizer(&args.tokenizer)?;
     let window = (args.window * f64::from(SAMPLE_RATE)) as usize;
     let mut failed = 0;
     for path in &args.files {

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, OPTIMIZER_FILE, TRAINER_FILE};
 use super::{seeded_varmap, AdamW, AdamWConfig, LrSchedule};
-use crate::vq::{MelNorm, WEIGHTS_FILE};
+use crate::vq::MelNorm;
 use crate::{Error, Result, VqConfig, VqModel, VqTokenizer};
 
 /// Version of `trainer.json`.
@@ -242,14 +242,20 @@ impl<'c> VqTrainer<'c> {
                 DataFingerprint::of(cache)
             )));
         }
+        // Loading it as a tokenizer checks every tensor against the model config.
         let saved = VqTokenizer::load(&dir, &Device::Cpu)?;
+        if saved.config() != &state.config.model {
+            return Err(Error::BadCheckpoint(format!(
+                "{}: the weights' model config differs from the run's",
+                dir.display()
+            )));
+        }
         let mut cfg = state.config;
         if let Some(steps) = steps {
             cfg.steps = steps;
         }
         check_config(&cfg, cache)?;
         let mut trainer = Self::build(cache, cfg, saved.norm().clone(), out, device)?;
-        let weights = checkpoint::read_tensors(&dir.join(WEIGHTS_FILE), device)?;
         {
             let vars = trainer
                 .varmap
@@ -257,10 +263,10 @@ impl<'c> VqTrainer<'c> {
                 .lock()
                 .map_err(|_| Error::BadConfig("the VarMap lock is poisoned".into()))?;
             for (name, var) in vars.iter() {
-                let t = weights.get(name).ok_or_else(|| {
+                let t = saved.weights().get(name).ok_or_else(|| {
                     Error::BadCheckpoint(format!("{} has no tensor {name}", dir.display()))
                 })?;
-                var.set(t)?;
+                var.set(&t.to_device(device)?)?;
             }
         }
         let moments = checkpoint::read_tensors(&dir.join(OPTIMIZER_FILE), device)?;

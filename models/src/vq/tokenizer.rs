@@ -270,6 +270,11 @@ impl VqTokenizer {
         &self.norm
     }
 
+    /// The weights by name, on the tokenizer's device.
+    pub fn weights(&self) -> &BTreeMap<String, Tensor> {
+        &self.weights
+    }
+
     /// Raw 50 Hz codes of a batch of log-mels (each `frames x n_mels`), before collapsing.
     pub fn frame_codes(&self, mels: &[&[f32]]) -> Result<Vec<Vec<u16>>> {
         let (x, lens) = self.normalized_batch(mels)?;
