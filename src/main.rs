@@ -13,6 +13,7 @@ use pairalign_engine::{Database, DatabaseConfig, EditBudget, Mode, SearchOptions
 use serde_json::json;
 
 mod eval;
+mod excerpt;
 mod index;
 mod tokenize;
 mod train;
@@ -50,6 +51,9 @@ enum Command {
     Train(TrainCommand),
     /// Turn audio files into token strings with per-token times.
     Tokenize(tokenize::TokenizeArgs),
+    /// Cut a clip out of a recording, optionally modified (speed, noise, gain...): a query by
+    /// example.
+    Excerpt(excerpt::ExcerptArgs),
     /// Measure tokenizers: rates, cross-view consistency, retrieval.
     #[command(subcommand)]
     Eval(EvalCommand),
@@ -304,6 +308,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Features(args) => features(args),
         Command::Train(TrainCommand::Vq(args)) => train::train_vq(args),
         Command::Tokenize(args) => tokenize::tokenize(args),
+        Command::Excerpt(args) => excerpt::excerpt(args),
         Command::Eval(EvalCommand::Retrieval(args)) => eval::retrieval(args),
     }
 }

@@ -537,3 +537,65 @@ fn interrupted_training_saves_a_checkpoint_and_resumes() {
     );
     assert_eq!(json_lines(&out)[0]["step"].as_u64().unwrap(), step + 1);
 }
+
+#[test]
+fn excerpt_cuts_and_modifies_a_clip_and_rejects_bad_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/long/long_flite_slt.flac");
+    let out = dir.path().join("clip.wav");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["excerpt", path(&source), "--out", path(&out), "--json"];
+        args.extend_from_slice(extra);
+        pairalign(&args)
+    };
+    let plain = run(&["--start", "10", "--duration", "3"]);
+    assert!(
+        plain.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    let report = &json_lines(&plain)[0];
+    assert!((report["out_duration_s"].as_f64().unwrap() - 3.0).abs() < 1e-3);
+    assert!(report["view"].is_null());
+    let plain_bytes = std::fs::read(&out).unwrap();
+    // Speed 1.25 shortens the clip by that factor; the same seed gives the same file.
+    let fast = run(&[
+        "--start",
+        "10",
+        "--view",
+        "speed=1.25,noise=20",
+        "--seed",
+        "3",
+    ]);
+    assert!(
+        fast.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fast.stderr)
+    );
+    let seconds = json_lines(&fast)[0]["out_duration_s"].as_f64().unwrap();
+    assert!((seconds - 3.0 / 1.25).abs() < 0.01, "{seconds}");
+    let first = std::fs::read(&out).unwrap();
+    assert_ne!(first, plain_bytes);
+    run(&[
+        "--start",
+        "10",
+        "--view",
+        "speed=1.25,noise=20",
+        "--seed",
+        "3",
+    ]);
+    assert_eq!(std::fs::read(&out).unwrap(), first);
+    for bad in [
+        &["--start", "500"][..],
+        &["--duration", "0"],
+        &["--start", "-1"],
+        &["--view", "bogus=1"],
+    ] {
+        let result = run(bad);
+        assert_eq!(result.status.code(), Some(2), "{bad:?}");
+        assert!(
+            String::from_utf8_lossy(&result.stderr).contains("error:"),
+            "{bad:?}"
+        );
+    }
+}
