@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The README's main job. It demonstrates the engine on a generated token archive: 20,000
-# documents shaped like a tokenizer's output (Zipf symbols over 512, 30 s each at 12.7 tokens/s, about 167 hours of audio), imported, searched with noisy copies
-# of 3 s stretches (20% edits), inspected with `info`; then the audio front end turns the bundled
-# sample archive into a training feature cache, the shipped VQ tokenizer tokenizes and is
-# measured on it, and the sample archive is indexed and searched with a modified excerpt (the
-# archive report of issue 6 is not built yet).
+# documents shaped like a tokenizer's output (Zipf symbols over 512, 30 s each at 12.7 tokens/s,
+# about 167 hours of audio), imported, searched with noisy copies of 3 s stretches (20% edits),
+# inspected with `info`; then the audio front end turns the bundled sample archive into a training
+# feature cache, the shipped VQ tokenizer tokenizes and is measured on it, and the sample archive
+# is indexed and searched with a modified excerpt (the archive report of issue 6 is not built
+# yet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-out/demo}
