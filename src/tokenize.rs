@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_datasets::SAMPLE_RATE;
-use pairalign_models::{tokenize_windows, Device, Tokenizer, VqTokenizer};
+use pairalign_models::{tokenize_windows, Device, Tokenizer, VqTokenizer, WINDOWS_PER_CALL};
 use serde_json::json;
 
 /// Arguments of `pairalign tokenize`.
@@ -26,9 +26,6 @@ pub struct TokenizeArgs {
     json: bool,
 }
 
-/// Windows per tokenizer call.
-const WINDOWS_PER_BATCH: usize = 32;
-
 /// Runs `tokenize`; a file that fails is reported and the others still run (exit code 1).
 pub fn tokenize(args: TokenizeArgs) -> anyhow::Result<ExitCode> {
     if !(args.window.is_finite() && args.window >= 0.1) {
@@ -41,7 +38,7 @@ pub fn tokenize(args: TokenizeArgs) -> anyhow::Result<ExitCode> {
         let result = decode_file(path, &DecodeOptions::default())
             .map_err(anyhow::Error::from)
             .and_then(|audio| {
-                let ts = tokenize_windows(&tokenizer, &audio.samples, window, WINDOWS_PER_BATCH)?;
+                let ts = tokenize_windows(&tokenizer, &audio.samples, window, WINDOWS_PER_CALL)?;
                 Ok((audio.samples.len(), ts))
             });
         let (samples, ts) = match result {
