@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{json_lines, pairalign, path};
+use common::{json_lines, kill_after, pairalign, path};
 use serde_json::Value;
 
 mod common;
@@ -253,25 +253,17 @@ fn killed_import_keeps_whole_batches_and_resumes() {
     let archive = data.join("archive.jsonl");
     let mut killed_while_running = 0;
     for delay_ms in [150u64, 300, 600] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pairalign"))
-            .args([
-                "import-tokens",
-                "--db",
-                path(&db),
-                "--vocab",
-                "512",
-                "--batch-docs",
-                "2000",
-                path(&archive),
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        killed_while_running += usize::from(child.try_wait().unwrap().is_none());
-        child.kill().unwrap(); // SIGKILL on Unix
-        child.wait().unwrap();
+        let args = [
+            "import-tokens",
+            "--db",
+            path(&db),
+            "--vocab",
+            "512",
+            "--batch-docs",
+            "2000",
+            path(&archive),
+        ];
+        killed_while_running += usize::from(kill_after(&args, delay_ms));
         // On a loaded machine the first kill can land before the database exists.
         if !db.join("MANIFEST").exists() {
             continue;

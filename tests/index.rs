@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{pairalign, path, stderr};
+use common::{kill_after, pairalign, path, stderr};
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_datasets::views::{self, NoiseKind, View};
 use pairalign_datasets::{Audio, SAMPLE_RATE};
@@ -266,26 +266,19 @@ fn killed_indexer_keeps_whole_batches_and_resumes() {
     let db = dir.path().join("db");
     let mut killed_while_running = 0;
     for delay_ms in [400u64, 900, 1500] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pairalign"))
-            .args([
-                "index",
-                "--db",
-                path(&db),
-                "--jobs",
-                "1",
-                "--batch-files",
-                "2",
-                "--quiet",
-            ])
-            .arg(samples())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        killed_while_running += usize::from(child.try_wait().unwrap().is_none());
-        child.kill().unwrap(); // SIGKILL on Unix
-        child.wait().unwrap();
+        let root = samples();
+        let args = [
+            "index",
+            "--db",
+            path(&db),
+            "--jobs",
+            "1",
+            "--batch-files",
+            "2",
+            "--quiet",
+            path(&root),
+        ];
+        killed_while_running += usize::from(kill_after(&args, delay_ms));
         if db.join("MANIFEST").exists() {
             let n = docs(&db);
             assert_eq!(n % 2, 0, "only whole batches are visible, got {n}");

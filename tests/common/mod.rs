@@ -32,3 +32,19 @@ pub fn json_lines(output: &Output) -> Vec<Value> {
         .map(|l| serde_json::from_str(l).expect("each line is JSON"))
         .collect()
 }
+
+/// Starts the binary with `args` (output discarded), sends it SIGKILL after `delay_ms`, and
+/// reaps it. Returns whether it was still running when killed.
+pub fn kill_after<S: AsRef<std::ffi::OsStr>>(args: &[S], delay_ms: u64) -> bool {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pairalign"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+    let running = child.try_wait().expect("the child can be polled").is_none();
+    child.kill().expect("SIGKILL is delivered"); // SIGKILL on Unix
+    child.wait().expect("the child is reaped");
+    running
+}
