@@ -4,8 +4,8 @@
 # about 167 hours of audio), imported, searched with noisy copies of 3 s stretches (20% edits),
 # inspected with `info`; then the audio front end turns the bundled sample archive into a training
 # feature cache, the shipped VQ tokenizer tokenizes and is measured on it, and the sample archive
-# is indexed and searched with a modified excerpt (the archive report of issue 6 is not built
-# yet).
+# is indexed, searched with a modified excerpt and reported on (tokens and bytes per hour against
+# VQ, with an SVG plot).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-out/demo}
@@ -32,3 +32,5 @@ echo "== query by example: 3 s from 20 s into one long file, played 5% faster an
 $bin excerpt samples/long/long_espeak-ng_en-us_m3.wav --start 20 --duration 3 \
   --view "speed=1.05,gain=3:3" --out "$out/query.wav"
 $bin search --db "$out/samples.db" "$out/query.wav" --top 3
+echo "== archive report (against VQ; the archive is VQ itself until PairAlign ships)"
+$bin report --db "$out/samples.db" --vs vq --plot "$out/report.svg"

@@ -15,6 +15,7 @@ use serde_json::json;
 mod eval;
 mod excerpt;
 mod index;
+mod report;
 mod tokenize;
 mod train;
 
@@ -51,6 +52,8 @@ enum Command {
     Train(TrainCommand),
     /// Turn audio files into token strings with per-token times.
     Tokenize(tokenize::TokenizeArgs),
+    /// What an archive holds, tokens and bytes per hour, and the reduction against VQ.
+    Report(report::ReportArgs),
     /// Cut a clip out of a recording, optionally modified (speed, noise, gain...): a query by
     /// example.
     Excerpt(excerpt::ExcerptArgs),
@@ -309,6 +312,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Train(TrainCommand::Vq(args)) => train::train_vq(args),
         Command::Tokenize(args) => tokenize::tokenize(args),
         Command::Excerpt(args) => excerpt::excerpt(args),
+        Command::Report(args) => report::report(args),
         Command::Eval(EvalCommand::Retrieval(args)) => eval::retrieval(args),
     }
 }

@@ -348,3 +348,60 @@ fn interrupted_indexer_commits_and_resumes() {
     assert_eq!(json(&out)["indexed"].as_u64().unwrap(), 20 - committed);
     assert_eq!(docs(&db), 20);
 }
+
+/// `pairalign report` on the indexed samples: counts agree with the index run, the storage
+/// split adds up, and against the archive's own tokenizer the reduction is exactly 0.
+#[test]
+fn report_counts_bytes_and_compares_with_vq() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let out = index(&db, &[&samples()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let indexed = json(&out);
+    let plot = dir.path().join("report.svg");
+    let out = pairalign(&[
+        "report",
+        "--db",
+        path(&db),
+        "--vs",
+        "vq",
+        "--plot",
+        path(&plot),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = json(&out);
+    assert_eq!(r["docs"], 20);
+    let tokens = r["tokens"].as_u64().unwrap();
+    assert_eq!(tokens, indexed["tokens"].as_u64().unwrap());
+    let hours = r["hours"].as_f64().unwrap();
+    assert!((hours * 3600.0 - indexed["audio_s"].as_f64().unwrap()).abs() < 1.0);
+    let rate = r["tokens_per_s"].as_f64().unwrap();
+    assert!((rate - tokens as f64 / (hours * 3600.0)).abs() < 1e-9);
+    let storage = &r["storage"];
+    assert_eq!(storage["tokens"].as_u64().unwrap(), 2 * tokens);
+    assert_eq!(storage["times"].as_u64().unwrap(), 4 * tokens);
+    let parts: u64 = ["tokens", "times", "postings", "documents", "other"]
+        .iter()
+        .map(|k| storage[k].as_u64().unwrap())
+        .sum();
+    assert_eq!(parts, r["bytes"].as_u64().unwrap());
+    let versus = &r["versus"];
+    assert_eq!(versus["tokenizer"], "vq");
+    assert_eq!(versus["files"], 20);
+    assert_eq!(
+        versus["other_tokens"].as_u64().unwrap(),
+        tokens,
+        "same tokenizer, same tokens"
+    );
+    assert_eq!(versus["reduction_percent"].as_f64().unwrap(), 0.0);
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("fewer tokens than vq"),
+        "{svg}"
+    );
+    // No database there: a clear error, exit code 2.
+    let out = pairalign(&["report", "--db", path(&dir.path().join("none"))]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("error:"), "{}", stderr(&out));
+}

@@ -19,10 +19,12 @@
 
 mod error;
 mod pipeline;
+mod report;
 mod walk;
 
 pub use error::{Error, Result};
 pub use pipeline::{
     check_tokenizer, doc_id, index_paths, open_or_create_for, IndexOptions, IndexReport, Progress,
 };
+pub use report::{archive_report, compare, svg, ArchiveReport, Comparison, StorageBytes};
 pub use walk::{find_audio_files, is_audio_path, Discovery, FileProblem};

@@ -145,6 +145,16 @@ impl Segment {
         }
     }
 
+    /// Bytes of each section by name (`tokens`, `times`, `doc table`, `names`, `name index`,
+    /// `qgram keys`, `qgram refs`, `postings`), in file order; the header, section table, padding
+    /// and footer make up the rest of [`Segment::byte_len`].
+    pub fn section_bytes(&self) -> Vec<(&'static str, u64)> {
+        Section::ALL
+            .iter()
+            .map(|&s| (s.name(), self.sections[s as usize].len() as u64))
+            .collect()
+    }
+
     /// The file this segment was opened from.
     pub fn path(&self) -> &Path {
         &self.path

@@ -194,6 +194,12 @@ fn round_trip_matches_oracle() {
     assert_eq!(seg.path(), path);
     assert_eq!(seg.byte_len(), info.bytes);
     assert_matches(&seg, &docs, VOCAB, Q);
+    let sections = seg.section_bytes();
+    assert_eq!(sections.len(), 8);
+    assert_eq!(sections[0], ("tokens", 34 * 2), "u16 per token");
+    assert_eq!(sections[1], ("times", 34 * 4), "u32 per token");
+    let total: u64 = sections.iter().map(|&(_, b)| b).sum();
+    assert!(total < seg.byte_len(), "header and footer come on top");
 }
 
 #[test]
