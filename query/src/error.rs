@@ -27,6 +27,10 @@ pub enum Error {
     /// The tokenizer failed on the clip.
     #[error("tokenizing the clip failed: {0}")]
     Tokenize(#[from] pairalign_models::Error),
+    /// Adding to the archive failed as a whole (database, tokenizer mismatch, options); single
+    /// bad files are listed in the indexing report instead.
+    #[error(transparent)]
+    Index(#[from] pairalign_indexer::Error),
     /// The engine rejected the search (bad options) or could not read the database.
     #[error(transparent)]
     Engine(#[from] pairalign_engine::Error),

@@ -21,9 +21,11 @@
 //! # }
 //! ```
 
+mod archive;
 mod error;
 mod search;
 
+pub use archive::{Archive, ArchiveTokenizer};
 pub use error::{Error, Result};
 pub use pairalign_engine::{EditBudget, Hit, Mode, SearchOptions};
 pub use search::{
