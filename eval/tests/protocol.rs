@@ -26,14 +26,12 @@ fn cache(path: &Path, clips: usize, views: usize) -> FeatureCache {
     FeatureCache::open(path).unwrap()
 }
 
-/// Tokens that name the clip: its number in base 16, one token per digit.
-struct Oracle;
-/// The same string for every clip.
-struct Constant;
+/// A tokenizer given by a function of a clip's cached log-mel.
+struct FnTokenizer(&'static str, fn(&[f32]) -> Vec<u16>);
 
-impl Tokenizer for Oracle {
+impl Tokenizer for FnTokenizer {
     fn id(&self) -> &str {
-        "oracle"
+        self.0
     }
     fn weights_hash(&self) -> &str {
         "-"
@@ -48,10 +46,9 @@ impl Tokenizer for Oracle {
         Ok(mels
             .iter()
             .map(|m| {
-                let c = m[0] as u32;
-                let tokens: Vec<u16> = (0..3).map(|d| ((c >> (4 * d)) & 15) as u16).collect();
+                let tokens = (self.1)(m);
                 TokenString {
-                    times_ms: vec![0; tokens.len()],
+                    times_ms: (0..tokens.len() as u32).map(|i| 20 * i).collect(),
                     tokens,
                 }
             })
@@ -59,42 +56,26 @@ impl Tokenizer for Oracle {
     }
 }
 
-impl Tokenizer for Constant {
-    fn id(&self) -> &str {
-        "constant"
-    }
-    fn weights_hash(&self) -> &str {
-        "-"
-    }
-    fn vocab_size(&self) -> u32 {
-        16
-    }
-    fn tokenize(&self, _: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
-        unreachable!("the protocol reads cached log-mels")
-    }
-    fn tokenize_mels(&self, mels: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
-        Ok(mels
-            .iter()
-            .map(|_| TokenString {
-                tokens: vec![1, 2, 3],
-                times_ms: vec![0, 20, 40],
-            })
-            .collect())
-    }
-}
+/// Tokens that name the clip: its number in base 16, one token per digit.
+const ORACLE: FnTokenizer = FnTokenizer("oracle", |m| {
+    let c = m[0] as u32;
+    (0..3).map(|d| ((c >> (4 * d)) & 15) as u16).collect()
+});
+/// The same string for every clip.
+const CONSTANT: FnTokenizer = FnTokenizer("constant", |_| vec![1, 2, 3]);
 
 #[test]
 fn an_oracle_scores_perfectly_and_a_constant_tokenizer_scores_chance() {
     let dir = tempfile::tempdir().unwrap();
     let n = 100;
     let cache = cache(&dir.path().join("c.feat"), n, 2);
-    let oracle = evaluate_tokens(&Oracle, &cache, None, None).unwrap();
+    let oracle = evaluate_tokens(&ORACLE, &cache, None, None).unwrap();
     assert_eq!(oracle.clips, n);
     assert_eq!(oracle.retrieval.p_at_1, 1.0);
     assert_eq!(oracle.retrieval.mrr, 1.0);
     assert_eq!(oracle.ned_views.mean, 0.0);
     assert!(oracle.ned_unrelated.mean > 0.3);
-    let constant = evaluate_tokens(&Constant, &cache, None, None).unwrap();
+    let constant = evaluate_tokens(&CONSTANT, &cache, None, None).unwrap();
     assert!((constant.retrieval.p_at_1 - 1.0 / n as f64).abs() < 1e-12);
     assert!((constant.retrieval.recall_at_10 - 10.0 / n as f64).abs() < 1e-12);
     assert_eq!(constant.ned_unrelated.mean, 0.0);
@@ -103,7 +84,7 @@ fn an_oracle_scores_perfectly_and_a_constant_tokenizer_scores_chance() {
     let seconds: f64 = (0..n).map(|c| (10 + c % 3) as f64 * 0.01).sum();
     assert!((constant.tokens_per_s - 3.0 * n as f64 / seconds).abs() < 1e-9);
     // A limit takes the first clips only.
-    let some = evaluate_tokens(&Oracle, &cache, Some(7), None).unwrap();
+    let some = evaluate_tokens(&ORACLE, &cache, Some(7), None).unwrap();
     assert_eq!(some.clips, 7);
     assert_eq!(some.retrieval.candidates, 7);
 }
@@ -112,10 +93,10 @@ fn an_oracle_scores_perfectly_and_a_constant_tokenizer_scores_chance() {
 fn caches_the_protocol_cannot_run_on_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let one_view = cache(&dir.path().join("one.feat"), 10, 1);
-    let err = evaluate_tokens(&Oracle, &one_view, None, None).unwrap_err();
+    let err = evaluate_tokens(&ORACLE, &one_view, None, None).unwrap_err();
     assert!(matches!(err, Error::BadInput(_)), "{err}");
     assert!(err.to_string().contains("needs 2"), "{err}");
     let one_clip = cache(&dir.path().join("two.feat"), 1, 2);
-    let err = evaluate_tokens(&Oracle, &one_clip, None, None).unwrap_err();
+    let err = evaluate_tokens(&ORACLE, &one_clip, None, None).unwrap_err();
     assert!(err.to_string().contains("at least 2"), "{err}");
 }
