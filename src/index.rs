@@ -35,6 +35,10 @@ pub struct IndexArgs {
     /// Files per committed batch (a crash loses at most one batch).
     #[arg(long, default_value_t = IndexOptions::default().batch_files)]
     batch_files: usize,
+    /// Keep one segment per batch instead of merging them at the end of the run (merging
+    /// happens when there are more than 8).
+    #[arg(long)]
+    no_compact: bool,
     /// No progress bar and no summary; failures still go to stderr.
     #[arg(long)]
     quiet: bool,
@@ -64,6 +68,11 @@ pub fn index(args: IndexArgs) -> anyhow::Result<ExitCode> {
         jobs: args.jobs,
         batch_files: args.batch_files.max(1),
         stop: Some(stop),
+        compact_above: if args.no_compact {
+            None
+        } else {
+            IndexOptions::default().compact_above
+        },
         ..IndexOptions::default()
     };
     let bar = progress_bar(args.quiet || args.json);

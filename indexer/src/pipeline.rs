@@ -36,6 +36,11 @@ pub struct IndexOptions {
     pub batch_seconds: f64,
     /// Decoder limits (longest file accepted).
     pub decode: DecodeOptions,
+    /// After a run that committed something and was not stopped, merge all segments into one
+    /// when the database has more than this many (`None`: never). Each batch is a segment, and
+    /// searching 342 small segments was 1.5x slower than one merged segment, whose files were
+    /// also 30% smaller (docs/RESULTS.md, issue 6); a tiered merge policy would rewrite less.
+    pub compact_above: Option<usize>,
     /// When another thread sets this (a Ctrl-C handler), the run stops after the files in flight,
     /// commits what it has and returns a report with `interrupted` set.
     pub stop: Option<Arc<AtomicBool>>,
@@ -49,6 +54,7 @@ impl Default for IndexOptions {
             batch_seconds: 1800.0,
             decode: DecodeOptions::default(),
             stop: None,
+            compact_above: Some(8),
         }
     }
 }
@@ -109,6 +115,9 @@ pub struct IndexReport {
     pub tokenizer: TokenizerRecord,
     /// True when the run was stopped through [`IndexOptions::stop`] before the end.
     pub interrupted: bool,
+    /// True when the run ended by merging the segments ([`IndexOptions::compact_above`]); its
+    /// time is in `storage_s`.
+    pub compacted: bool,
 }
 
 /// The document id of a file: its canonical absolute path (symbolic links resolved), as UTF-8.
@@ -222,6 +231,7 @@ pub fn index_paths<P: AsRef<Path>>(
             storage_s: 0.0,
             tokenizer: record,
             interrupted: false,
+            compacted: false,
         },
         pending: Vec::new(),
         pending_audio_s: 0.0,
@@ -234,6 +244,15 @@ pub fn index_paths<P: AsRef<Path>>(
     // Inside the pool, so that the tokenizer's own parallel work also stays within `jobs` threads.
     pool.install(|| run.all(&found.files, &mut progress))?;
     let mut report = run.report;
+    let too_many = options
+        .compact_above
+        .is_some_and(|limit| db.segments().len() > limit);
+    if report.batches > 0 && !report.interrupted && too_many {
+        let t = Instant::now();
+        db.compact()?;
+        report.storage_s += t.elapsed().as_secs_f64();
+        report.compacted = true;
+    }
     report.wall_s = started.elapsed().as_secs_f64();
     report.realtime = report.audio_s / report.wall_s.max(1e-9);
     Ok(report)

@@ -78,8 +78,35 @@ fn options(batch_files: usize) -> IndexOptions {
     IndexOptions {
         jobs: 2,
         batch_files,
+        compact_above: None,
         ..IndexOptions::default()
     }
+}
+
+#[test]
+fn many_batches_are_merged_at_the_end_unless_stopped_or_few() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = archive(dir.path(), 7);
+    let merged = |limit: Option<usize>, batch: usize| {
+        let db_dir = tempfile::tempdir_in(dir.path()).unwrap();
+        let mut db = open_or_create_for(db_dir.path().join("db"), &LEVELS).unwrap();
+        let opts = IndexOptions {
+            compact_above: limit,
+            ..options(batch)
+        };
+        let report = index_paths(&mut db, &LEVELS, &[&root], &opts, |_| {}).unwrap();
+        assert_eq!(report.indexed, 7);
+        let info = db.info().unwrap();
+        assert_eq!(info.docs, 7);
+        (report.batches, report.compacted, db.segments().len())
+    };
+    assert_eq!(merged(Some(2), 1), (7, true, 1));
+    assert_eq!(
+        merged(Some(8), 1),
+        (7, false, 7),
+        "7 segments are not more than 8"
+    );
+    assert_eq!(merged(None, 1), (7, false, 7));
 }
 
 #[test]
