@@ -147,6 +147,8 @@ fn print_summary(report: &IndexReport, db: &Path) {
         report.batches,
         if report.interrupted {
             "; interrupted: run again to resume"
+        } else if report.compacted {
+            ", segments merged into one"
         } else {
             ""
         }
