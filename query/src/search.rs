@@ -54,26 +54,21 @@ pub struct SearchOutcome {
     pub took_ms: f64,
 }
 
-/// Checks that `db` was built with `tokenizer` (same id and weights hash).
+/// Checks that `db` was built with `tokenizer` (same id, weights hash and vocabulary); a database
+/// that records no tokenizer cannot be searched with audio.
 pub fn check_tokenizer(db: &Database, tokenizer: &dyn Tokenizer) -> Result<()> {
-    match db.tokenizer() {
-        Some(rec) if rec.id == tokenizer.id() && rec.weights_hash == tokenizer.weights_hash() => {
-            Ok(())
-        }
-        Some(rec) => Err(Error::TokenizerMismatch(format!(
-            "{} was built with tokenizer {} (weights {}), not {} (weights {})",
-            db.dir().display(),
-            rec.id,
-            rec.weights_hash,
-            tokenizer.id(),
-            tokenizer.weights_hash()
-        ))),
-        None => Err(Error::TokenizerMismatch(format!(
+    if db.tokenizer().is_none() {
+        return Err(Error::TokenizerMismatch(format!(
             "{} records no tokenizer (it holds imported tokens or nothing yet); \
              search it with token strings",
             db.dir().display()
-        ))),
+        )));
     }
+    // The same comparison (id, weights hash, vocabulary) as for adding to the database.
+    pairalign_indexer::check_tokenizer(db, tokenizer).map_err(|e| match e {
+        pairalign_indexer::Error::TokenizerMismatch(why) => Error::TokenizerMismatch(why),
+        other => Error::Index(other),
+    })
 }
 
 /// Searches `db` for the 16 kHz mono clip `samples_16k`: tokenized window by window like the
