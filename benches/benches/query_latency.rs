@@ -1,0 +1,151 @@
+//! End-to-end latency of query by example on an indexed archive: a 3 s excerpt of an indexed
+//! file, modified by a view, is tokenized and searched in-process (`ArchiveReader::search_audio`,
+//! the clip options the CLI uses); we record tokenize, search and total milliseconds, whether the
+//! source file is the first hit and whether its start is within 300 ms (issue 6's target: p50
+//! under 50 ms and p99 under 200 ms on a 100-hour archive on 2 cores).
+//!
+//! Data: the archive in `PAIRALIGN_LATENCY_DB` (built with `pairalign index`; the excerpts are
+//! cut from the files its catalog names), or, when unset, the bundled samples indexed into a
+//! temporary database. `PAIRALIGN_LATENCY_QUERIES` (default 200) queries, files drawn with seed
+//! `PAIRALIGN_LATENCY_SEED` (default 1) among those of at least 3.5 s; view
+//! `PAIRALIGN_LATENCY_VIEW` (default `speed=1.05,gain=3:3`, the view the shipped VQ tokenizer
+//! survives; see docs/RESULTS.md). No peer: nothing else answers query by example on our archive.
+//!
+//! Run: `PAIRALIGN_LATENCY_DB=/data/idx100 cargo bench -p pairalign-benches --bench query_latency`
+//! (scripts/latency-100h.sh builds the 100-hour archive first). Prints a table and one JSON line.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use pairalign_datasets::decode::{decode_file, DecodeOptions};
+use pairalign_datasets::views::{apply, ViewSpace};
+use pairalign_datasets::{Audio, SAMPLE_RATE};
+use pairalign_query::{clip_search_options, Archive, ArchiveReader, AssetMetadata};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (p / 100.0 * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let queries: usize = env_or("PAIRALIGN_LATENCY_QUERIES", 200);
+    let seed: u64 = env_or("PAIRALIGN_LATENCY_SEED", 1);
+    let view_spec: String = env_or("PAIRALIGN_LATENCY_VIEW", "speed=1.05,gain=3:3".to_string());
+    let tokenizer = Arc::new(pairalign_models::shipped::vq(
+        &pairalign_models::Device::Cpu,
+    )?);
+    let _temp;
+    let reader = match std::env::var("PAIRALIGN_LATENCY_DB") {
+        Ok(dir) => ArchiveReader::open_with(&dir, tokenizer)?,
+        Err(_) => {
+            _temp = tempfile::tempdir()?;
+            let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples");
+            let mut archive = Archive::open_with(_temp.path().join("db"), tokenizer)?;
+            archive.add_file(&samples, &AssetMetadata::default())?;
+            archive.reader()
+        }
+    };
+    let stats = reader.stats()?;
+    let all = reader.assets(Some("duration:>3.5"), 0, usize::MAX)?.assets;
+    if all.is_empty() {
+        return Err("the archive has no file of 3.5 s or more with a catalog entry".into());
+    }
+    let mut space = ViewSpace::parse(&view_spec)?;
+    space.p_each = 1.0;
+    let options = clip_search_options();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (mut tokenize, mut search, mut total) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut first, mut within) = (0usize, 0usize);
+    // One unmeasured query first: page in the segments and warm the allocator.
+    let mut warm = true;
+    let mut done = 0;
+    while done < queries {
+        let asset = &all[rng.gen_range(0..all.len())];
+        let Some(path) = &asset.path else { continue };
+        let audio = decode_file(Path::new(path), &DecodeOptions::default())?;
+        let window = 3 * SAMPLE_RATE as usize;
+        if audio.samples.len() < window + SAMPLE_RATE as usize / 2 {
+            continue;
+        }
+        let from = rng.gen_range(0..=audio.samples.len() - window);
+        let excerpt = Audio::new(audio.samples[from..from + window].to_vec(), SAMPLE_RATE);
+        let view = space.draw(&mut rng);
+        let clip = apply(&excerpt, &view, seed + done as u64, &[])?;
+        let t = Instant::now();
+        let outcome = reader.search_audio(&clip.samples, SAMPLE_RATE, &options, None)?;
+        let wall_ms = t.elapsed().as_secs_f64() * 1e3;
+        if warm {
+            warm = false;
+            continue;
+        }
+        done += 1;
+        tokenize.push(outcome.tokenize_ms);
+        search.push(outcome.search_ms);
+        total.push(wall_ms);
+        if let Some(hit) = outcome.hits.first().filter(|h| h.id == asset.id) {
+            first += 1;
+            let true_ms = from as f64 * 1e3 / f64::from(SAMPLE_RATE);
+            if (f64::from(hit.start_ms) - true_ms).abs() <= 300.0 {
+                within += 1;
+            }
+        }
+    }
+    for v in [&mut tokenize, &mut search, &mut total] {
+        v.sort_by(f64::total_cmp);
+    }
+    println!(
+        "archive: {} documents, {:.1} h, {} tokens, {} segment(s); {} queries of 3 s, view {view_spec}",
+        stats.docs,
+        stats.hours,
+        stats.tokens,
+        reader.database().segments().len(),
+        queries
+    );
+    println!(
+        "{:<10} {:>8} {:>8} {:>8} {:>8}",
+        "ms", "p50", "p90", "p99", "max"
+    );
+    for (name, v) in [
+        ("tokenize", &tokenize),
+        ("search", &search),
+        ("total", &total),
+    ] {
+        println!(
+            "{name:<10} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
+            percentile(v, 50.0),
+            percentile(v, 90.0),
+            percentile(v, 99.0),
+            percentile(v, 100.0)
+        );
+    }
+    println!("source first: {first}/{queries}; start within 300 ms: {within}/{queries}");
+    let json = serde_json::json!({
+        "docs": stats.docs,
+        "hours": stats.hours,
+        "tokens": stats.tokens,
+        "segments": reader.database().segments().len(),
+        "queries": queries,
+        "view": view_spec,
+        "tokenize_ms": {"p50": percentile(&tokenize, 50.0), "p99": percentile(&tokenize, 99.0)},
+        "search_ms": {"p50": percentile(&search, 50.0), "p99": percentile(&search, 99.0)},
+        "total_ms": {"p50": percentile(&total, 50.0), "p90": percentile(&total, 90.0),
+                     "p99": percentile(&total, 99.0), "max": percentile(&total, 100.0)},
+        "source_first": first,
+        "start_within_300ms": within,
+    });
+    println!("{json}");
+    Ok(())
+}

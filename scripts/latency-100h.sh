@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Issue 6's latency target on a 100-hour archive: renders 100 h of synthetic multi-voice speech
+# (espeak-ng and flite; scripts/setup.sh installs them), indexes it with the shipped tokenizer,
+# then runs the in-process query benchmark (benches/benches/query_latency.rs: 3 s excerpts of
+# indexed files, played 5% faster and 3 dB louder, tokenized and searched; p50/p90/p99).
+# Each step is skipped when its output exists, so an interrupted run resumes (the indexer itself
+# resumes by content). About 11 GB of WAV under WORK.
+#
+#   scripts/latency-100h.sh [WORK]   (default WORK: ./latency-data)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=${1:-latency-data}
+hours=${HOURS:-100}
+mkdir -p "$work"
+cargo build --release --locked -q
+bin=target/release/pairalign
+if [ ! -f "$work/synth/manifest.jsonl" ]; then
+    $bin synth --out "$work/synth" --hours "$hours" --seed 21 --json > "$work/synth.json"
+fi
+$bin index "$work/synth/wav" --db "$work/db" --jobs 0 --json > "$work/index.json" || true
+$bin report --db "$work/db" --json > "$work/report.json"
+PAIRALIGN_LATENCY_DB="$work/db" PAIRALIGN_LATENCY_QUERIES=${QUERIES:-300} \
+    cargo bench -q -p pairalign-benches --bench query_latency | tee "$work/latency.txt"
