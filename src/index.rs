@@ -11,7 +11,9 @@ use std::time::Duration;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pairalign_engine::{Database, SearchOptions};
-use pairalign_indexer::{index_paths, open_or_create_for, IndexOptions, IndexReport, Progress};
+use pairalign_indexer::{
+    index_paths, open_or_create_for, AssetMetadata, IndexOptions, IndexReport, Progress,
+};
 use serde_json::json;
 
 use crate::tokenize::load_tokenizer;
@@ -35,6 +37,10 @@ pub struct IndexArgs {
     /// Files per committed batch (a crash loses at most one batch).
     #[arg(long, default_value_t = IndexOptions::default().batch_files)]
     batch_files: usize,
+    /// A tag for every file of this run, added to those of its sidecar JSON (`FILE.json` or
+    /// `FILE.wav.json` beside it: `{"title": "...", "tags": ["..."]}`). Repeatable.
+    #[arg(long = "tag")]
+    tags: Vec<String>,
     /// Keep one segment per batch instead of merging them at the end of the run (merging
     /// happens when there are more than 8).
     #[arg(long)]
@@ -51,7 +57,7 @@ pub struct IndexArgs {
 /// when interrupted by Ctrl-C (what was committed stays; a re-run resumes).
 pub fn index(args: IndexArgs) -> anyhow::Result<ExitCode> {
     let tokenizer = load_tokenizer(&args.tokenizer)?;
-    let mut db = open_or_create_for(&args.db, &tokenizer)?;
+    let mut store = open_or_create_for(&args.db, &tokenizer)?;
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = Arc::clone(&stop);
@@ -73,11 +79,16 @@ pub fn index(args: IndexArgs) -> anyhow::Result<ExitCode> {
         } else {
             IndexOptions::default().compact_above
         },
+        metadata: AssetMetadata {
+            tags: args.tags.clone(),
+            ..AssetMetadata::default()
+        },
         ..IndexOptions::default()
     };
+    options.metadata.check().map_err(|e| anyhow::anyhow!(e))?;
     let bar = progress_bar(args.quiet || args.json);
     let report = index_paths(
-        &mut db,
+        &mut store,
         &tokenizer,
         &args.paths,
         &options,
@@ -96,6 +107,15 @@ pub fn index(args: IndexArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     for problem in &report.failed {
         eprintln!("failed {}: {}", problem.path.display(), problem.reason);
+    }
+    if !args.quiet && !args.json {
+        for copy in &report.duplicates {
+            eprintln!(
+                "duplicate {}: same content as {}",
+                copy.path.display(),
+                copy.of
+            );
+        }
     }
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -140,9 +160,12 @@ fn print_summary(report: &IndexReport, db: &Path) {
         db.display()
     );
     println!(
-        "{} found, {} already indexed (skipped), {} failed, {} batch(es){}",
+        "{} found, {} already indexed (skipped), {} changed (re-indexed), {} duplicate(s), {} failed, \
+         {} batch(es){}",
         report.files_found,
         report.skipped,
+        report.replaced,
+        report.duplicates.len(),
         report.failed.len(),
         report.batches,
         if report.interrupted {
@@ -174,12 +197,16 @@ pub fn search_clip(
     db: &Path,
     clip: &Path,
     tokenizer: &str,
-    options: &SearchOptions,
+    mut options: SearchOptions,
+    filter: Option<&str>,
     json_output: bool,
 ) -> anyhow::Result<ExitCode> {
     let db = Database::open_read_only(db)?;
     let tokenizer = load_tokenizer(tokenizer)?;
-    let outcome = pairalign_query::search_file(&db, &tokenizer, clip, options)
+    if let Some(filter) = filter {
+        options.only = Some(pairalign_query::select_documents(&db, filter)?);
+    }
+    let outcome = pairalign_query::search_file(&db, &tokenizer, clip, &options)
         .with_context(|| format!("query {}", clip.display()))?;
     let name = clip.display().to_string();
     if json_output {
@@ -214,6 +241,63 @@ pub fn search_clip(
             f64::from(hit.end_ms) / 1e3,
             hit.distance,
             hit.norm_distance
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of `pairalign assets`.
+#[derive(clap::Args, Debug)]
+pub struct AssetsArgs {
+    /// Database directory.
+    #[arg(long)]
+    db: PathBuf,
+    /// Only the documents whose metadata match, in tantivy query syntax: `field:value`, `AND`,
+    /// `OR`, `NOT`, ranges `duration:>60` or `duration:[10 TO 20]`; bare words search title,
+    /// file name and tags. Fields: id, path, file_name, title, tags, duration (s), format,
+    /// sample_rate, hash, indexed_at (RFC 3339), tokens.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Skip this many (sorted by id).
+    #[arg(long, default_value_t = 0)]
+    offset: usize,
+    /// Show at most this many.
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// One JSON object: {"total", "assets": [...]}.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `assets`.
+pub fn assets(args: AssetsArgs) -> anyhow::Result<ExitCode> {
+    let db = Database::open_read_only(&args.db)?;
+    let page = pairalign_query::list_assets(&db, args.filter.as_deref(), args.offset, args.limit)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&page)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{} document(s) match; showing {}",
+        page.total,
+        page.assets.len()
+    );
+    for a in &page.assets {
+        let title = a
+            .title
+            .as_deref()
+            .map(|t| format!("  \"{t}\""))
+            .unwrap_or_default();
+        let tags = if a.tags.is_empty() {
+            String::new()
+        } else {
+            format!("  [{}]", a.tags.join(", "))
+        };
+        println!(
+            "{}  {:.1} s  {}{title}{tags}",
+            a.id,
+            a.duration_s,
+            a.format.as_deref().unwrap_or("-")
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -53,6 +53,9 @@ enum Command {
     Train(TrainCommand),
     /// Turn audio files into token strings with per-token times.
     Tokenize(tokenize::TokenizeArgs),
+    /// List the archive's documents with their metadata (title, tags, duration, format...),
+    /// optionally those a filter selects.
+    Assets(index::AssetsArgs),
     /// What an archive holds, tokens and bytes per hour, and the reduction against VQ.
     Report(report::ReportArgs),
     /// Cut a clip out of a recording, optionally modified (speed, noise, gain...): a query by
@@ -229,6 +232,10 @@ struct SearchArgs {
     /// Verify every document instead of filtering with q-grams.
     #[arg(long)]
     exhaustive: bool,
+    /// Search only the documents whose metadata match, e.g. 'tags:interview AND duration:>60'
+    /// (tantivy query syntax; `pairalign assets --help` lists the fields).
+    #[arg(long)]
+    filter: Option<String>,
     /// One JSON object per line and query, for scripts.
     #[arg(long)]
     json: bool,
@@ -299,6 +306,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Search(args) => search(args),
         Command::Info(args) => info(args),
         Command::Delete(args) => delete(args),
+        Command::Assets(args) => index::assets(args),
         Command::Compact(args) => {
             let mut db = Database::open(&args.db)?;
             db.compact()?;
@@ -400,9 +408,20 @@ fn search(args: SearchArgs) -> anyhow::Result<ExitCode> {
         ..SearchOptions::default()
     };
     if let Some(clip) = &args.clip {
-        return index::search_clip(&args.db, clip, &args.tokenizer, &options, args.json);
+        return index::search_clip(
+            &args.db,
+            clip,
+            &args.tokenizer,
+            options,
+            args.filter.as_deref(),
+            args.json,
+        );
     }
     let db = Database::open_read_only(&args.db)?;
+    let mut options = options;
+    if let Some(filter) = &args.filter {
+        options.only = Some(pairalign_query::select_documents(&db, filter)?);
+    }
     let queries = match (&args.tokens, &args.tokens_file) {
         (Some(text), _) => vec![("query".to_string(), parse_tokens(text)?)],
         (None, Some(path)) => read_queries(path)?,
@@ -472,8 +491,8 @@ fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn delete(args: DeleteArgs) -> anyhow::Result<ExitCode> {
-    let mut db = Database::open(&args.db)?;
-    let report = db.delete(&args.ids)?;
+    let mut store = pairalign_indexer::Store::open(&args.db)?;
+    let report = store.delete(&args.ids)?;
     for id in &report.missing {
         eprintln!("not found: {id}");
     }

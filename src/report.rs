@@ -69,11 +69,12 @@ pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     );
     let s = &report.storage;
     println!(
-        "  tokens {}, times {}, postings {}, documents {}, other {}",
+        "  tokens {}, times {}, postings {}, documents {}, catalog {}, other {}",
         size(s.tokens as f64),
         size(s.times as f64),
         size(s.postings as f64),
         size(s.documents as f64),
+        size(s.catalog as f64),
         size(s.other as f64)
     );
     if let Some(v) = &report.versus {

@@ -111,12 +111,19 @@ fn assert_found(db: &Path, dir: &Path, file: &str, start_s: f64, view: &View) {
 fn query_by_example_finds_the_source_through_cli_and_library() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
+    let out = index(&db, &[&samples().join("long")], &["--tag", "long"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["indexed"], 4);
     let out = index(&db, &[&samples()], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let report = json(&out);
-    assert_eq!(report["indexed"], 20, "{report}");
+    assert_eq!(
+        (&report["indexed"], &report["skipped"]),
+        (&16.into(), &4.into()),
+        "{report}"
+    );
     assert_eq!(report["failed"].as_array().unwrap().len(), 0);
-    assert!(report["audio_s"].as_f64().unwrap() > 250.0, "{report}");
+    assert!(report["audio_s"].as_f64().unwrap() > 40.0, "{report}");
     assert_eq!(report["tokenizer"]["id"], "vq");
 
     // Idempotent: a second run, also naming a subfolder again, adds nothing.
@@ -143,6 +150,57 @@ fn query_by_example_finds_the_source_through_cli_and_library() {
     for (file, start_s, view) in &cases {
         assert_found(&db, dir.path(), file, *start_s, view);
     }
+
+    // Metadata: the catalog lists what the filter selects, and a filtered search only returns
+    // documents it selects.
+    let out = pairalign(&[
+        "assets",
+        "--db",
+        path(&db),
+        "--filter",
+        "tags:long",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page = json(&out);
+    assert_eq!(page["total"], 4, "{page}");
+    let first = &page["assets"][0];
+    assert!(first["duration_s"].as_f64().unwrap() > 20.0, "{first}");
+    assert!(
+        first["content_hash"].as_str().unwrap().len() == 64,
+        "{first}"
+    );
+    let clip = dir.path().join("clip-long_long_espeak-ng_en-us_m3.wav.wav");
+    let source = std::fs::canonicalize(samples().join("long/long_espeak-ng_en-us_m3.wav")).unwrap();
+    let search = |filter: &str| {
+        let out = pairalign(&[
+            "search",
+            "--db",
+            path(&db),
+            path(&clip),
+            "--json",
+            "--filter",
+            filter,
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        json(&out)["hits"].as_array().unwrap().clone()
+    };
+    assert_eq!(search("tags:long")[0]["id"], path(&source));
+    let short_only = search("duration:<20");
+    assert!(!short_only.is_empty());
+    assert!(short_only
+        .iter()
+        .all(|h| !h["id"].as_str().unwrap().contains("/long/")));
+    let out = pairalign(&[
+        "search",
+        "--db",
+        path(&db),
+        path(&clip),
+        "--filter",
+        "tags:(",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("bad filter"), "{}", stderr(&out));
 
     // Clips outside 0.5 to 60 s are a clear error.
     let short = dir.path().join("short.wav");
@@ -381,10 +439,18 @@ fn report_counts_bytes_and_compares_with_vq() {
     let storage = &r["storage"];
     assert_eq!(storage["tokens"].as_u64().unwrap(), 2 * tokens);
     assert_eq!(storage["times"].as_u64().unwrap(), 4 * tokens);
-    let parts: u64 = ["tokens", "times", "postings", "documents", "other"]
-        .iter()
-        .map(|k| storage[k].as_u64().unwrap())
-        .sum();
+    assert!(storage["catalog"].as_u64().unwrap() > 0);
+    let parts: u64 = [
+        "tokens",
+        "times",
+        "postings",
+        "documents",
+        "catalog",
+        "other",
+    ]
+    .iter()
+    .map(|k| storage[k].as_u64().unwrap())
+    .sum();
     assert_eq!(parts, r["bytes"].as_u64().unwrap());
     let versus = &r["versus"];
     assert_eq!(versus["tokenizer"], "vq");

@@ -238,6 +238,19 @@ impl Database {
         })
     }
 
+    /// A read-only copy of this snapshot, sharing its mapped segments (cheap: no file is read).
+    /// A server's writer hands these to its searchers after each commit: they see only committed
+    /// data and keep working while the writer commits, compacts or deletes.
+    pub fn snapshot(&self) -> Database {
+        Database {
+            dir: self.dir.clone(),
+            manifest: self.manifest.clone(),
+            segments: self.segments.clone(),
+            deletes: self.deletes.clone(),
+            lock: None,
+        }
+    }
+
     /// The database directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -302,6 +315,16 @@ impl Database {
     /// Checks one document against the database without adding it: id length, symbols in the
     /// vocabulary, times consistent, id not already live.
     pub fn validate(&self, doc: &NewDoc) -> Result<()> {
+        self.validate_content(doc)?;
+        if self.contains(&doc.id) {
+            return Err(Error::DuplicateId(doc.id.clone()));
+        }
+        Ok(())
+    }
+
+    /// [`Database::validate`] without the id check: for a document that will replace a live
+    /// one (deleted, then added again).
+    pub fn validate_content(&self, doc: &NewDoc) -> Result<()> {
         if doc.id.is_empty() || doc.id.len() > MAX_ID_BYTES {
             return Err(Error::InvalidInput(format!(
                 "id must be 1 to {MAX_ID_BYTES} bytes, got {}",
@@ -342,9 +365,6 @@ impl Database {
                     )));
                 }
             }
-        }
-        if self.contains(&doc.id) {
-            return Err(Error::DuplicateId(doc.id.clone()));
         }
         Ok(())
     }

@@ -12,9 +12,11 @@
 //! and only the best `max_regions` are verified (recall measured in docs/RESULTS.md).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rayon::prelude::*;
+use roaring::RoaringBitmap;
 use serde::Serialize;
 
 use crate::database::Database;
@@ -82,6 +84,9 @@ pub struct SearchOptions {
     /// dynamic-programming cells (archive tokens times query length), search exhaustively instead:
     /// exact beats ranked when it is this cheap. The default is a few milliseconds of verifier time.
     pub exhaustive_below_cells: u64,
+    /// When set, only these documents (by [`Hit::doc_id`]) are searched: a metadata filter
+    /// resolved before verification. Documents outside it cost nothing.
+    pub only: Option<Arc<RoaringBitmap>>,
 }
 
 impl Default for SearchOptions {
@@ -93,6 +98,7 @@ impl Default for SearchOptions {
             exhaustive: false,
             max_regions: 2000,
             exhaustive_below_cells: 50_000_000,
+            only: None,
         }
     }
 }
@@ -173,7 +179,7 @@ impl Database {
         let threshold = lemma_threshold(m, self.config().q as usize, k);
         let lossless = options.exhaustive || threshold >= 1 || cheap;
         let (hits, regions, verified_tokens) = if options.exhaustive || (threshold < 1 && cheap) {
-            self.scan_all(&verifier, k, options.mode)
+            self.scan_all(&verifier, k, options)
         } else {
             let regions = self.candidate_regions(query, k, threshold, options)?;
             let verified_tokens = regions.iter().map(|r| (r.end - r.start) as u64).sum();
@@ -199,7 +205,12 @@ impl Database {
     /// Verifies every live document, whole, in parallel tasks of [`VERIFY_CHUNK`] documents
     /// (no archive-sized allocations): the exhaustive search. Returns the hits, the number of
     /// documents and the number of tokens verified.
-    fn scan_all(&self, verifier: &Verifier, k: Option<u32>, mode: Mode) -> (Vec<Hit>, usize, u64) {
+    fn scan_all(
+        &self,
+        verifier: &Verifier,
+        k: Option<u32>,
+        options: &SearchOptions,
+    ) -> (Vec<Hit>, usize, u64) {
         let tasks: Vec<(usize, usize)> = self
             .segments
             .iter()
@@ -216,9 +227,7 @@ impl Database {
                 let segment = &self.segments[s];
                 let last = (first + VERIFY_CHUNK).min(segment.doc_count());
                 let regions: Vec<Region> = (first..last)
-                    .filter(|&ord| {
-                        self.deletes.is_empty() || !self.deletes.contains(segment.doc_id(ord))
-                    })
+                    .filter(|&ord| self.searchable(segment.doc_id(ord), options))
                     .map(|ord| Region {
                         segment: s,
                         ord,
@@ -229,7 +238,7 @@ impl Database {
                     .collect();
                 let tokens = regions.iter().map(|r| r.end as u64).sum();
                 (
-                    self.verify(verifier, &regions, k, mode),
+                    self.verify(verifier, &regions, k, options.mode),
                     regions.len(),
                     tokens,
                 )
@@ -243,6 +252,12 @@ impl Database {
             tokens += task_tokens;
         }
         (hits, docs, tokens)
+    }
+
+    /// Whether document number `doc_id` takes part in a search: live, and inside the options'
+    /// restriction when there is one.
+    fn searchable(&self, doc_id: u32, options: &SearchOptions) -> bool {
+        !self.deletes.contains(doc_id) && options.only.as_ref().is_none_or(|o| o.contains(doc_id))
     }
 
     /// Candidate regions from q-gram diagonal voting; lossless when `threshold >= 1`.
@@ -277,7 +292,11 @@ impl Database {
             .enumerate()
             .map(|(s, segment)| {
                 let hits = segment_hits(segment, &grams, m, threshold, lossless)?;
-                Ok(self.vote(s, segment, hits.0, hits.1, m, band))
+                let mut regions = self.vote(s, segment, hits.0, hits.1, m, band);
+                if options.only.is_some() {
+                    regions.retain(|r| self.searchable(segment.doc(r.ord).doc_id, options));
+                }
+                Ok(regions)
             })
             .collect();
         let mut regions = Vec::new();

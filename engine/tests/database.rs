@@ -167,6 +167,83 @@ fn filter_equals_exhaustive_when_the_lemma_applies() {
 }
 
 #[test]
+fn restricted_search_equals_unrestricted_hits_inside_the_restriction() {
+    // `only` (a metadata filter) must remove exactly the documents outside it, on every path:
+    // lossless filter, exhaustive scan and the ranked filter; and a deleted document stays out
+    // even when the restriction names it.
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Database::create(dir.path(), DatabaseConfig::new(64, 3)).unwrap();
+    let zipf = ZipfTokens::new(64, 1.0, 7);
+    let mut r = rng(7);
+    let docs: Vec<NewDoc> = (0..80)
+        .map(|d| {
+            let len = r.gen_range(30..200);
+            doc(&format!("d{d:02}"), zipf.string(&mut r, len))
+        })
+        .collect();
+    db.add_tokens(&docs[..40]).unwrap();
+    db.add_tokens(&docs[40..]).unwrap();
+    db.delete(&["d03"]).unwrap();
+    let number = |id: &str| {
+        let (s, ord) = db.find(id).unwrap();
+        db.segments()[s].doc(ord).doc_id
+    };
+    let allowed: Vec<String> = (0..80)
+        .filter(|d| d % 3 == 0 && *d != 3)
+        .map(|d| format!("d{d:02}"))
+        .collect();
+    let mut only: roaring::RoaringBitmap = allowed.iter().map(|id| number(id)).collect();
+    only.insert(docs.len() as u32 + 1000); // a number no document has: harmless
+    let only = std::sync::Arc::new(only);
+    for t in 0..20 {
+        let source = &docs[r.gen_range(0..docs.len())].tokens;
+        let start = r.gen_range(0..=source.len() - 20);
+        let query = zipf.noisy_copy(&mut r, &source[start..start + 20], 0.1);
+        let paths = [
+            exact(4, Mode::Infix, false),
+            exact(4, Mode::Infix, true),
+            SearchOptions {
+                top: usize::MAX,
+                exhaustive_below_cells: 0,
+                ..SearchOptions::default()
+            },
+        ];
+        for options in paths {
+            let all = db.search_tokens(&query, &options).unwrap();
+            let restricted = db
+                .search_tokens(
+                    &query,
+                    &SearchOptions {
+                        only: Some(only.clone()),
+                        ..options.clone()
+                    },
+                )
+                .unwrap();
+            let expected: Vec<&Hit> = all
+                .hits
+                .iter()
+                .filter(|h| allowed.contains(&h.id))
+                .collect();
+            assert_eq!(
+                restricted.hits.iter().collect::<Vec<_>>(),
+                expected,
+                "query {t}, {options:?}"
+            );
+            assert!(restricted.hits.iter().all(|h| h.id != "d03"));
+        }
+    }
+    let nothing = SearchOptions {
+        only: Some(std::sync::Arc::new(roaring::RoaringBitmap::new())),
+        ..exact(4, Mode::Infix, true)
+    };
+    assert!(db
+        .search_tokens(&docs[0].tokens[..20], &nothing)
+        .unwrap()
+        .hits
+        .is_empty());
+}
+
+#[test]
 fn exhaustive_equals_oracle() {
     use pairalign_engine::verifier::oracle;
     let dir = tempfile::tempdir().unwrap();

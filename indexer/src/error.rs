@@ -20,6 +20,12 @@ pub enum Error {
     /// An option is out of range (for example a window shorter than 0.1 s).
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    /// The metadata catalog (`<db>/catalog/`) cannot be opened, read or written.
+    #[error("catalog: {0}")]
+    Catalog(String),
+    /// A metadata filter does not parse or names an unknown field.
+    #[error("bad filter {0}")]
+    Filter(String),
     /// The thread pool could not be started.
     #[error("cannot start the thread pool: {0}")]
     ThreadPool(#[from] rayon::ThreadPoolBuildError),

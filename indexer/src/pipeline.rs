@@ -7,20 +7,31 @@
 //! group, so the bound is the group, not one file per thread); only token strings wait for the
 //! commit. A batch is committed with `Database::add_tokens`, which is all or
 //! nothing, as soon as it holds `batch_files` files or `batch_seconds` of audio: a killed run loses
-//! at most that batch, and a re-run skips every file whose id the database already holds.
+//! at most that batch.
+//!
+//! Re-runs skip what is already indexed, by path and by content: a file whose id (canonical
+//! path) the database holds is skipped when its size and modification time are those the catalog
+//! recorded, or else when its content hash (BLAKE3) is; a changed file is re-indexed in place of
+//! the old document. A new path whose content is already indexed under a path that still exists
+//! is a duplicate: reported and skipped, so that a copy does not show up twice in every result.
+//!
+//! Every document gets a catalog entry ([`crate::Catalog`]) with its metadata; the entries of a
+//! batch are committed just before the batch's segment (see the catalog module for why that
+//! order).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use pairalign_datasets::decode::{decode_file, DecodeOptions};
+use pairalign_datasets::decode::{decode_file, probe, DecodeOptions};
 use pairalign_datasets::SAMPLE_RATE;
 use pairalign_engine::{Database, DatabaseConfig, NewDoc, TokenizerRecord};
 use pairalign_models::{tokenize_windows, Tokenizer, WINDOWS_PER_CALL, WINDOW_SAMPLES};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::catalog::{file_stamp, hash_file, now_secs, rfc3339, Asset, AssetMetadata, Catalog};
 use crate::walk::{find_audio_files, FileProblem};
 use crate::{Error, Result};
 
@@ -41,6 +52,9 @@ pub struct IndexOptions {
     /// searching 342 small segments was 1.5x slower than one merged segment, whose files were
     /// also 30% smaller (docs/RESULTS.md, issue 6); a tiered merge policy would rewrite less.
     pub compact_above: Option<usize>,
+    /// Metadata for every file of the run: its tags are added to those of each file's sidecar
+    /// and its title is used where the sidecar gives none.
+    pub metadata: AssetMetadata,
     /// When another thread sets this (a Ctrl-C handler), the run stops after the files in flight,
     /// commits what it has and returns a report with `interrupted` set.
     pub stop: Option<Arc<AtomicBool>>,
@@ -55,6 +69,7 @@ impl Default for IndexOptions {
             decode: DecodeOptions::default(),
             stop: None,
             compact_above: Some(8),
+            metadata: AssetMetadata::default(),
         }
     }
 }
@@ -89,8 +104,13 @@ pub struct IndexReport {
     pub files_found: usize,
     /// Files indexed and committed in this run.
     pub indexed: usize,
-    /// Files skipped because their id was already in the database (or named twice).
+    /// Files skipped because they were already indexed unchanged (or named twice).
     pub skipped: usize,
+    /// Files indexed again because their content changed since they were indexed (included in
+    /// `indexed`).
+    pub replaced: usize,
+    /// Files skipped because the same content is indexed under another path.
+    pub duplicates: Vec<Duplicate>,
     /// Files and walk entries that could not be indexed, with the reason.
     pub failed: Vec<FileProblem>,
     /// Segments committed.
@@ -118,6 +138,15 @@ pub struct IndexReport {
     /// True when the run ended by merging the segments ([`IndexOptions::compact_above`]); its
     /// time is in `storage_s`.
     pub compacted: bool,
+}
+
+/// A file left out because its content is already indexed under another id.
+#[derive(Clone, Debug, Serialize)]
+pub struct Duplicate {
+    /// The file left out.
+    pub path: std::path::PathBuf,
+    /// The id of the document with the same content.
+    pub of: String,
 }
 
 /// The document id of a file: its canonical absolute path (symbolic links resolved), as UTF-8.
@@ -169,22 +198,63 @@ pub fn check_tokenizer(db: &Database, tokenizer: &dyn Tokenizer) -> Result<()> {
     Ok(())
 }
 
+/// A database and its metadata catalog, opened for writing: what indexing writes to. Derefs to
+/// the database for reading.
+#[derive(Debug)]
+pub struct Store {
+    /// The token database (segments, MANIFEST, tombstones).
+    pub db: Database,
+    /// The metadata catalog in `<db>/catalog/`.
+    pub catalog: Catalog,
+}
+
+impl std::ops::Deref for Store {
+    type Target = Database;
+
+    fn deref(&self) -> &Database {
+        &self.db
+    }
+}
+
+impl Store {
+    /// Opens an existing database for writing, and its catalog (created when missing: a
+    /// database of imported tokens gets an empty one).
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
+        let dir = dir.as_ref();
+        let db = Database::open(dir)?;
+        let catalog = Catalog::open_or_create(dir)?;
+        Ok(Store { db, catalog })
+    }
+
+    /// Deletes documents by id: tombstones first (the acknowledgement), then catalog entries.
+    pub fn delete<S: AsRef<str>>(&mut self, ids: &[S]) -> Result<pairalign_engine::DeleteReport> {
+        let report = self.db.delete(ids)?;
+        self.catalog.remove(&report.deleted)?;
+        Ok(report)
+    }
+}
+
 /// Opens the database in `dir` for writing, creating it with the tokenizer's vocabulary (and the
-/// default q) when missing, and checks the tokenizer with [`check_tokenizer`].
-pub fn open_or_create_for(dir: impl AsRef<Path>, tokenizer: &dyn Tokenizer) -> Result<Database> {
+/// default q) when missing, checks the tokenizer with [`check_tokenizer`], and opens (or
+/// creates) its catalog.
+pub fn open_or_create_for(dir: impl AsRef<Path>, tokenizer: &dyn Tokenizer) -> Result<Store> {
+    let dir = dir.as_ref();
     let config = DatabaseConfig::new(tokenizer.vocab_size(), DatabaseConfig::default().q);
     let db = Database::open_or_create(dir, config)?;
     check_tokenizer(&db, tokenizer)?;
-    Ok(db)
+    let catalog = Catalog::open_or_create(dir)?;
+    Ok(Store { db, catalog })
 }
 
 /// Indexes the audio files under `paths` into `db` with `tokenizer`, one document per file (id:
-/// [`doc_id`]), committing a segment per batch. Records the tokenizer in the database on first
-/// use. Files already in the database are skipped; a file that cannot be decoded or tokenized is
-/// listed in [`IndexReport::failed`] and the run goes on. Errors only for what stops the whole
-/// run: another tokenizer, a database failure, bad options.
+/// [`doc_id`]), committing a segment per batch, and records each in `catalog` with its metadata
+/// (a sidecar JSON next to the file gives title and tags: [`AssetMetadata::from_sidecar`]).
+/// Records the tokenizer in the database on first use. Files already indexed are skipped (see
+/// the module documentation); a file that cannot be decoded or tokenized, or whose sidecar is
+/// broken, is listed in [`IndexReport::failed`] and the run goes on. Errors only for what stops
+/// the whole run: another tokenizer, a database or catalog failure, bad options.
 pub fn index_paths<P: AsRef<Path>>(
-    db: &mut Database,
+    store: &mut Store,
     tokenizer: &(dyn Tokenizer + Sync),
     paths: &[P],
     options: &IndexOptions,
@@ -196,6 +266,7 @@ pub fn index_paths<P: AsRef<Path>>(
             options.batch_files, options.batch_seconds
         )));
     }
+    let Store { db, catalog } = store;
     check_tokenizer(db, tokenizer)?;
     let record = TokenizerRecord {
         id: tokenizer.id().to_string(),
@@ -208,6 +279,7 @@ pub fn index_paths<P: AsRef<Path>>(
     let found = find_audio_files(paths);
     let mut run = Run {
         db,
+        catalog,
         tokenizer,
         options,
         started,
@@ -219,6 +291,8 @@ pub fn index_paths<P: AsRef<Path>>(
             files_found: found.files.len(),
             indexed: 0,
             skipped: 0,
+            replaced: 0,
+            duplicates: Vec::new(),
             failed: found.problems,
             batches: 0,
             audio_s: 0.0,
@@ -234,8 +308,11 @@ pub fn index_paths<P: AsRef<Path>>(
             compacted: false,
         },
         pending: Vec::new(),
+        pending_assets: Vec::new(),
+        replacing: Vec::new(),
         pending_audio_s: 0.0,
         seen: std::collections::HashSet::new(),
+        seen_hashes: std::collections::HashMap::new(),
     };
     run.progress.failed = run.report.failed.len();
     let pool = rayon::ThreadPoolBuilder::new()
@@ -261,29 +338,59 @@ pub fn index_paths<P: AsRef<Path>>(
 /// A file ready to be committed.
 struct Tokenized {
     doc: NewDoc,
+    asset: Asset,
     audio_s: f64,
+}
+
+/// What a worker made of one file.
+enum FileResult {
+    /// Tokenized, with its catalog entry.
+    Tokenized(Tokenized),
+    /// Already indexed with this content; the catalog entry with the file's new size and
+    /// modification time, so that the next run skips it without reading it.
+    Unchanged(Asset),
+    /// The same content is indexed under this other id.
+    Duplicate(String),
 }
 
 /// One file's outcome from a worker, with its stage times.
 struct FileOutcome {
-    result: std::result::Result<Tokenized, String>,
+    result: std::result::Result<FileResult, String>,
     decode_s: f64,
     tokenize_s: f64,
+}
+
+/// A file to hand to a worker.
+struct Candidate<'p> {
+    path: &'p Path,
+    id: String,
+    /// Size and modification time now.
+    stamp: Option<(u64, i64)>,
+    /// The catalog entry of the live document with this id, when there is one: the file is
+    /// being checked for changes.
+    existing: Option<Asset>,
 }
 
 /// The state of one indexing run.
 struct Run<'a> {
     db: &'a mut Database,
+    catalog: &'a mut Catalog,
     tokenizer: &'a (dyn Tokenizer + Sync),
     options: &'a IndexOptions,
     started: Instant,
     progress: Progress,
     report: IndexReport,
-    /// Tokenized files of the batch not yet committed.
+    /// Tokenized files of the batch not yet committed, and their catalog entries.
     pending: Vec<NewDoc>,
+    pending_assets: Vec<Asset>,
+    /// Ids of live documents the pending batch replaces (their files changed).
+    replacing: Vec<String>,
     pending_audio_s: f64,
     /// Ids met in this run, so that a file named twice is indexed once.
     seen: std::collections::HashSet<String>,
+    /// Content hashes tokenized in this run, with their ids: a copy within the run is a
+    /// duplicate too.
+    seen_hashes: std::collections::HashMap<String, String>,
 }
 
 impl Run<'_> {
@@ -307,38 +414,52 @@ impl Run<'_> {
             while group.len() < group_len && next < files.len() {
                 let path = &files[next];
                 next += 1;
-                match doc_id(path) {
+                match self.candidate(path)? {
                     Err(reason) => self.fail(path, reason),
-                    Ok(id) if self.db.contains(&id) || !self.seen.insert(id.clone()) => {
-                        self.report.skipped += 1;
-                        self.progress.skipped += 1;
-                    }
-                    Ok(id) => group.push((path, id)),
+                    Ok(None) => self.skip(),
+                    Ok(Some(candidate)) => group.push(candidate),
                 }
             }
-            let outcomes: Vec<FileOutcome> = group
-                .par_iter()
-                .map(|(path, id)| self.process(path, id))
-                .collect();
-            for ((path, _), outcome) in group.iter().zip(outcomes) {
+            let outcomes: Vec<FileOutcome> = group.par_iter().map(|c| self.process(c)).collect();
+            for (candidate, outcome) in group.iter().zip(outcomes) {
+                let path = candidate.path;
                 self.report.decode_s += outcome.decode_s;
                 self.report.tokenize_s += outcome.tokenize_s;
                 match outcome.result {
                     Err(reason) => self.fail(path, reason),
-                    Ok(file) => match self.db.validate(&file.doc) {
-                        Err(e) => self.fail(path, e.to_string()),
-                        Ok(()) => {
+                    Ok(FileResult::Unchanged(asset)) => {
+                        self.skip();
+                        self.pending_assets.push(asset);
+                    }
+                    Ok(FileResult::Duplicate(of)) => self.duplicate(path, of),
+                    Ok(FileResult::Tokenized(file)) => {
+                        if let Some(of) = self.seen_hashes.get(&file.asset.content_hash) {
+                            let of = of.clone();
+                            self.duplicate(path, of);
+                        } else if let Err(e) = if candidate.existing.is_some() {
+                            self.db.validate_content(&file.doc)
+                        } else {
+                            self.db.validate(&file.doc)
+                        } {
+                            self.fail(path, e.to_string());
+                        } else {
+                            self.seen_hashes
+                                .insert(file.asset.content_hash.clone(), file.doc.id.clone());
+                            if candidate.existing.is_some() {
+                                self.replacing.push(file.doc.id.clone());
+                            }
                             self.progress.indexed += 1;
                             self.progress.audio_s += file.audio_s;
                             self.pending_audio_s += file.audio_s;
                             self.pending.push(file.doc);
+                            self.pending_assets.push(file.asset);
                             if self.pending.len() >= self.options.batch_files
                                 || self.pending_audio_s >= self.options.batch_seconds
                             {
                                 self.commit()?;
                             }
                         }
-                    },
+                    }
                 }
             }
             self.tick(progress);
@@ -346,6 +467,73 @@ impl Run<'_> {
         self.commit()?;
         self.tick(progress);
         Ok(())
+    }
+
+    /// Whether `path` needs a worker: `Ok(None)` when it is already indexed unchanged (same
+    /// size and modification time as recorded) or named twice, `Err` with a reason when it
+    /// cannot be indexed.
+    fn candidate<'p>(
+        &mut self,
+        path: &'p Path,
+    ) -> Result<std::result::Result<Option<Candidate<'p>>, String>> {
+        let id = match doc_id(path) {
+            Ok(id) => id,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        if !self.seen.insert(id.clone()) {
+            return Ok(Ok(None));
+        }
+        let stamp = file_stamp(path);
+        let existing = if self.db.contains(&id) {
+            match self.catalog.reader().get(&id)? {
+                // Indexed before the catalog existed: nothing to compare with; keep it.
+                None => return Ok(Ok(None)),
+                Some(asset)
+                    if stamp.is_some() && stamp == asset.file_size.zip(asset.modified_ns) =>
+                {
+                    return Ok(Ok(None))
+                }
+                Some(asset) => Some(asset),
+            }
+        } else {
+            None
+        };
+        Ok(Ok(Some(Candidate {
+            path,
+            id,
+            stamp,
+            existing,
+        })))
+    }
+
+    fn skip(&mut self) {
+        self.report.skipped += 1;
+        self.progress.skipped += 1;
+    }
+
+    fn duplicate(&mut self, path: &Path, of: String) {
+        self.report.duplicates.push(Duplicate {
+            path: path.to_path_buf(),
+            of,
+        });
+        self.progress.skipped += 1;
+    }
+
+    /// The live document, other than `id`, whose content hash is `hash` and whose file (when it
+    /// has one) still exists: `path` is a copy of it. A document whose file is gone was moved,
+    /// and its content is indexed again under the new path.
+    fn indexed_copy(&self, id: &str, hash: &str) -> Result<Option<String>> {
+        Ok(self
+            .catalog
+            .reader()
+            .by_hash(hash)?
+            .into_iter()
+            .find(|a| {
+                a.id != id
+                    && self.db.contains(&a.id)
+                    && a.path.as_ref().is_none_or(|p| Path::new(p).exists())
+            })
+            .map(|a| a.id))
     }
 
     fn stop_requested(&self) -> bool {
@@ -375,18 +563,21 @@ impl Run<'_> {
         self.progress.failed += 1;
     }
 
-    /// Decodes and tokenizes one file (on a worker thread).
-    fn process(&self, path: &Path, id: &str) -> FileOutcome {
+    /// Hashes, decodes and tokenizes one file (on a worker thread).
+    fn process(&self, candidate: &Candidate<'_>) -> FileOutcome {
+        let id = candidate.id.as_str();
         let t = Instant::now();
-        let audio = decode_file(path, &self.options.decode);
+        let prepared = self.prepare(candidate);
         let decode_s = t.elapsed().as_secs_f64();
-        let audio = match audio {
-            Ok(a) if a.samples.is_empty() => Err("no audio frames".to_string()),
-            Ok(a) => Ok(a),
-            Err(e) => Err(e.to_string()),
-        };
-        let audio = match audio {
-            Ok(a) => a,
+        let (audio, asset) = match prepared {
+            Ok(Ok(ready)) => ready,
+            Ok(Err(done)) => {
+                return FileOutcome {
+                    result: Ok(done),
+                    decode_s,
+                    tokenize_s: 0.0,
+                }
+            }
             Err(reason) => {
                 return FileOutcome {
                     result: Err(reason),
@@ -409,7 +600,13 @@ impl Run<'_> {
             Ok(ts) if ts.is_empty() => Err("too short to give any token".to_string()),
             Ok(ts) => {
                 let duration_ms = samples * 1000 / u64::from(SAMPLE_RATE);
-                Ok(Tokenized {
+                let asset = Asset {
+                    duration_s: samples as f64 / f64::from(SAMPLE_RATE),
+                    tokens: ts.tokens.len() as u64,
+                    ..asset
+                };
+                Ok(FileResult::Tokenized(Tokenized {
+                    asset,
                     doc: NewDoc {
                         id: id.to_string(),
                         tokens: ts.tokens,
@@ -418,7 +615,7 @@ impl Run<'_> {
                         duration_ms: Some(u32::try_from(duration_ms).unwrap_or(u32::MAX)),
                     },
                     audio_s: samples as f64 / f64::from(SAMPLE_RATE),
-                })
+                }))
             }
         };
         FileOutcome {
@@ -428,12 +625,87 @@ impl Run<'_> {
         }
     }
 
-    /// Commits the pending batch as one segment (nothing to do when it is empty).
+    /// Reads what a worker needs besides the tokens: the content hash (and, from it, whether
+    /// the file is unchanged or a copy), the sidecar metadata, the headers, and the decoded
+    /// samples. `Ok(Err(..))` when the file needs no tokenizing.
+    #[allow(clippy::type_complexity)]
+    fn prepare(
+        &self,
+        candidate: &Candidate<'_>,
+    ) -> std::result::Result<
+        std::result::Result<(pairalign_datasets::Audio, Asset), FileResult>,
+        String,
+    > {
+        let path = candidate.path;
+        let hash = hash_file(path).map_err(|e| format!("cannot read: {e}"))?;
+        match &candidate.existing {
+            Some(old) if old.content_hash == hash => {
+                return Ok(Err(FileResult::Unchanged(Asset {
+                    file_size: candidate.stamp.map(|s| s.0),
+                    modified_ns: candidate.stamp.map(|s| s.1),
+                    ..old.clone()
+                })))
+            }
+            Some(_) => {}
+            None => {
+                if let Some(of) = self
+                    .indexed_copy(&candidate.id, &hash)
+                    .map_err(|e| e.to_string())?
+                {
+                    return Ok(Err(FileResult::Duplicate(of)));
+                }
+            }
+        }
+        let mut metadata = AssetMetadata::from_sidecar(path)?.unwrap_or_default();
+        let run = &self.options.metadata;
+        metadata.title = metadata.title.or_else(|| run.title.clone());
+        for tag in &run.tags {
+            if !metadata.tags.contains(tag) {
+                metadata.tags.push(tag.clone());
+            }
+        }
+        let info = probe(path).map_err(|e| e.to_string())?;
+        let audio = decode_file(path, &self.options.decode).map_err(|e| e.to_string())?;
+        if audio.samples.is_empty() {
+            return Err("no audio frames".to_string());
+        }
+        let asset = Asset {
+            id: candidate.id.clone(),
+            path: Some(candidate.id.clone()),
+            file_name: path.file_name().map(|n| n.to_string_lossy().into_owned()),
+            title: metadata.title,
+            tags: metadata.tags,
+            duration_s: 0.0,
+            format: Some(info.format),
+            sample_rate: Some(info.sample_rate),
+            content_hash: hash,
+            tokens: 0,
+            indexed_at: rfc3339(now_secs()),
+            file_size: candidate.stamp.map(|s| s.0),
+            modified_ns: candidate.stamp.map(|s| s.1),
+        };
+        Ok(Ok((audio, asset)))
+    }
+
+    /// Commits the pending batch as one segment (nothing to do when it is empty): its catalog
+    /// entries first, then the tombstones of the documents it replaces, then the segment.
     fn commit(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
+        if self.pending.is_empty() && self.pending_assets.is_empty() {
             return Ok(());
         }
         let t = Instant::now();
+        self.catalog.upsert(&self.pending_assets)?;
+        self.pending_assets.clear();
+        if self.pending.is_empty() {
+            // Only new stamps of unchanged files.
+            self.report.storage_s += t.elapsed().as_secs_f64();
+            return Ok(());
+        }
+        if !self.replacing.is_empty() {
+            self.db.delete(&self.replacing)?;
+            self.report.replaced += self.replacing.len();
+            self.replacing.clear();
+        }
         self.db.add_tokens(&self.pending)?;
         self.report.storage_s += t.elapsed().as_secs_f64();
         self.report.batches += 1;

@@ -23,6 +23,8 @@ pub struct StorageBytes {
     pub postings: u64,
     /// Doc table, names and name index.
     pub documents: u64,
+    /// The metadata catalog (`catalog/`: tantivy's files).
+    pub catalog: u64,
     /// Headers, footers, padding, tombstones and the MANIFEST.
     pub other: u64,
 }
@@ -98,8 +100,9 @@ pub fn archive_report(db: &Database) -> Result<ArchiveReport> {
         }
     }
     let bytes = folder_bytes(db.dir())?;
+    storage.catalog = crate::catalog::dir_bytes(&db.dir().join(crate::CATALOG_DIR));
     let sections = storage.tokens + storage.times + storage.postings + storage.documents;
-    storage.other = bytes.saturating_sub(sections);
+    storage.other = bytes.saturating_sub(sections + storage.catalog);
     debug_assert!(segment_bytes >= sections);
     let hours = duration_ms as f64 / 3.6e6;
     Ok(ArchiveReport {

@@ -167,6 +167,126 @@ fn rerun_and_overlapping_paths_add_nothing() {
 }
 
 #[test]
+fn reruns_go_by_content_changed_files_are_replaced_and_copies_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = archive(dir.path(), 4);
+    let mut store = open_or_create_for(dir.path().join("db"), &LEVELS).unwrap();
+    index_paths(&mut store, &LEVELS, &[&root], &options(32), |_| {}).unwrap();
+    let f00 = root.join("f00.wav");
+    let id = doc_id(&f00).unwrap();
+    let tokens_of = |store: &pairalign_indexer::Store, id: &str| {
+        let (s, ord) = store.find(id).unwrap();
+        store.segments()[s].doc_tokens(ord).to_vec()
+    };
+    let before = tokens_of(&store, &id);
+
+    // Touched (new modification time), same bytes: the hash says unchanged.
+    let bytes = std::fs::read(&f00).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&f00, &bytes).unwrap();
+    let touched = index_paths(&mut store, &LEVELS, &[&root], &options(32), |_| {}).unwrap();
+    assert_eq!(
+        (touched.indexed, touched.skipped, touched.replaced),
+        (0, 4, 0)
+    );
+    let stamp = pairalign_indexer::file_stamp(&f00).unwrap();
+    let asset = store.catalog.reader().get(&id).unwrap().unwrap();
+    assert_eq!(
+        asset.file_size.zip(asset.modified_ns),
+        Some(stamp),
+        "restamped"
+    );
+
+    // New content under the same path: re-indexed in place of the old document.
+    write_levels(&f00, &[7, 7], 2.0);
+    let changed = index_paths(&mut store, &LEVELS, &[&root], &options(32), |_| {}).unwrap();
+    assert_eq!(
+        (changed.indexed, changed.skipped, changed.replaced),
+        (1, 3, 1)
+    );
+    assert_eq!(store.info().unwrap().docs, 4);
+    assert_ne!(tokens_of(&store, &id), before);
+    assert_eq!(tokens_of(&store, &id), [30, 7, 20, 7]);
+    let asset = store.catalog.reader().get(&id).unwrap().unwrap();
+    assert_eq!(
+        asset.content_hash,
+        pairalign_indexer::hash_file(&f00).unwrap()
+    );
+    assert!((asset.duration_s - 5.0).abs() < 1e-9);
+
+    // A copy under a new path is a duplicate of the indexed file, as is a second copy made in
+    // the same run; once the original is gone (moved), the copy is indexed.
+    let copies = dir.path().join("copies");
+    std::fs::create_dir(&copies).unwrap();
+    std::fs::copy(
+        root.join("f01.wav".replace("f01", "sub/f01")),
+        copies.join("a.wav"),
+    )
+    .unwrap();
+    write_levels(&copies.join("new1.wav"), &[2, 2, 2], 1.0);
+    std::fs::copy(copies.join("new1.wav"), copies.join("new2.wav")).unwrap();
+    let run = index_paths(&mut store, &LEVELS, &[&copies], &options(32), |_| {}).unwrap();
+    assert_eq!(run.indexed, 1, "{run:?}");
+    let mut dups: Vec<(String, String)> = run
+        .duplicates
+        .iter()
+        .map(|d| {
+            (
+                d.path.file_name().unwrap().to_str().unwrap().to_string(),
+                d.of.clone(),
+            )
+        })
+        .collect();
+    dups.sort();
+    assert_eq!(
+        dups[0],
+        (
+            "a.wav".to_string(),
+            doc_id(&root.join("sub/f01.wav")).unwrap()
+        )
+    );
+    assert_eq!(dups[1].0, "new2.wav");
+    assert_eq!(dups[1].1, doc_id(&copies.join("new1.wav")).unwrap());
+    std::fs::remove_file(root.join("sub/f01.wav")).unwrap();
+    let moved = index_paths(&mut store, &LEVELS, &[&copies], &options(32), |_| {}).unwrap();
+    assert_eq!((moved.indexed, moved.duplicates.len()), (1, 1), "{moved:?}");
+    assert!(store.contains(&doc_id(&copies.join("a.wav")).unwrap()));
+
+    // Deleting through the store removes the catalog entry too.
+    store.delete(&[id.as_str()]).unwrap();
+    assert!(store.catalog.reader().get(&id).unwrap().is_none());
+}
+
+#[test]
+fn a_broken_sidecar_fails_its_file_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = archive(dir.path(), 2);
+    std::fs::write(root.join("f00.json"), "{\"tags\": 3}").unwrap();
+    std::fs::write(
+        root.join("sub/f01.wav.json"),
+        r#"{"title": "One", "tags": ["x"]}"#,
+    )
+    .unwrap();
+    let mut store = open_or_create_for(dir.path().join("db"), &LEVELS).unwrap();
+    let report = index_paths(&mut store, &LEVELS, &[&root], &options(32), |_| {}).unwrap();
+    assert_eq!(report.indexed, 1);
+    assert_eq!(report.failed.len(), 1);
+    assert!(
+        report.failed[0].reason.contains("f00.json"),
+        "{:?}",
+        report.failed
+    );
+    let one = doc_id(&root.join("sub/f01.wav")).unwrap();
+    let hits = store
+        .catalog
+        .reader()
+        .select("title:one AND tags:X")
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].id, one);
+}
+
+#[test]
 fn bad_files_are_listed_and_the_rest_indexed() {
     let dir = tempfile::tempdir().unwrap();
     let root = archive(dir.path(), 3);
@@ -223,7 +343,9 @@ fn another_tokenizer_is_refused() {
         duration_ms: None,
     }])
     .unwrap();
-    let err = index_paths(&mut db, &LEVELS, &[&root], &options(32), |_| {}).unwrap_err();
+    drop(db);
+    let mut store = pairalign_indexer::Store::open(&imported).unwrap();
+    let err = index_paths(&mut store, &LEVELS, &[&root], &options(32), |_| {}).unwrap_err();
     assert!(matches!(err, Error::TokenizerMismatch(_)), "{err}");
 }
 

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_datasets::SAMPLE_RATE;
-use pairalign_query::{clip_search_options, Archive};
+use pairalign_query::{clip_search_options, Archive, AssetMetadata};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let assets = std::env::args()
@@ -19,8 +19,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let mut archive = Archive::open(dir.path().join("assets.db"))?;
 
-    // Ingest: one call per asset or folder; bad files are reported, not fatal.
-    let report = archive.add_file(&assets)?;
+    // Ingest: one call per asset or folder, with tags for all of them (sidecar JSON files add
+    // titles and tags per file); bad files are reported, not fatal.
+    let ingest = AssetMetadata {
+        tags: vec!["ingest-2026-12".into()],
+        ..AssetMetadata::default()
+    };
+    let report = archive.add_file(&assets, &ingest)?;
     println!(
         "ingested {} assets ({:.1} min of audio, {:.0}x realtime), {} failed",
         report.indexed,
@@ -44,7 +49,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let audio = decode_file(longest.1.as_ref(), &DecodeOptions::default())?;
     let start = audio.samples.len() / 3;
     let clip = &audio.samples[start..start + 3 * SAMPLE_RATE as usize];
-    let outcome = archive.search_audio(clip, SAMPLE_RATE, &clip_search_options())?;
+    // Restricted to this ingest's assets longer than 10 s (a metadata filter).
+    let outcome = archive.search_audio(
+        clip,
+        SAMPLE_RATE,
+        &clip_search_options(),
+        Some("tags:ingest-2026-12 AND duration:>10"),
+    )?;
     println!(
         "clip from {} at {:.1} s: {} hits in {:.1} ms",
         longest.1,

@@ -21,6 +21,22 @@ pub enum Error {
     /// comparable.
     #[error("tokenizer mismatch: {0}")]
     TokenizerMismatch(String),
+    /// A metadata filter does not parse, names an unknown field, or the database has no
+    /// catalog to filter with.
+    #[error("bad filter {0}")]
+    Filter(String),
+    /// Metadata (title, tags, id) breaks a limit.
+    #[error("invalid metadata: {0}")]
+    InvalidMetadata(String),
+    /// The id asked for a new asset belongs to a live document.
+    #[error("the id {0:?} is taken")]
+    IdTaken(String),
+    /// The same content (same BLAKE3 hash) is already indexed under another id.
+    #[error("the same content is already indexed as {of:?}")]
+    Duplicate {
+        /// The id of the document holding that content.
+        of: String,
+    },
     /// The clip file cannot be decoded (not audio, damaged, empty).
     #[error(transparent)]
     Decode(#[from] pairalign_datasets::Error),

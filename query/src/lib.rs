@@ -25,9 +25,12 @@ mod archive;
 mod error;
 mod search;
 
-pub use archive::{Archive, ArchiveTokenizer};
+pub use archive::{
+    list_assets, select_documents, Archive, ArchiveReader, ArchiveTokenizer, AssetPage,
+};
 pub use error::{Error, Result};
 pub use pairalign_engine::{EditBudget, Hit, Mode, SearchOptions};
+pub use pairalign_indexer::{Asset, AssetMetadata, FIELDS as FILTER_FIELDS};
 pub use search::{
     check_tokenizer, clip_search_options, search_audio, search_file, SearchOutcome,
     CLIP_EDIT_BUDGET, MAX_CLIP_S, MIN_CLIP_S,

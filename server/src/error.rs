@@ -16,7 +16,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The request is malformed: bad JSON, unknown or out-of-range options, a missing multipart
-    /// part, a bad filter, a bad id (400 `bad_request`).
+    /// part, a bad filter, bad metadata or id, a clip outside 0.5 to 60 s (400 `bad_request`).
     #[error("{0}")]
     BadRequest(String),
     /// A write came without the configured bearer token, or with another one (401
@@ -45,7 +45,7 @@ pub enum Error {
     /// `undecodable_audio`).
     #[error("{0}")]
     UndecodableAudio(String),
-    /// The upload's id or content is already in the archive (409 `conflict`).
+    /// The upload's id is taken or its content is already in the archive (409 `conflict`).
     #[error("{0}")]
     Conflict(String),
     /// The archive was built with another tokenizer than the server's, or holds imported tokens
@@ -148,7 +148,10 @@ impl Error {
             None => error.to_string(),
         };
         match error {
-            Q::ClipLength { .. } => Error::BadRequest(message),
+            Q::ClipLength { .. } | Q::Filter(_) | Q::InvalidMetadata(_) => {
+                Error::BadRequest(message)
+            }
+            Q::IdTaken(_) | Q::Duplicate { .. } => Error::Conflict(message),
             Q::Decode(_) => Error::UndecodableAudio(message),
             Q::TokenizerMismatch(_) | Q::Index(pairalign_indexer::Error::TokenizerMismatch(_)) => {
                 Error::TokenizerMismatch(message)
@@ -253,8 +256,10 @@ mod tests {
         assert_eq!(error.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert!(error.to_string().contains("clip.wav"), "{error}");
         assert!(!error.to_string().contains("uploads"), "{error}");
-        let duplicate = Q::Engine(pairalign_engine::Error::DuplicateId("a".into()));
+        let duplicate = Q::Duplicate { of: "a".into() };
         assert_eq!(Error::from(duplicate).status(), StatusCode::CONFLICT);
+        assert_eq!(Error::from(Q::IdTaken("a".into())).code(), "conflict");
+        assert_eq!(Error::from(Q::Filter("x:".into())).code(), "bad_request");
         let bad = Q::Engine(pairalign_engine::Error::InvalidInput("no tokens".into()));
         assert_eq!(Error::from(bad).code(), "bad_request");
         let mismatch = Q::TokenizerMismatch("other".into());

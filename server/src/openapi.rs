@@ -81,6 +81,19 @@ fn audio_bodies() -> Map<String, Value> {
         .collect()
 }
 
+/// How filters are written, with the catalog's fields.
+fn filter_syntax() -> String {
+    let fields: Vec<String> = pairalign_query::FILTER_FIELDS
+        .iter()
+        .map(|(name, what)| format!("`{name}` ({what})"))
+        .collect();
+    format!(
+        "tantivy query syntax over the catalog, e.g. `tags:interview AND duration:>60`; \
+         fields: {}",
+        fields.join(", ")
+    )
+}
+
 fn overloaded() -> Value {
     error("every search slot is busy, the writer's queue is full, or the server is shutting down; retry after `Retry-After` seconds")
 }
@@ -112,7 +125,7 @@ pub(crate) fn search() -> Value {
         "parameters": [
             query("top", "hits to return (raw audio bodies)", json!({"type": "integer", "minimum": 1})),
             query("k", "edit budget: an integer, or a fraction of the query length below 1 (raw audio bodies)", json!({"type": "string"})),
-            query("filter", "metadata filter (raw audio bodies)", json!({"type": "string"})),
+            query("filter", &format!("metadata filter (raw audio bodies); {}", filter_syntax()), json!({"type": "string"})),
         ],
         "requestBody": {"required": true, "content": content},
         "responses": {
@@ -158,7 +171,7 @@ pub(crate) fn upload() -> Value {
         "responses": {
             "201": ok("committed: searches see it", "Asset"),
             "202": ok("queued: follow the job (Location header)", "Job"),
-            "400": error("bad metadata or id"),
+            "400": error("bad metadata (too many or too long tags, a long title) or id"),
             "408": error("the request took longer than the request timeout (a queued write still completes)"),
             "409": error("the id or the content is already in the archive, or the archive was built with another tokenizer"),
             "413": error("the body is larger than the limit"),
@@ -173,7 +186,7 @@ pub(crate) fn list_assets() -> Value {
     json!({
         "summary": "List assets, optionally filtered by metadata.",
         "parameters": [
-            query("filter", "metadata filter, e.g. `tags:interview AND duration:>60`", json!({"type": "string"})),
+            query("filter", &filter_syntax(), json!({"type": "string"})),
             query("offset", "assets to skip", json!({"type": "integer", "minimum": 0})),
             query("limit", "assets per page (default 50)", json!({"type": "integer", "minimum": 1})),
         ],
@@ -288,7 +301,7 @@ fn components() -> Value {
                 "properties": {
                     "top": {"type": "integer", "minimum": 1, "description": "hits to return (default 10)"},
                     "k": budget,
-                    "filter": {"type": "string", "description": "metadata filter"},
+                    "filter": {"type": "string", "description": filter_syntax()},
                 },
             },
             "TokenSearch": {
@@ -299,7 +312,7 @@ fn components() -> Value {
                     "tokens": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 65535}},
                     "top": {"type": "integer", "minimum": 1},
                     "k": budget,
-                    "filter": {"type": "string"},
+                    "filter": {"type": "string", "description": filter_syntax()},
                 },
             },
             "Hit": {
@@ -337,10 +350,21 @@ fn components() -> Value {
             },
             "Asset": {
                 "type": "object",
+                "description": "the catalog entry of one document",
                 "properties": {
-                    "id": {"type": "string"},
+                    "id": {"type": "string", "description": "a file's canonical path, or the id an upload was given (default: from the content hash)"},
+                    "path": {"type": "string", "nullable": true, "description": "where the audio was read from; null for uploads"},
+                    "file_name": {"type": "string", "nullable": true},
+                    "title": {"type": "string", "nullable": true},
+                    "tags": {"type": "array", "items": {"type": "string"}},
                     "duration_s": {"type": "number"},
+                    "format": {"type": "string", "nullable": true, "description": "container/codec, e.g. wav/pcm_s16le"},
+                    "sample_rate": {"type": "integer", "nullable": true, "description": "the file's own rate in Hz"},
+                    "content_hash": {"type": "string", "description": "BLAKE3 of the file's bytes, hex"},
                     "tokens": {"type": "integer"},
+                    "indexed_at": {"type": "string", "description": "UTC, RFC 3339"},
+                    "file_size": {"type": "integer"},
+                    "modified_ns": {"type": "integer"},
                 },
             },
             "AssetPage": {

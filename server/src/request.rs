@@ -3,7 +3,7 @@
 //! limit; options come from the query string, a multipart JSON part or the JSON body. Anything
 //! else is 415.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Query, Request};
@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use pairalign_engine::{EditBudget, Symbol};
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
-use tempfile::TempPath;
+use tempfile::TempDir;
 use tokio::io::AsyncWriteExt;
 
 use crate::archive::UploadMetadata;
@@ -39,11 +39,14 @@ const SEARCH_TYPES: &str = "an audio type (audio/wav, audio/x-wav, audio/flac, a
 const UPLOAD_TYPES: &str = "an audio type (audio/wav, audio/x-wav, audio/flac, audio/mpeg, \
                             audio/ogg, application/octet-stream) or multipart/form-data";
 
-/// Audio from a request, saved in `<db>/uploads/`; the file is removed when this is dropped.
+/// Audio from a request, saved as `<db>/uploads/.upload-XXXX/upload.<ext>`; the folder is
+/// removed when this is dropped. The file's own name says nothing about the client's (a
+/// catalog defaults an upload's file name to it, so clients' names travel as metadata).
 #[derive(Debug)]
 pub(crate) struct UploadedFile {
-    path: TempPath,
+    path: PathBuf,
     file_name: Option<String>,
+    _dir: TempDir,
 }
 
 impl UploadedFile {
@@ -337,27 +340,28 @@ async fn read_body(mut body: Body, limit: u64) -> Result<Vec<u8>> {
 /// A temporary file in `<db>/uploads/` being written, counted against the body limit.
 struct Spool {
     file: tokio::fs::File,
-    path: TempPath,
+    path: PathBuf,
+    dir: TempDir,
     written: u64,
     limit: u64,
 }
 
 impl Spool {
     fn create(state: &AppState, extension: &str) -> Result<Spool> {
-        let suffix = if extension.is_empty() {
-            String::new()
-        } else {
-            format!(".{extension}")
-        };
-        let (file, path) = tempfile::Builder::new()
+        let failed = |e| Error::io(format!("creating a file in {}", state.uploads.display()), e);
+        let dir = tempfile::Builder::new()
             .prefix(UPLOAD_PREFIX)
-            .suffix(&suffix)
-            .tempfile_in(&state.uploads)
-            .map_err(|e| Error::io(format!("creating a file in {}", state.uploads.display()), e))?
-            .into_parts();
+            .tempdir_in(&state.uploads)
+            .map_err(failed)?;
+        let path = match extension {
+            "" => dir.path().join("upload"),
+            ext => dir.path().join(format!("upload.{ext}")),
+        };
+        let file = std::fs::File::create_new(&path).map_err(failed)?;
         Ok(Spool {
             file: tokio::fs::File::from_std(file),
             path,
+            dir,
             written: 0,
             limit: state.limits.max_body_bytes,
         })
@@ -382,6 +386,7 @@ impl Spool {
         Ok(UploadedFile {
             path: self.path,
             file_name,
+            _dir: self.dir,
         })
     }
 }

@@ -55,8 +55,10 @@ pub(crate) struct ListParams {
 #[derive(Debug, Serialize)]
 pub(crate) struct AssetPage {
     /// Assets matching the filter, in all.
-    total: u64,
+    total: usize,
+    /// Assets skipped before this page.
     offset: usize,
+    /// This page, sorted by id.
     assets: Vec<Asset>,
 }
 
@@ -243,11 +245,11 @@ impl AppState {
         let filter = filter(params.filter);
         let snapshot = self.snapshot();
         blocking(move || {
-            let (total, assets) = snapshot.assets(filter.as_deref(), offset, limit)?;
+            let page = snapshot.assets(filter.as_deref(), offset, limit)?;
             Ok(AssetPage {
-                total,
+                total: page.total,
                 offset,
-                assets,
+                assets: page.assets,
             })
         })
         .await

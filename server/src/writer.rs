@@ -3,7 +3,7 @@
 //! [`Snapshot`] before it answers, so a client that got its reply searches a state that holds its
 //! write, and searches never see half of one.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -171,7 +171,7 @@ fn publish(archive: &Writable, current: &ArcSwap<Snapshot>) -> Result<()> {
 
 /// Removes temporary upload files left by a server that was killed (the writer holds the
 /// database's lock, so no other server is using them).
-pub(crate) fn clear_uploads(dir: &PathBuf) -> Result<()> {
+pub(crate) fn clear_uploads(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let entries =
@@ -182,7 +182,11 @@ pub(crate) fn clear_uploads(dir: &PathBuf) -> Result<()> {
             .to_string_lossy()
             .starts_with(crate::request::UPLOAD_PREFIX)
         {
-            let _ = std::fs::remove_file(entry.path());
+            let path = entry.path();
+            let _ = match entry.file_type() {
+                Ok(t) if t.is_dir() => std::fs::remove_dir_all(path),
+                _ => std::fs::remove_file(path),
+            };
         }
     }
     Ok(())

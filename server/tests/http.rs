@@ -88,8 +88,8 @@ impl TestServer {
     }
 }
 
-/// The server most tests share: `samples/long` indexed, writes guarded by [`TOKEN`], default
-/// limits. Its folder lives under the target's test temp dir (statics are never dropped).
+/// The server most tests share: `samples/long` indexed (tagged `long`), writes guarded by
+/// [`TOKEN`], default limits. Its folder lives under the target's test temp dir (statics are never dropped).
 fn shared() -> &'static TestServer {
     static SHARED: OnceLock<TestServer> = OnceLock::new();
     SHARED.get_or_init(|| {
@@ -98,7 +98,11 @@ fn shared() -> &'static TestServer {
             .keep();
         let db = dir.join("db");
         let mut archive = pairalign_query::Archive::open(&db).unwrap();
-        let report = archive.add_file(samples().join("long")).unwrap();
+        let long = pairalign_query::AssetMetadata {
+            tags: vec!["long".into()],
+            ..Default::default()
+        };
+        let report = archive.add_file(samples().join("long"), &long).unwrap();
         assert_eq!(report.indexed, 4, "{report:?}");
         drop(archive);
         TestServer::start(&db, Some(TOKEN), Limits::default())
@@ -325,20 +329,38 @@ fn upload_then_search_finds_it_and_delete_then_search_does_not() {
         StatusCode::OK,
     );
     assert_eq!(got["id"], "kal-upload");
-    let page = expect(
-        client()
-            .get(server.url("/v1/assets?limit=1000"))
-            .send()
-            .unwrap(),
-        StatusCode::OK,
+    assert_eq!(got["title"], "Kal");
+    assert_eq!(got["tags"], json!(["voice", "flite"]));
+    assert_eq!(got["path"], Value::Null, "{got}");
+    assert_eq!(got["sample_rate"], 16_000);
+
+    // Filters restrict listings and searches to what the catalog selects.
+    let listed = |query: &str| -> Vec<String> {
+        let page = expect(
+            client()
+                .get(server.url(&format!("/v1/assets?{query}")))
+                .send()
+                .unwrap(),
+            StatusCode::OK,
+        );
+        page["assets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(listed("limit=1000").contains(&"kal-upload".to_string()));
+    assert_eq!(
+        listed("filter=tags:flite%20AND%20title:kal"),
+        ["kal-upload"]
     );
-    let ids: Vec<&str> = page["assets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["id"].as_str().unwrap())
-        .collect();
-    assert!(ids.contains(&"kal-upload"), "{page}");
+    let long = listed("filter=tags:long");
+    assert_eq!(long.len(), 4, "{long:?}");
+    let hits = search_wav(server, bytes.clone(), "?filter=tags:long");
+    assert!(hits.iter().all(|h| h["id"] != "kal-upload"), "{hits:?}");
+    let hits = search_wav(server, bytes.clone(), "?filter=tags:voice");
+    assert_eq!(hits[0]["id"], "kal-upload", "{hits:?}");
 
     let deleted = client()
         .delete(server.url("/v1/assets/kal-upload"))
@@ -378,6 +400,8 @@ fn upload_then_search_finds_it_and_delete_then_search_does_not() {
         .unwrap();
     let asset = expect(response, StatusCode::CREATED);
     assert_eq!(asset["id"], "m2-upload");
+    assert_eq!(asset["file_name"], "m2.wav");
+    assert_eq!(asset["tags"], json!(["interview"]));
     let deleted = client()
         .delete(server.url("/v1/assets/m2-upload"))
         .bearer_auth(TOKEN)
@@ -543,6 +567,30 @@ fn errors_are_json_with_the_right_status_and_the_server_keeps_serving() {
         StatusCode::BAD_REQUEST,
         "bad_request",
     );
+    for filter in ["nosuchfield:x", "duration:>>1", "tags:(a"] {
+        expect_error(
+            client()
+                .get(server.url(&format!("/v1/assets?filter={filter}")))
+                .send()
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        );
+    }
+    expect_error(
+        post_json(
+            "/v1/search",
+            r#"{"tokens": [1, 2, 3], "filter": "nosuchfield:x"}"#,
+        ),
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    );
+    let many_tags = vec!["t"; 65].join(",");
+    let response = post_audio(
+        &format!("/v1/assets?tags={many_tags}"),
+        std::fs::read(samples().join("short/flite_rms.ogg")).unwrap(),
+    );
+    expect_error(response, StatusCode::BAD_REQUEST, "bad_request");
     healthy();
 
     // 401: writes without the token or with another one; reads stay open.
@@ -603,11 +651,21 @@ fn errors_are_json_with_the_right_status_and_the_server_keeps_serving() {
     );
     healthy();
 
-    // 409: an id that is taken.
+    // 409: an id that is taken, content that is already indexed.
     let response = post_audio("/v1/assets?id=slt-conflict", bytes.clone());
     expect(response, StatusCode::CREATED);
-    let response = post_audio("/v1/assets?id=slt-conflict", bytes.clone());
+    let other = std::fs::read(samples().join("short/espeak-ng_en-us_klatt4.mp3")).unwrap();
+    let response = post_audio("/v1/assets?id=slt-conflict", other);
     expect_error(response, StatusCode::CONFLICT, "conflict");
+    let response = post_audio("/v1/assets", bytes.clone());
+    let body = expect_error(response, StatusCode::CONFLICT, "conflict");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("slt-conflict"),
+        "{body}"
+    );
     let response = client()
         .delete(server.url("/v1/assets/slt-conflict"))
         .bearer_auth(TOKEN)
@@ -759,6 +817,8 @@ fn a_busy_server_answers_503_and_a_slow_request_408() {
         StatusCode::OK,
     );
     assert_eq!(body["hits"], json!([]), "an empty archive");
+    let clip = wav_bytes(&Audio::new(vec![0.1; 2 * SAMPLE_RATE as usize], SAMPLE_RATE));
+    assert_eq!(search_wav(&server, clip, ""), Vec::<Value>::new());
     server.stop().unwrap();
 }
 
