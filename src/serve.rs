@@ -39,6 +39,9 @@ pub struct ServeArgs {
     /// Searches running at once (one more: 503) [default: twice the number of cores].
     #[arg(long)]
     max_searches: Option<usize>,
+    /// Uploads receiving their body or waiting for their commit at once (one more: 503).
+    #[arg(long, default_value_t = Limits::default().max_concurrent_uploads)]
+    max_uploads: usize,
     /// Uploads of at most this many seconds of audio are committed before the reply (201);
     /// longer ones are queued as jobs (202).
     #[arg(long, default_value_t = Limits::default().sync_upload_max_s)]
@@ -59,6 +62,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_concurrent_searches: args
             .max_searches
             .unwrap_or(defaults.max_concurrent_searches),
+        max_concurrent_uploads: args.max_uploads,
         sync_upload_max_s: args.sync_upload_s,
         ..defaults
     };

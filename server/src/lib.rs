@@ -5,7 +5,7 @@
 //! writes (uploads, deletes) one at a time from a queue ([`writer`]); after each commit it
 //! publishes a fresh read-only snapshot. Searches and GETs take the current snapshot and run on
 //! the blocking pool, so they run while the writer indexes and see committed data only. Limits
-//! ([`Limits`]) bound bodies, time, concurrent searches and the writer's queue. Shutdown stops
+//! ([`Limits`]) bound bodies, time, concurrent searches and uploads, and the writer's queue. Shutdown stops
 //! accepting, finishes the requests in flight, lets the writer apply every queued write, then
 //! returns.
 //!
@@ -49,13 +49,13 @@ pub use error::{Error, ErrorDetail, Result};
 pub use jobs::{Job, JobStatus};
 pub use limits::Limits;
 pub use openapi::document as openapi_document;
-pub use request::{Budget, SearchParams, AUDIO_CONTENT_TYPES};
+pub use request::AUDIO_CONTENT_TYPES;
 pub use routes::{Route, Verb, ROUTES};
 pub use service::SearchResults;
 
 use crate::archive::Writable;
 use crate::jobs::Jobs;
-use crate::limits::SearchSlots;
+use crate::limits::Slots;
 use crate::metrics::Metrics;
 use crate::state::{AppState, Inner};
 use crate::writer::Writer;
@@ -109,7 +109,8 @@ impl ServerBuilder {
                 writer,
                 jobs,
                 metrics: Metrics::default(),
-                search_slots: SearchSlots::new(self.limits.max_concurrent_searches),
+                search_slots: Slots::new(self.limits.max_concurrent_searches, "search"),
+                upload_slots: Slots::new(self.limits.max_concurrent_uploads, "upload"),
                 uploads,
             }),
         })

@@ -1,5 +1,5 @@
 //! The server's limits with their defaults, and what enforces them: the request timeout
-//! (middleware) and the search slots (an extractor that takes a slot or answers 503). The body
+//! (middleware) and the search and upload slots (extractors that take a slot or answer 503). The body
 //! size limit is enforced where bodies are read ([`crate::request`]).
 
 use std::sync::Arc;
@@ -28,6 +28,9 @@ pub struct Limits {
     /// Default twice the number of cores: a search is CPU work (tokenizing, verifying) and the
     /// second half overlaps the first half's body upload and decoding.
     pub max_concurrent_searches: usize,
+    /// Uploads receiving their body or waiting for their commit at once (each may hold up to
+    /// `max_body_bytes` in `<db>/uploads/`); one more gets 503 at once. Default 8.
+    pub max_concurrent_uploads: usize,
     /// Writes (uploads, deletes) waiting for the writer; one more gets 503. Default 64.
     pub max_queued_writes: usize,
     /// Largest `top` a search may ask for (400 above). Default 100.
@@ -49,6 +52,7 @@ impl Default for Limits {
             max_body_bytes: 64 << 20,
             request_timeout: Duration::from_secs(60),
             max_concurrent_searches: 2 * cores,
+            max_concurrent_uploads: 8,
             max_queued_writes: 64,
             max_top: 100,
             sync_upload_max_s: 30.0,
@@ -65,6 +69,7 @@ impl Limits {
             ("max_body_bytes", self.max_body_bytes > 0),
             ("request_timeout", !self.request_timeout.is_zero()),
             ("max_concurrent_searches", self.max_concurrent_searches > 0),
+            ("max_concurrent_uploads", self.max_concurrent_uploads > 0),
             ("max_queued_writes", self.max_queued_writes > 0),
             ("max_top", self.max_top > 0),
             ("max_list_limit", self.max_list_limit > 0),
@@ -80,18 +85,38 @@ impl Limits {
     }
 }
 
-/// The search slots: a semaphore with `max_concurrent_searches` permits.
+/// Slots for one kind of work: a semaphore, taken without waiting (a full set is 503 at once,
+/// no queue).
 #[derive(Debug, Clone)]
-pub(crate) struct SearchSlots(Arc<Semaphore>, usize);
+pub(crate) struct Slots {
+    semaphore: Arc<Semaphore>,
+    size: usize,
+    what: &'static str,
+}
 
-impl SearchSlots {
-    pub(crate) fn new(slots: usize) -> Self {
-        SearchSlots(Arc::new(Semaphore::new(slots)), slots)
+impl Slots {
+    pub(crate) fn new(size: usize, what: &'static str) -> Self {
+        Slots {
+            semaphore: Arc::new(Semaphore::new(size)),
+            size,
+            what,
+        }
     }
 
-    /// Searches running now.
+    /// Slots taken now.
     pub(crate) fn in_use(&self) -> usize {
-        self.1.saturating_sub(self.0.available_permits())
+        self.size.saturating_sub(self.semaphore.available_permits())
+    }
+
+    fn take(&self) -> Result<OwnedSemaphorePermit> {
+        Arc::clone(&self.semaphore)
+            .try_acquire_owned()
+            .map_err(|_| {
+                Error::Overloaded(format!(
+                    "all {} {} slots are busy; retry shortly",
+                    self.size, self.what
+                ))
+            })
     }
 }
 
@@ -104,14 +129,20 @@ impl FromRequestParts<AppState> for SearchPermit {
     type Rejection = Error;
 
     async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self> {
-        let slots = &state.search_slots;
-        match Arc::clone(&slots.0).try_acquire_owned() {
-            Ok(permit) => Ok(SearchPermit(permit)),
-            Err(_) => Err(Error::Overloaded(format!(
-                "all {} search slots are busy; retry shortly",
-                slots.1
-            ))),
-        }
+        state.search_slots.take().map(SearchPermit)
+    }
+}
+
+/// One upload slot, held from before the body is read until the upload is committed (201) or
+/// queued (202): it bounds the disk that bodies on their way take.
+#[derive(Debug)]
+pub(crate) struct UploadPermit(#[allow(dead_code)] OwnedSemaphorePermit);
+
+impl FromRequestParts<AppState> for UploadPermit {
+    type Rejection = Error;
+
+    async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self> {
+        state.upload_slots.take().map(UploadPermit)
     }
 }
 

@@ -53,6 +53,7 @@ pub(crate) struct Gauges {
     pub tokens: u64,
     pub writer_queue: usize,
     pub searches_in_flight: usize,
+    pub uploads_in_flight: usize,
     pub jobs: Vec<(&'static str, usize)>,
 }
 
@@ -107,7 +108,7 @@ impl Metrics {
         );
         let _ = writeln!(out, "pairalign_search_seconds_sum {sum}");
         let _ = writeln!(out, "pairalign_search_seconds_count {count}");
-        let gauges_lines: [(&str, &str, String); 5] = [
+        let gauges_lines: [(&str, &str, String); 6] = [
             (
                 "pairalign_archive_documents",
                 "Live documents in the archive (committed).",
@@ -132,6 +133,11 @@ impl Metrics {
                 "pairalign_searches_in_flight",
                 "Searches holding a search slot.",
                 gauges.searches_in_flight.to_string(),
+            ),
+            (
+                "pairalign_uploads_in_flight",
+                "Uploads holding an upload slot (body on its way, or waiting for its commit).",
+                gauges.uploads_in_flight.to_string(),
             ),
         ];
         for (name, help, value) in gauges_lines {
@@ -203,6 +209,7 @@ mod tests {
             tokens: 900,
             writer_queue: 2,
             searches_in_flight: 1,
+            uploads_in_flight: 0,
             jobs: vec![("queued", 1)],
         };
         let text = metrics.render(&gauges);

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::archive::Asset;
 use crate::error::error_response;
 use crate::jobs::Job;
-use crate::limits::SearchPermit;
+use crate::limits::{SearchPermit, UploadPermit};
 use crate::request::{SearchRequest, UploadRequest};
 use crate::service::{AssetPage, ListParams, SearchResults, Stats, Uploaded};
 use crate::state::AppState;
@@ -191,8 +191,12 @@ async fn search(
     Ok(Json(app.search(permit, request).await?))
 }
 
-async fn upload(State(app): State<AppState>, request: UploadRequest) -> Result<Response> {
-    Ok(match app.upload(request).await? {
+async fn upload(
+    State(app): State<AppState>,
+    permit: UploadPermit,
+    request: UploadRequest,
+) -> Result<Response> {
+    Ok(match app.upload(permit, request).await? {
         Uploaded::Committed(asset) => {
             let location = format!("/v1/assets/{}", encode_segment(&asset.id));
             with_location(StatusCode::CREATED, &location, Json(asset))

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 
 use crate::archive::Asset;
 use crate::jobs::{Job, JobStatus};
-use crate::limits::SearchPermit;
+use crate::limits::{SearchPermit, UploadPermit};
 use crate::metrics::Gauges;
 use crate::request::{Budget, SearchParams, SearchQuery, SearchRequest, UploadRequest};
 use crate::state::AppState;
@@ -71,6 +71,8 @@ pub(crate) struct Stats {
     writer_queue: usize,
     /// Searches running now.
     searches_in_flight: usize,
+    /// Uploads receiving their body or waiting for their commit.
+    uploads_in_flight: usize,
 }
 
 /// Default page size of asset listings.
@@ -159,8 +161,12 @@ impl AppState {
     }
 
     /// `POST /v1/assets`: an upload of at most `sync_upload_max_s` seconds is committed before
-    /// the reply; a longer one becomes a job.
-    pub(crate) async fn upload(&self, request: UploadRequest) -> Result<Uploaded> {
+    /// the reply; a longer one becomes a job. `_permit` is held until then.
+    pub(crate) async fn upload(
+        &self,
+        _permit: UploadPermit,
+        request: UploadRequest,
+    ) -> Result<Uploaded> {
         let UploadRequest { file, metadata } = request;
         if let Some(id) = &metadata.id {
             check_id(id)?;
@@ -270,6 +276,7 @@ impl AppState {
             archive: self.snapshot().stats().clone(),
             writer_queue: self.writer.queued(),
             searches_in_flight: self.search_slots.in_use(),
+            uploads_in_flight: self.upload_slots.in_use(),
         }
     }
 
@@ -292,6 +299,7 @@ impl AppState {
             tokens: stats.tokens,
             writer_queue: self.writer.queued(),
             searches_in_flight: self.search_slots.in_use(),
+            uploads_in_flight: self.upload_slots.in_use(),
             jobs: jobs.to_vec(),
         })
     }

@@ -1,5 +1,5 @@
 //! What every request shares: the limits and token, the current snapshot, the writer, the jobs,
-//! the metrics and the search slots.
+//! the metrics and the search and upload slots.
 
 use std::ops::Deref;
 use std::path::PathBuf;
@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 
 use crate::archive::Snapshot;
 use crate::jobs::Jobs;
-use crate::limits::{Limits, SearchSlots};
+use crate::limits::{Limits, Slots};
 use crate::metrics::Metrics;
 use crate::writer::Writer;
 
@@ -27,7 +27,8 @@ pub(crate) struct Inner {
     pub writer: Writer,
     pub jobs: Arc<Jobs>,
     pub metrics: Metrics,
-    pub search_slots: SearchSlots,
+    pub search_slots: Slots,
+    pub upload_slots: Slots,
     /// `<db>/uploads`: request bodies on their way to the archive.
     pub uploads: PathBuf,
 }

@@ -757,19 +757,20 @@ fn errors_are_json_with_the_right_status_and_the_server_keeps_serving() {
     );
 }
 
-/// With one search slot taken (a request whose body is still arriving), the next search gets 503
-/// with `Retry-After`; the request that never finishes its body gets 408 at the timeout; then the
-/// slot is free again.
+/// With the one search slot and the one upload slot taken (by requests whose bodies are still
+/// arriving), the next search and the next upload get 503 with `Retry-After`; the requests that
+/// never finish their bodies get 408 at the timeout; then the slots are free again.
 #[test]
 fn a_busy_server_answers_503_and_a_slow_request_408() {
     let dir = tempfile::tempdir().unwrap();
     let limits = Limits {
         max_concurrent_searches: 1,
+        max_concurrent_uploads: 1,
         request_timeout: Duration::from_secs(2),
         ..Limits::default()
     };
     let server = TestServer::start(&dir.path().join("db"), None, limits);
-    let in_flight = || {
+    let gauge = |name: &str| {
         let text = client()
             .get(server.url("/metrics"))
             .send()
@@ -777,48 +778,68 @@ fn a_busy_server_answers_503_and_a_slow_request_408() {
             .text()
             .unwrap();
         text.lines()
-            .find_map(|l| l.strip_prefix("pairalign_searches_in_flight "))
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
             .map(|v| v.parse::<u64>().unwrap())
             .unwrap()
     };
-
-    let mut slow = TcpStream::connect(server.addr).unwrap();
-    slow.write_all(
-        b"POST /v1/search HTTP/1.1\r\nHost: test\r\nContent-Type: audio/wav\r\n\
-          Content-Length: 100000\r\nConnection: close\r\n\r\nRIFF",
-    )
-    .unwrap();
+    let slow_request = |path: &str| {
+        let mut stream = TcpStream::connect(server.addr).unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: audio/wav\r\n\
+             Content-Length: 100000\r\nConnection: close\r\n\r\nRIFF"
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream
+    };
+    let mut slow_search = slow_request("/v1/search");
+    let mut slow_upload = slow_request("/v1/assets");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while in_flight() == 0 {
+    while gauge("pairalign_searches_in_flight") == 0 || gauge("pairalign_uploads_in_flight") == 0 {
         assert!(
             Instant::now() < deadline,
-            "the slow search never took its slot"
+            "the slow requests never took their slots"
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    let response = client()
-        .post(server.url("/v1/search"))
-        .json(&json!({"tokens": [1, 2, 3]}))
-        .send()
-        .unwrap();
-    assert_eq!(response.headers()["retry-after"], "1");
-    expect_error(response, StatusCode::SERVICE_UNAVAILABLE, "overloaded");
 
-    let (status, body) = read_reply(&mut slow);
-    assert_eq!(status, 408, "{body}");
-    assert!(body.contains("\"timeout\""), "{body}");
-    assert_eq!(in_flight(), 0);
-    let body = expect(
+    let search = || {
         client()
             .post(server.url("/v1/search"))
             .json(&json!({"tokens": [1, 2, 3]}))
             .send()
-            .unwrap(),
-        StatusCode::OK,
-    );
+            .unwrap()
+    };
+    let upload = || {
+        client()
+            .post(server.url("/v1/assets"))
+            .header("content-type", "audio/wav")
+            .body(std::fs::read(samples().join("short/flite_kal.wav")).unwrap())
+            .send()
+            .unwrap()
+    };
+    for response in [search(), upload()] {
+        assert_eq!(response.headers()["retry-after"], "1");
+        expect_error(response, StatusCode::SERVICE_UNAVAILABLE, "overloaded");
+    }
+
+    for slow in [&mut slow_search, &mut slow_upload] {
+        let (status, body) = read_reply(slow);
+        assert_eq!(status, 408, "{body}");
+        assert!(body.contains("\"timeout\""), "{body}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gauge("pairalign_searches_in_flight") + gauge("pairalign_uploads_in_flight") > 0 {
+        assert!(Instant::now() < deadline, "slots still taken");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let body = expect(search(), StatusCode::OK);
     assert_eq!(body["hits"], json!([]), "an empty archive");
-    let clip = wav_bytes(&Audio::new(vec![0.1; 2 * SAMPLE_RATE as usize], SAMPLE_RATE));
+    let clip = wav_bytes(&Audio::new(
+        vec![0.1; 2 * SAMPLE_RATE as usize],
+        SAMPLE_RATE,
+    ));
     assert_eq!(search_wav(&server, clip, ""), Vec::<Value>::new());
+    expect(upload(), StatusCode::CREATED);
     server.stop().unwrap();
 }
 
