@@ -16,6 +16,7 @@ mod eval;
 mod excerpt;
 mod index;
 mod report;
+mod serve;
 mod tokenize;
 mod train;
 
@@ -63,6 +64,8 @@ enum Command {
     /// Measure tokenizers: rates, cross-view consistency, retrieval.
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// Serve the HTTP API over an archive (search, upload, delete, stats, metrics).
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -322,6 +325,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Excerpt(args) => excerpt::excerpt(args),
         Command::Report(args) => report::report(args),
         Command::Eval(EvalCommand::Retrieval(args)) => eval::retrieval(args),
+        Command::Serve(args) => serve::serve(args),
     }
 }
 

@@ -1,0 +1,92 @@
+//! `pairalign serve`: the HTTP API (`pairalign-server`) over one archive, until Ctrl-C or
+//! SIGTERM; queued writes are committed before it exits.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use pairalign_server::{read_token_file, Limits, Server};
+
+use crate::tokenize::load_tokenizer;
+
+/// Arguments of `pairalign serve`.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Database directory (created when missing).
+    #[arg(long)]
+    db: PathBuf,
+    /// Address to listen on. The default is the loopback interface only; to serve other
+    /// machines give e.g. 0.0.0.0:7700, and a --token-file.
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    addr: SocketAddr,
+    /// A file holding the bearer token that writes (uploads, deletes) must carry as
+    /// `Authorization: Bearer <token>`; reads stay open. Without it writes are open.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// `vq` (the shipped VQ tokenizer) or a folder with model.safetensors and config.json. Must be
+    /// the tokenizer the database was built with.
+    #[arg(long, default_value = "vq")]
+    tokenizer: String,
+    /// Largest request body, in MiB (larger: 413).
+    #[arg(long, default_value_t = Limits::default().max_body_bytes >> 20)]
+    max_body_mib: u64,
+    /// Longest time for one request, body upload included, in seconds (longer: 408).
+    #[arg(long, default_value_t = Limits::default().request_timeout.as_secs())]
+    timeout: u64,
+    /// Searches running at once (one more: 503) [default: twice the number of cores].
+    #[arg(long)]
+    max_searches: Option<usize>,
+    /// Uploads receiving their body or waiting for their commit at once (one more: 503).
+    #[arg(long, default_value_t = Limits::default().max_concurrent_uploads)]
+    max_uploads: usize,
+    /// Uploads of at most this many seconds of audio are committed before the reply (201);
+    /// longer ones are queued as jobs (202).
+    #[arg(long, default_value_t = Limits::default().sync_upload_max_s)]
+    sync_upload_s: f64,
+}
+
+/// Runs `serve`: exit code 0 after a shutdown on Ctrl-C or SIGTERM.
+pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let token = args
+        .token_file
+        .as_deref()
+        .map(read_token_file)
+        .transpose()?;
+    let defaults = Limits::default();
+    let limits = Limits {
+        max_body_bytes: args.max_body_mib << 20,
+        request_timeout: Duration::from_secs(args.timeout),
+        max_concurrent_searches: args
+            .max_searches
+            .unwrap_or(defaults.max_concurrent_searches),
+        max_concurrent_uploads: args.max_uploads,
+        sync_upload_max_s: args.sync_upload_s,
+        ..defaults
+    };
+    let tokenizer = load_tokenizer(&args.tokenizer)?;
+    if !args.addr.ip().is_loopback() && token.is_none() {
+        eprintln!(
+            "warning: serving {} without --token-file: anyone who reaches it can add and delete",
+            args.addr
+        );
+    }
+    let open_writes = token.is_none();
+    let server = Server::builder()
+        .token(token)
+        .limits(limits)
+        .build(&args.db, Arc::new(tokenizer))?;
+    let listener =
+        TcpListener::bind(args.addr).with_context(|| format!("cannot listen on {}", args.addr))?;
+    eprintln!(
+        "serving {} on http://{} (writes {}); Ctrl-C stops",
+        args.db.display(),
+        listener.local_addr()?,
+        if open_writes { "open" } else { "need the token" }
+    );
+    server.run(listener)?;
+    eprintln!("stopped; queued writes are committed");
+    Ok(ExitCode::SUCCESS)
+}
