@@ -84,7 +84,11 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         "serving {} on http://{} (writes {}); Ctrl-C stops",
         args.db.display(),
         listener.local_addr()?,
-        if open_writes { "open" } else { "need the token" }
+        if open_writes {
+            "open"
+        } else {
+            "need the token"
+        }
     );
     server.run(listener)?;
     eprintln!("stopped; queued writes are committed");

@@ -241,8 +241,21 @@ struct Fields {
     modified_ns: Field,
 }
 
+/// This version's schema. `id` is a fast field so that a filter resolves to ids without reading
+/// stored documents; catalogs written before it was (by the version of 2026-12-01) still open,
+/// see [`schema_with`].
 fn schema() -> (Schema, Fields) {
+    schema_with(true)
+}
+
+/// The schema with or without `id` as a fast field (the only difference from the first catalogs).
+fn schema_with(fast_id: bool) -> (Schema, Fields) {
     let mut b = Schema::builder();
+    let id_options = if fast_id {
+        STRING | STORED | FAST
+    } else {
+        STRING | STORED
+    };
     let tag_options = TextOptions::default()
         .set_indexing_options(
             TextFieldIndexing::default()
@@ -251,7 +264,7 @@ fn schema() -> (Schema, Fields) {
         )
         .set_stored();
     let fields = Fields {
-        id: b.add_text_field("id", STRING | STORED),
+        id: b.add_text_field("id", id_options),
         path: b.add_text_field("path", STRING | STORED),
         file_name: b.add_text_field("file_name", TEXT | STORED),
         title: b.add_text_field("title", TEXT | STORED),
@@ -280,6 +293,8 @@ pub struct CatalogReader {
     index: Index,
     reader: IndexReader,
     fields: Fields,
+    /// Whether `id` is a fast field (false for catalogs from before it was).
+    fast_id: bool,
 }
 
 impl std::fmt::Debug for CatalogReader {
@@ -305,12 +320,16 @@ impl CatalogReader {
 
     fn with_index(dir: PathBuf, index: Index) -> Result<CatalogReader> {
         let (expected, fields) = schema();
-        if index.schema() != expected {
+        let fast_id = if index.schema() == expected {
+            true
+        } else if index.schema() == schema_with(false).0 {
+            false
+        } else {
             return Err(catalog_error(
                 &dir,
                 "the catalog's schema is not this version's; rebuild it by re-indexing",
             ));
-        }
+        };
         index.tokenizers().register(
             "tag",
             TextAnalyzer::builder(RawTokenizer::default())
@@ -327,6 +346,7 @@ impl CatalogReader {
             index,
             reader,
             fields,
+            fast_id,
         })
     }
 
@@ -349,6 +369,58 @@ impl CatalogReader {
     pub fn select(&self, filter: &str) -> Result<Vec<Asset>> {
         let query = self.parse(filter)?;
         self.run(query.as_ref())
+    }
+
+    /// The ids of the entries matching `filter` (as [`CatalogReader::select`], order
+    /// unspecified), read from the id column rather than the stored documents: what a filtered
+    /// search needs, at a few microseconds per match instead of a stored-document read each.
+    pub fn select_ids(&self, filter: &str) -> Result<Vec<String>> {
+        let query = self.parse(filter)?;
+        if !self.fast_id {
+            return Ok(self
+                .run(query.as_ref())?
+                .into_iter()
+                .map(|a| a.id)
+                .collect());
+        }
+        let searcher = self.reader.searcher();
+        let error = |e: tantivy::TantivyError| catalog_error(&self.dir, e);
+        let io_error = |e: std::io::Error| catalog_error(&self.dir, e);
+        let mut by_segment: Vec<Vec<u32>> = vec![Vec::new(); searcher.segment_readers().len()];
+        for address in searcher
+            .search(query.as_ref(), &DocSetCollector)
+            .map_err(error)?
+        {
+            by_segment[address.segment_ord as usize].push(address.doc_id);
+        }
+        let mut ids = Vec::new();
+        for (segment, docs) in by_segment.iter().enumerate() {
+            if docs.is_empty() {
+                continue;
+            }
+            let column = searcher
+                .segment_reader(segment as u32)
+                .fast_fields()
+                .str("id")
+                .map_err(error)?
+                .ok_or_else(|| catalog_error(&self.dir, "a segment without its id column"))?;
+            // Term ordinals resolved in order: one pass over the dictionary's blocks, where one
+            // lookup per ordinal would decode a block each.
+            let mut ords: Vec<u64> = docs
+                .iter()
+                .filter_map(|&doc| column.term_ords(doc).next())
+                .collect();
+            ords.sort_unstable();
+            ords.dedup();
+            column
+                .dictionary()
+                .sorted_ords_to_term_cb(ords.into_iter(), |bytes| {
+                    ids.push(String::from_utf8_lossy(bytes).into_owned());
+                    Ok(())
+                })
+                .map_err(io_error)?;
+        }
+        Ok(ids)
     }
 
     /// Every entry.
@@ -457,8 +529,13 @@ impl Catalog {
         let dir = db_dir.join(CATALOG_DIR);
         std::fs::create_dir_all(&dir).map_err(|e| catalog_error(&dir, e))?;
         let directory = MmapDirectory::open(&dir).map_err(|e| catalog_error(&dir, e))?;
-        let index =
-            Index::open_or_create(directory, schema().0).map_err(|e| catalog_error(&dir, e))?;
+        // An existing catalog keeps its schema (`with_index` checks it is one this version reads).
+        let index = if Index::exists(&directory).map_err(|e| catalog_error(&dir, e))? {
+            Index::open(directory)
+        } else {
+            Index::create(directory, schema().0, tantivy::IndexSettings::default())
+        }
+        .map_err(|e| catalog_error(&dir, e))?;
         let reader = CatalogReader::with_index(dir.clone(), index)?;
         let writer = reader
             .index
@@ -615,6 +692,23 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
     }
 
+    /// `select_ids` (the id column) agrees with `select` (the stored documents) on `filters`.
+    fn assert_ids_agree(r: &CatalogReader, filters: &[&str]) {
+        for filter in filters {
+            let mut fast = r.select_ids(filter).unwrap();
+            fast.sort();
+            assert_eq!(fast, ids(r.select(filter).unwrap()), "{filter}");
+        }
+    }
+
+    const FILTERS: [&str; 5] = [
+        "tags:interview",
+        "duration:>60",
+        "tags:music OR tags:radio",
+        "title:of",
+        "tags:none",
+    ];
+
     #[test]
     fn filters_select_what_they_say() {
         let dir = tempfile::tempdir().unwrap();
@@ -646,7 +740,12 @@ mod tests {
             ["a", "b", "c"]
         );
         assert_eq!(ids(r.select("title:of AND c").unwrap()), ["c"]);
+        assert_ids_agree(r, &FILTERS);
         assert!(matches!(r.select("tags:(").unwrap_err(), Error::Filter(_)));
+        assert!(matches!(
+            r.select_ids("tags:(").unwrap_err(),
+            Error::Filter(_)
+        ));
         assert!(matches!(
             r.select("nosuchfield:x").unwrap_err(),
             Error::Filter(_)
@@ -665,6 +764,7 @@ mod tests {
         );
         assert_eq!(ids(r.by_hash("h2").unwrap()), ["b"]);
         assert!(r.get("c").unwrap().is_none());
+        assert_ids_agree(r, &FILTERS);
 
         // Another process sees the committed catalog.
         drop(catalog);
@@ -674,6 +774,38 @@ mod tests {
         assert!(CatalogReader::open(&dir.path().join("none"))
             .unwrap()
             .is_none());
+    }
+
+    /// A catalog written before `id` was a fast field opens, takes writes and filters the same.
+    #[test]
+    fn catalogs_without_the_id_column_still_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog_dir = dir.path().join(CATALOG_DIR);
+        std::fs::create_dir_all(&catalog_dir).unwrap();
+        Index::create_in_dir(&catalog_dir, schema_with(false).0).unwrap();
+        let mut catalog = Catalog::open_or_create(dir.path()).unwrap();
+        assert!(!catalog.reader().fast_id);
+        catalog
+            .upsert(&[
+                asset("a", &["interview", "radio"], 30.0, "h1"),
+                asset("b", &["interview"], 90.0, "h2"),
+                asset("c", &["music"], 120.0, "h3"),
+            ])
+            .unwrap();
+        assert_ids_agree(catalog.reader(), &FILTERS);
+        drop(catalog);
+        let again = CatalogReader::open(dir.path()).unwrap().unwrap();
+        assert_eq!(again.select_ids("duration:>60").unwrap().len(), 2);
+
+        // Another schema altogether is refused with a clear error.
+        let other = tempfile::tempdir().unwrap();
+        let other_dir = other.path().join(CATALOG_DIR);
+        std::fs::create_dir_all(&other_dir).unwrap();
+        let mut b = Schema::builder();
+        b.add_text_field("id", STRING | STORED);
+        Index::create_in_dir(&other_dir, b.build()).unwrap();
+        let e = CatalogReader::open(other.path()).unwrap_err();
+        assert!(e.to_string().contains("re-indexing"), "{e}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! snapshot of what is committed, for searching from many threads while the archive is written.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use pairalign_datasets::decode::{decode_file, probe, resample, DecodeOptions};
 use pairalign_datasets::SAMPLE_RATE;
@@ -91,6 +91,7 @@ impl Archive {
             db: Arc::new(self.store.db.snapshot()),
             catalog: Some(self.store.catalog.reader().clone()),
             tokenizer: self.tokenizer.clone(),
+            selections: Arc::default(),
         }
     }
 
@@ -335,6 +336,33 @@ pub struct ArchiveReader {
     db: Arc<Database>,
     catalog: Option<CatalogReader>,
     tokenizer: ArchiveTokenizer,
+    /// The documents of the last filters used, shared by clones: resolving a broad filter over
+    /// 100,000 documents takes tens of milliseconds, and an application tends to repeat a few.
+    selections: Arc<Mutex<SelectionCache>>,
+}
+
+/// The most recently used filters' selections, newest last.
+#[derive(Default)]
+struct SelectionCache(Vec<(String, Arc<RoaringBitmap>)>);
+
+impl SelectionCache {
+    /// Filters remembered per reader.
+    const SIZE: usize = 16;
+
+    fn get(&mut self, filter: &str) -> Option<Arc<RoaringBitmap>> {
+        let i = self.0.iter().position(|(f, _)| f == filter)?;
+        let entry = self.0.remove(i);
+        let selection = Arc::clone(&entry.1);
+        self.0.push(entry);
+        Some(selection)
+    }
+
+    fn put(&mut self, filter: &str, selection: &Arc<RoaringBitmap>) {
+        if self.0.len() == Self::SIZE {
+            self.0.remove(0);
+        }
+        self.0.push((filter.to_string(), Arc::clone(selection)));
+    }
 }
 
 impl std::fmt::Debug for ArchiveReader {
@@ -357,6 +385,7 @@ impl ArchiveReader {
             db: Arc::new(db),
             catalog,
             tokenizer,
+            selections: Arc::default(),
         })
     }
 
@@ -367,9 +396,18 @@ impl ArchiveReader {
 
     /// The document numbers that `filter` selects among the snapshot's live documents, for
     /// [`SearchOptions::only`]. Errors with [`Error::Filter`] for a filter that does not parse
-    /// and for a database without a catalog.
+    /// and for a database without a catalog. The last 16 filters' selections are remembered
+    /// (per reader and its clones: a reader's database does not change).
     pub fn select(&self, filter: &str) -> Result<Arc<RoaringBitmap>> {
-        select_with(&self.db, self.catalog.as_ref(), filter)
+        let cached = self.selections.lock().ok().and_then(|mut c| c.get(filter));
+        if let Some(selection) = cached {
+            return Ok(selection);
+        }
+        let selection = select_with(&self.db, self.catalog.as_ref(), filter)?;
+        if let Ok(mut cache) = self.selections.lock() {
+            cache.put(filter, &selection);
+        }
+        Ok(selection)
     }
 
     fn restricted(&self, options: &SearchOptions, filter: Option<&str>) -> Result<SearchOptions> {
@@ -481,9 +519,11 @@ fn select_with(
     catalog: Option<&CatalogReader>,
     filter: &str,
 ) -> Result<Arc<RoaringBitmap>> {
+    let catalog = catalog.ok_or_else(|| no_catalog(db))?;
+    let ids = catalog.select_ids(filter).map_err(filter_error)?;
     let mut only = RoaringBitmap::new();
-    for asset in matching(db, catalog, filter)? {
-        if let Some((s, ord)) = db.find(&asset.id) {
+    for id in ids {
+        if let Some((s, ord)) = db.find(&id) {
             only.insert(db.segments()[s].doc(ord).doc_id);
         }
     }
@@ -491,16 +531,22 @@ fn select_with(
 }
 
 fn matching(db: &Database, catalog: Option<&CatalogReader>, filter: &str) -> Result<Vec<Asset>> {
-    let catalog = catalog.ok_or_else(|| {
-        Error::Filter(format!(
-            "{} has no metadata catalog (imported tokens); filters need one",
-            db.dir().display()
-        ))
-    })?;
-    catalog.select(filter).map_err(|e| match e {
+    let catalog = catalog.ok_or_else(|| no_catalog(db))?;
+    catalog.select(filter).map_err(filter_error)
+}
+
+fn no_catalog(db: &Database) -> Error {
+    Error::Filter(format!(
+        "{} has no metadata catalog (imported tokens); filters need one",
+        db.dir().display()
+    ))
+}
+
+fn filter_error(e: pairalign_indexer::Error) -> Error {
+    match e {
         pairalign_indexer::Error::Filter(why) => Error::Filter(why),
         other => Error::Index(other),
-    })
+    }
 }
 
 /// `samples` at 16 kHz (resampled when given at another rate).
@@ -518,4 +564,36 @@ fn to_16k(samples: &[f32], sample_rate: u32) -> Result<std::borrow::Cow<'_, [f32
         sample_rate,
         SAMPLE_RATE,
     )?))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn selection(docs: &[u32]) -> Arc<RoaringBitmap> {
+        Arc::new(docs.iter().copied().collect())
+    }
+
+    /// The cache hands back what was put, keeps the 16 most recently used filters and forgets
+    /// the least recently used one first.
+    #[test]
+    fn selection_cache_keeps_the_most_recently_used() {
+        let mut cache = SelectionCache::default();
+        let first = selection(&[1, 2]);
+        cache.put("tags:a", &first);
+        assert!(Arc::ptr_eq(&cache.get("tags:a").unwrap(), &first));
+        assert!(cache.get("tags:b").is_none());
+        for i in 0..SelectionCache::SIZE - 1 {
+            cache.put(&format!("f{i}"), &selection(&[i as u32]));
+        }
+        // Full: using "tags:a" makes "f0" the least recently used, so the next put drops it.
+        assert!(cache.get("tags:a").is_some());
+        cache.put("g", &selection(&[]));
+        assert!(cache.get("f0").is_none());
+        assert!(cache.get("tags:a").is_some());
+        assert_eq!(cache.get("f1").unwrap().iter().collect::<Vec<_>>(), [1]);
+        assert_eq!(cache.0.len(), SelectionCache::SIZE);
+    }
 }

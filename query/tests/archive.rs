@@ -131,6 +131,13 @@ fn add_search_filter_delete_and_stats() {
     let reader = archive.reader();
     let page = reader.assets(Some("tags:radio"), 0, 2).unwrap();
     assert_eq!((page.total, page.assets.len()), (4, 2));
+    // A reader resolves a filter once; its clones share what it resolved.
+    let radio = reader.select("tags:radio").unwrap();
+    assert_eq!(radio.len(), 4);
+    assert!(std::sync::Arc::ptr_eq(
+        &radio,
+        &reader.clone().select("tags:radio").unwrap()
+    ));
     assert_eq!(reader.assets(None, 4, 10).unwrap().assets.len(), 1);
     assert!(matches!(
         archive.search_audio(clip, SAMPLE_RATE, &options, Some("tags:(")),
