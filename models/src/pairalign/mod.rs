@@ -1,0 +1,21 @@
+//! The PairAlign tokenizer (shared/DESIGN.md sections 1 and 6, issue 8): the VQ encoder's output
+//! is the condition of an autoregressive transformer decoder that emits VQ-code ids from BOS to
+//! EOS at a target rate (12.7 tokens/s), each with a time; greedy decoding with a KV cache,
+//! batched and length-constrained; VQ-derived training targets.
+
+mod config;
+mod decode;
+mod layers;
+mod model;
+mod targets;
+mod tokenizer;
+
+pub use config::{Components, PairAlignConfig};
+pub use decode::{greedy_choice, Decoded};
+pub use layers::{Attention, LayerNorm, Mlp};
+pub use model::{
+    init_from_vq, Condition, ConditionLayer, Conditioner, Decoder, DecoderLayer, PairAlignModel,
+    TeacherOutput,
+};
+pub use targets::vq_targets;
+pub use tokenizer::{PairAlignTokenizer, FORMAT_VERSION, TOKENIZER_ID, WINDOWS_PER_MODEL_CALL};
