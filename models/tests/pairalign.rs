@@ -1,7 +1,9 @@
 //! The PairAlign tokenizer's model and inference (CPU; CUDA too with `--features cuda`):
 //! teacher-forced shapes and masking, cached decoding against an uncached oracle, length bounds,
 //! token times, checkpoint round trips, `init_from_vq` against the shipped VQ encoder, and the
-//! VQ-derived targets on the bundled samples. `throughput` (ignored; run it in release) prints
+//! VQ-derived targets on the bundled samples; the training objectives that need a model
+//! (cross-paired teacher forcing, the likelihood matrix, the bypass measurement, the EMA
+//! teacher's model). `throughput` (ignored; run it in release) prints
 //! the x realtime of an untrained model of the shipping size.
 // The device-generic test bodies are plain `fn`s called by `test_device!`, which clippy's
 // allow-unwrap-in-tests does not see as tests.
@@ -15,8 +17,9 @@ use candle_nn::{VarBuilder, VarMap};
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_datasets::mel::{LogMel, N_MELS};
 use pairalign_models::pairalign::{
-    greedy_choice, init_from_vq, vq_targets, Condition, PairAlignConfig, PairAlignModel,
-    PairAlignTokenizer,
+    greedy_choice, init_from_vq, likelihood_matrix, measure_bypass, paired_teacher_forcing,
+    sequence_log_likelihood, teacher_example, teacher_forcing_loss, vq_targets, Condition,
+    CorruptionRates, EmaTeacher, PairAlignConfig, PairAlignModel, PairAlignTokenizer, TeacherBatch,
 };
 use pairalign_models::train::seeded_varmap;
 use pairalign_models::vq::{MelNorm, CONFIG_FILE, WEIGHTS_FILE};
@@ -542,5 +545,177 @@ fn throughput() {
             audio_s / wall_vq,
             rayon::current_num_threads()
         );
+    }
+}
+
+/// Clean teacher-forcing examples of random strings for the clips of `cond`.
+fn random_batch(
+    cfg: &PairAlignConfig,
+    cond: &Condition,
+    seed: u64,
+    device: &Device,
+) -> TeacherBatch {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let examples: Vec<_> = cond
+        .lens
+        .iter()
+        .map(|&frames| {
+            let n = rng.gen_range(3..12);
+            let ts = pairalign_models::TokenString {
+                tokens: (0..n).map(|_| rng.gen_range(0..256u16)).collect(),
+                times_ms: (0..n).map(|k| k as u32 * 40).collect(),
+            };
+            teacher_example(
+                cfg,
+                &ts,
+                frames,
+                frames,
+                &CorruptionRates::default(),
+                &mut rng,
+            )
+        })
+        .collect();
+    TeacherBatch::new(cfg, &examples, device).unwrap()
+}
+
+/// Conditions of `n` clips of different lengths.
+fn clip_conditions(tok: &PairAlignTokenizer, n: usize, seed: u32) -> Condition {
+    let mel = LogMel::new();
+    let mels: Vec<Vec<f32>> = (0..n)
+        .map(|s| mel.compute(&audio(seed + s as u32, 10_000 + 3_000 * s)))
+        .collect();
+    let refs: Vec<&[f32]> = mels.iter().map(Vec::as_slice).collect();
+    condition(tok, &refs)
+}
+
+#[test]
+fn cross_paired_teacher_forcing_trains_each_view_on_the_others_condition() {
+    let device = Device::Cpu;
+    let cfg = tiny_config();
+    let (_, tok) = tokenizer_with(&cfg, 11, &device);
+    let model = tok.model();
+    // Two clips, views A (rows 0, 1) then B (rows 2, 3).
+    let cond = clip_conditions(&tok, 4, 40);
+    let batch = random_batch(&cfg, &cond, 1, &device);
+    let one = |target_rows: &[usize], cond_rows: &[usize]| -> f32 {
+        let b = batch.select(target_rows).unwrap();
+        let out = model
+            .forward_teacher(&cond.select(cond_rows).unwrap(), &b.input)
+            .unwrap();
+        teacher_forcing_loss(&out, &b).unwrap().to_scalar().unwrap()
+    };
+    let (cross, out) = paired_teacher_forcing(model, &cond, &batch, true).unwrap();
+    assert_eq!(out.logits.dim(0).unwrap(), 4);
+    let want = one(&[0, 1], &[2, 3]) + one(&[2, 3], &[0, 1]);
+    let got: f32 = cross.to_scalar().unwrap();
+    assert!((got - want).abs() < 1e-4, "{got} against {want}");
+    let (own, _) = paired_teacher_forcing(model, &cond, &batch, false).unwrap();
+    let want = one(&[0, 1], &[0, 1]) + one(&[2, 3], &[2, 3]);
+    let got: f32 = own.to_scalar().unwrap();
+    assert!((got - want).abs() < 1e-4, "{got} against {want}");
+    // Gradients reach the encoder through the condition (the VQ-initialized part trains).
+    let vm = VarMap::new();
+    let student = PairAlignModel::load(&cfg, seeded_varmap(&vm, 12, &device)).unwrap();
+    let mel = LogMel::new().compute(&audio(1, 9_000));
+    let (x, lens) = tok.normalized_batch(&[&mel, &mel[..N_MELS * 40]]).unwrap();
+    let cond = student.encode(&x.unwrap(), Some(&lens)).unwrap();
+    let batch = random_batch(&cfg, &cond, 2, &device);
+    let (loss, _) = paired_teacher_forcing(&student, &cond, &batch, true).unwrap();
+    let grads = loss.backward().unwrap();
+    let data = vm.data().lock().unwrap();
+    for name in [
+        "encoder.proj.weight",
+        "condition.proj.weight",
+        "decoder.embed.weight",
+    ] {
+        let g = grads.get(data[name].as_tensor()).expect(name);
+        let norm: f32 = g.sqr().unwrap().sum_all().unwrap().to_scalar().unwrap();
+        assert!(norm > 0.0, "{name}");
+    }
+    // An odd number of rows has no pairs.
+    let odd = clip_conditions(&tok, 3, 40);
+    let batch = random_batch(&cfg, &odd, 3, &device);
+    assert!(paired_teacher_forcing(model, &odd, &batch, true).is_err());
+}
+
+#[test]
+fn likelihood_matrix_rows_are_targets_and_columns_conditions() {
+    let device = Device::Cpu;
+    let cfg = tiny_config();
+    let (_, tok) = tokenizer_with(&cfg, 13, &device);
+    let cond = clip_conditions(&tok, 3, 50);
+    let batch = random_batch(&cfg, &cond, 4, &device);
+    let m: Vec<Vec<f32>> = likelihood_matrix(tok.model(), &cond, &batch)
+        .unwrap()
+        .to_vec2()
+        .unwrap();
+    for (j, shift) in [0usize, 1, 2].iter().enumerate() {
+        // Row i under condition (i + shift) % 3.
+        let conds: Vec<usize> = (0..3).map(|i| (i + shift) % 3).collect();
+        let out = tok
+            .model()
+            .forward_teacher(&cond.select(&conds).unwrap(), &batch.input)
+            .unwrap();
+        let ll: Vec<f32> = sequence_log_likelihood(&out, &batch)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        for i in 0..3 {
+            let got = m[i][conds[i]];
+            assert!(
+                (got - ll[i]).abs() < 1e-4,
+                "shift {j}, row {i}: {got} against {}",
+                ll[i]
+            );
+        }
+    }
+}
+
+#[test]
+fn bypass_is_zero_for_a_decoder_that_ignores_its_condition() {
+    let device = Device::Cpu;
+    let cfg = tiny_config();
+    let (vm, tok) = tokenizer_with(&cfg, 14, &device);
+    let cond = clip_conditions(&tok, 4, 60);
+    let batch = random_batch(&cfg, &cond, 5, &device);
+    let reading = measure_bypass(tok.model(), &cond, &batch).unwrap();
+    assert!(reading.gap().abs() > 1e-6, "{reading:?}");
+    // Without the cross-attention output, the condition cannot change a thing: the decoder is
+    // a language model of its prefix.
+    for layer in 0..cfg.layers {
+        for part in ["weight", "bias"] {
+            let name = format!("decoder.layers.{layer}.cross_attn.o.{part}");
+            let data = vm.data().lock().unwrap();
+            let var = &data[&name];
+            var.set(&var.zeros_like().unwrap()).unwrap();
+        }
+    }
+    let blind = PairAlignTokenizer::from_varmap(&cfg, tok.norm().clone(), &vm, &device).unwrap();
+    let cond = clip_conditions(&blind, 4, 60);
+    let reading = measure_bypass(blind.model(), &cond, &batch).unwrap();
+    assert_eq!(reading.gap(), 0.0, "{reading:?}");
+    assert!(measure_bypass(blind.model(), &cond.select(&[0]).unwrap(), &batch).is_err());
+}
+
+#[test]
+fn ema_teacher_of_an_unchanged_student_decodes_like_it() {
+    let device = Device::Cpu;
+    let cfg = tiny_config();
+    let (vm, tok) = tokenizer_with(&cfg, 15, &device);
+    let mut teacher = EmaTeacher::from_varmap(&vm).unwrap();
+    teacher.update(&vm, 0.999).unwrap();
+    let model = teacher.model(&cfg, &device).unwrap();
+    let cond = clip_conditions(&tok, 3, 70);
+    let ours = model.decode_greedy(&cond).unwrap();
+    let theirs = tok.model().decode_greedy(&cond).unwrap();
+    // The average of equal weights is equal up to rounding: same tokens, times within it.
+    for (a, b) in ours.iter().zip(&theirs) {
+        assert_eq!(a.tokens, b.tokens);
+        assert!(a
+            .times
+            .iter()
+            .zip(&b.times)
+            .all(|(x, y)| (x - y).abs() < 1e-5));
     }
 }

@@ -89,6 +89,42 @@ impl Default for Components {
 }
 
 impl Components {
+    /// Share of the targets at `step` of `steps` that come from the EMA teacher rather than
+    /// from the VQ codes (2): 0 until `teacher_start`, rising linearly to 1 at `teacher_end`
+    /// (a step past `teacher_start` when they are equal). 0 when the EMA teacher is off; 1 when
+    /// it is on and VQ-derived targets are off (the teacher then starts from the initial
+    /// model).
+    pub fn teacher_share(&self, step: u64, steps: u64) -> f64 {
+        if !self.ema_teacher {
+            return 0.0;
+        }
+        if !self.vq_targets {
+            return 1.0;
+        }
+        let at = step as f64 / steps.max(1) as f64;
+        if at < self.teacher_start {
+            0.0
+        } else if at >= self.teacher_end {
+            1.0
+        } else {
+            (at - self.teacher_start) / (self.teacher_end - self.teacher_start)
+        }
+    }
+
+    /// Factor of the corruption rates at `step` of `steps` (4): rising linearly from 0 to 1
+    /// over the first `corrupt_warmup` of the run; 0 when anti-bypass is off.
+    pub fn corruption_scale(&self, step: u64, steps: u64) -> f64 {
+        if !self.anti_bypass {
+            return 0.0;
+        }
+        let warmup = self.corrupt_warmup * steps.max(1) as f64;
+        if warmup <= 0.0 {
+            1.0
+        } else {
+            (step as f64 / warmup).min(1.0)
+        }
+    }
+
     fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(Error::BadConfig(msg));
         if !(0.0..1.0).contains(&self.ema_decay) {
@@ -333,6 +369,27 @@ mod tests {
         cfg.components.teacher_end = 0.6;
         cfg.components.contrast_temperature = f64::NAN;
         assert!(cfg.validate().is_err());
+    }
+
+    #[test]
+    fn schedules_ramp_and_follow_the_switches() {
+        let mut c = Components::default();
+        // teacher_start 0.3, teacher_end 0.6, corrupt_warmup 0.2 of 1000 steps.
+        assert_eq!(c.teacher_share(0, 1000), 0.0);
+        assert_eq!(c.teacher_share(299, 1000), 0.0);
+        assert!((c.teacher_share(450, 1000) - 0.5).abs() < 1e-12);
+        assert_eq!(c.teacher_share(600, 1000), 1.0);
+        assert_eq!(c.corruption_scale(0, 1000), 0.0);
+        assert!((c.corruption_scale(100, 1000) - 0.5).abs() < 1e-12);
+        assert_eq!(c.corruption_scale(900, 1000), 1.0);
+        c.vq_targets = false;
+        assert_eq!(c.teacher_share(0, 1000), 1.0);
+        c.ema_teacher = false;
+        assert_eq!(c.teacher_share(900, 1000), 0.0);
+        c.corrupt_warmup = 0.0;
+        assert_eq!(c.corruption_scale(0, 1000), 1.0);
+        c.anti_bypass = false;
+        assert_eq!(c.corruption_scale(900, 1000), 0.0);
     }
 
     #[test]
