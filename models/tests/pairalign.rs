@@ -3,17 +3,20 @@
 //! token times, checkpoint round trips, `init_from_vq` against the shipped VQ encoder, and the
 //! VQ-derived targets on the bundled samples; the training objectives that need a model
 //! (cross-paired teacher forcing, the likelihood matrix, the bypass measurement, the EMA
-//! teacher's model). `throughput` (ignored; run it in release) prints
+//! teacher's model); the training loop on a tiny cache (every loss term goes down, a stopped
+//! and resumed run ends byte-identical, each component can be switched off). `throughput` (ignored; run it in release) prints
 //! the x realtime of an untrained model of the shipping size.
 // The device-generic test bodies are plain `fn`s called by `test_device!`, which clippy's
 // allow-unwrap-in-tests does not see as tests.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::{VarBuilder, VarMap};
+use pairalign_datasets::cache::{CacheWriter, Dtype, FeatureCache};
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_datasets::mel::{LogMel, N_MELS};
 use pairalign_models::pairalign::{
@@ -21,9 +24,12 @@ use pairalign_models::pairalign::{
     sequence_log_likelihood, teacher_example, teacher_forcing_loss, vq_targets, Condition,
     CorruptionRates, EmaTeacher, PairAlignConfig, PairAlignModel, PairAlignTokenizer, TeacherBatch,
 };
-use pairalign_models::train::seeded_varmap;
+use pairalign_models::train::{
+    seeded_varmap, PairAlignLogRecord, PairAlignTrainConfig, PairAlignTrainer, INIT_VQ_DIR,
+    LOG_FILE,
+};
 use pairalign_models::vq::{MelNorm, CONFIG_FILE, WEIGHTS_FILE};
-use pairalign_models::{shipped, Error, Tokenizer, VqConfig, WINDOW_SAMPLES};
+use pairalign_models::{shipped, Error, Tokenizer, VqConfig, VqModel, VqTokenizer, WINDOW_SAMPLES};
 use sha2::{Digest, Sha256};
 
 /// A small model so that the tests stay fast.
@@ -717,5 +723,211 @@ fn ema_teacher_of_an_unchanged_student_decodes_like_it() {
             .iter()
             .zip(&b.times)
             .all(|(x, y)| (x - y).abs() < 1e-5));
+    }
+}
+
+/// A cache of `clips` clips of 1 s (the last one shorter, so batches are padded), two views
+/// each (two speeds of the same sawtooth).
+fn tiny_cache(path: &Path, clips: u32) -> FeatureCache {
+    let mel = LogMel::new();
+    let mut writer = CacheWriter::create(path, N_MELS, 2, Dtype::F32).unwrap();
+    for c in 0..clips {
+        let n = if c + 1 == clips { 11_000 } else { 16_000 };
+        let a = mel.compute(&audio(c, n));
+        let mut b_audio = audio(c, n);
+        for (i, x) in b_audio.iter_mut().enumerate() {
+            *x *= 0.7 + 0.2 * (i as f32 / 4000.0).cos();
+        }
+        let b = mel.compute(&b_audio);
+        writer.add_clip(&format!("c{c}"), &[&a, &b]).unwrap();
+    }
+    writer.finish().unwrap();
+    FeatureCache::open(path).unwrap()
+}
+
+/// A VQ tokenizer with the encoder of `tiny_config`, seeded, normalized on the cache.
+fn tiny_vq(cache: &FeatureCache) -> VqTokenizer {
+    let cfg = tiny_config().encoder;
+    let vm = VarMap::new();
+    VqModel::load(&cfg, seeded_varmap(&vm, 21, &Device::Cpu)).unwrap();
+    let mels: Vec<Vec<f32>> = (0..cache.len())
+        .map(|i| {
+            let mut buf = vec![];
+            cache.view(i, 0).to_f32(&mut buf);
+            buf
+        })
+        .collect();
+    let refs: Vec<&[f32]> = mels.iter().map(Vec::as_slice).collect();
+    let norm = MelNorm::from_mels(&refs, N_MELS);
+    VqTokenizer::from_varmap(&cfg, norm, &vm, &Device::Cpu).unwrap()
+}
+
+fn tiny_train_config(steps: u64) -> PairAlignTrainConfig {
+    let mut cfg = PairAlignTrainConfig {
+        model: PairAlignConfig {
+            layers: 1,
+            ..tiny_config()
+        },
+        steps,
+        batch_size: 4,
+        crop_frames: 100,
+        seed: 5,
+        checkpoint_every: 3,
+        log_every: 2,
+        micro_batches: 2,
+        contrast_clips: 4,
+        ..Default::default()
+    };
+    cfg.lr.warmup_steps = 2;
+    cfg.lr.peak = 3e-3;
+    cfg
+}
+
+fn train(trainer: &mut PairAlignTrainer<'_>) -> Vec<PairAlignLogRecord> {
+    let mut records = vec![];
+    let report = trainer
+        .run(&AtomicBool::new(false), |r| records.push(r.clone()))
+        .unwrap();
+    assert!(!report.interrupted);
+    records
+}
+
+#[test]
+fn a_few_training_steps_lower_every_loss_term() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tiny_cache(&dir.path().join("f.feat"), 8);
+    let vq = tiny_vq(&cache);
+    let mut cfg = tiny_train_config(30);
+    cfg.log_every = 5;
+    // VQ targets throughout, so that the targets hold still while the losses are compared.
+    cfg.model.components.teacher_start = 1.0;
+    cfg.model.components.teacher_end = 1.0;
+    cfg.model.components.length_weight = 1.0;
+    let out = dir.path().join("run");
+    let mut trainer = PairAlignTrainer::new(&cache, cfg.clone(), vq, &out, &Device::Cpu).unwrap();
+    // Start with EOS far too likely, so that the length loss has something to correct.
+    set_element(
+        trainer.varmap(),
+        "decoder.lm_head.bias",
+        cfg.model.eos() as usize,
+        4.0,
+    );
+    let records = train(&mut trainer);
+    assert_eq!(records.len(), 6);
+    let (first, last) = (&records[0], records.last().unwrap());
+    println!("first {first:?}\nlast {last:?}");
+    assert!(last.teacher_forcing < first.teacher_forcing);
+    assert!(last.contrast.unwrap() < first.contrast.unwrap());
+    assert!(last.length.unwrap() < first.length.unwrap());
+    assert!(last.timing.unwrap() < first.timing.unwrap());
+    assert!(last.loss < first.loss);
+    assert!(last.bypass_gap.is_some() && first.corruption < last.corruption);
+    assert!(
+        (11.0..=14.0).contains(&last.target_rate),
+        "{}",
+        last.target_rate
+    );
+    // The run leaves a tokenizer, its log and the VQ it started from.
+    let tok = PairAlignTokenizer::load(&out, &Device::Cpu).unwrap();
+    assert_eq!(tok.config(), &cfg.model);
+    let log = std::fs::read_to_string(out.join(LOG_FILE)).unwrap();
+    assert_eq!(log.lines().count(), 6);
+    assert!(out.join(INIT_VQ_DIR).join(WEIGHTS_FILE).is_file());
+}
+
+#[test]
+fn a_stopped_and_resumed_run_ends_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tiny_cache(&dir.path().join("f.feat"), 6);
+    let cfg = tiny_train_config(6);
+    let whole = dir.path().join("whole");
+    let mut t =
+        PairAlignTrainer::new(&cache, cfg.clone(), tiny_vq(&cache), &whole, &Device::Cpu).unwrap();
+    let records = train(&mut t);
+    // The schedule reaches EMA targets within the 6 steps (teacher_start 0.3).
+    assert!(records.last().unwrap().teacher_share > 0.0);
+    let split = dir.path().join("split");
+    let mut t = PairAlignTrainer::new(&cache, cfg, tiny_vq(&cache), &split, &Device::Cpu).unwrap();
+    let stop = AtomicBool::new(false);
+    let mut n = 0;
+    let report = t
+        .run(&stop, |_| {
+            n += 1;
+            if n == 2 {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+        .unwrap();
+    assert!(report.interrupted);
+    assert_eq!(report.step, 4);
+    drop(t);
+    let mut t = PairAlignTrainer::resume(&cache, &split, None, &Device::Cpu).unwrap();
+    assert_eq!(t.step(), 4);
+    train(&mut t);
+    for file in [
+        WEIGHTS_FILE,
+        "checkpoint/teacher.safetensors",
+        "checkpoint/optimizer.safetensors",
+    ] {
+        assert_eq!(
+            std::fs::read(whole.join(file)).unwrap(),
+            std::fs::read(split.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+    let steps = |p: &Path| -> Vec<u64> {
+        std::fs::read_to_string(p.join(LOG_FILE))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<PairAlignLogRecord>(l).unwrap().step)
+            .collect()
+    };
+    assert_eq!(steps(&whole), steps(&split));
+    // Other data is refused.
+    let other = tiny_cache(&dir.path().join("g.feat"), 5);
+    let err = PairAlignTrainer::resume(&other, &split, None, &Device::Cpu).unwrap_err();
+    assert!(matches!(err, Error::BadCheckpoint(_)), "{err}");
+}
+
+#[test]
+fn every_component_can_be_switched_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tiny_cache(&dir.path().join("f.feat"), 4);
+    for off in [
+        "vq_targets",
+        "ema_teacher",
+        "cross_paired",
+        "anti_bypass",
+        "contrast",
+        "length_control",
+        "timing",
+    ] {
+        let mut cfg = tiny_train_config(2);
+        cfg.log_every = 1;
+        let c = &mut cfg.model.components;
+        match off {
+            "vq_targets" => c.vq_targets = false,
+            "ema_teacher" => c.ema_teacher = false,
+            "cross_paired" => c.cross_paired = false,
+            "anti_bypass" => c.anti_bypass = false,
+            "contrast" => c.contrast = false,
+            "length_control" => c.length_control = false,
+            _ => c.timing = false,
+        }
+        let out = dir.path().join(off);
+        let mut t =
+            PairAlignTrainer::new(&cache, cfg, tiny_vq(&cache), &out, &Device::Cpu).unwrap();
+        let records = train(&mut t);
+        let r = records.last().unwrap();
+        assert!(r.loss.is_finite(), "{off}");
+        match off {
+            "vq_targets" => assert_eq!(r.teacher_share, 1.0),
+            "ema_teacher" => assert_eq!(r.teacher_share, 0.0),
+            "anti_bypass" => assert_eq!(r.corruption, 0.0),
+            "contrast" => assert!(r.contrast.is_none()),
+            "length_control" => assert!(r.length.is_none()),
+            "timing" => assert!(r.timing.is_none()),
+            _ => {}
+        }
     }
 }
