@@ -520,10 +520,7 @@ fn throughput() {
     let device = Device::Cpu;
     let vq = shipped::vq(&device).unwrap();
     let cfg = PairAlignConfig::from_vq(vq.config());
-    let vm = VarMap::new();
-    PairAlignModel::load(&cfg, seeded_varmap(&vm, 10, &device)).unwrap();
-    init_from_vq(&cfg, &vm, &vq).unwrap();
-    let tok = PairAlignTokenizer::from_varmap(&cfg, vq.norm().clone(), &vm, &device).unwrap();
+    let tok = PairAlignTokenizer::init_from_vq(&cfg, &vq, 10, &device).unwrap();
     let clips: Vec<Vec<f32>> = (0..64).map(|s| audio(s, WINDOW_SAMPLES)).collect();
     let refs: Vec<&[f32]> = clips.iter().map(Vec::as_slice).collect();
     let mel = LogMel::new();
@@ -929,5 +926,49 @@ fn every_component_can_be_switched_off() {
             "timing" => assert!(r.timing.is_none()),
             _ => {}
         }
+    }
+}
+
+/// Seconds per training step of the shipping configuration (vq-v1 encoder, default decoder and
+/// training config: 16 clips x 2 views of 3 s, 2 micro-batches) on synthetic clips, to size a
+/// run for the 2-core budget. Not asserted: run with `cargo test --release -p pairalign-models
+/// --test pairalign -- --ignored --nocapture training_speed`.
+#[test]
+#[ignore]
+fn training_speed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mel = LogMel::new();
+    let path = dir.path().join("f.feat");
+    let mut writer = CacheWriter::create(&path, N_MELS, 2, Dtype::F32).unwrap();
+    for c in 0..32 {
+        let a = mel.compute(&audio(c, WINDOW_SAMPLES));
+        let b = mel.compute(&audio(c + 100, WINDOW_SAMPLES));
+        writer.add_clip(&format!("c{c}"), &[&a, &b]).unwrap();
+    }
+    writer.finish().unwrap();
+    let cache = FeatureCache::open(&path).unwrap();
+    let vq = shipped::vq(&Device::Cpu).unwrap();
+    let mut cfg = PairAlignTrainConfig {
+        model: PairAlignConfig::from_vq(vq.config()),
+        steps: 4,
+        log_every: 2,
+        checkpoint_every: 100,
+        ..Default::default()
+    };
+    // Half the steps on EMA targets, to time the teacher's decoding too.
+    cfg.model.components.teacher_start = 0.0;
+    cfg.model.components.teacher_end = 1.0;
+    let mut trainer =
+        PairAlignTrainer::new(&cache, cfg, vq, &dir.path().join("run"), &Device::Cpu).unwrap();
+    for r in train(&mut trainer) {
+        println!(
+            "step {}: {:.2} s/step, loss {:.3} (tf {:.3}), teacher share {:.2}, {} threads",
+            r.step,
+            1.0 / r.steps_per_s,
+            r.loss,
+            r.teacher_forcing,
+            r.teacher_share,
+            rayon::current_num_threads()
+        );
     }
 }

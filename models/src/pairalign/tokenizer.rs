@@ -14,10 +14,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::model::expected_shapes;
-use super::{PairAlignConfig, PairAlignModel};
+use super::{init_from_vq, PairAlignConfig, PairAlignModel};
 use crate::tokenizer::{TokenString, Tokenizer};
+use crate::train::seeded_varmap;
 use crate::vq::{subsampled_len, MelNorm, CONFIG_FILE, WEIGHTS_FILE};
-use crate::{Error, Result};
+use crate::{Error, Result, VqTokenizer};
 
 /// Version of the checkpoint layout written by [`PairAlignTokenizer::save`].
 pub const FORMAT_VERSION: u32 = 1;
@@ -94,6 +95,21 @@ impl PairAlignTokenizer {
             device,
             Path::new("<memory>"),
         )
+    }
+
+    /// The starting point of training: `vq`'s encoder and normalization, every other weight
+    /// drawn from `seed` (untrained: for benchmarks and tests of the shipping size before
+    /// trained weights exist).
+    pub fn init_from_vq(
+        cfg: &PairAlignConfig,
+        vq: &VqTokenizer,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        let vm = VarMap::new();
+        PairAlignModel::load(cfg, seeded_varmap(&vm, seed, device))?;
+        init_from_vq(cfg, &vm, vq)?;
+        Self::from_varmap(cfg, vq.norm().clone(), &vm, device)
     }
 
     /// Builds the tokenizer from named weights, checking them against `cfg`.
