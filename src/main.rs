@@ -211,7 +211,8 @@ struct SearchArgs {
         required_unless_present_any = ["tokens", "tokens_file"]
     )]
     clip: Option<PathBuf>,
-    /// With a clip: `vq` (the shipped tokenizer) or a weights folder; must be the database's.
+    /// With a clip: `vq`, `pairalign` (the shipped models) or a weights folder of either kind;
+    /// must be the database's.
     #[arg(long, default_value = "vq")]
     tokenizer: String,
     /// One query as space-separated symbols, e.g. "3 17 17 4".

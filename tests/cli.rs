@@ -546,6 +546,82 @@ fn train_pairalign_starts_from_a_vq_run_resumes_and_switches_components_off() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(json_lines(&out)[0]["step"], 3);
+
+    // The run folder is a PairAlign tokenizer, detected from its config, in every command.
+    let files = sample_files();
+    let out = pairalign(&[
+        "tokenize",
+        "--tokenizer",
+        path(&run),
+        "--json",
+        path(&files[0]),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tokenizer pairalign"));
+    let line = &json_lines(&out)[0];
+    let tokens = line["tokens"].as_array().unwrap();
+    assert!(!tokens.is_empty());
+    assert!(tokens.iter().all(|t| t.as_u64().unwrap() < 256));
+    assert_eq!(tokens.len(), line["times_ms"].as_array().unwrap().len());
+    let db = dir.path().join("pa.db");
+    let out = pairalign(&[
+        "index",
+        path(&files[0]),
+        path(&files[1]),
+        "--db",
+        path(&db),
+        "--tokenizer",
+        path(&run),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = &json_lines(&pairalign(&["info", "--db", path(&db), "--json"]))[0];
+    assert_eq!(info["docs"], 2);
+    assert_eq!(info["tokenizer"]["id"], "pairalign");
+    let out = pairalign(&[
+        "search",
+        "--db",
+        path(&db),
+        path(&files[0]),
+        "--tokenizer",
+        path(&run),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The database records the PairAlign tokenizer: the VQ one is refused.
+    let out = pairalign(&["search", "--db", path(&db), path(&files[0]), "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    // It evaluates (no dense baseline: that is the VQ encoder's).
+    let out = pairalign(&[
+        "eval",
+        "retrieval",
+        "--cache",
+        path(&cache),
+        "--tokenizer",
+        path(&run),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["report"]["tokenizer"], "pairalign");
+
     // A VQ folder that does not match the config is an error, not a panic.
     let out = pairalign(&[
         "train",
@@ -558,6 +634,40 @@ fn train_pairalign_starts_from_a_vq_run_resumes_and_switches_components_off() {
         path(&dir.path().join("nope")),
     ]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn tokenizer_names_select_the_shipped_models() {
+    let file = &sample_files()[0];
+    let out = pairalign(&["tokenize", "--tokenizer", "vq", "--json", path(file)]);
+    assert!(out.status.success());
+    let out = pairalign(&["tokenize", "--tokenizer", "pairalign", "--json", path(file)]);
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/weights/pairalign-v1/model.safetensors")
+        .is_file();
+    if shipped {
+        assert!(out.status.success());
+    } else {
+        // Not shipped yet: a clear error that says so, in every command.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("not shipped"), "{stderr}");
+        assert!(stderr.contains("models/weights/pairalign-v1"), "{stderr}");
+        let db = tempfile::tempdir().unwrap();
+        let out = pairalign(&[
+            "index",
+            path(file),
+            "--db",
+            path(&db.path().join("db")),
+            "--tokenizer",
+            "pairalign",
+        ]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not shipped"));
+    }
+    let out = pairalign(&["tokenize", "--tokenizer", "no-such-model", path(file)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such folder"));
 }
 
 #[cfg(unix)]

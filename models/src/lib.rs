@@ -3,6 +3,7 @@
 
 mod error;
 pub mod pairalign;
+mod select;
 pub mod shipped;
 pub mod tokenizer;
 pub mod train;
@@ -11,6 +12,7 @@ pub mod vq;
 pub use candle_core::Device;
 pub use error::{Error, Result};
 pub use pairalign::{PairAlignConfig, PairAlignModel, PairAlignTokenizer};
+pub use select::{AnyTokenizer, TokenizerKind};
 pub use tokenizer::{
     collapse_repeats, tokenize_windows, TokenString, Tokenizer, WINDOWS_PER_CALL, WINDOW_SAMPLES,
 };
