@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use pairalign_datasets::cache::FeatureCache;
-use pairalign_eval::{evaluate_vq, DenseReport, TokenizerReport};
+use pairalign_eval::{evaluate_tokens, evaluate_vq, DenseReport, TokenizerReport};
 use serde_json::json;
 
 /// Arguments of `pairalign eval retrieval`.
@@ -14,7 +14,8 @@ pub struct RetrievalArgs {
     /// held-out voices (`--split heldout`).
     #[arg(long)]
     cache: PathBuf,
-    /// `vq` (shipped) or a weights folder; repeat to compare several.
+    /// `vq`, `pairalign` (shipped) or a weights folder of either kind; repeat to compare several
+    /// (the dense baseline is reported for VQ tokenizers).
     #[arg(long, default_value = "vq")]
     tokenizer: Vec<String>,
     /// Only the first N clips.
@@ -30,19 +31,32 @@ pub fn retrieval(args: RetrievalArgs) -> anyhow::Result<ExitCode> {
     let cache = FeatureCache::open(&args.cache)?;
     for name in &args.tokenizer {
         let tokenizer = crate::tokenize::load_tokenizer(name)?;
-        let (report, dense) = evaluate_vq(&tokenizer, &cache, args.max_clips)?;
+        let (report, dense) = match tokenizer.as_vq() {
+            Some(vq) => {
+                let (report, dense) = evaluate_vq(vq, &cache, args.max_clips)?;
+                (report, Some(dense))
+            }
+            None => (
+                evaluate_tokens(&tokenizer, &cache, args.max_clips, None)?,
+                None,
+            ),
+        };
         if args.json {
             println!(
                 "{}",
                 json!({"name": name, "kind": "tokens", "report": report})
             );
-            println!(
-                "{}",
-                json!({"name": name, "kind": "dense", "report": dense})
-            );
+            if let Some(dense) = &dense {
+                println!(
+                    "{}",
+                    json!({"name": name, "kind": "dense", "report": dense})
+                );
+            }
         } else {
             print_tokens(name, &report);
-            print_dense(name, &dense);
+            if let Some(dense) = &dense {
+                print_dense(name, dense);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

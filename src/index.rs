@@ -27,8 +27,8 @@ pub struct IndexArgs {
     /// Database directory (created when missing).
     #[arg(long)]
     db: PathBuf,
-    /// `vq` (the shipped VQ tokenizer) or a folder with model.safetensors and config.json. Must be
-    /// the tokenizer the database was built with.
+    /// `vq`, `pairalign` (the shipped models) or a weights folder of either kind. Must be the
+    /// tokenizer the database was built with.
     #[arg(long, default_value = "vq")]
     tokenizer: String,
     /// Threads for decoding and tokenizing (0: one per core).

@@ -79,6 +79,10 @@ enum EvalCommand {
 enum TrainCommand {
     /// The VQ tokenizer: conv encoder, EMA codebook, mel reconstruction (resumable, Ctrl-C saves).
     Vq(train::TrainVqArgs),
+    /// The PairAlign tokenizer from a VQ tokenizer's encoder: cross-paired teacher forcing on
+    /// VQ-derived then EMA-teacher targets, anti-bypass corruption, likelihood contrast, length
+    /// and timing losses (resumable, Ctrl-C saves).
+    Pairalign(train::TrainPairAlignArgs),
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
@@ -210,7 +214,8 @@ struct SearchArgs {
         required_unless_present_any = ["tokens", "tokens_file"]
     )]
     clip: Option<PathBuf>,
-    /// With a clip: `vq` (the shipped tokenizer) or a weights folder; must be the database's.
+    /// With a clip: `vq`, `pairalign` (the shipped models) or a weights folder of either kind;
+    /// must be the database's.
     #[arg(long, default_value = "vq")]
     tokenizer: String,
     /// One query as space-separated symbols, e.g. "3 17 17 4".
@@ -321,6 +326,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Synth(args) => synth(args),
         Command::Features(args) => features(args),
         Command::Train(TrainCommand::Vq(args)) => train::train_vq(args),
+        Command::Train(TrainCommand::Pairalign(args)) => train::train_pairalign(args),
         Command::Tokenize(args) => tokenize::tokenize(args),
         Command::Excerpt(args) => excerpt::excerpt(args),
         Command::Report(args) => report::report(args),

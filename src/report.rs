@@ -13,8 +13,8 @@ pub struct ReportArgs {
     /// Database directory.
     #[arg(long)]
     db: PathBuf,
-    /// Compare with another tokenizer (`vq`, or a weights folder) by re-tokenizing a sample of
-    /// the archive's files (they must still be at their indexed paths).
+    /// Compare with another tokenizer (`vq`, `pairalign` or a weights folder) by re-tokenizing a
+    /// sample of the archive's files (they must still be at their indexed paths).
     #[arg(long)]
     vs: Option<String>,
     /// Files re-tokenized for --vs, spread evenly over the archive.

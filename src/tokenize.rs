@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_datasets::SAMPLE_RATE;
-use pairalign_models::{tokenize_windows, Device, Tokenizer, VqTokenizer, WINDOWS_PER_CALL};
+use pairalign_models::{tokenize_windows, AnyTokenizer, Device, Tokenizer, WINDOWS_PER_CALL};
 use serde_json::json;
 
 /// Arguments of `pairalign tokenize`.
@@ -15,7 +15,8 @@ pub struct TokenizeArgs {
     /// Audio files (any format the front end decodes).
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// `vq` (the shipped VQ tokenizer) or a folder with model.safetensors and config.json.
+    /// `vq`, `pairalign` (the shipped models) or a weights folder of either kind
+    /// (model.safetensors and config.json, as `pairalign train` writes).
     #[arg(long, default_value = "vq")]
     tokenizer: String,
     /// Window length in seconds: a file is tokenized window by window, as the index does.
@@ -98,19 +99,18 @@ pub fn parse_device(name: &str) -> anyhow::Result<Device> {
     })
 }
 
-/// `vq` or a weights folder, on the CPU.
-pub fn load_tokenizer(name: &str) -> anyhow::Result<VqTokenizer> {
-    let device = Device::Cpu;
-    let tok = if name == "vq" {
-        pairalign_models::shipped::vq(&device)?
-    } else {
-        VqTokenizer::load(name, &device)
-            .with_context(|| format!("cannot load the tokenizer in {name}"))?
-    };
+/// `vq`, `pairalign` (the shipped models) or a weights folder of either kind, on the CPU.
+pub fn load_tokenizer(name: &str) -> anyhow::Result<AnyTokenizer> {
+    let tok = AnyTokenizer::open(name, &Device::Cpu)
+        .with_context(|| format!("cannot load the tokenizer {name}"))?;
+    announce(&tok);
+    Ok(tok)
+}
+
+fn announce(tok: &dyn Tokenizer) {
     eprintln!(
         "tokenizer {} (weights {})",
         tok.id(),
         &tok.weights_hash()[..12.min(tok.weights_hash().len())]
     );
-    Ok(tok)
 }

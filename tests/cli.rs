@@ -462,6 +462,214 @@ fn train_vq_resumes_refuses_clobbering_and_its_output_tokenizes_and_evaluates() 
     assert_eq!(lines[1]["kind"], "dense");
 }
 
+/// A tiny PairAlign run config; the encoder comes from `--init`.
+const TINY_PAIRALIGN_CONFIG: &str = r#"{"model": {"d_model": 32, "heads": 2, "ff_dim": 64,
+    "layers": 1}, "batch_size": 4, "crop_frames": 100, "log_every": 1, "checkpoint_every": 2,
+    "contrast_clips": 2}"#;
+
+#[test]
+fn train_pairalign_starts_from_a_vq_run_resumes_and_switches_components_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, config, vq_run) = tiny_training_setup(dir.path());
+    let out = pairalign(&[
+        "train",
+        "vq",
+        "--data",
+        path(&cache),
+        "--out",
+        path(&vq_run),
+        "--config",
+        path(&config),
+        "--steps",
+        "2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pa_config = dir.path().join("pa.json");
+    std::fs::write(&pa_config, TINY_PAIRALIGN_CONFIG).unwrap();
+    let run = dir.path().join("pa");
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "pairalign",
+            "--data",
+            path(&cache),
+            "--out",
+            path(&run),
+        ];
+        args.extend_from_slice(extra);
+        pairalign(&args)
+    };
+    let out = train(&[
+        "--init",
+        path(&vq_run),
+        "--config",
+        path(&pa_config),
+        "--steps",
+        "2",
+        "--without",
+        "contrast",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json_lines(&out)[0]["step"], 2);
+    let records: Vec<Value> = std::fs::read_to_string(run.join("train.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2);
+    // Every loss term has its own field; the switched-off one is null.
+    for key in ["teacher_forcing", "length", "timing", "bypass_gap"] {
+        assert!(records[1][key].is_number(), "{key}: {}", records[1]);
+    }
+    assert!(records[1]["contrast"].is_null());
+    // The run's config records the switch and the init's encoder.
+    let cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["model"]["components"]["contrast"], false);
+    assert_eq!(cfg["model"]["encoder"]["channels"], 32);
+    // Resume keeps the config and extends the run.
+    let out = train(&["--resume", "--without", "timing"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = train(&["--resume", "--steps", "3", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json_lines(&out)[0]["step"], 3);
+
+    // The run folder is a PairAlign tokenizer, detected from its config, in every command.
+    let files = sample_files();
+    let out = pairalign(&[
+        "tokenize",
+        "--tokenizer",
+        path(&run),
+        "--json",
+        path(&files[0]),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tokenizer pairalign"));
+    let line = &json_lines(&out)[0];
+    let tokens = line["tokens"].as_array().unwrap();
+    assert!(!tokens.is_empty());
+    assert!(tokens.iter().all(|t| t.as_u64().unwrap() < 256));
+    assert_eq!(tokens.len(), line["times_ms"].as_array().unwrap().len());
+    let db = dir.path().join("pa.db");
+    let out = pairalign(&[
+        "index",
+        path(&files[0]),
+        path(&files[1]),
+        "--db",
+        path(&db),
+        "--tokenizer",
+        path(&run),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = &json_lines(&pairalign(&["info", "--db", path(&db), "--json"]))[0];
+    assert_eq!(info["docs"], 2);
+    assert_eq!(info["tokenizer"]["id"], "pairalign");
+    let out = pairalign(&[
+        "search",
+        "--db",
+        path(&db),
+        path(&files[0]),
+        "--tokenizer",
+        path(&run),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The database records the PairAlign tokenizer: the VQ one is refused.
+    let out = pairalign(&["search", "--db", path(&db), path(&files[0]), "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    // It evaluates (no dense baseline: that is the VQ encoder's).
+    let out = pairalign(&[
+        "eval",
+        "retrieval",
+        "--cache",
+        path(&cache),
+        "--tokenizer",
+        path(&run),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["report"]["tokenizer"], "pairalign");
+
+    // A VQ folder that does not match the config is an error, not a panic.
+    let out = pairalign(&[
+        "train",
+        "pairalign",
+        "--data",
+        path(&cache),
+        "--out",
+        path(&dir.path().join("bad")),
+        "--init",
+        path(&dir.path().join("nope")),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn tokenizer_names_select_the_shipped_models() {
+    let file = &sample_files()[0];
+    let out = pairalign(&["tokenize", "--tokenizer", "vq", "--json", path(file)]);
+    assert!(out.status.success());
+    let out = pairalign(&["tokenize", "--tokenizer", "pairalign", "--json", path(file)]);
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/weights/pairalign-v1/model.safetensors")
+        .is_file();
+    if shipped {
+        assert!(out.status.success());
+    } else {
+        // Not shipped yet: a clear error that says so, in every command.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("not shipped"), "{stderr}");
+        assert!(stderr.contains("models/weights/pairalign-v1"), "{stderr}");
+        let db = tempfile::tempdir().unwrap();
+        let out = pairalign(&[
+            "index",
+            path(file),
+            "--db",
+            path(&db.path().join("db")),
+            "--tokenizer",
+            "pairalign",
+        ]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not shipped"));
+    }
+    let out = pairalign(&["tokenize", "--tokenizer", "no-such-model", path(file)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such folder"));
+}
+
 #[cfg(unix)]
 #[test]
 fn interrupted_training_saves_a_checkpoint_and_resumes() {

@@ -9,6 +9,10 @@
 //! - `one call`: the same batches through one model call each (`frame_codes` on all 32, after
 //!   a single-threaded log-mel): what batching alone gives, the baseline for the ratio.
 //! - `log-mel`: the front end alone (rayon), `encoder`: the model alone (split as `tokenize`).
+//! - `pairalign`: `Tokenizer::tokenize` of a PairAlign tokenizer of the shipping size on the
+//!   same batches (the vq-v1 encoder, the default decoder; untrained until pairalign-v1 ships,
+//!   so its decoder runs to the length bound, about 16.7 tokens/s instead of 12.7: a
+//!   pessimistic figure), side by side with `tokenize`, and the ratio.
 //!
 //! Run: `cargo bench -p pairalign-benches --bench tokenizer`
 //! After criterion's figures it prints a table of x realtime per row (best of 3) and the ratio.
@@ -17,7 +21,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pairalign_benches::{best_of_3, speech_like};
 use pairalign_datasets::mel::LogMel;
 use pairalign_datasets::SAMPLE_RATE;
-use pairalign_models::{shipped, Device, Tokenizer};
+use pairalign_models::pairalign::PairAlignConfig;
+use pairalign_models::{shipped, Device, PairAlignTokenizer, Tokenizer};
 use rayon::prelude::*;
 
 const WINDOWS: usize = 120;
@@ -57,11 +62,25 @@ fn bench_tokenizer(c: &mut Criterion) {
         }
     };
 
+    let pairalign = PairAlignTokenizer::init_from_vq(
+        &PairAlignConfig::from_vq(tok.config()),
+        &tok,
+        1,
+        &Device::Cpu,
+    )
+    .expect("a PairAlign tokenizer on the vq-v1 encoder");
+    let pairalign_tokenize = || {
+        for batch in windows.chunks(BATCH) {
+            pairalign.tokenize(batch).expect("tokenize");
+        }
+    };
+
     let mut group = c.benchmark_group("tokenizer");
     group.throughput(Throughput::Elements(seconds as u64));
     group.sample_size(10);
     group.bench_function("tokenize", |b| b.iter(tokenize));
     group.bench_function("one_call", |b| b.iter(one_call));
+    group.bench_function("pairalign", |b| b.iter(pairalign_tokenize));
     group.finish();
 
     let rows = [
@@ -69,6 +88,7 @@ fn bench_tokenizer(c: &mut Criterion) {
         ("one call", best_of_3(one_call)),
         ("log-mel", best_of_3(log_mel)),
         ("encoder", best_of_3(encoder)),
+        ("pairalign", best_of_3(pairalign_tokenize)),
     ];
     println!(
         "\nVQ tokenizer (vq-v1, {} threads), {seconds:.0} s of audio in {WINDOWS} windows of {WINDOW_S} s, batches of {BATCH}:",
@@ -84,6 +104,10 @@ fn bench_tokenizer(c: &mut Criterion) {
     println!(
         "  tokenize / one call: {:.2}x",
         rows[1].1.as_secs_f64() / rows[0].1.as_secs_f64()
+    );
+    println!(
+        "  pairalign / vq tokenize: {:.2}x the speed",
+        rows[0].1.as_secs_f64() / rows[4].1.as_secs_f64()
     );
 }
 

@@ -45,6 +45,27 @@ pub enum Error {
     /// multiple of the number of mel bins).
     #[error("bad tokenizer input: {0}")]
     BadInput(String),
+
+    /// A shipped tokenizer was asked for by name in a build that does not hold its weights.
+    #[error(
+        "the {name} tokenizer is not shipped in this build (no weights in {dir}); train one with \
+         `pairalign train {name}` and pass its folder to --tokenizer, or use --tokenizer vq"
+    )]
+    NotShipped {
+        /// The name asked for (`pairalign`).
+        name: String,
+        /// The folder its weights would be compiled from.
+        dir: String,
+    },
+
+    /// A folder given as a tokenizer is neither a VQ nor a PairAlign checkpoint.
+    #[error("{path} is not a tokenizer folder: {detail}")]
+    NotATokenizer {
+        /// The folder.
+        path: PathBuf,
+        /// What was missing or unrecognized.
+        detail: String,
+    },
 }
 
 /// `Result` with the crate's [`Error`].

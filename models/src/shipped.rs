@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::{Device, Result, VqTokenizer};
+use crate::{Device, Error, PairAlignTokenizer, Result, VqTokenizer};
 
 /// Folder of the shipped VQ weights, relative to the repository (for messages and model cards).
 pub const VQ_DIR: &str = "models/weights/vq-v1";
@@ -15,4 +15,38 @@ const VQ_WEIGHTS: &[u8] = include_bytes!("../weights/vq-v1/model.safetensors");
 /// The shipped VQ tokenizer (`vq-v1`) on `device`.
 pub fn vq(device: &Device) -> Result<VqTokenizer> {
     VqTokenizer::from_bytes(VQ_CONFIG, VQ_WEIGHTS, Path::new(VQ_DIR), device)
+}
+
+/// Folder of the shipped PairAlign weights, relative to the repository. A build compiles them in
+/// when the folder holds `config.json` and `model.safetensors` (see `models/build.rs`).
+pub const PAIRALIGN_DIR: &str = "models/weights/pairalign-v1";
+
+#[cfg(pairalign_shipped)]
+const PAIRALIGN_CONFIG: &str = include_str!("../weights/pairalign-v1/config.json");
+#[cfg(pairalign_shipped)]
+const PAIRALIGN_WEIGHTS: &[u8] = include_bytes!("../weights/pairalign-v1/model.safetensors");
+
+/// True when this build holds the shipped PairAlign weights.
+pub const PAIRALIGN_SHIPPED: bool = cfg!(pairalign_shipped);
+
+/// The shipped PairAlign tokenizer (`pairalign-v1`) on `device`; [`Error::NotShipped`] in a
+/// build made before its weights were in [`PAIRALIGN_DIR`].
+pub fn pairalign(device: &Device) -> Result<PairAlignTokenizer> {
+    #[cfg(pairalign_shipped)]
+    {
+        PairAlignTokenizer::from_bytes(
+            PAIRALIGN_CONFIG,
+            PAIRALIGN_WEIGHTS,
+            Path::new(PAIRALIGN_DIR),
+            device,
+        )
+    }
+    #[cfg(not(pairalign_shipped))]
+    {
+        let _ = device;
+        Err(Error::NotShipped {
+            name: "pairalign".into(),
+            dir: PAIRALIGN_DIR.into(),
+        })
+    }
 }

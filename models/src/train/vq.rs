@@ -94,7 +94,7 @@ pub struct DataFingerprint {
 }
 
 impl DataFingerprint {
-    fn of(cache: &FeatureCache) -> Self {
+    pub(crate) fn of(cache: &FeatureCache) -> Self {
         DataFingerprint {
             clips: cache.len(),
             total_frames: cache.total_frames(),

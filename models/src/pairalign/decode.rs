@@ -1,0 +1,256 @@
+//! Batched greedy decoding with a KV cache, length-constrained and deterministic.
+//!
+//! Every row starts from BOS. At each step the decoder sees one new position per row: its
+//! self-attention keys and values are appended to the cache, the cross-attention ones were
+//! computed once from the condition. The next token is the highest-scoring VQ code, or EOS when
+//! EOS scores higher and the row has its minimum length ([`greedy_choice`]); a row at its
+//! maximum gets EOS. Finished rows leave the batch (their cache rows are dropped), so the
+//! remaining steps compute only what is still needed.
+
+use candle_core::Tensor;
+
+use super::model::{Condition, LayerCache};
+use super::{PairAlignConfig, PairAlignModel};
+use crate::vq::CODE_FRAME_MS;
+use crate::{Error, Result};
+
+/// One decoded clip.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Decoded {
+    /// VQ-code ids, each below the codebook size (no BOS, EOS or PAD).
+    pub tokens: Vec<u16>,
+    /// For each token, its predicted start as a fraction of the clip's condition frames, from
+    /// the timing head (raw: neither clamped nor made monotone).
+    pub times: Vec<f32>,
+}
+
+impl Decoded {
+    /// The token times in ms for a clip of `cond_frames` 50 Hz frames: each fraction times the
+    /// clip's span, clamped to the start of its last frame (so within the clip), rounded, and
+    /// made non-decreasing by a running maximum (a token never starts before the one it
+    /// follows); a non-finite prediction repeats the previous time.
+    pub fn times_ms(&self, cond_frames: usize) -> Vec<u32> {
+        let span = (cond_frames as u64 * u64::from(CODE_FRAME_MS)) as f64;
+        let last = span - f64::from(CODE_FRAME_MS);
+        let mut prev = 0u32;
+        self.times
+            .iter()
+            .map(|&f| {
+                if f.is_finite() {
+                    let t = (f64::from(f) * span).clamp(0.0, last.max(0.0)).round() as u32;
+                    prev = prev.max(t);
+                }
+                prev
+            })
+            .collect()
+    }
+}
+
+/// The greedy choice of decoding for one row: `logits` over the decoder vocabulary, `emitted`
+/// tokens so far, `(min, max)` tokens allowed. EOS at the maximum; before the minimum, the best
+/// code; otherwise EOS when it scores strictly higher than every code, else the best code.
+/// BOS and PAD are never chosen; ties go to the lowest id; NaN scores never win.
+pub fn greedy_choice(
+    cfg: &PairAlignConfig,
+    logits: &[f32],
+    emitted: usize,
+    (min, max): (usize, usize),
+) -> u32 {
+    let eos = cfg.eos();
+    if emitted >= max {
+        return eos;
+    }
+    let mut best = 0u32;
+    let mut best_score = f32::NEG_INFINITY;
+    for (i, &s) in logits.iter().take(cfg.codebook_size()).enumerate() {
+        if s > best_score {
+            best = i as u32;
+            best_score = s;
+        }
+    }
+    let eos_score = logits
+        .get(eos as usize)
+        .copied()
+        .unwrap_or(f32::NEG_INFINITY);
+    if emitted >= min && eos_score > best_score {
+        eos
+    } else {
+        best
+    }
+}
+
+/// The decoder's cache for a batch being decoded: one [`LayerCache`] per layer and the
+/// condition's key mask, for the rows still active.
+#[derive(Clone, Debug)]
+struct DecodeCache {
+    layers: Vec<LayerCache>,
+    cond_mask: Tensor,
+}
+
+impl DecodeCache {
+    /// Keeps rows `keep` (indices into the current batch) of every cached tensor.
+    fn retain(&mut self, keep: &[usize]) -> Result<()> {
+        let device = self.cond_mask.device().clone();
+        let idx: Vec<u32> = keep.iter().map(|&i| i as u32).collect();
+        let idx = Tensor::from_vec(idx, keep.len(), &device)?;
+        let pick = |t: &Tensor| -> Result<Tensor> { Ok(t.index_select(&idx, 0)?) };
+        for layer in &mut self.layers {
+            layer.self_k = layer.self_k.as_ref().map(&pick).transpose()?;
+            layer.self_v = layer.self_v.as_ref().map(&pick).transpose()?;
+            layer.cross_k = pick(&layer.cross_k)?;
+            layer.cross_v = pick(&layer.cross_v)?;
+        }
+        self.cond_mask = pick(&self.cond_mask)?;
+        Ok(())
+    }
+}
+
+impl PairAlignModel {
+    /// Greedy decoding of every row of `cond` within the config's length bounds for its
+    /// duration ([`PairAlignConfig::length_bounds`]). A row with no frames decodes to nothing.
+    pub fn decode_greedy(&self, cond: &Condition) -> Result<Vec<Decoded>> {
+        let bounds: Vec<(usize, usize)> = cond
+            .lens
+            .iter()
+            .map(|&n| self.config().length_bounds(n))
+            .collect();
+        self.decode_greedy_bounded(cond, &bounds)
+    }
+
+    /// Greedy decoding of every row of `cond` with `bounds[b]` = `(min, max)` tokens for row
+    /// `b` (`max` at most `max_tokens - 1`). Rows with no frames or `max` 0 decode to nothing.
+    pub fn decode_greedy_bounded(
+        &self,
+        cond: &Condition,
+        bounds: &[(usize, usize)],
+    ) -> Result<Vec<Decoded>> {
+        let cfg = self.config();
+        if bounds.len() != cond.len() {
+            return Err(Error::BadInput(format!(
+                "{} length bounds for {} conditions",
+                bounds.len(),
+                cond.len()
+            )));
+        }
+        if let Some(&(_, max)) = bounds.iter().find(|(_, max)| *max >= cfg.max_tokens) {
+            return Err(Error::BadInput(format!(
+                "a maximum of {max} tokens needs more than the model's {} positions",
+                cfg.max_tokens
+            )));
+        }
+        let mut out = vec![Decoded::default(); cond.len()];
+        // Original row of each active batch row.
+        let mut active: Vec<usize> = (0..cond.len())
+            .filter(|&b| cond.lens[b] > 0 && bounds[b].1 > 0)
+            .collect();
+        if active.is_empty() {
+            return Ok(out);
+        }
+        let cond = if active.len() == cond.len() {
+            cond.clone()
+        } else {
+            cond.select(&active)?
+        };
+        let mut cache = DecodeCache {
+            layers: self.decoder.start_cache(&cond)?,
+            cond_mask: cond.mask.clone(),
+        };
+        let device = cond.states.device();
+        let mut inputs = vec![cfg.bos(); active.len()];
+        for pos in 0..cfg.max_tokens {
+            let tokens = Tensor::from_slice(&inputs, inputs.len(), device)?;
+            let step = self
+                .decoder
+                .step(&tokens, pos, &mut cache.layers, &cache.cond_mask)?;
+            let logits = step.logits.squeeze(1)?.to_vec2::<f32>()?;
+            let times = step.times.squeeze(1)?.to_vec1::<f32>()?;
+            let mut keep = Vec::with_capacity(active.len());
+            let mut next = Vec::with_capacity(active.len());
+            for (i, &row) in active.iter().enumerate() {
+                let dec = &mut out[row];
+                if pos > 0 {
+                    // The time of the token fed in at this position.
+                    dec.times.push(times[i]);
+                }
+                let choice = greedy_choice(cfg, &logits[i], dec.tokens.len(), bounds[row]);
+                if choice != cfg.eos() {
+                    dec.tokens.push(choice as u16);
+                    keep.push(i);
+                    next.push(choice);
+                }
+            }
+            if keep.is_empty() {
+                return Ok(out);
+            }
+            if keep.len() < active.len() {
+                cache.retain(&keep)?;
+                active = keep.iter().map(|&i| active[i]).collect();
+            }
+            inputs = next;
+        }
+        // Unreachable: every maximum is below max_tokens, so every row ends by then.
+        Err(Error::BadInput(
+            "decoding ran past the model's positions".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> PairAlignConfig {
+        PairAlignConfig {
+            encoder: crate::VqConfig {
+                codebook_size: 256,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn choice_follows_the_bounds() {
+        let cfg = cfg();
+        let mut logits = vec![0f32; cfg.vocab_size()];
+        logits[7] = 1.0;
+        logits[cfg.eos() as usize] = 5.0;
+        logits[cfg.bos() as usize] = 9.0;
+        logits[cfg.pad() as usize] = 9.0;
+        assert_eq!(
+            greedy_choice(&cfg, &logits, 0, (2, 4)),
+            7,
+            "before the minimum"
+        );
+        assert_eq!(greedy_choice(&cfg, &logits, 2, (2, 4)), cfg.eos());
+        logits[cfg.eos() as usize] = -5.0;
+        assert_eq!(greedy_choice(&cfg, &logits, 3, (2, 4)), 7);
+        assert_eq!(
+            greedy_choice(&cfg, &logits, 4, (2, 4)),
+            cfg.eos(),
+            "at the maximum"
+        );
+        // Ties go to the lowest id, NaN never wins.
+        let mut logits = vec![f32::NAN; cfg.vocab_size()];
+        logits[3] = 2.0;
+        logits[9] = 2.0;
+        assert_eq!(greedy_choice(&cfg, &logits, 0, (1, 4)), 3);
+        logits[cfg.eos() as usize] = 2.0;
+        assert_eq!(
+            greedy_choice(&cfg, &logits, 1, (1, 4)),
+            3,
+            "a tie is not EOS"
+        );
+    }
+
+    #[test]
+    fn times_are_clamped_monotone_and_in_ms() {
+        let d = Decoded {
+            tokens: vec![1; 6],
+            times: vec![-0.5, 0.1, 0.05, f32::NAN, 0.5, 2.0],
+        };
+        // 150 frames: 3000 ms, the last frame starts at 2980.
+        assert_eq!(d.times_ms(150), vec![0, 300, 300, 300, 1500, 2980]);
+        assert_eq!(d.times_ms(1), vec![0; 6]);
+    }
+}

@@ -1,0 +1,462 @@
+//! `PairAlignModel`: the VQ encoder, the conditioner that turns its output into the condition,
+//! and the autoregressive decoder with its LM and timing heads; teacher-forced forward for
+//! training, and `init_from_vq`.
+//!
+//! Timing recovery uses a small head on the decoder state rather than the cross-attention
+//! weights: the head gets direct supervision for free (the VQ-derived targets carry the start
+//! time of each token's run, issue 8 component 7), its error can be measured and trained down,
+//! and it costs one tiny MLP per step; cross-attention of a multi-head decoder is not bound to
+//! be sharp or to peak at a token's start, so times read from it would need extra constraints
+//! (monotonic or guided attention) to be trusted. The head reads the state at the position where
+//! the token is the *input*, so it sees the token itself and everything before it, and every
+//! emitted token's time is ready by the step that emits the next token or EOS.
+
+use candle_core::{DType, Device, Tensor, D};
+use candle_nn::{Embedding, Init, Linear, Module, VarBuilder, VarMap};
+
+use super::layers::{apply, causal_mask, key_mask, linear, sinusoids, Attention, LayerNorm, Mlp};
+use super::PairAlignConfig;
+use crate::vq::{subsampled_len, Encoder};
+use crate::{Error, Result, VqTokenizer};
+
+/// Standard deviation of the token and position embeddings at init (GPT-2's 0.02).
+const EMBED_INIT_STD: f64 = 0.02;
+
+/// The condition of a batch of clips: what the decoder attends to.
+#[derive(Clone, Debug)]
+pub struct Condition {
+    /// `[B, T, d_model]` at 50 Hz; frames past `lens[b]` are padding.
+    pub states: Tensor,
+    /// Valid 50 Hz frames of each row.
+    pub lens: Vec<usize>,
+    /// `[B, 1, 1, T]` additive key mask: 0 on valid frames, `-inf` on padding.
+    pub mask: Tensor,
+}
+
+impl Condition {
+    /// Rows `rows` of the batch (a row may repeat), e.g. every clip's condition once per
+    /// target for the likelihood contrast, or the other view's for cross-paired teacher
+    /// forcing.
+    pub fn select(&self, rows: &[usize]) -> Result<Condition> {
+        let device = self.states.device();
+        let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+        let idx = Tensor::from_vec(idx, rows.len(), device)?;
+        let lens = rows
+            .iter()
+            .map(|&r| {
+                self.lens.get(r).copied().ok_or_else(|| {
+                    Error::BadInput(format!("row {r} of a condition of {}", self.lens.len()))
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Condition {
+            states: self.states.index_select(&idx, 0)?,
+            lens,
+            mask: self.mask.index_select(&idx, 0)?,
+        })
+    }
+
+    /// Rows in the batch.
+    pub fn len(&self) -> usize {
+        self.lens.len()
+    }
+
+    /// True for a batch of no rows.
+    pub fn is_empty(&self) -> bool {
+        self.lens.is_empty()
+    }
+}
+
+/// A pre-norm transformer layer over the condition: `x + attn(norm_1(x))`, then
+/// `x + mlp(norm_2(x))`.
+#[derive(Clone, Debug)]
+pub struct ConditionLayer {
+    norm_1: LayerNorm,
+    attn: Attention,
+    norm_2: LayerNorm,
+    mlp: Mlp,
+}
+
+impl ConditionLayer {
+    /// Weights `norm_1`, `attn`, `norm_2`, `mlp`.
+    pub fn load(cfg: &PairAlignConfig, vb: VarBuilder) -> Result<Self> {
+        let d = cfg.d_model;
+        Ok(ConditionLayer {
+            norm_1: LayerNorm::load(d, cfg.layer_norm_eps, vb.pp("norm_1"))?,
+            attn: Attention::load(d, cfg.heads, vb.pp("attn"))?,
+            norm_2: LayerNorm::load(d, cfg.layer_norm_eps, vb.pp("norm_2"))?,
+            mlp: Mlp::load(d, cfg.ff_dim, d, vb.pp("mlp"))?,
+        })
+    }
+
+    /// `x`: `[B, T, d]`; `mask`: the `[B, 1, 1, T]` key mask.
+    pub fn forward(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let x = (x + self
+            .attn
+            .forward(&self.norm_1.forward(x)?, None, Some(mask))?)?;
+        Ok((&x + self.mlp.forward(&self.norm_2.forward(&x)?)?)?)
+    }
+}
+
+/// Encoder output -> condition: `proj` to `d_model`, sinusoidal positions, `layers.{i}`,
+/// `norm`.
+#[derive(Clone, Debug)]
+pub struct Conditioner {
+    proj: Linear,
+    layers: Vec<ConditionLayer>,
+    norm: LayerNorm,
+    d_model: usize,
+}
+
+impl Conditioner {
+    /// Weights `proj`, `layers.{i}`, `norm`.
+    pub fn load(cfg: &PairAlignConfig, vb: VarBuilder) -> Result<Self> {
+        let layers = (0..cfg.cond_layers)
+            .map(|i| ConditionLayer::load(cfg, vb.pp("layers").pp(i)))
+            .collect::<Result<_>>()?;
+        Ok(Conditioner {
+            proj: linear(cfg.encoder.code_dim, cfg.d_model, vb.pp("proj"))?,
+            layers,
+            norm: LayerNorm::load(cfg.d_model, cfg.layer_norm_eps, vb.pp("norm"))?,
+            d_model: cfg.d_model,
+        })
+    }
+
+    /// `z`: encoder output `[B, T, code_dim]`; `lens`: valid frames of each row.
+    pub fn forward(&self, z: &Tensor, lens: &[usize]) -> Result<Condition> {
+        let (_, t, _) = z.dims3()?;
+        let device = z.device();
+        let mask = key_mask(lens, t, device)?;
+        let mut x = apply(&self.proj, z)?.broadcast_add(&sinusoids(t, self.d_model, device)?)?;
+        for layer in &self.layers {
+            x = layer.forward(&x, &mask)?;
+        }
+        Ok(Condition {
+            states: self.norm.forward(&x)?,
+            lens: lens.to_vec(),
+            mask,
+        })
+    }
+}
+
+/// Keys and values of one decoder layer during decoding: self-attention ones grow by one
+/// position per step, cross-attention ones are computed once per clip.
+#[derive(Clone, Debug)]
+pub(crate) struct LayerCache {
+    pub(crate) self_k: Option<Tensor>,
+    pub(crate) self_v: Option<Tensor>,
+    pub(crate) cross_k: Tensor,
+    pub(crate) cross_v: Tensor,
+}
+
+/// A pre-norm decoder layer: causal self-attention, cross-attention over the condition, MLP,
+/// each `x + block(norm(x))`.
+#[derive(Clone, Debug)]
+pub struct DecoderLayer {
+    norm_self: LayerNorm,
+    self_attn: Attention,
+    norm_cross: LayerNorm,
+    cross_attn: Attention,
+    norm_mlp: LayerNorm,
+    mlp: Mlp,
+}
+
+impl DecoderLayer {
+    /// Weights `norm_self`, `self_attn`, `norm_cross`, `cross_attn`, `norm_mlp`, `mlp`.
+    pub fn load(cfg: &PairAlignConfig, vb: VarBuilder) -> Result<Self> {
+        let (d, eps) = (cfg.d_model, cfg.layer_norm_eps);
+        Ok(DecoderLayer {
+            norm_self: LayerNorm::load(d, eps, vb.pp("norm_self"))?,
+            self_attn: Attention::load(d, cfg.heads, vb.pp("self_attn"))?,
+            norm_cross: LayerNorm::load(d, eps, vb.pp("norm_cross"))?,
+            cross_attn: Attention::load(d, cfg.heads, vb.pp("cross_attn"))?,
+            norm_mlp: LayerNorm::load(d, eps, vb.pp("norm_mlp"))?,
+            mlp: Mlp::load(d, cfg.ff_dim, d, vb.pp("mlp"))?,
+        })
+    }
+
+    /// Teacher-forced: `x` `[B, L, d]`, `causal` the `[1, 1, L, L]` mask.
+    pub fn forward(&self, x: &Tensor, causal: &Tensor, cond: &Condition) -> Result<Tensor> {
+        let x = (x + self
+            .self_attn
+            .forward(&self.norm_self.forward(x)?, None, Some(causal))?)?;
+        let x = (&x
+            + self.cross_attn.forward(
+                &self.norm_cross.forward(&x)?,
+                Some(&cond.states),
+                Some(&cond.mask),
+            )?)?;
+        Ok((&x + self.mlp.forward(&self.norm_mlp.forward(&x)?)?)?)
+    }
+
+    /// The cross-attention keys and values of `cond`, once per clip.
+    pub(crate) fn start_cache(&self, cond: &Condition) -> Result<LayerCache> {
+        let (cross_k, cross_v) = self.cross_attn.keys_values(&cond.states)?;
+        Ok(LayerCache {
+            self_k: None,
+            self_v: None,
+            cross_k,
+            cross_v,
+        })
+    }
+
+    /// One decoding step: `x` `[B, 1, d]` is the newest position; its keys and values are
+    /// appended to `cache`, and it attends to every cached position (all earlier, so no causal
+    /// mask is needed) and to the condition (`cond_mask`).
+    pub(crate) fn step(
+        &self,
+        x: &Tensor,
+        cache: &mut LayerCache,
+        cond_mask: &Tensor,
+    ) -> Result<Tensor> {
+        let h = self.norm_self.forward(x)?;
+        let q = self.self_attn.queries(&h)?;
+        let (k, v) = self.self_attn.keys_values(&h)?;
+        let (k, v) = match (&cache.self_k, &cache.self_v) {
+            (Some(pk), Some(pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
+            _ => (k, v),
+        };
+        let x = (x + self.self_attn.attend(&q, &k, &v, None)?)?;
+        cache.self_k = Some(k);
+        cache.self_v = Some(v);
+        let q = self.cross_attn.queries(&self.norm_cross.forward(&x)?)?;
+        let x = (&x
+            + self
+                .cross_attn
+                .attend(&q, &cache.cross_k, &cache.cross_v, Some(cond_mask))?)?;
+        Ok((&x + self.mlp.forward(&self.norm_mlp.forward(&x)?)?)?)
+    }
+}
+
+/// Teacher-forced outputs.
+#[derive(Clone, Debug)]
+pub struct TeacherOutput {
+    /// `[B, L, vocab]`: position `k` scores the token after input `k` (the first token after
+    /// BOS, ..., EOS after the last).
+    pub logits: Tensor,
+    /// `[B, L]` in (0, 1): position `k >= 1` predicts when input token `k` starts, as a
+    /// fraction of the clip's condition frames; position 0 (BOS) predicts nothing useful.
+    pub times: Tensor,
+}
+
+/// Tokens -> decoder states -> next-token logits and token times: `embed`, `pos`,
+/// `layers.{i}`, `norm_out`, `lm_head`, `timing`.
+#[derive(Clone, Debug)]
+pub struct Decoder {
+    embed: Embedding,
+    pos: Embedding,
+    layers: Vec<DecoderLayer>,
+    norm_out: LayerNorm,
+    lm_head: Linear,
+    timing: Mlp,
+    max_tokens: usize,
+}
+
+impl Decoder {
+    /// Weights `embed` `[vocab, d]`, `pos` `[max_tokens, d]`, `layers.{i}`, `norm_out`,
+    /// `lm_head` `[vocab, d]`, `timing` (MLP `d -> d -> 1`).
+    pub fn load(cfg: &PairAlignConfig, vb: VarBuilder) -> Result<Self> {
+        let d = cfg.d_model;
+        let init = Init::Randn {
+            mean: 0.0,
+            stdev: EMBED_INIT_STD,
+        };
+        let embed = vb
+            .pp("embed")
+            .get_with_hints((cfg.vocab_size(), d), "weight", init)?;
+        let pos = vb
+            .pp("pos")
+            .get_with_hints((cfg.max_tokens, d), "weight", init)?;
+        let layers = (0..cfg.layers)
+            .map(|i| DecoderLayer::load(cfg, vb.pp("layers").pp(i)))
+            .collect::<Result<_>>()?;
+        Ok(Decoder {
+            embed: Embedding::new(embed, d),
+            pos: Embedding::new(pos, d),
+            layers,
+            norm_out: LayerNorm::load(d, cfg.layer_norm_eps, vb.pp("norm_out"))?,
+            lm_head: linear(d, cfg.vocab_size(), vb.pp("lm_head"))?,
+            timing: Mlp::load(d, d, 1, vb.pp("timing"))?,
+            max_tokens: cfg.max_tokens,
+        })
+    }
+
+    /// Teacher-forced pass over `input` (`[B, L]` u32, BOS first, right-padded with any id):
+    /// every position attends to itself and the positions before it, so padding after a
+    /// row's end changes nothing before it.
+    pub fn forward(&self, input: &Tensor, cond: &Condition) -> Result<TeacherOutput> {
+        let (_, l) = input.dims2()?;
+        if l > self.max_tokens {
+            return Err(Error::BadInput(format!(
+                "{l} decoder positions, the model has {}",
+                self.max_tokens
+            )));
+        }
+        let device = input.device();
+        let pos = self.pos.embeddings().narrow(0, 0, l)?;
+        let mut x = self.embed.forward(input)?.broadcast_add(&pos)?;
+        let causal = causal_mask(l, device)?;
+        for layer in &self.layers {
+            x = layer.forward(&x, &causal, cond)?;
+        }
+        self.heads(&x)
+    }
+
+    /// LM and timing heads over decoder states `[B, L, d]`.
+    fn heads(&self, x: &Tensor) -> Result<TeacherOutput> {
+        let h = self.norm_out.forward(x)?;
+        let logits = apply(&self.lm_head, &h)?;
+        let times = candle_nn::ops::sigmoid(&self.timing.forward(&h)?)?.squeeze(D::Minus1)?;
+        Ok(TeacherOutput { logits, times })
+    }
+
+    pub(crate) fn start_cache(&self, cond: &Condition) -> Result<Vec<LayerCache>> {
+        self.layers.iter().map(|l| l.start_cache(cond)).collect()
+    }
+
+    /// One decoding step at position `pos`: `tokens` `[B]` u32 are the inputs there. Returns
+    /// `[B, 1, vocab]` logits and `[B, 1]` times.
+    pub(crate) fn step(
+        &self,
+        tokens: &Tensor,
+        pos: usize,
+        caches: &mut [LayerCache],
+        cond_mask: &Tensor,
+    ) -> Result<TeacherOutput> {
+        if pos >= self.max_tokens {
+            return Err(Error::BadInput(format!(
+                "decoder position {pos}, the model has {}",
+                self.max_tokens
+            )));
+        }
+        let b = tokens.dim(0)?;
+        let p = self.pos.embeddings().narrow(0, pos, 1)?;
+        let mut x = self
+            .embed
+            .forward(tokens)?
+            .broadcast_add(&p)?
+            .reshape((b, 1, ()))?;
+        for (layer, cache) in self.layers.iter().zip(caches.iter_mut()) {
+            x = layer.step(&x, cache, cond_mask)?;
+        }
+        self.heads(&x)
+    }
+}
+
+/// The PairAlign model. Weights: `encoder.*` (the VQ encoder's names), `condition.*`,
+/// `decoder.*`.
+#[derive(Clone, Debug)]
+pub struct PairAlignModel {
+    /// Normalized log-mel -> 50 Hz vectors (the VQ encoder).
+    pub encoder: Encoder,
+    /// Encoder output -> condition.
+    pub conditioner: Conditioner,
+    /// The autoregressive decoder.
+    pub decoder: Decoder,
+    cfg: PairAlignConfig,
+}
+
+impl PairAlignModel {
+    /// Validates `cfg` and loads (or, from a `VarMap`, creates) every weight.
+    pub fn load(cfg: &PairAlignConfig, vb: VarBuilder) -> Result<Self> {
+        cfg.validate()?;
+        Ok(PairAlignModel {
+            encoder: Encoder::load(&cfg.encoder, vb.pp("encoder"))?,
+            conditioner: Conditioner::load(cfg, vb.pp("condition"))?,
+            decoder: Decoder::load(cfg, vb.pp("decoder"))?,
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// The model's hyper-parameters.
+    pub fn config(&self) -> &PairAlignConfig {
+        &self.cfg
+    }
+
+    /// The condition of normalized log-mels `[B, T, n_mels]`; `lens` gives each row's valid
+    /// 100 Hz frames in a padded batch (`None`: every row is `T` long).
+    pub fn encode(&self, mel: &Tensor, lens: Option<&[usize]>) -> Result<Condition> {
+        let (b, t, _) = mel.dims3()?;
+        let z = self.encoder.forward(mel, lens)?;
+        let cond_lens: Vec<usize> = match lens {
+            Some(lens) => lens.iter().map(|&n| subsampled_len(n)).collect(),
+            None => vec![subsampled_len(t); b],
+        };
+        self.conditioner.forward(&z, &cond_lens)
+    }
+
+    /// Teacher-forced logits and times of `input` (`[B, L]` u32: BOS, then the target tokens,
+    /// right-padded) under `cond`.
+    pub fn forward_teacher(&self, cond: &Condition, input: &Tensor) -> Result<TeacherOutput> {
+        if input.dim(0)? != cond.len() {
+            return Err(Error::BadInput(format!(
+                "{} token rows for {} conditions",
+                input.dim(0)?,
+                cond.len()
+            )));
+        }
+        self.decoder.forward(input, cond)
+    }
+}
+
+/// Copies the encoder weights of the VQ tokenizer `vq` into `varmap`, which must hold a
+/// PairAlign model built with `cfg` (by [`PairAlignModel::load`] on it) whose `encoder` config
+/// equals `vq`'s. Returns the number of tensors copied. The mel normalization of `vq` must be
+/// used with these weights (`vq.norm()`).
+pub fn init_from_vq(cfg: &PairAlignConfig, varmap: &VarMap, vq: &VqTokenizer) -> Result<usize> {
+    if &cfg.encoder != vq.config() {
+        return Err(Error::BadConfig(format!(
+            "the PairAlign encoder config {:?} differs from the VQ model's {:?}",
+            cfg.encoder,
+            vq.config()
+        )));
+    }
+    let vars = varmap
+        .data()
+        .lock()
+        .map_err(|_| Error::BadConfig("the VarMap lock is poisoned".into()))?;
+    let mut copied = 0;
+    for (name, t) in vq
+        .weights()
+        .iter()
+        .filter(|(k, _)| k.starts_with("encoder."))
+    {
+        let var = vars.get(name).ok_or_else(|| {
+            Error::BadConfig(format!(
+                "the PairAlign model has no tensor {name}: build it on the VarMap first"
+            ))
+        })?;
+        if var.dims() != t.dims() {
+            return Err(Error::BadConfig(format!(
+                "{name}: shape {:?} in the VQ model, {:?} in the PairAlign model",
+                t.dims(),
+                var.dims()
+            )));
+        }
+        var.set(&t.to_dtype(DType::F32)?.to_device(var.device())?)?;
+        copied += 1;
+    }
+    let expected = vars.keys().filter(|k| k.starts_with("encoder.")).count();
+    if copied != expected {
+        return Err(Error::BadConfig(format!(
+            "copied {copied} encoder tensors of the {expected} the PairAlign model has"
+        )));
+    }
+    Ok(copied)
+}
+
+/// The names and shapes of a model with `cfg`, from a throwaway CPU init.
+pub(crate) fn expected_shapes(
+    cfg: &PairAlignConfig,
+) -> Result<std::collections::BTreeMap<String, Vec<usize>>> {
+    let vm = VarMap::new();
+    PairAlignModel::load(cfg, VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu))?;
+    let data = vm
+        .data()
+        .lock()
+        .map_err(|_| Error::BadConfig("the VarMap lock is poisoned".into()))?;
+    Ok(data
+        .iter()
+        .map(|(k, v)| (k.clone(), v.dims().to_vec()))
+        .collect())
+}

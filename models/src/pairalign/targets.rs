@@ -1,0 +1,168 @@
+//! VQ-derived targets (issue 8, training component 1): a clip's 50 Hz VQ frame codes compacted
+//! deterministically into a string at the target token rate, each token timed at the start of
+//! its segment.
+
+use crate::tokenizer::TokenString;
+use crate::vq::CODE_FRAME_MS;
+
+/// A run of equal frame codes.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    code: u16,
+    start: usize,
+    len: usize,
+}
+
+/// The target string of a clip from its VQ frame codes (`CODE_FRAME_MS` = 20 ms each), at
+/// `token_rate` tokens per second of the clip.
+///
+/// Method: collapse repeats into runs (the VQ tokenizer's ~36 tokens/s on speech), then, while
+/// there are more runs than `n = max(1, round(frames * 0.02 s * token_rate))`, remove the
+/// shortest run (the earliest among equals): its frames join the longer of its two neighbours
+/// (the left one among equals, the only one at an edge), which keeps its code; if the removal
+/// leaves two neighbours with the same code side by side, they become one run. Short runs are
+/// the frames whose codes the VQ encoder is least sure of (transitions, noise); what survives is
+/// the code that held longest in each segment. The result has `n` tokens, or one fewer when the
+/// last removal joined two equal neighbours, or fewer when the clip has fewer runs than `n`.
+///
+/// Each token's time is the start of its segment in ms, so the times are strictly increasing,
+/// start at 0 and lie within the clip. `O(runs^2)`: about 110 runs in a 3 s window.
+pub fn vq_targets(frame_codes: &[u16], token_rate: f64) -> TokenString {
+    let mut runs: Vec<Run> = Vec::new();
+    for (i, &code) in frame_codes.iter().enumerate() {
+        match runs.last_mut() {
+            Some(run) if run.code == code => run.len += 1,
+            _ => runs.push(Run {
+                code,
+                start: i,
+                len: 1,
+            }),
+        }
+    }
+    let target = target_count(frame_codes.len(), token_rate);
+    while runs.len() > target {
+        // The shortest run, the earliest among equals.
+        let Some(k) = (0..runs.len()).min_by_key(|&k| (runs[k].len, k)) else {
+            break;
+        };
+        let into_left = match (k.checked_sub(1), runs.get(k + 1)) {
+            (Some(l), Some(right)) => runs[l].len >= right.len,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let removed = runs.remove(k);
+        if into_left {
+            runs[k - 1].len += removed.len;
+        } else {
+            runs[k].len += removed.len;
+            runs[k].start = removed.start;
+        }
+        // The neighbours of the removed run are now at k - 1 and k.
+        if k >= 1 && k < runs.len() && runs[k - 1].code == runs[k].code {
+            let right = runs.remove(k);
+            runs[k - 1].len += right.len;
+        }
+    }
+    TokenString {
+        tokens: runs.iter().map(|r| r.code).collect(),
+        times_ms: runs
+            .iter()
+            .map(|r| r.start as u32 * CODE_FRAME_MS)
+            .collect(),
+    }
+}
+
+/// Tokens a clip of `frames` 50 Hz frames should have at `token_rate`: at least 1 for a
+/// non-empty clip.
+fn target_count(frames: usize, token_rate: f64) -> usize {
+    if frames == 0 {
+        return 0;
+    }
+    let n = frames as f64 * f64::from(CODE_FRAME_MS) / 1000.0 * token_rate;
+    (n.round() as usize).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collapse_repeats;
+
+    /// Expands a target string back to frames (each token held until the next one starts).
+    fn expand(ts: &TokenString, frames: usize) -> Vec<u16> {
+        let mut out = Vec::with_capacity(frames);
+        for (k, &tok) in ts.tokens.iter().enumerate() {
+            let start = (ts.times_ms[k] / CODE_FRAME_MS) as usize;
+            let end = ts
+                .times_ms
+                .get(k + 1)
+                .map_or(frames, |&t| (t / CODE_FRAME_MS) as usize);
+            out.extend(std::iter::repeat_n(tok, end - start));
+            assert!(end > start);
+        }
+        out
+    }
+
+    #[test]
+    fn empty_and_already_short_inputs() {
+        assert!(vq_targets(&[], 12.7).is_empty());
+        // 150 frames (3 s) of 5 runs: fewer than 38 already, so the runs are kept.
+        let codes: Vec<u16> = (0..150).map(|i| (i / 30) as u16).collect();
+        assert_eq!(
+            vq_targets(&codes, 12.7),
+            collapse_repeats(&codes, CODE_FRAME_MS)
+        );
+        // One frame gives one token.
+        assert_eq!(vq_targets(&[9], 12.7).tokens, vec![9]);
+    }
+
+    #[test]
+    fn shortest_runs_go_first_into_the_longer_neighbour() {
+        // Runs: 1x4, 2x1, 3x2, 4x5, 5x1, 1x3 (16 frames); at 12.7/s a 0.32 s clip wants
+        // 4 tokens: the two single-frame runs go (2 into 1, 5 into 4).
+        let codes = [1, 1, 1, 1, 2, 3, 3, 4, 4, 4, 4, 4, 5, 1, 1, 1];
+        let ts = vq_targets(&codes, 12.7);
+        assert_eq!(ts.tokens, vec![1, 3, 4, 1]);
+        assert_eq!(ts.times_ms, vec![0, 100, 140, 260]);
+        // At 6/s, 2 tokens: then 3x2 goes into the longer 4 (6 frames against 1's 5), which
+        // starts where 3 did, and the last 1x3 into 4 too.
+        let ts = vq_targets(&codes, 6.0);
+        assert_eq!(ts.tokens, vec![1, 4]);
+        assert_eq!(ts.times_ms, vec![0, 100]);
+    }
+
+    #[test]
+    fn equal_neighbours_merge() {
+        // 7 7 | 8 | 7 7 7 | 9 9 9 9: removing 8 joins the two 7 runs.
+        let codes = [7, 7, 8, 7, 7, 7, 9, 9, 9, 9];
+        // 0.2 s at 10/s: 2 tokens.
+        let ts = vq_targets(&codes, 10.0);
+        assert_eq!(ts.tokens, vec![7, 9]);
+        assert_eq!(ts.times_ms, vec![0, 120]);
+    }
+
+    #[test]
+    fn pseudo_random_codes_hit_the_rate_and_stay_consistent() {
+        let mut state = 99u32;
+        for frames in [1usize, 7, 50, 150, 151, 1000] {
+            let codes: Vec<u16> = (0..frames)
+                .map(|_| {
+                    state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    ((state >> 16) % 6) as u16
+                })
+                .collect();
+            let ts = vq_targets(&codes, 12.7);
+            let want = target_count(frames, 12.7);
+            let runs = collapse_repeats(&codes, CODE_FRAME_MS).len();
+            assert!(
+                ts.len() == want.min(runs) || ts.len() + 1 == want,
+                "{frames} frames: {} tokens, want {want}",
+                ts.len()
+            );
+            assert_eq!(ts.times_ms[0], 0);
+            assert!(ts.times_ms.windows(2).all(|w| w[0] < w[1]));
+            assert!(ts.tokens.windows(2).all(|w| w[0] != w[1]));
+            assert_eq!(expand(&ts, frames).len(), frames);
+            assert_eq!(vq_targets(&codes, 12.7), ts, "deterministic");
+        }
+    }
+}

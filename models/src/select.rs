@@ -1,0 +1,204 @@
+//! Choosing a tokenizer by name, as every command's `--tokenizer` does: `vq` and `pairalign`
+//! are the shipped models ([`crate::shipped`]); anything else is a weights folder of either
+//! kind, told apart by its `config.json`.
+
+use std::path::Path;
+
+use crate::tokenizer::{TokenString, Tokenizer};
+use crate::vq::CONFIG_FILE;
+use crate::{shipped, Device, Error, PairAlignTokenizer, Result, VqTokenizer};
+
+/// The two tokenizer families.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenizerKind {
+    /// Frame-level VQ codes with repeats collapsed ([`VqTokenizer`]).
+    Vq,
+    /// The autoregressive PairAlign tokenizer ([`PairAlignTokenizer`]).
+    PairAlign,
+}
+
+impl TokenizerKind {
+    /// The kind of the checkpoint in `dir`, from the `model` object of its `config.json`: a
+    /// PairAlign config nests the VQ encoder's config under `model.encoder`, a VQ config holds
+    /// `model.codebook_size` itself.
+    pub fn of_folder(dir: &Path) -> Result<TokenizerKind> {
+        let path = dir.join(CONFIG_FILE);
+        let json = std::fs::read_to_string(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::NotATokenizer {
+                    path: dir.to_path_buf(),
+                    detail: format!(
+                        "no {CONFIG_FILE} (a tokenizer folder holds {CONFIG_FILE} and \
+                         model.safetensors, as written by `pairalign train`)"
+                    ),
+                }
+            } else {
+                Error::io(&path, e)
+            }
+        })?;
+        let value: serde_json::Value = serde_json::from_str(&json)
+            .map_err(|e| Error::BadConfig(format!("{}: {e}", path.display())))?;
+        let model = &value["model"];
+        if model["encoder"].is_object() {
+            Ok(TokenizerKind::PairAlign)
+        } else if model["codebook_size"].is_number() {
+            Ok(TokenizerKind::Vq)
+        } else {
+            Err(Error::NotATokenizer {
+                path: dir.to_path_buf(),
+                detail: format!(
+                    "{CONFIG_FILE} describes neither a VQ model (model.codebook_size) nor a \
+                     PairAlign model (model.encoder)"
+                ),
+            })
+        }
+    }
+}
+
+/// A tokenizer of either family, chosen at run time.
+#[derive(Debug)]
+pub enum AnyTokenizer {
+    /// A VQ tokenizer.
+    Vq(Box<VqTokenizer>),
+    /// A PairAlign tokenizer.
+    PairAlign(Box<PairAlignTokenizer>),
+}
+
+impl AnyTokenizer {
+    /// `vq` (shipped), `pairalign` (shipped; [`Error::NotShipped`] in a build without its
+    /// weights) or a weights folder of either kind, on `device`.
+    pub fn open(name: &str, device: &Device) -> Result<AnyTokenizer> {
+        match name {
+            "vq" => Ok(AnyTokenizer::Vq(Box::new(shipped::vq(device)?))),
+            "pairalign" => Ok(AnyTokenizer::PairAlign(Box::new(shipped::pairalign(
+                device,
+            )?))),
+            _ => {
+                let dir = Path::new(name);
+                if !dir.is_dir() {
+                    return Err(Error::NotATokenizer {
+                        path: dir.to_path_buf(),
+                        detail: "no such folder (a tokenizer is `vq`, `pairalign` or a weights \
+                                 folder)"
+                            .into(),
+                    });
+                }
+                Ok(match TokenizerKind::of_folder(dir)? {
+                    TokenizerKind::Vq => {
+                        AnyTokenizer::Vq(Box::new(VqTokenizer::load(dir, device)?))
+                    }
+                    TokenizerKind::PairAlign => {
+                        AnyTokenizer::PairAlign(Box::new(PairAlignTokenizer::load(dir, device)?))
+                    }
+                })
+            }
+        }
+    }
+
+    /// Which family this is.
+    pub fn kind(&self) -> TokenizerKind {
+        match self {
+            AnyTokenizer::Vq(_) => TokenizerKind::Vq,
+            AnyTokenizer::PairAlign(_) => TokenizerKind::PairAlign,
+        }
+    }
+
+    /// The VQ tokenizer, when this is one.
+    pub fn as_vq(&self) -> Option<&VqTokenizer> {
+        match self {
+            AnyTokenizer::Vq(t) => Some(t.as_ref()),
+            AnyTokenizer::PairAlign(_) => None,
+        }
+    }
+
+    /// The VQ tokenizer, when this is one (for what needs its encoder itself, such as the
+    /// dense baseline).
+    pub fn into_vq(self) -> Option<VqTokenizer> {
+        match self {
+            AnyTokenizer::Vq(t) => Some(*t),
+            AnyTokenizer::PairAlign(_) => None,
+        }
+    }
+
+    fn inner(&self) -> &(dyn Tokenizer + Send + Sync) {
+        match self {
+            AnyTokenizer::Vq(t) => t.as_ref(),
+            AnyTokenizer::PairAlign(t) => t.as_ref(),
+        }
+    }
+}
+
+impl Tokenizer for AnyTokenizer {
+    fn id(&self) -> &str {
+        self.inner().id()
+    }
+
+    fn weights_hash(&self) -> &str {
+        self.inner().weights_hash()
+    }
+
+    fn vocab_size(&self) -> u32 {
+        self.inner().vocab_size()
+    }
+
+    fn tokenize(&self, batch: &[&[f32]]) -> Result<Vec<TokenString>> {
+        self.inner().tokenize(batch)
+    }
+
+    fn tokenize_mels(&self, mels: &[&[f32]]) -> Result<Vec<TokenString>> {
+        self.inner().tokenize_mels(mels)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_names_and_folders_of_both_kinds_open() {
+        let vq = AnyTokenizer::open("vq", &Device::Cpu).unwrap();
+        assert_eq!(vq.kind(), TokenizerKind::Vq);
+        let dir = tempfile::tempdir().unwrap();
+        let vq_dir = dir.path().join("vq");
+        vq.as_vq().unwrap().save(&vq_dir).unwrap();
+        let again = AnyTokenizer::open(vq_dir.to_str().unwrap(), &Device::Cpu).unwrap();
+        assert_eq!(again.kind(), TokenizerKind::Vq);
+        assert_eq!(again.weights_hash(), vq.weights_hash());
+
+        let cfg = crate::PairAlignConfig {
+            d_model: 32,
+            heads: 2,
+            ff_dim: 64,
+            layers: 1,
+            ..Default::default()
+        };
+        let pa =
+            PairAlignTokenizer::init_from_vq(&cfg, vq.as_vq().unwrap(), 1, &Device::Cpu).unwrap();
+        let pa_dir = dir.path().join("pa");
+        pa.save(&pa_dir).unwrap();
+        let opened = AnyTokenizer::open(pa_dir.to_str().unwrap(), &Device::Cpu).unwrap();
+        assert_eq!(opened.kind(), TokenizerKind::PairAlign);
+        assert_eq!(opened.weights_hash(), pa.weights_hash());
+        assert_eq!(opened.id(), "pairalign");
+
+        let shipped = AnyTokenizer::open("pairalign", &Device::Cpu);
+        assert_eq!(shipped.is_ok(), shipped::PAIRALIGN_SHIPPED);
+        match shipped {
+            Ok(t) => assert_eq!(t.kind(), TokenizerKind::PairAlign),
+            Err(e) => assert!(matches!(e, Error::NotShipped { .. }), "{e}"),
+        }
+    }
+
+    #[test]
+    fn other_folders_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        let e = AnyTokenizer::open(missing.to_str().unwrap(), &Device::Cpu).unwrap_err();
+        assert!(e.to_string().contains("no such folder"), "{e}");
+        let e = AnyTokenizer::open(dir.path().to_str().unwrap(), &Device::Cpu).unwrap_err();
+        assert!(e.to_string().contains("no config.json"), "{e}");
+        std::fs::write(dir.path().join("config.json"), r#"{"model": {"x": 1}}"#).unwrap();
+        let e = AnyTokenizer::open(dir.path().to_str().unwrap(), &Device::Cpu).unwrap_err();
+        assert!(matches!(e, Error::NotATokenizer { .. }), "{e}");
+    }
+}

@@ -1,0 +1,898 @@
+//! Training the PairAlign tokenizer from a feature cache (issue 8, "Training"): the model starts
+//! from a VQ tokenizer's encoder; every batch holds two views of each clip; the loss is the
+//! sum of the switched-on components of [`crate::pairalign::Components`]:
+//!
+//! 1. targets derived from the (frozen) VQ tokenizer's codes of each view, and 2. targets
+//!    decoded by the EMA teacher, mixed by the schedule `teacher_share`;
+//! 3. cross-paired teacher forcing (each view's target under the other view's condition);
+//! 4. the teacher-forced prefix corrupted at the scheduled rates; the bypass measured at every
+//!    log step;
+//! 5. likelihood contrast over the clips of each micro-batch (at most `contrast_clips`);
+//! 6. the expected-length loss;
+//! 7. the timing loss on the targets' token times.
+//!
+//! Checkpoints resume bit for bit (weights, EMA teacher, AdamW moments; the batch order and
+//! every random draw follow from the seed and the step), each loss term is logged on its own
+//! line field in `train.jsonl`, and a stop request ends the run with a checkpoint. The VQ
+//! tokenizer the run starts from is copied to `OUT/init-vq/` so that a resumed run derives the
+//! same targets.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::VarMap;
+use pairalign_datasets::cache::{Batch, BatchLoader, FeatureCache};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::{self, OPTIMIZER_FILE, TRAINER_FILE};
+use super::vq::DataFingerprint;
+use super::{seeded_varmap, AdamW, AdamWConfig, LrSchedule, LOG_FILE};
+use crate::pairalign::{
+    contrast_loss, expected_length, init_from_vq, length_loss, likelihood_matrix, measure_bypass,
+    paired_teacher_forcing, teacher_example, timing_loss, vq_targets, CorruptionRates, EmaTeacher,
+    PairAlignConfig, PairAlignModel, PairAlignTokenizer, TeacherBatch, TeacherExample,
+};
+use crate::tokenizer::TokenString;
+use crate::vq::{subsampled_len, MelNorm, CODE_FRAME_MS};
+use crate::{Error, Result, Tokenizer, VqTokenizer};
+
+/// Version of a PairAlign run's `trainer.json`.
+pub const PAIRALIGN_TRAINER_FORMAT_VERSION: u32 = 1;
+/// The EMA teacher's weights inside a checkpoint.
+pub const TEACHER_FILE: &str = "teacher.safetensors";
+/// Folder, in a run's output folder, of the VQ tokenizer the run started from.
+pub const INIT_VQ_DIR: &str = "init-vq";
+
+/// Everything a PairAlign training run depends on; stored in every checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PairAlignTrainConfig {
+    /// The model and its training components (`model.components`); `model.encoder` must be
+    /// the config of the VQ tokenizer the run starts from.
+    pub model: PairAlignConfig,
+    /// Optimizer steps of the whole run (the schedules end here).
+    pub steps: u64,
+    /// Clips per step, each seen in two views.
+    pub batch_size: usize,
+    /// Frames (10 ms) each view is cropped to; 300 is the index's 3 s window.
+    pub crop_frames: usize,
+    /// The learning-rate schedule.
+    pub lr: LrSchedule,
+    /// AdamW's hyper-parameters.
+    pub optimizer: AdamWConfig,
+    /// Gradients are scaled down to this global L2 norm when above it (0: no clipping).
+    pub clip_grad_norm: f64,
+    /// Seed of the new weights, of the batch order and of every random draw.
+    pub seed: u64,
+    /// Steps between checkpoints.
+    pub checkpoint_every: u64,
+    /// Steps between log records (the bypass is measured at these steps).
+    pub log_every: u64,
+    /// Parts each batch is split into, run side by side on rayon's threads, their gradients
+    /// averaged (candle's element-wise CPU ops use one thread); 1 on a GPU. The contrast is
+    /// taken within each part.
+    pub micro_batches: usize,
+    /// Most clips of a part in the likelihood-contrast matrix: it costs `2 n^2` teacher-forced
+    /// sequences for `n` clips.
+    pub contrast_clips: usize,
+}
+
+impl Default for PairAlignTrainConfig {
+    fn default() -> Self {
+        PairAlignTrainConfig {
+            model: PairAlignConfig::default(),
+            steps: 2000,
+            batch_size: 16,
+            crop_frames: 300,
+            lr: LrSchedule {
+                peak: 1e-3,
+                warmup_steps: 100,
+                final_ratio: 0.05,
+            },
+            optimizer: AdamWConfig::default(),
+            clip_grad_norm: 1.0,
+            seed: 0,
+            checkpoint_every: 100,
+            log_every: 10,
+            micro_batches: 2,
+            contrast_clips: 8,
+        }
+    }
+}
+
+/// What `trainer.json` holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrainerState {
+    format_version: u32,
+    step: u64,
+    config: PairAlignTrainConfig,
+    data: DataFingerprint,
+    /// Weights hash of the VQ tokenizer in `OUT/init-vq`.
+    init_vq_hash: String,
+}
+
+/// Averages over one log interval, as written to `train.jsonl`: one field per loss term
+/// (`null` when its component is switched off).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PairAlignLogRecord {
+    /// Steps done.
+    pub step: u64,
+    /// Steps of the whole run.
+    pub steps: u64,
+    /// Epoch of the last batch (0-based).
+    pub epoch: u64,
+    /// Total loss.
+    pub loss: f64,
+    /// Teacher-forcing loss (3): mean NLL per target token, summed over both directions.
+    pub teacher_forcing: f64,
+    /// Likelihood-contrast loss (5).
+    pub contrast: Option<f64>,
+    /// Length loss (6).
+    pub length: Option<f64>,
+    /// Timing loss (7): mean absolute error as a fraction of the clip.
+    pub timing: Option<f64>,
+    /// The timing error in ms.
+    pub timing_ms: Option<f64>,
+    /// Expected tokens per second under teacher forcing (the length loss's estimate).
+    pub expected_rate: Option<f64>,
+    /// Tokens per second of the targets.
+    pub target_rate: f64,
+    /// Mean normalized log-likelihood of the targets under their own condition (4).
+    pub bypass_true_ll: Option<f64>,
+    /// ... and under another clip's condition.
+    pub bypass_shuffled_ll: Option<f64>,
+    /// `bypass_true_ll - bypass_shuffled_ll`: 0 when the decoder ignores the condition.
+    pub bypass_gap: Option<f64>,
+    /// Share of EMA-teacher targets at the last step (2).
+    pub teacher_share: f64,
+    /// Factor of the corruption rates at the last step (4).
+    pub corruption: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Learning rate of the last step.
+    pub lr: f64,
+    /// Steps per second over the interval.
+    pub steps_per_s: f64,
+    /// Seconds of training in this process.
+    pub elapsed_s: f64,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PairAlignTrainReport {
+    /// Steps done (of the whole run, across resumes).
+    pub step: u64,
+    /// Whether the run stopped on request before its last step.
+    pub interrupted: bool,
+    /// The last log record.
+    pub last: Option<PairAlignLogRecord>,
+    /// The checkpoint folder.
+    pub checkpoint: PathBuf,
+    /// Wall time in this process.
+    pub wall_s: f64,
+}
+
+/// What one step (or one part of it) measured; `None` for switched-off terms.
+#[derive(Clone, Debug, Default)]
+struct StepStats {
+    loss: f64,
+    teacher_forcing: f64,
+    contrast: Option<f64>,
+    length: Option<f64>,
+    timing: Option<f64>,
+    timing_ms: Option<f64>,
+    expected_rate: Option<f64>,
+    target_rate: f64,
+    bypass: Option<(f64, f64)>,
+    teacher_share: f64,
+    corruption: f64,
+    grad_norm: f64,
+    lr: f64,
+}
+
+/// A PairAlign training run over a feature cache, writing to an output folder.
+pub struct PairAlignTrainer<'c> {
+    cfg: PairAlignTrainConfig,
+    cache: &'c FeatureCache,
+    out: PathBuf,
+    device: Device,
+    varmap: VarMap,
+    model: PairAlignModel,
+    trainable: Vec<Var>,
+    opt: AdamW,
+    vq: VqTokenizer,
+    norm: MelNorm,
+    mean: Tensor,
+    std: Tensor,
+    teacher: EmaTeacher,
+    step: u64,
+}
+
+impl std::fmt::Debug for PairAlignTrainer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PairAlignTrainer")
+            .field("out", &self.out)
+            .field("step", &self.step)
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'c> PairAlignTrainer<'c> {
+    /// A fresh run from the VQ tokenizer `init`: its encoder weights and mel normalization,
+    /// the rest drawn from `cfg.seed`. `init` is copied to `out/init-vq`.
+    pub fn new(
+        cache: &'c FeatureCache,
+        cfg: PairAlignTrainConfig,
+        init: VqTokenizer,
+        out: &Path,
+        device: &Device,
+    ) -> Result<Self> {
+        check_config(&cfg, cache)?;
+        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+        init.save(out.join(INIT_VQ_DIR))?;
+        let norm = init.norm().clone();
+        let mut trainer = Self::build(cache, cfg, init, norm, out, device)?;
+        init_from_vq(&trainer.cfg.model, &trainer.varmap, &trainer.vq)?;
+        trainer.teacher = EmaTeacher::from_varmap(&trainer.varmap)?;
+        Ok(trainer)
+    }
+
+    /// Continues the run whose checkpoint is in `out`; `steps` (when given) changes the run's
+    /// total steps, and so the rest of its schedules.
+    pub fn resume(
+        cache: &'c FeatureCache,
+        out: &Path,
+        steps: Option<u64>,
+        device: &Device,
+    ) -> Result<Self> {
+        let dir = checkpoint::find(out).ok_or_else(|| {
+            Error::BadCheckpoint(format!("{} holds no checkpoint to resume", out.display()))
+        })?;
+        let path = dir.join(TRAINER_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let state: TrainerState = serde_json::from_str(&text)
+            .map_err(|e| Error::BadCheckpoint(format!("{}: {e}", path.display())))?;
+        if state.format_version != PAIRALIGN_TRAINER_FORMAT_VERSION {
+            return Err(Error::BadCheckpoint(format!(
+                "{}: format_version {} (this build reads {PAIRALIGN_TRAINER_FORMAT_VERSION})",
+                path.display(),
+                state.format_version
+            )));
+        }
+        if state.data != DataFingerprint::of(cache) {
+            return Err(Error::BadCheckpoint(format!(
+                "{} was trained on other data ({:?}) than {} ({:?})",
+                dir.display(),
+                state.data,
+                cache.path().display(),
+                DataFingerprint::of(cache)
+            )));
+        }
+        let init = VqTokenizer::load(out.join(INIT_VQ_DIR), device)?;
+        if init.weights_hash() != state.init_vq_hash {
+            return Err(Error::BadCheckpoint(format!(
+                "{}: the VQ tokenizer the run started from has changed",
+                out.join(INIT_VQ_DIR).display()
+            )));
+        }
+        // Loading it as a tokenizer checks every tensor against the model config.
+        let saved = PairAlignTokenizer::load(&dir, &Device::Cpu)?;
+        if saved.config() != &state.config.model {
+            return Err(Error::BadCheckpoint(format!(
+                "{}: the weights' model config differs from the run's",
+                dir.display()
+            )));
+        }
+        let mut cfg = state.config;
+        if let Some(steps) = steps {
+            cfg.steps = steps;
+        }
+        check_config(&cfg, cache)?;
+        let mut trainer = Self::build(cache, cfg, init, saved.norm().clone(), out, device)?;
+        {
+            let vars = trainer
+                .varmap
+                .data()
+                .lock()
+                .map_err(|_| Error::BadConfig("the VarMap lock is poisoned".into()))?;
+            for (name, var) in vars.iter() {
+                let t = saved.weights().get(name).ok_or_else(|| {
+                    Error::BadCheckpoint(format!("{} has no tensor {name}", dir.display()))
+                })?;
+                var.set(&t.to_device(device)?)?;
+            }
+        }
+        let teacher = checkpoint::read_tensors(&dir.join(TEACHER_FILE), device)?;
+        if teacher.len() != saved.weights().len()
+            || saved
+                .weights()
+                .iter()
+                .any(|(k, t)| teacher.get(k).is_none_or(|tt| tt.dims() != t.dims()))
+        {
+            return Err(Error::BadCheckpoint(format!(
+                "{}: the EMA teacher's weights do not match the model",
+                dir.join(TEACHER_FILE).display()
+            )));
+        }
+        trainer.teacher = EmaTeacher::from_weights(teacher);
+        let moments = checkpoint::read_tensors(&dir.join(OPTIMIZER_FILE), device)?;
+        trainer.opt.restore(&moments, state.step)?;
+        trainer.step = state.step;
+        Ok(trainer)
+    }
+
+    fn build(
+        cache: &'c FeatureCache,
+        cfg: PairAlignTrainConfig,
+        vq: VqTokenizer,
+        norm: MelNorm,
+        out: &Path,
+        device: &Device,
+    ) -> Result<Self> {
+        if &cfg.model.encoder != vq.config() {
+            return Err(Error::BadConfig(format!(
+                "the run's encoder config {:?} differs from the VQ tokenizer's {:?}",
+                cfg.model.encoder,
+                vq.config()
+            )));
+        }
+        let varmap = VarMap::new();
+        let model = PairAlignModel::load(&cfg.model, seeded_varmap(&varmap, cfg.seed, device))?;
+        let mut named: Vec<(String, Var)> = varmap
+            .data()
+            .lock()
+            .map_err(|_| Error::BadConfig("the VarMap lock is poisoned".into()))?
+            .iter()
+            .map(|(name, var)| (name.clone(), var.clone()))
+            .collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let trainable = named.iter().map(|(_, v)| v.clone()).collect();
+        let opt = AdamW::new(named, cfg.optimizer.clone())?;
+        let n_mels = cfg.model.encoder.n_mels;
+        let mean = Tensor::from_slice(&norm.mean, (1, 1, n_mels), device)?;
+        let std: Vec<f32> = norm.std.iter().map(|s| s.max(1e-5)).collect();
+        let std = Tensor::from_vec(std, (1, 1, n_mels), device)?;
+        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+        let teacher = EmaTeacher::from_varmap(&varmap)?;
+        Ok(PairAlignTrainer {
+            cfg,
+            cache,
+            out: out.to_path_buf(),
+            device: device.clone(),
+            varmap,
+            model,
+            trainable,
+            opt,
+            vq,
+            norm,
+            mean,
+            std,
+            teacher,
+            step: 0,
+        })
+    }
+
+    /// The run's config.
+    pub fn config(&self) -> &PairAlignTrainConfig {
+        &self.cfg
+    }
+
+    /// Steps done.
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// A tokenizer frozen from the current (student) weights.
+    pub fn tokenizer(&self) -> Result<PairAlignTokenizer> {
+        PairAlignTokenizer::from_varmap(
+            &self.cfg.model,
+            self.norm.clone(),
+            &self.varmap,
+            &self.device,
+        )
+    }
+
+    /// The student's weights, to inspect or to change before the run (a test that starts from
+    /// a chosen point).
+    pub fn varmap(&self) -> &VarMap {
+        &self.varmap
+    }
+
+    /// The EMA teacher.
+    pub fn teacher(&self) -> &EmaTeacher {
+        &self.teacher
+    }
+
+    /// Trains until the run's last step or until `stop` is set (checked between steps), saving
+    /// a checkpoint every `checkpoint_every` steps and at the end, and the final tokenizer
+    /// (`model.safetensors`, `config.json`) in the output folder when the run completes.
+    /// `on_log` sees every log record, which is also appended to `train.jsonl`.
+    pub fn run(
+        &mut self,
+        stop: &AtomicBool,
+        mut on_log: impl FnMut(&PairAlignLogRecord),
+    ) -> Result<PairAlignTrainReport> {
+        let started = Instant::now();
+        let loader = BatchLoader::new(
+            self.cache,
+            self.cfg.batch_size,
+            self.cfg.seed,
+            Some(self.cfg.crop_frames),
+        )?;
+        let per_epoch = (loader.batches_per_epoch() as u64).max(1);
+        let mut log = self.open_log()?;
+        let mut interval: Vec<StepStats> = Vec::new();
+        let mut interval_start = Instant::now();
+        let mut last = None;
+        let mut interrupted = false;
+        let mut epoch = self.step / per_epoch;
+        let mut skip = (self.step % per_epoch) as usize;
+        'epochs: while self.step < self.cfg.steps {
+            for batch in loader.epoch(epoch).skip(skip) {
+                if self.step >= self.cfg.steps {
+                    break 'epochs;
+                }
+                if stop.load(Ordering::Relaxed) {
+                    interrupted = true;
+                    break 'epochs;
+                }
+                let logs_now = (self.step + 1).is_multiple_of(self.cfg.log_every.max(1))
+                    || self.step + 1 == self.cfg.steps;
+                interval.push(self.train_step(&batch, logs_now)?);
+                let done = self.step == self.cfg.steps;
+                if logs_now {
+                    let record = self.record(&interval, epoch, interval_start, started);
+                    writeln!(
+                        log,
+                        "{}",
+                        serde_json::to_string(&record).unwrap_or_default()
+                    )
+                    .map_err(|e| Error::io(self.out.join(LOG_FILE), e))?;
+                    log.flush()
+                        .map_err(|e| Error::io(self.out.join(LOG_FILE), e))?;
+                    on_log(&record);
+                    last = Some(record);
+                    interval.clear();
+                    interval_start = Instant::now();
+                }
+                if self.step.is_multiple_of(self.cfg.checkpoint_every.max(1)) && !done {
+                    self.save_checkpoint()?;
+                }
+            }
+            epoch += 1;
+            skip = 0;
+        }
+        let checkpoint = self.save_checkpoint()?;
+        if !interrupted {
+            self.tokenizer()?.save(&self.out)?;
+        }
+        Ok(PairAlignTrainReport {
+            step: self.step,
+            interrupted,
+            last,
+            checkpoint,
+            wall_s: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// One optimizer step (and one EMA update) on `batch`, whose clips are split into
+    /// `micro_batches` parts run side by side; gradients and measurements are averaged over
+    /// the parts, weighted by their clips.
+    fn train_step(&mut self, batch: &Batch, measure: bool) -> Result<StepStats> {
+        let n = batch.len();
+        let components = &self.cfg.model.components;
+        let share = components.teacher_share(self.step, self.cfg.steps);
+        let corruption = components.corruption_scale(self.step, self.cfg.steps);
+        let teacher = if share > 0.0 {
+            Some(self.teacher.model(&self.cfg.model, &self.device)?)
+        } else {
+            None
+        };
+        let parts = self.cfg.micro_batches.clamp(1, n.max(1));
+        let bounds: Vec<(usize, usize)> = (0..parts)
+            .map(|p| (p * n / parts, (p + 1) * n / parts))
+            .filter(|(s, e)| e > s)
+            .collect();
+        let input = MicroInput {
+            cfg: &self.cfg,
+            model: &self.model,
+            teacher: teacher.as_ref(),
+            vq: &self.vq,
+            mean: &self.mean,
+            std: &self.std,
+            device: &self.device,
+            batch,
+            share,
+            rates: CorruptionRates::of(&self.cfg.model, corruption),
+            measure,
+        };
+        let step = self.step;
+        let seed = self.cfg.seed;
+        let mut outs: Vec<MicroStep> = bounds
+            .par_iter()
+            .enumerate()
+            .map(|(p, &(s, e))| {
+                let mut rng = ChaCha8Rng::seed_from_u64(draw_seed(seed, step, p));
+                input.run(s, e, &mut rng)
+            })
+            .collect::<Result<_>>()?;
+        let weights: Vec<f64> = bounds
+            .iter()
+            .map(|&(s, e)| (e - s) as f64 / n as f64)
+            .collect();
+        let stats = average_stats(&outs, &weights);
+        let (first, rest) = outs.split_at_mut(1);
+        let grads = &mut first[0].grads;
+        if !rest.is_empty() {
+            for var in &self.trainable {
+                let mut sum: Option<Tensor> = None;
+                let all = std::iter::once(&*grads).chain(rest.iter().map(|o| &o.grads));
+                for (g, w) in all.zip(&weights) {
+                    if let Some(g) = g.get(var.as_tensor()) {
+                        let g = (g * *w)?;
+                        sum = Some(match sum {
+                            Some(acc) => (acc + g)?,
+                            None => g,
+                        });
+                    }
+                }
+                if let Some(sum) = sum {
+                    grads.insert(var.as_tensor(), sum);
+                }
+            }
+        }
+        let (grad_norm, scale) =
+            super::clip_scale(grads, &self.trainable, self.cfg.clip_grad_norm)?;
+        let lr = self.cfg.lr.at(self.step, self.cfg.steps);
+        self.opt.step(grads, lr, scale)?;
+        if self.cfg.model.components.ema_teacher {
+            self.teacher
+                .update(&self.varmap, self.cfg.model.components.ema_decay)?;
+        }
+        self.step += 1;
+        Ok(StepStats {
+            teacher_share: share,
+            corruption,
+            grad_norm,
+            lr,
+            ..stats
+        })
+    }
+
+    fn record(
+        &self,
+        interval: &[StepStats],
+        epoch: u64,
+        interval_start: Instant,
+        started: Instant,
+    ) -> PairAlignLogRecord {
+        let n = interval.len().max(1) as f64;
+        let mean = |f: fn(&StepStats) -> f64| interval.iter().map(f).sum::<f64>() / n;
+        let mean_opt = |f: fn(&StepStats) -> Option<f64>| {
+            let v: Vec<f64> = interval.iter().filter_map(f).collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        };
+        let last = interval.last().cloned().unwrap_or_default();
+        let bypass = interval.iter().rev().find_map(|s| s.bypass);
+        PairAlignLogRecord {
+            step: self.step,
+            steps: self.cfg.steps,
+            epoch,
+            loss: mean(|s| s.loss),
+            teacher_forcing: mean(|s| s.teacher_forcing),
+            contrast: mean_opt(|s| s.contrast),
+            length: mean_opt(|s| s.length),
+            timing: mean_opt(|s| s.timing),
+            timing_ms: mean_opt(|s| s.timing_ms),
+            expected_rate: mean_opt(|s| s.expected_rate),
+            target_rate: mean(|s| s.target_rate),
+            bypass_true_ll: bypass.map(|b| b.0),
+            bypass_shuffled_ll: bypass.map(|b| b.1),
+            bypass_gap: bypass.map(|b| b.0 - b.1),
+            teacher_share: last.teacher_share,
+            corruption: last.corruption,
+            grad_norm: mean(|s| s.grad_norm),
+            lr: last.lr,
+            steps_per_s: interval.len() as f64 / interval_start.elapsed().as_secs_f64().max(1e-9),
+            elapsed_s: started.elapsed().as_secs_f64(),
+        }
+    }
+
+    /// Writes the checkpoint of the current step.
+    pub fn save_checkpoint(&self) -> Result<PathBuf> {
+        let tokenizer = self.tokenizer()?;
+        let state = TrainerState {
+            format_version: PAIRALIGN_TRAINER_FORMAT_VERSION,
+            step: self.step,
+            config: self.cfg.clone(),
+            data: DataFingerprint::of(self.cache),
+            init_vq_hash: self.vq.weights_hash().to_string(),
+        };
+        checkpoint::save(&self.out, |dir| {
+            tokenizer.save(dir)?;
+            checkpoint::write_tensors(&dir.join(OPTIMIZER_FILE), &self.opt.state())?;
+            checkpoint::write_tensors(&dir.join(TEACHER_FILE), self.teacher.weights())?;
+            let json = serde_json::to_string_pretty(&state)
+                .map_err(|e| Error::BadCheckpoint(format!("cannot serialize: {e}")))?;
+            let path = dir.join(TRAINER_FILE);
+            std::fs::write(&path, json).map_err(|e| Error::io(&path, e))
+        })
+    }
+
+    /// Opens `train.jsonl` for appending, first dropping records past the current step
+    /// (written after the checkpoint a resumed run starts from).
+    fn open_log(&self) -> Result<std::fs::File> {
+        let path = self.out.join(LOG_FILE);
+        let kept: String = match std::fs::read_to_string(&path) {
+            Ok(text) => text
+                .lines()
+                .filter(|line| {
+                    serde_json::from_str::<PairAlignLogRecord>(line)
+                        .is_ok_and(|r| r.step <= self.step)
+                })
+                .map(|line| format!("{line}\n"))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        std::fs::write(&path, kept).map_err(|e| Error::io(&path, e))?;
+        OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))
+    }
+}
+
+/// Seed of the random draws of part `part` of step `step`: a resumed run draws what the
+/// uninterrupted one did (SplitMix64's finalizer over the three).
+fn draw_seed(seed: u64, step: u64, part: usize) -> u64 {
+    let mut z = seed
+        .wrapping_add(step.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add((part as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Measurements averaged over the parts, weighted by their clips.
+fn average_stats(outs: &[MicroStep], weights: &[f64]) -> StepStats {
+    let sum = |f: fn(&StepStats) -> f64| -> f64 {
+        outs.iter().zip(weights).map(|(o, w)| f(&o.stats) * w).sum()
+    };
+    let sum_opt = |f: fn(&StepStats) -> Option<f64>| -> Option<f64> {
+        let mut total = None;
+        let mut weight = 0.0;
+        for (o, w) in outs.iter().zip(weights) {
+            if let Some(v) = f(&o.stats) {
+                *total.get_or_insert(0.0) += v * w;
+                weight += w;
+            }
+        }
+        total.map(|t: f64| t / weight)
+    };
+    StepStats {
+        loss: sum(|s| s.loss),
+        teacher_forcing: sum(|s| s.teacher_forcing),
+        contrast: sum_opt(|s| s.contrast),
+        length: sum_opt(|s| s.length),
+        timing: sum_opt(|s| s.timing),
+        timing_ms: sum_opt(|s| s.timing_ms),
+        expected_rate: sum_opt(|s| s.expected_rate),
+        target_rate: sum(|s| s.target_rate),
+        bypass: outs.iter().find_map(|o| o.stats.bypass),
+        ..Default::default()
+    }
+}
+
+/// What a part of a batch needs, shared by the threads that run the parts.
+struct MicroInput<'a> {
+    cfg: &'a PairAlignTrainConfig,
+    model: &'a PairAlignModel,
+    teacher: Option<&'a PairAlignModel>,
+    vq: &'a VqTokenizer,
+    mean: &'a Tensor,
+    std: &'a Tensor,
+    device: &'a Device,
+    batch: &'a Batch,
+    share: f64,
+    rates: CorruptionRates,
+    measure: bool,
+}
+
+/// One part's gradients and measurements.
+struct MicroStep {
+    grads: GradStore,
+    stats: StepStats,
+}
+
+impl MicroInput<'_> {
+    /// Forward and backward over clips `s..e` of the batch, both views.
+    fn run(&self, s: usize, e: usize, rng: &mut ChaCha8Rng) -> Result<MicroStep> {
+        let cfg = &self.cfg.model;
+        let c = &cfg.components;
+        let b = self.batch;
+        let (k, per_clip) = (e - s, b.frames * b.n_mels);
+        // Rows: view A of clips s..e, then view B.
+        let mut data = Vec::with_capacity(2 * k * per_clip);
+        data.extend_from_slice(&b.a[s * per_clip..e * per_clip]);
+        data.extend_from_slice(&b.b[s * per_clip..e * per_clip]);
+        let lens: Vec<usize> = b.lengths_a[s..e]
+            .iter()
+            .chain(&b.lengths_b[s..e])
+            .copied()
+            .collect();
+        let mels: Vec<&[f32]> = lens
+            .iter()
+            .enumerate()
+            .map(|(r, &len)| &data[r * per_clip..r * per_clip + len * b.n_mels])
+            .collect();
+        let x = Tensor::from_slice(&data, (2 * k, b.frames, b.n_mels), self.device)?
+            .broadcast_sub(self.mean)?
+            .broadcast_div(self.std)?;
+        let cond_frames: Vec<usize> = lens.iter().map(|&n| subsampled_len(n)).collect();
+
+        // Targets (1, 2): one source per clip, both views from it.
+        let from_teacher: Vec<bool> = (0..k).map(|_| rng.gen::<f64>() < self.share).collect();
+        let rows_from = |teacher: bool| -> Vec<usize> {
+            (0..2 * k)
+                .filter(|&r| from_teacher[r % k] == teacher)
+                .collect()
+        };
+        let mut targets = vec![TokenString::default(); 2 * k];
+        let vq_rows = rows_from(false);
+        if !vq_rows.is_empty() {
+            let rows: Vec<&[f32]> = vq_rows.iter().map(|&r| mels[r]).collect();
+            for (&r, codes) in vq_rows.iter().zip(self.vq.frame_codes(&rows)?) {
+                targets[r] = vq_targets(&codes, cfg.token_rate);
+            }
+        }
+        let teacher_rows = rows_from(true);
+        if let (Some(teacher), false) = (self.teacher, teacher_rows.is_empty()) {
+            let idx: Vec<u32> = teacher_rows.iter().map(|&r| r as u32).collect();
+            let idx = Tensor::from_vec(idx, teacher_rows.len(), self.device)?;
+            let row_lens: Vec<usize> = teacher_rows.iter().map(|&r| lens[r]).collect();
+            let cond = teacher.encode(&x.index_select(&idx, 0)?, Some(&row_lens))?;
+            for (&r, d) in teacher_rows.iter().zip(teacher.decode_greedy(&cond)?) {
+                targets[r] = TokenString {
+                    times_ms: d.times_ms(cond_frames[r]),
+                    tokens: d.tokens,
+                };
+            }
+        }
+
+        // The condition each target is trained under (3).
+        let partner = |r: usize| if c.cross_paired { (r + k) % (2 * k) } else { r };
+        let examples: Vec<TeacherExample> = (0..2 * k)
+            .map(|r| {
+                teacher_example(
+                    cfg,
+                    &targets[r],
+                    cond_frames[r],
+                    cond_frames[partner(r)],
+                    &self.rates,
+                    rng,
+                )
+            })
+            .collect();
+        let tbatch = TeacherBatch::new(cfg, &examples, self.device)?;
+        let cond = self.model.encode(&x, Some(&lens))?;
+        let (tf, out) = paired_teacher_forcing(self.model, &cond, &tbatch, c.cross_paired)?;
+        let mut total = tf.clone();
+        let mut stats = StepStats {
+            teacher_forcing: scalar(&tf)?,
+            ..Default::default()
+        };
+        let seconds: f64 = cond_frames
+            .iter()
+            .map(|&f| f as f64 * f64::from(CODE_FRAME_MS) / 1000.0)
+            .sum::<f64>()
+            .max(1e-9);
+        stats.target_rate = targets.iter().map(TokenString::len).sum::<usize>() as f64 / seconds;
+
+        if c.length_control {
+            let expected = expected_length(&out, &tbatch, cfg.eos())?;
+            let loss = length_loss(&expected, &tbatch.desired_len)?;
+            total = (total + (&loss * c.length_weight)?)?;
+            stats.length = Some(scalar(&loss)?);
+            stats.expected_rate = Some(scalar(&expected.sum_all()?)? / seconds);
+        }
+        if c.timing {
+            let loss = timing_loss(&out, &tbatch)?;
+            total = (total + (&loss * c.timing_weight)?)?;
+            let mean_span_ms = seconds * 1000.0 / (2 * k) as f64;
+            stats.timing = Some(scalar(&loss)?);
+            stats.timing_ms = Some(scalar(&loss)? * mean_span_ms);
+        }
+        // Clean examples (no corruption) for the contrast and the bypass.
+        let clean = |rows: &[usize]| -> Result<TeacherBatch> {
+            let none = CorruptionRates::default();
+            let examples: Vec<TeacherExample> = rows
+                .iter()
+                .map(|&r| {
+                    teacher_example(
+                        cfg,
+                        &targets[r],
+                        cond_frames[r],
+                        cond_frames[partner(r)],
+                        &none,
+                        &mut ChaCha8Rng::seed_from_u64(0),
+                    )
+                })
+                .collect();
+            TeacherBatch::new(cfg, &examples, self.device)
+        };
+        let n = k.min(self.cfg.contrast_clips);
+        if c.contrast && n >= 2 {
+            let mut loss: Option<Tensor> = None;
+            for view in [0, k] {
+                let rows: Vec<usize> = (view..view + n).collect();
+                let conds: Vec<usize> = rows.iter().map(|&r| partner(r)).collect();
+                let m = likelihood_matrix(self.model, &cond.select(&conds)?, &clean(&rows)?)?;
+                let l = contrast_loss(&m, c.contrast_temperature)?;
+                loss = Some(match loss {
+                    Some(acc) => (acc + l)?,
+                    None => l,
+                });
+            }
+            if let Some(loss) = loss {
+                let loss = (loss / 2.0)?;
+                total = (total + (&loss * c.contrast_weight)?)?;
+                stats.contrast = Some(scalar(&loss)?);
+            }
+        }
+        stats.loss = scalar(&total)?;
+        let grads = total.backward()?;
+        if self.measure && k >= 2 {
+            let rows: Vec<usize> = (0..k).collect();
+            let conds: Vec<usize> = rows.iter().map(|&r| partner(r)).collect();
+            let bypass = measure_bypass(self.model, &cond.select(&conds)?, &clean(&rows)?)?;
+            stats.bypass = Some((bypass.true_ll, bypass.shuffled_ll));
+        }
+        Ok(MicroStep { grads, stats })
+    }
+}
+
+/// Rejects configs the loop cannot run.
+fn check_config(cfg: &PairAlignTrainConfig, cache: &FeatureCache) -> Result<()> {
+    cfg.model.validate()?;
+    if cfg.batch_size == 0 || cfg.steps == 0 {
+        return Err(Error::BadConfig(
+            "steps and batch_size must be at least 1".into(),
+        ));
+    }
+    if cfg.crop_frames < 2 || cfg.crop_frames > cfg.model.window_frames {
+        return Err(Error::BadConfig(format!(
+            "crop_frames must be in 2..={} (the model's window), got {}",
+            cfg.model.window_frames, cfg.crop_frames
+        )));
+    }
+    if cache.n_mels() != cfg.model.encoder.n_mels {
+        return Err(Error::BadConfig(format!(
+            "{} has {} mel bins, the model expects {}",
+            cache.path().display(),
+            cache.n_mels(),
+            cfg.model.encoder.n_mels
+        )));
+    }
+    if cache.is_empty() {
+        return Err(Error::BadConfig(format!(
+            "{} holds no clips",
+            cache.path().display()
+        )));
+    }
+    Ok(())
+}
+
+fn scalar(t: &Tensor) -> Result<f64> {
+    Ok(f64::from(t.to_dtype(DType::F32)?.to_scalar::<f32>()?))
+}
