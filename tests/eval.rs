@@ -189,7 +189,7 @@ fn compaction_sweep_and_locate_on_the_samples() {
             "gain=3",
         ],
         &dir.path().join("l"),
-        &[],
+        &["locate.svg"],
     );
     has_keys(
         &lines[0],

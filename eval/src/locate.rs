@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::metrics::Summary;
 use crate::output::{label, num, table, Outputs};
+use crate::plot;
 use crate::source::{default_view_space, for_each_chunk, Source};
 use crate::subject::{Subject, SubjectInfo};
 use crate::windows::tokenize_recordings;
@@ -259,7 +260,7 @@ pub fn locate(
     Ok(reports)
 }
 
-/// The markdown table.
+/// The markdown table and a bar chart of the shares found and located.
 pub fn outputs(reports: &[LocateReport]) -> Outputs {
     let rows: Vec<Vec<String>> = reports
         .iter()
@@ -278,6 +279,26 @@ pub fn outputs(reports: &[LocateReport]) -> Outputs {
             ]
         })
         .collect();
+    let names: Vec<String> = reports.iter().map(|r| label(&r.subject)).collect();
+    let share = |name: &str, f: fn(&LocateReport) -> f64| {
+        (
+            name.to_string(),
+            reports.iter().map(|r| Some(f(r))).collect(),
+        )
+    };
+    let chart = plot::bars(
+        &format!(
+            "Locate: {} modified excerpts in {:.2} h of recordings",
+            reports.first().map_or(0, |r| r.queries),
+            reports.first().map_or(0.0, |r| r.hours)
+        ),
+        &names,
+        &[
+            share("source first", |r| r.found_first),
+            share("source in top", |r| r.found_in_top),
+            share("first, within 300 ms", |r| r.located),
+        ],
+    );
     Outputs {
         json: Outputs::json_of(reports),
         markdown: table(
@@ -295,6 +316,6 @@ pub fn outputs(reports: &[LocateReport]) -> Outputs {
             ],
             &rows,
         ),
-        plots: Vec::new(),
+        plots: vec![("locate.svg".into(), chart)],
     }
 }

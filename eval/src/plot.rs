@@ -248,8 +248,18 @@ pub(crate) fn bars(
 ) -> String {
     let bar_w = 36.0;
     let gap = 8.0;
-    let group_w = subjects.len().max(1) as f64 * (bar_w + gap) + 40.0;
-    let width = (40.0 + groups.len() as f64 * group_w).max(480.0);
+    // Text widths estimated at 7.5 px a character (12 px bold) and 9.5 (16 px bold), so that
+    // group labels do not run into each other and the title fits.
+    let widest_label = groups
+        .iter()
+        .map(|(label, _)| label.chars().count())
+        .max()
+        .unwrap_or(0) as f64;
+    let group_w =
+        (subjects.len().max(1) as f64 * (bar_w + gap) + 40.0).max(7.5 * widest_label + 20.0);
+    let width = (40.0 + groups.len() as f64 * group_w)
+        .max(40.0 + 9.5 * title.chars().count() as f64)
+        .max(480.0);
     let legend_h = 18.0 * subjects.len() as f64;
     let (top, plot_h) = (HEADER + 30.0, 220.0);
     let height = top + plot_h + 50.0 + legend_h;
