@@ -25,7 +25,7 @@ $bin features samples --out "$out/samples.feat" --views 2 --seed 1
 echo "== tokenizer: the shipped VQ weights (models/weights/vq-v1) on two sample files"
 $bin tokenize samples/short/flite_kal.wav samples/short/espeak-ng_en-us_m4.mp3
 echo "== tokenizer figures on the bundled samples (view 1 of each 3 s clip queries view 0 of all)"
-$bin eval retrieval --cache "$out/samples.feat" --tokenizer vq
+$bin eval retrieval --corpus "$out/samples.feat" --tokenizer vq --tokenizer dense
 echo "== index the bundled sample archive (20 files) with the shipped tokenizer"
 $bin index samples --db "$out/samples.db" --quiet
 echo "== query by example: 3 s from 20 s into one long file, played 5% faster and 3 dB louder"

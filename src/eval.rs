@@ -1,101 +1,364 @@
-//! `pairalign eval`: tokenizer figures on a feature cache of paired views.
+//! `pairalign eval`: the issue 7 protocols (retrieval, consistency, compaction, sweep, locate)
+//! for any number of tokenizers and the dense baseline. Thin: arguments, loading, one library
+//! call per protocol, printing and `--out`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use pairalign_datasets::cache::FeatureCache;
-use pairalign_eval::{evaluate_tokens, evaluate_vq, DenseReport, TokenizerReport};
-use serde_json::json;
+use anyhow::Context;
+use clap::ValueEnum;
+use pairalign_datasets::corpus::Split;
+use pairalign_datasets::views::ViewSpace;
+use pairalign_engine::EditBudget;
+use pairalign_eval::{
+    CompactionOptions, ConsistencyOptions, Layout, LocateOptions, Outputs, PooledEncoder, Source,
+    Subject, SweepOptions, ViewOptions, DEFAULT_VIEW_SPACE,
+};
+use pairalign_models::vq::CODE_FRAME_MS;
 
-/// Arguments of `pairalign eval retrieval`.
+/// The layouts `--corpus` can have.
+#[derive(Copy, Clone, Debug, ValueEnum)]
+pub enum LayoutArg {
+    /// A folder is a folder corpus, a .jsonl file a synthetic manifest, another file a cache.
+    Auto,
+    /// A feature cache of paired views (`pairalign features`).
+    Cache,
+    /// Any folder of audio, recursively.
+    Folder,
+    /// LibriSpeech: <speaker>/<chapter>/*.flac with *.trans.txt.
+    Librispeech,
+    /// TIMIT: TRAIN|TEST/<dialect>/<speaker>/*.WAV.
+    Timit,
+    /// The manifest.jsonl written by `pairalign synth`.
+    Manifest,
+}
+
+/// Voice splits of a synthetic manifest.
+#[derive(Copy, Clone, Debug, ValueEnum)]
+pub enum SplitArg {
+    /// Voices used for training.
+    Train,
+    /// Voices held out of training.
+    Heldout,
+}
+
+/// What every protocol takes.
 #[derive(clap::Args, Debug)]
-pub struct RetrievalArgs {
-    /// A feature cache with 2 views per clip (`pairalign features --views 2`), e.g. of the
-    /// held-out voices (`--split heldout`).
+pub struct CommonArgs {
+    /// The data: a feature cache of paired views (`pairalign features`), or a corpus (a folder,
+    /// LibriSpeech, TIMIT, or a synthetic manifest.jsonl).
+    #[arg(long, alias = "cache")]
+    corpus: PathBuf,
+    /// How --corpus is laid out.
+    #[arg(long, value_enum, default_value_t = LayoutArg::Auto)]
+    layout: LayoutArg,
+    /// With a synthetic manifest: only the training or the held-out voices.
+    #[arg(long, value_enum)]
+    split: Option<SplitArg>,
+    /// `vq` (shipped), a weights folder, or `dense` / `dense:DIR` (the mean-pooled encoder
+    /// output of the shipped VQ or of a weights folder: the dense baseline). Repeat to compare.
+    #[arg(long = "tokenizer", default_value = "vq")]
+    tokenizers: Vec<String>,
+    /// Seed of everything drawn (views from a corpus, pairs, excerpts, sweep starts).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// One JSON object per tokenizer and line (keys: see the pairalign-eval crate docs).
     #[arg(long)]
-    cache: PathBuf,
-    /// `vq`, `pairalign` (shipped) or a weights folder of either kind; repeat to compare several
-    /// (the dense baseline is reported for VQ tokenizers).
-    #[arg(long, default_value = "vq")]
-    tokenizer: Vec<String>,
+    json: bool,
+    /// Also write results.json, results.md and the SVG plots into this folder.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// How clips in two views are made from a corpus (retrieval, consistency).
+#[derive(clap::Args, Debug)]
+pub struct ViewArgs {
     /// Only the first N clips.
     #[arg(long)]
     max_clips: Option<usize>,
-    /// One JSON object per tokenizer and one for the dense baseline of each.
+    /// View library for a corpus (a cache has its views).
+    #[arg(long, default_value = DEFAULT_VIEW_SPACE)]
+    view_space: String,
+}
+
+/// Arguments of `eval retrieval`.
+#[derive(clap::Args, Debug)]
+pub struct RetrievalArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(flatten)]
+    views: ViewArgs,
+}
+
+/// Arguments of `eval consistency`.
+#[derive(clap::Args, Debug)]
+pub struct ConsistencyArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(flatten)]
+    views: ViewArgs,
+    /// Unrelated clips compared with each clip.
+    #[arg(long, default_value_t = ConsistencyOptions::default().unrelated_per_clip)]
+    unrelated_per_clip: usize,
+}
+
+/// Arguments of `eval compaction`.
+#[derive(clap::Args, Debug)]
+pub struct CompactionArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Only the first N recordings (clips of a cache).
     #[arg(long)]
-    json: bool,
+    max_recordings: Option<usize>,
+}
+
+/// Arguments of `eval sweep`.
+#[derive(clap::Args, Debug)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Sweeps (one per recording at most).
+    #[arg(long, default_value_t = SweepOptions::default().sweeps)]
+    sweeps: usize,
+    /// Step between shifts, ms.
+    #[arg(long, default_value_t = SweepOptions::default().step_ms)]
+    step_ms: u32,
+    /// Largest shift, seconds.
+    #[arg(long, default_value_t = SweepOptions::default().max_shift_s)]
+    max_shift: f64,
+    /// Join utterances of one speaker into recordings of at least this many seconds (for
+    /// corpora of short utterances; 0: files as they are).
+    #[arg(long, default_value_t = 0.0)]
+    join: f64,
+}
+
+/// Arguments of `eval locate`.
+#[derive(clap::Args, Debug)]
+pub struct LocateArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Queries (3 s excerpts).
+    #[arg(long, default_value_t = LocateOptions::default().queries)]
+    queries: usize,
+    /// Views that modify the excerpts.
+    #[arg(long, default_value = DEFAULT_VIEW_SPACE)]
+    view_space: String,
+    /// Edit budget: an integer is absolute, a number below 1 a fraction of the query length
+    /// [default: 0.9, as `pairalign search` for clips].
+    #[arg(long)]
+    k: Option<String>,
+    /// Hits per query.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Excerpts come from recordings at least this long, seconds.
+    #[arg(long, default_value_t = LocateOptions::default().min_recording_s)]
+    min_recording: f64,
+    /// Join utterances of one speaker into recordings of at least this many seconds (0: files
+    /// as they are).
+    #[arg(long, default_value_t = 0.0)]
+    join: f64,
+}
+
+/// The source and the subjects, loaded; problems of the corpus printed.
+struct Loaded {
+    source: Source,
+    subjects: Vec<Subject>,
+    problems: usize,
+}
+
+fn load(common: &CommonArgs) -> anyhow::Result<Loaded> {
+    let layout = match common.layout {
+        LayoutArg::Auto => Layout::Auto,
+        LayoutArg::Cache => Layout::Cache,
+        LayoutArg::Folder => Layout::Folder,
+        LayoutArg::Librispeech => Layout::Librispeech,
+        LayoutArg::Timit => Layout::Timit,
+        LayoutArg::Manifest => Layout::Manifest,
+    };
+    let split = common.split.map(|s| match s {
+        SplitArg::Train => Split::Train,
+        SplitArg::Heldout => Split::Heldout,
+    });
+    let (source, problems) = Source::open(&common.corpus, layout, split)
+        .with_context(|| format!("opening {}", common.corpus.display()))?;
+    for (path, why) in &problems {
+        eprintln!("skipped {}: {why}", path.display());
+    }
+    let subjects = common
+        .tokenizers
+        .iter()
+        .map(|name| subject(name))
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Loaded {
+        source,
+        subjects,
+        problems: problems.len(),
+    })
+}
+
+/// `vq`, `pairalign`, a weights folder of either kind, `dense` or `dense:DIR` (the dense baseline
+/// needs a VQ encoder).
+fn subject(name: &str) -> anyhow::Result<Subject> {
+    let pooled = |weights: &str| -> anyhow::Result<Subject> {
+        let vq = crate::tokenize::load_tokenizer(weights)?
+            .into_vq()
+            .with_context(|| format!("the dense baseline needs VQ weights; {weights} is not"))?;
+        Ok(Subject::dense(name, Box::new(PooledEncoder(vq))))
+    };
+    Ok(match name.strip_prefix("dense") {
+        Some("") => pooled("vq")?,
+        Some(rest) if rest.starts_with(':') => pooled(&rest[1..])?,
+        _ => {
+            let tokenizer = crate::tokenize::load_tokenizer(name)?;
+            let frames = tokenizer.kind() == pairalign_models::TokenizerKind::Vq;
+            let subject = Subject::tokens(name, Box::new(tokenizer));
+            if frames {
+                subject.with_frame_rate(1000.0 / f64::from(CODE_FRAME_MS))
+            } else {
+                subject
+            }
+        }
+    })
+}
+
+fn view_options(views: &ViewArgs, seed: u64) -> anyhow::Result<ViewOptions> {
+    Ok(ViewOptions {
+        view_space: ViewSpace::parse(&views.view_space)?,
+        seed,
+        max_clips: views.max_clips,
+        ..ViewOptions::default()
+    })
+}
+
+/// Prints the reports (JSON lines or the markdown table), writes `--out`, and gives the exit
+/// code: 1 when the corpus had entries that could not be read.
+fn finish(common: &CommonArgs, outputs: &Outputs, problems: usize) -> anyhow::Result<ExitCode> {
+    if common.json {
+        for line in &outputs.json {
+            println!("{line}");
+        }
+    } else {
+        print!("{}", outputs.markdown);
+    }
+    if let Some(dir) = &common.out {
+        outputs.write(dir)?;
+        eprintln!("wrote {}", dir.display());
+    }
+    Ok(if problems == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Runs `eval retrieval`.
 pub fn retrieval(args: RetrievalArgs) -> anyhow::Result<ExitCode> {
-    let cache = FeatureCache::open(&args.cache)?;
-    for name in &args.tokenizer {
-        let tokenizer = crate::tokenize::load_tokenizer(name)?;
-        let (report, dense) = match tokenizer.as_vq() {
-            Some(vq) => {
-                let (report, dense) = evaluate_vq(vq, &cache, args.max_clips)?;
-                (report, Some(dense))
-            }
-            None => (
-                evaluate_tokens(&tokenizer, &cache, args.max_clips, None)?,
-                None,
-            ),
-        };
-        if args.json {
-            println!(
-                "{}",
-                json!({"name": name, "kind": "tokens", "report": report})
-            );
-            if let Some(dense) = &dense {
-                println!(
-                    "{}",
-                    json!({"name": name, "kind": "dense", "report": dense})
-                );
-            }
-        } else {
-            print_tokens(name, &report);
-            if let Some(dense) = &dense {
-                print_dense(name, dense);
-            }
-        }
+    let loaded = load(&args.common)?;
+    let views = loaded
+        .source
+        .paired_views(&view_options(&args.views, args.common.seed)?)?;
+    let mut reports = Vec::new();
+    for s in &loaded.subjects {
+        let report = pairalign_eval::retrieval::retrieval(s, &views)?;
+        eprintln!(
+            "retrieval: {} on {} clips in {:.1} s",
+            s.name, report.clips, report.wall_s
+        );
+        reports.push(report);
     }
-    Ok(ExitCode::SUCCESS)
+    finish(
+        &args.common,
+        &pairalign_eval::retrieval::outputs(&reports),
+        loaded.problems,
+    )
 }
 
-fn print_tokens(name: &str, r: &TokenizerReport) {
-    println!(
-        "{name} ({}, {} clips, {:.2} h per view)",
-        r.tokenizer,
-        r.clips,
-        r.seconds / 3600.0
-    );
-    if let Some(hz) = r.frame_rate_hz {
-        println!("  frame rate            {hz:.1} /s");
+/// Runs `eval consistency`.
+pub fn consistency(args: ConsistencyArgs) -> anyhow::Result<ExitCode> {
+    let loaded = load(&args.common)?;
+    let views = loaded
+        .source
+        .paired_views(&view_options(&args.views, args.common.seed)?)?;
+    let options = ConsistencyOptions {
+        unrelated_per_clip: args.unrelated_per_clip,
+        seed: args.common.seed,
+    };
+    let mut results = Vec::new();
+    for s in &loaded.subjects {
+        let result = pairalign_eval::consistency::consistency(s, &views, &options)?;
+        eprintln!("consistency: {} in {:.1} s", s.name, result.report.wall_s);
+        results.push(result);
     }
-    println!("  token rate            {:.2} /s", r.tokens_per_s);
-    println!(
-        "  perplexity            {:.1} ({:.1}% of the vocabulary used)",
-        r.perplexity,
-        100.0 * r.vocab_used
-    );
-    println!(
-        "  NED views / unrelated {:.3} / {:.3} (medians {:.3} / {:.3})",
-        r.ned_views.mean, r.ned_unrelated.mean, r.ned_views.median, r.ned_unrelated.median
-    );
-    println!(
-        "  retrieval             P@1 {:.3}  MRR {:.3}  R@10 {:.3}",
-        r.retrieval.p_at_1, r.retrieval.mrr, r.retrieval.recall_at_10
-    );
+    finish(
+        &args.common,
+        &pairalign_eval::consistency::outputs(&results),
+        loaded.problems,
+    )
 }
 
-fn print_dense(name: &str, d: &DenseReport) {
-    println!("{name} dense baseline ({}, dim {})", d.embedding, d.dim);
-    println!(
-        "  cosine views / unrelated {:.3} / {:.3}",
-        d.cos_views.mean, d.cos_unrelated.mean
-    );
-    println!(
-        "  retrieval             P@1 {:.3}  MRR {:.3}  R@10 {:.3}",
-        d.retrieval.p_at_1, d.retrieval.mrr, d.retrieval.recall_at_10
-    );
+/// Runs `eval compaction`; the shipped VQ is the reference of the reductions.
+pub fn compaction(args: CompactionArgs) -> anyhow::Result<ExitCode> {
+    let loaded = load(&args.common)?;
+    let reference = subject("vq")?;
+    let options = CompactionOptions {
+        max_recordings: args.max_recordings,
+        ..CompactionOptions::default()
+    };
+    let reports = pairalign_eval::compaction::compaction(
+        &loaded.source,
+        &loaded.subjects,
+        Some(&reference),
+        &options,
+    )?;
+    finish(
+        &args.common,
+        &pairalign_eval::compaction::outputs(&reports),
+        loaded.problems,
+    )
+}
+
+/// Runs `eval sweep`.
+pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
+    let loaded = load(&args.common)?;
+    let options = SweepOptions {
+        sweeps: args.sweeps,
+        step_ms: args.step_ms,
+        max_shift_s: args.max_shift,
+        seed: args.common.seed,
+        join_s: args.join,
+        ..SweepOptions::default()
+    };
+    let reports = pairalign_eval::sweep::sweep(&loaded.source, &loaded.subjects, &options)?;
+    finish(
+        &args.common,
+        &pairalign_eval::sweep::outputs(&reports),
+        loaded.problems,
+    )
+}
+
+/// Runs `eval locate` (dense subjects are skipped: the engine indexes token strings).
+pub fn locate(args: LocateArgs) -> anyhow::Result<ExitCode> {
+    let loaded = load(&args.common)?;
+    for s in loaded.subjects.iter().filter(|s| s.tokenizer().is_none()) {
+        eprintln!(
+            "locate: skipping {}: the engine indexes token strings",
+            s.name
+        );
+    }
+    let options = LocateOptions {
+        queries: args.queries,
+        view_space: ViewSpace::parse(&args.view_space)?,
+        seed: args.common.seed,
+        top: args.top,
+        k: args.k.as_deref().map(EditBudget::parse).transpose()?,
+        min_recording_s: args.min_recording,
+        join_s: args.join,
+        ..LocateOptions::default()
+    };
+    let reports = pairalign_eval::locate::locate(&loaded.source, &loaded.subjects, &options)?;
+    finish(
+        &args.common,
+        &pairalign_eval::locate::outputs(&reports),
+        loaded.problems,
+    )
 }

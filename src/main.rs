@@ -61,7 +61,8 @@ enum Command {
     /// Cut a clip out of a recording, optionally modified (speed, noise, gain...): a query by
     /// example.
     Excerpt(excerpt::ExcerptArgs),
-    /// Measure tokenizers: rates, cross-view consistency, retrieval.
+    /// Measure tokenizers: retrieval, cross-view consistency, compaction, the continuous sweep,
+    /// locating excerpts (tables, JSON, SVG plots).
     #[command(subcommand)]
     Eval(EvalCommand),
     /// Serve the HTTP API over an archive (search, upload, delete, stats, metrics).
@@ -70,9 +71,18 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum EvalCommand {
-    /// Token rate, vocabulary use, cross-view NED and retrieval (P@1, MRR) with the dense
-    /// baseline, on a feature cache of paired views.
+    /// View 1 of each 3 s clip queries view 0 of all clips: P@1, MRR, mAP, recall@10.
     Retrieval(eval::RetrievalArgs),
+    /// Distance between two views of a clip against unrelated clips, token rate, length
+    /// difference, vocabulary use; the distributions as SVG.
+    Consistency(eval::ConsistencyArgs),
+    /// Archive tokens and bytes per hour, and the reduction against VQ.
+    Compaction(eval::CompactionArgs),
+    /// A 3 s window shifted in 100 ms steps: distance to the unshifted window and token count.
+    Sweep(eval::SweepArgs),
+    /// Modified 3 s excerpts of long recordings searched in a database of the recordings:
+    /// source found first, start-time error.
+    Locate(eval::LocateArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -330,7 +340,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tokenize(args) => tokenize::tokenize(args),
         Command::Excerpt(args) => excerpt::excerpt(args),
         Command::Report(args) => report::report(args),
-        Command::Eval(EvalCommand::Retrieval(args)) => eval::retrieval(args),
+        Command::Eval(command) => match command {
+            EvalCommand::Retrieval(args) => eval::retrieval(args),
+            EvalCommand::Consistency(args) => eval::consistency(args),
+            EvalCommand::Compaction(args) => eval::compaction(args),
+            EvalCommand::Sweep(args) => eval::sweep(args),
+            EvalCommand::Locate(args) => eval::locate(args),
+        },
         Command::Serve(args) => serve::serve(args),
     }
 }

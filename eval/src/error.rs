@@ -1,5 +1,7 @@
 //! The crate's error type.
 
+use std::path::PathBuf;
+
 /// What can go wrong while evaluating.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -7,13 +9,45 @@ pub enum Error {
     #[error(transparent)]
     Model(#[from] pairalign_models::Error),
 
-    /// The evaluation data could not be read.
+    /// The evaluation data could not be read (corpus, cache, an audio file).
     #[error(transparent)]
     Data(#[from] pairalign_datasets::Error),
 
-    /// The evaluation set cannot run the protocol (too few clips, one view only).
+    /// The temporary database of compaction or locate failed.
+    #[error(transparent)]
+    Engine(#[from] pairalign_engine::Error),
+
+    /// The archive report of compaction failed.
+    #[error(transparent)]
+    Index(#[from] pairalign_indexer::Error),
+
+    /// A query of locate failed.
+    #[error(transparent)]
+    Query(#[from] pairalign_query::Error),
+
+    /// A file or folder of the evaluation (temporary data, `--out`) could not be written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+
+    /// The data or the options cannot run the protocol (too few clips, one view only, no
+    /// recording long enough, a feature cache where audio is needed).
     #[error("cannot evaluate: {0}")]
     BadInput(String),
+}
+
+impl Error {
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
 }
 
 /// `Result` with the crate's [`Error`].

@@ -3,7 +3,10 @@
 //!
 //! Ties: when candidates score exactly like the target, the ranking between them is taken as
 //! uniformly random and every metric is its expected value. A tokenizer that gives every clip
-//! the same string therefore scores chance (P@1 = 1/n), not 0 or 1.
+//! the same string therefore scores chance (P@1 = 1/n), not 0 or 1. [`average_precision`] does
+//! the same for any number of relevant items (the tie-aware average precision of McSherry and
+//! Najork, "Computing information retrieval performance measures efficiently in the presence of
+//! tied scores", ECIR 2008).
 
 use pairalign_engine::{Mode, Symbol, Verifier};
 use serde::Serialize;
@@ -65,8 +68,9 @@ impl RankStats {
     }
 }
 
-/// Retrieval quality over a set of queries, each with one relevant item (so that mean average
-/// precision equals the MRR and is not reported separately).
+/// Retrieval quality over a set of queries. With one relevant item per query (our protocols)
+/// the mean average precision equals the MRR; it is still computed by the general formula
+/// ([`average_precision`]), so that the two agreeing is a check.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct RetrievalMetrics {
     /// Queries.
@@ -77,22 +81,98 @@ pub struct RetrievalMetrics {
     pub p_at_1: f64,
     /// Mean reciprocal rank.
     pub mrr: f64,
+    /// Mean average precision.
+    pub map: f64,
     /// Share of queries whose target is in the first 10.
     pub recall_at_10: f64,
 }
 
 impl RetrievalMetrics {
-    /// Averages over `ranks` (one per query) among `candidates` candidates each.
-    pub fn from_ranks(ranks: &[RankStats], candidates: usize) -> Self {
+    /// Averages over `ranks` and `average_precisions` (one each per query) among `candidates`
+    /// candidates each.
+    pub fn from_ranks(ranks: &[RankStats], average_precisions: &[f64], candidates: usize) -> Self {
         let n = ranks.len().max(1) as f64;
         RetrievalMetrics {
             queries: ranks.len(),
             candidates,
             p_at_1: ranks.iter().map(RankStats::p_at_1).sum::<f64>() / n,
             mrr: ranks.iter().map(RankStats::reciprocal_rank).sum::<f64>() / n,
+            map: average_precisions.iter().sum::<f64>() / average_precisions.len().max(1) as f64,
             recall_at_10: ranks.iter().map(|r| r.recall_at(10)).sum::<f64>() / n,
         }
     }
+}
+
+/// Average precision of a ranking by `scores` (lower is better; NaN ranks last) in which the
+/// items `relevant` (indices into `scores`) are the right answers: the mean, over the relevant
+/// items, of the precision at each one's rank. Ties by expectation: within a group of equal
+/// scores every order is equally likely. Position `p` of a tie group of `n` items, `r` of them
+/// relevant, entered after `c` items of which `R` relevant, holds a relevant item with chance
+/// `r / n`, and then has `R + 1 + (p - 1)(r - 1)/(n - 1)` relevant items at or above it on
+/// average (hypergeometric), so the group adds `sum_p (r / n) (R + 1 + (p - 1)(r - 1)/(n - 1))
+/// / (c + p)`. With one relevant item this is the expected reciprocal rank. 0 when nothing is
+/// relevant.
+pub fn average_precision(scores: &[f64], relevant: &[usize]) -> f64 {
+    let mut is_relevant = vec![false; scores.len()];
+    for &i in relevant {
+        if let Some(r) = is_relevant.get_mut(i) {
+            *r = true;
+        }
+    }
+    let total = is_relevant.iter().filter(|&&r| r).count();
+    if total == 0 {
+        return 0.0;
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let (mut before, mut relevant_before, mut sum) = (0usize, 0usize, 0f64);
+    let mut start = 0;
+    while start < order.len() {
+        let s = scores[order[start]];
+        let end = start
+            + order[start..]
+                .iter()
+                .take_while(|&&j| scores[j].total_cmp(&s).is_eq())
+                .count();
+        let n = end - start;
+        let r = order[start..end]
+            .iter()
+            .filter(|&&j| is_relevant[j])
+            .count();
+        if r > 0 {
+            let others = if n > 1 {
+                (r - 1) as f64 / (n - 1) as f64
+            } else {
+                0.0
+            };
+            for p in 1..=n {
+                let above = relevant_before as f64 + 1.0 + (p - 1) as f64 * others;
+                sum += r as f64 / n as f64 * above / (before + p) as f64;
+            }
+        }
+        before += n;
+        relevant_before += r;
+        start = end;
+    }
+    sum / total as f64
+}
+
+/// The chance that a value drawn from `lower` is below one drawn from `higher`, ties counting
+/// half: the area under the ROC curve of a threshold separating the two (1: always separated,
+/// 0.5: indistinguishable). Used for "same clip, two views" against "unrelated clips".
+pub fn separation(lower: &[f64], higher: &[f64]) -> f64 {
+    if lower.is_empty() || higher.is_empty() {
+        return 0.5;
+    }
+    let mut sorted = higher.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mut wins = 0f64;
+    for &x in lower {
+        let below_or_equal = sorted.partition_point(|y| y.total_cmp(&x).is_le());
+        let below = sorted.partition_point(|y| y.total_cmp(&x).is_lt());
+        wins += (sorted.len() - below_or_equal) as f64 + 0.5 * (below_or_equal - below) as f64;
+    }
+    wins / (lower.len() as f64 * sorted.len() as f64)
 }
 
 /// Levenshtein distance divided by the longer length (0 for two empty strings): 0 is
@@ -218,7 +298,11 @@ mod tests {
     fn constant_scores_give_chance_and_a_perfect_oracle_gives_one() {
         let n = 50;
         let constant: Vec<RankStats> = (0..n).map(|i| RankStats::of(&vec![0.5; n], i)).collect();
-        let m = RetrievalMetrics::from_ranks(&constant, n);
+        let aps: Vec<f64> = (0..n)
+            .map(|i| average_precision(&vec![0.5; n], &[i]))
+            .collect();
+        let m = RetrievalMetrics::from_ranks(&constant, &aps, n);
+        assert!((m.map - m.mrr).abs() < 1e-12);
         assert!((m.p_at_1 - 1.0 / n as f64).abs() < 1e-12);
         assert!((m.recall_at_10 - 10.0 / n as f64).abs() < 1e-12);
         let harmonic: f64 = (1..=n).map(|r| 1.0 / r as f64).sum::<f64>() / n as f64;
@@ -229,8 +313,119 @@ mod tests {
                 RankStats::of(&scores, i)
             })
             .collect();
-        let m = RetrievalMetrics::from_ranks(&oracle, n);
-        assert_eq!((m.p_at_1, m.mrr, m.recall_at_10), (1.0, 1.0, 1.0));
+        let m = RetrievalMetrics::from_ranks(&oracle, &vec![1.0; n], n);
+        assert_eq!(
+            (m.p_at_1, m.mrr, m.map, m.recall_at_10),
+            (1.0, 1.0, 1.0, 1.0)
+        );
+    }
+
+    #[test]
+    fn average_precision_by_hand() {
+        // Relevant at ranks 1 and 3: (1/1 + 2/3) / 2.
+        let ap = average_precision(&[0.1, 0.2, 0.3, 0.4], &[0, 2]);
+        assert!((ap - (1.0 + 2.0 / 3.0) / 2.0).abs() < 1e-12);
+        // Relevant at rank 4 alone: 1/4.
+        assert!((average_precision(&[0.4, 0.1, 0.2, 0.3], &[0]) - 0.25).abs() < 1e-12);
+        // Nothing relevant.
+        assert_eq!(average_precision(&[0.1, 0.2], &[]), 0.0);
+        // One relevant item tied with one other at the top: rank 1 or 2, AP (1 + 1/2) / 2.
+        assert!((average_precision(&[0.1, 0.1, 0.5], &[1]) - 0.75).abs() < 1e-12);
+        // Two relevant tied with one irrelevant at the top: orders RRI, RIR, IRR equally
+        // likely: AP (1 + 1) / 2, (1 + 2/3) / 2, (1/2 + 2/3) / 2.
+        let expected = ((2.0) + (1.0 + 2.0 / 3.0) + (0.5 + 2.0 / 3.0)) / 2.0 / 3.0;
+        assert!((average_precision(&[0.2, 0.2, 0.2, 0.9], &[0, 2]) - expected).abs() < 1e-12);
+        // With one relevant item it is the expected reciprocal rank, ties or not.
+        let scores = [0.2, 0.1, 0.2, 0.5, 0.2];
+        let rr = RankStats::of(&scores, 0).reciprocal_rank();
+        assert!((average_precision(&scores, &[0]) - rr).abs() < 1e-12);
+    }
+
+    /// Every order of the tie groups, enumerated: the oracle for the tie-aware formula.
+    fn average_precision_by_enumeration(scores: &[f64], relevant: &[usize]) -> f64 {
+        fn permutations(items: Vec<usize>) -> Vec<Vec<usize>> {
+            if items.len() <= 1 {
+                return vec![items];
+            }
+            let mut out = Vec::new();
+            for i in 0..items.len() {
+                let mut rest = items.clone();
+                let first = rest.remove(i);
+                for mut p in permutations(rest) {
+                    p.insert(0, first);
+                    out.push(p);
+                }
+            }
+            out
+        }
+        let mut sorted: Vec<usize> = (0..scores.len()).collect();
+        sorted.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for i in sorted {
+            match groups.last_mut() {
+                Some(g) if scores[g[0]] == scores[i] => g.push(i),
+                _ => groups.push(vec![i]),
+            }
+        }
+        let mut orders: Vec<Vec<usize>> = vec![vec![]];
+        for g in groups {
+            let perms = permutations(g);
+            orders = orders
+                .iter()
+                .flat_map(|o| {
+                    perms.iter().map(move |p| {
+                        let mut o = o.clone();
+                        o.extend(p);
+                        o
+                    })
+                })
+                .collect();
+        }
+        let ap = |order: &[usize]| {
+            let mut hits = 0;
+            let mut sum = 0.0;
+            for (rank, i) in order.iter().enumerate() {
+                if relevant.contains(i) {
+                    hits += 1;
+                    sum += hits as f64 / (rank + 1) as f64;
+                }
+            }
+            sum / relevant.len() as f64
+        };
+        orders.iter().map(|o| ap(o)).sum::<f64>() / orders.len() as f64
+    }
+
+    #[test]
+    fn average_precision_with_ties_equals_the_mean_over_all_orders() {
+        let mut state = 7u32;
+        let mut next = |m: u32| {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (state >> 16) % m
+        };
+        for _ in 0..200 {
+            let n = 1 + next(7) as usize;
+            let scores: Vec<f64> = (0..n).map(|_| f64::from(next(3))).collect();
+            let relevant: Vec<usize> = (0..n).filter(|_| next(2) == 0).collect();
+            if relevant.is_empty() {
+                continue;
+            }
+            let got = average_precision(&scores, &relevant);
+            let want = average_precision_by_enumeration(&scores, &relevant);
+            assert!(
+                (got - want).abs() < 1e-12,
+                "{scores:?} {relevant:?}: {got} vs {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn separation_by_hand() {
+        assert_eq!(separation(&[0.1, 0.2], &[0.5, 0.6]), 1.0);
+        assert_eq!(separation(&[0.5, 0.6], &[0.1, 0.2]), 0.0);
+        assert_eq!(separation(&[0.3], &[0.3]), 0.5);
+        // 0.1 beats both; 0.5 ties 0.5 and loses to 0.4: (2 + 0.5) / 4.
+        assert_eq!(separation(&[0.1, 0.5], &[0.4, 0.5]), 0.625);
+        assert_eq!(separation(&[], &[0.4]), 0.5);
     }
 
     #[test]

@@ -1,20 +1,28 @@
-//! The retrieval protocol can tell good tokenizers from bad: an oracle (a clip's own id as its
-//! tokens) scores perfectly, a tokenizer that says the same for every clip scores chance, and
-//! caches the protocol cannot run on are errors.
+//! The protocols tell good tokenizers from bad and measure what they claim, checked with
+//! deterministic toy tokenizers whose answers are known by construction: an oracle (a clip's own
+//! id as its tokens) scores perfectly, a tokenizer that says the same for every clip scores
+//! chance; compaction counts bytes as the engine stores them; the sweep of a tokenizer that
+//! reads out the position in the recording gives the edit distance a shift must give; locate
+//! finds excerpts of such recordings within one token of their start. Data are tiny caches and
+//! WAV files written by the tests.
 
 #![allow(clippy::unwrap_used)] // Tests unwrap: a failure is the test failing.
 
 use std::path::Path;
 
-use pairalign_datasets::cache::{CacheWriter, Dtype, FeatureCache};
-use pairalign_eval::{evaluate_tokens, Error};
+use pairalign_datasets::cache::{CacheWriter, Dtype};
+use pairalign_datasets::{Audio, SAMPLE_RATE};
+use pairalign_eval::{
+    compaction, consistency, locate, retrieval, sweep, CompactionOptions, ConsistencyOptions,
+    Embedder, Error, Layout, LocateOptions, Source, Subject, SweepOptions, ViewOptions,
+};
 use pairalign_models::{TokenString, Tokenizer};
 
 const N_MELS: usize = 4;
 
 /// A cache of `clips` clips whose every mel value is the clip number (both views alike, so the
 /// oracle can read the clip back), `views` views each.
-fn cache(path: &Path, clips: usize, views: usize) -> FeatureCache {
+fn cache(path: &Path, clips: usize, views: usize) -> Source {
     let mut writer = CacheWriter::create(path, N_MELS, views, Dtype::F32).unwrap();
     for c in 0..clips {
         let frames = 10 + c % 3;
@@ -23,7 +31,7 @@ fn cache(path: &Path, clips: usize, views: usize) -> FeatureCache {
         writer.add_clip(&format!("c{c}"), &refs).unwrap();
     }
     writer.finish().unwrap();
-    FeatureCache::open(path).unwrap()
+    Source::open(path, Layout::Auto, None).unwrap().0
 }
 
 /// A tokenizer given by a function of a clip's cached log-mel.
@@ -64,39 +72,340 @@ const ORACLE: FnTokenizer = FnTokenizer("oracle", |m| {
 /// The same string for every clip.
 const CONSTANT: FnTokenizer = FnTokenizer("constant", |_| vec![1, 2, 3]);
 
+fn subject(t: &'static FnTokenizer) -> Subject {
+    Subject::tokens(t.0, Box::new(FnTokenizer(t.0, t.1)))
+}
+
+/// A dense embedding that puts clip `c` at angle `c` degrees: the nearest vector is its own.
+struct Angle;
+
+impl Embedder for Angle {
+    fn id(&self) -> String {
+        "dense:angle".into()
+    }
+    fn weights_hash(&self) -> &str {
+        "-"
+    }
+    fn dim(&self) -> usize {
+        2
+    }
+    fn embed_mels(&self, mels: &[&[f32]]) -> pairalign_models::Result<Vec<Vec<f32>>> {
+        Ok(mels
+            .iter()
+            .map(|m| {
+                let a = m[0].to_radians();
+                vec![a.cos(), a.sin()]
+            })
+            .collect())
+    }
+}
+
 #[test]
 fn an_oracle_scores_perfectly_and_a_constant_tokenizer_scores_chance() {
     let dir = tempfile::tempdir().unwrap();
     let n = 100;
-    let cache = cache(&dir.path().join("c.feat"), n, 2);
-    let oracle = evaluate_tokens(&ORACLE, &cache, None, None).unwrap();
+    let source = cache(&dir.path().join("c.feat"), n, 2);
+    let views = source.paired_views(&ViewOptions::default()).unwrap();
+    let oracle = retrieval(&subject(&ORACLE), &views).unwrap();
     assert_eq!(oracle.clips, n);
-    assert_eq!(oracle.retrieval.p_at_1, 1.0);
-    assert_eq!(oracle.retrieval.mrr, 1.0);
-    assert_eq!(oracle.ned_views.mean, 0.0);
-    assert!(oracle.ned_unrelated.mean > 0.3);
-    let constant = evaluate_tokens(&CONSTANT, &cache, None, None).unwrap();
-    assert!((constant.retrieval.p_at_1 - 1.0 / n as f64).abs() < 1e-12);
-    assert!((constant.retrieval.recall_at_10 - 10.0 / n as f64).abs() < 1e-12);
-    assert_eq!(constant.ned_unrelated.mean, 0.0);
-    assert!((constant.perplexity - 3.0).abs() < 1e-9);
-    // 3 tokens per clip of 10-12 frames (0.10-0.12 s).
+    assert_eq!(
+        (oracle.p_at_1, oracle.mrr, oracle.map, oracle.recall_at_10),
+        (1.0, 1.0, 1.0, 1.0)
+    );
+    assert_eq!(oracle.score, "ned");
+    let constant = retrieval(&subject(&CONSTANT), &views).unwrap();
+    assert!((constant.p_at_1 - 1.0 / n as f64).abs() < 1e-12);
+    assert!((constant.recall_at_10 - 10.0 / n as f64).abs() < 1e-12);
+    let harmonic: f64 = (1..=n).map(|r| 1.0 / r as f64).sum::<f64>() / n as f64;
+    assert!((constant.mrr - harmonic).abs() < 1e-12);
+    assert!((constant.map - constant.mrr).abs() < 1e-12);
+    // 3 tokens per clip of 10-12 frames (0.10-0.12 s), in both views.
     let seconds: f64 = (0..n).map(|c| (10 + c % 3) as f64 * 0.01).sum();
-    assert!((constant.tokens_per_s - 3.0 * n as f64 / seconds).abs() < 1e-9);
+    assert!((constant.tokens_per_s.unwrap() - 3.0 * n as f64 / seconds).abs() < 1e-9);
+    // The dense route ranks by cosine.
+    let dense = retrieval(&Subject::dense("angle", Box::new(Angle)), &views).unwrap();
+    assert_eq!(
+        (dense.score, dense.p_at_1, dense.tokens_per_s),
+        ("cosine", 1.0, None)
+    );
     // A limit takes the first clips only.
-    let some = evaluate_tokens(&ORACLE, &cache, Some(7), None).unwrap();
-    assert_eq!(some.clips, 7);
-    assert_eq!(some.retrieval.candidates, 7);
+    let some = source
+        .paired_views(&ViewOptions {
+            max_clips: Some(7),
+            ..ViewOptions::default()
+        })
+        .unwrap();
+    assert_eq!(retrieval(&subject(&ORACLE), &some).unwrap().clips, 7);
 }
 
 #[test]
-fn caches_the_protocol_cannot_run_on_are_errors() {
+fn consistency_separates_the_oracle_and_not_the_constant() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 40;
+    let source = cache(&dir.path().join("c.feat"), n, 2);
+    let views = source.paired_views(&ViewOptions::default()).unwrap();
+    let options = ConsistencyOptions {
+        unrelated_per_clip: 5,
+        seed: 3,
+    };
+    let oracle = consistency(&subject(&ORACLE), &views, &options).unwrap();
+    let r = &oracle.report;
+    assert_eq!((r.clips, r.unrelated_pairs), (n, n * 5));
+    assert_eq!((r.ned_views, r.ned_views_median), (Some(0.0), Some(0.0)));
+    assert!(r.ned_unrelated.unwrap() > 0.3);
+    assert_eq!(r.separation, 1.0);
+    assert_eq!(r.length_diff_views, Some(0.0));
+    assert_eq!(r.cos_views, None);
+    assert_eq!(oracle.views.len(), n);
+    // Reproducible from the seed.
+    let again = consistency(&subject(&ORACLE), &views, &options).unwrap();
+    assert_eq!(again.unrelated, oracle.unrelated);
+    let constant = consistency(&subject(&CONSTANT), &views, &options).unwrap();
+    assert_eq!(constant.report.ned_unrelated, Some(0.0));
+    assert_eq!(constant.report.separation, 0.5);
+    assert!((constant.report.perplexity.unwrap() - 3.0).abs() < 1e-9);
+    assert_eq!(constant.report.vocab_used, Some(3.0 / 16.0));
+    let dense = consistency(&Subject::dense("angle", Box::new(Angle)), &views, &options).unwrap();
+    assert_eq!(dense.report.cos_views, Some(1.0));
+    assert_eq!(dense.report.ned_views, None);
+    assert_eq!(dense.report.tokens_per_s, None);
+}
+
+#[test]
+fn caches_the_protocols_cannot_run_on_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let one_view = cache(&dir.path().join("one.feat"), 10, 1);
-    let err = evaluate_tokens(&ORACLE, &one_view, None, None).unwrap_err();
+    let err = one_view.paired_views(&ViewOptions::default()).unwrap_err();
     assert!(matches!(err, Error::BadInput(_)), "{err}");
     assert!(err.to_string().contains("needs 2"), "{err}");
     let one_clip = cache(&dir.path().join("two.feat"), 1, 2);
-    let err = evaluate_tokens(&ORACLE, &one_clip, None, None).unwrap_err();
+    let err = one_clip.paired_views(&ViewOptions::default()).unwrap_err();
     assert!(err.to_string().contains("at least 2"), "{err}");
+    // Sweep and locate need recordings.
+    let err = sweep(&one_clip, &[subject(&ORACLE)], &SweepOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("not a feature cache"), "{err}");
+    let err = locate(&one_clip, &[subject(&ORACLE)], &LocateOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("not a feature cache"), "{err}");
+}
+
+/// One token per 100 ms of audio: the value its first sample encodes (`round(10^4 * x)`),
+/// timed at its start. Recordings written by [`write_positions`] make it read out where in
+/// which recording a window is.
+struct Positions {
+    id: &'static str,
+    /// Tokens per 100 ms chunk (a second tokenizer with twice the tokens).
+    repeat: usize,
+}
+
+const CHUNK: usize = SAMPLE_RATE as usize / 10;
+
+impl Tokenizer for Positions {
+    fn id(&self) -> &str {
+        self.id
+    }
+    fn weights_hash(&self) -> &str {
+        "-"
+    }
+    fn vocab_size(&self) -> u32 {
+        4096
+    }
+    fn tokenize(&self, batch: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
+        Ok(batch
+            .iter()
+            .map(|w| {
+                let mut ts = TokenString::default();
+                for (i, chunk) in w.chunks(CHUNK).enumerate() {
+                    for _ in 0..self.repeat {
+                        ts.tokens.push((chunk[0] * 1e4).round() as u16);
+                        ts.times_ms.push(100 * i as u32);
+                    }
+                }
+                ts
+            })
+            .collect())
+    }
+    fn tokenize_mels(&self, _: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
+        unreachable!("these protocols read audio")
+    }
+}
+
+/// Writes `dir/r{r}.wav` of `seconds` for each `r < recordings`: each 100 ms chunk holds the
+/// constant `(1000 r + chunk index + 1) / 10^4`, a value no other chunk of any recording has.
+fn write_positions(dir: &Path, recordings: usize, seconds: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for r in 0..recordings {
+        let samples: Vec<f32> = (0..seconds * SAMPLE_RATE as usize)
+            .map(|i| (1000 * r + i / CHUNK + 1) as f32 / 1e4)
+            .collect();
+        pairalign_datasets::synth::write_wav_16k(
+            &dir.join(format!("r{r}.wav")),
+            &Audio::new(samples, SAMPLE_RATE),
+        )
+        .unwrap();
+    }
+}
+
+fn positions(id: &'static str, repeat: usize) -> Subject {
+    Subject::tokens(id, Box::new(Positions { id, repeat }))
+}
+
+#[test]
+fn compaction_counts_tokens_and_engine_bytes_and_the_reduction_against_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    write_positions(&dir.path().join("audio"), 3, 7);
+    let (source, problems) = Source::open(&dir.path().join("audio"), Layout::Auto, None).unwrap();
+    assert!(problems.is_empty());
+    let reference = positions("double", 2);
+    let reports = compaction(
+        &source,
+        &[
+            positions("single", 1),
+            Subject::dense("angle", Box::new(Angle)),
+        ],
+        Some(&reference),
+        &CompactionOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(reports.len(), 3, "the reference is measured as its own row");
+    let (single, dense, double) = (&reports[0], &reports[1], &reports[2]);
+    assert!(double.reference && !single.reference);
+    assert_eq!(single.recordings, 3);
+    assert!((single.hours - 21.0 / 3600.0).abs() < 1e-9);
+    // 10 tokens a second; 2 bytes a token and 4 a time in their sections.
+    assert_eq!(single.tokens, Some(210));
+    assert!((single.tokens_per_s.unwrap() - 10.0).abs() < 1e-9);
+    assert!((single.tokens_per_hour.unwrap() - 36_000.0).abs() < 1e-6);
+    assert!((single.token_bytes_per_hour.unwrap() - 72_000.0).abs() < 1e-6);
+    assert!((single.time_bytes_per_hour.unwrap() - 144_000.0).abs() < 1e-6);
+    assert!(single.bytes_per_hour > 216_000.0);
+    assert_eq!(double.tokens, Some(420));
+    assert!((single.archive_reduction_vs_vq.unwrap() - 50.0).abs() < 1e-9);
+    assert_eq!(double.archive_reduction_vs_vq, Some(0.0));
+    assert!(single.bytes_reduction_vs_vq.unwrap() > 0.0);
+    // The dense subject stores one 2-d f32 vector per started 3 s window: 3 per recording.
+    assert_eq!(dense.tokens, None);
+    assert_eq!(dense.bytes, 3 * 3 * 2 * 4);
+    // A reference among the subjects is not measured twice.
+    let reports = compaction(
+        &source,
+        &[positions("double", 2)],
+        Some(&reference),
+        &CompactionOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(reports.len(), 1);
+    assert!(reports[0].reference);
+}
+
+#[test]
+fn a_shifted_window_costs_two_edits_a_step_until_nothing_is_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    write_positions(&dir.path().join("audio"), 2, 8);
+    let (source, _) = Source::open(&dir.path().join("audio"), Layout::Auto, None).unwrap();
+    let options = SweepOptions {
+        max_shift_s: 1.0,
+        seed: 9,
+        ..SweepOptions::default()
+    };
+    let reports = sweep(
+        &source,
+        &[
+            positions("single", 1),
+            Subject::dense("angle", Box::new(Angle)),
+        ],
+        &options,
+    )
+    .unwrap();
+    let r = &reports[0];
+    assert_eq!(r.sweeps, 2);
+    assert_eq!(r.shift_ms, (0..=10).map(|k| 100 * k).collect::<Vec<u32>>());
+    assert!((r.overlap[3] - 0.9).abs() < 1e-12);
+    // Windows start anywhere, so the first chunk of a shifted window may straddle two
+    // positions; its token still reads a position: a shift of k steps deletes k tokens at the
+    // front and inserts k at the back.
+    for (k, &d) in r.edit_distance.as_ref().unwrap().iter().enumerate() {
+        assert_eq!(d, 2.0 * k as f64, "shift {k}");
+        assert!((r.distance[k] - 2.0 * k as f64 / 30.0).abs() < 1e-12);
+    }
+    assert_eq!(r.distance_at_500ms, Some(10.0 / 30.0));
+    assert!(r.tokens.as_ref().unwrap().iter().all(|&t| t == 30.0));
+    assert_eq!(r.length_cv, Some(0.0));
+    assert!((r.tokens_per_s.unwrap() - 10.0).abs() < 1e-9);
+    assert_eq!(reports[1].score, "cosine");
+    assert_eq!(reports[1].tokens, None);
+    // Too long a sweep for the recordings is an error that says what to do.
+    let err = sweep(
+        &source,
+        &[positions("single", 1)],
+        &SweepOptions {
+            max_shift_s: 6.0,
+            ..SweepOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("--join"), "{err}");
+}
+
+#[test]
+fn excerpts_are_found_in_their_recording_within_one_token_of_their_start() {
+    let dir = tempfile::tempdir().unwrap();
+    write_positions(&dir.path().join("audio"), 3, 12);
+    let (source, _) = Source::open(&dir.path().join("audio"), Layout::Auto, None).unwrap();
+    let options = LocateOptions {
+        queries: 12,
+        view_space: pairalign_datasets::views::ViewSpace::parse("gain=0").unwrap(),
+        seed: 4,
+        ..LocateOptions::default()
+    };
+    let reports = locate(
+        &source,
+        &[
+            positions("single", 1),
+            Subject::dense("angle", Box::new(Angle)),
+        ],
+        &options,
+    )
+    .unwrap();
+    assert_eq!(reports.len(), 1, "the dense subject is not run");
+    let r = &reports[0];
+    assert_eq!((r.recordings, r.queries), (3, 12));
+    assert_eq!((r.found_first, r.found_in_top, r.located), (1.0, 1.0, 1.0));
+    // The query's first token reads the position its first sample is in: the match starts at
+    // that chunk, up to 100 ms before the true start.
+    assert!(r.start_error_ms_p90.unwrap() < 100.0, "{r:?}");
+    let err = locate(
+        &source,
+        &[Subject::dense("angle", Box::new(Angle))],
+        &options,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("give at least one tokenizer"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_corpus_is_rendered_into_two_views_per_clip() {
+    let dir = tempfile::tempdir().unwrap();
+    write_positions(&dir.path().join("audio"), 2, 7);
+    let (source, _) = Source::open(&dir.path().join("audio"), Layout::Auto, None).unwrap();
+    // 7 s recordings give two 3 s clips each; the tail is dropped.
+    let views = source.paired_views(&ViewOptions::default()).unwrap();
+    assert_eq!(views.clips(), 4);
+    assert!(views.built().is_some());
+    // Four clips of 3 s, each view played at 0.9 to 1.1 times the speed.
+    assert!(
+        (10.5..13.5).contains(&views.seconds(0)),
+        "{}",
+        views.seconds(0)
+    );
+    // Sweep and locate joined over a speaker (the folder layout's speaker).
+    let recordings = source.recordings(100.0, "sweep").unwrap();
+    assert!(recordings.len() <= 2);
+    assert_eq!(
+        recordings.iter().map(|r| r.parts.len()).sum::<usize>(),
+        2,
+        "every file in exactly one recording"
+    );
 }
