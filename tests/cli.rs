@@ -623,7 +623,8 @@ fn train_pairalign_starts_from_a_vq_run_resumes_and_switches_components_off() {
     );
     let lines = json_lines(&out);
     assert_eq!(lines.len(), 1);
-    assert_eq!(lines[0]["report"]["tokenizer"], "pairalign");
+    assert_eq!(lines[0]["tokenizer"], "pairalign");
+    assert_eq!(lines[0]["kind"], "tokens");
 
     // A VQ folder that does not match the config is an error, not a panic.
     let out = pairalign(&[

@@ -81,7 +81,9 @@ pub struct PairAlignTrainConfig {
     /// taken within each part.
     pub micro_batches: usize,
     /// Most clips of a part in the likelihood-contrast matrix: it costs `2 n^2` teacher-forced
-    /// sequences for `n` clips.
+    /// sequences for `n` clips. 4 (not the part's 8 clips) because at 8 the contrast is about
+    /// half of a step's time: 6.4 against 3.4 CPU-seconds per step at the shipping size
+    /// (measured in release on 2 cores; models/weights/pairalign-v1/README.md).
     pub contrast_clips: usize,
 }
 
@@ -103,7 +105,7 @@ impl Default for PairAlignTrainConfig {
             checkpoint_every: 100,
             log_every: 10,
             micro_batches: 2,
-            contrast_clips: 8,
+            contrast_clips: 4,
         }
     }
 }
