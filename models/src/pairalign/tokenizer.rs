@@ -78,15 +78,7 @@ impl PairAlignTokenizer {
         varmap: &VarMap,
         device: &Device,
     ) -> Result<Self> {
-        let data = varmap
-            .data()
-            .lock()
-            .map_err(|_| Error::BadConfig("the VarMap lock is poisoned".into()))?;
-        let weights = data
-            .iter()
-            .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
-            .collect::<Result<BTreeMap<_, _>>>()?;
-        drop(data);
+        let weights = crate::train::snapshot_weights(varmap)?;
         Self::from_weights(
             TOKENIZER_ID.into(),
             cfg.clone(),

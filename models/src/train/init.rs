@@ -109,6 +109,20 @@ pub fn seeded_varmap(varmap: &VarMap, seed: u64, device: &Device) -> VarBuilder<
     VarBuilder::from_backend(backend, DType::F32, device.clone())
 }
 
+/// A copy of every variable in `varmap`, by name: a snapshot later optimizer steps do not change
+/// (what a tokenizer is frozen from at the end of training).
+pub(crate) fn snapshot_weights(
+    varmap: &VarMap,
+) -> crate::Result<std::collections::BTreeMap<String, Tensor>> {
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| crate::Error::BadConfig("the VarMap lock is poisoned".into()))?;
+    data.iter()
+        .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ mod schedule;
 mod vq;
 
 pub use init::seeded_varmap;
+pub(crate) use init::snapshot_weights;
 pub use optim::{clip_scale, AdamW, AdamWConfig};
 pub use pairalign::{
     PairAlignLogRecord, PairAlignTrainConfig, PairAlignTrainReport, PairAlignTrainer, INIT_VQ_DIR,
