@@ -51,6 +51,10 @@ pub struct IndexArgs {
     /// Print the summary as one JSON object (no progress bar).
     #[arg(long)]
     json: bool,
+    /// As each batch commits, print `{"committed": [ids...]}` on stdout (one JSON line, flushed):
+    /// the files named are durable, and survive a crash or kill -9 of this run.
+    #[arg(long)]
+    events: bool,
 }
 
 /// Runs `index`: exit code 0 when every file was indexed or skipped, 1 when some failed, 130
@@ -93,6 +97,9 @@ pub fn index(args: IndexArgs) -> anyhow::Result<ExitCode> {
         &args.paths,
         &options,
         |p: &Progress| {
+            if args.events && !p.committed_ids.is_empty() {
+                print_committed(&p.committed_ids);
+            }
             bar.set_length(p.files_total as u64);
             bar.set_position(p.files_done as u64);
             bar.set_message(format!(
@@ -129,6 +136,16 @@ pub fn index(args: IndexArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// One `{"committed": [ids...]}` line on stdout, flushed at once so that a reader sees it before
+/// anything that may kill this process.
+fn print_committed(ids: &[String]) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    // A closed stdout (the reader went away) must not stop the indexer.
+    let _ = writeln!(out, "{}", json!({ "committed": ids }));
+    let _ = out.flush();
 }
 
 /// A bar on stderr with files, hours of audio, x realtime and ETA; hidden when asked (and by

@@ -8,6 +8,8 @@ pub mod cache;
 pub mod corpus;
 pub mod decode;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod mel;
 pub mod synth;
 pub mod views;

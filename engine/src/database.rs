@@ -9,6 +9,7 @@ use std::sync::Arc;
 use roaring::RoaringBitmap;
 use serde::Serialize;
 
+use crate::durability::{note, Event};
 use crate::manifest::{
     self, deletes_file_name, segment_file_name, segments_dir, DeletesEntry, Manifest, SegmentEntry,
     TokenizerRecord,
@@ -161,6 +162,12 @@ impl Database {
         let manifest = Manifest::new(config.vocab_size, config.q);
         manifest.commit(dir)?;
         manifest::sync_dir(dir)?;
+        // The directory's own entry: without this a power loss could lose the new database.
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        manifest::sync_dir(parent)?;
         Ok(Database {
             dir: dir.to_path_buf(),
             manifest,
@@ -523,6 +530,7 @@ impl Database {
         // A leftover of a crashed writer may hold the name; it was never committed.
         if path.exists() {
             fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            note(|| Event::Removed(path.clone()));
         }
         let info = writer.write(&path)?;
         manifest::sync_dir(&seg_dir)?;
@@ -543,7 +551,9 @@ impl Database {
         self.manifest = next;
         for path in garbage {
             // Best effort: a file that cannot be removed now is removed by the next open.
-            let _ = fs::remove_file(path);
+            if fs::remove_file(&path).is_ok() {
+                note(|| Event::Removed(path));
+            }
         }
         Ok(())
     }
@@ -583,7 +593,7 @@ impl Database {
                 if (manifest::is_segment_file_name(&name) || name.ends_with(".tmp"))
                     && !live.contains(name.as_ref())
                 {
-                    let _ = fs::remove_file(entry.path());
+                    remove_leftover(entry.path());
                 }
             }
         }
@@ -595,10 +605,17 @@ impl Database {
             let stale_deletes =
                 manifest::is_deletes_file_name(&name) && Some(name.as_ref()) != live_deletes;
             if stale_deletes || name == "MANIFEST.tmp" {
-                let _ = fs::remove_file(entry.path());
+                remove_leftover(entry.path());
             }
         }
         Ok(())
+    }
+}
+
+/// Best effort: a leftover that cannot be removed now is tried again at the next open.
+fn remove_leftover(path: PathBuf) {
+    if fs::remove_file(&path).is_ok() {
+        note(|| Event::Removed(path));
     }
 }
 

@@ -19,7 +19,10 @@
 //! ```
 
 mod database;
+mod durability;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod import;
 pub mod manifest;
 mod search;

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::durability::{note, Event};
 use crate::{Error, Result};
 
 /// File name of the manifest inside a database directory.
@@ -228,6 +229,7 @@ impl Manifest {
         write_synced(&tmp, &bytes)?;
         let path = dir.join(MANIFEST_FILE);
         fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        note(|| Event::Renamed(tmp, path));
         sync_dir(dir)
     }
 }
@@ -235,14 +237,19 @@ impl Manifest {
 /// Writes `bytes` to a new file at `path` (replacing any old one) and fsyncs it.
 pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut file = File::create(path).map_err(|e| Error::io(path, e))?;
+    note(|| Event::Created(path.to_path_buf()));
     file.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    file.sync_all().map_err(|e| Error::io(path, e))
+    file.sync_all().map_err(|e| Error::io(path, e))?;
+    note(|| Event::FileSynced(path.to_path_buf()));
+    Ok(())
 }
 
 /// Fsyncs a directory so that renames and creations inside it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     let handle = File::open(dir).map_err(|e| Error::io(dir, e))?;
-    handle.sync_all().map_err(|e| Error::io(dir, e))
+    handle.sync_all().map_err(|e| Error::io(dir, e))?;
+    note(|| Event::DirSynced(dir.to_path_buf()));
+    Ok(())
 }
 
 pub(crate) fn segment_file_name(number: u64) -> String {

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tantivy::collector::DocSetCollector;
 use tantivy::directory::MmapDirectory;
+use tantivy::indexer::NoMergePolicy;
 use tantivy::query::{Query, QueryParser, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED,
@@ -32,6 +33,9 @@ pub const CATALOG_DIR: &str = "catalog";
 
 /// Heap of the catalog's single indexing thread (tantivy's minimum is 15 MB).
 const WRITER_HEAP_BYTES: usize = 20_000_000;
+
+/// Segments of one size class that the catalog merges into one (`Catalog::merge_size_classes`).
+const MERGE_FACTOR: usize = 8;
 
 /// Longest title accepted, in bytes.
 pub const MAX_TITLE_BYTES: usize = 1024;
@@ -537,10 +541,12 @@ impl Catalog {
         }
         .map_err(|e| catalog_error(&dir, e))?;
         let reader = CatalogReader::with_index(dir.clone(), index)?;
-        let writer = reader
+        let writer: IndexWriter = reader
             .index
             .writer_with_num_threads(1, WRITER_HEAP_BYTES)
             .map_err(|e| catalog_error(&dir, e))?;
+        // Merges run in `commit`, in this thread (see `merge_size_classes`).
+        writer.set_merge_policy(Box::new(NoMergePolicy));
         Ok(Catalog { reader, writer })
     }
 
@@ -612,10 +618,40 @@ impl Catalog {
     fn commit(&mut self) -> Result<()> {
         let dir = &self.reader.dir;
         self.writer.commit().map_err(|e| catalog_error(dir, e))?;
+        self.merge_size_classes()?;
         self.reader
             .reader
             .reload()
-            .map_err(|e| catalog_error(dir, e))
+            .map_err(|e| catalog_error(&self.reader.dir, e))
+    }
+
+    /// Merges every size class of segments (documents in `[8^n, 8^(n+1))`) that holds
+    /// [`MERGE_FACTOR`] segments or more, and waits for it: a commit makes a segment, so without
+    /// merges a server taking one upload at a time would make one per upload. Tantivy's own
+    /// background merges are off because a merge ending (and deleting the segments it merged)
+    /// while `reload` was opening the segments of the previous meta made the reload fail with
+    /// `FileDoesNotExist` (concurrent uploads in tests/reliability.rs); here nothing reloads
+    /// while a merge runs. Amortized, each entry is rewritten once per size class.
+    fn merge_size_classes(&mut self) -> Result<()> {
+        let dir = &self.reader.dir;
+        let metas = self
+            .reader
+            .index
+            .searchable_segment_metas()
+            .map_err(|e| catalog_error(dir, e))?;
+        let mut classes: std::collections::BTreeMap<u32, Vec<tantivy::index::SegmentId>> =
+            std::collections::BTreeMap::new();
+        for meta in metas {
+            let class = meta.num_docs().max(1).ilog(MERGE_FACTOR as u32);
+            classes.entry(class).or_default().push(meta.id());
+        }
+        for ids in classes.values().filter(|ids| ids.len() >= MERGE_FACTOR) {
+            self.writer
+                .merge(ids)
+                .wait()
+                .map_err(|e| catalog_error(dir, e))?;
+        }
+        Ok(())
     }
 }
 
@@ -708,6 +744,39 @@ mod tests {
         "title:of",
         "tags:none",
     ];
+
+    /// One commit per entry (a server taking uploads one at a time) keeps few segments: each
+    /// size class is merged when it holds MERGE_FACTOR of them, and no entry is lost.
+    #[test]
+    fn commits_one_at_a_time_are_merged_by_size_class() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut catalog = Catalog::open_or_create(dir.path()).unwrap();
+        for i in 0..100 {
+            let id = format!("a{i:03}");
+            catalog
+                .upsert(&[asset(&id, &["t"], 1.0, &format!("h{i}"))])
+                .unwrap();
+        }
+        catalog.remove(&["a007"]).unwrap();
+        let segments = catalog.reader().index.searchable_segment_metas().unwrap();
+        // 100 = 1*64 + 4*8 + 4*1: at most MERGE_FACTOR - 1 segments per class.
+        assert!(
+            segments.len() < 3 * (MERGE_FACTOR - 1),
+            "{} segments",
+            segments.len()
+        );
+        let r = catalog.reader();
+        assert_eq!(r.select("tags:t").unwrap().len(), 99);
+        assert!(r.get("a007").unwrap().is_none());
+        assert!(r.get("a099").unwrap().is_some());
+        let files = std::fs::read_dir(dir.path().join(CATALOG_DIR))
+            .unwrap()
+            .count();
+        assert!(
+            files < 200,
+            "merged segments' files are removed ({files} files)"
+        );
+    }
 
     #[test]
     fn filters_select_what_they_say() {

@@ -94,6 +94,9 @@ pub struct Progress {
     pub audio_s: f64,
     /// Seconds since the run started.
     pub wall_s: f64,
+    /// Ids of the files committed since the previous callback: durable by the time the callback
+    /// runs, so a caller may acknowledge them (`pairalign index --events`).
+    pub committed_ids: Vec<String>,
 }
 
 /// What a run did. Times are wall-clock seconds; `decode_s` and `tokenize_s` are summed over the
@@ -548,6 +551,7 @@ impl Run<'_> {
             self.progress.indexed + self.progress.skipped + self.progress.failed;
         self.progress.wall_s = self.started.elapsed().as_secs_f64();
         progress(&self.progress);
+        self.progress.committed_ids.clear();
     }
 
     fn fail(&mut self, path: &Path, reason: String) {
@@ -717,6 +721,9 @@ impl Run<'_> {
             .map(|d| d.tokens.len() as u64)
             .sum::<u64>();
         self.progress.committed += self.pending.len();
+        self.progress
+            .committed_ids
+            .extend(self.pending.iter().map(|d| d.id.clone()));
         self.pending.clear();
         self.pending_audio_s = 0.0;
         Ok(())

@@ -176,16 +176,26 @@ pub fn compare(
     })
 }
 
-/// Bytes of the files in `dir` and its subfolders.
+/// Bytes of the files in `dir` and its subfolders. A file that disappears while they are
+/// counted (a writer's temporary file, renamed or removed meanwhile) counts 0.
 fn folder_bytes(dir: &Path) -> Result<u64> {
+    let vanished = |e: &walkdir::Error| {
+        e.io_error()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
+    };
     let mut total = 0;
     for entry in walkdir::WalkDir::new(dir) {
-        let entry = entry.map_err(|e| Error::InvalidOption(format!("{}: {e}", dir.display())))?;
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) if vanished(&e) => continue,
+            Err(e) => return Err(Error::InvalidOption(format!("{}: {e}", dir.display()))),
+        };
         if entry.file_type().is_file() {
-            total += entry
-                .metadata()
-                .map_err(|e| Error::InvalidOption(format!("{}: {e}", dir.display())))?
-                .len();
+            total += match entry.metadata() {
+                Ok(meta) => meta.len(),
+                Err(e) if vanished(&e) => 0,
+                Err(e) => return Err(Error::InvalidOption(format!("{}: {e}", dir.display()))),
+            };
         }
     }
     Ok(total)

@@ -17,7 +17,7 @@ use crate::limits::{SearchPermit, UploadPermit};
 use crate::request::{SearchRequest, UploadRequest};
 use crate::service::{AssetPage, ListParams, SearchResults, Stats, Uploaded};
 use crate::state::AppState;
-use crate::{auth, limits, metrics, openapi, Result};
+use crate::{auth, limits, metrics, openapi, Error, Result};
 
 /// An HTTP method the API uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -168,8 +168,9 @@ pub(crate) fn router(state: AppState) -> Router {
     let body_limit = usize::try_from(state.limits.max_body_bytes).unwrap_or(usize::MAX);
     router
         .fallback(no_route)
-        // Innermost first: the timeout, then JSON errors (so a 408 is JSON), then the metrics
-        // (so they count every reply).
+        // Innermost first: the query-string check, the timeout, then JSON errors (so a 408 is
+        // JSON), then the metrics (so they count every reply).
+        .layer(middleware::from_fn(utf8_query))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             limits::timeout,
@@ -243,6 +244,38 @@ async fn metrics_text(State(app): State<AppState>) -> Response {
 
 async fn openapi_document() -> Json<Value> {
     Json(openapi::document())
+}
+
+/// Rejects a query string that does not percent-decode to UTF-8 with 400, where the extractors
+/// would read it with U+FFFD in place of the bad bytes and answer for another query.
+async fn utf8_query(request: Request, next: Next) -> Response {
+    if let Some(query) = request.uri().query() {
+        if std::str::from_utf8(&percent_decode(query)).is_err() {
+            return Error::BadRequest("the query string is not UTF-8 once percent-decoded".into())
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// The bytes `text` percent-decodes to (`%` not followed by two hex digits stays as it is).
+fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
 }
 
 async fn no_route(request: Request) -> Response {

@@ -15,6 +15,7 @@ use super::format::{
     V1_SECTION_COUNT,
 };
 use super::qgram_key;
+use crate::durability::{note, Event};
 use crate::{Error, Result, Symbol};
 
 /// Input document for the writer.
@@ -185,11 +186,17 @@ impl SegmentWriter {
             .create_new(true)
             .open(path)
             .map_err(|e| Error::io(path, e))?;
+        note(|| Event::Created(path.to_path_buf()));
         match self.write_to(file, path) {
-            Ok(info) => Ok(info),
+            Ok(info) => {
+                note(|| Event::FileSynced(path.to_path_buf()));
+                Ok(info)
+            }
             Err(e) => {
                 // Best effort: a half-written file must not block a retry (create_new).
-                let _ = std::fs::remove_file(path);
+                if std::fs::remove_file(path).is_ok() {
+                    note(|| Event::Removed(path.to_path_buf()));
+                }
                 Err(Error::io(path, e))
             }
         }

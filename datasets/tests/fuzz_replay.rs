@@ -1,0 +1,45 @@
+//! The short form of fuzzing the audio front end (issue 9), run by `cargo test`: the fuzz entry
+//! point (`pairalign_datasets::fuzzing::decode`, the body of fuzz/fuzz_targets/audio.rs) over
+//! every crash regression in fuzz/regressions/audio/ and over reproducible mutations of the
+//! bundled samples' first 8 KiB. The long form, coverage-guided, is scripts/fuzz.sh.
+
+#![allow(clippy::unwrap_used)] // Tests unwrap: a failure is the test failing.
+
+use std::path::{Path, PathBuf};
+
+use pairalign_datasets::corpus::AUDIO_EXTENSIONS;
+use pairalign_datasets::fuzzing::decode;
+use pairalign_engine::fuzzing::mutations;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+#[test]
+fn front_end_survives_regressions_and_mutations() {
+    let regressions = repo().join("fuzz/regressions/audio");
+    for entry in std::fs::read_dir(regressions).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().is_some_and(|n| n != ".keep") {
+            decode(&std::fs::read(path).unwrap());
+        }
+    }
+    let mut samples: Vec<PathBuf> = std::fs::read_dir(repo().join("samples/short"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    samples.sort();
+    for (i, sample) in samples.iter().enumerate() {
+        let ext = sample.extension().unwrap().to_str().unwrap();
+        let pick = AUDIO_EXTENSIONS.iter().position(|e| *e == ext).unwrap() as u8;
+        let mut seed = vec![pick];
+        seed.extend(std::fs::read(sample).unwrap().iter().take(8192));
+        decode(&seed);
+        for bytes in mutations(&seed, 40, i as u64 + 1) {
+            decode(&bytes);
+        }
+    }
+}
