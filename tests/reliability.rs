@@ -774,16 +774,11 @@ fn path_like_ids_stay_ids() {
         assert_eq!(response.status().as_u16(), 201, "{id}");
         let asset: Value = response.json().unwrap();
         assert_eq!(asset["id"], id);
-        let got = client
-            .get(format!("{}/v1/assets/{encoded}", server.base))
-            .send()
-            .unwrap();
-        assert_eq!(got.status().as_u16(), 200, "{id}");
-        let gone = client
-            .delete(format!("{}/v1/assets/{encoded}", server.base))
-            .send()
-            .unwrap();
-        assert_eq!(gone.status().as_u16(), 204, "{id}");
+        for (method, status) in [(reqwest::Method::GET, 200), (reqwest::Method::DELETE, 204)] {
+            let url = format!("{}/v1/assets/{encoded}", server.base);
+            let response = client.request(method.clone(), url).send().unwrap();
+            assert_eq!(response.status().as_u16(), status, "{method} {id}");
+        }
     }
     assert!(!dir.path().join("escaped.wav").exists());
     assert!(!dir.path().join("inner/escaped.wav").exists());

@@ -9,25 +9,15 @@ use std::path::{Path, PathBuf};
 
 use pairalign_datasets::corpus::AUDIO_EXTENSIONS;
 use pairalign_datasets::fuzzing::decode;
-use pairalign_engine::fuzzing::mutations;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use pairalign_engine::fuzzing::{mutations, regressions};
 
 #[test]
 fn front_end_survives_regressions_and_mutations() {
-    let regressions = repo().join("fuzz/regressions/audio");
-    for entry in std::fs::read_dir(regressions).unwrap() {
-        let path = entry.unwrap().path();
-        if path.file_name().is_some_and(|n| n != ".keep") {
-            decode(&std::fs::read(path).unwrap());
-        }
+    for bytes in regressions("audio") {
+        decode(&bytes);
     }
-    let mut samples: Vec<PathBuf> = std::fs::read_dir(repo().join("samples/short"))
+    let short = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/short");
+    let mut samples: Vec<PathBuf> = std::fs::read_dir(short)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();

@@ -11,6 +11,24 @@ use crate::manifest::{segment_file_name, Manifest, SegmentEntry};
 use crate::segment::{qgram_key, Segment};
 use crate::{Database, DatabaseConfig, EditBudget, SearchOptions};
 
+/// The inputs kept in `fuzz/regressions/<target>/` of the repository (crashes the fuzzer found,
+/// replayed by the tests forever), sorted by file name.
+pub fn regressions(target: &str) -> Vec<Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/regressions")
+        .join(target);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n != ".keep"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| std::fs::read(f).unwrap_or_else(|e| panic!("{}: {e}", f.display())))
+        .collect()
+}
+
 /// A fresh scratch directory, removed on drop.
 #[derive(Debug)]
 pub struct Scratch(PathBuf);

@@ -7,25 +7,10 @@
 
 use std::path::{Path, PathBuf};
 
-use pairalign_engine::fuzzing::{self, mutations};
+use pairalign_engine::fuzzing::{self, mutations, regressions};
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// Every file in fuzz/regressions/<target>/ (crashes found by the fuzzer, kept forever).
-fn regressions(target: &str) -> Vec<Vec<u8>> {
-    let dir = repo().join("fuzz/regressions").join(target);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().is_some_and(|n| n != ".keep"))
-        .collect();
-    files.sort();
-    files.iter().map(|f| std::fs::read(f).unwrap()).collect()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 fn check(target: &str, seeds: &[Vec<u8>], per_seed: usize, run: fn(&[u8])) {
