@@ -375,6 +375,14 @@ struct Served {
     base: String,
 }
 
+/// A failing test must not leave its server running.
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn serve(db: &Path) -> Served {
     serve_with(db, &[])
 }
@@ -734,9 +742,7 @@ fn malformed_requests_get_4xx_and_leak_nothing() {
         healthz, 200,
         "the server keeps serving after {sent} bad requests"
     );
-    let mut child = server.child;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(server);
 }
 
 /// Ids are strings, never paths: an upload whose id looks like a path outside the database is

@@ -219,7 +219,13 @@ fn oracle_decode(
                 let input = teacher_input(cfg, std::slice::from_ref(&tokens), device);
                 let out = model.forward_teacher(&row, &input).unwrap();
                 let logits: Vec<f32> = out.logits.i((0, tokens.len())).unwrap().to_vec1().unwrap();
-                let choice = greedy_choice(cfg, &logits, tokens.len(), bounds[b]);
+                let choice = greedy_choice(
+                    cfg,
+                    &logits,
+                    tokens.len(),
+                    tokens.last().copied(),
+                    bounds[b],
+                );
                 if choice == cfg.eos() {
                     let times: Vec<f32> = out.times.i(0).unwrap().to_vec1().unwrap();
                     return (tokens, times[1..].to_vec());

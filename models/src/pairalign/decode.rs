@@ -47,13 +47,17 @@ impl Decoded {
 }
 
 /// The greedy choice of decoding for one row: `logits` over the decoder vocabulary, `emitted`
-/// tokens so far, `(min, max)` tokens allowed. EOS at the maximum; before the minimum, the best
-/// code; otherwise EOS when it scores strictly higher than every code, else the best code.
-/// BOS and PAD are never chosen; ties go to the lowest id; NaN scores never win.
+/// tokens so far, the last of them `prev`, `(min, max)` tokens allowed. EOS at the maximum;
+/// before the minimum, the best code; otherwise EOS when it scores strictly higher than every
+/// code, else the best code. The code `prev` is never chosen again: a target string never holds
+/// the same code twice in a row (runs are merged, [`super::vq_targets`]), and without this rule
+/// a decoder that has lost its place repeats its last code to the maximum length. BOS and PAD
+/// are never chosen; ties go to the lowest id; NaN scores never win.
 pub fn greedy_choice(
     cfg: &PairAlignConfig,
     logits: &[f32],
     emitted: usize,
+    prev: Option<u32>,
     (min, max): (usize, usize),
 ) -> u32 {
     let eos = cfg.eos();
@@ -63,7 +67,7 @@ pub fn greedy_choice(
     let mut best = 0u32;
     let mut best_score = f32::NEG_INFINITY;
     for (i, &s) in logits.iter().take(cfg.codebook_size()).enumerate() {
-        if s > best_score {
+        if s > best_score && prev != Some(i as u32) {
             best = i as u32;
             best_score = s;
         }
@@ -172,7 +176,8 @@ impl PairAlignModel {
                     // The time of the token fed in at this position.
                     dec.times.push(times[i]);
                 }
-                let choice = greedy_choice(cfg, &logits[i], dec.tokens.len(), bounds[row]);
+                let prev = dec.tokens.last().map(|&t| u32::from(t));
+                let choice = greedy_choice(cfg, &logits[i], dec.tokens.len(), prev, bounds[row]);
                 if choice != cfg.eos() {
                     dec.tokens.push(choice as u16);
                     keep.push(i);
@@ -218,26 +223,30 @@ mod tests {
         logits[cfg.bos() as usize] = 9.0;
         logits[cfg.pad() as usize] = 9.0;
         assert_eq!(
-            greedy_choice(&cfg, &logits, 0, (2, 4)),
+            greedy_choice(&cfg, &logits, 0, None, (2, 4)),
             7,
             "before the minimum"
         );
-        assert_eq!(greedy_choice(&cfg, &logits, 2, (2, 4)), cfg.eos());
+        assert_eq!(greedy_choice(&cfg, &logits, 2, None, (2, 4)), cfg.eos());
         logits[cfg.eos() as usize] = -5.0;
-        assert_eq!(greedy_choice(&cfg, &logits, 3, (2, 4)), 7);
+        assert_eq!(greedy_choice(&cfg, &logits, 3, None, (2, 4)), 7);
         assert_eq!(
-            greedy_choice(&cfg, &logits, 4, (2, 4)),
+            greedy_choice(&cfg, &logits, 4, None, (2, 4)),
             cfg.eos(),
             "at the maximum"
         );
+        // Never the previous code: the next best instead.
+        logits[2] = 0.5;
+        assert_eq!(greedy_choice(&cfg, &logits, 3, Some(7), (2, 4)), 2);
+        assert_eq!(greedy_choice(&cfg, &logits, 3, Some(2), (2, 4)), 7);
         // Ties go to the lowest id, NaN never wins.
         let mut logits = vec![f32::NAN; cfg.vocab_size()];
         logits[3] = 2.0;
         logits[9] = 2.0;
-        assert_eq!(greedy_choice(&cfg, &logits, 0, (1, 4)), 3);
+        assert_eq!(greedy_choice(&cfg, &logits, 0, None, (1, 4)), 3);
         logits[cfg.eos() as usize] = 2.0;
         assert_eq!(
-            greedy_choice(&cfg, &logits, 1, (1, 4)),
+            greedy_choice(&cfg, &logits, 1, None, (1, 4)),
             3,
             "a tie is not EOS"
         );
