@@ -45,5 +45,5 @@ for t in "${targets[@]}"; do
   (cd fuzz && cargo fuzz run --sanitizer none "$t" -- -max_total_time="$secs" \
       -rss_limit_mb=4096 -timeout=30 -max_len=65536 -print_final_stats=1) \
     > "fuzz/logs/$t.log" 2>&1 || { tail -n 40 "fuzz/logs/$t.log"; exit 1; }
-  grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb)" "fuzz/logs/$t.log" || true
+  grep -E "^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::peak_rss_mb)" "fuzz/logs/$t.log" || true
 done

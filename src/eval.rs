@@ -11,10 +11,11 @@ use pairalign_datasets::corpus::Split;
 use pairalign_datasets::views::ViewSpace;
 use pairalign_engine::EditBudget;
 use pairalign_eval::{
-    CompactionOptions, ConsistencyOptions, Layout, LocateOptions, Outputs, PooledEncoder, Source,
-    Subject, SweepOptions, ViewOptions, DEFAULT_VIEW_SPACE,
+    CompactedVq, CompactionOptions, ConsistencyOptions, Layout, LocateOptions, Outputs,
+    PooledEncoder, Source, Subject, SweepOptions, ViewOptions, DEFAULT_VIEW_SPACE,
 };
 use pairalign_models::vq::CODE_FRAME_MS;
+use pairalign_models::PairAlignConfig;
 
 /// The layouts `--corpus` can have.
 #[derive(Copy, Clone, Debug, ValueEnum)]
@@ -55,8 +56,10 @@ pub struct CommonArgs {
     /// With a synthetic manifest: only the training or the held-out voices.
     #[arg(long, value_enum)]
     split: Option<SplitArg>,
-    /// `vq` (shipped), a weights folder, or `dense` / `dense:DIR` (the mean-pooled encoder
-    /// output of the shipped VQ or of a weights folder: the dense baseline). Repeat to compare.
+    /// `vq` (shipped), a weights folder, `dense` / `dense:DIR` (the mean-pooled encoder
+    /// output of the shipped VQ or of a weights folder: the dense baseline), or
+    /// `vq-targets[@RATE][:DIR]` (VQ codes compacted to RATE tokens/s, default 12.7, as
+    /// PairAlign's VQ-derived training targets are). Repeat to compare.
     #[arg(long = "tokenizer", default_value = "vq")]
     tokenizers: Vec<String>,
     /// Seed of everything drawn (views from a corpus, pairs, excerpts, sweep starts).
@@ -205,6 +208,26 @@ fn subject(name: &str) -> anyhow::Result<Subject> {
             .with_context(|| format!("the dense baseline needs VQ weights; {weights} is not"))?;
         Ok(Subject::dense(name, Box::new(PooledEncoder(vq))))
     };
+    if let Some(rest) = name.strip_prefix("vq-targets") {
+        // VQ's codes compacted as PairAlign's bridge-stage targets: `vq-targets[@RATE][:DIR]`.
+        let (rate, weights) = match rest.split_once(':') {
+            Some((rate, weights)) => (rate, weights),
+            None => (rest, "vq"),
+        };
+        let rate = match rate.strip_prefix('@') {
+            Some(r) => r
+                .parse::<f64>()
+                .ok()
+                .filter(|r| *r > 0.0 && *r <= 50.0)
+                .with_context(|| format!("{name}: the rate after @ is 0 to 50 tokens/s"))?,
+            None if rate.is_empty() => PairAlignConfig::default().token_rate,
+            None => anyhow::bail!("{name}: expected vq-targets[@RATE][:WEIGHTS]"),
+        };
+        let vq = crate::tokenize::load_tokenizer(weights)?
+            .into_vq()
+            .with_context(|| format!("vq-targets needs VQ weights; {weights} is not"))?;
+        return Ok(Subject::tokens(name, Box::new(CompactedVq::new(vq, rate))));
+    }
     Ok(match name.strip_prefix("dense") {
         Some("") => pooled("vq")?,
         Some(rest) if rest.starts_with(':') => pooled(&rest[1..])?,

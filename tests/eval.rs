@@ -70,6 +70,8 @@ fn retrieval_and_consistency_on_the_samples_with_the_dense_baseline() {
         "vq",
         "--tokenizer",
         "dense",
+        "--tokenizer",
+        "vq-targets@10",
         "--max-clips",
         "12",
         "--seed",
@@ -78,7 +80,7 @@ fn retrieval_and_consistency_on_the_samples_with_the_dense_baseline() {
     let mut args = vec!["retrieval"];
     args.extend_from_slice(&common);
     let lines = eval(&args, &dir.path().join("r"), &["retrieval.svg"]);
-    assert_eq!(lines.len(), 2);
+    assert_eq!(lines.len(), 3);
     has_keys(
         &lines[0],
         &[
@@ -96,6 +98,12 @@ fn retrieval_and_consistency_on_the_samples_with_the_dense_baseline() {
     assert_eq!(lines[1]["kind"], "dense");
     assert_eq!(lines[1]["tokenizer"], "dense:vq");
     assert_eq!(lines[1]["tokens_per_s"], Value::Null);
+    // VQ's codes compacted as PairAlign's targets: at most 10 tokens per second of each clip
+    // (one fewer when a removal joins equal neighbours), far fewer than VQ's collapsed runs.
+    assert_eq!(lines[2]["tokenizer"], "vq-targets@10");
+    let compacted = lines[2]["tokens_per_s"].as_f64().unwrap();
+    assert!((8.0..=10.05).contains(&compacted), "{compacted}");
+    assert!(compacted < 0.5 * lines[0]["tokens_per_s"].as_f64().unwrap());
     // mAP equals MRR with one relevant item per query.
     let (map, mrr) = (
         lines[0]["map"].as_f64().unwrap(),

@@ -67,6 +67,6 @@ pub use metrics::{average_precision, ned, separation, RankStats, RetrievalMetric
 pub use output::Outputs;
 pub use retrieval::{retrieval, RetrievalReport};
 pub use source::{Layout, PairedViews, Recording, Source, ViewOptions, DEFAULT_VIEW_SPACE};
-pub use subject::{Embedder, Kind, Model, PooledEncoder, Subject, SubjectInfo};
+pub use subject::{CompactedVq, Embedder, Kind, Model, PooledEncoder, Subject, SubjectInfo};
 pub use sweep::{sweep, SweepOptions, SweepReport};
 pub use windows::tokenize_recordings;

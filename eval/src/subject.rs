@@ -4,7 +4,8 @@
 
 use std::fmt;
 
-use pairalign_models::{Tokenizer, VqTokenizer};
+use pairalign_models::pairalign::vq_targets;
+use pairalign_models::{TokenString, Tokenizer, VqTokenizer};
 use serde::Serialize;
 
 /// A dense embedding of clips: one vector per clip, compared by cosine similarity.
@@ -40,6 +41,60 @@ impl Embedder for PooledEncoder {
     }
     fn embed_mels(&self, mels: &[&[f32]]) -> pairalign_models::Result<Vec<Vec<f32>>> {
         self.0.pooled_embeddings(mels)
+    }
+}
+
+/// VQ frame codes compacted to a token rate exactly as PairAlign's VQ-derived training targets
+/// are ([`pairalign_models::pairalign::vq_targets`]): the strings the PairAlign decoder learns
+/// to emit in its bridge stage, evaluated as a tokenizer of their own (the `vq-targets` subject
+/// of `pairalign eval`). What they keep of VQ's retrieval is what imitating them can reach.
+#[derive(Debug)]
+pub struct CompactedVq {
+    vq: VqTokenizer,
+    token_rate: f64,
+    id: String,
+    mel: pairalign_datasets::mel::LogMel,
+}
+
+impl CompactedVq {
+    /// `vq`'s codes compacted to `token_rate` tokens per second.
+    pub fn new(vq: VqTokenizer, token_rate: f64) -> CompactedVq {
+        let id = format!("{}-targets@{token_rate}", vq.id());
+        CompactedVq {
+            vq,
+            token_rate,
+            id,
+            mel: pairalign_datasets::mel::LogMel::new(),
+        }
+    }
+}
+
+impl Tokenizer for CompactedVq {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn weights_hash(&self) -> &str {
+        self.vq.weights_hash()
+    }
+
+    fn vocab_size(&self) -> u32 {
+        self.vq.vocab_size()
+    }
+
+    fn tokenize(&self, batch: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
+        let mels: Vec<Vec<f32>> = batch.iter().map(|w| self.mel.compute(w)).collect();
+        let refs: Vec<&[f32]> = mels.iter().map(Vec::as_slice).collect();
+        self.tokenize_mels(&refs)
+    }
+
+    fn tokenize_mels(&self, mels: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
+        Ok(self
+            .vq
+            .frame_codes(mels)?
+            .iter()
+            .map(|codes| vq_targets(codes, self.token_rate))
+            .collect())
     }
 }
 

@@ -200,6 +200,14 @@ pub struct PairAlignConfig {
     pub length_tolerance: f64,
     /// Epsilon of the layer norms of the condition transformer and the decoder.
     pub layer_norm_eps: f64,
+    /// Width (standard deviation, as a fraction of the clip) of the alignment prior: a
+    /// Gaussian bias on the cross-attention scores around where the token being predicted is
+    /// expected, `(k + 0.5) / n` of the clip for the `k`-th of the `n = duration * token_rate`
+    /// tokens. It keeps the decoder reading the part of the clip it is at (without it a small
+    /// decoder lost its place after a few tokens and looped over two codes; docs/RESULTS.md,
+    /// issue 8). 0 turns it off, which is what a config written before it existed gets.
+    #[serde(default)]
+    pub alignment_sigma: f64,
     /// The training components and their hyper-parameters.
     pub components: Components,
 }
@@ -218,6 +226,7 @@ impl Default for PairAlignConfig {
             token_rate: 12.7,
             length_tolerance: 0.3,
             layer_norm_eps: 1e-5,
+            alignment_sigma: 0.1,
             components: Components::default(),
         }
     }
@@ -245,6 +254,12 @@ impl PairAlignConfig {
             return bad(format!(
                 "heads ({}) must divide d_model ({})",
                 self.heads, self.d_model
+            ));
+        }
+        if !(0.0..=10.0).contains(&self.alignment_sigma) {
+            return bad(format!(
+                "alignment_sigma must be in [0, 10], got {}",
+                self.alignment_sigma
             ));
         }
         if self.window_frames < 2 {

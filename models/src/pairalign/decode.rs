@@ -89,6 +89,7 @@ pub fn greedy_choice(
 struct DecodeCache {
     layers: Vec<LayerCache>,
     cond_mask: Tensor,
+    lens: Vec<usize>,
 }
 
 impl DecodeCache {
@@ -105,6 +106,7 @@ impl DecodeCache {
             layer.cross_v = pick(&layer.cross_v)?;
         }
         self.cond_mask = pick(&self.cond_mask)?;
+        self.lens = keep.iter().map(|&i| self.lens[i]).collect();
         Ok(())
     }
 }
@@ -158,14 +160,19 @@ impl PairAlignModel {
         let mut cache = DecodeCache {
             layers: self.decoder.start_cache(&cond)?,
             cond_mask: cond.mask.clone(),
+            lens: cond.lens.clone(),
         };
         let device = cond.states.device();
         let mut inputs = vec![cfg.bos(); active.len()];
         for pos in 0..cfg.max_tokens {
             let tokens = Tensor::from_slice(&inputs, inputs.len(), device)?;
-            let step = self
-                .decoder
-                .step(&tokens, pos, &mut cache.layers, &cache.cond_mask)?;
+            let step = self.decoder.step(
+                &tokens,
+                pos,
+                &mut cache.layers,
+                &cache.cond_mask,
+                &cache.lens,
+            )?;
             let logits = step.logits.squeeze(1)?.to_vec2::<f32>()?;
             let times = step.times.squeeze(1)?.to_vec1::<f32>()?;
             let mut keep = Vec::with_capacity(active.len());

@@ -16,7 +16,7 @@ use candle_nn::{Embedding, Init, Linear, Module, VarBuilder, VarMap};
 
 use super::layers::{apply, causal_mask, key_mask, linear, sinusoids, Attention, LayerNorm, Mlp};
 use super::PairAlignConfig;
-use crate::vq::{subsampled_len, Encoder};
+use crate::vq::{subsampled_len, Encoder, CODE_FRAME_MS};
 use crate::{Error, Result, VqTokenizer};
 
 /// Standard deviation of the token and position embeddings at init (GPT-2's 0.02).
@@ -175,8 +175,15 @@ impl DecoderLayer {
         })
     }
 
-    /// Teacher-forced: `x` `[B, L, d]`, `causal` the `[1, 1, L, L]` mask.
-    pub fn forward(&self, x: &Tensor, causal: &Tensor, cond: &Condition) -> Result<Tensor> {
+    /// Teacher-forced: `x` `[B, L, d]`, `causal` the `[1, 1, L, L]` mask, `cross_mask` the
+    /// condition's key mask with the alignment prior (`[B, 1, L or 1, T]`).
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        causal: &Tensor,
+        cond: &Condition,
+        cross_mask: &Tensor,
+    ) -> Result<Tensor> {
         let x = (x + self
             .self_attn
             .forward(&self.norm_self.forward(x)?, None, Some(causal))?)?;
@@ -184,7 +191,7 @@ impl DecoderLayer {
             + self.cross_attn.forward(
                 &self.norm_cross.forward(&x)?,
                 Some(&cond.states),
-                Some(&cond.mask),
+                Some(cross_mask),
             )?)?;
         Ok((&x + self.mlp.forward(&self.norm_mlp.forward(&x)?)?)?)
     }
@@ -250,6 +257,8 @@ pub struct Decoder {
     lm_head: Linear,
     timing: Mlp,
     max_tokens: usize,
+    alignment_sigma: f64,
+    token_rate: f64,
 }
 
 impl Decoder {
@@ -278,7 +287,28 @@ impl Decoder {
             lm_head: linear(d, cfg.vocab_size(), vb.pp("lm_head"))?,
             timing: Mlp::load(d, d, 1, vb.pp("timing"))?,
             max_tokens: cfg.max_tokens,
+            alignment_sigma: cfg.alignment_sigma,
+            token_rate: cfg.token_rate,
         })
+    }
+
+    /// The condition's key mask `mask` (`[B, 1, 1, T]`) plus, when the prior is on, the
+    /// alignment prior (`PairAlignConfig::alignment_sigma`) of decoder positions `positions`:
+    /// `[B, 1, P, T]`. `lens` are the rows' valid 50 Hz frames.
+    pub(crate) fn cross_mask(
+        &self,
+        mask: &Tensor,
+        lens: &[usize],
+        positions: std::ops::Range<usize>,
+    ) -> Result<Tensor> {
+        if self.alignment_sigma <= 0.0 {
+            return Ok(mask.clone());
+        }
+        let t = mask.dim(D::Minus1)?;
+        let p = positions.len();
+        let bias = alignment_bias(lens, positions, t, self.alignment_sigma, self.token_rate);
+        let bias = Tensor::from_vec(bias, (lens.len(), 1, p, t), mask.device())?;
+        Ok(mask.broadcast_add(&bias)?)
     }
 
     /// Teacher-forced pass over `input` (`[B, L]` u32, BOS first, right-padded with any id):
@@ -296,8 +326,9 @@ impl Decoder {
         let pos = self.pos.embeddings().narrow(0, 0, l)?;
         let mut x = self.embed.forward(input)?.broadcast_add(&pos)?;
         let causal = causal_mask(l, device)?;
+        let cross_mask = self.cross_mask(&cond.mask, &cond.lens, 0..l)?;
         for layer in &self.layers {
-            x = layer.forward(&x, &causal, cond)?;
+            x = layer.forward(&x, &causal, cond, &cross_mask)?;
         }
         self.heads(&x)
     }
@@ -314,7 +345,8 @@ impl Decoder {
         self.layers.iter().map(|l| l.start_cache(cond)).collect()
     }
 
-    /// One decoding step at position `pos`: `tokens` `[B]` u32 are the inputs there. Returns
+    /// One decoding step at position `pos`: `tokens` `[B]` u32 are the inputs there;
+    /// `cond_mask` and `lens` are the condition's key mask and valid frames. Returns
     /// `[B, 1, vocab]` logits and `[B, 1]` times.
     pub(crate) fn step(
         &self,
@@ -322,6 +354,7 @@ impl Decoder {
         pos: usize,
         caches: &mut [LayerCache],
         cond_mask: &Tensor,
+        lens: &[usize],
     ) -> Result<TeacherOutput> {
         if pos >= self.max_tokens {
             return Err(Error::BadInput(format!(
@@ -336,11 +369,40 @@ impl Decoder {
             .forward(tokens)?
             .broadcast_add(&p)?
             .reshape((b, 1, ()))?;
+        let cross_mask = self.cross_mask(cond_mask, lens, pos..pos + 1)?;
         for (layer, cache) in self.layers.iter().zip(caches.iter_mut()) {
-            x = layer.step(&x, cache, cond_mask)?;
+            x = layer.step(&x, cache, &cross_mask)?;
         }
         self.heads(&x)
     }
+}
+
+/// The alignment prior's bias, `[rows, positions, t]` flattened: for row `b` of `lens[b]` valid
+/// 50 Hz frames (`n = lens[b] * 0.02 s * token_rate` expected tokens), position `k` and frame
+/// `f`, `-(x_f - c_k)^2 / (2 sigma^2)` with `x_f = (f + 0.5) / lens[b]` and `c_k = min(1, (k +
+/// 0.5) / n)`: 0 where the `k`-th token is expected, falling off with the distance in clip
+/// fractions.
+fn alignment_bias(
+    lens: &[usize],
+    positions: std::ops::Range<usize>,
+    t: usize,
+    sigma: f64,
+    token_rate: f64,
+) -> Vec<f32> {
+    let inv = 1.0 / (2.0 * sigma * sigma);
+    let mut bias = Vec::with_capacity(lens.len() * positions.len() * t);
+    for &frames in lens {
+        let f_len = frames.max(1) as f64;
+        let expected = (f_len * f64::from(CODE_FRAME_MS) / 1000.0 * token_rate).max(1.0);
+        for k in positions.clone() {
+            let centre = ((k as f64 + 0.5) / expected).min(1.0);
+            bias.extend((0..t).map(|f| {
+                let x = (f as f64 + 0.5) / f_len - centre;
+                (-(x * x) * inv) as f32
+            }));
+        }
+    }
+    bias
 }
 
 /// The PairAlign model. Weights: `encoder.*` (the VQ encoder's names), `condition.*`,
@@ -459,4 +521,32 @@ pub(crate) fn expected_shapes(
         .iter()
         .map(|(k, v)| (k.clone(), v.dims().to_vec()))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::alignment_bias;
+
+    #[test]
+    fn alignment_bias_peaks_where_each_token_is_expected() {
+        // 150 frames (3 s) at 10 tokens/s: 30 tokens expected, token k centred on frame
+        // 5k + 2 (of 0.5 + 5k + 2 = (k + 0.5) / 30 * 150); positions past the end stay there.
+        let t = 160;
+        let bias = alignment_bias(&[150], 0..36, t, 0.1, 10.0);
+        let argmax = |k: usize| {
+            let row = &bias[k * t..(k + 1) * t];
+            (0..t)
+                .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                .unwrap_or(0)
+        };
+        assert_eq!(argmax(0), 2);
+        assert_eq!(argmax(14), 72);
+        assert_eq!(argmax(29), 147);
+        assert!((149..=150).contains(&argmax(35)));
+        // At sigma 0.1, a tenth of the clip away costs 0.5, three tenths 4.5.
+        let row = &bias[14 * t..15 * t];
+        assert!(row[72].abs() < 1e-6);
+        assert!((row[72 + 15] + 0.5).abs() < 1e-3, "{}", row[72 + 15]);
+        assert!((row[72 - 45] + 4.5).abs() < 1e-3, "{}", row[72 - 45]);
+    }
 }
