@@ -46,6 +46,9 @@ fn tiny_config() -> PairAlignConfig {
         d_model: 32,
         heads: 2,
         ff_dim: 64,
+        // The same prior decoding as teacher-forced, so that the oracle (a teacher-forced pass
+        // per step) and the cached decoder must agree.
+        decode_alignment_sigma: 0.0,
         ..Default::default()
     }
 }

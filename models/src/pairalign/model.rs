@@ -258,6 +258,7 @@ pub struct Decoder {
     timing: Mlp,
     max_tokens: usize,
     alignment_sigma: f64,
+    decode_alignment_sigma: f64,
     token_rate: f64,
 }
 
@@ -288,25 +289,31 @@ impl Decoder {
             timing: Mlp::load(d, d, 1, vb.pp("timing"))?,
             max_tokens: cfg.max_tokens,
             alignment_sigma: cfg.alignment_sigma,
+            decode_alignment_sigma: if cfg.decode_alignment_sigma > 0.0 {
+                cfg.decode_alignment_sigma
+            } else {
+                cfg.alignment_sigma
+            },
             token_rate: cfg.token_rate,
         })
     }
 
-    /// The condition's key mask `mask` (`[B, 1, 1, T]`) plus, when the prior is on, the
-    /// alignment prior (`PairAlignConfig::alignment_sigma`) of decoder positions `positions`:
-    /// `[B, 1, P, T]`. `lens` are the rows' valid 50 Hz frames.
-    pub(crate) fn cross_mask(
+    /// The condition's key mask `mask` (`[B, 1, 1, T]`) plus, when the prior is on
+    /// (`sigma > 0`), the alignment prior of decoder positions `positions`: `[B, 1, P, T]`.
+    /// `lens` are the rows' valid 50 Hz frames.
+    fn cross_mask(
         &self,
         mask: &Tensor,
         lens: &[usize],
         positions: std::ops::Range<usize>,
+        sigma: f64,
     ) -> Result<Tensor> {
-        if self.alignment_sigma <= 0.0 {
+        if sigma <= 0.0 {
             return Ok(mask.clone());
         }
         let t = mask.dim(D::Minus1)?;
         let p = positions.len();
-        let bias = alignment_bias(lens, positions, t, self.alignment_sigma, self.token_rate);
+        let bias = alignment_bias(lens, positions, t, sigma, self.token_rate);
         let bias = Tensor::from_vec(bias, (lens.len(), 1, p, t), mask.device())?;
         Ok(mask.broadcast_add(&bias)?)
     }
@@ -326,7 +333,7 @@ impl Decoder {
         let pos = self.pos.embeddings().narrow(0, 0, l)?;
         let mut x = self.embed.forward(input)?.broadcast_add(&pos)?;
         let causal = causal_mask(l, device)?;
-        let cross_mask = self.cross_mask(&cond.mask, &cond.lens, 0..l)?;
+        let cross_mask = self.cross_mask(&cond.mask, &cond.lens, 0..l, self.alignment_sigma)?;
         for layer in &self.layers {
             x = layer.forward(&x, &causal, cond, &cross_mask)?;
         }
@@ -369,7 +376,8 @@ impl Decoder {
             .forward(tokens)?
             .broadcast_add(&p)?
             .reshape((b, 1, ()))?;
-        let cross_mask = self.cross_mask(cond_mask, lens, pos..pos + 1)?;
+        let cross_mask =
+            self.cross_mask(cond_mask, lens, pos..pos + 1, self.decode_alignment_sigma)?;
         for (layer, cache) in self.layers.iter().zip(caches.iter_mut()) {
             x = layer.step(&x, cache, &cross_mask)?;
         }
