@@ -5,6 +5,7 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::limits::Limits;
 use crate::request::AUDIO_CONTENT_TYPES;
 use crate::routes::ROUTES;
 
@@ -61,6 +62,17 @@ fn ok(description: &str, schema: &str) -> Value {
 
 fn query(name: &str, description: &str, schema: Value) -> Value {
     json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
+}
+
+/// `top`: hits to return, 1 to the server's maximum (100 by default).
+fn top_schema() -> Value {
+    json!({"type": "integer", "minimum": 1, "maximum": Limits::default().max_top,
+           "description": "hits to return (default 10; at most the server's limit, 100 by default)"})
+}
+
+/// An edit budget written as a string: digits, optionally a fraction (`3`, `0.25`, `.25`).
+fn budget_string() -> Value {
+    json!({"type": "string", "pattern": "^[0-9]*\\.?[0-9]+$"})
 }
 
 fn id_path(description: &str) -> Value {
@@ -123,8 +135,8 @@ pub(crate) fn search() -> Value {
         "description": "A raw audio body takes its options from the query string; multipart takes \
             a `file` part and an optional `options` JSON part; a JSON body is a token search.",
         "parameters": [
-            query("top", "hits to return (raw audio bodies)", json!({"type": "integer", "minimum": 1})),
-            query("k", "edit budget: an integer, or a fraction of the query length below 1 (raw audio bodies)", json!({"type": "string"})),
+            query("top", "hits to return (raw audio bodies)", top_schema()),
+            query("k", "edit budget: an integer, or a fraction of the query length below 1 (raw audio bodies)", budget_string()),
             query("filter", &format!("metadata filter (raw audio bodies); {}", filter_syntax()), json!({"type": "string"})),
         ],
         "requestBody": {"required": true, "content": content},
@@ -149,6 +161,7 @@ pub(crate) fn upload() -> Value {
             "schema": {
                 "type": "object",
                 "required": ["file"],
+                "additionalProperties": false,
                 "properties": {
                     "file": {"type": "string", "format": "binary", "description": "the audio"},
                     "metadata": {"$ref": "#/components/schemas/UploadMetadata"},
@@ -187,8 +200,9 @@ pub(crate) fn list_assets() -> Value {
         "summary": "List assets, optionally filtered by metadata.",
         "parameters": [
             query("filter", &filter_syntax(), json!({"type": "string"})),
-            query("offset", "assets to skip", json!({"type": "integer", "minimum": 0})),
-            query("limit", "assets per page (default 50)", json!({"type": "integer", "minimum": 1})),
+            query("offset", "assets to skip", json!({"type": "integer", "minimum": 0, "maximum": u32::MAX})),
+            query("limit", "assets per page (default 50; at most the server's limit, 1,000 by default)",
+                json!({"type": "integer", "minimum": 1, "maximum": Limits::default().max_list_limit})),
         ],
         "responses": {
             "200": ok("one page", "AssetPage"),
@@ -273,7 +287,7 @@ pub(crate) fn openapi() -> Value {
 fn components() -> Value {
     let budget = json!({
         "description": "edit budget: an integer is absolute, a number or string below 1 a fraction of the query length",
-        "oneOf": [{"type": "integer", "minimum": 0}, {"type": "number", "minimum": 0, "maximum": 1}, {"type": "string"}],
+        "oneOf": [{"type": "integer", "minimum": 0}, {"type": "number", "minimum": 0, "maximum": 1}, budget_string()],
     });
     json!({
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -299,7 +313,7 @@ fn components() -> Value {
                 "type": "object",
                 "additionalProperties": false,
                 "properties": {
-                    "top": {"type": "integer", "minimum": 1, "description": "hits to return (default 10)"},
+                    "top": top_schema(),
                     "k": budget,
                     "filter": {"type": "string", "description": filter_syntax()},
                 },
@@ -310,7 +324,7 @@ fn components() -> Value {
                 "required": ["tokens"],
                 "properties": {
                     "tokens": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 65535}},
-                    "top": {"type": "integer", "minimum": 1},
+                    "top": top_schema(),
                     "k": budget,
                     "filter": {"type": "string", "description": filter_syntax()},
                 },
