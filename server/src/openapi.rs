@@ -175,7 +175,7 @@ pub(crate) fn upload() -> Value {
         "description": "A raw audio body takes its metadata from the query string (`tags` \
             comma-separated); multipart takes a `file` part and an optional `metadata` JSON part.",
         "parameters": [
-            query("id", "the asset id (default: derived from the content)", json!({"type": "string"})),
+            query("id", "the asset id (default: derived from the content)", json!({"type": "string", "minLength": 1})),
             query("title", "a title", json!({"type": "string"})),
             query("tags", "comma-separated tags", json!({"type": "string"})),
             query("file_name", "the original file name", json!({"type": "string"})),
@@ -200,7 +200,7 @@ pub(crate) fn list_assets() -> Value {
         "summary": "List assets, optionally filtered by metadata.",
         "parameters": [
             query("filter", &filter_syntax(), json!({"type": "string"})),
-            query("offset", "assets to skip", json!({"type": "integer", "minimum": 0, "maximum": u32::MAX})),
+            query("offset", "assets to skip", json!({"type": "integer", "minimum": 0, "maximum": u64::MAX})),
             query("limit", "assets per page (default 50; at most the server's limit, 1,000 by default)",
                 json!({"type": "integer", "minimum": 1, "maximum": Limits::default().max_list_limit})),
         ],
@@ -323,7 +323,8 @@ fn components() -> Value {
                 "additionalProperties": false,
                 "required": ["tokens"],
                 "properties": {
-                    "tokens": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 65535}},
+                    "tokens": {"type": "array", "minItems": 1, "maxItems": pairalign_engine::MAX_QUERY_TOKENS,
+                               "items": {"type": "integer", "minimum": 0, "maximum": 65535}},
                     "top": top_schema(),
                     "k": budget,
                     "filter": {"type": "string", "description": filter_syntax()},
