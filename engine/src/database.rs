@@ -550,10 +550,7 @@ impl Database {
         next.commit(&self.dir)?;
         self.manifest = next;
         for path in garbage {
-            // Best effort: a file that cannot be removed now is removed by the next open.
-            if fs::remove_file(&path).is_ok() {
-                note(|| Event::Removed(path));
-            }
+            remove_unreferenced(path);
         }
         Ok(())
     }
@@ -593,7 +590,7 @@ impl Database {
                 if (manifest::is_segment_file_name(&name) || name.ends_with(".tmp"))
                     && !live.contains(name.as_ref())
                 {
-                    remove_leftover(entry.path());
+                    remove_unreferenced(entry.path());
                 }
             }
         }
@@ -605,15 +602,16 @@ impl Database {
             let stale_deletes =
                 manifest::is_deletes_file_name(&name) && Some(name.as_ref()) != live_deletes;
             if stale_deletes || name == "MANIFEST.tmp" {
-                remove_leftover(entry.path());
+                remove_unreferenced(entry.path());
             }
         }
         Ok(())
     }
 }
 
-/// Best effort: a leftover that cannot be removed now is tried again at the next open.
-fn remove_leftover(path: PathBuf) {
+/// Removes a file the committed MANIFEST does not name. Best effort: one that cannot be removed
+/// now is removed by the next open (`remove_unreferenced_files`).
+fn remove_unreferenced(path: PathBuf) {
     if fs::remove_file(&path).is_ok() {
         note(|| Event::Removed(path));
     }
