@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{pairalign, path, stderr};
+use common::{pairalign, path, run_killed, stderr};
 use pairalign_datasets::synth::write_wav_16k;
 use pairalign_datasets::{Audio, SAMPLE_RATE};
 use pairalign_engine::Database;
@@ -108,53 +108,6 @@ fn live(db: &Path) -> BTreeSet<String> {
     assert_eq!(listed, ids, "the catalog lists the live documents, no more");
     assert_eq!(page.total, ids.len());
     ids
-}
-
-/// What a killed run printed and whether the kill landed while it ran.
-struct Killed {
-    lines: Vec<Value>,
-    running: bool,
-}
-
-/// Runs the binary with `args`, collecting the JSON lines it prints, and sends it SIGKILL after
-/// `delay` unless it ended first.
-fn run_killed(args: &[String], delay: Duration) -> Killed {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pairalign"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    // Lines are read as they come: what was read before the kill was printed before it.
-    let reader = std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(|l| l.ok())
-            .collect::<Vec<_>>()
-    });
-    let deadline = Instant::now() + delay;
-    let mut running = true;
-    while Instant::now() < deadline {
-        if child.try_wait().unwrap().is_some() {
-            running = false;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    if running {
-        running = child.try_wait().unwrap().is_none();
-        child.kill().unwrap();
-    }
-    child.wait().unwrap();
-    // A line cut by the kill is not JSON: it was never acknowledged.
-    let lines = reader
-        .join()
-        .unwrap()
-        .iter()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    Killed { lines, running }
 }
 
 fn strings(args: &[&str]) -> Vec<String> {
