@@ -36,9 +36,16 @@ pub struct ServeArgs {
     /// Longest time for one request, body upload included, in seconds (longer: 408).
     #[arg(long, default_value_t = Limits::default().request_timeout.as_secs())]
     timeout: u64,
-    /// Searches running at once (one more: 503) [default: twice the number of cores].
+    /// Searches running at once (more wait in the queue) [default: twice the number of cores].
     #[arg(long)]
     max_searches: Option<usize>,
+    /// Searches waiting for a slot, first come first served (one more: 503 at once; 0: no
+    /// queue).
+    #[arg(long, default_value_t = Limits::default().search_queue)]
+    search_queue: usize,
+    /// Longest wait in the search queue, in seconds (then 503).
+    #[arg(long, default_value_t = Limits::default().search_queue_wait.as_secs_f64())]
+    search_queue_wait: f64,
     /// Uploads receiving their body or waiting for their commit at once (one more: 503).
     #[arg(long, default_value_t = Limits::default().max_concurrent_uploads)]
     max_uploads: usize,
@@ -62,6 +69,9 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_concurrent_searches: args
             .max_searches
             .unwrap_or(defaults.max_concurrent_searches),
+        search_queue: args.search_queue,
+        search_queue_wait: Duration::try_from_secs_f64(args.search_queue_wait)
+            .map_err(|e| anyhow::anyhow!("--search-queue-wait {}: {e}", args.search_queue_wait))?,
         max_concurrent_uploads: args.max_uploads,
         sync_upload_max_s: args.sync_upload_s,
         ..defaults

@@ -447,8 +447,32 @@ impl Database {
         if self.segments.len() <= 1 && self.deletes.is_empty() {
             return Ok(());
         }
+        self.merge_from(0)
+    }
+
+    /// Merges the newest small segments when [`tiered_merge_start`] says so (at least `factor`
+    /// of them in the same size tier) and commits; returns how many segments were merged (0:
+    /// none). A writer that commits one small segment per document (the server's uploads) calls
+    /// it after each commit: the segment count then grows with the logarithm of the archive,
+    /// and each document is rewritten once per tier rather than once per compaction.
+    pub fn merge_small(&mut self, factor: usize) -> Result<usize> {
+        self.require_writable()?;
+        let sizes: Vec<u64> = self.manifest.segments.iter().map(|e| e.bytes).collect();
+        match tiered_merge_start(&sizes, factor) {
+            Some(from) => {
+                self.merge_from(from)?;
+                Ok(sizes.len() - from)
+            }
+            None => Ok(0),
+        }
+    }
+
+    /// Rewrites the segments from `from` on as one, without their tombstoned documents, and
+    /// commits. From 0 the tombstones go too (no live segment refers to them any more); from
+    /// later they stay, since older segments may hold the documents they name.
+    fn merge_from(&mut self, from: usize) -> Result<()> {
         let mut writer = SegmentWriter::new(self.manifest.vocab_size, self.manifest.q)?;
-        for segment in &self.segments {
+        for segment in &self.segments[from..] {
             for doc in segment.docs() {
                 if self.deletes.contains(doc.doc_id) {
                     continue;
@@ -462,18 +486,24 @@ impl Database {
                 })?;
             }
         }
+        let everything = from == 0;
         let mut next = self.manifest.clone();
-        next.segments.clear();
-        next.deletes = None;
+        next.segments.truncate(from);
+        if everything {
+            next.deletes = None;
+        }
         let old_files = self.unreferenced_after(&next);
-        let segments = if writer.doc_count() == 0 {
-            Vec::new()
+        let merged = if writer.doc_count() == 0 {
+            None
         } else {
-            vec![Arc::new(self.write_segment(writer, &mut next)?)]
+            Some(Arc::new(self.write_segment(writer, &mut next)?))
         };
         self.commit(next, old_files)?;
-        self.segments = segments;
-        self.deletes = RoaringBitmap::new();
+        self.segments.truncate(from);
+        self.segments.extend(merged);
+        if everything {
+            self.deletes = RoaringBitmap::new();
+        }
         Ok(())
     }
 
@@ -482,10 +512,15 @@ impl Database {
         let mut docs = 0u64;
         let mut tokens = 0u64;
         let mut bytes = 0u64;
+        // Counted in the segments: a merge of the newest segments drops the documents it
+        // tombstoned but leaves their numbers in the tombstone file until a full compaction.
+        let mut deleted = 0u64;
         for segment in &self.segments {
             bytes += segment.byte_len();
             for ord in 0..segment.doc_count() {
-                if !self.deletes.contains(segment.doc_id(ord)) {
+                if self.deletes.contains(segment.doc_id(ord)) {
+                    deleted += 1;
+                } else {
                     docs += 1;
                     tokens += segment.doc_tokens(ord).len() as u64;
                 }
@@ -504,7 +539,7 @@ impl Database {
             docs,
             tokens,
             bytes,
-            deleted: self.deletes.len(),
+            deleted,
             vocab_size: self.manifest.vocab_size,
             q: self.manifest.q,
             generation: self.manifest.generation,
@@ -607,6 +642,34 @@ impl Database {
         }
         Ok(())
     }
+}
+
+/// Segments up to this size share the lowest tier of [`tiered_merge_start`].
+pub const MERGE_TIER_BYTES: u64 = 1 << 20;
+
+/// The size-tiered merge policy (the log merge policy of Lucene and of LSM stores): a segment's
+/// tier is `floor(log_factor(bytes / MERGE_TIER_BYTES))` (0 up to 1 MiB). Going back from the
+/// newest segment, the run of segments whose tier is at most the newest one's is merged when it
+/// holds at least `factor` segments; the result is the index in `sizes` (oldest first) where the
+/// run starts. Older, larger segments are left alone, so a merge rewrites at most about `factor`
+/// times the newest tier's size, and the count stays below `factor` per tier.
+pub fn tiered_merge_start(sizes: &[u64], factor: usize) -> Option<usize> {
+    let factor = factor.max(2);
+    let tier = |bytes: u64| {
+        let mut tier = 0u32;
+        let mut bound = MERGE_TIER_BYTES;
+        while bytes > bound {
+            tier += 1;
+            bound = bound.saturating_mul(factor as u64);
+        }
+        tier
+    };
+    let newest = tier(*sizes.last()?);
+    let from = sizes
+        .iter()
+        .rposition(|&bytes| tier(bytes) > newest)
+        .map_or(0, |older| older + 1);
+    (sizes.len() - from >= factor).then_some(from)
 }
 
 /// Removes a file the committed MANIFEST does not name. Best effort: one that cannot be removed

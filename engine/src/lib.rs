@@ -31,8 +31,8 @@ pub mod synthetic;
 pub mod verifier;
 
 pub use database::{
-    Database, DatabaseConfig, DatabaseInfo, DeleteReport, NewDoc, MAX_ID_BYTES,
-    NOMINAL_TOKENS_PER_SECOND,
+    tiered_merge_start, Database, DatabaseConfig, DatabaseInfo, DeleteReport, NewDoc, MAX_ID_BYTES,
+    MERGE_TIER_BYTES, NOMINAL_TOKENS_PER_SECOND,
 };
 pub use error::{Error, Result};
 pub use manifest::TokenizerRecord;

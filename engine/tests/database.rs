@@ -682,3 +682,103 @@ fn frozen_db_v1_fixture_still_opens() {
     db.compact().unwrap();
     assert_eq!(db.info().unwrap().docs, 4);
 }
+
+#[test]
+fn tiered_policy_merges_a_full_tier_and_leaves_larger_segments() {
+    use pairalign_engine::{tiered_merge_start, MERGE_TIER_BYTES};
+    let small = 1000;
+    let big = MERGE_TIER_BYTES * 5; // tier 2 for factor 4: above 4 MiB, at most 16 MiB
+    assert_eq!(tiered_merge_start(&[], 4), None);
+    assert_eq!(tiered_merge_start(&[small; 3], 4), None);
+    assert_eq!(tiered_merge_start(&[small; 4], 4), Some(0));
+    // Older, larger segments stay out of the run.
+    assert_eq!(tiered_merge_start(&[big, small, small, small], 4), None);
+    assert_eq!(
+        tiered_merge_start(&[big, small, small, small, small], 4),
+        Some(1)
+    );
+    // A newest segment of a higher tier takes the smaller ones before it along.
+    assert_eq!(
+        tiered_merge_start(&[big, small, small, small, big], 4),
+        Some(0)
+    );
+    // Simulated uploads: the count stays below `factor` per tier and every merge is of one run.
+    let factor = 4;
+    let mut sizes: Vec<u64> = Vec::new();
+    let mut rewritten = 0u64;
+    for _ in 0..5000 {
+        sizes.push(40_000);
+        while let Some(from) = tiered_merge_start(&sizes, factor) {
+            let merged: u64 = sizes.drain(from..).sum();
+            rewritten += merged;
+            sizes.push(merged);
+        }
+        assert!(sizes.len() < 4 * factor, "{} segments", sizes.len());
+    }
+    let total: u64 = sizes.iter().sum();
+    // Each byte is rewritten a few times per tier (7.8 times here: 4 tiers, and segments under
+    // 1 MiB share the first), not once per upload as merging everything each time would (2,500).
+    assert!(rewritten < total * 10, "{rewritten} rewritten for {total}");
+}
+
+#[test]
+fn merge_small_keeps_every_search_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Database::create(dir.path(), DatabaseConfig::new(16, 2)).unwrap();
+    let mut live: BTreeMap<String, Vec<Symbol>> = BTreeMap::new();
+    let mut r = rng(7);
+    let factor = 3;
+    let mut merges = 0;
+    for step in 0..60 {
+        let id = format!("doc{step}");
+        let tokens: Vec<Symbol> = (0..r.gen_range(3..40))
+            .map(|_| r.gen_range(0..16))
+            .collect();
+        db.add_tokens(&[doc(&id, tokens.clone())]).unwrap();
+        live.insert(id, tokens);
+        if r.gen_bool(0.3) {
+            let victim = live.keys().nth(r.gen_range(0..live.len())).unwrap().clone();
+            db.delete(&[victim.as_str()]).unwrap();
+            live.remove(&victim);
+        }
+        let before = db.segments().len();
+        let merged = db.merge_small(factor).unwrap();
+        assert_eq!(
+            db.segments().len(),
+            before - merged + usize::from(merged > 0)
+        );
+        merges += usize::from(merged > 0);
+        assert!(
+            db.segments().len() < factor,
+            "all segments are in the smallest tier"
+        );
+        if step % 10 == 9 {
+            drop(db);
+            db = Database::open(dir.path()).unwrap();
+        }
+        // Every live document, and only those, is found by an exact global search for itself.
+        let info = db.info().unwrap();
+        assert_eq!(info.docs as usize, live.len());
+        // Tombstones of documents a merge dropped are not counted as waiting for compaction.
+        let present = db
+            .segments()
+            .iter()
+            .map(|s| s.doc_count() as u64)
+            .sum::<u64>();
+        assert_eq!(info.docs + info.deleted, present);
+        for (id, tokens) in &live {
+            let hits = db
+                .search_tokens(tokens, &exact(0, Mode::Global, true))
+                .unwrap()
+                .hits;
+            assert!(
+                ids(&hits).contains(&id.as_str()),
+                "{id} lost at step {step}"
+            );
+            for hit in &hits {
+                assert_eq!(live.get(&hit.id), Some(tokens), "{} is not live", hit.id);
+            }
+        }
+    }
+    assert!(merges > 10, "{merges} merges");
+}

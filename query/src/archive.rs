@@ -28,6 +28,10 @@ pub type ArchiveTokenizer = Arc<dyn Tokenizer + Send + Sync>;
 /// digits, 128 bits of BLAKE3.
 const HASH_ID_LEN: usize = 32;
 
+/// How many segments of one size tier `add_upload` and `add_samples` let gather before merging
+/// them ([`Database::merge_small`]); the same bound as the bulk indexer's compaction.
+const MERGE_FACTOR: usize = 8;
+
 /// A database opened for reading and writing with the tokenizer it records and its catalog.
 ///
 /// ```no_run
@@ -261,6 +265,11 @@ impl Archive {
         // The catalog first: a crash between the two leaves an entry the readers ignore.
         self.store.catalog.upsert(std::slice::from_ref(&asset))?;
         self.store.db.add_tokens(&[doc])?;
+        // One small segment per recording: merge them by size tier so that a long run of
+        // uploads does not leave thousands of segments for every search to visit. The recording
+        // is committed whatever the merge does; a merge that fails leaves the committed state as
+        // it was and is tried again after the next recording.
+        let _ = self.store.db.merge_small(MERGE_FACTOR);
         Ok(asset)
     }
 

@@ -227,3 +227,45 @@ fn uploads_get_ids_and_refuse_copies_and_bad_audio() {
         1
     );
 }
+
+#[test]
+fn many_recordings_merge_into_few_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut archive = Archive::open(dir.path().join("db")).unwrap();
+    let long = sample("long/long_espeak-ng_en-us_m3.wav");
+    let audio = decode_file(&long, &DecodeOptions::default())
+        .unwrap()
+        .samples;
+    let clip = SAMPLE_RATE as usize * 2;
+    let count = 24;
+    let step = (audio.len() - clip) / count;
+    for i in 0..count {
+        let samples = &audio[i * step..i * step + clip];
+        let id = format!("rec{i}");
+        archive
+            .add_samples(&id, samples, SAMPLE_RATE, &AssetMetadata::default())
+            .unwrap();
+        // One segment per recording, merged by size tier: never 8 in the smallest tier.
+        assert!(archive.database().segments().len() < 8, "after {id}");
+    }
+    drop(archive);
+    let archive = Archive::open(dir.path().join("db")).unwrap();
+    assert_eq!(archive.stats().unwrap().docs, count as u64);
+    let options = clip_search_options();
+    for i in [0, 11, count - 1] {
+        let hits = archive
+            .search_audio(
+                &audio[i * step..i * step + clip],
+                SAMPLE_RATE,
+                &options,
+                None,
+            )
+            .unwrap()
+            .hits;
+        assert_eq!(
+            hits[0].id,
+            format!("rec{i}"),
+            "the merged segments keep rec{i}"
+        );
+    }
+}

@@ -109,7 +109,12 @@ impl ServerBuilder {
                 writer,
                 jobs,
                 metrics: Metrics::default(),
-                search_slots: Slots::new(self.limits.max_concurrent_searches, "search"),
+                search_slots: Slots::queued(
+                    self.limits.max_concurrent_searches,
+                    self.limits.search_queue,
+                    self.limits.search_queue_wait,
+                    "search",
+                ),
                 upload_slots: Slots::new(self.limits.max_concurrent_uploads, "upload"),
                 uploads,
             }),

@@ -1,7 +1,9 @@
 //! The server's limits with their defaults, and what enforces them: the request timeout
-//! (middleware) and the search and upload slots (extractors that take a slot or answer 503). The body
+//! (middleware) and the search and upload slots (extractors that take a slot, wait in the
+//! search queue, or answer 503). The body
 //! size limit is enforced where bodies are read ([`crate::request`]).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,10 +26,16 @@ pub struct Limits {
     /// Slower requests get 408; a write already queued still completes (a large upload is better
     /// sent as a job: see `sync_upload_max_s`).
     pub request_timeout: Duration,
-    /// Searches running at once; one more gets 503 with `Retry-After: 1` at once (no queue).
-    /// Default twice the number of cores: a search is CPU work (tokenizing, verifying) and the
-    /// second half overlaps the first half's body upload and decoding.
+    /// Searches running at once. Default twice the number of cores: a search is CPU work
+    /// (tokenizing, verifying) and the second half overlaps the first half's body upload and
+    /// decoding. More wait in a queue (`search_queue`).
     pub max_concurrent_searches: usize,
+    /// Searches waiting for a slot, first come first served; one more gets 503 with
+    /// `Retry-After: 1` at once. Default 256: a burst of a few hundred clients is served in turn
+    /// rather than refused (0: no queue).
+    pub search_queue: usize,
+    /// Longest wait in the search queue; a search still waiting then gets 503. Default 10 s.
+    pub search_queue_wait: Duration,
     /// Uploads receiving their body or waiting for their commit at once (each may hold up to
     /// `max_body_bytes` in `<db>/uploads/`); one more gets 503 at once. Default 8.
     pub max_concurrent_uploads: usize,
@@ -52,6 +60,8 @@ impl Default for Limits {
             max_body_bytes: 64 << 20,
             request_timeout: Duration::from_secs(60),
             max_concurrent_searches: 2 * cores,
+            search_queue: 256,
+            search_queue_wait: Duration::from_secs(10),
             max_concurrent_uploads: 8,
             max_queued_writes: 64,
             max_top: 100,
@@ -85,20 +95,33 @@ impl Limits {
     }
 }
 
-/// Slots for one kind of work: a semaphore, taken without waiting (a full set is 503 at once,
-/// no queue).
+/// Slots for one kind of work: a semaphore with a bounded queue in front of it. When every slot
+/// is taken a request waits its turn (tokio's semaphore is fair: first come, first served) if
+/// fewer than `queue` are waiting, for at most `wait`; otherwise, or after that, it gets 503.
 #[derive(Debug, Clone)]
 pub(crate) struct Slots {
     semaphore: Arc<Semaphore>,
     size: usize,
+    queue: usize,
+    wait: Duration,
+    waiting: Arc<AtomicUsize>,
     what: &'static str,
 }
 
 impl Slots {
+    /// `size` slots and no queue: a request that finds them all taken gets 503 at once.
     pub(crate) fn new(size: usize, what: &'static str) -> Self {
+        Slots::queued(size, 0, Duration::ZERO, what)
+    }
+
+    /// `size` slots, and up to `queue` requests waiting for one for at most `wait`.
+    pub(crate) fn queued(size: usize, queue: usize, wait: Duration, what: &'static str) -> Self {
         Slots {
             semaphore: Arc::new(Semaphore::new(size)),
             size,
+            queue,
+            wait,
+            waiting: Arc::default(),
             what,
         }
     }
@@ -108,15 +131,48 @@ impl Slots {
         self.size.saturating_sub(self.semaphore.available_permits())
     }
 
-    fn take(&self) -> Result<OwnedSemaphorePermit> {
-        Arc::clone(&self.semaphore)
-            .try_acquire_owned()
-            .map_err(|_| {
-                Error::Overloaded(format!(
-                    "all {} {} slots are busy; retry shortly",
-                    self.size, self.what
-                ))
-            })
+    /// Requests waiting for a slot now.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    async fn take(&self) -> Result<OwnedSemaphorePermit> {
+        let busy = || {
+            Error::Overloaded(format!(
+                "all {} {} slots are busy and {} requests wait for one; retry shortly",
+                self.size,
+                self.what,
+                self.waiting()
+            ))
+        };
+        if let Ok(permit) = Arc::clone(&self.semaphore).try_acquire_owned() {
+            return Ok(permit);
+        }
+        // A place in the queue, if one is free.
+        let queued = self
+            .waiting
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < self.queue).then_some(n + 1)
+            });
+        if queued.is_err() {
+            return Err(busy());
+        }
+        let _place = QueuePlace(&self.waiting);
+        match tokio::time::timeout(self.wait, Arc::clone(&self.semaphore).acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // The semaphore is never closed; a timeout is the queue's limit.
+            Ok(Err(_)) | Err(_) => Err(busy()),
+        }
+    }
+}
+
+/// A place in a queue of [`Slots`], given back when the wait ends (a permit, a timeout, or the
+/// request dropped while waiting).
+struct QueuePlace<'a>(&'a AtomicUsize);
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -129,7 +185,7 @@ impl FromRequestParts<AppState> for SearchPermit {
     type Rejection = Error;
 
     async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self> {
-        state.search_slots.take().map(SearchPermit)
+        state.search_slots.take().await.map(SearchPermit)
     }
 }
 
@@ -142,7 +198,7 @@ impl FromRequestParts<AppState> for UploadPermit {
     type Rejection = Error;
 
     async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self> {
-        state.upload_slots.take().map(UploadPermit)
+        state.upload_slots.take().await.map(UploadPermit)
     }
 }
 
@@ -162,6 +218,36 @@ pub(crate) async fn timeout(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_full_set_of_slots_queues_in_turn_then_refuses() {
+        let slots = Slots::queued(1, 1, Duration::from_millis(300), "search");
+        let first = slots.take().await.unwrap();
+        // The second waits for the first's slot.
+        let waiter = {
+            let slots = slots.clone();
+            tokio::spawn(async move { slots.take().await })
+        };
+        while slots.waiting() == 0 {
+            tokio::task::yield_now().await;
+        }
+        // The queue (one place) is full: the third is refused at once.
+        assert!(matches!(slots.take().await, Err(Error::Overloaded(_))));
+        drop(first);
+        let second = waiter.await.unwrap().unwrap();
+        assert_eq!((slots.in_use(), slots.waiting()), (1, 0));
+        // A wait longer than the limit ends in 503 and gives its place back.
+        let started = std::time::Instant::now();
+        assert!(matches!(slots.take().await, Err(Error::Overloaded(_))));
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert_eq!(slots.waiting(), 0);
+        drop(second);
+        assert!(slots.take().await.is_ok());
+        // Without a queue a full set refuses at once.
+        let unqueued = Slots::new(1, "upload");
+        let _held = unqueued.take().await.unwrap();
+        assert!(matches!(unqueued.take().await, Err(Error::Overloaded(_))));
+    }
 
     #[test]
     fn defaults_pass_and_zero_limits_are_refused() {

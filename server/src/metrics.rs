@@ -53,6 +53,7 @@ pub(crate) struct Gauges {
     pub tokens: u64,
     pub writer_queue: usize,
     pub searches_in_flight: usize,
+    pub searches_queued: usize,
     pub uploads_in_flight: usize,
     pub jobs: Vec<(&'static str, usize)>,
 }
@@ -108,7 +109,7 @@ impl Metrics {
         );
         let _ = writeln!(out, "pairalign_search_seconds_sum {sum}");
         let _ = writeln!(out, "pairalign_search_seconds_count {count}");
-        let gauges_lines: [(&str, &str, String); 6] = [
+        let gauges_lines: [(&str, &str, String); 7] = [
             (
                 "pairalign_archive_documents",
                 "Live documents in the archive (committed).",
@@ -133,6 +134,11 @@ impl Metrics {
                 "pairalign_searches_in_flight",
                 "Searches holding a search slot.",
                 gauges.searches_in_flight.to_string(),
+            ),
+            (
+                "pairalign_searches_queued",
+                "Searches waiting for a search slot.",
+                gauges.searches_queued.to_string(),
             ),
             (
                 "pairalign_uploads_in_flight",
@@ -209,6 +215,7 @@ mod tests {
             tokens: 900,
             writer_queue: 2,
             searches_in_flight: 1,
+            searches_queued: 3,
             uploads_in_flight: 0,
             jobs: vec![("queued", 1)],
         };
@@ -222,6 +229,7 @@ mod tests {
             "pairalign_search_seconds_count 2",
             "pairalign_archive_documents 4",
             "pairalign_writer_queue_length 2",
+            "pairalign_searches_queued 3",
             "pairalign_jobs{status=\"queued\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");

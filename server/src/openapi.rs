@@ -413,6 +413,7 @@ fn components() -> Value {
                     "bytes_per_hour": {"type": "number"},
                     "writer_queue": {"type": "integer"},
                     "searches_in_flight": {"type": "integer"},
+                    "searches_queued": {"type": "integer"},
                 },
             },
         },

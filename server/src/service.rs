@@ -71,6 +71,8 @@ pub(crate) struct Stats {
     writer_queue: usize,
     /// Searches running now.
     searches_in_flight: usize,
+    /// Searches waiting for a slot.
+    searches_queued: usize,
     /// Uploads receiving their body or waiting for their commit.
     uploads_in_flight: usize,
 }
@@ -276,6 +278,7 @@ impl AppState {
             archive: self.snapshot().stats().clone(),
             writer_queue: self.writer.queued(),
             searches_in_flight: self.search_slots.in_use(),
+            searches_queued: self.search_slots.waiting(),
             uploads_in_flight: self.upload_slots.in_use(),
         }
     }
@@ -299,6 +302,7 @@ impl AppState {
             tokens: stats.tokens,
             writer_queue: self.writer.queued(),
             searches_in_flight: self.search_slots.in_use(),
+            searches_queued: self.search_slots.waiting(),
             uploads_in_flight: self.upload_slots.in_use(),
             jobs: jobs.to_vec(),
         })

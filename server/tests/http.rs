@@ -765,6 +765,7 @@ fn a_busy_server_answers_503_and_a_slow_request_408() {
     let dir = tempfile::tempdir().unwrap();
     let limits = Limits {
         max_concurrent_searches: 1,
+        search_queue: 0,
         max_concurrent_uploads: 1,
         request_timeout: Duration::from_secs(2),
         ..Limits::default()
