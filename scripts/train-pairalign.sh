@@ -2,8 +2,8 @@
 # Reproduces the shipped PairAlign tokenizer (models/weights/pairalign-v1) on 2 CPU cores from the
 # data the shipped VQ tokenizer was trained on (scripts/train-vq.sh: the same synthesis and the same
 # training-voice feature cache; scripts/setup.sh installs espeak-ng and flite): the encoder starts
-# from models/weights/vq-v1, 2,000 steps of the config in models/weights/pairalign-v1/train.json
-# (about 3 h on 2 shared cores; the model card gives the measured rate), then `eval retrieval` on
+# from models/weights/vq-v1, 1,000 steps of the config in models/weights/pairalign-v1/train.json
+# (47 to 80 min on 2 cores; the model card gives the measured times), then `eval retrieval` on
 # the held-out voices beside VQ. Resumable: run it again after an interruption (or Ctrl-C) and it
 # continues from the run's checkpoint.
 #

@@ -12,11 +12,11 @@
 //! Data: the archive in `PAIRALIGN_LOAD_DB` (built with `pairalign index`; it is copied to a
 //! temporary folder first, so the original is left as it was) or, when unset, the bundled samples
 //! indexed into a temporary database. Query clips are 3 s excerpts of files of the first half
-//! of the catalog, played 5% faster and 3 dB louder; uploads are 10 s excerpts of files of the
-//! second half, slowed by 5% and with noise at 25 dB SNR drawn per upload (new content each
+//! of the catalog, played 5% faster and 3 dB louder; uploads are files of the second half (10 s
+//! excerpts of longer ones), slowed by 5% and with noise at 25 dB SNR drawn per upload (new content each
 //! time). Settings: `PAIRALIGN_LOAD_CLIENTS` (200), `PAIRALIGN_LOAD_SECONDS` (60),
 //! `PAIRALIGN_LOAD_UPLOAD_SHARE` (0.1), `PAIRALIGN_LOAD_QUERIES` (64 distinct clips),
-//! `PAIRALIGN_LOAD_UPLOADS` (400 distinct upload bodies; when spent, clients only search),
+//! `PAIRALIGN_LOAD_UPLOADS` (1,000 distinct upload bodies; when spent, clients only search),
 //! `PAIRALIGN_LOAD_SEED` (1), `PAIRALIGN_BIN` (default: the workspace's target/release/pairalign).
 //!
 //! Run: `scripts/load-test.sh [DB]` (builds the release binary, then this bench). Prints a table
@@ -96,12 +96,14 @@ fn hit_key(hit: &Value) -> Value {
     serde_json::json!([hit["id"], hit["start_ms"], hit["end_ms"], hit["distance"]])
 }
 
-/// Cuts `count` clips of `seconds` from random files of `files` (those long enough), each through
-/// a view drawn from `view` with its own seed.
+/// Cuts `count` clips of `seconds` from random files of `files`, each through a view drawn from
+/// `view` with its own seed. A file shorter than `seconds` is skipped, or, when `whole` is set,
+/// taken whole.
 fn clips(
     files: &[Asset],
     count: usize,
     seconds: f64,
+    whole: bool,
     view: &str,
     rng: &mut StdRng,
 ) -> Result<Vec<(Vec<u8>, String)>, BoxError> {
@@ -118,9 +120,10 @@ fn clips(
         let asset = &files[rng.gen_range(0..files.len())];
         let Some(path) = &asset.path else { continue };
         let audio = decode_file(Path::new(path), &DecodeOptions::default())?;
-        if audio.samples.len() <= window {
+        if audio.samples.len() <= window && !whole {
             continue;
         }
+        let window = window.min(audio.samples.len());
         let from = rng.gen_range(0..=audio.samples.len() - window);
         let excerpt = Audio::new(audio.samples[from..from + window].to_vec(), SAMPLE_RATE);
         let drawn = space.draw(rng);
@@ -258,7 +261,16 @@ async fn client_loop(load: Arc<Load>, seed: u64) {
         };
         let mut retry_after = None;
         match sent {
-            Err(e) => outcome.failure = Some(format!("{kind}: {e}")),
+            Err(e) => {
+                // The whole chain: "error sending request" alone does not say what broke.
+                let mut message = format!("{kind}: {e}");
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    message.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
+                outcome.failure = Some(message);
+            }
             Ok(response) => {
                 outcome.status = response.status().as_u16();
                 retry_after = response
@@ -308,7 +320,7 @@ fn main() -> Result<(), BoxError> {
     let seconds: f64 = env_or("PAIRALIGN_LOAD_SECONDS", 60.0);
     let share: f64 = env_or("PAIRALIGN_LOAD_UPLOAD_SHARE", 0.1);
     let query_count: usize = env_or("PAIRALIGN_LOAD_QUERIES", 64);
-    let upload_count: usize = env_or("PAIRALIGN_LOAD_UPLOADS", 400);
+    let upload_count: usize = env_or("PAIRALIGN_LOAD_UPLOADS", 1000);
     let seed: u64 = env_or("PAIRALIGN_LOAD_SEED", 1);
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let bin: PathBuf = std::env::var_os("PAIRALIGN_BIN")
@@ -345,24 +357,27 @@ fn main() -> Result<(), BoxError> {
     let mut rng = StdRng::seed_from_u64(seed);
     let second_half = files.split_off(files.len() / 2);
     let t = Instant::now();
-    let mut queries: Vec<Query> = clips(&files, query_count, 3.0, "speed=1.05,gain=3:3", &mut rng)?
-        .into_iter()
-        .map(|(body, source)| Query {
-            body,
-            source,
-            expected: None,
-        })
-        .collect();
-    let upload_seconds = second_half
-        .iter()
-        .map(|a| a.duration_s)
-        .fold(0.0, f64::max)
-        .min(10.0)
-        - 0.5;
+    let mut queries: Vec<Query> = clips(
+        &files,
+        query_count,
+        3.0,
+        false,
+        "speed=1.05,gain=3:3",
+        &mut rng,
+    )?
+    .into_iter()
+    .map(|(body, source)| Query {
+        body,
+        source,
+        expected: None,
+    })
+    .collect();
+    let upload_seconds = 10.0;
     let uploads: Vec<Vec<u8>> = clips(
         &second_half,
         upload_count,
         upload_seconds,
+        true,
         "speed=0.95,noise=25:25",
         &mut rng,
     )?
@@ -370,7 +385,7 @@ fn main() -> Result<(), BoxError> {
     .map(|(body, _)| body)
     .collect();
     eprintln!(
-        "prepared {} query clips and {} uploads of {upload_seconds:.1} s in {:.1} s",
+        "prepared {} query clips and {} uploads of up to {upload_seconds:.0} s in {:.1} s",
         queries.len(),
         uploads.len(),
         t.elapsed().as_secs_f64()

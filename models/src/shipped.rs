@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::{Device, Error, PairAlignTokenizer, Result, VqTokenizer};
+use crate::{Device, PairAlignTokenizer, Result, VqTokenizer};
 
 /// Folder of the shipped VQ weights, relative to the repository (for messages and model cards).
 pub const VQ_DIR: &str = "models/weights/vq-v1";
@@ -29,7 +29,7 @@ const PAIRALIGN_WEIGHTS: &[u8] = include_bytes!("../weights/pairalign-v1/model.s
 /// True when this build holds the shipped PairAlign weights.
 pub const PAIRALIGN_SHIPPED: bool = cfg!(pairalign_shipped);
 
-/// The shipped PairAlign tokenizer (`pairalign-v1`) on `device`; [`Error::NotShipped`] in a
+/// The shipped PairAlign tokenizer (`pairalign-v1`) on `device`; [`crate::Error::NotShipped`] in a
 /// build made before its weights were in [`PAIRALIGN_DIR`].
 pub fn pairalign(device: &Device) -> Result<PairAlignTokenizer> {
     #[cfg(pairalign_shipped)]
@@ -44,7 +44,7 @@ pub fn pairalign(device: &Device) -> Result<PairAlignTokenizer> {
     #[cfg(not(pairalign_shipped))]
     {
         let _ = device;
-        Err(Error::NotShipped {
+        Err(crate::Error::NotShipped {
             name: "pairalign".into(),
             dir: PAIRALIGN_DIR.into(),
         })
