@@ -29,6 +29,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use pairalign_benches::{env_or, percentile};
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_datasets::views::{apply, ViewSpace};
 use pairalign_datasets::{Audio, SAMPLE_RATE};
@@ -38,21 +39,6 @@ use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (p / 100.0 * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
 
 fn wav_bytes(audio: &Audio) -> Result<Vec<u8>, BoxError> {
     let spec = hound::WavSpec {

@@ -19,27 +19,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use pairalign_benches::{env_or, percentile};
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_datasets::views::{apply, ViewSpace};
 use pairalign_datasets::{Audio, SAMPLE_RATE};
 use pairalign_query::{clip_search_options, Archive, ArchiveReader, AssetMetadata};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (p / 100.0 * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let queries: usize = env_or("PAIRALIGN_LATENCY_QUERIES", 200);

@@ -161,3 +161,21 @@ pub fn best_of_3(mut f: impl FnMut()) -> std::time::Duration {
         .min()
         .unwrap_or_default()
 }
+
+/// The environment variable `name` parsed as a `T`, or `default` when it is unset or does not
+/// parse (the settings of the benches that run without Criterion).
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The `p`-th percentile (0 to 100) of `sorted` by the nearest rank; NaN when it is empty.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (p / 100.0 * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
