@@ -454,7 +454,7 @@ impl Database {
     /// of them in the same size tier) and commits; returns how many segments were merged (0:
     /// none). A writer that commits one small segment per document (the server's uploads) calls
     /// it after each commit: the segment count then grows with the logarithm of the archive,
-    /// and each document is rewritten once per tier rather than once per compaction.
+    /// and each document is rewritten a few times per tier rather than at every compaction.
     pub fn merge_small(&mut self, factor: usize) -> Result<usize> {
         self.require_writable()?;
         let sizes: Vec<u64> = self.manifest.segments.iter().map(|e| e.bytes).collect();

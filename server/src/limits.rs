@@ -1,7 +1,7 @@
 //! The server's limits with their defaults, and what enforces them: the request timeout
 //! (middleware) and the search and upload slots (extractors that take a slot, wait in the
-//! search queue, or answer 503). The body
-//! size limit is enforced where bodies are read ([`crate::request`]).
+//! search queue, or answer 503). The body size limit is enforced where bodies are read
+//! ([`crate::request`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
