@@ -547,6 +547,14 @@ impl Catalog {
             .map_err(|e| catalog_error(&dir, e))?;
         // Merges run in `commit`, in this thread (see `merge_size_classes`).
         writer.set_merge_policy(Box::new(NoMergePolicy));
+        // A writer killed inside a commit leaves files that meta.json does not name. Most carry
+        // a random segment id, but a delete file is named `{segment}.{opstamp}.del` and opstamps
+        // restart from the committed one, so the next commit that deletes from that segment
+        // would fail on the leftover with `FileAlreadyExists`: collect them before any write.
+        writer
+            .garbage_collect_files()
+            .wait()
+            .map_err(|e| catalog_error(&dir, e))?;
         Ok(Catalog { reader, writer })
     }
 
@@ -747,6 +755,46 @@ mod tests {
 
     /// One commit per entry (a server taking uploads one at a time) keeps few segments: each
     /// size class is merged when it holds MERGE_FACTOR of them, and no entry is lost.
+    /// A writer killed after writing a commit's files but before replacing meta.json (simulated
+    /// by putting the previous meta.json back) leaves a delete file whose name the next commit
+    /// reuses; reopening collects it, and the replayed write lands exactly once.
+    #[test]
+    fn a_commit_killed_before_its_meta_is_replayed_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = dir.path().join(CATALOG_DIR).join("meta.json");
+        let first = asset("a", &["old"], 1.0, "h1");
+        let second = asset("a", &["new"], 2.0, "h2");
+        Catalog::open_or_create(dir.path())
+            .unwrap()
+            .upsert(&[first, asset("b", &[], 1.0, "h3")])
+            .unwrap();
+        let committed = std::fs::read(&meta).unwrap();
+        Catalog::open_or_create(dir.path())
+            .unwrap()
+            .upsert(std::slice::from_ref(&second))
+            .unwrap();
+        let leftovers = |dir: &Path| {
+            std::fs::read_dir(dir.join(CATALOG_DIR))
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".del"))
+                .count()
+        };
+        assert_eq!(leftovers(dir.path()), 1, "the replacing commit deletes");
+        std::fs::write(&meta, committed).unwrap();
+
+        let mut catalog = Catalog::open_or_create(dir.path()).unwrap();
+        assert_eq!(catalog.reader().get("a").unwrap().unwrap().tags, ["old"]);
+        assert_eq!(
+            leftovers(dir.path()),
+            0,
+            "the uncommitted delete file is collected"
+        );
+        catalog.upsert(std::slice::from_ref(&second)).unwrap();
+        assert_eq!(ids(catalog.reader().all().unwrap()), ["a", "b"]);
+        assert_eq!(catalog.reader().get("a").unwrap().unwrap().tags, ["new"]);
+    }
+
     #[test]
     fn commits_one_at_a_time_are_merged_by_size_class() {
         let dir = tempfile::tempdir().unwrap();
