@@ -160,6 +160,10 @@ pub struct LocateArgs {
     /// as they are).
     #[arg(long, default_value_t = 0.0)]
     join: f64,
+    /// Start every excerpt on a tokenization window boundary (a multiple of 3 s): the
+    /// difference from a run without it is what the windowing costs a tokenizer.
+    #[arg(long)]
+    on_window_boundaries: bool,
 }
 
 /// The source and the subjects, loaded; problems of the corpus printed.
@@ -376,6 +380,7 @@ pub fn locate(args: LocateArgs) -> anyhow::Result<ExitCode> {
         k: args.k.as_deref().map(EditBudget::parse).transpose()?,
         min_recording_s: args.min_recording,
         join_s: args.join,
+        on_window_boundaries: args.on_window_boundaries,
         ..LocateOptions::default()
     };
     let reports = pairalign_eval::locate::locate(&loaded.source, &loaded.subjects, &options)?;

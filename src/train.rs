@@ -13,7 +13,7 @@ use pairalign_datasets::decode::probe_duration;
 use pairalign_models::train::{
     LogRecord, PairAlignLogRecord, PairAlignTrainConfig, PairAlignTrainer, VqTrainConfig, VqTrainer,
 };
-use pairalign_models::{shipped, Device, VqTokenizer};
+use pairalign_models::{shipped, AnyTokenizer, Device, Tokenizer, VqTokenizer};
 
 /// Arguments of `pairalign train vq`.
 #[derive(clap::Args, Debug)]
@@ -48,6 +48,11 @@ pub struct TrainVqArgs {
     /// Steps between log lines.
     #[arg(long)]
     log_every: Option<u64>,
+    /// Start from this trained PairAlign tokenizer's weights (a weights folder, or `pairalign`
+    /// for the shipped one) instead of the VQ encoder and new decoder: fine-tuning. --init
+    /// still names the VQ tokenizer of the targets.
+    #[arg(long)]
+    warm_start: Option<String>,
     /// Continue the run in OUT from its checkpoint (its config is kept; --steps may extend it).
     #[arg(long)]
     resume: bool,
@@ -280,6 +285,11 @@ pub struct TrainPairAlignArgs {
     /// Steps between log lines.
     #[arg(long)]
     log_every: Option<u64>,
+    /// Start from this trained PairAlign tokenizer's weights (a weights folder, or `pairalign`
+    /// for the shipped one) instead of the VQ encoder and new decoder: fine-tuning. --init
+    /// still names the VQ tokenizer of the targets.
+    #[arg(long)]
+    warm_start: Option<String>,
     /// Continue the run in OUT from its checkpoint (its config is kept; --steps may extend it).
     #[arg(long)]
     resume: bool,
@@ -305,6 +315,7 @@ pub fn train_pairalign(args: TrainPairAlignArgs) -> anyhow::Result<ExitCode> {
             || args.lr.is_some()
             || args.seed.is_some()
             || !args.without.is_empty()
+            || args.warm_start.is_some()
         {
             bail!("--resume keeps the run's config: only --steps may change");
         }
@@ -318,7 +329,18 @@ pub fn train_pairalign(args: TrainPairAlignArgs) -> anyhow::Result<ExitCode> {
         }
         let init = init_vq(&args.init, &device)?;
         let cfg = pairalign_config(&args, &init)?;
-        PairAlignTrainer::new(&cache, cfg, init, &args.out, &device)?
+        let mut trainer = PairAlignTrainer::new(&cache, cfg, init, &args.out, &device)?;
+        if let Some(from) = &args.warm_start {
+            let from = AnyTokenizer::open(from, &device)?;
+            let Some(from) = from.as_pairalign() else {
+                bail!(
+                    "--warm-start needs a PairAlign tokenizer, {} is not one",
+                    from.id()
+                );
+            };
+            trainer.warm_start(from)?;
+        }
+        trainer
     };
     let cfg = trainer.config().clone();
     eprintln!(

@@ -33,6 +33,8 @@ const RECORDINGS_PER_CHUNK: usize = 32;
 const APPLY_SEED: u64 = 0xA5A5_5A5A_0F0F_F0F0;
 /// A start within this many ms of the truth counts as located (the issue 6 criterion).
 pub const LOCATED_WITHIN_MS: u32 = 300;
+/// Seconds of one tokenization window.
+const WINDOW_S: f64 = pairalign_models::WINDOW_SAMPLES as f64 / SAMPLE_RATE as f64;
 
 /// How locate runs.
 #[derive(Clone, Debug)]
@@ -54,6 +56,10 @@ pub struct LocateOptions {
     /// Join utterances of one speaker into recordings of at least this many seconds (0: files
     /// as they are).
     pub join_s: f64,
+    /// Start every excerpt on a tokenization window boundary (a multiple of the window length),
+    /// so that the query and the indexed windows cover the same audio: the difference from a
+    /// run without it is what windowing costs a tokenizer.
+    pub on_window_boundaries: bool,
 }
 
 impl Default for LocateOptions {
@@ -67,6 +73,7 @@ impl Default for LocateOptions {
             top: 10,
             k: None,
             join_s: 0.0,
+            on_window_boundaries: false,
         }
     }
 }
@@ -139,7 +146,11 @@ pub fn locate(
         .map(|_| {
             let r = eligible[rng.gen_range(0..eligible.len())];
             let latest = (recordings[r].duration_s - options.excerpt_s).max(0.0);
-            (r, rng.gen_range(0.0..=latest), rng.gen())
+            let mut start_s = rng.gen_range(0.0..=latest);
+            if options.on_window_boundaries {
+                start_s = (start_s / WINDOW_S).floor() * WINDOW_S;
+            }
+            (r, start_s, rng.gen())
         })
         .collect();
     plan.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));

@@ -111,6 +111,14 @@ impl AnyTokenizer {
         }
     }
 
+    /// The PairAlign tokenizer, when this is one.
+    pub fn as_pairalign(&self) -> Option<&PairAlignTokenizer> {
+        match self {
+            AnyTokenizer::PairAlign(t) => Some(t.as_ref()),
+            AnyTokenizer::Vq(_) => None,
+        }
+    }
+
     /// The VQ tokenizer, when this is one (for what needs its encoder itself, such as the
     /// dense baseline).
     pub fn into_vq(self) -> Option<VqTokenizer> {
@@ -147,6 +155,10 @@ impl Tokenizer for AnyTokenizer {
 
     fn tokenize_mels(&self, mels: &[&[f32]]) -> Result<Vec<TokenString>> {
         self.inner().tokenize_mels(mels)
+    }
+
+    fn query_phases(&self) -> usize {
+        self.inner().query_phases()
     }
 }
 

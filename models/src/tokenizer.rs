@@ -52,6 +52,15 @@ pub trait Tokenizer {
     /// Tokenizes a batch of cached log-mels, each row-major `frames x N_MELS`, as produced by
     /// `pairalign_datasets::mel::LogMel` (the feature cache stores the same).
     fn tokenize_mels(&self, mels: &[&[f32]]) -> Result<Vec<TokenString>>;
+
+    /// At how many window phases a query clip is tokenized ([`tokenize_phases`]) so that one of
+    /// its strings matches the index, where the clip lies anywhere relative to the index's
+    /// windows. 1 (the default) for a tokenizer whose string of a stretch of audio barely
+    /// depends on where the window around it starts, like the frame-synchronous VQ tokenizer;
+    /// more for one that decodes each window as a whole, like PairAlign.
+    fn query_phases(&self) -> usize {
+        1
+    }
 }
 
 /// Collapses consecutive repeats of frame codes into tokens: one token per run, timed at the start
@@ -78,23 +87,64 @@ pub fn tokenize_windows(
     window_samples: usize,
     batch: usize,
 ) -> Result<TokenString> {
+    let mut phases = tokenize_phases(tokenizer, samples, window_samples, 1, batch)?;
+    Ok(phases.pop().unwrap_or_default())
+}
+
+/// A query clip tokenized as the index would tokenize it at `phases` different places relative
+/// to the index's windows: phase `p` cuts the clip at `p * window_samples / phases` samples,
+/// tokenizes the part before the cut as one (short) window, as if the clip started that far
+/// before the end of an indexed window, and the rest window by window from the cut. Phase 0 is
+/// [`tokenize_windows`]; phases whose cut is not inside the clip are left out, so the result
+/// holds 1 to `phases` strings. For a tokenizer whose strings depend on where a window starts
+/// ([`Tokenizer::query_phases`]), one of the phases is within `window_samples / phases / 2` of
+/// the alignment of an excerpt cut anywhere from an indexed recording.
+pub fn tokenize_phases(
+    tokenizer: &dyn Tokenizer,
+    samples: &[f32],
+    window_samples: usize,
+    phases: usize,
+    batch: usize,
+) -> Result<Vec<TokenString>> {
     let window_samples = window_samples.max(1);
-    let windows: Vec<&[f32]> = samples.chunks(window_samples).collect();
-    let mut out = TokenString::default();
-    for (k, group) in windows.chunks(batch.max(1)).enumerate() {
-        for (j, ts) in tokenizer.tokenize(group)?.into_iter().enumerate() {
-            let window = (k * batch.max(1) + j) as u64;
-            let offset_ms =
-                window * window_samples as u64 * 1000 / u64::from(pairalign_datasets::SAMPLE_RATE);
-            out.tokens.extend(ts.tokens);
-            out.times_ms.extend(
+    let phases = phases.max(1);
+    // (phase, offset in samples, audio) of every window of every phase.
+    let mut pieces: Vec<(usize, usize, &[f32])> = Vec::new();
+    for phase in 0..phases {
+        let cut = phase * window_samples / phases;
+        if phase > 0 && cut >= samples.len() {
+            continue;
+        }
+        if cut > 0 {
+            pieces.push((phase, 0, &samples[..cut]));
+        }
+        for (k, window) in samples[cut..].chunks(window_samples).enumerate() {
+            pieces.push((phase, cut + k * window_samples, window));
+        }
+    }
+    let mut out: Vec<(usize, TokenString)> = Vec::new();
+    for group in pieces.chunks(batch.max(1)) {
+        let audio: Vec<&[f32]> = group.iter().map(|&(_, _, a)| a).collect();
+        for (&(phase, offset, _), ts) in group.iter().zip(tokenizer.tokenize(&audio)?) {
+            if out.last().is_none_or(|(p, _)| *p != phase) {
+                out.push((phase, TokenString::default()));
+            }
+            let Some((_, string)) = out.last_mut() else {
+                continue;
+            };
+            let offset_ms = offset as u64 * 1000 / u64::from(pairalign_datasets::SAMPLE_RATE);
+            string.tokens.extend(ts.tokens);
+            string.times_ms.extend(
                 ts.times_ms
                     .iter()
                     .map(|&t| u32::try_from(u64::from(t) + offset_ms).unwrap_or(u32::MAX)),
             );
         }
     }
-    Ok(out)
+    if out.is_empty() {
+        out.push((0, TokenString::default()));
+    }
+    Ok(out.into_iter().map(|(_, s)| s).collect())
 }
 
 #[cfg(test)]
@@ -173,6 +223,47 @@ mod tests {
             );
         }
         assert!(tokenize_windows(&Probe, &[], 48_000, 4).unwrap().is_empty());
+    }
+
+    #[test]
+    fn phases_cut_the_clip_before_windowing_the_rest() {
+        // 4 s; sample value = index of its tenth of a second.
+        let samples: Vec<f32> = (0..64_000).map(|i| (i / 1600) as f32).collect();
+        for batch in [1, 3, 32] {
+            let strings = tokenize_phases(&Probe, &samples, 48_000, 4, batch).unwrap();
+            let tokens: Vec<Vec<u16>> = strings.iter().map(|s| s.tokens.clone()).collect();
+            assert_eq!(
+                tokens,
+                [
+                    vec![30, 0, 10, 30],
+                    vec![7, 0, 30, 7, 2, 37],
+                    vec![15, 0, 25, 15],
+                    vec![22, 0, 17, 22],
+                ],
+                "batch {batch}"
+            );
+            assert_eq!(strings[1].times_ms, [0, 50, 750, 800, 3750, 3800]);
+            assert_eq!(
+                strings[0],
+                tokenize_windows(&Probe, &samples, 48_000, batch).unwrap()
+            );
+        }
+        // A cut at or past the end of a short clip is no phase.
+        let short = &samples[..16_000];
+        assert_eq!(
+            tokenize_phases(&Probe, short, 48_000, 4, 8).unwrap().len(),
+            2
+        );
+        assert_eq!(
+            tokenize_phases(&Probe, &samples[..12_000], 48_000, 4, 8)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            tokenize_phases(&Probe, &[], 48_000, 4, 8).unwrap(),
+            [TokenString::default()]
+        );
     }
 
     #[test]

@@ -896,6 +896,56 @@ fn a_stopped_and_resumed_run_ends_byte_identical() {
 }
 
 #[test]
+fn a_warm_start_takes_a_trained_model_and_trains_on_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tiny_cache(&dir.path().join("f.feat"), 4);
+    let mut first = PairAlignTrainer::new(
+        &cache,
+        tiny_train_config(2),
+        tiny_vq(&cache),
+        &dir.path().join("a"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    train(&mut first);
+    let trained = first.tokenizer().unwrap();
+    let mut cfg = tiny_train_config(2);
+    cfg.seed = 99;
+    cfg.span_share = 1.0;
+    cfg.min_span_frames = 20;
+    let out = dir.path().join("b");
+    let mut second =
+        PairAlignTrainer::new(&cache, cfg.clone(), tiny_vq(&cache), &out, &Device::Cpu).unwrap();
+    let fresh = second.tokenizer().unwrap();
+    second.warm_start(&trained).unwrap();
+    let values = |t: &PairAlignTokenizer| -> Vec<Vec<f32>> {
+        t.weights()
+            .values()
+            .map(|w| w.flatten_all().unwrap().to_vec1().unwrap())
+            .collect()
+    };
+    assert_ne!(values(&fresh), values(&trained), "the seeds differ");
+    assert_eq!(values(&second.tokenizer().unwrap()), values(&trained));
+    let records = train(&mut second);
+    assert!(records.iter().all(|r| r.loss.is_finite()));
+    let err = second.warm_start(&trained).unwrap_err();
+    assert!(matches!(err, Error::BadConfig(_)), "{err}");
+    // Another architecture is refused.
+    let mut wider = tiny_train_config(2);
+    wider.model.ff_dim *= 2;
+    let mut third = PairAlignTrainer::new(
+        &cache,
+        wider,
+        tiny_vq(&cache),
+        &dir.path().join("c"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let err = third.warm_start(&trained).unwrap_err();
+    assert!(err.to_string().contains("has no tensor"), "{err}");
+}
+
+#[test]
 fn every_component_can_be_switched_off() {
     let dir = tempfile::tempdir().unwrap();
     let cache = tiny_cache(&dir.path().join("f.feat"), 4);

@@ -7,7 +7,7 @@ use std::time::Instant;
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_datasets::SAMPLE_RATE;
 use pairalign_engine::{Database, EditBudget, Hit, SearchOptions};
-use pairalign_models::{tokenize_windows, Tokenizer, WINDOWS_PER_CALL, WINDOW_SAMPLES};
+use pairalign_models::{tokenize_phases, TokenString, Tokenizer, WINDOWS_PER_CALL, WINDOW_SAMPLES};
 use serde::Serialize;
 
 use crate::{Error, Result};
@@ -73,8 +73,11 @@ pub fn check_tokenizer(db: &Database, tokenizer: &dyn Tokenizer) -> Result<()> {
 
 /// Searches `db` for the 16 kHz mono clip `samples_16k`: tokenized window by window like the
 /// index, then `Database::search_tokens` with `options` (infix mode by default: the clip is found
-/// inside files). Errors for a clip outside [`MIN_CLIP_S`]..=[`MAX_CLIP_S`] and for a tokenizer
-/// other than the database's.
+/// inside files). A tokenizer whose strings depend on where a window starts
+/// ([`Tokenizer::query_phases`] above 1) has the clip tokenized at each window phase and
+/// searched once per phase; the hits of all phases are ranked together by normalized distance,
+/// and of hits that overlap in a file only the best is kept. Errors for a clip outside
+/// [`MIN_CLIP_S`]..=[`MAX_CLIP_S`] and for a tokenizer other than the database's.
 pub fn search_audio(
     db: &Database,
     tokenizer: &dyn Tokenizer,
@@ -91,20 +94,66 @@ pub fn search_audio(
         });
     }
     let started = Instant::now();
-    let query = tokenize_windows(tokenizer, samples_16k, WINDOW_SAMPLES, WINDOWS_PER_CALL)?;
+    let phases = tokenize_phases(
+        tokenizer,
+        samples_16k,
+        WINDOW_SAMPLES,
+        tokenizer.query_phases(),
+        WINDOWS_PER_CALL,
+    )?;
     let tokenize_ms = started.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
-    let outcome = db.search_tokens(&query.tokens, options)?;
+    let mut outcomes = Vec::with_capacity(phases.len());
+    for phase in &phases {
+        outcomes.push(db.search_tokens(&phase.tokens, options)?);
+    }
     let search_ms = t.elapsed().as_secs_f64() * 1e3;
+    // Phase 0 is the clip windowed like a file: its length and budget are the ones reported.
+    let k = outcomes.first().and_then(|o| o.k);
+    let lossless = outcomes.iter().all(|o| o.lossless);
+    let hits = if outcomes.len() == 1 {
+        outcomes.pop().map(|o| o.hits).unwrap_or_default()
+    } else {
+        best_of_phases(
+            outcomes.into_iter().flat_map(|o| o.hits).collect(),
+            options.top,
+        )
+    };
     Ok(SearchOutcome {
-        hits: outcome.hits,
-        query_tokens: query.len(),
-        k: outcome.k,
-        lossless: outcome.lossless,
+        hits,
+        query_tokens: phases.first().map_or(0, TokenString::len),
+        k,
+        lossless,
         tokenize_ms,
         search_ms,
         took_ms: started.elapsed().as_secs_f64() * 1e3,
     })
+}
+
+/// The hits of several phases of one query, best first by normalized distance (the phases'
+/// strings differ in length), then distance, id and start; a hit overlapping a better one in
+/// the same file is dropped; at most `top`.
+fn best_of_phases(mut hits: Vec<Hit>, top: usize) -> Vec<Hit> {
+    hits.sort_by(|a, b| {
+        a.norm_distance
+            .total_cmp(&b.norm_distance)
+            .then(a.distance.cmp(&b.distance))
+            .then_with(|| a.id.cmp(&b.id))
+            .then(a.start.cmp(&b.start))
+    });
+    let mut kept: Vec<Hit> = Vec::with_capacity(top.min(hits.len()));
+    for hit in hits {
+        if kept.len() >= top {
+            break;
+        }
+        let overlaps = kept
+            .iter()
+            .any(|k| k.doc_id == hit.doc_id && k.start < hit.end && hit.start < k.end);
+        if !overlaps {
+            kept.push(hit);
+        }
+    }
+    kept
 }
 
 /// Decodes the clip file at `path` (any format the front end reads) and runs [`search_audio`].
@@ -163,6 +212,30 @@ mod tests {
         }
     }
 
+    /// [`Lengths`] with hash `"h"`, its queries tokenized at this many phases.
+    struct Phased(usize);
+
+    impl Tokenizer for Phased {
+        fn id(&self) -> &str {
+            "lengths"
+        }
+        fn weights_hash(&self) -> &str {
+            "h"
+        }
+        fn vocab_size(&self) -> u32 {
+            64
+        }
+        fn tokenize(&self, batch: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
+            Lengths("h").tokenize(batch)
+        }
+        fn tokenize_mels(&self, _: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
+            Ok(Vec::new())
+        }
+        fn query_phases(&self) -> usize {
+            self.0
+        }
+    }
+
     fn database(dir: &Path, record: Option<&str>) -> Database {
         let mut db = Database::create(dir, DatabaseConfig::new(64, 3)).unwrap();
         if let Some(hash) = record {
@@ -193,6 +266,61 @@ mod tests {
         let hit = &outcome.hits[0];
         assert_eq!((hit.id.as_str(), hit.distance), ("doc", 0));
         assert_eq!((hit.start_ms, hit.end_ms), (3000, 12000));
+    }
+
+    /// A 2 s clip cut 1 s into an indexed window: the index holds its audio as the tails and
+    /// heads of windows ([10, 10] here), which only the phase cut at 1 s reproduces.
+    #[test]
+    fn a_window_dependent_tokenizer_is_searched_at_every_phase() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = database(dir.path(), Some("h"));
+        db.add_tokens(&[NewDoc {
+            id: "straddled".into(),
+            tokens: vec![30, 10, 10, 30],
+            times_ms: Some(vec![0, 3000, 4000, 5000]),
+            duration_ms: Some(8000),
+        }])
+        .unwrap();
+        let clip = vec![0.0; 32_000];
+        let exact = SearchOptions {
+            k: Some(EditBudget::Absolute(0)),
+            ..clip_search_options()
+        };
+        assert!(search_audio(&db, &Phased(1), &clip, &exact)
+            .unwrap()
+            .hits
+            .is_empty());
+        let outcome = search_audio(&db, &Phased(3), &clip, &exact).unwrap();
+        assert_eq!(
+            outcome.query_tokens, 1,
+            "phase 0 is the clip windowed like a file"
+        );
+        let found: Vec<_> = outcome
+            .hits
+            .iter()
+            .map(|h| (h.id.as_str(), h.start, h.end, h.start_ms, h.distance))
+            .collect();
+        assert_eq!(found, [("straddled", 1, 3, 3000, 0)]);
+
+        // With a looser budget the phases' hits are ranked together: the exact one first, and
+        // none overlapping another in the same file.
+        let loose = SearchOptions {
+            k: Some(EditBudget::Absolute(1)),
+            top: 50,
+            ..clip_search_options()
+        };
+        let hits = search_audio(&db, &Phased(3), &clip, &loose).unwrap().hits;
+        assert_eq!((hits[0].id.as_str(), hits[0].start), ("straddled", 1));
+        assert!(hits
+            .windows(2)
+            .all(|w| w[0].norm_distance <= w[1].norm_distance));
+        for (i, a) in hits.iter().enumerate() {
+            assert!(a.distance <= 1);
+            for b in &hits[i + 1..] {
+                let apart = a.doc_id != b.doc_id || a.end <= b.start || b.end <= a.start;
+                assert!(apart, "{a:?} overlaps {b:?}");
+            }
+        }
     }
 
     #[test]

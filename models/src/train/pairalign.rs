@@ -85,6 +85,15 @@ pub struct PairAlignTrainConfig {
     /// half of a step's time: 6.4 against 3.4 CPU-seconds per step at the shipping size
     /// (measured in release on 2 cores; models/weights/pairalign-v1/README.md).
     pub contrast_clips: usize,
+    /// Share of clips whose two views are both cut to one random span (the same share of each
+    /// view's length) of [`min_span_frames`](Self::min_span_frames) frames or more before the
+    /// targets are derived. The index cuts recordings into windows that start anywhere in the
+    /// speech and a query clip is tokenized at window phases (`crate::tokenize_phases`), so a
+    /// span of audio should give the same string whatever window holds it; spans teach that.
+    /// 0 (the default) leaves every view whole, as pairalign-v1 was trained.
+    pub span_share: f64,
+    /// Shortest span, frames (10 ms): 50 is the shortest piece of a query at 6 phases.
+    pub min_span_frames: usize,
 }
 
 impl Default for PairAlignTrainConfig {
@@ -106,6 +115,8 @@ impl Default for PairAlignTrainConfig {
             log_every: 10,
             micro_batches: 2,
             contrast_clips: 4,
+            span_share: 0.0,
+            min_span_frames: 50,
         }
     }
 }
@@ -382,6 +393,46 @@ impl<'c> PairAlignTrainer<'c> {
             teacher,
             step: 0,
         })
+    }
+
+    /// Starts the model and its EMA teacher from a trained PairAlign tokenizer's weights
+    /// instead of the VQ initialization (fine-tuning, e.g. pairalign-v1 with spans). Every
+    /// weight of the run must be in `from` with the same shape, and `from` must normalize mels
+    /// as the run's VQ tokenizer does; only before the first step.
+    pub fn warm_start(&mut self, from: &PairAlignTokenizer) -> Result<()> {
+        if self.step != 0 {
+            return Err(Error::BadConfig(format!(
+                "a warm start replaces the weights before training; this run is at step {}",
+                self.step
+            )));
+        }
+        if from.norm() != &self.norm {
+            return Err(Error::BadConfig(
+                "the warm start's mel normalization differs from the VQ tokenizer's".into(),
+            ));
+        }
+        {
+            let vars = self
+                .varmap
+                .data()
+                .lock()
+                .map_err(|_| Error::BadConfig("the VarMap lock is poisoned".into()))?;
+            for (name, var) in vars.iter() {
+                let t = from
+                    .weights()
+                    .get(name)
+                    .filter(|t| t.dims() == var.dims())
+                    .ok_or_else(|| {
+                        Error::BadConfig(format!(
+                            "the warm start has no tensor {name} of shape {:?}",
+                            var.dims()
+                        ))
+                    })?;
+                var.set(&t.to_device(&self.device)?)?;
+            }
+        }
+        self.teacher = EmaTeacher::from_varmap(&self.varmap)?;
+        Ok(())
     }
 
     /// The run's config.
@@ -728,11 +779,19 @@ impl MicroInput<'_> {
         let mut data = Vec::with_capacity(2 * k * per_clip);
         data.extend_from_slice(&b.a[s * per_clip..e * per_clip]);
         data.extend_from_slice(&b.b[s * per_clip..e * per_clip]);
-        let lens: Vec<usize> = b.lengths_a[s..e]
+        let mut lens: Vec<usize> = b.lengths_a[s..e]
             .iter()
             .chain(&b.lengths_b[s..e])
             .copied()
             .collect();
+        cut_spans(
+            &mut data,
+            &mut lens,
+            b.n_mels,
+            self.cfg.span_share,
+            self.cfg.min_span_frames,
+            rng,
+        );
         let mels: Vec<&[f32]> = lens
             .iter()
             .enumerate()
@@ -864,6 +923,47 @@ impl MicroInput<'_> {
     }
 }
 
+/// Cuts both views of a share of the clips to one random span ([`PairAlignTrainConfig::span_share`]).
+/// `data` holds `lens.len()` rows of equal size, views A of `k = lens.len() / 2` clips then
+/// their views B, each row's first `lens[r]` frames of `n_mels` values valid and the rest zero.
+/// The span is drawn as shares of the shorter view (a speed view is longer or shorter) and
+/// applied to each view in proportion to its length; a cut row holds the span's frames first
+/// and zeros after. Draws nothing when `share` is 0.
+pub(crate) fn cut_spans(
+    data: &mut [f32],
+    lens: &mut [usize],
+    n_mels: usize,
+    share: f64,
+    min_frames: usize,
+    rng: &mut ChaCha8Rng,
+) {
+    if share <= 0.0 || lens.is_empty() {
+        return;
+    }
+    let k = lens.len() / 2;
+    let row = data.len() / lens.len();
+    for clip in 0..k {
+        if rng.gen::<f64>() >= share {
+            continue;
+        }
+        let shorter = lens[clip].min(lens[clip + k]);
+        if shorter <= min_frames.max(1) {
+            continue;
+        }
+        let len = rng.gen_range(min_frames.max(1)..=shorter) as f64 / shorter as f64;
+        let start = rng.gen::<f64>() * (1.0 - len);
+        for r in [clip, clip + k] {
+            let full = lens[r];
+            let a = ((start * full as f64) as usize).min(full - 1);
+            let n = ((len * full as f64).round() as usize).clamp(1, full - a);
+            let cells = &mut data[r * row..(r + 1) * row];
+            cells.copy_within(a * n_mels..(a + n) * n_mels, 0);
+            cells[n * n_mels..].fill(0.0);
+            lens[r] = n;
+        }
+    }
+}
+
 /// Rejects configs the loop cannot run.
 fn check_config(cfg: &PairAlignTrainConfig, cache: &FeatureCache) -> Result<()> {
     cfg.model.validate()?;
@@ -876,6 +976,12 @@ fn check_config(cfg: &PairAlignTrainConfig, cache: &FeatureCache) -> Result<()> 
         return Err(Error::BadConfig(format!(
             "crop_frames must be in 2..={} (the model's window), got {}",
             cfg.model.window_frames, cfg.crop_frames
+        )));
+    }
+    if !(0.0..=1.0).contains(&cfg.span_share) || cfg.min_span_frames < 10 {
+        return Err(Error::BadConfig(format!(
+            "span_share must be in [0, 1] and min_span_frames at least 10, got {} and {}",
+            cfg.span_share, cfg.min_span_frames
         )));
     }
     if cache.n_mels() != cfg.model.encoder.n_mels {
@@ -897,4 +1003,68 @@ fn check_config(cfg: &PairAlignTrainConfig, cache: &FeatureCache) -> Result<()> 
 
 fn scalar(t: &Tensor) -> Result<f64> {
     Ok(f64::from(t.to_dtype(DType::F32)?.to_scalar::<f32>()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows of `frames` frames of 2 mels, each cell `row * 1000 + frame`, valid up to `lens`.
+    fn rows(lens: &[usize], frames: usize) -> Vec<f32> {
+        let mut data = vec![0.0; lens.len() * frames * 2];
+        for (r, &len) in lens.iter().enumerate() {
+            for f in 0..len {
+                for m in 0..2 {
+                    data[(r * frames + f) * 2 + m] = (r * 1000 + f) as f32;
+                }
+            }
+        }
+        data
+    }
+
+    #[test]
+    fn spans_cut_both_views_at_the_same_share() {
+        let frames = 330;
+        // Views A of 3 clips, then their views B (the second one 10% longer: a speed view).
+        let original = [300, 300, 120, 300, 330, 120];
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut cut = 0;
+        for _ in 0..50 {
+            let mut lens = original;
+            let mut data = rows(&lens, frames);
+            cut_spans(&mut data, &mut lens, 2, 1.0, 50, &mut rng);
+            for clip in 0..3 {
+                let starts: Vec<f64> = [clip, clip + 3]
+                    .iter()
+                    .map(|&r| {
+                        let row = &data[r * frames * 2..(r + 1) * frames * 2];
+                        let n = lens[r];
+                        let first = row[0] as usize - r * 1000;
+                        // The span's frames, in order, then zeros.
+                        for f in 0..n {
+                            assert_eq!(row[f * 2] as usize, r * 1000 + first + f);
+                            assert_eq!(row[f * 2 + 1], row[f * 2]);
+                        }
+                        assert!(row[n * 2..].iter().all(|&x| x == 0.0));
+                        assert!(first + n <= original[r]);
+                        first as f64 / original[r] as f64
+                    })
+                    .collect();
+                let (a, b) = (lens[clip], lens[clip + 3]);
+                let share = |r: usize| lens[r] as f64 / original[r] as f64;
+                assert!((share(clip) - share(clip + 3)).abs() < 0.02, "{a} {b}");
+                assert!((starts[0] - starts[1]).abs() < 0.02, "{starts:?}");
+                assert!(a.min(b) >= 45, "{a} {b}");
+                cut += usize::from(a < original[clip]);
+            }
+        }
+        assert!(cut > 100, "most spans are shorter than the clip: {cut}");
+        // Share 0 changes nothing and draws nothing.
+        let mut lens = original;
+        let mut data = rows(&lens, frames);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        cut_spans(&mut data, &mut lens, 2, 0.0, 50, &mut rng);
+        assert_eq!((lens, data), (original, rows(&original, frames)));
+        assert_eq!(rng.gen::<u64>(), ChaCha8Rng::seed_from_u64(3).gen::<u64>());
+    }
 }
