@@ -29,7 +29,9 @@ use pairalign_models::train::{
     LOG_FILE,
 };
 use pairalign_models::vq::{MelNorm, CONFIG_FILE, WEIGHTS_FILE};
-use pairalign_models::{shipped, Error, Tokenizer, VqConfig, VqModel, VqTokenizer, WINDOW_SAMPLES};
+use pairalign_models::{
+    shipped, AnyTokenizer, Error, Tokenizer, VqConfig, VqModel, VqTokenizer, WINDOW_SAMPLES,
+};
 use sha2::{Digest, Sha256};
 
 /// A small model so that the tests stay fast.
@@ -397,6 +399,42 @@ fn save_then_load_gives_identical_tokens(device: &Device) {
         std::fs::read(dir2.path().join(WEIGHTS_FILE)).unwrap(),
         bytes
     );
+}
+
+#[test]
+fn query_phases_come_from_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, tok) = tokenizer_with(&tiny_config(), 9, &Device::Cpu);
+    assert_eq!(tok.query_phases(), 1);
+    tok.save(dir.path()).unwrap();
+    let path = dir.path().join(CONFIG_FILE);
+    let json = std::fs::read_to_string(&path).unwrap();
+    assert!(json.contains("\"query_phases\": 1"), "{json}");
+    std::fs::write(
+        &path,
+        json.replace("\"query_phases\": 1", "\"query_phases\": 6"),
+    )
+    .unwrap();
+    let six = PairAlignTokenizer::load(dir.path(), &Device::Cpu).unwrap();
+    assert_eq!(six.query_phases(), 6);
+    // Through the tokenizer of any kind, as the query crate sees it.
+    let any = AnyTokenizer::open(dir.path().to_str().unwrap(), &Device::Cpu).unwrap();
+    assert_eq!(any.query_phases(), 6);
+    // A config written before the field existed (the shipped pairalign-v1's) reads 1.
+    std::fs::write(&path, json.replace("\"query_phases\": 1,", "")).unwrap();
+    assert_eq!(
+        PairAlignTokenizer::load(dir.path(), &Device::Cpu)
+            .unwrap()
+            .query_phases(),
+        1
+    );
+    std::fs::write(
+        &path,
+        json.replace("\"query_phases\": 1", "\"query_phases\": 0"),
+    )
+    .unwrap();
+    let err = PairAlignTokenizer::load(dir.path(), &Device::Cpu).unwrap_err();
+    assert!(err.to_string().contains("query_phases"), "{err}");
 }
 
 #[test]

@@ -214,6 +214,13 @@ pub struct PairAlignConfig {
     /// 0.03 (docs/RESULTS.md, issue 8).
     #[serde(default)]
     pub decode_alignment_sigma: f64,
+    /// Window phases at which a query clip is tokenized (`Tokenizer::query_phases`,
+    /// `crate::tokenize_phases`): above 1 for a model whose string of a stretch of audio
+    /// changes with where its window starts, so that one phase of the query sees the audio
+    /// windowed as the index did. 1 for pairalign-v1: at 6 phases it found an excerpt's source
+    /// file first no more often (11% against 9% over 127 recordings) for 4x the search time
+    /// (docs/RESULTS.md, issue 8). At most 30.
+    pub query_phases: usize,
     /// The training components and their hyper-parameters.
     pub components: Components,
 }
@@ -234,6 +241,7 @@ impl Default for PairAlignConfig {
             layer_norm_eps: 1e-5,
             alignment_sigma: 0.1,
             decode_alignment_sigma: 0.03,
+            query_phases: 1,
             components: Components::default(),
         }
     }
@@ -270,6 +278,12 @@ impl PairAlignConfig {
             if !(0.0..=10.0).contains(&sigma) {
                 return bad(format!("{name} must be in [0, 10], got {sigma}"));
             }
+        }
+        if !(1..=30).contains(&self.query_phases) {
+            return bad(format!(
+                "query_phases must be in 1..=30, got {}",
+                self.query_phases
+            ));
         }
         if self.window_frames < 2 {
             return bad("window_frames must be at least 2".into());

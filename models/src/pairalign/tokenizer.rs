@@ -27,10 +27,6 @@ pub const TOKENIZER_ID: &str = "pairalign";
 /// Most windows per model call in batched CPU inference: the decoder's per-step cost is mostly
 /// per-op overhead at these sizes, so larger batches amortize it (measured on 2 cores).
 pub const WINDOWS_PER_MODEL_CALL: usize = 32;
-/// Window phases of a query clip ([`crate::tokenize_phases`]): cuts every 0.5 s of the 3 s
-/// window, so that one phase is within 250 ms of any excerpt's alignment with the index.
-/// Measured with `pairalign eval locate` (docs/RESULTS.md, issue 8).
-pub const QUERY_PHASES: usize = 6;
 /// Duration of one log-mel frame (the 10 ms hop).
 const MEL_FRAME_MS: u64 = HOP_LENGTH as u64 * 1000 / SAMPLE_RATE as u64;
 
@@ -289,10 +285,10 @@ impl Tokenizer for PairAlignTokenizer {
         self.cfg.codebook_size() as u32
     }
 
-    /// [`QUERY_PHASES`]: the decoder emits a window's string as a whole, so the string of a
-    /// stretch of audio changes with where its window starts.
+    /// The model config's `query_phases`: the decoder emits a window's string as a whole, so
+    /// the string of a stretch of audio may change with where its window starts.
     fn query_phases(&self) -> usize {
-        QUERY_PHASES
+        self.cfg.query_phases.max(1)
     }
 
     fn tokenize(&self, batch: &[&[f32]]) -> Result<Vec<TokenString>> {
