@@ -3,7 +3,9 @@
 //! Reports requests per status, p50/p99 latency per kind, throughput, the server's peak RSS, and
 //! whether every search answered during the run agrees with the one answered before it: the
 //! source hit found before the load (file, start, end, distance) must be in every answer, while
-//! uploads are indexed and their small segments merged (the server's tiered merges).
+//! uploads are indexed and their small segments merged (the server's tiered merges), and while a
+//! full compaction (`POST /v1/compact`, once, `PAIRALIGN_LOAD_COMPACT_AT` seconds into the load)
+//! rewrites the whole archive.
 //!
 //! Failures: any status other than 200 (search), 201/202 (upload) and 503 (the documented
 //! backpressure: a full search queue, all upload slots busy, a full writer queue), and any
@@ -17,7 +19,8 @@
 //! time). Settings: `PAIRALIGN_LOAD_CLIENTS` (200), `PAIRALIGN_LOAD_SECONDS` (60),
 //! `PAIRALIGN_LOAD_UPLOAD_SHARE` (0.1), `PAIRALIGN_LOAD_QUERIES` (64 distinct clips),
 //! `PAIRALIGN_LOAD_UPLOADS` (1,000 distinct upload bodies; when spent, clients only search),
-//! `PAIRALIGN_LOAD_SEED` (1), `PAIRALIGN_BIN` (default: the workspace's target/release/pairalign).
+//! `PAIRALIGN_LOAD_SEED` (1), `PAIRALIGN_LOAD_COMPACT_AT` (half the load's seconds; negative:
+//! no compaction), `PAIRALIGN_BIN` (default: the workspace's target/release/pairalign).
 //!
 //! Run: `scripts/load-test.sh [DB]` (builds the release binary, then this bench). Prints a table
 //! and one JSON line; exits non-zero when a request failed or an answer changed.
@@ -185,6 +188,8 @@ impl Server {
 /// What one request did.
 struct Outcome {
     kind: &'static str,
+    /// When the request was sent.
+    sent: Instant,
     status: u16,
     ms: f64,
     /// For a 200 search: whether the expected hit was in the answer.
@@ -240,6 +245,7 @@ async fn client_loop(load: Arc<Load>, seed: u64) {
         };
         let mut outcome = Outcome {
             kind,
+            sent: t,
             status: 0,
             ms: 0.0,
             consistent: None,
@@ -301,6 +307,36 @@ async fn client_loop(load: Arc<Load>, seed: u64) {
     }
 }
 
+/// The mid-load compaction: when it was sent, when its reply came, and the reply.
+struct Compacted {
+    started: Instant,
+    ended: Instant,
+    reply: Value,
+}
+
+/// Sends `POST /v1/compact` at `at`; an error unless it is answered 200.
+async fn compact(client: reqwest::Client, url: String, at: Instant) -> Result<Compacted, String> {
+    tokio::time::sleep_until(at.into()).await;
+    let started = Instant::now();
+    let response = client
+        .post(format!("{url}/v1/compact"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body = response.text().await.map_err(|e| e.to_string())?;
+    let ended = Instant::now();
+    if status != reqwest::StatusCode::OK {
+        return Err(format!("{status}: {body}"));
+    }
+    let reply = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+    Ok(Compacted {
+        started,
+        ended,
+        reply,
+    })
+}
+
 fn main() -> Result<(), BoxError> {
     let clients: usize = env_or("PAIRALIGN_LOAD_CLIENTS", 200);
     let seconds: f64 = env_or("PAIRALIGN_LOAD_SECONDS", 60.0);
@@ -308,6 +344,7 @@ fn main() -> Result<(), BoxError> {
     let query_count: usize = env_or("PAIRALIGN_LOAD_QUERIES", 64);
     let upload_count: usize = env_or("PAIRALIGN_LOAD_UPLOADS", 1000);
     let seed: u64 = env_or("PAIRALIGN_LOAD_SEED", 1);
+    let compact_at: f64 = env_or("PAIRALIGN_LOAD_COMPACT_AT", seconds / 2.0);
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let bin: PathBuf = std::env::var_os("PAIRALIGN_BIN")
         .map_or_else(|| workspace.join("target/release/pairalign"), PathBuf::from);
@@ -426,12 +463,23 @@ fn main() -> Result<(), BoxError> {
         deadline: started + Duration::from_secs_f64(seconds),
         outcomes: Mutex::default(),
     });
-    runtime.block_on(async {
+    let compaction = runtime.block_on(async {
         let tasks: Vec<_> = (0..clients)
             .map(|i| tokio::spawn(client_loop(Arc::clone(&load), seed * 1_000_003 + i as u64)))
             .collect();
+        let compaction = (compact_at >= 0.0).then(|| {
+            tokio::spawn(compact(
+                load.client.clone(),
+                load.url.clone(),
+                started + Duration::from_secs_f64(compact_at),
+            ))
+        });
         for task in tasks {
             let _ = task.await;
+        }
+        match compaction {
+            Some(task) => Some(task.await.unwrap_or_else(|e| Err(e.to_string()))),
+            None => None,
         }
     });
     let elapsed = started.elapsed().as_secs_f64();
@@ -458,6 +506,12 @@ fn main() -> Result<(), BoxError> {
     let mut by_status: BTreeMap<(String, u16), usize> = BTreeMap::new();
     let mut failures = Vec::new();
     let (mut checked, mut inconsistent) = (0usize, 0usize);
+    // Searches answered while the compaction ran (sent before it ended, answered after it began).
+    let (mut checked_compacting, mut inconsistent_compacting) = (0usize, 0usize);
+    let compacting = match &compaction {
+        Some(Ok(c)) => Some((c.started, c.ended)),
+        _ => None,
+    };
     let mut ms: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for o in outcomes.iter() {
         *by_status.entry((o.kind.to_string(), o.status)).or_default() += 1;
@@ -467,6 +521,11 @@ fn main() -> Result<(), BoxError> {
         if let Some(c) = o.consistent {
             checked += 1;
             inconsistent += usize::from(!c);
+            let answered = o.sent + Duration::from_secs_f64(o.ms / 1e3);
+            if compacting.is_some_and(|(from, to)| o.sent < to && answered > from) {
+                checked_compacting += 1;
+                inconsistent_compacting += usize::from(!c);
+            }
         }
         if o.failure.is_none() && o.status != 503 {
             ms.entry(o.kind).or_default().push(o.ms);
@@ -530,6 +589,16 @@ fn main() -> Result<(), BoxError> {
         before.docs + uploaded as u64,
         peak_rss_kib.map_or_else(|| "?".to_string(), |k| k.to_string()),
     );
+    match &compaction {
+        Some(Ok(c)) => println!(
+            "compaction at {compact_at:.0} s: {} ({:.1} s); searches answered while it ran: \
+             {checked_compacting}, missing the hit: {inconsistent_compacting}",
+            c.reply,
+            c.ended.duration_since(c.started).as_secs_f64()
+        ),
+        Some(Err(e)) => println!("compaction at {compact_at:.0} s failed: {e}"),
+        None => println!("no compaction"),
+    }
     for f in failures.iter().take(10) {
         println!("failure: {f}");
     }
@@ -554,10 +623,22 @@ fn main() -> Result<(), BoxError> {
         "segments_before": segments_before,
         "segments_after": reopened,
         "peak_rss_kib": peak_rss_kib,
+        "compaction": match &compaction {
+            Some(Ok(c)) => serde_json::json!({
+                "at_s": compact_at,
+                "seconds": c.ended.duration_since(c.started).as_secs_f64(),
+                "reply": c.reply,
+                "searches_during": checked_compacting,
+                "inconsistent_during": inconsistent_compacting,
+            }),
+            Some(Err(e)) => serde_json::json!({"error": e}),
+            None => Value::Null,
+        },
         "server_exit_ok": exit.success(),
     });
     println!("{json}");
     let ok = failures.is_empty()
+        && !matches!(compaction, Some(Err(_)))
         && inconsistent == 0
         && consistent_after == queries.len()
         && docs_after == before.docs + uploaded as u64

@@ -9,7 +9,7 @@ use pairalign_engine::{SearchOptions, Symbol};
 use pairalign_indexer::ArchiveReport;
 use pairalign_query::{Archive, ArchiveReader, AssetMetadata, AssetPage, SearchOutcome};
 pub use pairalign_query::{ArchiveTokenizer as SharedTokenizer, Asset};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
@@ -76,6 +76,47 @@ impl Writable {
     pub(crate) fn delete(&mut self, id: &str) -> Result<bool> {
         Ok(!self.archive.delete(&[id])?.deleted.is_empty())
     }
+
+    /// Merges every segment into one, dropping deleted documents, and commits.
+    pub(crate) fn compact(&mut self) -> Result<Compaction> {
+        let started = std::time::Instant::now();
+        let shape = |archive: &Archive| {
+            let reader = archive.reader();
+            let segments = reader.database().segments();
+            let bytes = segments.iter().map(|s| s.byte_len()).sum::<u64>();
+            let docs = segments.iter().map(|s| s.doc_count()).sum::<usize>();
+            (segments.len(), bytes, docs)
+        };
+        let (segments_before, bytes_before, _) = shape(&self.archive);
+        self.archive.compact()?;
+        // No tombstone outlives a full compaction: every document left is live.
+        let (segments_after, bytes_after, docs) = shape(&self.archive);
+        Ok(Compaction {
+            segments_before,
+            segments_after,
+            docs,
+            bytes_before,
+            bytes_after,
+            took_ms: started.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+}
+
+/// What a compaction did (`POST /v1/compact`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Compaction {
+    /// Segments before it.
+    pub segments_before: usize,
+    /// Segments after it: 1, or 0 for an archive with no live document.
+    pub segments_after: usize,
+    /// Live documents (unchanged by a compaction).
+    pub docs: usize,
+    /// Bytes of segment files before it.
+    pub bytes_before: u64,
+    /// Bytes of segment files after it.
+    pub bytes_after: u64,
+    /// Milliseconds the merge and its commit took.
+    pub took_ms: f64,
 }
 
 /// A committed state of the archive, cheap to clone and safe to share.

@@ -2,12 +2,12 @@
 //! tokio.
 //!
 //! Design: a single writer and snapshot readers. One thread owns the writable archive and applies
-//! writes (uploads, deletes) one at a time from a queue ([`writer`]); after each commit it
-//! publishes a fresh read-only snapshot. Searches and GETs take the current snapshot and run on
-//! the blocking pool, so they run while the writer indexes and see committed data only. Limits
-//! ([`Limits`]) bound bodies, time, concurrent searches and uploads, and the writer's queue. Shutdown stops
-//! accepting, finishes the requests in flight, lets the writer apply every queued write, then
-//! returns.
+//! writes (uploads, deletes, compactions) one at a time from a queue ([`writer`]); after each
+//! commit it publishes a fresh read-only snapshot. Searches and GETs take the current snapshot and
+//! run on the blocking pool, so they run while the writer indexes or compacts and see committed
+//! data only. Limits ([`Limits`]) bound bodies, time, concurrent searches and uploads, and the
+//! writer's queue. Shutdown stops accepting, finishes the requests in flight, lets the writer
+//! apply every queued write, then returns.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -34,6 +34,7 @@ mod archive;
 mod auth;
 mod error;
 mod jobs;
+mod keep_alive;
 mod limits;
 mod metrics;
 mod openapi;
@@ -43,7 +44,7 @@ mod service;
 mod state;
 mod writer;
 
-pub use archive::{Asset, SharedTokenizer, UploadMetadata};
+pub use archive::{Asset, Compaction, SharedTokenizer, UploadMetadata};
 pub use auth::read_token_file;
 pub use error::{Error, ErrorDetail, Result};
 pub use jobs::{Job, JobStatus};

@@ -234,6 +234,16 @@ pub(crate) fn delete_asset() -> Value {
     })
 }
 
+pub(crate) fn compact() -> Value {
+    json!({
+        "summary": "Merge every segment into one, dropping deleted documents; committed before the reply. Queued behind the writes before it; searches go on meanwhile and see the merged archive once it is committed. Takes about as long as reading and writing the archive's segments once (seconds per hundred hours of audio).",
+        "responses": {
+            "200": ok("what the compaction did", "Compaction"),
+            "503": overloaded(),
+        },
+    })
+}
+
 pub(crate) fn get_job() -> Value {
     json!({
         "summary": "An upload job: queued, running, done (with the asset) or failed (with the error). Jobs live in memory.",
@@ -399,6 +409,18 @@ fn components() -> Value {
                     "duration_s": {"type": "number"},
                     "asset": {"$ref": "#/components/schemas/Asset"},
                     "error": {"$ref": "#/components/schemas/Error/properties/error"},
+                },
+            },
+            "Compaction": {
+                "type": "object",
+                "required": ["segments_before", "segments_after", "docs", "bytes_before", "bytes_after", "took_ms"],
+                "properties": {
+                    "segments_before": {"type": "integer"},
+                    "segments_after": {"type": "integer"},
+                    "docs": {"type": "integer"},
+                    "bytes_before": {"type": "integer"},
+                    "bytes_after": {"type": "integer"},
+                    "took_ms": {"type": "number"},
                 },
             },
             "Stats": {

@@ -10,14 +10,14 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::archive::Asset;
+use crate::archive::{Asset, Compaction};
 use crate::error::error_response;
 use crate::jobs::Job;
 use crate::limits::{SearchPermit, UploadPermit};
 use crate::request::{SearchRequest, UploadRequest};
 use crate::service::{AssetPage, ListParams, SearchResults, Stats, Uploaded};
 use crate::state::AppState;
-use crate::{auth, limits, metrics, openapi, Error, Result};
+use crate::{auth, keep_alive, limits, metrics, openapi, Error, Result};
 
 /// An HTTP method the API uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -110,6 +110,14 @@ pub const ROUTES: &[Route] = &[
         operation: openapi::delete_asset,
     },
     Route {
+        method: Verb::Post,
+        path: "/v1/compact",
+        operation_id: "compact",
+        write: true,
+        handler: |m| on(m, compact),
+        operation: openapi::compact,
+    },
+    Route {
         method: Verb::Get,
         path: "/v1/jobs/{id}",
         operation_id: "getJob",
@@ -169,7 +177,8 @@ pub(crate) fn router(state: AppState) -> Router {
     router
         .fallback(no_route)
         // Innermost first: the query-string check, the timeout, then JSON errors (so a 408 is
-        // JSON), then the metrics (so they count every reply).
+        // JSON), then the metrics (so they count every reply), then `Connection: close` on any
+        // reply that left the body unread.
         .layer(middleware::from_fn(utf8_query))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -181,6 +190,7 @@ pub(crate) fn router(state: AppState) -> Router {
             metrics::track,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(keep_alive::close_if_body_unread))
         .with_state(state)
 }
 
@@ -223,6 +233,10 @@ async fn get_asset(State(app): State<AppState>, Path(id): Path<String>) -> Resul
 async fn delete_asset(State(app): State<AppState>, Path(id): Path<String>) -> Result<StatusCode> {
     app.delete(id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn compact(State(app): State<AppState>) -> Result<Json<Compaction>> {
+    Ok(Json(app.compact().await?))
 }
 
 async fn get_job(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Job>> {

@@ -9,7 +9,7 @@ use pairalign_query::clip_search_options;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::archive::Asset;
+use crate::archive::{Asset, Compaction};
 use crate::jobs::{Job, JobStatus};
 use crate::limits::{SearchPermit, UploadPermit};
 use crate::metrics::Gauges;
@@ -227,6 +227,14 @@ impl AppState {
         } else {
             Err(Error::NotFound(format!("no asset {id:?}")))
         }
+    }
+
+    /// `POST /v1/compact`: queued behind the writes before it; searches go on meanwhile.
+    pub(crate) async fn compact(&self) -> Result<Compaction> {
+        let (tx, rx) = oneshot::channel();
+        self.writer.submit(Write::Compact { reply: tx })?;
+        rx.await
+            .map_err(|_| Error::Internal("the writer stopped".into()))?
     }
 
     /// `GET /v1/assets/{id}`.

@@ -1,5 +1,5 @@
-//! The single writer: one thread owns the writable archive and applies writes (uploads, deletes)
-//! one at a time, in the order they were queued. After each committed write it publishes a fresh
+//! The single writer: one thread owns the writable archive and applies writes (uploads, deletes,
+//! compactions) one at a time, in the order they were queued. After each committed write it publishes a fresh
 //! [`Snapshot`] before it answers, so a client that got its reply searches a state that holds its
 //! write, and searches never see half of one.
 
@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::archive::{Asset, Snapshot, UploadMetadata, Writable};
+use crate::archive::{Asset, Compaction, Snapshot, UploadMetadata, Writable};
 use crate::jobs::Jobs;
 use crate::request::UploadedFile;
 use crate::{Error, Result};
@@ -29,6 +29,10 @@ pub(crate) enum Write {
     Delete {
         id: String,
         reply: oneshot::Sender<Result<bool>>,
+    },
+    /// Merge every segment into one, dropping deleted documents.
+    Compact {
+        reply: oneshot::Sender<Result<Compaction>>,
     },
 }
 
@@ -158,6 +162,15 @@ fn run(
                     }
                     Ok(deleted)
                 });
+                let _ = reply.send(outcome);
+            }
+            Write::Compact { reply } => {
+                // Searches go on against the published snapshot, whose segments stay mapped
+                // until the last search holding it ends, and see the merged one once it is
+                // committed and published.
+                let outcome = archive
+                    .compact()
+                    .and_then(|compaction| publish(&archive, &current).map(|()| compaction));
                 let _ = reply.send(outcome);
             }
         }

@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -771,18 +772,7 @@ fn a_busy_server_answers_503_and_a_slow_request_408() {
         ..Limits::default()
     };
     let server = TestServer::start(&dir.path().join("db"), None, limits);
-    let gauge = |name: &str| {
-        let text = client()
-            .get(server.url("/metrics"))
-            .send()
-            .unwrap()
-            .text()
-            .unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .map(|v| v.parse::<u64>().unwrap())
-            .unwrap()
-    };
+    let gauge = |name: &str| gauge(&server, name);
     let slow_request = |path: &str| {
         let mut stream = TcpStream::connect(server.addr).unwrap();
         let head = format!(
@@ -820,6 +810,8 @@ fn a_busy_server_answers_503_and_a_slow_request_408() {
     };
     for response in [search(), upload()] {
         assert_eq!(response.headers()["retry-after"], "1");
+        // Refused before its body was read: the server closes the connection, and says so.
+        assert_eq!(response.headers()["connection"], "close");
         expect_error(response, StatusCode::SERVICE_UNAVAILABLE, "overloaded");
     }
 
@@ -842,6 +834,225 @@ fn a_busy_server_answers_503_and_a_slow_request_408() {
     assert_eq!(search_wav(&server, clip, ""), Vec::<Value>::new());
     expect(upload(), StatusCode::CREATED);
     server.stop().unwrap();
+}
+
+/// The value of the metric `name` in `/metrics`.
+fn gauge(server: &TestServer, name: &str) -> u64 {
+    let text = client()
+        .get(server.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .map(|v| v.parse::<u64>().unwrap())
+        .unwrap()
+}
+
+/// One reply read off a connection that stays open: status, head (lower case) and body. Panics
+/// if the connection ends before the reply does.
+fn read_one_reply(stream: &mut TcpStream) -> (u16, String, Vec<u8>) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut data = Vec::new();
+    let mut more = |data: &mut Vec<u8>| {
+        let mut buf = [0u8; 8192];
+        let n = stream.read(&mut buf).unwrap_or(0);
+        assert!(
+            n > 0,
+            "the connection ended before a whole reply: {:?}",
+            String::from_utf8_lossy(data)
+        );
+        data.extend_from_slice(&buf[..n]);
+    };
+    let head_len = loop {
+        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        more(&mut data);
+    };
+    let head = String::from_utf8_lossy(&data[..head_len]).to_lowercase();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    while data.len() < head_len + length {
+        more(&mut data);
+    }
+    (status, head, data[head_len..head_len + length].to_vec())
+}
+
+/// Sends a request with `body` on a new keep-alive connection, the body from another thread
+/// (the server may reply before reading it), and returns the connection and the reply.
+fn send_keep_alive(
+    addr: SocketAddr,
+    head: &str,
+    body: Vec<u8>,
+) -> (TcpStream, (u16, String, Vec<u8>)) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let head = format!("{head}Content-Length: {}\r\n\r\n", body.len());
+    std::thread::spawn(move || {
+        // The server may close the connection before the body is sent: not this test's error.
+        let _ = writer.write_all(head.as_bytes());
+        let _ = writer.write_all(&body);
+    });
+    let reply = read_one_reply(&mut stream);
+    (stream, reply)
+}
+
+/// A reply that leaves the connection open must leave it able to serve the next request: a
+/// pooling client (the load test's reqwest) sends its next request on it. A reply given before
+/// the request body was read (401, 503) says `Connection: close`, because the server then
+/// closes the connection; a reply to a request whose body was read keeps it.
+#[test]
+fn a_reply_keeps_the_connection_only_if_it_can_serve_the_next_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        max_concurrent_uploads: 1,
+        ..Limits::default()
+    };
+    let server = TestServer::start(&dir.path().join("db"), Some(TOKEN), limits);
+    // What a pooling client relies on: a reply that says `Connection: close` is the last on
+    // its connection; one that does not leaves the connection serving the next request.
+    let closes_or_serves_the_next = |mut stream: TcpStream, head: &str| {
+        if head.contains("connection: close") {
+            let mut rest = Vec::new();
+            let _ = stream.read_to_end(&mut rest);
+            return true;
+        }
+        // The client's body may still be on its way: send the next request after it.
+        std::thread::sleep(Duration::from_millis(200));
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+            .expect("the reply did not say `Connection: close`, but the server closed it");
+        let (status, _, body) = read_one_reply(&mut stream);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        false
+    };
+    // Larger than the socket buffers: the server replies before most of it has arrived.
+    let recording = std::fs::read(samples().join("long/long_espeak-ng_en-us_m3.wav")).unwrap();
+    let upload_head = |token: &str| {
+        format!("POST /v1/assets HTTP/1.1\r\nHost: test\r\nContent-Type: audio/wav\r\n{token}")
+    };
+    let bearer = format!("Authorization: Bearer {TOKEN}\r\n");
+
+    // 401: the token is checked before the body is read.
+    let (stream, (status, head, body)) =
+        send_keep_alive(server.addr, &upload_head(""), recording.clone());
+    assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
+    assert!(closes_or_serves_the_next(stream, &head), "{head}");
+
+    // 503: the only upload slot is taken by an upload whose body never ends.
+    let mut held = TcpStream::connect(server.addr).unwrap();
+    held.write_all(
+        format!(
+            "{}Content-Length: 100000\r\nConnection: close\r\n\r\nRIFF",
+            upload_head(&bearer)
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gauge(&server, "pairalign_uploads_in_flight") == 0 {
+        assert!(Instant::now() < deadline, "the slot was never taken");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (stream, (status, head, body)) =
+        send_keep_alive(server.addr, &upload_head(&bearer), recording);
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    assert!(closes_or_serves_the_next(stream, &head), "{head}");
+
+    // A search reads its body: the connection stays open and serves the next request.
+    let clip = wav_bytes(&Audio::new(
+        vec![0.1; 3 * SAMPLE_RATE as usize],
+        SAMPLE_RATE,
+    ));
+    let search = "POST /v1/search HTTP/1.1\r\nHost: test\r\nContent-Type: audio/wav\r\n";
+    let (stream, (status, head, body)) = send_keep_alive(server.addr, search, clip);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(!closes_or_serves_the_next(stream, &head), "{head}");
+    drop(held);
+    server.stop().unwrap();
+}
+
+/// `POST /v1/compact` merges every segment into one and drops deleted documents while searches
+/// go on: every search before, during and after it gives the same hits, and the deleted asset
+/// stays gone.
+#[test]
+fn a_compaction_merges_the_segments_while_searches_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let mut archive = pairalign_query::Archive::open(&db).unwrap();
+    for folder in ["long", "short"] {
+        let report = archive
+            .add_file(samples().join(folder), &Default::default())
+            .unwrap();
+        assert!(report.indexed > 0, "{report:?}");
+    }
+    let docs = archive.stats().unwrap().docs;
+    drop(archive);
+    let server = TestServer::start(&db, Some(TOKEN), Limits::default());
+    let deleted = doc_id(&samples().join("short/espeak-ng_en-gb_m2.wav"));
+    let asset_url = server.url(&format!("/v1/assets/{}", segment(&deleted)));
+    let response = client()
+        .delete(&asset_url)
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+
+    let compact = || client().post(server.url("/v1/compact"));
+    expect_error(
+        compact().send().unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    let source = samples().join("long/long_espeak-ng_en-us_m3.wav");
+    let query = wav_bytes(&modified_excerpt(&source, 12.5));
+    let expected = search_wav(&server, query.clone(), "?top=3");
+    assert_eq!(expected[0]["id"], doc_id(&source).as_str(), "{expected:?}");
+    let compacted = AtomicBool::new(false);
+    let body = std::thread::scope(|scope| {
+        let searcher = scope.spawn(|| loop {
+            let done = compacted.load(Ordering::Acquire);
+            assert_eq!(search_wav(&server, query.clone(), "?top=3"), expected);
+            if done {
+                break;
+            }
+        });
+        let body = expect(compact().bearer_auth(TOKEN).send().unwrap(), StatusCode::OK);
+        compacted.store(true, Ordering::Release);
+        searcher.join().unwrap();
+        body
+    });
+    assert!(body["segments_before"].as_u64().unwrap() >= 2, "{body}");
+    assert_eq!(body["segments_after"], 1, "{body}");
+    assert_eq!(body["docs"].as_u64().unwrap(), docs - 1, "{body}");
+    assert!(
+        body["bytes_after"].as_u64().unwrap() < body["bytes_before"].as_u64().unwrap(),
+        "{body}"
+    );
+    let stats = expect(
+        client().get(server.url("/v1/stats")).send().unwrap(),
+        StatusCode::OK,
+    );
+    assert_eq!(stats["docs"].as_u64().unwrap(), docs - 1, "{stats}");
+    expect_error(
+        client().get(&asset_url).send().unwrap(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    // Compacting a compacted archive changes nothing.
+    let again = expect(compact().bearer_auth(TOKEN).send().unwrap(), StatusCode::OK);
+    assert_eq!(again["segments_before"], 1, "{again}");
+    assert_eq!(again["bytes_after"], body["bytes_after"], "{again}");
+    server.stop().unwrap();
+    let database = pairalign_engine::Database::open_read_only(&db).unwrap();
+    assert_eq!(database.segments().len(), 1);
 }
 
 /// The OpenAPI document lists exactly the routes the router serves: every documented method and
