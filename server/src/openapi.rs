@@ -118,6 +118,7 @@ pub(crate) fn search() -> Value {
             "schema": {
                 "type": "object",
                 "required": ["file"],
+                "additionalProperties": false,
                 "properties": {
                     "file": {"type": "string", "format": "binary", "description": "the clip"},
                     "options": {"$ref": "#/components/schemas/SearchOptions"},
@@ -367,7 +368,7 @@ fn components() -> Value {
                 "type": "object",
                 "additionalProperties": false,
                 "properties": {
-                    "id": {"type": "string"},
+                    "id": {"type": "string", "minLength": 1, "description": "1 to 1,024 bytes"},
                     "title": {"type": "string"},
                     "tags": {"type": "array", "items": {"type": "string"}},
                     "file_name": {"type": "string"},
