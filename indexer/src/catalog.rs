@@ -24,7 +24,9 @@ use tantivy::schema::{
     STRING, TEXT,
 };
 use tantivy::tokenizer::{LowerCaser, RawTokenizer, TextAnalyzer};
-use tantivy::{DateTime, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{
+    DateTime, Directory, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term,
+};
 
 use crate::{Error, Result};
 
@@ -533,6 +535,12 @@ impl Catalog {
         let dir = db_dir.join(CATALOG_DIR);
         std::fs::create_dir_all(&dir).map_err(|e| catalog_error(&dir, e))?;
         let directory = MmapDirectory::open(&dir).map_err(|e| catalog_error(&dir, e))?;
+        Self::with_directory(dir, directory)
+    }
+
+    /// [`Catalog::open_or_create`] over any tantivy directory (`dir` names it in messages): the
+    /// power-loss test runs the catalog over one that forgets what was never synced.
+    pub(crate) fn with_directory(dir: PathBuf, directory: impl Directory) -> Result<Catalog> {
         // An existing catalog keeps its schema (`with_index` checks it is one this version reads).
         let index = if Index::exists(&directory).map_err(|e| catalog_error(&dir, e))? {
             Index::open(directory)
@@ -685,12 +693,12 @@ fn parse_rfc3339_secs(text: &str) -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
 
-    fn asset(id: &str, tags: &[&str], duration_s: f64, hash: &str) -> Asset {
+    pub(crate) fn asset(id: &str, tags: &[&str], duration_s: f64, hash: &str) -> Asset {
         Asset {
             id: id.to_string(),
             path: Some(id.to_string()),

@@ -20,6 +20,8 @@
 //! ```
 
 mod catalog;
+#[cfg(test)]
+mod catalog_power_loss;
 mod error;
 mod pipeline;
 mod report;
