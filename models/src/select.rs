@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use crate::tokenizer::{TokenString, Tokenizer};
+use crate::train::INIT_VQ_DIR;
 use crate::vq::CONFIG_FILE;
 use crate::{shipped, Device, Error, PairAlignTokenizer, Result, VqTokenizer};
 
@@ -64,13 +65,33 @@ pub enum AnyTokenizer {
     PairAlign(Box<PairAlignTokenizer>),
 }
 
+/// `tok` with its anchoring VQ tokenizer attached when its config asks for one (`anchors`
+/// `vq-runs`): the VQ tokenizer its training started from, which `train pairalign` keeps in
+/// the run's [`INIT_VQ_DIR`], else the shipped vq-v1.
+fn with_anchors(
+    tok: PairAlignTokenizer,
+    dir: Option<&Path>,
+    device: &Device,
+) -> Result<PairAlignTokenizer> {
+    if !tok.needs_anchor_vq() {
+        return Ok(tok);
+    }
+    let vq = match dir.map(|d| d.join(INIT_VQ_DIR)).filter(|d| d.is_dir()) {
+        Some(anchor) => VqTokenizer::load(anchor, device)?,
+        None => shipped::vq(device)?,
+    };
+    tok.with_anchor_vq(vq)
+}
+
 impl AnyTokenizer {
     /// `vq` (shipped), `pairalign` (shipped; [`Error::NotShipped`] in a build without its
     /// weights) or a weights folder of either kind, on `device`.
     pub fn open(name: &str, device: &Device) -> Result<AnyTokenizer> {
         match name {
             "vq" => Ok(AnyTokenizer::Vq(Box::new(shipped::vq(device)?))),
-            "pairalign" => Ok(AnyTokenizer::PairAlign(Box::new(shipped::pairalign(
+            "pairalign" => Ok(AnyTokenizer::PairAlign(Box::new(with_anchors(
+                shipped::pairalign(device)?,
+                None,
                 device,
             )?))),
             _ => {
@@ -87,9 +108,11 @@ impl AnyTokenizer {
                     TokenizerKind::Vq => {
                         AnyTokenizer::Vq(Box::new(VqTokenizer::load(dir, device)?))
                     }
-                    TokenizerKind::PairAlign => {
-                        AnyTokenizer::PairAlign(Box::new(PairAlignTokenizer::load(dir, device)?))
-                    }
+                    TokenizerKind::PairAlign => AnyTokenizer::PairAlign(Box::new(with_anchors(
+                        PairAlignTokenizer::load(dir, device)?,
+                        Some(dir),
+                        device,
+                    )?)),
                 })
             }
         }

@@ -20,9 +20,10 @@ use pairalign_datasets::cache::{CacheWriter, Dtype, FeatureCache};
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_datasets::mel::{LogMel, N_MELS};
 use pairalign_models::pairalign::{
-    greedy_choice, init_from_vq, likelihood_matrix, measure_bypass, paired_teacher_forcing,
-    sequence_log_likelihood, teacher_example, teacher_forcing_loss, vq_targets, Condition,
-    CorruptionRates, EmaTeacher, PairAlignConfig, PairAlignModel, PairAlignTokenizer, TeacherBatch,
+    greedy_choice, init_from_vq, likelihood_matrix, local_targets, measure_bypass,
+    paired_teacher_forcing, sequence_log_likelihood, teacher_example, teacher_forcing_loss,
+    vq_anchors, vq_targets, Anchors, Condition, CorruptionRates, EmaTeacher, PairAlignConfig,
+    PairAlignModel, PairAlignTokenizer, TeacherBatch,
 };
 use pairalign_models::train::{
     seeded_varmap, PairAlignLogRecord, PairAlignTrainConfig, PairAlignTrainer, INIT_VQ_DIR,
@@ -247,7 +248,25 @@ test_device!(
     cached_decoding_matches_the_uncached_oracle_cuda
 );
 fn cached_decoding_matches_the_uncached_oracle(device: &Device) {
-    let cfg = tiny_config();
+    check_cached_against_oracle(&tiny_config(), device);
+    // The local switches: the cache keeps only the last `decoder_context` positions, the
+    // teacher-forced pass masks the rest.
+    check_cached_against_oracle(&local_config(), device);
+}
+
+/// [`tiny_config`] with every locality switch on (the grid prior, which the oracle's
+/// `forward_teacher` needs).
+fn local_config() -> PairAlignConfig {
+    PairAlignConfig {
+        cond_window: 3,
+        decoder_context: 2,
+        absolute_positions: false,
+        ..tiny_config()
+    }
+}
+
+fn check_cached_against_oracle(cfg: &PairAlignConfig, device: &Device) {
+    let cfg = cfg.clone();
     let eos_bias = "decoder.lm_head.bias";
     // Three EOS biases: neutral, likely (rows stop between their bounds) and certain.
     for (seed, bias) in [(2u64, None), (3, Some(2.0f32)), (4, Some(50.0))] {
@@ -285,6 +304,43 @@ fn cached_decoding_matches_the_uncached_oracle(device: &Device) {
             }
         }
     }
+}
+
+#[test]
+fn a_local_condition_is_the_same_wherever_the_audio_starts() {
+    // The same 2 s of audio alone and after 0.6 s of other audio (60 mel frames, 30 condition
+    // frames): with a banded condition and no absolute positions, the condition of a frame
+    // away from the edges does not depend on the offset; with positions it does.
+    let mel = LogMel::new();
+    let clip = audio(3, 32_000);
+    let mut shifted = audio(8, 9_600);
+    shifted.extend_from_slice(&clip);
+    let (a, b) = (mel.compute(&clip), mel.compute(&shifted));
+    for (cfg, local) in [(local_config(), true), (tiny_config(), false)] {
+        let (_, tok) = tokenizer_with(&cfg, 5, &Device::Cpu);
+        let ca = condition(&tok, &[&a]);
+        let cb = condition(&tok, &[&b]);
+        // Frames 20..80 of the clip: far from its edges (the encoder's receptive field and
+        // one band of 3 frames are well under 20).
+        let middle_a = ca.states.i((0, 20..80)).unwrap();
+        let middle_b = cb.states.i((0, 50..110)).unwrap();
+        let diff = max_diff(&middle_a, &middle_b);
+        if local {
+            assert!(diff < 1e-4, "local condition moved with the offset: {diff}");
+        } else {
+            assert!(
+                diff > 1e-2,
+                "absolute positions should tell offsets apart: {diff}"
+            );
+        }
+    }
+    // A padded batch under a banded condition stays finite (a padding frame past the band of
+    // every valid frame once saw no key at all: NaN).
+    let (_, tok) = tokenizer_with(&local_config(), 5, &Device::Cpu);
+    let short = mel.compute(&audio(4, 4_000));
+    let cond = condition(&tok, &[&b, &short]);
+    let states: Vec<f32> = cond.states.flatten_all().unwrap().to_vec1().unwrap();
+    assert!(states.iter().all(|x| x.is_finite()));
 }
 
 test_device!(
@@ -556,6 +612,54 @@ fn vq_targets_of_the_samples_meet_the_rate() {
         collapsed as f64 / seconds
     );
     assert!((11.5..=13.5).contains(&rate), "target rate {rate}");
+}
+
+#[test]
+fn anchored_decoding_puts_one_token_on_each_vq_segment() {
+    let device = Device::Cpu;
+    let vq = shipped::vq(&device).unwrap();
+    let cfg = PairAlignConfig {
+        anchors: Anchors::VqRuns,
+        ..PairAlignConfig::from_vq(vq.config())
+    };
+    let grid_cfg = PairAlignConfig::from_vq(vq.config());
+    let windows: Vec<Vec<f32>> = sample_windows()
+        .into_iter()
+        .filter(|w| !w.is_empty())
+        .take(6)
+        .collect();
+    let refs: Vec<&[f32]> = windows.iter().map(Vec::as_slice).collect();
+    let bare = PairAlignTokenizer::init_from_vq(&cfg, &vq, 4, &device).unwrap();
+    assert!(bare.needs_anchor_vq());
+    let err = bare.tokenize_mels(&refs).unwrap_err();
+    assert!(err.to_string().contains("anchors vq-runs"), "{err}");
+    let grid = PairAlignTokenizer::init_from_vq(&grid_cfg, &vq, 4, &device).unwrap();
+    assert_eq!(grid.weights_hash(), bare.weights_hash(), "the same weights");
+    let anchored = bare.with_anchor_vq(shipped::vq(&device).unwrap()).unwrap();
+    assert_ne!(
+        anchored.weights_hash(),
+        grid.weights_hash(),
+        "a database indexed on the grid must refuse anchored queries"
+    );
+    let strings = anchored.tokenize_mels(&refs).unwrap();
+    let codes = vq.frame_codes(&refs).unwrap();
+    for (ts, c) in strings.iter().zip(&codes) {
+        let anchors = vq_anchors(&cfg.vq_segments(c), c.len());
+        assert_eq!(ts.tokens.len(), anchors.len());
+        let starts: Vec<u32> = anchors.iter().map(|a| a.0).collect();
+        assert_eq!(ts.times_ms, starts);
+        assert!(ts.tokens.windows(2).all(|w| w[0] != w[1]), "no repeats");
+    }
+    // Saved and opened by folder, it finds the shipped vq-v1 and tokenizes alike.
+    let dir = tempfile::tempdir().unwrap();
+    anchored.save(dir.path()).unwrap();
+    let opened = AnyTokenizer::open(dir.path().to_str().unwrap(), &device).unwrap();
+    assert_eq!(opened.weights_hash(), anchored.weights_hash());
+    assert_eq!(opened.tokenize_mels(&refs).unwrap(), strings);
+    // Another encoder config cannot anchor it.
+    let (_, tiny) = tokenizer_with(&tiny_config(), 1, &device);
+    let err = tiny.with_anchor_vq(vq).unwrap_err();
+    assert!(matches!(err, Error::BadConfig(_)), "{err}");
 }
 
 /// Throughput of an untrained model of the shipping size on 3 s windows (the shipped VQ
@@ -877,6 +981,52 @@ fn a_few_training_steps_lower_every_loss_term() {
     let log = std::fs::read_to_string(out.join(LOG_FILE)).unwrap();
     assert_eq!(log.lines().count(), 6);
     assert!(out.join(INIT_VQ_DIR).join(WEIGHTS_FILE).is_file());
+}
+
+#[test]
+fn a_local_anchored_model_trains_and_tokenizes_one_token_per_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tiny_cache(&dir.path().join("f.feat"), 8);
+    let mut cfg = tiny_train_config(20);
+    cfg.log_every = 5;
+    cfg.model = PairAlignConfig {
+        anchors: Anchors::VqRuns,
+        target_passes: 2,
+        ..local_config()
+    };
+    cfg.model.layers = 1;
+    cfg.model.components.ema_teacher = false;
+    let out = dir.path().join("run");
+    let mut trainer =
+        PairAlignTrainer::new(&cache, cfg.clone(), tiny_vq(&cache), &out, &Device::Cpu).unwrap();
+    let records = train(&mut trainer);
+    let (first, last) = (&records[0], records.last().unwrap());
+    assert!(
+        last.teacher_forcing < first.teacher_forcing,
+        "{first:?}\n{last:?}"
+    );
+    assert!(last.contrast.unwrap() < first.contrast.unwrap());
+    // Opened by folder, it anchors on the run's own VQ tokenizer (init-vq), one token per
+    // segment of the local compaction.
+    let tok = AnyTokenizer::open(out.to_str().unwrap(), &Device::Cpu).unwrap();
+    let vq = VqTokenizer::load(out.join(INIT_VQ_DIR), &Device::Cpu).unwrap();
+    let mut buf = vec![];
+    cache.view(0, 1).to_f32(&mut buf);
+    let strings = tok.tokenize_mels(&[&buf]).unwrap();
+    let codes = vq.frame_codes(&[&buf]).unwrap();
+    let segments = local_targets(&codes[0], 2);
+    assert_eq!(strings[0].times_ms, segments.times_ms);
+    // With the EMA teacher, anchored training is refused.
+    cfg.model.components.ema_teacher = true;
+    let err = PairAlignTrainer::new(
+        &cache,
+        cfg,
+        tiny_vq(&cache),
+        &dir.path().join("x"),
+        &Device::Cpu,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("EMA teacher"), "{err}");
 }
 
 #[test]

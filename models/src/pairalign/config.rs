@@ -165,6 +165,21 @@ impl Components {
     }
 }
 
+fn yes() -> bool {
+    true
+}
+
+/// Where the alignment prior is centred ([`PairAlignConfig::anchors`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Anchors {
+    /// Evenly over the window.
+    #[default]
+    Grid,
+    /// On the segments of the VQ-derived targets.
+    VqRuns,
+}
+
 /// Hyper-parameters of [`super::PairAlignModel`]. Missing JSON fields take the defaults: the
 /// shipped vq-v1 encoder, a 1-layer condition transformer and a 2-layer decoder of width 128
 /// (about 1.6 M parameters).
@@ -214,6 +229,37 @@ pub struct PairAlignConfig {
     /// 0.03 (docs/RESULTS.md, issue 8).
     #[serde(default)]
     pub decode_alignment_sigma: f64,
+    /// Where the alignment prior is centred, in training and decoding: `grid` spreads the
+    /// tokens evenly over the window (pairalign-v1); `vq-runs` puts one token on each segment
+    /// of the window's VQ-derived target string ([`super::vq_anchors`]; in training, the
+    /// target's own segments), so a token's place and the string's length follow the audio
+    /// rather than the window, and the prior's width is a fraction of a whole window
+    /// (`window_frames`) whatever the clip's length. Decoding with `vq-runs` needs the VQ
+    /// tokenizer the model was initialized from
+    /// ([`super::PairAlignTokenizer::with_anchor_vq`]).
+    #[serde(default)]
+    pub anchors: Anchors,
+    /// How VQ frame codes become the target string and the anchors: 0 compacts each clip to
+    /// `token_rate` ([`super::vq_targets`], pairalign-v1); `k > 0` runs `k` local passes
+    /// ([`super::local_targets`]), whose rate follows the audio (about 11 tokens/s at 3) and
+    /// whose strings of the same audio agree in any window.
+    #[serde(default)]
+    pub target_passes: usize,
+    /// Condition frames (50 Hz) on each side that a frame of the condition transformer
+    /// attends to; 0: the whole clip (pairalign-v1). A bound makes the condition of a frame
+    /// the same whichever window it is in, except near the window's edges.
+    #[serde(default)]
+    pub cond_window: usize,
+    /// Earlier tokens the decoder's self-attention sees; 0: all of them (pairalign-v1). A bound
+    /// keeps a token from depending on where its window started.
+    #[serde(default)]
+    pub decoder_context: usize,
+    /// Absolute positions: sinusoids on the condition frames and learned embeddings on the
+    /// decoder positions (pairalign-v1). Off, nothing tells a frame or a token where in the
+    /// window it is (the `pos` weights stay, unused), so that the same audio gets the same
+    /// string at any offset.
+    #[serde(default = "yes")]
+    pub absolute_positions: bool,
     /// Window phases at which a query clip is tokenized (`Tokenizer::query_phases`,
     /// `crate::tokenize_phases`): above 1 for a model whose string of a stretch of audio
     /// changes with where its window starts, so that one phase of the query sees the audio
@@ -241,6 +287,11 @@ impl Default for PairAlignConfig {
             layer_norm_eps: 1e-5,
             alignment_sigma: 0.1,
             decode_alignment_sigma: 0.03,
+            anchors: Anchors::Grid,
+            target_passes: 0,
+            cond_window: 0,
+            decoder_context: 0,
+            absolute_positions: true,
             query_phases: 1,
             components: Components::default(),
         }
@@ -248,6 +299,16 @@ impl Default for PairAlignConfig {
 }
 
 impl PairAlignConfig {
+    /// The VQ-derived string of a clip's 50 Hz frame codes: [`super::vq_targets`] at
+    /// `token_rate`, or [`super::local_targets`] when `target_passes` > 0.
+    pub fn vq_segments(&self, frame_codes: &[u16]) -> crate::TokenString {
+        if self.target_passes > 0 {
+            super::local_targets(frame_codes, self.target_passes)
+        } else {
+            super::vq_targets(frame_codes, self.token_rate)
+        }
+    }
+
     /// The default config over the encoder of the VQ model `encoder` (e.g. the shipped vq-v1's
     /// config).
     pub fn from_vq(encoder: &VqConfig) -> Self {

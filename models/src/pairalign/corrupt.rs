@@ -59,6 +59,11 @@ pub struct TeacherExample {
     /// Start of each input token as a fraction of the clip (the timing head's target); `None`
     /// for BOS and for inserted tokens, which have no time.
     pub input_times: Vec<Option<f32>>,
+    /// Where the token to predict at each position is in the condition, in its 50 Hz frames:
+    /// the middle of the target token's segment (from its start to the next token's, as a
+    /// fraction of the target's view, scaled to the condition's), the condition's end for EOS.
+    /// An anchored model's prior is centred there (`anchors` `vq-runs`).
+    pub centres: Vec<f64>,
     /// Tokens the decoding of this clip should produce (duration x token rate), the length
     /// loss's target.
     pub desired_len: f64,
@@ -95,9 +100,22 @@ pub fn teacher_example(
             .map(|&t| (f64::from(t) / span_ms) as f32)
     };
     let next = |p: usize| y.get(p).copied().unwrap_or(cfg.eos());
+    let cond_len = cond_frames as f64;
+    let centre = |p: usize| {
+        if p >= n {
+            return cond_len;
+        }
+        let start = f64::from(target.times_ms[p]);
+        let end = target
+            .times_ms
+            .get(p + 1)
+            .map_or(span_ms, |&t| f64::from(t));
+        ((start + end) / 2.0 / span_ms * cond_len).clamp(0.0, cond_len)
+    };
     let mut ex = TeacherExample {
         input: vec![cfg.bos()],
         target: vec![next(0)],
+        centres: vec![centre(0)],
         input_times: vec![None],
         desired_len: cfg.target_tokens(cond_frames),
         ..Default::default()
@@ -110,6 +128,7 @@ pub fn teacher_example(
         if room && rates.insert > 0.0 && rng.gen_bool(rates.insert.min(1.0)) {
             ex.input.push(rng.gen_range(0..codes));
             ex.target.push(next(p));
+            ex.centres.push(centre(p));
             ex.input_times.push(None);
             ex.inserted += 1;
         }
@@ -134,6 +153,7 @@ pub fn teacher_example(
         p = i + 1;
         ex.input.push(fed);
         ex.target.push(next(p));
+        ex.centres.push(centre(p));
         ex.input_times.push(time(i));
     }
     ex

@@ -9,7 +9,7 @@
 
 use candle_core::Tensor;
 
-use super::model::{Condition, LayerCache};
+use super::model::{Centres, Condition, LayerCache};
 use super::{PairAlignConfig, PairAlignModel};
 use crate::vq::CODE_FRAME_MS;
 use crate::{Error, Result};
@@ -130,6 +130,40 @@ impl PairAlignModel {
         cond: &Condition,
         bounds: &[(usize, usize)],
     ) -> Result<Vec<Decoded>> {
+        self.decode_rows(cond, bounds, None)
+    }
+
+    /// Greedy decoding with the alignment prior of row `b`'s `k`-th token centred at
+    /// `centres[b][k]` (in condition frames, e.g. from [`super::vq_anchors`]) instead of the
+    /// even grid, its width a fraction of a whole window: row `b` gets exactly `centres[b].len()` tokens (at most `max_tokens -
+    /// 1`), so the string's length and where each token reads follow the audio, not the
+    /// window.
+    pub fn decode_greedy_anchored(
+        &self,
+        cond: &Condition,
+        centres: &[Vec<f64>],
+    ) -> Result<Vec<Decoded>> {
+        if centres.len() != cond.len() {
+            return Err(Error::BadInput(format!(
+                "{} rows of centres for {} conditions",
+                centres.len(),
+                cond.len()
+            )));
+        }
+        let most = self.config().max_tokens - 1;
+        let bounds: Vec<(usize, usize)> = centres
+            .iter()
+            .map(|c| (c.len().min(most), c.len().min(most)))
+            .collect();
+        self.decode_rows(cond, &bounds, Some(centres))
+    }
+
+    fn decode_rows(
+        &self,
+        cond: &Condition,
+        bounds: &[(usize, usize)],
+        centres: Option<&[Vec<f64>]>,
+    ) -> Result<Vec<Decoded>> {
         let cfg = self.config();
         if bounds.len() != cond.len() {
             return Err(Error::BadInput(format!(
@@ -164,6 +198,10 @@ impl PairAlignModel {
         };
         let device = cond.states.device();
         let mut inputs = vec![cfg.bos(); active.len()];
+        // The active rows' centres.
+        let mut rows: Vec<Vec<f64>> = centres
+            .map(|c| active.iter().map(|&b| c[b].clone()).collect())
+            .unwrap_or_default();
         for pos in 0..cfg.max_tokens {
             let tokens = Tensor::from_slice(&inputs, inputs.len(), device)?;
             let step = self.decoder.step(
@@ -172,6 +210,11 @@ impl PairAlignModel {
                 &mut cache.layers,
                 &cache.cond_mask,
                 &cache.lens,
+                if centres.is_some() {
+                    Centres::Frames(&rows)
+                } else {
+                    Centres::Grid
+                },
             )?;
             let logits = step.logits.squeeze(1)?.to_vec2::<f32>()?;
             let times = step.times.squeeze(1)?.to_vec1::<f32>()?;
@@ -197,6 +240,9 @@ impl PairAlignModel {
             if keep.len() < active.len() {
                 cache.retain(&keep)?;
                 active = keep.iter().map(|&i| active[i]).collect();
+                if let Some(c) = centres {
+                    rows = active.iter().map(|&b| c[b].clone()).collect();
+                }
             }
             inputs = next;
         }

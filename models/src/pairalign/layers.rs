@@ -224,12 +224,37 @@ pub(crate) fn key_mask(lens: &[usize], s: usize, device: &Device) -> Result<Tens
     Ok(Tensor::from_vec(m, (lens.len(), 1, 1, s), device)?)
 }
 
-/// `[1, 1, L, L]` additive causal mask: position `i` sees positions `0..=i`.
-pub(crate) fn causal_mask(l: usize, device: &Device) -> Result<Tensor> {
+/// `[1, 1, L, L]` additive causal mask: position `i` sees positions `0..=i`, only the last
+/// `context` before it when `context > 0`.
+pub(crate) fn causal_mask(l: usize, context: usize, device: &Device) -> Result<Tensor> {
+    let sees = |i: usize, j: usize| j <= i && (context == 0 || i - j <= context);
     let m: Vec<f32> = (0..l)
-        .flat_map(|i| (0..l).map(move |j| if j <= i { 0.0 } else { MASKED }))
+        .flat_map(|i| (0..l).map(move |j| if sees(i, j) { 0.0 } else { MASKED }))
         .collect();
     Ok(Tensor::from_vec(m, (1, 1, l, l), device)?)
+}
+
+/// `[B, 1, T, T]` additive mask of a banded self-attention over rows of `lens[b]` valid
+/// positions: a valid position sees the valid ones within `window` of it; a padding position
+/// sees the padding within `window` of it (never nothing, which would make its softmax NaN,
+/// and NaN times a zero weight later is still NaN).
+pub(crate) fn band_mask(
+    lens: &[usize],
+    t: usize,
+    window: usize,
+    device: &Device,
+) -> Result<Tensor> {
+    let mut m = vec![MASKED; lens.len() * t * t];
+    for (rows, &len) in m.chunks_exact_mut((t * t).max(1)).zip(lens) {
+        for (i, row) in rows.chunks_exact_mut(t.max(1)).enumerate() {
+            for (j, cell) in row.iter_mut().enumerate() {
+                if i.abs_diff(j) <= window && (j < len) == (i < len) {
+                    *cell = 0.0;
+                }
+            }
+        }
+    }
+    Ok(Tensor::from_vec(m, (lens.len(), 1, t, t), device)?)
 }
 
 #[cfg(test)]

@@ -30,6 +30,8 @@ pub struct TeacherBatch {
     pub desired_len: Tensor,
     /// Positions (inputs) of each row.
     pub lens: Vec<usize>,
+    /// Each row's [`super::TeacherExample::centres`].
+    pub centres: Vec<Vec<f64>>,
 }
 
 impl TeacherBatch {
@@ -73,6 +75,7 @@ impl TeacherBatch {
             time_mask: Tensor::from_vec(time_mask, (b, l), device)?,
             desired_len: Tensor::from_vec(desired, b, device)?,
             lens: examples.iter().map(|e| e.input.len()).collect(),
+            centres: examples.iter().map(|e| e.centres.clone()).collect(),
         })
     }
 
@@ -108,6 +111,7 @@ impl TeacherBatch {
             time_mask: pick(&self.time_mask)?,
             desired_len: pick(&self.desired_len)?,
             lens,
+            centres: rows.iter().map(|&r| self.centres[r].clone()).collect(),
         })
     }
 }
@@ -162,7 +166,7 @@ pub fn paired_teacher_forcing(
     } else {
         cond.clone()
     };
-    let out = model.forward_teacher(&cond, &batch.input)?;
+    let out = model.forward_batch(&cond, batch)?;
     let lp = (token_log_probs(&out.logits, &batch.target)? * &batch.mask)?;
     let half = |start: usize| -> Result<Tensor> {
         let lp = lp.narrow(0, start, n)?.sum_all()?;
@@ -190,7 +194,7 @@ pub fn likelihood_matrix(
     let targets: Vec<usize> = (0..b).flat_map(|i| std::iter::repeat_n(i, b)).collect();
     let conds: Vec<usize> = (0..b).flat_map(|_| 0..b).collect();
     let rows = batch.select(&targets)?;
-    let out = model.forward_teacher(&cond.select(&conds)?, &rows.input)?;
+    let out = model.forward_batch(&cond.select(&conds)?, &rows)?;
     Ok(sequence_log_likelihood(&out, &rows)?.reshape((b, b))?)
 }
 
@@ -295,9 +299,9 @@ pub fn measure_bypass(
             t.mean_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()?,
         ))
     };
-    let own = model.forward_teacher(cond, &batch.input)?;
+    let own = model.forward_batch(cond, batch)?;
     let shifted: Vec<usize> = (0..b).map(|i| (i + 1) % b).collect();
-    let other = model.forward_teacher(&cond.select(&shifted)?, &batch.input)?;
+    let other = model.forward_batch(&cond.select(&shifted)?, batch)?;
     Ok(Bypass {
         true_ll: mean(sequence_log_likelihood(&own, batch)?.detach())?,
         shuffled_ll: mean(sequence_log_likelihood(&other, batch)?.detach())?,
@@ -367,6 +371,7 @@ mod tests {
             time_mask: z,
             desired_len: Tensor::new(desired, &dev).unwrap(),
             lens: lens.to_vec(),
+            centres: vec![vec![]; b],
         }
     }
 

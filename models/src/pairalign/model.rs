@@ -14,8 +14,10 @@
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{Embedding, Init, Linear, Module, VarBuilder, VarMap};
 
-use super::layers::{apply, causal_mask, key_mask, linear, sinusoids, Attention, LayerNorm, Mlp};
-use super::PairAlignConfig;
+use super::layers::{
+    apply, band_mask, causal_mask, key_mask, linear, sinusoids, Attention, LayerNorm, Mlp,
+};
+use super::{Anchors, PairAlignConfig, TeacherBatch};
 use crate::vq::{subsampled_len, Encoder, CODE_FRAME_MS};
 use crate::{Error, Result, VqTokenizer};
 
@@ -89,7 +91,7 @@ impl ConditionLayer {
         })
     }
 
-    /// `x`: `[B, T, d]`; `mask`: the `[B, 1, 1, T]` key mask.
+    /// `x`: `[B, T, d]`; `mask`: the `[B, 1, 1, T]` key mask, or a `[B, 1, T, T]` one.
     pub fn forward(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let x = (x + self
             .attn
@@ -106,6 +108,8 @@ pub struct Conditioner {
     layers: Vec<ConditionLayer>,
     norm: LayerNorm,
     d_model: usize,
+    window: usize,
+    positions: bool,
 }
 
 impl Conditioner {
@@ -119,6 +123,8 @@ impl Conditioner {
             layers,
             norm: LayerNorm::load(cfg.d_model, cfg.layer_norm_eps, vb.pp("norm"))?,
             d_model: cfg.d_model,
+            window: cfg.cond_window,
+            positions: cfg.absolute_positions,
         })
     }
 
@@ -127,9 +133,17 @@ impl Conditioner {
         let (_, t, _) = z.dims3()?;
         let device = z.device();
         let mask = key_mask(lens, t, device)?;
-        let mut x = apply(&self.proj, z)?.broadcast_add(&sinusoids(t, self.d_model, device)?)?;
+        let mut x = apply(&self.proj, z)?;
+        if self.positions {
+            x = x.broadcast_add(&sinusoids(t, self.d_model, device)?)?;
+        }
+        let self_mask = if self.window > 0 && !self.layers.is_empty() {
+            band_mask(lens, t, self.window, device)?
+        } else {
+            mask.clone()
+        };
         for layer in &self.layers {
-            x = layer.forward(&x, &mask)?;
+            x = layer.forward(&x, &self_mask)?;
         }
         Ok(Condition {
             states: self.norm.forward(&x)?,
@@ -210,19 +224,26 @@ impl DecoderLayer {
     /// One decoding step: `x` `[B, 1, d]` is the newest position; its keys and values are
     /// appended to `cache`, and it attends to every cached position (all earlier, so no causal
     /// mask is needed) and to the condition (`cond_mask`).
+    /// With `context > 0` only the last `context` earlier positions stay in the cache.
     pub(crate) fn step(
         &self,
         x: &Tensor,
         cache: &mut LayerCache,
         cond_mask: &Tensor,
+        context: usize,
     ) -> Result<Tensor> {
         let h = self.norm_self.forward(x)?;
         let q = self.self_attn.queries(&h)?;
         let (k, v) = self.self_attn.keys_values(&h)?;
-        let (k, v) = match (&cache.self_k, &cache.self_v) {
+        let (mut k, mut v) = match (&cache.self_k, &cache.self_v) {
             (Some(pk), Some(pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
             _ => (k, v),
         };
+        let kept = k.dim(2)?;
+        if context > 0 && kept > context + 1 {
+            k = k.narrow(2, kept - context - 1, context + 1)?.contiguous()?;
+            v = v.narrow(2, kept - context - 1, context + 1)?.contiguous()?;
+        }
         let x = (x + self.self_attn.attend(&q, &k, &v, None)?)?;
         cache.self_k = Some(k);
         cache.self_v = Some(v);
@@ -260,6 +281,11 @@ pub struct Decoder {
     alignment_sigma: f64,
     decode_alignment_sigma: f64,
     token_rate: f64,
+    anchors: Anchors,
+    /// A whole window's condition frames: the unit of the prior's width when anchored.
+    window_cond_frames: usize,
+    context: usize,
+    positions: bool,
 }
 
 impl Decoder {
@@ -295,6 +321,10 @@ impl Decoder {
                 cfg.alignment_sigma
             },
             token_rate: cfg.token_rate,
+            anchors: cfg.anchors,
+            window_cond_frames: subsampled_len(cfg.window_frames),
+            context: cfg.decoder_context,
+            positions: cfg.absolute_positions,
         })
     }
 
@@ -307,21 +337,34 @@ impl Decoder {
         lens: &[usize],
         positions: std::ops::Range<usize>,
         sigma: f64,
+        centres: Centres<'_>,
     ) -> Result<Tensor> {
         if sigma <= 0.0 {
             return Ok(mask.clone());
         }
         let t = mask.dim(D::Minus1)?;
         let p = positions.len();
-        let bias = alignment_bias(lens, positions, t, sigma, self.token_rate);
+        let bias = match centres {
+            Centres::Grid => alignment_bias(lens, positions, t, sigma, self.token_rate),
+            Centres::Frames(rows) => {
+                let sigma_frames = sigma * self.window_cond_frames as f64;
+                anchored_bias(lens, rows, positions, t, sigma_frames)
+            }
+        };
         let bias = Tensor::from_vec(bias, (lens.len(), 1, p, t), mask.device())?;
         Ok(mask.broadcast_add(&bias)?)
     }
 
     /// Teacher-forced pass over `input` (`[B, L]` u32, BOS first, right-padded with any id):
     /// every position attends to itself and the positions before it, so padding after a
-    /// row's end changes nothing before it.
-    pub fn forward(&self, input: &Tensor, cond: &Condition) -> Result<TeacherOutput> {
+    /// row's end changes nothing before it. `centres` are the prior's centres (in condition
+    /// frames) of each row's positions, used when the model is anchored (`anchors` `vq-runs`).
+    pub fn forward(
+        &self,
+        input: &Tensor,
+        cond: &Condition,
+        centres: &[Vec<f64>],
+    ) -> Result<TeacherOutput> {
         let (_, l) = input.dims2()?;
         if l > self.max_tokens {
             return Err(Error::BadInput(format!(
@@ -330,14 +373,26 @@ impl Decoder {
             )));
         }
         let device = input.device();
-        let pos = self.pos.embeddings().narrow(0, 0, l)?;
-        let mut x = self.embed.forward(input)?.broadcast_add(&pos)?;
-        let causal = causal_mask(l, device)?;
-        let cross_mask = self.cross_mask(&cond.mask, &cond.lens, 0..l, self.alignment_sigma)?;
+        let mut x = self.embed.forward(input)?;
+        if self.positions {
+            x = x.broadcast_add(&self.pos.embeddings().narrow(0, 0, l)?)?;
+        }
+        let causal = causal_mask(l, self.context, device)?;
+        let centres = self.centres(centres);
+        let cross_mask =
+            self.cross_mask(&cond.mask, &cond.lens, 0..l, self.alignment_sigma, centres)?;
         for layer in &self.layers {
             x = layer.forward(&x, &causal, cond, &cross_mask)?;
         }
         self.heads(&x)
+    }
+
+    /// `Centres::Frames(rows)` when the model is anchored, else the grid.
+    pub(crate) fn centres<'a>(&self, rows: &'a [Vec<f64>]) -> Centres<'a> {
+        match self.anchors {
+            Anchors::Grid => Centres::Grid,
+            Anchors::VqRuns => Centres::Frames(rows),
+        }
     }
 
     /// LM and timing heads over decoder states `[B, L, d]`.
@@ -354,7 +409,7 @@ impl Decoder {
 
     /// One decoding step at position `pos`: `tokens` `[B]` u32 are the inputs there;
     /// `cond_mask` and `lens` are the condition's key mask and valid frames. Returns
-    /// `[B, 1, vocab]` logits and `[B, 1]` times.
+    /// `[B, 1, vocab]` logits and `[B, 1]` times. `centres` places the alignment prior.
     pub(crate) fn step(
         &self,
         tokens: &Tensor,
@@ -362,6 +417,7 @@ impl Decoder {
         caches: &mut [LayerCache],
         cond_mask: &Tensor,
         lens: &[usize],
+        centres: Centres<'_>,
     ) -> Result<TeacherOutput> {
         if pos >= self.max_tokens {
             return Err(Error::BadInput(format!(
@@ -370,19 +426,35 @@ impl Decoder {
             )));
         }
         let b = tokens.dim(0)?;
-        let p = self.pos.embeddings().narrow(0, pos, 1)?;
-        let mut x = self
-            .embed
-            .forward(tokens)?
-            .broadcast_add(&p)?
-            .reshape((b, 1, ()))?;
-        let cross_mask =
-            self.cross_mask(cond_mask, lens, pos..pos + 1, self.decode_alignment_sigma)?;
+        let mut x = self.embed.forward(tokens)?;
+        if self.positions {
+            x = x.broadcast_add(&self.pos.embeddings().narrow(0, pos, 1)?)?;
+        }
+        let mut x = x.reshape((b, 1, ()))?;
+        let cross_mask = self.cross_mask(
+            cond_mask,
+            lens,
+            pos..pos + 1,
+            self.decode_alignment_sigma,
+            centres,
+        )?;
         for (layer, cache) in self.layers.iter().zip(caches.iter_mut()) {
-            x = layer.step(&x, cache, &cross_mask)?;
+            x = layer.step(&x, cache, &cross_mask, self.context)?;
         }
         self.heads(&x)
     }
+}
+
+/// Where the alignment prior expects each decoder position's token.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Centres<'a> {
+    /// Evenly spread over each row's clip ([`alignment_bias`]). Fixed relative to the window,
+    /// not to the audio in it.
+    Grid,
+    /// Given per row, in condition frames: position `k` of row `b` at `rows[b][k]` (the
+    /// clip's last frame past its end), e.g. the middles of the row's VQ segments
+    /// ([`super::vq_anchors`]), which move with the audio ([`anchored_bias`]).
+    Frames(&'a [Vec<f64>]),
 }
 
 /// The alignment prior's bias, `[rows, positions, t]` flattened: for row `b` of `lens[b]` valid
@@ -406,6 +478,31 @@ fn alignment_bias(
             let centre = ((k as f64 + 0.5) / expected).min(1.0);
             bias.extend((0..t).map(|f| {
                 let x = (f as f64 + 0.5) / f_len - centre;
+                (-(x * x) * inv) as f32
+            }));
+        }
+    }
+    bias
+}
+
+/// The anchored prior's bias, `[rows, positions, t]` flattened: for row `b`, position `k` and
+/// frame `f`, `-(f + 0.5 - c)^2 / (2 sigma^2)` in condition frames, `c = rows[b][k]`, or the
+/// row's end (`lens[b]`) for a position past its centres (EOS).
+fn anchored_bias(
+    lens: &[usize],
+    rows: &[Vec<f64>],
+    positions: std::ops::Range<usize>,
+    t: usize,
+    sigma_frames: f64,
+) -> Vec<f32> {
+    let inv = 1.0 / (2.0 * sigma_frames * sigma_frames).max(f64::MIN_POSITIVE);
+    let mut bias = Vec::with_capacity(lens.len() * positions.len() * t);
+    for (b, &frames) in lens.iter().enumerate() {
+        let row = rows.get(b).map_or(&[][..], Vec::as_slice);
+        for k in positions.clone() {
+            let centre = row.get(k).copied().unwrap_or(frames as f64);
+            bias.extend((0..t).map(|f| {
+                let x = f as f64 + 0.5 - centre;
                 (-(x * x) * inv) as f32
             }));
         }
@@ -458,6 +555,26 @@ impl PairAlignModel {
     /// Teacher-forced logits and times of `input` (`[B, L]` u32: BOS, then the target tokens,
     /// right-padded) under `cond`.
     pub fn forward_teacher(&self, cond: &Condition, input: &Tensor) -> Result<TeacherOutput> {
+        if self.cfg.anchors != Anchors::Grid {
+            return Err(Error::BadInput(
+                "an anchored model needs each position's centre: use forward_batch".into(),
+            ));
+        }
+        self.forward_anchored(cond, input, &[])
+    }
+
+    /// Teacher-forced logits and times of `batch`'s inputs under `cond`, the prior of an
+    /// anchored model (`anchors` `vq-runs`) on the batch's centres.
+    pub fn forward_batch(&self, cond: &Condition, batch: &TeacherBatch) -> Result<TeacherOutput> {
+        self.forward_anchored(cond, &batch.input, &batch.centres)
+    }
+
+    fn forward_anchored(
+        &self,
+        cond: &Condition,
+        input: &Tensor,
+        centres: &[Vec<f64>],
+    ) -> Result<TeacherOutput> {
         if input.dim(0)? != cond.len() {
             return Err(Error::BadInput(format!(
                 "{} token rows for {} conditions",
@@ -465,7 +582,7 @@ impl PairAlignModel {
                 cond.len()
             )));
         }
-        self.decoder.forward(input, cond)
+        self.decoder.forward(input, cond, centres)
     }
 }
 
@@ -533,7 +650,7 @@ pub(crate) fn expected_shapes(
 
 #[cfg(test)]
 mod tests {
-    use super::alignment_bias;
+    use super::{alignment_bias, anchored_bias};
 
     #[test]
     fn alignment_bias_peaks_where_each_token_is_expected() {
@@ -556,5 +673,27 @@ mod tests {
         assert!(row[72].abs() < 1e-6);
         assert!((row[72 + 15] + 0.5).abs() < 1e-3, "{}", row[72 + 15]);
         assert!((row[72 - 45] + 4.5).abs() < 1e-3, "{}", row[72 - 45]);
+    }
+
+    #[test]
+    fn anchored_bias_follows_given_centres() {
+        // Two rows of 100 frames; row 0's tokens at frames 10 and 75.5, row 1's at 50; past a
+        // row's centres, its end.
+        let t = 100;
+        let rows = vec![vec![10.0, 75.5], vec![50.0]];
+        let bias = anchored_bias(&[100, 80], &rows, 0..2, t, 5.0);
+        let argmax = |row: usize, k: usize| {
+            let at = (row * 2 + k) * t;
+            let r = &bias[at..at + t];
+            (0..t).max_by(|&a, &b| r[a].total_cmp(&r[b])).unwrap_or(0)
+        };
+        // Frame f's middle is f + 0.5: 10 lies between frames 9 and 10.
+        assert!((9..=10).contains(&argmax(0, 0)));
+        assert_eq!(argmax(0, 1), 75);
+        assert!((49..=50).contains(&argmax(1, 0)));
+        assert!((79..=80).contains(&argmax(1, 1)));
+        // Sigma 5 frames: 5 frames away costs 0.5, in frames whatever the clip's length.
+        let r = &bias[t..2 * t];
+        assert!((r[80] + 0.5).abs() < 1e-6, "{}", r[80]);
     }
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::model::expected_shapes;
-use super::{init_from_vq, PairAlignConfig, PairAlignModel};
+use super::{init_from_vq, vq_anchors, Anchors, PairAlignConfig, PairAlignModel};
 use crate::tokenizer::{TokenString, Tokenizer};
 use crate::train::seeded_varmap;
 use crate::vq::{subsampled_len, MelNorm, CONFIG_FILE, WEIGHTS_FILE};
@@ -57,6 +57,8 @@ pub struct PairAlignTokenizer {
     mean: Tensor,
     std: Tensor,
     mel: LogMel,
+    /// The VQ tokenizer whose segments anchor decoding (`anchors` `vq-runs`).
+    anchor_vq: Option<VqTokenizer>,
 }
 
 impl std::fmt::Debug for PairAlignTokenizer {
@@ -145,7 +147,34 @@ impl PairAlignTokenizer {
             mean,
             std,
             mel: LogMel::new(),
+            anchor_vq: None,
         })
+    }
+
+    /// Whether the config decodes on the segments of a VQ tokenizer, which
+    /// [`Self::with_anchor_vq`] must then supply.
+    pub fn needs_anchor_vq(&self) -> bool {
+        self.cfg.anchors == Anchors::VqRuns
+    }
+
+    /// Attaches the VQ tokenizer `vq` (the one the model was initialized from, whose encoder
+    /// config it shares) for decoding anchored on its segments. The weights hash then covers
+    /// it and the decoding mode, so a database indexed one way refuses queries the other.
+    pub fn with_anchor_vq(mut self, vq: VqTokenizer) -> Result<Self> {
+        if vq.config() != &self.cfg.encoder {
+            return Err(Error::BadConfig(format!(
+                "the anchoring VQ model's config {:?} differs from the PairAlign encoder's {:?}",
+                vq.config(),
+                self.cfg.encoder
+            )));
+        }
+        let mut h = Sha256::new();
+        h.update(self.hash.as_bytes());
+        h.update(b"\0anchors=vq-runs\0");
+        h.update(vq.weights_hash().as_bytes());
+        self.hash = hex(&h.finalize());
+        self.anchor_vq = Some(vq);
+        Ok(self)
     }
 
     /// Writes `dir/model.safetensors` and `dir/config.json`, creating `dir`.
@@ -259,6 +288,33 @@ impl PairAlignTokenizer {
             return Ok(vec![TokenString::default(); mels.len()]);
         };
         let cond = self.model.encode(&x, Some(&lens))?;
+        if self.needs_anchor_vq() {
+            let vq = self.anchor_vq.as_ref().ok_or_else(|| {
+                Error::BadConfig(
+                    "this PairAlign model decodes on VQ segments (anchors vq-runs) and no \
+                     VQ tokenizer is attached"
+                        .into(),
+                )
+            })?;
+            let anchors: Vec<Vec<(u32, f64)>> = vq
+                .frame_codes(mels)?
+                .iter()
+                .map(|codes| vq_anchors(&self.cfg.vq_segments(codes), codes.len()))
+                .collect();
+            let centres: Vec<Vec<f64>> = anchors
+                .iter()
+                .map(|a| a.iter().map(|&(_, c)| c).collect())
+                .collect();
+            let decoded = self.model.decode_greedy_anchored(&cond, &centres)?;
+            return Ok(decoded
+                .into_iter()
+                .zip(anchors)
+                .map(|(d, a)| TokenString {
+                    times_ms: a.iter().take(d.tokens.len()).map(|&(t, _)| t).collect(),
+                    tokens: d.tokens,
+                })
+                .collect());
+        }
         let decoded = self.model.decode_greedy(&cond)?;
         Ok(decoded
             .iter()

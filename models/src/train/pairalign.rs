@@ -37,7 +37,7 @@ use super::vq::DataFingerprint;
 use super::{seeded_varmap, AdamW, AdamWConfig, LrSchedule, LOG_FILE};
 use crate::pairalign::{
     contrast_loss, expected_length, init_from_vq, length_loss, likelihood_matrix, measure_bypass,
-    paired_teacher_forcing, teacher_example, timing_loss, vq_targets, CorruptionRates, EmaTeacher,
+    paired_teacher_forcing, teacher_example, timing_loss, Anchors, CorruptionRates, EmaTeacher,
     PairAlignConfig, PairAlignModel, PairAlignTokenizer, TeacherBatch, TeacherExample,
 };
 use crate::tokenizer::TokenString;
@@ -814,7 +814,7 @@ impl MicroInput<'_> {
         if !vq_rows.is_empty() {
             let rows: Vec<&[f32]> = vq_rows.iter().map(|&r| mels[r]).collect();
             for (&r, codes) in vq_rows.iter().zip(self.vq.frame_codes(&rows)?) {
-                targets[r] = vq_targets(&codes, cfg.token_rate);
+                targets[r] = cfg.vq_segments(&codes);
             }
         }
         let teacher_rows = rows_from(true);
@@ -967,6 +967,13 @@ pub(crate) fn cut_spans(
 /// Rejects configs the loop cannot run.
 fn check_config(cfg: &PairAlignTrainConfig, cache: &FeatureCache) -> Result<()> {
     cfg.model.validate()?;
+    if cfg.model.anchors == Anchors::VqRuns && cfg.model.components.ema_teacher {
+        return Err(Error::BadConfig(
+            "anchors vq-runs with the EMA teacher is not supported yet: the teacher decodes on \
+             the grid (switch components.ema_teacher off)"
+                .into(),
+        ));
+    }
     if cfg.batch_size == 0 || cfg.steps == 0 {
         return Err(Error::BadConfig(
             "steps and batch_size must be at least 1".into(),
