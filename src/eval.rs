@@ -232,6 +232,22 @@ fn subject(name: &str) -> anyhow::Result<Subject> {
             .with_context(|| format!("vq-targets needs VQ weights; {weights} is not"))?;
         return Ok(Subject::tokens(name, Box::new(CompactedVq::new(vq, rate))));
     }
+    if let Some(rest) = name.strip_prefix("vq-local@") {
+        // VQ's codes compacted by local passes (`target_passes`): `vq-local@PASSES[:DIR]`.
+        let (passes, weights) = rest.split_once(':').unwrap_or((rest, "vq"));
+        let passes = passes
+            .parse::<usize>()
+            .ok()
+            .filter(|p| (1..=20).contains(p))
+            .with_context(|| format!("{name}: the passes after @ are 1 to 20"))?;
+        let vq = crate::tokenize::load_tokenizer(weights)?
+            .into_vq()
+            .with_context(|| format!("vq-local needs VQ weights; {weights} is not"))?;
+        return Ok(Subject::tokens(
+            name,
+            Box::new(CompactedVq::local(vq, passes)),
+        ));
+    }
     Ok(match name.strip_prefix("dense") {
         Some("") => pooled("vq")?,
         Some(rest) if rest.starts_with(':') => pooled(&rest[1..])?,

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use pairalign_models::pairalign::vq_targets;
+use pairalign_models::pairalign::{local_targets, vq_targets, PairAlignConfig};
 use pairalign_models::{TokenString, Tokenizer, VqTokenizer};
 use serde::Serialize;
 
@@ -52,6 +52,9 @@ impl Embedder for PooledEncoder {
 pub struct CompactedVq {
     vq: VqTokenizer,
     token_rate: f64,
+    /// Local passes ([`pairalign_models::pairalign::local_targets`]) instead of the rate when
+    /// above 0.
+    passes: usize,
     id: String,
     mel: pairalign_datasets::mel::LogMel,
 }
@@ -63,8 +66,20 @@ impl CompactedVq {
         CompactedVq {
             vq,
             token_rate,
+            passes: 0,
             id,
             mel: pairalign_datasets::mel::LogMel::new(),
+        }
+    }
+
+    /// `vq`'s codes compacted by `passes` local passes (`target_passes` of a PairAlign config;
+    /// the `vq-local@PASSES` subject), each clip in 3 s windows as the index cuts it.
+    pub fn local(vq: VqTokenizer, passes: usize) -> CompactedVq {
+        let id = format!("{}-local@{passes}", vq.id());
+        CompactedVq {
+            passes: passes.max(1),
+            id,
+            ..CompactedVq::new(vq, PairAlignConfig::default().token_rate)
         }
     }
 }
@@ -89,6 +104,24 @@ impl Tokenizer for CompactedVq {
     }
 
     fn tokenize_mels(&self, mels: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
+        if self.passes > 0 {
+            // Window by window, as the index and the PairAlign tokenizer cut a recording.
+            let window = PairAlignConfig::default().window_frames * self.vq.config().n_mels;
+            return mels
+                .iter()
+                .map(|mel| {
+                    let pieces: Vec<&[f32]> = mel.chunks(window).collect();
+                    let mut out = TokenString::default();
+                    for (k, codes) in self.vq.frame_codes(&pieces)?.iter().enumerate() {
+                        let ts = local_targets(codes, self.passes);
+                        let offset = (k * window / self.vq.config().n_mels) as u32 * 10;
+                        out.tokens.extend(ts.tokens);
+                        out.times_ms.extend(ts.times_ms.iter().map(|t| t + offset));
+                    }
+                    Ok(out)
+                })
+                .collect();
+        }
         Ok(self
             .vq
             .frame_codes(mels)?

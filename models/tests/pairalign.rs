@@ -987,46 +987,56 @@ fn a_few_training_steps_lower_every_loss_term() {
 fn a_local_anchored_model_trains_and_tokenizes_one_token_per_segment() {
     let dir = tempfile::tempdir().unwrap();
     let cache = tiny_cache(&dir.path().join("f.feat"), 8);
-    let mut cfg = tiny_train_config(20);
-    cfg.log_every = 5;
-    cfg.model = PairAlignConfig {
-        anchors: Anchors::VqRuns,
-        target_passes: 2,
-        ..local_config()
-    };
-    cfg.model.layers = 1;
-    cfg.model.components.ema_teacher = false;
-    let out = dir.path().join("run");
-    let mut trainer =
-        PairAlignTrainer::new(&cache, cfg.clone(), tiny_vq(&cache), &out, &Device::Cpu).unwrap();
-    let records = train(&mut trainer);
-    let (first, last) = (&records[0], records.last().unwrap());
-    assert!(
-        last.teacher_forcing < first.teacher_forcing,
-        "{first:?}\n{last:?}"
-    );
-    assert!(last.contrast.unwrap() < first.contrast.unwrap());
-    // Opened by folder, it anchors on the run's own VQ tokenizer (init-vq), one token per
-    // segment of the local compaction.
-    let tok = AnyTokenizer::open(out.to_str().unwrap(), &Device::Cpu).unwrap();
-    let vq = VqTokenizer::load(out.join(INIT_VQ_DIR), &Device::Cpu).unwrap();
-    let mut buf = vec![];
-    cache.view(0, 1).to_f32(&mut buf);
-    let strings = tok.tokenize_mels(&[&buf]).unwrap();
-    let codes = vq.frame_codes(&[&buf]).unwrap();
-    let segments = local_targets(&codes[0], 2);
-    assert_eq!(strings[0].times_ms, segments.times_ms);
-    // With the EMA teacher, anchored training is refused.
-    cfg.model.components.ema_teacher = true;
-    let err = PairAlignTrainer::new(
-        &cache,
-        cfg,
-        tiny_vq(&cache),
-        &dir.path().join("x"),
-        &Device::Cpu,
-    )
-    .unwrap_err();
-    assert!(err.to_string().contains("EMA teacher"), "{err}");
+    for drafts in [false, true] {
+        let mut cfg = tiny_train_config(20);
+        cfg.log_every = 5;
+        cfg.model = PairAlignConfig {
+            anchors: Anchors::VqRuns,
+            target_passes: 2,
+            draft_tokens: drafts,
+            ..local_config()
+        };
+        cfg.model.layers = 1;
+        cfg.model.components.ema_teacher = false;
+        let out = dir.path().join(format!("run-{drafts}"));
+        let mut trainer =
+            PairAlignTrainer::new(&cache, cfg.clone(), tiny_vq(&cache), &out, &Device::Cpu)
+                .unwrap();
+        let records = train(&mut trainer);
+        let (first, last) = (&records[0], records.last().unwrap());
+        assert!(
+            last.teacher_forcing < first.teacher_forcing,
+            "drafts {drafts}: {first:?}\n{last:?}"
+        );
+        assert!(last.contrast.unwrap() < first.contrast.unwrap());
+        // Opened by folder, it anchors on the run's own VQ tokenizer (init-vq), one token per
+        // segment of the local compaction.
+        let tok = AnyTokenizer::open(out.to_str().unwrap(), &Device::Cpu).unwrap();
+        let vq = VqTokenizer::load(out.join(INIT_VQ_DIR), &Device::Cpu).unwrap();
+        let mut buf = vec![];
+        cache.view(0, 1).to_f32(&mut buf);
+        let strings = tok.tokenize_mels(&[&buf]).unwrap();
+        let codes = vq.frame_codes(&[&buf]).unwrap();
+        let segments = local_targets(&codes[0], 2);
+        assert_eq!(strings[0].times_ms, segments.times_ms);
+        if drafts {
+            // A model that reads drafts refuses to decode without them.
+            let pa = tok.as_pairalign().unwrap();
+            let cond = condition(pa, &[&buf]);
+            let centres = vec![vec![1.0, 5.0]];
+            let err = pa
+                .model()
+                .decode_greedy_anchored(&cond, &centres, None)
+                .unwrap_err();
+            assert!(err.to_string().contains("draft"), "{err}");
+        }
+        // With the EMA teacher, anchored training is refused.
+        cfg.model.components.ema_teacher = true;
+        let other = dir.path().join("x");
+        let err =
+            PairAlignTrainer::new(&cache, cfg, tiny_vq(&cache), &other, &Device::Cpu).unwrap_err();
+        assert!(err.to_string().contains("EMA teacher"), "{err}");
+    }
 }
 
 #[test]
@@ -1131,6 +1141,34 @@ fn a_warm_start_takes_a_trained_model_and_trains_on_spans() {
     .unwrap();
     let err = third.warm_start(&trained).unwrap_err();
     assert!(err.to_string().contains("has no tensor"), "{err}");
+    // A model with draft tokens starts them from the LM head's rows (a zero row for "no
+    // draft"), which the trained model has and it lacks.
+    let mut drafts = tiny_train_config(2);
+    drafts.model.anchors = Anchors::VqRuns;
+    drafts.model.draft_tokens = true;
+    drafts.model.components.ema_teacher = false;
+    let mut fourth = PairAlignTrainer::new(
+        &cache,
+        drafts.clone(),
+        tiny_vq(&cache),
+        &dir.path().join("d"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    fourth.warm_start(&trained).unwrap();
+    let tok = fourth.tokenizer().unwrap();
+    let draft = &tok.weights()["decoder.draft.weight"];
+    let head = &trained.weights()["decoder.lm_head.weight"];
+    let codes = drafts.model.codebook_size();
+    assert_eq!(
+        max_diff(
+            &draft.narrow(0, 0, codes).unwrap(),
+            &head.narrow(0, 0, codes).unwrap()
+        ),
+        0.0
+    );
+    let none: Vec<f32> = draft.get(codes).unwrap().to_vec1().unwrap();
+    assert!(none.iter().all(|&x| x == 0.0));
 }
 
 #[test]

@@ -245,6 +245,12 @@ pub struct PairAlignConfig {
     /// whose strings of the same audio agree in any window.
     #[serde(default)]
     pub target_passes: usize,
+    /// Draft tokens (anchored models only): each decoder position also gets, through its own
+    /// embedding (`decoder.draft`), the VQ-derived code of the segment it is anchored on, so
+    /// the decoder starts from the VQ string and learns what to change rather than every
+    /// token from the condition alone.
+    #[serde(default)]
+    pub draft_tokens: bool,
     /// Condition frames (50 Hz) on each side that a frame of the condition transformer
     /// attends to; 0: the whole clip (pairalign-v1). A bound makes the condition of a frame
     /// the same whichever window it is in, except near the window's edges.
@@ -289,6 +295,7 @@ impl Default for PairAlignConfig {
             decode_alignment_sigma: 0.03,
             anchors: Anchors::Grid,
             target_passes: 0,
+            draft_tokens: false,
             cond_window: 0,
             decoder_context: 0,
             absolute_positions: true,
@@ -299,6 +306,11 @@ impl Default for PairAlignConfig {
 }
 
 impl PairAlignConfig {
+    /// The draft id of a position with no segment (EOS): one past the codes.
+    pub fn no_draft(&self) -> u32 {
+        self.encoder.codebook_size as u32
+    }
+
     /// The VQ-derived string of a clip's 50 Hz frame codes: [`super::vq_targets`] at
     /// `token_rate`, or [`super::local_targets`] when `target_passes` > 0.
     pub fn vq_segments(&self, frame_codes: &[u16]) -> crate::TokenString {
@@ -339,6 +351,9 @@ impl PairAlignConfig {
             if !(0.0..=10.0).contains(&sigma) {
                 return bad(format!("{name} must be in [0, 10], got {sigma}"));
             }
+        }
+        if self.draft_tokens && self.anchors != Anchors::VqRuns {
+            return bad("draft_tokens needs anchors vq-runs".into());
         }
         if !(1..=30).contains(&self.query_phases) {
             return bad(format!(

@@ -64,6 +64,10 @@ pub struct TeacherExample {
     /// fraction of the target's view, scaled to the condition's), the condition's end for EOS.
     /// An anchored model's prior is centred there (`anchors` `vq-runs`).
     pub centres: Vec<f64>,
+    /// The draft token of each position (`draft_tokens`; empty until
+    /// [`TeacherExample::set_drafts`]): the condition's VQ-derived code where the token to
+    /// predict is, [`PairAlignConfig::no_draft`] for EOS.
+    pub drafts: Vec<u32>,
     /// Tokens the decoding of this clip should produce (duration x token rate), the length
     /// loss's target.
     pub desired_len: f64,
@@ -73,6 +77,28 @@ pub struct TeacherExample {
     pub inserted: usize,
     /// True tokens not fed.
     pub deleted: usize,
+}
+
+impl TeacherExample {
+    /// Sets each position's draft from the condition's VQ-derived string `cond_segments`
+    /// (each token timed at its segment's start): the code of the segment that holds the
+    /// position's centre.
+    pub fn set_drafts(&mut self, cfg: &PairAlignConfig, cond_segments: &TokenString) {
+        let starts = &cond_segments.times_ms;
+        self.drafts = self
+            .target
+            .iter()
+            .zip(&self.centres)
+            .map(|(&target, &centre)| {
+                if target == cfg.eos() || starts.is_empty() {
+                    return cfg.no_draft();
+                }
+                let ms = (centre.max(0.0) * f64::from(CODE_FRAME_MS)) as u32;
+                let k = starts.partition_point(|&t| t <= ms).saturating_sub(1);
+                u32::from(cond_segments.tokens[k])
+            })
+            .collect();
+    }
 }
 
 /// The example for target string `target`, timed in ms from the start of the view it comes
@@ -203,6 +229,33 @@ mod tests {
         );
         assert!((ex.desired_len - 12.7).abs() < 1e-9);
         assert_eq!((ex.substituted, ex.inserted, ex.deleted), (0, 0, 0));
+    }
+
+    #[test]
+    fn centres_and_drafts_follow_the_target_segments() {
+        let cfg = cfg();
+        // Tokens every 40 ms of a 1000 ms view (50 frames), under a condition of 100 frames:
+        // segment k spans [40k, 40k + 40) ms, except the last, which runs to the end.
+        let ts = string(5);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut ex = teacher_example(&cfg, &ts, 50, 100, &CorruptionRates::default(), &mut rng);
+        // Middles at 20, 60, 100, 140 ms and (160 + 1000) / 2 = 580 ms: fractions 0.02, 0.06,
+        // 0.1, 0.14, 0.58 of the view, times 100 condition frames; EOS at the end.
+        let want = [2.0, 6.0, 10.0, 14.0, 58.0, 100.0];
+        for (got, want) in ex.centres.iter().zip(want) {
+            assert!((got - want).abs() < 1e-9, "{:?}", ex.centres);
+        }
+        // The condition's segments: code 100 from 0 ms, 101 from 200 ms (frame 10), 102 from
+        // 1000 ms (frame 50).
+        let cond = TokenString {
+            tokens: vec![100, 101, 102],
+            times_ms: vec![0, 200, 1000],
+        };
+        ex.set_drafts(&cfg, &cond);
+        assert_eq!(ex.drafts, vec![100, 100, 101, 101, 102, cfg.no_draft()]);
+        // No segments: no drafts.
+        ex.set_drafts(&cfg, &TokenString::default());
+        assert!(ex.drafts.iter().all(|&d| d == cfg.no_draft()));
     }
 
     #[test]

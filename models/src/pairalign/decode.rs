@@ -9,7 +9,7 @@
 
 use candle_core::Tensor;
 
-use super::model::{Centres, Condition, LayerCache};
+use super::model::{Centres, Condition, Guide, LayerCache};
 use super::{PairAlignConfig, PairAlignModel};
 use crate::vq::CODE_FRAME_MS;
 use crate::{Error, Result};
@@ -130,18 +130,20 @@ impl PairAlignModel {
         cond: &Condition,
         bounds: &[(usize, usize)],
     ) -> Result<Vec<Decoded>> {
-        self.decode_rows(cond, bounds, None)
+        self.decode_rows(cond, bounds, None, None)
     }
 
     /// Greedy decoding with the alignment prior of row `b`'s `k`-th token centred at
     /// `centres[b][k]` (in condition frames, e.g. from [`super::vq_anchors`]) instead of the
     /// even grid, its width a fraction of a whole window: row `b` gets exactly `centres[b].len()` tokens (at most `max_tokens -
     /// 1`), so the string's length and where each token reads follow the audio, not the
-    /// window.
+    /// window. A model with draft tokens (`draft_tokens`) reads `drafts[b][k]`, the VQ-derived
+    /// code of that segment, at position `k`.
     pub fn decode_greedy_anchored(
         &self,
         cond: &Condition,
         centres: &[Vec<f64>],
+        drafts: Option<&[Vec<u32>]>,
     ) -> Result<Vec<Decoded>> {
         if centres.len() != cond.len() {
             return Err(Error::BadInput(format!(
@@ -155,7 +157,10 @@ impl PairAlignModel {
             .iter()
             .map(|c| (c.len().min(most), c.len().min(most)))
             .collect();
-        self.decode_rows(cond, &bounds, Some(centres))
+        if drafts.is_some_and(|d| d.len() != cond.len()) {
+            return Err(Error::BadInput("one row of drafts per condition".into()));
+        }
+        self.decode_rows(cond, &bounds, Some(centres), drafts)
     }
 
     fn decode_rows(
@@ -163,6 +168,7 @@ impl PairAlignModel {
         cond: &Condition,
         bounds: &[(usize, usize)],
         centres: Option<&[Vec<f64>]>,
+        drafts: Option<&[Vec<u32>]>,
     ) -> Result<Vec<Decoded>> {
         let cfg = self.config();
         if bounds.len() != cond.len() {
@@ -204,16 +210,28 @@ impl PairAlignModel {
             .unwrap_or_default();
         for pos in 0..cfg.max_tokens {
             let tokens = Tensor::from_slice(&inputs, inputs.len(), device)?;
+            let draft = drafts
+                .map(|d| -> Result<Tensor> {
+                    let ids: Vec<u32> = active
+                        .iter()
+                        .map(|&row| d[row].get(pos).copied().unwrap_or(cfg.no_draft()))
+                        .collect();
+                    Ok(Tensor::from_vec(ids, active.len(), device)?)
+                })
+                .transpose()?;
             let step = self.decoder.step(
                 &tokens,
                 pos,
                 &mut cache.layers,
                 &cache.cond_mask,
                 &cache.lens,
-                if centres.is_some() {
-                    Centres::Frames(&rows)
-                } else {
-                    Centres::Grid
+                Guide {
+                    centres: if centres.is_some() {
+                        Centres::Frames(&rows)
+                    } else {
+                        Centres::Grid
+                    },
+                    drafts: draft.as_ref(),
                 },
             )?;
             let logits = step.logits.squeeze(1)?.to_vec2::<f32>()?;

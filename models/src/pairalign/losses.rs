@@ -32,6 +32,9 @@ pub struct TeacherBatch {
     pub lens: Vec<usize>,
     /// Each row's [`super::TeacherExample::centres`].
     pub centres: Vec<Vec<f64>>,
+    /// `[B, L]` u32 draft tokens when every example has them
+    /// ([`super::TeacherExample::drafts`]), padded with `no_draft`.
+    pub drafts: Option<Tensor>,
 }
 
 impl TeacherBatch {
@@ -67,6 +70,15 @@ impl TeacherBatch {
             }
         }
         let desired: Vec<f32> = examples.iter().map(|e| e.desired_len as f32).collect();
+        let drafts = if examples.iter().all(|e| e.drafts.len() == e.input.len()) {
+            let mut d = vec![cfg.no_draft(); b * l];
+            for (r, ex) in examples.iter().enumerate() {
+                d[r * l..r * l + ex.drafts.len()].copy_from_slice(&ex.drafts);
+            }
+            Some(Tensor::from_vec(d, (b, l), device)?)
+        } else {
+            None
+        };
         Ok(TeacherBatch {
             input: Tensor::from_vec(input, (b, l), device)?,
             target: Tensor::from_vec(target, (b, l), device)?,
@@ -76,6 +88,7 @@ impl TeacherBatch {
             desired_len: Tensor::from_vec(desired, b, device)?,
             lens: examples.iter().map(|e| e.input.len()).collect(),
             centres: examples.iter().map(|e| e.centres.clone()).collect(),
+            drafts,
         })
     }
 
@@ -112,6 +125,7 @@ impl TeacherBatch {
             desired_len: pick(&self.desired_len)?,
             lens,
             centres: rows.iter().map(|&r| self.centres[r].clone()).collect(),
+            drafts: self.drafts.as_ref().map(&pick).transpose()?,
         })
     }
 }
@@ -372,6 +386,7 @@ mod tests {
             desired_len: Tensor::new(desired, &dev).unwrap(),
             lens: lens.to_vec(),
             centres: vec![vec![]; b],
+            drafts: None,
         }
     }
 

@@ -272,6 +272,8 @@ pub struct TeacherOutput {
 #[derive(Clone, Debug)]
 pub struct Decoder {
     embed: Embedding,
+    /// `[codebook + 1, d]` draft embeddings (`draft_tokens`), the last row for "no draft".
+    draft: Option<Embedding>,
     pos: Embedding,
     layers: Vec<DecoderLayer>,
     norm_out: LayerNorm,
@@ -303,11 +305,20 @@ impl Decoder {
         let pos = vb
             .pp("pos")
             .get_with_hints((cfg.max_tokens, d), "weight", init)?;
+        let draft = if cfg.draft_tokens {
+            let w = vb
+                .pp("draft")
+                .get_with_hints((cfg.codebook_size() + 1, d), "weight", init)?;
+            Some(Embedding::new(w, d))
+        } else {
+            None
+        };
         let layers = (0..cfg.layers)
             .map(|i| DecoderLayer::load(cfg, vb.pp("layers").pp(i)))
             .collect::<Result<_>>()?;
         Ok(Decoder {
             embed: Embedding::new(embed, d),
+            draft,
             pos: Embedding::new(pos, d),
             layers,
             norm_out: LayerNorm::load(d, cfg.layer_norm_eps, vb.pp("norm_out"))?,
@@ -364,6 +375,7 @@ impl Decoder {
         input: &Tensor,
         cond: &Condition,
         centres: &[Vec<f64>],
+        drafts: Option<&Tensor>,
     ) -> Result<TeacherOutput> {
         let (_, l) = input.dims2()?;
         if l > self.max_tokens {
@@ -373,7 +385,7 @@ impl Decoder {
             )));
         }
         let device = input.device();
-        let mut x = self.embed.forward(input)?;
+        let mut x = self.with_drafts(self.embed.forward(input)?, drafts)?;
         if self.positions {
             x = x.broadcast_add(&self.pos.embeddings().narrow(0, 0, l)?)?;
         }
@@ -385,6 +397,18 @@ impl Decoder {
             x = layer.forward(&x, &causal, cond, &cross_mask)?;
         }
         self.heads(&x)
+    }
+
+    /// `x` plus the draft embeddings of `drafts` (same leading shape as the token ids) when the
+    /// model has them; an error when it has them and `drafts` is missing.
+    fn with_drafts(&self, x: Tensor, drafts: Option<&Tensor>) -> Result<Tensor> {
+        match (&self.draft, drafts) {
+            (None, _) => Ok(x),
+            (Some(draft), Some(ids)) => Ok((x + draft.forward(ids)?)?),
+            (Some(_), None) => Err(Error::BadInput(
+                "this model reads draft tokens (draft_tokens) and none were given".into(),
+            )),
+        }
     }
 
     /// `Centres::Frames(rows)` when the model is anchored, else the grid.
@@ -417,8 +441,9 @@ impl Decoder {
         caches: &mut [LayerCache],
         cond_mask: &Tensor,
         lens: &[usize],
-        centres: Centres<'_>,
+        guide: Guide<'_>,
     ) -> Result<TeacherOutput> {
+        let Guide { centres, drafts } = guide;
         if pos >= self.max_tokens {
             return Err(Error::BadInput(format!(
                 "decoder position {pos}, the model has {}",
@@ -426,7 +451,7 @@ impl Decoder {
             )));
         }
         let b = tokens.dim(0)?;
-        let mut x = self.embed.forward(tokens)?;
+        let mut x = self.with_drafts(self.embed.forward(tokens)?, drafts)?;
         if self.positions {
             x = x.broadcast_add(&self.pos.embeddings().narrow(0, pos, 1)?)?;
         }
@@ -443,6 +468,14 @@ impl Decoder {
         }
         self.heads(&x)
     }
+}
+
+/// What guides one decoding step besides the tokens: where the prior is centred and, for a
+/// model with draft tokens, each row's draft id `[B]`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Guide<'a> {
+    pub(crate) centres: Centres<'a>,
+    pub(crate) drafts: Option<&'a Tensor>,
 }
 
 /// Where the alignment prior expects each decoder position's token.
@@ -560,13 +593,13 @@ impl PairAlignModel {
                 "an anchored model needs each position's centre: use forward_batch".into(),
             ));
         }
-        self.forward_anchored(cond, input, &[])
+        self.forward_anchored(cond, input, &[], None)
     }
 
     /// Teacher-forced logits and times of `batch`'s inputs under `cond`, the prior of an
     /// anchored model (`anchors` `vq-runs`) on the batch's centres.
     pub fn forward_batch(&self, cond: &Condition, batch: &TeacherBatch) -> Result<TeacherOutput> {
-        self.forward_anchored(cond, &batch.input, &batch.centres)
+        self.forward_anchored(cond, &batch.input, &batch.centres, batch.drafts.as_ref())
     }
 
     fn forward_anchored(
@@ -574,6 +607,7 @@ impl PairAlignModel {
         cond: &Condition,
         input: &Tensor,
         centres: &[Vec<f64>],
+        drafts: Option<&Tensor>,
     ) -> Result<TeacherOutput> {
         if input.dim(0)? != cond.len() {
             return Err(Error::BadInput(format!(
@@ -582,7 +616,7 @@ impl PairAlignModel {
                 cond.len()
             )));
         }
-        self.decoder.forward(input, cond, centres)
+        self.decoder.forward(input, cond, centres, drafts)
     }
 }
 

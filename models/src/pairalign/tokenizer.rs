@@ -296,16 +296,27 @@ impl PairAlignTokenizer {
                         .into(),
                 )
             })?;
-            let anchors: Vec<Vec<(u32, f64)>> = vq
-                .frame_codes(mels)?
+            let codes = vq.frame_codes(mels)?;
+            let segments: Vec<TokenString> =
+                codes.iter().map(|c| self.cfg.vq_segments(c)).collect();
+            let anchors: Vec<Vec<(u32, f64)>> = segments
                 .iter()
-                .map(|codes| vq_anchors(&self.cfg.vq_segments(codes), codes.len()))
+                .zip(&codes)
+                .map(|(s, c)| vq_anchors(s, c.len()))
                 .collect();
             let centres: Vec<Vec<f64>> = anchors
                 .iter()
                 .map(|a| a.iter().map(|&(_, c)| c).collect())
                 .collect();
-            let decoded = self.model.decode_greedy_anchored(&cond, &centres)?;
+            let drafts: Option<Vec<Vec<u32>>> = self.cfg.draft_tokens.then(|| {
+                segments
+                    .iter()
+                    .map(|s| s.tokens.iter().map(|&t| u32::from(t)).collect())
+                    .collect()
+            });
+            let decoded = self
+                .model
+                .decode_greedy_anchored(&cond, &centres, drafts.as_deref())?;
             return Ok(decoded
                 .into_iter()
                 .zip(anchors)

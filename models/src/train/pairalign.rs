@@ -48,6 +48,8 @@ use crate::{Error, Result, Tokenizer, VqTokenizer};
 pub const PAIRALIGN_TRAINER_FORMAT_VERSION: u32 = 1;
 /// The EMA teacher's weights inside a checkpoint.
 pub const TEACHER_FILE: &str = "teacher.safetensors";
+/// The draft embedding (`draft_tokens`), which a warm start may lack.
+const DRAFT_WEIGHT: &str = "decoder.draft.weight";
 /// Folder, in a run's output folder, of the VQ tokenizer the run started from.
 pub const INIT_VQ_DIR: &str = "init-vq";
 
@@ -418,6 +420,33 @@ impl<'c> PairAlignTrainer<'c> {
                 .lock()
                 .map_err(|_| Error::BadConfig("the VarMap lock is poisoned".into()))?;
             for (name, var) in vars.iter() {
+                if name == DRAFT_WEIGHT && !from.weights().contains_key(name) {
+                    // New in this run: starts as the LM head's rows, so that a draft code
+                    // pushes the decoder toward emitting it.
+                    let head = from
+                        .weights()
+                        .get("decoder.lm_head.weight")
+                        .ok_or_else(|| {
+                            Error::BadConfig("the warm start has no decoder.lm_head.weight".into())
+                        })?;
+                    let codes = self.cfg.model.codebook_size();
+                    let rows = Tensor::cat(
+                        &[
+                            &head.narrow(0, 0, codes)?,
+                            &Tensor::zeros((1, head.dim(1)?), head.dtype(), head.device())?,
+                        ],
+                        0,
+                    )?;
+                    if rows.dims() != var.dims() {
+                        return Err(Error::BadConfig(format!(
+                            "{DRAFT_WEIGHT}: the LM head gives {:?}, the run needs {:?}",
+                            rows.dims(),
+                            var.dims()
+                        )));
+                    }
+                    var.set(&rows.to_device(var.device())?)?;
+                    continue;
+                }
                 let t = from
                     .weights()
                     .get(name)
@@ -810,11 +839,21 @@ impl MicroInput<'_> {
                 .collect()
         };
         let mut targets = vec![TokenString::default(); 2 * k];
-        let vq_rows = rows_from(false);
+        // Every row's VQ-derived string when the model reads drafts from them.
+        let mut segments: Vec<Option<TokenString>> = vec![None; 2 * k];
+        let vq_rows = if cfg.draft_tokens {
+            (0..2 * k).collect()
+        } else {
+            rows_from(false)
+        };
         if !vq_rows.is_empty() {
             let rows: Vec<&[f32]> = vq_rows.iter().map(|&r| mels[r]).collect();
             for (&r, codes) in vq_rows.iter().zip(self.vq.frame_codes(&rows)?) {
-                targets[r] = cfg.vq_segments(&codes);
+                let s = cfg.vq_segments(&codes);
+                if !from_teacher[r % k] {
+                    targets[r] = s.clone();
+                }
+                segments[r] = Some(s);
             }
         }
         let teacher_rows = rows_from(true);
@@ -835,14 +874,18 @@ impl MicroInput<'_> {
         let partner = |r: usize| if c.cross_paired { (r + k) % (2 * k) } else { r };
         let examples: Vec<TeacherExample> = (0..2 * k)
             .map(|r| {
-                teacher_example(
+                let mut ex = teacher_example(
                     cfg,
                     &targets[r],
                     cond_frames[r],
                     cond_frames[partner(r)],
                     &self.rates,
                     rng,
-                )
+                );
+                if let Some(s) = &segments[partner(r)] {
+                    ex.set_drafts(cfg, s);
+                }
+                ex
             })
             .collect();
         let tbatch = TeacherBatch::new(cfg, &examples, self.device)?;
@@ -880,14 +923,18 @@ impl MicroInput<'_> {
             let examples: Vec<TeacherExample> = rows
                 .iter()
                 .map(|&r| {
-                    teacher_example(
+                    let mut ex = teacher_example(
                         cfg,
                         &targets[r],
                         cond_frames[r],
                         cond_frames[partner(r)],
                         &none,
                         &mut ChaCha8Rng::seed_from_u64(0),
-                    )
+                    );
+                    if let Some(s) = &segments[partner(r)] {
+                        ex.set_drafts(cfg, s);
+                    }
+                    ex
                 })
                 .collect();
             TeacherBatch::new(cfg, &examples, self.device)
