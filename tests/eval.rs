@@ -72,6 +72,8 @@ fn retrieval_and_consistency_on_the_samples_with_the_dense_baseline() {
         "dense",
         "--tokenizer",
         "vq-targets@10",
+        "--tokenizer",
+        "vq-local@2",
         "--max-clips",
         "12",
         "--seed",
@@ -80,7 +82,7 @@ fn retrieval_and_consistency_on_the_samples_with_the_dense_baseline() {
     let mut args = vec!["retrieval"];
     args.extend_from_slice(&common);
     let lines = eval(&args, &dir.path().join("r"), &["retrieval.svg"]);
-    assert_eq!(lines.len(), 3);
+    assert_eq!(lines.len(), 4);
     has_keys(
         &lines[0],
         &[
@@ -104,6 +106,12 @@ fn retrieval_and_consistency_on_the_samples_with_the_dense_baseline() {
     let compacted = lines[2]["tokens_per_s"].as_f64().unwrap();
     assert!((8.0..=10.05).contains(&compacted), "{compacted}");
     assert!(compacted < 0.5 * lines[0]["tokens_per_s"].as_f64().unwrap());
+    // Two local passes: fewer tokens than VQ's runs, more than the 10/s count rule keeps on
+    // speech (about 18/s on the held-out voices).
+    assert_eq!(lines[3]["tokenizer"], "vq-local@2");
+    let local = lines[3]["tokens_per_s"].as_f64().unwrap();
+    assert!(local < 0.8 * lines[0]["tokens_per_s"].as_f64().unwrap(), "{local}");
+    assert!(local > compacted, "{local}");
     // mAP equals MRR with one relevant item per query.
     let (map, mrr) = (
         lines[0]["map"].as_f64().unwrap(),
