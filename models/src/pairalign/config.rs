@@ -251,6 +251,11 @@ pub struct PairAlignConfig {
     /// token from the condition alone.
     #[serde(default)]
     pub draft_tokens: bool,
+    /// Added to the draft code's score when decoding with draft tokens: 0 lets the decoder
+    /// choose freely, a large bonus returns the drafts (the VQ-derived string) unchanged;
+    /// between, the decoder changes a draft only where it is that much surer of another code.
+    #[serde(default)]
+    pub draft_bonus: f64,
     /// Condition frames (50 Hz) on each side that a frame of the condition transformer
     /// attends to; 0: the whole clip (pairalign-v1). A bound makes the condition of a frame
     /// the same whichever window it is in, except near the window's edges.
@@ -296,6 +301,7 @@ impl Default for PairAlignConfig {
             anchors: Anchors::Grid,
             target_passes: 0,
             draft_tokens: false,
+            draft_bonus: 0.0,
             cond_window: 0,
             decoder_context: 0,
             absolute_positions: true,
@@ -351,6 +357,12 @@ impl PairAlignConfig {
             if !(0.0..=10.0).contains(&sigma) {
                 return bad(format!("{name} must be in [0, 10], got {sigma}"));
             }
+        }
+        if !(0.0..=1000.0).contains(&self.draft_bonus) {
+            return bad(format!(
+                "draft_bonus must be in [0, 1000], got {}",
+                self.draft_bonus
+            ));
         }
         if self.draft_tokens && self.anchors != Anchors::VqRuns {
             return bad("draft_tokens needs anchors vq-runs".into());

@@ -234,7 +234,17 @@ impl PairAlignModel {
                     drafts: draft.as_ref(),
                 },
             )?;
-            let logits = step.logits.squeeze(1)?.to_vec2::<f32>()?;
+            let mut logits = step.logits.squeeze(1)?.to_vec2::<f32>()?;
+            if let Some(d) = drafts.filter(|_| cfg.draft_bonus > 0.0) {
+                for (i, &row) in active.iter().enumerate() {
+                    if let Some(score) = d[row]
+                        .get(pos)
+                        .and_then(|&code| logits[i].get_mut(code as usize))
+                    {
+                        *score += cfg.draft_bonus as f32;
+                    }
+                }
+            }
             let times = step.times.squeeze(1)?.to_vec1::<f32>()?;
             let mut keep = Vec::with_capacity(active.len());
             let mut next = Vec::with_capacity(active.len());
