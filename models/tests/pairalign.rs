@@ -1029,6 +1029,18 @@ fn a_local_anchored_model_trains_and_tokenizes_one_token_per_segment() {
                 .decode_greedy_anchored(&cond, &centres, None)
                 .unwrap_err();
             assert!(err.to_string().contains("draft"), "{err}");
+            // With a bonus no score can beat, decoding returns the drafts: the VQ-derived
+            // string itself.
+            let path = out.join(CONFIG_FILE);
+            let json = std::fs::read_to_string(&path).unwrap();
+            assert!(json.contains("\"draft_bonus\": 0.0"), "{json}");
+            std::fs::write(
+                &path,
+                json.replace("\"draft_bonus\": 0.0", "\"draft_bonus\": 1000.0"),
+            )
+            .unwrap();
+            let sure = AnyTokenizer::open(out.to_str().unwrap(), &Device::Cpu).unwrap();
+            assert_eq!(sure.tokenize_mels(&[&buf]).unwrap()[0], segments);
         }
         // With the EMA teacher, anchored training is refused.
         cfg.model.components.ema_teacher = true;
