@@ -110,7 +110,10 @@ fn retrieval_and_consistency_on_the_samples_with_the_dense_baseline() {
     // speech (about 18/s on the held-out voices).
     assert_eq!(lines[3]["tokenizer"], "vq-local@2");
     let local = lines[3]["tokens_per_s"].as_f64().unwrap();
-    assert!(local < 0.8 * lines[0]["tokens_per_s"].as_f64().unwrap(), "{local}");
+    assert!(
+        local < 0.8 * lines[0]["tokens_per_s"].as_f64().unwrap(),
+        "{local}"
+    );
     assert!(local > compacted, "{local}");
     // mAP equals MRR with one relevant item per query.
     let (map, mrr) = (

@@ -185,11 +185,14 @@ mod tests {
         assert_eq!(vq_targets(&[9], 12.7).tokens, vec![9]);
     }
 
+    /// Runs 1x4, 2x1, 3x2, 4x5, 5x1, 1x3 (16 frames).
+    const SIX_RUNS: [u16; 16] = [1, 1, 1, 1, 2, 3, 3, 4, 4, 4, 4, 4, 5, 1, 1, 1];
+
     #[test]
     fn shortest_runs_go_first_into_the_longer_neighbour() {
         // Runs: 1x4, 2x1, 3x2, 4x5, 5x1, 1x3 (16 frames); at 12.7/s a 0.32 s clip wants
         // 4 tokens: the two single-frame runs go (2 into 1, 5 into 4).
-        let codes = [1, 1, 1, 1, 2, 3, 3, 4, 4, 4, 4, 4, 5, 1, 1, 1];
+        let codes = SIX_RUNS;
         let ts = vq_targets(&codes, 12.7);
         assert_eq!(ts.tokens, vec![1, 3, 4, 1]);
         assert_eq!(ts.times_ms, vec![0, 100, 140, 260]);
@@ -203,7 +206,7 @@ mod tests {
     #[test]
     fn anchors_sit_in_the_middle_of_each_segment() {
         // The 4 segments at 12.7/s above: frames 0-4, 5-6, 7-12, 13-15 of 16.
-        let codes = [1, 1, 1, 1, 2, 3, 3, 4, 4, 4, 4, 4, 5, 1, 1, 1];
+        let codes = SIX_RUNS;
         let segments = vq_targets(&codes, 12.7);
         let anchors = vq_anchors(&segments, codes.len());
         let starts: Vec<u32> = anchors.iter().map(|a| a.0).collect();
@@ -218,7 +221,7 @@ mod tests {
     fn local_passes_give_single_frames_to_the_longer_neighbour() {
         // Runs 1x4, 2x1, 3x2, 4x5, 5x1, 1x3: one pass gives the single 2 to 1 (4 >= 2) and
         // the single 5 to 4 (5 >= 3), all at once.
-        let codes = [1, 1, 1, 1, 2, 3, 3, 4, 4, 4, 4, 4, 5, 1, 1, 1];
+        let codes = SIX_RUNS;
         let one = local_targets(&codes, 1);
         assert_eq!(one.tokens, vec![1, 3, 4, 1]);
         assert_eq!(one.times_ms, vec![0, 100, 140, 260]);
