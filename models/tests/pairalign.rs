@@ -1041,6 +1041,11 @@ fn a_local_anchored_model_trains_and_tokenizes_one_token_per_segment() {
             .unwrap();
             let sure = AnyTokenizer::open(out.to_str().unwrap(), &Device::Cpu).unwrap();
             assert_eq!(sure.tokenize_mels(&[&buf]).unwrap()[0], segments);
+            assert_ne!(
+                sure.weights_hash(),
+                tok.weights_hash(),
+                "another bonus gives other strings: another hash"
+            );
         }
         // With the EMA teacher, anchored training is refused.
         cfg.model.components.ema_teacher = true;

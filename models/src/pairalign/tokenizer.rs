@@ -159,7 +159,8 @@ impl PairAlignTokenizer {
 
     /// Attaches the VQ tokenizer `vq` (the one the model was initialized from, whose encoder
     /// config it shares) for decoding anchored on its segments. The weights hash then covers
-    /// it and the decoding mode, so a database indexed one way refuses queries the other.
+    /// it and the whole model config (compaction, draft bonus and prior widths change the
+    /// strings too), so a database indexed one way refuses queries made another.
     pub fn with_anchor_vq(mut self, vq: VqTokenizer) -> Result<Self> {
         if vq.config() != &self.cfg.encoder {
             return Err(Error::BadConfig(format!(
@@ -170,7 +171,11 @@ impl PairAlignTokenizer {
         }
         let mut h = Sha256::new();
         h.update(self.hash.as_bytes());
-        h.update(b"\0anchors=vq-runs\0");
+        let cfg = serde_json::to_string(&self.cfg)
+            .map_err(|e| Error::BadConfig(format!("cannot serialize the config: {e}")))?;
+        h.update(b"\0");
+        h.update(cfg.as_bytes());
+        h.update(b"\0");
         h.update(vq.weights_hash().as_bytes());
         self.hash = hex(&h.finalize());
         self.anchor_vq = Some(vq);
