@@ -593,16 +593,16 @@ impl PairAlignModel {
                 "an anchored model needs each position's centre: use forward_batch".into(),
             ));
         }
-        self.forward_anchored(cond, input, &[], None)
+        self.forward_with(cond, input, &[], None)
     }
 
     /// Teacher-forced logits and times of `batch`'s inputs under `cond`, the prior of an
     /// anchored model (`anchors` `vq-runs`) on the batch's centres.
     pub fn forward_batch(&self, cond: &Condition, batch: &TeacherBatch) -> Result<TeacherOutput> {
-        self.forward_anchored(cond, &batch.input, &batch.centres, batch.drafts.as_ref())
+        self.forward_with(cond, &batch.input, &batch.centres, batch.drafts.as_ref())
     }
 
-    fn forward_anchored(
+    fn forward_with(
         &self,
         cond: &Condition,
         input: &Tensor,

@@ -850,10 +850,14 @@ impl MicroInput<'_> {
             let rows: Vec<&[f32]> = vq_rows.iter().map(|&r| mels[r]).collect();
             for (&r, codes) in vq_rows.iter().zip(self.vq.frame_codes(&rows)?) {
                 let s = cfg.vq_segments(&codes);
-                if !from_teacher[r % k] {
-                    targets[r] = s.clone();
+                match (cfg.draft_tokens, from_teacher[r % k]) {
+                    (true, true) => segments[r] = Some(s),
+                    (true, false) => {
+                        segments[r] = Some(s.clone());
+                        targets[r] = s;
+                    }
+                    (false, _) => targets[r] = s,
                 }
-                segments[r] = Some(s);
             }
         }
         let teacher_rows = rows_from(true);
