@@ -1,7 +1,7 @@
 //! The single writer: one thread owns the writable archive and applies writes (uploads, deletes,
-//! compactions) one at a time, in the order they were queued. After each committed write it publishes a fresh
-//! [`Snapshot`] before it answers, so a client that got its reply searches a state that holds its
-//! write, and searches never see half of one.
+//! compactions) one at a time, in the order they were queued. After each committed write it
+//! publishes a fresh [`Snapshot`] before it answers, so a client that got its reply searches a
+//! state that holds its write, and searches never see half of one.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -497,6 +497,19 @@ mod tests {
         cfg.components.teacher_end = 0.6;
         cfg.components.contrast_temperature = f64::NAN;
         assert!(cfg.validate().is_err());
+        cfg.components.contrast_temperature = 0.1;
+        cfg.validate().unwrap();
+        // Drafts come from the anchoring segments: not without them.
+        cfg.draft_tokens = true;
+        let err = cfg.validate().unwrap_err();
+        assert!(err.to_string().contains("anchors vq-runs"), "{err}");
+        cfg.anchors = Anchors::VqRuns;
+        cfg.validate().unwrap();
+        cfg.draft_bonus = -1.0;
+        let err = cfg.validate().unwrap_err();
+        assert!(err.to_string().contains("draft_bonus"), "{err}");
+        cfg.draft_bonus = f64::NAN;
+        assert!(cfg.validate().is_err());
     }
 
     #[test]

@@ -137,8 +137,9 @@ impl PairAlignModel {
     /// `centres[b][k]` (in condition frames, e.g. from [`super::vq_anchors`]) instead of the
     /// even grid, its width a fraction of a whole window: row `b` gets exactly
     /// `centres[b].len()` tokens (at most `max_tokens - 1`; later centres are dropped), so the
-    /// string's length and where each token reads follow the audio, not the window. A model with draft tokens (`draft_tokens`) reads `drafts[b][k]`, the VQ-derived
-    /// code of that segment, at position `k`.
+    /// string's length and where each token reads follow the audio, not the window. A model
+    /// with draft tokens (`draft_tokens`) reads `drafts[b][k]`, the VQ-derived code of that
+    /// segment, at position `k`.
     pub fn decode_greedy_anchored(
         &self,
         cond: &Condition,
