@@ -428,7 +428,12 @@ test_device!(
     save_then_load_gives_identical_tokens_cuda
 );
 fn save_then_load_gives_identical_tokens(device: &Device) {
-    let (_, tok) = tokenizer_with(&tiny_config(), 7, device);
+    // Decoding at the default prior width: the weights hash is then the file's SHA-256.
+    let cfg = PairAlignConfig {
+        decode_alignment_sigma: PairAlignConfig::default().decode_alignment_sigma,
+        ..tiny_config()
+    };
+    let (_, tok) = tokenizer_with(&cfg, 7, device);
     assert_eq!(tok.id(), "pairalign");
     assert_eq!(tok.vocab_size(), 256);
     let dir = tempfile::tempdir().unwrap();
@@ -455,6 +460,75 @@ fn save_then_load_gives_identical_tokens(device: &Device) {
         std::fs::read(dir2.path().join(WEIGHTS_FILE)).unwrap(),
         bytes
     );
+}
+
+/// Editing a decoding field of `config.json` (the prior's width, the rate, a bound) changes
+/// the strings, so it changes the weights hash a database checks; training-only fields and
+/// `query_phases` do not. The shipped pairalign-v1 keeps the hash of its weights file, which
+/// every database indexed with it recorded.
+#[test]
+fn decoding_fields_are_in_the_weights_hash() {
+    let cfg = PairAlignConfig {
+        decode_alignment_sigma: PairAlignConfig::default().decode_alignment_sigma,
+        ..tiny_config()
+    };
+    let (_, tok) = tokenizer_with(&cfg, 9, &Device::Cpu);
+    let dir = tempfile::tempdir().unwrap();
+    tok.save(dir.path()).unwrap();
+    let path = dir.path().join(CONFIG_FILE);
+    let json = std::fs::read_to_string(&path).unwrap();
+    let hash_with = |from: &str, to: &str| {
+        assert!(json.contains(from), "{from} not in {json}");
+        std::fs::write(&path, json.replace(from, to)).unwrap();
+        PairAlignTokenizer::load(dir.path(), &Device::Cpu)
+            .unwrap()
+            .weights_hash()
+            .to_string()
+    };
+    let base = hash_with("", "");
+    assert_eq!(base, tok.weights_hash());
+    let clip = audio(3, 48_000);
+    let strings = |from: &str, to: &str| {
+        std::fs::write(&path, json.replace(from, to)).unwrap();
+        PairAlignTokenizer::load(dir.path(), &Device::Cpu)
+            .unwrap()
+            .tokenize(&[&clip])
+            .unwrap()
+    };
+    let mut changed_strings = 0;
+    for (from, to) in [
+        (
+            "\"decode_alignment_sigma\": 0.03",
+            "\"decode_alignment_sigma\": 0.05",
+        ),
+        ("\"token_rate\": 12.7", "\"token_rate\": 15.0"),
+        ("\"length_tolerance\": 0.3", "\"length_tolerance\": 0.1"),
+        ("\"window_frames\": 300", "\"window_frames\": 200"),
+        ("\"decoder_context\": 0", "\"decoder_context\": 3"),
+    ] {
+        assert_ne!(hash_with(from, to), base, "{to}");
+        changed_strings += usize::from(strings(from, to) != strings("", ""));
+    }
+    // The fields are in the hash because they change strings (most do on one clip).
+    assert!(changed_strings >= 3, "{changed_strings}");
+    for (from, to) in [
+        ("\"query_phases\": 1", "\"query_phases\": 6"),
+        ("\"contrast_weight\": 0.5", "\"contrast_weight\": 0.7"),
+        ("\"alignment_sigma\": 0.1", "\"alignment_sigma\": 0.2"),
+    ] {
+        assert_eq!(hash_with(from, to), base, "{to}");
+    }
+    if shipped::PAIRALIGN_SHIPPED {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(shipped::PAIRALIGN_DIR);
+        let file: String = Sha256::digest(std::fs::read(dir.join(WEIGHTS_FILE)).unwrap())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let v1 = shipped::pairalign(&Device::Cpu).unwrap();
+        assert_eq!(v1.weights_hash(), file);
+    }
 }
 
 #[test]

@@ -312,6 +312,33 @@ impl Default for PairAlignConfig {
 }
 
 impl PairAlignConfig {
+    /// The fields outside the weights that change the strings of a model decoding on the grid
+    /// (windowing, length bounds, the decoding prior's effective width, attention bounds,
+    /// positions, layer-norm epsilons), as JSON: [`super::PairAlignTokenizer`]'s weights hash
+    /// covers them when they differ from the defaults, so that a database indexed before an
+    /// edit of `config.json` refuses queries made after it. Training-only fields (the
+    /// components, `alignment_sigma` when a decoding width is set) and `query_phases` (which
+    /// changes how a query is cut, not the index's strings) are not in it.
+    pub fn decoding_key(&self) -> String {
+        let decode_sigma = if self.decode_alignment_sigma > 0.0 {
+            self.decode_alignment_sigma
+        } else {
+            self.alignment_sigma
+        };
+        serde_json::json!({
+            "window_frames": self.window_frames,
+            "token_rate": self.token_rate,
+            "length_tolerance": self.length_tolerance,
+            "layer_norm_eps": self.layer_norm_eps,
+            "encoder_layer_norm_eps": self.encoder.layer_norm_eps,
+            "decode_alignment_sigma": decode_sigma,
+            "cond_window": self.cond_window,
+            "decoder_context": self.decoder_context,
+            "absolute_positions": self.absolute_positions,
+        })
+        .to_string()
+    }
+
     /// The draft id of a position with no segment (EOS): one past the codes.
     pub fn no_draft(&self) -> u32 {
         self.encoder.codebook_size as u32

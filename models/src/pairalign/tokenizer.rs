@@ -129,7 +129,7 @@ impl PairAlignTokenizer {
             .into_iter()
             .map(|(k, t)| Ok((k, t.to_dtype(DType::F32)?.to_device(device)?)))
             .collect::<Result<BTreeMap<_, _>>>()?;
-        let hash = hex(&Sha256::digest(serialize(&weights)?));
+        let hash = decoding_hash(hex(&Sha256::digest(serialize(&weights)?)), &cfg);
         let map: HashMap<String, Tensor> = weights.clone().into_iter().collect();
         let model = PairAlignModel::load(&cfg, VarBuilder::from_tensors(map, DType::F32, device))?;
         // The VQ tokenizer's floor on a standard deviation.
@@ -462,6 +462,23 @@ fn serialize(weights: &BTreeMap<String, Tensor>) -> Result<Vec<u8>> {
 }
 
 /// Lower-case hex of `bytes`.
+/// The weights hash of a model: `weights_hash`, the SHA-256 of its weights as
+/// `model.safetensors` holds them, when its decoding fields
+/// ([`PairAlignConfig::decoding_key`]) are the defaults (pairalign-v1's: the hash that every
+/// database indexed with it recorded), else the SHA-256 of that hash and the fields, so that
+/// the same weights decoded another way are another tokenizer to a database.
+fn decoding_hash(weights_hash: String, cfg: &PairAlignConfig) -> String {
+    let key = cfg.decoding_key();
+    if key == PairAlignConfig::default().decoding_key() {
+        return weights_hash;
+    }
+    let mut h = Sha256::new();
+    h.update(weights_hash.as_bytes());
+    h.update(b"\0");
+    h.update(key.as_bytes());
+    hex(&h.finalize())
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
