@@ -40,7 +40,10 @@ pub trait Tokenizer {
     /// Short name of the tokenizer family and version, e.g. `"vq"`.
     fn id(&self) -> &str;
 
-    /// Hex digest of the weights file; changes whenever any weight changes.
+    /// Hex digest of the weights file; changes whenever any weight changes, and also whenever
+    /// anything else that changes the strings does (a PairAlign model's decoding fields when
+    /// not at their defaults, an anchored model's whole config and VQ model): a database
+    /// records it and refuses another.
     fn weights_hash(&self) -> &str;
 
     /// Number of distinct token ids; every token is below it.

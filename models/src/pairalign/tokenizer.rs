@@ -461,7 +461,6 @@ fn serialize(weights: &BTreeMap<String, Tensor>) -> Result<Vec<u8>> {
         .map_err(|e| Error::Candle(candle_core::Error::Msg(format!("safetensors: {e}"))))
 }
 
-/// Lower-case hex of `bytes`.
 /// The weights hash of a model: `weights_hash`, the SHA-256 of its weights as
 /// `model.safetensors` holds them, when its decoding fields
 /// ([`PairAlignConfig::decoding_key`]) are the defaults (pairalign-v1's: the hash that every
@@ -479,6 +478,7 @@ fn decoding_hash(weights_hash: String, cfg: &PairAlignConfig) -> String {
     hex(&h.finalize())
 }
 
+/// Lower-case hex of `bytes`.
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
