@@ -169,15 +169,9 @@ impl PairAlignTokenizer {
                 self.cfg.encoder
             )));
         }
-        let mut h = Sha256::new();
-        h.update(self.hash.as_bytes());
         let cfg = serde_json::to_string(&self.cfg)
             .map_err(|e| Error::BadConfig(format!("cannot serialize the config: {e}")))?;
-        h.update(b"\0");
-        h.update(cfg.as_bytes());
-        h.update(b"\0");
-        h.update(vq.weights_hash().as_bytes());
-        self.hash = hex(&h.finalize());
+        self.hash = extend_hash(&self.hash, &[cfg.as_bytes(), vq.weights_hash().as_bytes()]);
         self.anchor_vq = Some(vq);
         Ok(self)
     }
@@ -471,10 +465,18 @@ fn decoding_hash(weights_hash: String, cfg: &PairAlignConfig) -> String {
     if key == PairAlignConfig::default().decoding_key() {
         return weights_hash;
     }
+    extend_hash(&weights_hash, &[key.as_bytes()])
+}
+
+/// The SHA-256 of `hash` followed by each of `parts`, each after a NUL byte: a hash that
+/// changes when any part does.
+fn extend_hash(hash: &str, parts: &[&[u8]]) -> String {
     let mut h = Sha256::new();
-    h.update(weights_hash.as_bytes());
-    h.update(b"\0");
-    h.update(key.as_bytes());
+    h.update(hash.as_bytes());
+    for part in parts {
+        h.update(b"\0");
+        h.update(part);
+    }
     hex(&h.finalize())
 }
 
