@@ -19,6 +19,9 @@ pub(crate) enum Encoded {
     Tokens {
         a: Vec<TokenString>,
         b: Vec<TokenString>,
+        /// More strings of each query beside `b`'s (`[variant][clip]`,
+        /// `Tokenizer::tokenize_mels_variants`): retrieval ranks by the best of them.
+        b_more: Vec<Vec<TokenString>>,
     },
     /// Vectors, compared by cosine distance (1 - cosine similarity).
     Dense { a: Vec<Vec<f32>>, b: Vec<Vec<f32>> },
@@ -43,10 +46,28 @@ impl Encoded {
     /// Encodes both views of `views` with `subject`.
     pub(crate) fn new(subject: &Subject, views: &PairedViews) -> Result<Encoded> {
         Ok(match &subject.model {
-            Model::Tokens(t) => Encoded::Tokens {
-                a: per_batch(views, 0, |m| t.tokenize_mels(m))?,
-                b: per_batch(views, 1, |m| t.tokenize_mels(m))?,
-            },
+            Model::Tokens(t) => {
+                // [clip][variant], then [variant][clip].
+                let per_clip = per_batch(views, 1, |m| {
+                    let variants = t.tokenize_mels_variants(m)?;
+                    Ok((0..m.len())
+                        .map(|c| variants.iter().map(|v| v[c].clone()).collect::<Vec<_>>())
+                        .collect())
+                })?;
+                let variants = per_clip.first().map_or(1, Vec::len);
+                let mut by_variant = vec![Vec::with_capacity(per_clip.len()); variants];
+                for clip in per_clip {
+                    for (v, s) in clip.into_iter().enumerate() {
+                        by_variant[v].push(s);
+                    }
+                }
+                let b = by_variant.remove(0);
+                Encoded::Tokens {
+                    a: per_batch(views, 0, |m| t.tokenize_mels(m))?,
+                    b,
+                    b_more: by_variant,
+                }
+            }
             Model::Dense(e) => Encoded::Dense {
                 a: per_batch(views, 0, |m| e.embed_mels(m))?,
                 b: per_batch(views, 1, |m| e.embed_mels(m))?,
@@ -73,9 +94,15 @@ impl Encoded {
     /// Distances from query `i` (view 1) to view 0 of every clip.
     pub(crate) fn row(&self, i: usize) -> Vec<f64> {
         match self {
-            Encoded::Tokens { a, b } => {
+            Encoded::Tokens { a, b, b_more } => {
                 let texts: Vec<&[Symbol]> = a.iter().map(|ts| ts.tokens.as_slice()).collect();
-                ned_row(&b[i].tokens, &texts)
+                let mut row = ned_row(&b[i].tokens, &texts);
+                for more in b_more {
+                    for (d, e) in row.iter_mut().zip(ned_row(&more[i].tokens, &texts)) {
+                        *d = d.min(e);
+                    }
+                }
+                row
             }
             Encoded::Dense { a, b } => a.iter().map(|x| 1.0 - cosine(&b[i], x)).collect(),
         }
@@ -84,7 +111,7 @@ impl Encoded {
     /// Distance from query `i` (view 1) to view 0 of clip `j`.
     pub(crate) fn distance(&self, i: usize, j: usize) -> f64 {
         match self {
-            Encoded::Tokens { a, b } => ned(&b[i].tokens, &a[j].tokens),
+            Encoded::Tokens { a, b, .. } => ned(&b[i].tokens, &a[j].tokens),
             Encoded::Dense { a, b } => 1.0 - cosine(&b[i], &a[j]),
         }
     }
@@ -92,7 +119,7 @@ impl Encoded {
     /// The token strings, for a token subject.
     pub(crate) fn tokens(&self) -> Option<(&[TokenString], &[TokenString])> {
         match self {
-            Encoded::Tokens { a, b } => Some((a, b)),
+            Encoded::Tokens { a, b, .. } => Some((a, b)),
             Encoded::Dense { .. } => None,
         }
     }

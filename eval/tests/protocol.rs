@@ -138,6 +138,82 @@ fn an_oracle_scores_perfectly_and_a_constant_tokenizer_scores_chance() {
     assert_eq!(retrieval(&subject(&ORACLE), &some).unwrap().clips, 7);
 }
 
+/// Reads a clip number from the integer part of its log-mel and a "grid phase" from the
+/// fractional part: at phase 0 its strings are the oracle's, at any other phase scrambled; its
+/// second query variant reads the clip at phase 0 whatever the audio's phase.
+struct Phased;
+
+fn phased_string(m: &[f32], at_phase_zero: bool) -> TokenString {
+    let c = m[0].floor() as u32;
+    let c = if at_phase_zero || m[0].fract() == 0.0 {
+        c
+    } else {
+        (c * 37 + 1000) % 4096 // never another clip's number
+    };
+    let tokens: Vec<u16> = (0..3).map(|d| ((c >> (4 * d)) & 15) as u16).collect();
+    TokenString {
+        times_ms: vec![0, 20, 40],
+        tokens,
+    }
+}
+
+impl Tokenizer for Phased {
+    fn id(&self) -> &str {
+        "phased"
+    }
+    fn weights_hash(&self) -> &str {
+        "-"
+    }
+    fn vocab_size(&self) -> u32 {
+        16
+    }
+    fn tokenize(&self, _: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
+        unreachable!("the protocol reads cached log-mels")
+    }
+    fn tokenize_mels(&self, mels: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
+        Ok(mels.iter().map(|m| phased_string(m, false)).collect())
+    }
+    fn tokenize_mels_variants(
+        &self,
+        mels: &[&[f32]],
+    ) -> pairalign_models::Result<Vec<Vec<TokenString>>> {
+        Ok(vec![
+            self.tokenize_mels(mels)?,
+            mels.iter().map(|m| phased_string(m, true)).collect(),
+        ])
+    }
+}
+
+#[test]
+fn retrieval_ranks_a_query_by_its_best_variant() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 50;
+    let path = dir.path().join("c.feat");
+    let mut writer = CacheWriter::create(&path, N_MELS, 2, Dtype::F32).unwrap();
+    for c in 0..n {
+        // View 1 is "off the grid" by a quarter.
+        let v0 = vec![c as f32; 10 * N_MELS];
+        let v1 = vec![c as f32 + 0.25; 10 * N_MELS];
+        writer.add_clip(&format!("c{c}"), &[&v0, &v1]).unwrap();
+    }
+    writer.finish().unwrap();
+    let views = Source::open(&path, Layout::Auto, None)
+        .unwrap()
+        .0
+        .paired_views(&ViewOptions::default())
+        .unwrap();
+    // The first variant alone (the database's phase) misses every clip; the second finds all.
+    let plain = retrieval(&subject(&PLAIN_PHASED), &views).unwrap();
+    assert!(plain.p_at_1 < 0.1, "{}", plain.p_at_1);
+    let report = retrieval(&Subject::tokens("phased", Box::new(Phased)), &views).unwrap();
+    assert_eq!(report.p_at_1, 1.0);
+    // Consistency and the token rate stay those of the plain strings.
+    assert!((report.tokens_per_s.unwrap() - plain.tokens_per_s.unwrap()).abs() < 1e-12);
+}
+
+/// [`Phased`] without its second variant.
+const PLAIN_PHASED: FnTokenizer = FnTokenizer("plain", |m| phased_string(m, false).tokens);
+
 #[test]
 fn consistency_separates_the_oracle_and_not_the_constant() {
     let dir = tempfile::tempdir().unwrap();

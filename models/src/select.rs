@@ -183,6 +183,10 @@ impl Tokenizer for AnyTokenizer {
     fn query_phases(&self) -> usize {
         self.inner().query_phases()
     }
+
+    fn tokenize_mels_variants(&self, mels: &[&[f32]]) -> Result<Vec<Vec<TokenString>>> {
+        self.inner().tokenize_mels_variants(mels)
+    }
 }
 
 #[cfg(test)]

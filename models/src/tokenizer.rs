@@ -64,6 +64,14 @@ pub trait Tokenizer {
     fn query_phases(&self) -> usize {
         1
     }
+
+    /// The strings a query clip may take: `[variant][clip]`, the first variant being
+    /// [`Tokenizer::tokenize_mels`]'s. A search takes the best match over the variants. One
+    /// variant (the default) for a tokenizer whose strings follow the audio; a PairAlign
+    /// model with `grid_phases` gives one per phase of its token grid.
+    fn tokenize_mels_variants(&self, mels: &[&[f32]]) -> Result<Vec<Vec<TokenString>>> {
+        Ok(vec![self.tokenize_mels(mels)?])
+    }
 }
 
 /// Collapses consecutive repeats of frame codes into tokens: one token per run, timed at the start

@@ -519,6 +519,11 @@ fn decoding_fields_are_in_the_weights_hash() {
     ] {
         assert_eq!(hash_with(from, to), base, "{to}");
     }
+    // The fixed grid changes every string; the number of query phases does not change the
+    // database's.
+    let grid = hash_with("\"grid_phases\": 0", "\"grid_phases\": 4");
+    assert_ne!(grid, base);
+    assert_eq!(hash_with("\"grid_phases\": 0", "\"grid_phases\": 8"), grid);
     if shipped::PAIRALIGN_SHIPPED {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("..")
@@ -530,6 +535,56 @@ fn decoding_fields_are_in_the_weights_hash() {
         let v1 = shipped::pairalign(&Device::Cpu).unwrap();
         assert_eq!(v1.weights_hash(), file);
     }
+}
+
+#[test]
+fn grid_phases_decode_on_a_fixed_grid_and_give_one_query_variant_each() {
+    let clip = audio(4, 48_000);
+    let mel = LogMel::new().compute(&clip);
+    let (_, free) = tokenizer_with(&tiny_config(), 9, &Device::Cpu);
+    let cfg = PairAlignConfig {
+        grid_phases: 4,
+        ..tiny_config()
+    };
+    let (_, fixed) = tokenizer_with(&cfg, 9, &Device::Cpu);
+    // One token every 1 / token_rate s, the first half a period in: 38 in a 3 s window (150
+    // condition frames), 39 when the grid starts at the window's start.
+    let period = 50.0 / cfg.token_rate;
+    let centres = fixed.grid_centres(150, 0.5);
+    assert_eq!(centres.len(), 38);
+    for (k, c) in centres.iter().enumerate() {
+        assert!((c - (k as f64 + 0.5) * period).abs() < 1e-9);
+    }
+    assert_eq!(fixed.grid_centres(150, 0.0).len(), 39);
+    assert_eq!(fixed.grid_centres(10_000, 0.5).len(), cfg.max_tokens - 1);
+
+    // At offset 0.5 the fixed grid puts the prior where the trained grid does, so the two
+    // decodings agree token for token until the free one chooses EOS (or the fixed one runs
+    // out of grid points).
+    let a = free.tokenize_mels(&[&mel]).unwrap().remove(0);
+    let b = fixed.tokenize_mels(&[&mel]).unwrap().remove(0);
+    assert_eq!(b.len(), 38);
+    let common = a.len().min(b.len());
+    assert!(common > 10, "{common}");
+    assert_eq!(a.tokens[..common], b.tokens[..common]);
+
+    // The query variants: the database's string first, then the grid moved by 1/4, 2/4, 3/4.
+    // (The clip's log-mel is a little under 300 frames: 149 condition frames.)
+    let frames = (mel.len() / N_MELS).div_ceil(2);
+    let variants = fixed.tokenize_mels_variants(&[&mel]).unwrap();
+    assert_eq!(variants.len(), 4);
+    assert_eq!(variants[0][0], b);
+    for (v, offset) in variants.iter().zip([0.5, 0.75, 0.0, 0.25]) {
+        assert_eq!(
+            v[0].len(),
+            fixed.grid_centres(frames, offset).len(),
+            "{offset}"
+        );
+    }
+    assert!(variants[1][0] != variants[0][0] || variants[2][0] != variants[0][0]);
+    // Without grid phases there is one variant, the string itself.
+    let one = free.tokenize_mels_variants(&[&mel]).unwrap();
+    assert_eq!(one, vec![vec![a]]);
 }
 
 #[test]

@@ -43,6 +43,12 @@ pub struct Components {
     /// Fraction of the run's steps from which every target is an EMA target (2); between
     /// `teacher_start` and this, the share of EMA targets grows linearly.
     pub teacher_end: f64,
+    /// Most of the targets the EMA teacher may supply (2), whatever the schedule says: below 1,
+    /// the rest stay VQ-derived for the whole run, a guard against the collapse of docs/
+    /// RESULTS.md (issue 8) where a student trained on its teacher's strings alone converged
+    /// on a dozen codes. Not applied when VQ-derived targets are off (the teacher then supplies
+    /// every target).
+    pub teacher_max_share: f64,
     /// Probability that a teacher-forced input token is replaced by a random code (4).
     pub corrupt_substitute: f64,
     /// Probability that a random code is inserted before a teacher-forced input token (4).
@@ -78,6 +84,7 @@ impl Default for Components {
             ema_decay: 0.999,
             teacher_start: 0.3,
             teacher_end: 0.6,
+            teacher_max_share: 1.0,
             corrupt_substitute: 0.1,
             corrupt_insert: 0.05,
             corrupt_delete: 0.05,
@@ -93,9 +100,9 @@ impl Default for Components {
 impl Components {
     /// Share of the targets at `step` of `steps` that come from the EMA teacher rather than
     /// from the VQ codes (2): 0 until `teacher_start`, rising linearly to 1 at `teacher_end`
-    /// (a step past `teacher_start` when they are equal). 0 when the EMA teacher is off; 1 when
-    /// it is on and VQ-derived targets are off (the teacher then starts from the initial
-    /// model).
+    /// (a step past `teacher_start` when they are equal), capped at `teacher_max_share`. 0 when
+    /// the EMA teacher is off; 1 when it is on and VQ-derived targets are off (the teacher then
+    /// starts from the initial model).
     pub fn teacher_share(&self, step: u64, steps: u64) -> f64 {
         if !self.ema_teacher {
             return 0.0;
@@ -104,13 +111,14 @@ impl Components {
             return 1.0;
         }
         let at = step as f64 / steps.max(1) as f64;
-        if at < self.teacher_start {
+        let share = if at < self.teacher_start {
             0.0
         } else if at >= self.teacher_end {
             1.0
         } else {
             (at - self.teacher_start) / (self.teacher_end - self.teacher_start)
-        }
+        };
+        share.min(self.teacher_max_share)
     }
 
     /// Factor of the corruption rates at `step` of `steps` (4): rising linearly from 0 to 1
@@ -138,6 +146,7 @@ impl Components {
         let fractions = [
             ("teacher_start", self.teacher_start),
             ("teacher_end", self.teacher_end),
+            ("teacher_max_share", self.teacher_max_share),
             ("corrupt_substitute", self.corrupt_substitute),
             ("corrupt_insert", self.corrupt_insert),
             ("corrupt_delete", self.corrupt_delete),
@@ -278,6 +287,17 @@ pub struct PairAlignConfig {
     /// file first no more often (11% against 9% over 127 recordings) for 4x the search time
     /// (docs/RESULTS.md, issue 8). At most 30.
     pub query_phases: usize,
+    /// Token-grid phases (models decoding on the grid only). 0: the decoder places its
+    /// tokens at `(k + 0.5) / n` of each window and ends where EOS wins within the length
+    /// bounds (pairalign-v1 as trained). `p > 0`: one token every `1 / token_rate` s, the
+    /// first half a token from the window's start, so a window's length is fixed by its
+    /// duration; and a query is also decoded with the grid moved by `1/p, 2/p, ...` of a
+    /// token ([`crate::Tokenizer::tokenize_mels_variants`]), the best match of the `p`
+    /// strings counting. A grid-placed decoder samples the audio at the grid's points: a
+    /// query whose audio starts a fraction of a token off the database's gets other codes at
+    /// every point, which a second grid phase of the query undoes (docs/RESULTS.md, issue 8).
+    /// At most 16.
+    pub grid_phases: usize,
     /// The training components and their hyper-parameters.
     pub components: Components,
 }
@@ -306,6 +326,7 @@ impl Default for PairAlignConfig {
             decoder_context: 0,
             absolute_positions: true,
             query_phases: 1,
+            grid_phases: 0,
             components: Components::default(),
         }
     }
@@ -317,15 +338,16 @@ impl PairAlignConfig {
     /// positions, layer-norm epsilons), as JSON: [`super::PairAlignTokenizer`]'s weights hash
     /// covers them when they differ from the defaults, so that a database indexed before an
     /// edit of `config.json` refuses queries made after it. Training-only fields (the
-    /// components, `alignment_sigma` when a decoding width is set) and `query_phases` (which
-    /// changes how a query is cut, not the index's strings) are not in it.
+    /// components, `alignment_sigma` when a decoding width is set), `query_phases` (which
+    /// changes how a query is cut, not the index's strings) and the number of `grid_phases`
+    /// (only whether there is a fixed grid) are not in it.
     pub fn decoding_key(&self) -> String {
         let decode_sigma = if self.decode_alignment_sigma > 0.0 {
             self.decode_alignment_sigma
         } else {
             self.alignment_sigma
         };
-        serde_json::json!({
+        let mut key = serde_json::json!({
             "window_frames": self.window_frames,
             "token_rate": self.token_rate,
             "length_tolerance": self.length_tolerance,
@@ -335,8 +357,13 @@ impl PairAlignConfig {
             "cond_window": self.cond_window,
             "decoder_context": self.decoder_context,
             "absolute_positions": self.absolute_positions,
-        })
-        .to_string()
+        });
+        // The fixed grid changes every string; how many phases a query is decoded at does
+        // not change the index's. Only when set, so that older configs keep their hash.
+        if self.grid_phases > 0 {
+            key["fixed_grid"] = true.into();
+        }
+        key.to_string()
     }
 
     /// The draft id of a position with no segment (EOS): one past the codes.
@@ -399,6 +426,15 @@ impl PairAlignConfig {
                 "query_phases must be in 1..=30, got {}",
                 self.query_phases
             ));
+        }
+        if self.grid_phases > 16 {
+            return bad(format!(
+                "grid_phases must be at most 16, got {}",
+                self.grid_phases
+            ));
+        }
+        if self.grid_phases > 0 && self.anchors != Anchors::Grid {
+            return bad("grid_phases needs anchors grid".into());
         }
         if self.window_frames < 2 {
             return bad("window_frames must be at least 2".into());
@@ -550,6 +586,10 @@ mod tests {
         assert_eq!(c.corruption_scale(0, 1000), 0.0);
         assert!((c.corruption_scale(100, 1000) - 0.5).abs() < 1e-12);
         assert_eq!(c.corruption_scale(900, 1000), 1.0);
+        c.teacher_max_share = 0.4;
+        assert!((c.teacher_share(400, 1000) - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(c.teacher_share(450, 1000), 0.4);
+        assert_eq!(c.teacher_share(900, 1000), 0.4);
         c.vq_targets = false;
         assert_eq!(c.teacher_share(0, 1000), 1.0);
         c.ema_teacher = false;

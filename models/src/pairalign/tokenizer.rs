@@ -17,7 +17,7 @@ use super::model::expected_shapes;
 use super::{init_from_vq, vq_anchors, Anchors, PairAlignConfig, PairAlignModel};
 use crate::tokenizer::{TokenString, Tokenizer};
 use crate::train::seeded_varmap;
-use crate::vq::{subsampled_len, MelNorm, CONFIG_FILE, WEIGHTS_FILE};
+use crate::vq::{subsampled_len, MelNorm, CODE_FRAME_MS, CONFIG_FILE, WEIGHTS_FILE};
 use crate::{Error, Result, VqTokenizer};
 
 /// Version of the checkpoint layout written by [`PairAlignTokenizer::save`].
@@ -279,9 +279,37 @@ impl PairAlignTokenizer {
         Ok((Some(x), lens))
     }
 
+    /// The fixed grid's centres (`grid_phases` > 0), in condition frames, for a window of
+    /// `frames` condition frames: one token every `1 / token_rate` s, the `k`-th at `k +
+    /// offset` token periods from the window's start (`offset` in 0..1; 0.5 for the
+    /// database's strings, as the trained grid of `(k + 0.5) / n`), for every centre inside
+    /// the window, at most `max_tokens - 1`.
+    pub fn grid_centres(&self, frames: usize, offset: f64) -> Vec<f64> {
+        let period = 1000.0 / (f64::from(CODE_FRAME_MS) * self.cfg.token_rate);
+        (0..self.cfg.max_tokens - 1)
+            .map(|k| (k as f64 + offset) * period)
+            .take_while(|&c| c < frames as f64)
+            .collect()
+    }
+
+    /// The grid offsets of the query variants: 0.5 (the database's) first, then moved by
+    /// `1/p`, `2/p`, ... of a token; just `[0.5]` without `grid_phases`.
+    fn grid_offsets(&self) -> Vec<f64> {
+        let p = self.cfg.grid_phases.max(1);
+        (0..p)
+            .map(|i| (0.5 + i as f64 / p as f64).fract())
+            .collect()
+    }
+
     /// Tokens of a batch of log-mels that each fit one window, times in ms from each one's
     /// start: one model call.
-    fn tokenize_pieces(&self, mels: &[&[f32]]) -> Result<Vec<TokenString>> {
+    /// With `grid_offset` (models with `grid_phases`), on the fixed grid moved by that
+    /// fraction of a token ([`PairAlignTokenizer::grid_centres`]).
+    fn tokenize_pieces(
+        &self,
+        mels: &[&[f32]],
+        grid_offset: Option<f64>,
+    ) -> Result<Vec<TokenString>> {
         let (x, lens) = self.normalized_batch(mels)?;
         let Some(x) = x else {
             return Ok(vec![TokenString::default(); mels.len()]);
@@ -325,7 +353,16 @@ impl PairAlignTokenizer {
                 })
                 .collect());
         }
-        let decoded = self.model.decode_greedy(&cond)?;
+        let decoded = match grid_offset {
+            Some(offset) => {
+                let centres: Vec<Vec<f64>> = lens
+                    .iter()
+                    .map(|&len| self.grid_centres(subsampled_len(len), offset))
+                    .collect();
+                self.model.decode_greedy_anchored(&cond, &centres, None)?
+            }
+            None => self.model.decode_greedy(&cond)?,
+        };
         Ok(decoded
             .iter()
             .zip(&lens)
@@ -368,6 +405,30 @@ impl Tokenizer for PairAlignTokenizer {
     /// per core (at most [`WINDOWS_PER_MODEL_CALL`] each) run on rayon's pool, as the VQ
     /// tokenizer does: candle's element-wise CPU ops are single-threaded.
     fn tokenize_mels(&self, mels: &[&[f32]]) -> Result<Vec<TokenString>> {
+        let offset = (self.cfg.grid_phases > 0).then_some(0.5);
+        self.tokenize_mels_at(mels, offset)
+    }
+
+    /// One variant per grid phase (`grid_phases`), the database's first.
+    fn tokenize_mels_variants(&self, mels: &[&[f32]]) -> Result<Vec<Vec<TokenString>>> {
+        if self.cfg.grid_phases == 0 {
+            return Ok(vec![self.tokenize_mels(mels)?]);
+        }
+        self.grid_offsets()
+            .into_iter()
+            .map(|offset| self.tokenize_mels_at(mels, Some(offset)))
+            .collect()
+    }
+}
+
+impl PairAlignTokenizer {
+    /// [`Tokenizer::tokenize_mels`] with the grid at `grid_offset` (None: the trained grid
+    /// and EOS).
+    fn tokenize_mels_at(
+        &self,
+        mels: &[&[f32]],
+        grid_offset: Option<f64>,
+    ) -> Result<Vec<TokenString>> {
         let m = self.cfg.encoder.n_mels;
         let window = self.cfg.window_frames * m;
         // (clip, first frame) of every window.
@@ -395,7 +456,7 @@ impl Tokenizer for PairAlignTokenizer {
             .par_chunks(per_call)
             .map(|chunk| {
                 let refs: Vec<&[f32]> = chunk.iter().map(|p| p.2).collect();
-                self.tokenize_pieces(&refs)
+                self.tokenize_pieces(&refs, grid_offset)
             })
             .collect::<Result<_>>()?;
         let mut out = vec![TokenString::default(); mels.len()];
