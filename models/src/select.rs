@@ -187,6 +187,10 @@ impl Tokenizer for AnyTokenizer {
     fn tokenize_mels_variants(&self, mels: &[&[f32]]) -> Result<Vec<Vec<TokenString>>> {
         self.inner().tokenize_mels_variants(mels)
     }
+
+    fn tokenize_variants(&self, batch: &[&[f32]]) -> Result<Vec<Vec<TokenString>>> {
+        self.inner().tokenize_variants(batch)
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The `Tokenizer` trait that every tokenizer (VQ, PairAlign) implements, the [`TokenString`] it
 //! produces, and the collapse of repeated frame codes into tokens with times.
 
+use std::collections::BTreeMap;
+
 use crate::Result;
 
 /// Length of the windows that the index and query by example cut recordings into: 3 s at 16 kHz
@@ -72,6 +74,11 @@ pub trait Tokenizer {
     fn tokenize_mels_variants(&self, mels: &[&[f32]]) -> Result<Vec<Vec<TokenString>>> {
         Ok(vec![self.tokenize_mels(mels)?])
     }
+
+    /// [`Tokenizer::tokenize_mels_variants`] of a batch of 16 kHz waveforms.
+    fn tokenize_variants(&self, batch: &[&[f32]]) -> Result<Vec<Vec<TokenString>>> {
+        Ok(vec![self.tokenize(batch)?])
+    }
 }
 
 /// Collapses consecutive repeats of frame codes into tokens: one token per run, timed at the start
@@ -117,6 +124,32 @@ pub fn tokenize_phases(
     phases: usize,
     batch: usize,
 ) -> Result<Vec<TokenString>> {
+    phase_strings(tokenizer, samples, window_samples, phases, batch, false)
+}
+
+/// Every string a search tries for a query clip: [`tokenize_phases`] at the tokenizer's
+/// [`Tokenizer::query_phases`], each phase in each of its
+/// [`Tokenizer::tokenize_variants`] (a PairAlign model's grid phases), phase by phase. The
+/// first is [`tokenize_windows`]'s.
+pub fn tokenize_query(
+    tokenizer: &dyn Tokenizer,
+    samples: &[f32],
+    window_samples: usize,
+    batch: usize,
+) -> Result<Vec<TokenString>> {
+    let phases = tokenizer.query_phases();
+    phase_strings(tokenizer, samples, window_samples, phases, batch, true)
+}
+
+/// [`tokenize_phases`], with each phase in every variant when `variants`.
+fn phase_strings(
+    tokenizer: &dyn Tokenizer,
+    samples: &[f32],
+    window_samples: usize,
+    phases: usize,
+    batch: usize,
+    variants: bool,
+) -> Result<Vec<TokenString>> {
     let window_samples = window_samples.max(1);
     let phases = phases.max(1);
     // (phase, offset in samples, audio) of every window of every phase.
@@ -133,29 +166,32 @@ pub fn tokenize_phases(
             pieces.push((phase, cut + k * window_samples, window));
         }
     }
-    let mut out: Vec<(usize, TokenString)> = Vec::new();
+    // (phase, variant) -> its string; the windows of a phase arrive in order.
+    let mut out: BTreeMap<(usize, usize), TokenString> = BTreeMap::new();
     for group in pieces.chunks(batch.max(1)) {
         let audio: Vec<&[f32]> = group.iter().map(|&(_, _, a)| a).collect();
-        for (&(phase, offset, _), ts) in group.iter().zip(tokenizer.tokenize(&audio)?) {
-            if out.last().is_none_or(|(p, _)| *p != phase) {
-                out.push((phase, TokenString::default()));
+        let strings = if variants {
+            tokenizer.tokenize_variants(&audio)?
+        } else {
+            vec![tokenizer.tokenize(&audio)?]
+        };
+        for (variant, strings) in strings.into_iter().enumerate() {
+            for (&(phase, offset, _), ts) in group.iter().zip(strings) {
+                let string = out.entry((phase, variant)).or_default();
+                let offset_ms = offset as u64 * 1000 / u64::from(pairalign_datasets::SAMPLE_RATE);
+                string.tokens.extend(ts.tokens);
+                string.times_ms.extend(
+                    ts.times_ms
+                        .iter()
+                        .map(|&t| u32::try_from(u64::from(t) + offset_ms).unwrap_or(u32::MAX)),
+                );
             }
-            let Some((_, string)) = out.last_mut() else {
-                continue;
-            };
-            let offset_ms = offset as u64 * 1000 / u64::from(pairalign_datasets::SAMPLE_RATE);
-            string.tokens.extend(ts.tokens);
-            string.times_ms.extend(
-                ts.times_ms
-                    .iter()
-                    .map(|&t| u32::try_from(u64::from(t) + offset_ms).unwrap_or(u32::MAX)),
-            );
         }
     }
     if out.is_empty() {
-        out.push((0, TokenString::default()));
+        return Ok(vec![TokenString::default()]);
     }
-    Ok(out.into_iter().map(|(_, s)| s).collect())
+    Ok(out.into_values().collect())
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::time::Instant;
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_datasets::SAMPLE_RATE;
 use pairalign_engine::{Database, EditBudget, Hit, SearchOptions};
-use pairalign_models::{tokenize_phases, TokenString, Tokenizer, WINDOWS_PER_CALL, WINDOW_SAMPLES};
+use pairalign_models::{tokenize_query, TokenString, Tokenizer, WINDOWS_PER_CALL, WINDOW_SAMPLES};
 use serde::Serialize;
 
 use crate::{Error, Result};
@@ -74,9 +74,10 @@ pub fn check_tokenizer(db: &Database, tokenizer: &dyn Tokenizer) -> Result<()> {
 /// Searches `db` for the 16 kHz mono clip `samples_16k`: tokenized window by window like the
 /// index, then `Database::search_tokens` with `options` (infix mode by default: the clip is found
 /// inside files). A tokenizer whose strings depend on where a window starts
-/// ([`Tokenizer::query_phases`] above 1) has the clip tokenized at each window phase and
-/// searched once per phase; the hits of all phases are ranked together by normalized distance,
-/// and of hits that overlap in a file only the best is kept. Errors for a clip outside
+/// ([`Tokenizer::query_phases`] above 1), or one that gives a query several strings
+/// ([`Tokenizer::tokenize_variants`]: a PairAlign model's grid phases), has the clip searched
+/// once per phase and string ([`pairalign_models::tokenize_query`]); the hits of all are ranked
+/// together by normalized distance, and of hits that overlap in a file only the best is kept. Errors for a clip outside
 /// [`MIN_CLIP_S`]..=[`MAX_CLIP_S`] and for a tokenizer other than the database's.
 pub fn search_audio(
     db: &Database,
@@ -94,13 +95,7 @@ pub fn search_audio(
         });
     }
     let started = Instant::now();
-    let phases = tokenize_phases(
-        tokenizer,
-        samples_16k,
-        WINDOW_SAMPLES,
-        tokenizer.query_phases(),
-        WINDOWS_PER_CALL,
-    )?;
+    let phases = tokenize_query(tokenizer, samples_16k, WINDOW_SAMPLES, WINDOWS_PER_CALL)?;
     let tokenize_ms = started.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
     let mut outcomes = Vec::with_capacity(phases.len());
@@ -236,6 +231,41 @@ mod tests {
         }
     }
 
+    /// [`Lengths`] with hash `"h"` and a second query variant: every token plus 20.
+    struct TwoVariants;
+
+    impl Tokenizer for TwoVariants {
+        fn id(&self) -> &str {
+            "lengths"
+        }
+        fn weights_hash(&self) -> &str {
+            "h"
+        }
+        fn vocab_size(&self) -> u32 {
+            64
+        }
+        fn tokenize(&self, batch: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
+            Lengths("h").tokenize(batch)
+        }
+        fn tokenize_mels(&self, _: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
+            Ok(Vec::new())
+        }
+        fn tokenize_variants(
+            &self,
+            batch: &[&[f32]],
+        ) -> pairalign_models::Result<Vec<Vec<TokenString>>> {
+            let plain = self.tokenize(batch)?;
+            let moved = plain
+                .iter()
+                .map(|ts| TokenString {
+                    tokens: ts.tokens.iter().map(|t| t + 20).collect(),
+                    times_ms: ts.times_ms.clone(),
+                })
+                .collect();
+            Ok(vec![plain, moved])
+        }
+    }
+
     fn database(dir: &Path, record: Option<&str>) -> Database {
         let mut db = Database::create(dir, DatabaseConfig::new(64, 3)).unwrap();
         if let Some(hash) = record {
@@ -321,6 +351,42 @@ mod tests {
                 assert!(apart, "{a:?} overlaps {b:?}");
             }
         }
+    }
+
+    /// A 6 s clip ([30, 30]) whose second variant ([50, 50]) is what a second file holds:
+    /// found only when the variants are searched too.
+    #[test]
+    fn every_query_variant_is_searched() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = database(dir.path(), Some("h"));
+        db.add_tokens(&[NewDoc {
+            id: "second".into(),
+            tokens: vec![1, 50, 50, 1],
+            times_ms: Some(vec![0, 3000, 6000, 9000]),
+            duration_ms: Some(12_000),
+        }])
+        .unwrap();
+        let clip = vec![0.0; 96_000];
+        let exact = SearchOptions {
+            k: Some(EditBudget::Absolute(0)),
+            ..clip_search_options()
+        };
+        let ids = |t: &dyn Tokenizer| -> Vec<String> {
+            let mut ids: Vec<String> = search_audio(&db, t, &clip, &exact)
+                .unwrap()
+                .hits
+                .into_iter()
+                .map(|h| h.id)
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(ids(&Lengths("h")), ["doc"]);
+        assert_eq!(ids(&TwoVariants), ["doc", "second"]);
+        let outcome = search_audio(&db, &TwoVariants, &clip, &exact).unwrap();
+        assert_eq!(outcome.query_tokens, 2);
+        let second = outcome.hits.iter().find(|h| h.id == "second").unwrap();
+        assert_eq!((second.start_ms, second.end_ms), (3000, 9000));
     }
 
     #[test]

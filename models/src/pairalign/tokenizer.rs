@@ -409,6 +409,12 @@ impl Tokenizer for PairAlignTokenizer {
         self.tokenize_mels_at(mels, offset)
     }
 
+    fn tokenize_variants(&self, batch: &[&[f32]]) -> Result<Vec<Vec<TokenString>>> {
+        let mels: Vec<Vec<f32>> = batch.par_iter().map(|w| self.mel.compute(w)).collect();
+        let refs: Vec<&[f32]> = mels.iter().map(Vec::as_slice).collect();
+        self.tokenize_mels_variants(&refs)
+    }
+
     /// One variant per grid phase (`grid_phases`), the database's first.
     fn tokenize_mels_variants(&self, mels: &[&[f32]]) -> Result<Vec<Vec<TokenString>>> {
         if self.cfg.grid_phases == 0 {
