@@ -303,12 +303,12 @@ impl PairAlignTokenizer {
 
     /// Tokens of a batch of log-mels that each fit one window, times in ms from each one's
     /// start: one model call.
-    /// With `grid_offset` (models with `grid_phases`), on the fixed grid moved by that
-    /// fraction of a token ([`PairAlignTokenizer::grid_centres`]).
+    /// With `grid_offsets` (models with `grid_phases`; one per log-mel), on the fixed grid
+    /// moved by that fraction of a token ([`PairAlignTokenizer::grid_centres`]).
     fn tokenize_pieces(
         &self,
         mels: &[&[f32]],
-        grid_offset: Option<f64>,
+        grid_offsets: Option<&[f64]>,
     ) -> Result<Vec<TokenString>> {
         let (x, lens) = self.normalized_batch(mels)?;
         let Some(x) = x else {
@@ -353,11 +353,12 @@ impl PairAlignTokenizer {
                 })
                 .collect());
         }
-        let decoded = match grid_offset {
-            Some(offset) => {
+        let decoded = match grid_offsets {
+            Some(offsets) => {
                 let centres: Vec<Vec<f64>> = lens
                     .iter()
-                    .map(|&len| self.grid_centres(subsampled_len(len), offset))
+                    .zip(offsets)
+                    .map(|(&len, &offset)| self.grid_centres(subsampled_len(len), offset))
                     .collect();
                 self.model.decode_greedy_anchored(&cond, &centres, None)?
             }
@@ -405,8 +406,8 @@ impl Tokenizer for PairAlignTokenizer {
     /// per core (at most [`WINDOWS_PER_MODEL_CALL`] each) run on rayon's pool, as the VQ
     /// tokenizer does: candle's element-wise CPU ops are single-threaded.
     fn tokenize_mels(&self, mels: &[&[f32]]) -> Result<Vec<TokenString>> {
-        let offset = (self.cfg.grid_phases > 0).then_some(0.5);
-        self.tokenize_mels_at(mels, offset)
+        let offsets = (self.cfg.grid_phases > 0).then_some(&[0.5][..]);
+        Ok(self.tokenize_mels_at(mels, offsets)?.swap_remove(0))
     }
 
     fn tokenize_variants(&self, batch: &[&[f32]]) -> Result<Vec<Vec<TokenString>>> {
@@ -420,21 +421,19 @@ impl Tokenizer for PairAlignTokenizer {
         if self.cfg.grid_phases == 0 {
             return Ok(vec![self.tokenize_mels(mels)?]);
         }
-        self.grid_offsets()
-            .into_iter()
-            .map(|offset| self.tokenize_mels_at(mels, Some(offset)))
-            .collect()
+        self.tokenize_mels_at(mels, Some(&self.grid_offsets()))
     }
 }
 
 impl PairAlignTokenizer {
-    /// [`Tokenizer::tokenize_mels`] with the grid at `grid_offset` (None: the trained grid
-    /// and EOS).
+    /// [`Tokenizer::tokenize_mels`] once per grid offset (`[variant][clip]`; None: one
+    /// variant, on the trained grid with EOS, or on the VQ anchors). Every (variant, window)
+    /// is a row of some model call, so the variants of one query share the cores.
     fn tokenize_mels_at(
         &self,
         mels: &[&[f32]],
-        grid_offset: Option<f64>,
-    ) -> Result<Vec<TokenString>> {
+        offsets: Option<&[f64]>,
+    ) -> Result<Vec<Vec<TokenString>>> {
         let m = self.cfg.encoder.n_mels;
         let window = self.cfg.window_frames * m;
         // (clip, first frame) of every window.
@@ -450,25 +449,32 @@ impl PairAlignTokenizer {
                 pieces.push((i, k * self.cfg.window_frames, piece));
             }
         }
+        let variants = offsets.map_or(1, <[f64]>::len);
+        // (variant, piece) of every model row.
+        let rows: Vec<(usize, usize)> = (0..variants)
+            .flat_map(|v| (0..pieces.len()).map(move |p| (v, p)))
+            .collect();
         let per_call = if self.device.is_cpu() {
-            pieces
-                .len()
+            rows.len()
                 .div_ceil(rayon::current_num_threads())
                 .clamp(1, WINDOWS_PER_MODEL_CALL)
         } else {
-            pieces.len().max(1)
+            rows.len().max(1)
         };
-        let strings: Vec<Vec<TokenString>> = pieces
+        let strings: Vec<Vec<TokenString>> = rows
             .par_chunks(per_call)
             .map(|chunk| {
-                let refs: Vec<&[f32]> = chunk.iter().map(|p| p.2).collect();
-                self.tokenize_pieces(&refs, grid_offset)
+                let refs: Vec<&[f32]> = chunk.iter().map(|&(_, p)| pieces[p].2).collect();
+                let row_offsets: Option<Vec<f64>> =
+                    offsets.map(|o| chunk.iter().map(|&(v, _)| o[v]).collect());
+                self.tokenize_pieces(&refs, row_offsets.as_deref())
             })
             .collect::<Result<_>>()?;
-        let mut out = vec![TokenString::default(); mels.len()];
-        for ((clip, first_frame, _), ts) in pieces.iter().zip(strings.into_iter().flatten()) {
-            let offset = *first_frame as u64 * MEL_FRAME_MS;
-            let dst = &mut out[*clip];
+        let mut out = vec![vec![TokenString::default(); mels.len()]; variants];
+        for (&(v, p), ts) in rows.iter().zip(strings.into_iter().flatten()) {
+            let (clip, first_frame, _) = pieces[p];
+            let offset = first_frame as u64 * MEL_FRAME_MS;
+            let dst = &mut out[v][clip];
             dst.tokens.extend(ts.tokens);
             dst.times_ms.extend(
                 ts.times_ms
