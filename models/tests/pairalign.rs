@@ -532,8 +532,24 @@ fn decoding_fields_are_in_the_weights_hash() {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
+        // pairalign-v1 decodes on the fixed grid, so its hash covers its decoding fields;
+        // with the grid taken out of its config.json it is the file's SHA-256 (what databases
+        // indexed before the grid recorded) again.
         let v1 = shipped::pairalign(&Device::Cpu).unwrap();
-        assert_eq!(v1.weights_hash(), file);
+        assert_ne!(v1.weights_hash(), file);
+        let on_disk = PairAlignTokenizer::load(&dir, &Device::Cpu).unwrap();
+        assert_eq!(on_disk.weights_hash(), v1.weights_hash());
+        let copy = tempfile::tempdir().unwrap();
+        std::fs::copy(dir.join(WEIGHTS_FILE), copy.path().join(WEIGHTS_FILE)).unwrap();
+        let config = std::fs::read_to_string(dir.join(CONFIG_FILE)).unwrap();
+        assert!(config.contains("\"grid_phases\": 8,"));
+        std::fs::write(
+            copy.path().join(CONFIG_FILE),
+            config.replace("\"grid_phases\": 8,", ""),
+        )
+        .unwrap();
+        let without_grid = PairAlignTokenizer::load(copy.path(), &Device::Cpu).unwrap();
+        assert_eq!(without_grid.weights_hash(), file);
     }
 }
 
