@@ -1420,3 +1420,25 @@ fn training_speed() {
         );
     }
 }
+
+/// The shipping command (`scripts/train-pairalign.sh`: `train pairalign --config
+/// models/weights/pairalign-v1/train.json`) trains the model config that ships, apart from
+/// what is set after training (`grid_phases`, a decoding choice) and the encoder (from
+/// `--init`). A training config that named some model fields once silently turned the
+/// alignment prior off (its widths defaulted to 0).
+#[test]
+fn the_shipping_config_trains_the_shipped_model_config() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/pairalign-v1");
+    let train: PairAlignTrainConfig =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("train.json")).unwrap()).unwrap();
+    let shipped: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(CONFIG_FILE)).unwrap()).unwrap();
+    let model: PairAlignConfig = serde_json::from_value(shipped["model"].clone()).unwrap();
+    let mut trained = train.model;
+    assert_eq!(trained.grid_phases, 0);
+    assert_eq!(model.grid_phases, 8);
+    trained.grid_phases = model.grid_phases;
+    trained.encoder = model.encoder.clone();
+    assert_eq!(trained, model);
+    assert_eq!(trained.alignment_sigma, 0.1);
+}

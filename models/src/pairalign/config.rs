@@ -229,14 +229,14 @@ pub struct PairAlignConfig {
     /// expected, `(k + 0.5) / n` of the clip for the `k`-th of the `n = duration * token_rate`
     /// tokens. It keeps the decoder reading the part of the clip it is at (without it a small
     /// decoder lost its place after a few tokens and looped over two codes; docs/RESULTS.md,
-    /// issue 8). 0 turns it off, which is what a config written before it existed gets.
-    #[serde(default)]
+    /// issue 8). 0 turns it off. A config that leaves it out gets the default (0.1); until
+    /// 2026-12-05 it got 0, so training configs with a `model` section but no width trained
+    /// without the prior (the ablation runs in docs/RESULTS.md, issue 8, among them).
     pub alignment_sigma: f64,
     /// The alignment prior's width when decoding (greedy decoding of the tokenizer and of the
     /// EMA teacher); 0 takes `alignment_sigma`. Narrower than in training works better: on the
     /// held-out voices a model trained at 0.1 retrieved P@1 0.24 decoding at 0.1 and 0.35 at
-    /// 0.03 (docs/RESULTS.md, issue 8).
-    #[serde(default)]
+    /// 0.03 (docs/RESULTS.md, issue 8). Left out: the default, 0.03.
     pub decode_alignment_sigma: f64,
     /// Where the alignment prior is centred, in training and decoding: `grid` spreads the
     /// tokens evenly over the window (pairalign-v1); `vq-runs` puts one token on each segment
@@ -610,6 +610,9 @@ mod tests {
             serde_json::from_str(r#"{"d_model": 64, "components": {"contrast": false}}"#).unwrap();
         assert_eq!(partial.d_model, 64);
         assert!(!partial.components.contrast && partial.components.timing);
+        // A config that names only some fields keeps the alignment prior.
+        assert_eq!(partial.alignment_sigma, 0.1);
+        assert_eq!(partial.decode_alignment_sigma, 0.03);
         assert!(serde_json::from_str::<PairAlignConfig>(r#"{"nope": 1}"#).is_err());
     }
 }
