@@ -16,7 +16,7 @@ use pairalign_indexer::{
 };
 use serde_json::json;
 
-use crate::tokenize::load_tokenizer;
+use crate::tokenize::tokenizer_for;
 
 /// Arguments of `pairalign index`.
 #[derive(clap::Args, Debug)]
@@ -27,10 +27,11 @@ pub struct IndexArgs {
     /// Database directory (created when missing).
     #[arg(long)]
     db: PathBuf,
-    /// `vq`, `pairalign` (the shipped models) or a weights folder of either kind. Must be the
-    /// tokenizer the database was built with.
-    #[arg(long, default_value = "vq")]
-    tokenizer: String,
+    /// `vq`, `pairalign` (the shipped models) or a weights folder of either kind; must be the
+    /// tokenizer the database was built with. Default: the shipped model the database
+    /// records, or vq for a new database.
+    #[arg(long)]
+    tokenizer: Option<String>,
     /// Threads for decoding and tokenizing (0: one per core).
     #[arg(long, default_value_t = 0)]
     jobs: usize,
@@ -60,7 +61,7 @@ pub struct IndexArgs {
 /// Runs `index`: exit code 0 when every file was indexed or skipped, 1 when some failed, 130
 /// when interrupted by Ctrl-C (what was committed stays; a re-run resumes).
 pub fn index(args: IndexArgs) -> anyhow::Result<ExitCode> {
-    let tokenizer = load_tokenizer(&args.tokenizer)?;
+    let tokenizer = tokenizer_for(&args.db, args.tokenizer.as_deref())?;
     let mut store = open_or_create_for(&args.db, &tokenizer)?;
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -213,13 +214,13 @@ fn print_summary(report: &IndexReport, db: &Path) {
 pub fn search_clip(
     db: &Path,
     clip: &Path,
-    tokenizer: &str,
+    tokenizer: Option<&str>,
     mut options: SearchOptions,
     filter: Option<&str>,
     json_output: bool,
 ) -> anyhow::Result<ExitCode> {
+    let tokenizer = tokenizer_for(db, tokenizer)?;
     let db = Database::open_read_only(db)?;
-    let tokenizer = load_tokenizer(tokenizer)?;
     if let Some(filter) = filter {
         options.only = Some(pairalign_query::select_documents(&db, filter)?);
     }

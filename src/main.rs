@@ -225,9 +225,9 @@ struct SearchArgs {
     )]
     clip: Option<PathBuf>,
     /// With a clip: `vq`, `pairalign` (the shipped models) or a weights folder of either kind;
-    /// must be the database's.
-    #[arg(long, default_value = "vq")]
-    tokenizer: String,
+    /// must be the database's. Default: the shipped model the database records.
+    #[arg(long)]
+    tokenizer: Option<String>,
     /// One query as space-separated symbols, e.g. "3 17 17 4".
     #[arg(long, conflicts_with = "tokens_file")]
     tokens: Option<String>,
@@ -433,7 +433,7 @@ fn search(args: SearchArgs) -> anyhow::Result<ExitCode> {
         return index::search_clip(
             &args.db,
             clip,
-            &args.tokenizer,
+            args.tokenizer.as_deref(),
             options,
             args.filter.as_deref(),
             args.json,

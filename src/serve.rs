@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use pairalign_server::{read_token_file, Limits, Server};
 
-use crate::tokenize::load_tokenizer;
+use crate::tokenize::tokenizer_for;
 
 /// Arguments of `pairalign serve`.
 #[derive(clap::Args, Debug)]
@@ -26,10 +26,11 @@ pub struct ServeArgs {
     /// `Authorization: Bearer <token>`; reads stay open. Without it writes are open.
     #[arg(long)]
     token_file: Option<PathBuf>,
-    /// `vq` (the shipped VQ tokenizer) or a folder with model.safetensors and config.json. Must be
-    /// the tokenizer the database was built with.
-    #[arg(long, default_value = "vq")]
-    tokenizer: String,
+    /// `vq`, `pairalign` (the shipped models) or a weights folder of either kind; must be the
+    /// tokenizer the database was built with. Default: the shipped model the database
+    /// records, or vq for a new database.
+    #[arg(long)]
+    tokenizer: Option<String>,
     /// Largest request body, in MiB (larger: 413).
     #[arg(long, default_value_t = Limits::default().max_body_bytes >> 20)]
     max_body_mib: u64,
@@ -76,7 +77,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         sync_upload_max_s: args.sync_upload_s,
         ..defaults
     };
-    let tokenizer = load_tokenizer(&args.tokenizer)?;
+    let tokenizer = tokenizer_for(&args.db, args.tokenizer.as_deref())?;
     if !args.addr.ip().is_loopback() && token.is_none() {
         eprintln!(
             "warning: serving {} without --token-file: anyone who reaches it can add and delete",

@@ -1,9 +1,9 @@
 //! `pairalign tokenize`: audio files to token strings with times, with any tokenizer.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_datasets::SAMPLE_RATE;
 use pairalign_models::{tokenize_windows, AnyTokenizer, Device, Tokenizer, WINDOWS_PER_CALL};
@@ -105,6 +105,35 @@ pub fn load_tokenizer(name: &str) -> anyhow::Result<AnyTokenizer> {
         .with_context(|| format!("cannot load the tokenizer {name}"))?;
     announce(&tok);
     Ok(tok)
+}
+
+/// The tokenizer `name` (`--tokenizer`), or without one the shipped model that the database at
+/// `db` records (`vq` or `pairalign` with the weights hash it recorded); vq-v1 for a database
+/// that does not exist yet or records no tokenizer. A database built with a weights folder needs
+/// that folder named: an error says so.
+pub fn tokenizer_for(db: &Path, name: Option<&str>) -> anyhow::Result<AnyTokenizer> {
+    if let Some(name) = name {
+        return load_tokenizer(name);
+    }
+    let recorded = pairalign_engine::Database::open_read_only(db)
+        .ok()
+        .and_then(|d| d.tokenizer().cloned());
+    let Some(record) = recorded else {
+        return load_tokenizer("vq");
+    };
+    if let Ok(tok) = AnyTokenizer::open(&record.id, &Device::Cpu) {
+        if tok.weights_hash() == record.weights_hash {
+            announce(&tok);
+            return Ok(tok);
+        }
+    }
+    bail!(
+        "{} was built with tokenizer {} (weights {}), not a shipped model: give its weights \
+         folder with --tokenizer",
+        db.display(),
+        record.id,
+        record.weights_hash
+    )
 }
 
 fn announce(tok: &dyn Tokenizer) {

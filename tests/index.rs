@@ -471,3 +471,71 @@ fn report_counts_bytes_and_compares_with_vq() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("error:"), "{}", stderr(&out));
 }
+
+/// Without `--tokenizer`, `search` and a second `index` use the shipped model the database
+/// records; a database built with a weights folder needs that folder named.
+#[test]
+fn commands_default_to_the_tokenizer_the_database_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    std::fs::create_dir_all(&archive).unwrap();
+    for name in ["flite_kal.wav", "flite_slt.flac"] {
+        std::fs::copy(samples().join("short").join(name), archive.join(name)).unwrap();
+    }
+    let clip = archive.join("flite_kal.wav");
+    let db = dir.path().join("db");
+    let out = index(&db, &[&archive], &["--tokenizer", "pairalign"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = pairalign(&["search", "--db", path(&db), path(&clip), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("tokenizer pairalign"),
+        "{}",
+        stderr(&out)
+    );
+    let first = &json(&out)["hits"][0]["id"];
+    assert!(
+        first.as_str().unwrap().ends_with("flite_kal.wav"),
+        "{first}"
+    );
+    // Indexing again without --tokenizer adds nothing and keeps the database's tokenizer.
+    let out = index(&db, &[&archive], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(docs(&db), 2);
+
+    // The same weights decoding otherwise (no fixed grid) are another tokenizer: a database
+    // built with that folder must name it.
+    let folder = dir.path().join("pairalign-free");
+    std::fs::create_dir_all(&folder).unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/weights/pairalign-v1");
+    std::fs::copy(
+        shipped.join("model.safetensors"),
+        folder.join("model.safetensors"),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(shipped.join("config.json")).unwrap();
+    std::fs::write(
+        folder.join("config.json"),
+        config.replace("\"grid_phases\": 8,", ""),
+    )
+    .unwrap();
+    let other = dir.path().join("other");
+    let out = index(&other, &[&archive], &["--tokenizer", path(&folder)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = pairalign(&["search", "--db", path(&other), path(&clip)]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not a shipped model"),
+        "{}",
+        stderr(&out)
+    );
+    let out = pairalign(&[
+        "search",
+        "--db",
+        path(&other),
+        path(&clip),
+        "--tokenizer",
+        path(&folder),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
