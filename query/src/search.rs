@@ -207,8 +207,12 @@ mod tests {
         }
     }
 
-    /// [`Lengths`] with hash `"h"`, its queries tokenized at this many phases.
-    struct Phased(usize);
+    /// [`Lengths`] with hash `"h"`, its queries tokenized at `phases` window phases and, when
+    /// `moved`, in a second variant: every token plus 20.
+    struct Phased {
+        phases: usize,
+        moved: bool,
+    }
 
     impl Tokenizer for Phased {
         fn id(&self) -> &str {
@@ -227,34 +231,16 @@ mod tests {
             Ok(Vec::new())
         }
         fn query_phases(&self) -> usize {
-            self.0
-        }
-    }
-
-    /// [`Lengths`] with hash `"h"` and a second query variant: every token plus 20.
-    struct TwoVariants;
-
-    impl Tokenizer for TwoVariants {
-        fn id(&self) -> &str {
-            "lengths"
-        }
-        fn weights_hash(&self) -> &str {
-            "h"
-        }
-        fn vocab_size(&self) -> u32 {
-            64
-        }
-        fn tokenize(&self, batch: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
-            Lengths("h").tokenize(batch)
-        }
-        fn tokenize_mels(&self, _: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
-            Ok(Vec::new())
+            self.phases
         }
         fn tokenize_variants(
             &self,
             batch: &[&[f32]],
         ) -> pairalign_models::Result<Vec<Vec<TokenString>>> {
             let plain = self.tokenize(batch)?;
+            if !self.moved {
+                return Ok(vec![plain]);
+            }
             let moved = plain
                 .iter()
                 .map(|ts| TokenString {
@@ -316,11 +302,28 @@ mod tests {
             k: Some(EditBudget::Absolute(0)),
             ..clip_search_options()
         };
-        assert!(search_audio(&db, &Phased(1), &clip, &exact)
-            .unwrap()
-            .hits
-            .is_empty());
-        let outcome = search_audio(&db, &Phased(3), &clip, &exact).unwrap();
+        assert!(search_audio(
+            &db,
+            &Phased {
+                phases: 1,
+                moved: false
+            },
+            &clip,
+            &exact
+        )
+        .unwrap()
+        .hits
+        .is_empty());
+        let outcome = search_audio(
+            &db,
+            &Phased {
+                phases: 3,
+                moved: false,
+            },
+            &clip,
+            &exact,
+        )
+        .unwrap();
         assert_eq!(
             outcome.query_tokens, 1,
             "phase 0 is the clip windowed like a file"
@@ -339,7 +342,17 @@ mod tests {
             top: 50,
             ..clip_search_options()
         };
-        let hits = search_audio(&db, &Phased(3), &clip, &loose).unwrap().hits;
+        let hits = search_audio(
+            &db,
+            &Phased {
+                phases: 3,
+                moved: false,
+            },
+            &clip,
+            &loose,
+        )
+        .unwrap()
+        .hits;
         assert_eq!((hits[0].id.as_str(), hits[0].start), ("straddled", 1));
         assert!(hits
             .windows(2)
@@ -382,8 +395,12 @@ mod tests {
             ids
         };
         assert_eq!(ids(&Lengths("h")), ["doc"]);
-        assert_eq!(ids(&TwoVariants), ["doc", "second"]);
-        let outcome = search_audio(&db, &TwoVariants, &clip, &exact).unwrap();
+        let two = Phased {
+            phases: 1,
+            moved: true,
+        };
+        assert_eq!(ids(&two), ["doc", "second"]);
+        let outcome = search_audio(&db, &two, &clip, &exact).unwrap();
         assert_eq!(outcome.query_tokens, 2);
         let second = outcome.hits.iter().find(|h| h.id == "second").unwrap();
         assert_eq!((second.start_ms, second.end_ms), (3000, 9000));
