@@ -598,6 +598,14 @@ fn grid_phases_decode_on_a_fixed_grid_and_give_one_query_variant_each() {
         );
     }
     assert!(variants[1][0] != variants[0][0] || variants[2][0] != variants[0][0]);
+    // In a batch with a longer clip (two windows) every clip gets the strings it gets alone.
+    let long = LogMel::new().compute(&audio(5, 80_000));
+    let both = fixed.tokenize_mels_variants(&[&mel, &long]).unwrap();
+    let long_alone = fixed.tokenize_mels_variants(&[&long]).unwrap();
+    for v in 0..4 {
+        assert_eq!(both[v][0], variants[v][0]);
+        assert_eq!(both[v][1], long_alone[v][0]);
+    }
     // Without grid phases there is one variant, the string itself.
     let one = free.tokenize_mels_variants(&[&mel]).unwrap();
     assert_eq!(one, vec![vec![a]]);

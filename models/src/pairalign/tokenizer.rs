@@ -303,16 +303,21 @@ impl PairAlignTokenizer {
 
     /// Tokens of a batch of log-mels that each fit one window, times in ms from each one's
     /// start: one model call.
-    /// With `grid_offsets` (models with `grid_phases`; one per log-mel), on the fixed grid
-    /// moved by that fraction of a token ([`PairAlignTokenizer::grid_centres`]).
+    /// With `grid` (models with `grid_phases`), one string per `(log-mel, offset)` row instead,
+    /// on the fixed grid moved by that fraction of a token
+    /// ([`PairAlignTokenizer::grid_centres`]); each log-mel is encoded once, whatever the
+    /// number of its rows.
     fn tokenize_pieces(
         &self,
         mels: &[&[f32]],
-        grid_offsets: Option<&[f64]>,
+        grid: Option<&[(usize, f64)]>,
     ) -> Result<Vec<TokenString>> {
         let (x, lens) = self.normalized_batch(mels)?;
         let Some(x) = x else {
-            return Ok(vec![TokenString::default(); mels.len()]);
+            return Ok(vec![
+                TokenString::default();
+                grid.map_or(mels.len(), <[_]>::len)
+            ]);
         };
         let cond = self.model.encode(&x, Some(&lens))?;
         if self.needs_anchor_vq() {
@@ -353,16 +358,24 @@ impl PairAlignTokenizer {
                 })
                 .collect());
         }
-        let decoded = match grid_offsets {
-            Some(offsets) => {
-                let centres: Vec<Vec<f64>> = lens
+        let (decoded, lens) = match grid {
+            Some(rows) => {
+                let mel_of: Vec<usize> = rows.iter().map(|&(m, _)| m).collect();
+                let cond = if mel_of.iter().copied().eq(0..lens.len()) {
+                    cond
+                } else {
+                    cond.select(&mel_of)?
+                };
+                let row_lens: Vec<usize> = mel_of.iter().map(|&m| lens[m]).collect();
+                let centres: Vec<Vec<f64>> = rows
                     .iter()
-                    .zip(offsets)
-                    .map(|(&len, &offset)| self.grid_centres(subsampled_len(len), offset))
+                    .zip(&row_lens)
+                    .map(|(&(_, offset), &len)| self.grid_centres(subsampled_len(len), offset))
                     .collect();
-                self.model.decode_greedy_anchored(&cond, &centres, None)?
+                let decoded = self.model.decode_greedy_anchored(&cond, &centres, None)?;
+                (decoded, row_lens)
             }
-            None => self.model.decode_greedy(&cond)?,
+            None => (self.model.decode_greedy(&cond)?, lens),
         };
         Ok(decoded
             .iter()
@@ -464,10 +477,24 @@ impl PairAlignTokenizer {
         let strings: Vec<Vec<TokenString>> = rows
             .par_chunks(per_call)
             .map(|chunk| {
-                let refs: Vec<&[f32]> = chunk.iter().map(|&(_, p)| pieces[p].2).collect();
-                let row_offsets: Option<Vec<f64>> =
-                    offsets.map(|o| chunk.iter().map(|&(v, _)| o[v]).collect());
-                self.tokenize_pieces(&refs, row_offsets.as_deref())
+                let Some(offsets) = offsets else {
+                    let refs: Vec<&[f32]> = chunk.iter().map(|&(_, p)| pieces[p].2).collect();
+                    return self.tokenize_pieces(&refs, None);
+                };
+                // Each window once, however many of its grid phases the chunk holds.
+                let mut unique: Vec<usize> = Vec::new();
+                let grid: Vec<(usize, f64)> = chunk
+                    .iter()
+                    .map(|&(v, p)| {
+                        let m = unique.iter().position(|&u| u == p).unwrap_or_else(|| {
+                            unique.push(p);
+                            unique.len() - 1
+                        });
+                        (m, offsets[v])
+                    })
+                    .collect();
+                let refs: Vec<&[f32]> = unique.iter().map(|&p| pieces[p].2).collect();
+                self.tokenize_pieces(&refs, Some(&grid))
             })
             .collect::<Result<_>>()?;
         let mut out = vec![vec![TokenString::default(); mels.len()]; variants];
