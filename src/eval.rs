@@ -11,7 +11,7 @@ use pairalign_datasets::corpus::Split;
 use pairalign_datasets::views::ViewSpace;
 use pairalign_engine::EditBudget;
 use pairalign_eval::{
-    CompactedVq, CompactionOptions, ConsistencyOptions, Layout, LocateOptions, Outputs,
+    CompactedVq, CompactionOptions, ConsistencyOptions, Layout, LocateOptions, Outputs, PhasedVq,
     PooledEncoder, Source, Subject, SweepOptions, ViewOptions, DEFAULT_VIEW_SPACE,
 };
 use pairalign_models::vq::CODE_FRAME_MS;
@@ -59,7 +59,9 @@ pub struct CommonArgs {
     /// `vq` (shipped), a weights folder, `dense` / `dense:DIR` (the mean-pooled encoder
     /// output of the shipped VQ or of a weights folder: the dense baseline), or
     /// `vq-targets[@RATE][:DIR]` (VQ codes compacted to RATE tokens/s, default 12.7, as
-    /// PairAlign's VQ-derived training targets are). Repeat to compare.
+    /// PairAlign's VQ-derived training targets are), `vq-local@PASSES[:DIR]` (compacted by
+    /// local passes) or `vq-phases@P[:DIR]` (VQ with each query also moved by 10 ms steps, P
+    /// strings, the best counting: what PairAlign's grid phases give it). Repeat to compare.
     #[arg(long = "tokenizer", default_value = "vq")]
     tokenizers: Vec<String>,
     /// Seed of everything drawn (views from a corpus, pairs, excerpts, sweep starts).
@@ -231,6 +233,19 @@ fn subject(name: &str) -> anyhow::Result<Subject> {
             .into_vq()
             .with_context(|| format!("vq-targets needs VQ weights; {weights} is not"))?;
         return Ok(Subject::tokens(name, Box::new(CompactedVq::new(vq, rate))));
+    }
+    if let Some(rest) = name.strip_prefix("vq-phases@") {
+        // VQ with its queries also moved by 10 ms steps: `vq-phases@PHASES[:DIR]`.
+        let (phases, weights) = rest.split_once(':').unwrap_or((rest, "vq"));
+        let phases = phases
+            .parse::<usize>()
+            .ok()
+            .filter(|p| (1..=16).contains(p))
+            .with_context(|| format!("{name}: the phases after @ are 1 to 16"))?;
+        let vq = crate::tokenize::load_tokenizer(weights)?
+            .into_vq()
+            .with_context(|| format!("vq-phases needs VQ weights; {weights} is not"))?;
+        return Ok(Subject::tokens(name, Box::new(PhasedVq::new(vq, phases))));
     }
     if let Some(rest) = name.strip_prefix("vq-local@") {
         // VQ's codes compacted by local passes (`target_passes`): `vq-local@PASSES[:DIR]`.

@@ -74,6 +74,10 @@ fn retrieval_and_consistency_on_the_samples_with_the_dense_baseline() {
         "vq-targets@10",
         "--tokenizer",
         "vq-local@2",
+        "--tokenizer",
+        "vq-phases@1",
+        "--tokenizer",
+        "vq-phases@2",
         "--max-clips",
         "12",
         "--seed",
@@ -82,7 +86,7 @@ fn retrieval_and_consistency_on_the_samples_with_the_dense_baseline() {
     let mut args = vec!["retrieval"];
     args.extend_from_slice(&common);
     let lines = eval(&args, &dir.path().join("r"), &["retrieval.svg"]);
-    assert_eq!(lines.len(), 4);
+    assert_eq!(lines.len(), 6);
     has_keys(
         &lines[0],
         &[
@@ -115,6 +119,14 @@ fn retrieval_and_consistency_on_the_samples_with_the_dense_baseline() {
         "{local}"
     );
     assert!(local > compacted, "{local}");
+    // VQ with query variants keeps VQ's strings (and rate); one phase ranks exactly as VQ, a
+    // second 10 ms phase only adds candidates' distances to take the minimum of.
+    assert_eq!(lines[4]["tokenizer"], "vq-phases@1");
+    assert_eq!(lines[5]["tokenizer"], "vq-phases@2");
+    for key in ["tokens_per_s", "p_at_1", "mrr"] {
+        assert_eq!(lines[4][key], lines[0][key], "{key}");
+    }
+    assert_eq!(lines[5]["tokens_per_s"], lines[0]["tokens_per_s"]);
     // mAP equals MRR with one relevant item per query.
     let (map, mrr) = (
         lines[0]["map"].as_f64().unwrap(),

@@ -67,6 +67,8 @@ pub use metrics::{average_precision, ned, separation, RankStats, RetrievalMetric
 pub use output::Outputs;
 pub use retrieval::{retrieval, RetrievalReport};
 pub use source::{Layout, PairedViews, Recording, Source, ViewOptions, DEFAULT_VIEW_SPACE};
-pub use subject::{CompactedVq, Embedder, Kind, Model, PooledEncoder, Subject, SubjectInfo};
+pub use subject::{
+    CompactedVq, Embedder, Kind, Model, PhasedVq, PooledEncoder, Subject, SubjectInfo,
+};
 pub use sweep::{sweep, SweepOptions, SweepReport};
 pub use windows::tokenize_recordings;

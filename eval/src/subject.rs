@@ -44,6 +44,73 @@ impl Embedder for PooledEncoder {
     }
 }
 
+/// VQ whose queries are also tokenized with their log-mel moved by 1, 2, ... frames (10 ms
+/// each; the `vq-phases@P` subject): the query variants that PairAlign's grid phases give it
+/// (`grid_phases`), offered to VQ so that the two are compared on equal terms. Its codes are
+/// 20 ms frames, so 2 phases cover every sub-frame offset.
+#[derive(Debug)]
+pub struct PhasedVq {
+    vq: VqTokenizer,
+    phases: usize,
+    id: String,
+}
+
+impl PhasedVq {
+    /// `vq` with `phases` query variants (at least 1).
+    pub fn new(vq: VqTokenizer, phases: usize) -> PhasedVq {
+        let id = format!("{}-phases@{phases}", vq.id());
+        PhasedVq {
+            vq,
+            phases: phases.max(1),
+            id,
+        }
+    }
+}
+
+impl Tokenizer for PhasedVq {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn weights_hash(&self) -> &str {
+        self.vq.weights_hash()
+    }
+
+    fn vocab_size(&self) -> u32 {
+        self.vq.vocab_size()
+    }
+
+    fn tokenize(&self, batch: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
+        self.vq.tokenize(batch)
+    }
+
+    fn tokenize_mels(&self, mels: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
+        self.vq.tokenize_mels(mels)
+    }
+
+    fn tokenize_mels_variants(
+        &self,
+        mels: &[&[f32]],
+    ) -> pairalign_models::Result<Vec<Vec<TokenString>>> {
+        let n_mels = self.vq.config().n_mels;
+        (0..self.phases)
+            .map(|shift| {
+                let moved: Vec<&[f32]> = mels
+                    .iter()
+                    .map(|m| &m[(shift * n_mels).min(m.len())..])
+                    .collect();
+                let mut strings = self.vq.tokenize_mels(&moved)?;
+                for ts in &mut strings {
+                    for t in &mut ts.times_ms {
+                        *t += 10 * shift as u32;
+                    }
+                }
+                Ok(strings)
+            })
+            .collect()
+    }
+}
+
 /// VQ frame codes compacted to a token rate exactly as PairAlign's VQ-derived training targets
 /// are ([`pairalign_models::pairalign::vq_targets`]): the strings the PairAlign decoder learns
 /// to emit in its bridge stage, evaluated as a tokenizer of their own (the `vq-targets` subject
