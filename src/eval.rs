@@ -205,6 +205,32 @@ fn load(common: &CommonArgs) -> anyhow::Result<Loaded> {
     })
 }
 
+/// `COUNT[:DIR]`, what follows the `@` of subject `name`: the count of `what`, within `range`,
+/// and the VQ tokenizer (`vq`, the shipped one, without DIR).
+fn count_and_vq(
+    name: &str,
+    rest: &str,
+    what: &str,
+    range: std::ops::RangeInclusive<usize>,
+) -> anyhow::Result<(usize, pairalign_models::VqTokenizer)> {
+    let (count, weights) = rest.split_once(':').unwrap_or((rest, "vq"));
+    let count = count
+        .parse::<usize>()
+        .ok()
+        .filter(|c| range.contains(c))
+        .with_context(|| {
+            format!(
+                "{name}: the {what} after @ are {} to {}",
+                range.start(),
+                range.end()
+            )
+        })?;
+    let vq = crate::tokenize::load_tokenizer(weights)?
+        .into_vq()
+        .with_context(|| format!("{name} needs VQ weights; {weights} is not"))?;
+    Ok((count, vq))
+}
+
 /// `vq`, `pairalign`, a weights folder of either kind, `dense` or `dense:DIR` (the dense baseline
 /// needs a VQ encoder).
 fn subject(name: &str) -> anyhow::Result<Subject> {
@@ -236,28 +262,12 @@ fn subject(name: &str) -> anyhow::Result<Subject> {
     }
     if let Some(rest) = name.strip_prefix("vq-phases@") {
         // VQ with its queries also moved by 10 ms steps: `vq-phases@PHASES[:DIR]`.
-        let (phases, weights) = rest.split_once(':').unwrap_or((rest, "vq"));
-        let phases = phases
-            .parse::<usize>()
-            .ok()
-            .filter(|p| (1..=16).contains(p))
-            .with_context(|| format!("{name}: the phases after @ are 1 to 16"))?;
-        let vq = crate::tokenize::load_tokenizer(weights)?
-            .into_vq()
-            .with_context(|| format!("vq-phases needs VQ weights; {weights} is not"))?;
+        let (phases, vq) = count_and_vq(name, rest, "phases", 1..=16)?;
         return Ok(Subject::tokens(name, Box::new(PhasedVq::new(vq, phases))));
     }
     if let Some(rest) = name.strip_prefix("vq-local@") {
         // VQ's codes compacted by local passes (`target_passes`): `vq-local@PASSES[:DIR]`.
-        let (passes, weights) = rest.split_once(':').unwrap_or((rest, "vq"));
-        let passes = passes
-            .parse::<usize>()
-            .ok()
-            .filter(|p| (1..=20).contains(p))
-            .with_context(|| format!("{name}: the passes after @ are 1 to 20"))?;
-        let vq = crate::tokenize::load_tokenizer(weights)?
-            .into_vq()
-            .with_context(|| format!("vq-local needs VQ weights; {weights} is not"))?;
+        let (passes, vq) = count_and_vq(name, rest, "passes", 1..=20)?;
         return Ok(Subject::tokens(
             name,
             Box::new(CompactedVq::local(vq, passes)),
