@@ -463,9 +463,10 @@ impl PairAlignTokenizer {
             }
         }
         let variants = offsets.map_or(1, <[f64]>::len);
-        // (variant, piece) of every model row.
-        let rows: Vec<(usize, usize)> = (0..variants)
-            .flat_map(|v| (0..pieces.len()).map(move |p| (v, p)))
+        // (variant, piece) of every model row, window by window so that a model call holds
+        // all the phases of its windows and encodes each once; a clip's windows stay in order.
+        let rows: Vec<(usize, usize)> = (0..pieces.len())
+            .flat_map(|p| (0..variants).map(move |v| (v, p)))
             .collect();
         let per_call = if self.device.is_cpu() {
             rows.len()
