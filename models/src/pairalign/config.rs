@@ -562,6 +562,21 @@ mod tests {
         assert!(cfg.validate().is_err());
         cfg.components.contrast_temperature = 0.1;
         cfg.validate().unwrap();
+        cfg.components.teacher_max_share = 1.5;
+        assert!(cfg.validate().is_err());
+        cfg.components.teacher_max_share = 0.5;
+        // Grid phases: at most 16, and only on the grid.
+        cfg.grid_phases = 17;
+        assert!(cfg.validate().is_err());
+        cfg.grid_phases = 16;
+        cfg.validate().unwrap();
+        cfg.anchors = Anchors::VqRuns;
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("grid_phases needs anchors grid"), "{err}");
+        cfg.grid_phases = 0;
+        cfg.validate().unwrap();
+        cfg.anchors = Anchors::Grid;
+        cfg.validate().unwrap();
         // Drafts come from the anchoring segments: not without them.
         cfg.draft_tokens = true;
         let err = cfg.validate().unwrap_err();
