@@ -598,6 +598,21 @@ fn grid_phases_decode_on_a_fixed_grid_and_give_one_query_variant_each() {
         );
     }
     assert!(variants[1][0] != variants[0][0] || variants[2][0] != variants[0][0]);
+    // A grid token's time is where its grid cell starts, half a period before its centre
+    // (0 for a centre within half a period of the start): the database's first token at 0,
+    // then one every 1 / token_rate s, whatever the timing head says.
+    let cell_ms = 1000.0 / cfg.token_rate;
+    for (v, offset) in variants.iter().zip([0.5, 0.75, 0.0, 0.25]) {
+        let s = &v[0];
+        assert_eq!(s.times_ms.len(), s.len());
+        for (k, &t) in s.times_ms.iter().enumerate() {
+            let want = ((k as f64 + offset - 0.5) * cell_ms).max(0.0);
+            assert!(
+                (f64::from(t) - want).abs() <= 0.5,
+                "{offset} {k}: {t} vs {want}"
+            );
+        }
+    }
     // In a batch with a longer clip (two windows) every clip gets the strings it gets alone.
     let long = LogMel::new().compute(&audio(5, 80_000));
     let both = fixed.tokenize_mels_variants(&[&mel, &long]).unwrap();
@@ -606,6 +621,10 @@ fn grid_phases_decode_on_a_fixed_grid_and_give_one_query_variant_each() {
         assert_eq!(both[v][0], variants[v][0]);
         assert_eq!(both[v][1], long_alone[v][0]);
     }
+    // Its second window's grid starts again at the window's start, 3 s in.
+    let long_db = &long_alone[0][0];
+    assert_eq!(long_db.times_ms[..2], [0, 79]);
+    assert_eq!(long_db.times_ms[38..40], [3000, 3079]);
     // Without grid phases there is one variant, the string itself.
     let one = free.tokenize_mels_variants(&[&mel]).unwrap();
     assert_eq!(one, vec![vec![a]]);

@@ -285,11 +285,16 @@ impl PairAlignTokenizer {
     /// database's strings, as the trained grid of `(k + 0.5) / n`), for every centre inside
     /// the window, at most `max_tokens - 1`.
     pub fn grid_centres(&self, frames: usize, offset: f64) -> Vec<f64> {
-        let period = 1000.0 / (f64::from(CODE_FRAME_MS) * self.cfg.token_rate);
+        let period = self.grid_period();
         (0..self.cfg.max_tokens - 1)
             .map(|k| (k as f64 + offset) * period)
             .take_while(|&c| c < frames as f64)
             .collect()
+    }
+
+    /// One token period of the grid, in condition frames.
+    fn grid_period(&self) -> f64 {
+        1000.0 / (f64::from(CODE_FRAME_MS) * self.cfg.token_rate)
     }
 
     /// The grid offsets of the query variants: 0.5 (the database's) first, then moved by
@@ -358,31 +363,41 @@ impl PairAlignTokenizer {
                 })
                 .collect());
         }
-        let (decoded, lens) = match grid {
-            Some(rows) => {
-                let mel_of: Vec<usize> = rows.iter().map(|&(m, _)| m).collect();
-                let cond = if mel_of.iter().copied().eq(0..lens.len()) {
-                    cond
-                } else {
-                    cond.select(&mel_of)?
-                };
-                let row_lens: Vec<usize> = mel_of.iter().map(|&m| lens[m]).collect();
-                let centres: Vec<Vec<f64>> = rows
-                    .iter()
-                    .zip(&row_lens)
-                    .map(|(&(_, offset), &len)| self.grid_centres(subsampled_len(len), offset))
-                    .collect();
-                let decoded = self.model.decode_greedy_anchored(&cond, &centres, None)?;
-                (decoded, row_lens)
-            }
-            None => (self.model.decode_greedy(&cond)?, lens),
+        let Some(rows) = grid else {
+            return Ok(self
+                .model
+                .decode_greedy(&cond)?
+                .into_iter()
+                .zip(&lens)
+                .map(|(d, &len)| TokenString {
+                    times_ms: d.times_ms(subsampled_len(len)),
+                    tokens: d.tokens,
+                })
+                .collect());
         };
-        Ok(decoded
+        let mel_of: Vec<usize> = rows.iter().map(|&(m, _)| m).collect();
+        let cond = if mel_of.iter().copied().eq(0..lens.len()) {
+            cond
+        } else {
+            cond.select(&mel_of)?
+        };
+        let centres: Vec<Vec<f64>> = rows
             .iter()
-            .zip(&lens)
-            .map(|(d, &len)| TokenString {
-                tokens: d.tokens.clone(),
-                times_ms: d.times_ms(subsampled_len(len)),
+            .map(|&(m, offset)| self.grid_centres(subsampled_len(lens[m]), offset))
+            .collect();
+        let decoded = self.model.decode_greedy_anchored(&cond, &centres, None)?;
+        // A grid token reads the audio at its grid point (the alignment prior is centred
+        // there), so its time is where its grid cell starts, half a period before the centre.
+        // The timing head, trained on the times of VQ runs, put runs of grid tokens at one
+        // time and missed by up to seconds (docs/RESULTS.md, issue 8).
+        let half = 0.5 * self.grid_period();
+        let ms = |c: f64| ((c - half).max(0.0) * f64::from(CODE_FRAME_MS)).round() as u32;
+        Ok(decoded
+            .into_iter()
+            .zip(&centres)
+            .map(|(d, c)| TokenString {
+                times_ms: c.iter().take(d.tokens.len()).map(|&c| ms(c)).collect(),
+                tokens: d.tokens,
             })
             .collect())
     }
