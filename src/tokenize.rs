@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::{bail, Context};
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
@@ -25,6 +26,9 @@ pub struct TokenizeArgs {
     /// One JSON object per file (file, duration_ms, tokens, times_ms, tokens_per_s).
     #[arg(long)]
     json: bool,
+    /// Where the model runs: `cpu`, `cuda` or `cuda:N` (a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 /// Runs `tokenize`; a file that fails is reported and the others still run (exit code 1).
@@ -32,14 +36,20 @@ pub fn tokenize(args: TokenizeArgs) -> anyhow::Result<ExitCode> {
     if !(args.window.is_finite() && args.window >= 0.1) {
         anyhow::bail!("--window must be at least 0.1 s, got {}", args.window);
     }
-    let tokenizer = load_tokenizer(&args.tokenizer)?;
+    let device = parse_device(&args.device)?;
+    let tokenizer = load_tokenizer_on(&args.tokenizer, &device)?;
     let window = (args.window * f64::from(SAMPLE_RATE)) as usize;
     let mut failed = 0;
+    // Audio seconds tokenized and seconds spent in the tokenizer (decoding files not counted).
+    let (mut audio_s, mut busy_s) = (0.0, 0.0);
     for path in &args.files {
         let result = decode_file(path, &DecodeOptions::default())
             .map_err(anyhow::Error::from)
             .and_then(|audio| {
+                let started = Instant::now();
                 let ts = tokenize_windows(&tokenizer, &audio.samples, window, WINDOWS_PER_CALL)?;
+                busy_s += started.elapsed().as_secs_f64();
+                audio_s += audio.samples.len() as f64 / f64::from(SAMPLE_RATE);
                 Ok((audio.samples.len(), ts))
             });
         let (samples, ts) = match result {
@@ -77,6 +87,12 @@ pub fn tokenize(args: TokenizeArgs) -> anyhow::Result<ExitCode> {
             println!("  {}", shown.join(" "));
         }
     }
+    eprintln!(
+        "tokenized {:.1} s of audio in {busy_s:.2} s on {}: {:.0}x realtime",
+        audio_s,
+        args.device,
+        audio_s / busy_s.max(1e-9)
+    );
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
@@ -101,7 +117,12 @@ pub fn parse_device(name: &str) -> anyhow::Result<Device> {
 
 /// `vq`, `pairalign` (the shipped models) or a weights folder of either kind, on the CPU.
 pub fn load_tokenizer(name: &str) -> anyhow::Result<AnyTokenizer> {
-    let tok = AnyTokenizer::open(name, &Device::Cpu)
+    load_tokenizer_on(name, &Device::Cpu)
+}
+
+/// [`load_tokenizer`] on `device`.
+pub fn load_tokenizer_on(name: &str, device: &Device) -> anyhow::Result<AnyTokenizer> {
+    let tok = AnyTokenizer::open(name, device)
         .with_context(|| format!("cannot load the tokenizer {name}"))?;
     announce(&tok);
     Ok(tok)

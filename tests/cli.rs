@@ -343,9 +343,39 @@ fn tokenize_prints_tokens_with_times_and_skips_bad_files() {
         let expect = tokens.len() as f64 / (duration as f64 / 1000.0);
         assert!((rate - expect).abs() / expect < 0.01, "{rate} vs {expect}");
     }
+    // The summary on stderr: the good files' audio and the tokenizer's speed.
+    let audio_s: f64 = lines
+        .iter()
+        .map(|l| l["duration_ms"].as_f64().unwrap() / 1000.0)
+        .sum();
+    let summary = stderr
+        .lines()
+        .find(|l| l.starts_with("tokenized "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        summary.contains(&format!("{audio_s:.1} s of audio")),
+        "{summary} vs {audio_s}"
+    );
+    assert!(
+        summary.contains("on cpu") && summary.ends_with("x realtime"),
+        "{summary}"
+    );
     // Deterministic: the same files give the same tokens.
     let again = json_lines(&pairalign(&args));
     assert_eq!(again, lines);
+    // A device this build or machine lacks is a clear error, before any file is read.
+    for (device, says) in [
+        ("cuda", "cannot open CUDA device 0"),
+        ("cuda:x", "--device must be cpu, cuda or cuda:N"),
+    ] {
+        let out = pairalign(&["tokenize", "--device", device, path(&files[0])]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if cfg!(feature = "cuda") && device == "cuda" && out.status.success() {
+            continue; // a GPU is here
+        }
+        assert_eq!(out.status.code(), Some(2), "{device}: {stderr}");
+        assert!(stderr.contains(says), "{device}: {stderr}");
+    }
 }
 
 /// A small model config so that training in a test takes seconds.
