@@ -3,7 +3,10 @@
 //! compared with the unshifted window's (edit distance and NED) and its tokens are counted. A
 //! tokenizer with good length control keeps the count steady; a good trajectory grows with
 //! the shift smoothly, in proportion to the content that changed, instead of jumping at the
-//! first step. For a dense subject the cosine distance to the unshifted window's vector. The
+//! first step. A tokenizer with query variants (PairAlign's grid phases) is read as search
+//! reads it: the unshifted window's database string against the closest variant of the
+//! shifted window's; token counts are the database strings'. For a dense subject the cosine
+//! distance to the unshifted window's vector. The
 //! overlap (the share of audio the shifted window still shares with the first) is the reference
 //! every trajectory is read against.
 //!
@@ -165,20 +168,30 @@ pub fn sweep(
             for (subject, sum) in subjects.iter().zip(&mut sums) {
                 match &subject.model {
                     Model::Tokens(t) => {
-                        let strings = t.tokenize(&windows)?;
-                        if strings.len() != windows.len() {
+                        let variants = t.tokenize_variants(&windows)?;
+                        if variants.iter().any(|v| v.len() != windows.len()) {
                             return Err(Error::BadInput(format!(
                                 "tokenizer {} gave {} strings for {} windows",
                                 t.id(),
-                                strings.len(),
+                                variants.first().map_or(0, Vec::len),
                                 windows.len()
                             )));
                         }
+                        // The unshifted window as the database holds it (the first variant),
+                        // the shifted one as a query: its closest variant, as search keeps.
+                        let strings = &variants[0];
                         let first = &strings[0].tokens;
                         for (s, ts) in strings.iter().enumerate() {
-                            let d = ned(first, &ts.tokens);
+                            let (d, len) = variants
+                                .iter()
+                                .map(|v| {
+                                    let q = &v[s].tokens;
+                                    (ned(first, q), first.len().max(q.len()))
+                                })
+                                .min_by(|a, b| a.0.total_cmp(&b.0))
+                                .unwrap_or((0.0, 0));
                             // NED is the distance over the longer length: an integer back.
-                            sum.edit[s] += (d * first.len().max(ts.len()) as f64).round();
+                            sum.edit[s] += (d * len as f64).round();
                             sum.distance[s] += d;
                             sum.tokens[s] += ts.len() as f64;
                         }

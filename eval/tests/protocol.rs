@@ -328,6 +328,90 @@ fn positions(id: &'static str, repeat: usize) -> Subject {
     Subject::tokens(id, Box::new(Positions { id, repeat }))
 }
 
+/// [`Positions`] (one token a chunk) on a two-phase "grid": a window's string is marked (its
+/// tokens' top bit set) when the phase key, the parity of its first position plus the
+/// variant, is odd. The database string (variant 0) of a window shifted by an odd number of
+/// chunks is marked unlike the unshifted one's; its variant 1 is marked like it, as a query
+/// variant on the right grid phase reads the database's grid again.
+struct TwoPhase;
+
+impl TwoPhase {
+    fn strings(&self, batch: &[&[f32]], variant: u16) -> Vec<TokenString> {
+        let plain = Positions {
+            id: "two-phase",
+            repeat: 1,
+        }
+        .tokenize(batch)
+        .unwrap();
+        plain
+            .into_iter()
+            .map(|mut ts| {
+                let key = ts.tokens.first().map_or(0, |&t| (t + variant) % 2);
+                for t in &mut ts.tokens {
+                    *t |= key << 11;
+                }
+                ts
+            })
+            .collect()
+    }
+}
+
+impl Tokenizer for TwoPhase {
+    fn id(&self) -> &str {
+        "two-phase"
+    }
+    fn weights_hash(&self) -> &str {
+        "-"
+    }
+    fn vocab_size(&self) -> u32 {
+        4096
+    }
+    fn tokenize(&self, batch: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
+        Ok(self.strings(batch, 0))
+    }
+    fn tokenize_mels(&self, _: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
+        unreachable!("these protocols read audio")
+    }
+    fn tokenize_variants(
+        &self,
+        batch: &[&[f32]],
+    ) -> pairalign_models::Result<Vec<Vec<TokenString>>> {
+        Ok(vec![self.strings(batch, 0), self.strings(batch, 1)])
+    }
+}
+
+#[test]
+fn the_sweep_reads_a_shifted_window_by_its_closest_variant() {
+    let dir = tempfile::tempdir().unwrap();
+    write_positions(&dir.path().join("audio"), 2, 8);
+    let (source, _) = Source::open(&dir.path().join("audio"), Layout::Auto, None).unwrap();
+    let options = SweepOptions {
+        max_shift_s: 1.0,
+        seed: 9,
+        ..SweepOptions::default()
+    };
+    let reports = sweep(
+        &source,
+        &[
+            Subject::tokens("two-phase", Box::new(TwoPhase)),
+            positions("single", 1),
+        ],
+        &options,
+    )
+    .unwrap();
+    let (phased, plain) = (&reports[0], &reports[1]);
+    // Every shift finds the variant on the database's phase: the plain trajectory, 2 edits a
+    // step; the database string alone would differ everywhere at odd shifts.
+    assert_eq!(phased.edit_distance, plain.edit_distance);
+    assert_eq!(phased.distance, plain.distance);
+    assert_eq!(phased.tokens, plain.tokens);
+    assert_eq!(phased.length_cv, Some(0.0));
+    let alone = TwoPhase
+        .tokenize(&[&[0.0001; 48_000], &[0.0002; 48_000]])
+        .unwrap();
+    assert_ne!(alone[0].tokens[0] >> 11, alone[1].tokens[0] >> 11);
+}
+
 #[test]
 fn compaction_counts_tokens_and_engine_bytes_and_the_reduction_against_the_reference() {
     let dir = tempfile::tempdir().unwrap();
