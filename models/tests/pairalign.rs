@@ -557,6 +557,56 @@ fn decoding_fields_are_in_the_weights_hash() {
     }
 }
 
+/// Without decoding history (`decode_history` false) a local model's token depends on the
+/// audio near its grid point only: two clips that differ in their first second and agree
+/// after it get the same tokens wherever the condition, the prior and the decoder's context
+/// cannot reach back into the first second. With history a token follows the codes chosen
+/// before it as well; the switch is part of the weights hash.
+#[test]
+fn decoding_without_history_is_local() {
+    let local = PairAlignConfig {
+        cond_window: 8,
+        decoder_context: 2,
+        absolute_positions: false,
+        decode_alignment_sigma: 0.02,
+        grid_phases: 1,
+        decode_history: false,
+        ..tiny_config()
+    };
+    let (vm, free) = tokenizer_with(&local, 5, &Device::Cpu);
+    let a = audio(1, 48_000);
+    let mut b = a.clone();
+    b[..16_000].copy_from_slice(&audio(2, 16_000));
+    let mel = LogMel::new();
+    let (ma, mb) = (mel.compute(&a), mel.compute(&b));
+    let s = free.tokenize_mels(&[&ma, &mb]).unwrap();
+    assert_eq!((s[0].len(), s[1].len()), (38, 38));
+    assert_ne!(
+        s[0].tokens[..10],
+        s[1].tokens[..10],
+        "the first second differs"
+    );
+    // Position 24's centre is 1.93 s in: more than 0.9 s past the change, beyond the
+    // condition's window (8 frames a layer), the prior (0.02 of the clip) and two layers of
+    // two earlier positions.
+    assert_eq!(s[0].tokens[24..], s[1].tokens[24..]);
+    // The same weights with history: another hash, and never a code twice in a row.
+    let with_history = PairAlignConfig {
+        decode_history: true,
+        ..local.clone()
+    };
+    let tok =
+        PairAlignTokenizer::from_varmap(&with_history, free.norm().clone(), &vm, &Device::Cpu)
+            .unwrap();
+    assert_ne!(tok.weights_hash(), free.weights_hash());
+    let h = tok.tokenize_mels(&[&ma]).unwrap().remove(0);
+    assert_eq!(h.len(), 38);
+    assert!(
+        h.tokens.windows(2).all(|w| w[0] != w[1]),
+        "with history a code never repeats"
+    );
+}
+
 #[test]
 fn grid_phases_decode_on_a_fixed_grid_and_give_one_query_variant_each() {
     let clip = audio(4, 48_000);

@@ -298,6 +298,14 @@ pub struct PairAlignConfig {
     /// every point, which a second grid phase of the query undoes (docs/RESULTS.md, issue 8).
     /// At most 16.
     pub grid_phases: usize,
+    /// Whether greedy decoding feeds each emitted token back as the next position's input
+    /// (true, pairalign-v1, as trained) or feeds BOS at every position and lets any code
+    /// follow any (false): a token then depends on the audio at its grid point and on the
+    /// decoder states of the positions its self-attention sees (`decoder_context`), not on
+    /// the codes chosen before it, so a query that starts mid-window can reach the strings
+    /// the index decoded with another history (docs/RESULTS.md, issue 8). Decoding only.
+    #[serde(default = "yes")]
+    pub decode_history: bool,
     /// The training components and their hyper-parameters.
     pub components: Components,
 }
@@ -327,6 +335,7 @@ impl Default for PairAlignConfig {
             absolute_positions: true,
             query_phases: 1,
             grid_phases: 0,
+            decode_history: true,
             components: Components::default(),
         }
     }
@@ -362,6 +371,9 @@ impl PairAlignConfig {
         // not change the index's. Only when set, so that older configs keep their hash.
         if self.grid_phases > 0 {
             key["fixed_grid"] = true.into();
+        }
+        if !self.decode_history {
+            key["decode_history"] = false.into();
         }
         key.to_string()
     }

@@ -255,7 +255,11 @@ impl PairAlignModel {
                     // The time of the token fed in at this position.
                     dec.times.push(times[i]);
                 }
-                let prev = dec.tokens.last().map(|&t| u32::from(t));
+                let prev = dec
+                    .tokens
+                    .last()
+                    .map(|&t| u32::from(t))
+                    .filter(|_| cfg.decode_history);
                 let choice = greedy_choice(cfg, &logits[i], dec.tokens.len(), prev, bounds[row]);
                 if choice != cfg.eos() {
                     dec.tokens.push(choice as u16);
@@ -273,7 +277,11 @@ impl PairAlignModel {
                     rows = active.iter().map(|&b| c[b].clone()).collect();
                 }
             }
-            inputs = next;
+            inputs = if cfg.decode_history {
+                next
+            } else {
+                vec![cfg.bos(); next.len()]
+            };
         }
         // Unreachable: every maximum is below max_tokens, so every row ends by then.
         Err(Error::BadInput(
