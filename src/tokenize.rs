@@ -110,8 +110,14 @@ pub fn parse_device(name: &str) -> anyhow::Result<Device> {
             _ => anyhow::bail!("--device must be cpu, cuda or cuda:N, got {other:?}"),
         },
     };
-    Device::new_cuda(ordinal).with_context(|| {
-        format!("cannot open CUDA device {ordinal} (is this a build with --features cuda?)")
+    // candle's error carries a backtrace: only its first line is for the user.
+    Device::new_cuda(ordinal).map_err(|e| {
+        let reason = e.to_string();
+        let reason = reason.lines().next().unwrap_or_default().to_string();
+        anyhow::anyhow!(
+            "cannot open CUDA device {ordinal} (is this a build with --features cuda, on a \
+             machine with a GPU?): {reason}"
+        )
     })
 }
 

@@ -536,9 +536,9 @@ fn decoding_fields_are_in_the_weights_hash() {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        // pairalign-v1 decodes on the fixed grid, so its hash covers its decoding fields;
-        // with the grid taken out of its config.json it is the file's SHA-256 (what databases
-        // indexed before the grid recorded) again.
+        // pairalign-v1 decodes on the fixed grid without decoding history, so its hash covers
+        // its decoding fields; with both taken out of its config.json it is the file's
+        // SHA-256 (what databases indexed before the grid recorded) again.
         let v1 = shipped::pairalign(&Device::Cpu).unwrap();
         assert_ne!(v1.weights_hash(), file);
         let on_disk = PairAlignTokenizer::load(&dir, &Device::Cpu).unwrap();
@@ -547,9 +547,12 @@ fn decoding_fields_are_in_the_weights_hash() {
         std::fs::copy(dir.join(WEIGHTS_FILE), copy.path().join(WEIGHTS_FILE)).unwrap();
         let config = std::fs::read_to_string(dir.join(CONFIG_FILE)).unwrap();
         assert!(config.contains("\"grid_phases\": 8,"));
+        assert!(config.contains("\"decode_history\": false,"));
         std::fs::write(
             copy.path().join(CONFIG_FILE),
-            config.replace("\"grid_phases\": 8,", ""),
+            config
+                .replace("\"grid_phases\": 8,", "")
+                .replace("\"decode_history\": false,", ""),
         )
         .unwrap();
         let without_grid = PairAlignTokenizer::load(copy.path(), &Device::Cpu).unwrap();
@@ -1504,8 +1507,8 @@ fn training_speed() {
 
 /// The shipping command (`scripts/train-pairalign.sh`: `train pairalign --config
 /// models/weights/pairalign-v1/train.json`) trains the model config that ships, apart from
-/// what is set after training (`grid_phases`, a decoding choice) and the encoder (from
-/// `--init`). A training config that named some model fields once silently turned the
+/// what is set after training (`grid_phases`, `decode_history`: decoding choices) and the
+/// encoder (from `--init`). A training config that named some model fields once silently turned the
 /// alignment prior off (its widths defaulted to 0).
 #[test]
 fn the_shipping_config_trains_the_shipped_model_config() {
@@ -1519,6 +1522,8 @@ fn the_shipping_config_trains_the_shipped_model_config() {
     assert_eq!(trained.grid_phases, 0);
     assert_eq!(model.grid_phases, 8);
     trained.grid_phases = model.grid_phases;
+    assert!(trained.decode_history && !model.decode_history);
+    trained.decode_history = model.decode_history;
     trained.encoder = model.encoder.clone();
     assert_eq!(trained, model);
     assert_eq!(trained.alignment_sigma, 0.1);
