@@ -18,7 +18,10 @@ fn cuda() -> Option<Device> {
     match Device::new_cuda(0) {
         Ok(device) => Some(device),
         Err(e) => {
-            eprintln!("skipped: no CUDA device ({e})");
+            eprintln!(
+                "skipped: no CUDA device ({})",
+                e.to_string().lines().next().unwrap_or_default()
+            );
             None
         }
     }

@@ -53,7 +53,10 @@ macro_rules! test_device {
         fn $cuda() {
             match Device::new_cuda(0) {
                 Ok(device) => $name(&device),
-                Err(e) => eprintln!("skipped: no CUDA device ({e})"),
+                Err(e) => eprintln!(
+                    "skipped: no CUDA device ({})",
+                    e.to_string().lines().next().unwrap_or_default()
+                ),
             }
         }
     };
