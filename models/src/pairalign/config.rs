@@ -254,6 +254,13 @@ pub struct PairAlignConfig {
     /// whose strings of the same audio agree in any window.
     #[serde(default)]
     pub target_passes: usize,
+    /// Grid targets ([`super::grid_targets`]): the VQ-derived string is the code at each
+    /// point of the fixed token grid (the code most of the grid cell's frames hold) rather
+    /// than the clip compacted to `token_rate` segments, so target `k` is what the audio at
+    /// grid point `k` holds: for a model decoded on the grid without history
+    /// (`grid_phases` > 0, `decode_history` false). Training only.
+    #[serde(default)]
+    pub grid_targets: bool,
     /// Draft tokens (anchored models only): each decoder position also gets, through its own
     /// embedding (`decoder.draft`), the VQ-derived code of the segment it is anchored on, so
     /// the decoder starts from the VQ string and learns what to change rather than every
@@ -303,7 +310,9 @@ pub struct PairAlignConfig {
     /// follow any (false): a token then depends on the audio at its grid point and on the
     /// decoder states of the positions its self-attention sees (`decoder_context`), not on
     /// the codes chosen before it, so a query that starts mid-window can reach the strings
-    /// the index decoded with another history (docs/RESULTS.md, issue 8). Decoding only.
+    /// the index decoded with another history (docs/RESULTS.md, issue 8). Set in a training
+    /// config, teacher forcing feeds BOS too (the target prefix, corrupted or not, is not fed);
+    /// pairalign-v1 was trained with history and is decoded without.
     #[serde(default = "yes")]
     pub decode_history: bool,
     /// The training components and their hyper-parameters.
@@ -328,6 +337,7 @@ impl Default for PairAlignConfig {
             decode_alignment_sigma: 0.03,
             anchors: Anchors::Grid,
             target_passes: 0,
+            grid_targets: false,
             draft_tokens: false,
             draft_bonus: 0.0,
             cond_window: 0,
@@ -384,9 +394,12 @@ impl PairAlignConfig {
     }
 
     /// The VQ-derived string of a clip's 50 Hz frame codes: [`super::vq_targets`] at
-    /// `token_rate`, or [`super::local_targets`] when `target_passes` > 0.
+    /// `token_rate`, [`super::local_targets`] when `target_passes` > 0, or
+    /// [`super::grid_targets`] with `grid_targets`.
     pub fn vq_segments(&self, frame_codes: &[u16]) -> crate::TokenString {
-        if self.target_passes > 0 {
+        if self.grid_targets {
+            super::grid_targets(frame_codes, self.token_rate)
+        } else if self.target_passes > 0 {
             super::local_targets(frame_codes, self.target_passes)
         } else {
             super::vq_targets(frame_codes, self.token_rate)
@@ -447,6 +460,9 @@ impl PairAlignConfig {
         }
         if self.grid_phases > 0 && self.anchors != Anchors::Grid {
             return bad("grid_phases needs anchors grid".into());
+        }
+        if self.grid_targets && (self.anchors != Anchors::Grid || self.target_passes > 0) {
+            return bad("grid_targets needs anchors grid and no target_passes".into());
         }
         if self.window_frames < 2 {
             return bad("window_frames must be at least 2".into());

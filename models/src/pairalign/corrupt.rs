@@ -182,6 +182,10 @@ pub fn teacher_example(
         ex.centres.push(centre(p));
         ex.input_times.push(time(i));
     }
+    // A model that decodes without history is trained as it decodes: BOS at every position.
+    if !cfg.decode_history {
+        ex.input.fill(cfg.bos());
+    }
     ex
 }
 
@@ -229,6 +233,15 @@ mod tests {
         );
         assert!((ex.desired_len - 12.7).abs() < 1e-9);
         assert_eq!((ex.substituted, ex.inserted, ex.deleted), (0, 0, 0));
+        // Without history the same example feeds BOS everywhere; targets unchanged.
+        let free = PairAlignConfig {
+            decode_history: false,
+            ..cfg.clone()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let ex = teacher_example(&free, &ts, 50, 50, &CorruptionRates::default(), &mut rng);
+        assert_eq!(ex.input, vec![cfg.bos(); 6]);
+        assert_eq!(ex.target, vec![0, 7, 14, 21, 28, cfg.eos()]);
     }
 
     #[test]

@@ -28,5 +28,5 @@ pub use model::{
     init_from_vq, Condition, ConditionLayer, Conditioner, Decoder, DecoderLayer, PairAlignModel,
     TeacherOutput,
 };
-pub use targets::{local_targets, vq_anchors, vq_targets};
+pub use targets::{grid_targets, local_targets, vq_anchors, vq_targets};
 pub use tokenizer::{PairAlignTokenizer, FORMAT_VERSION, TOKENIZER_ID, WINDOWS_PER_MODEL_CALL};

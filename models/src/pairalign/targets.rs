@@ -62,6 +62,63 @@ pub fn vq_targets(frame_codes: &[u16], token_rate: f64) -> TokenString {
     }
 }
 
+/// Grid targets (`grid_targets` in the config): one token per cell of the fixed token grid,
+/// `1 / token_rate` s wide from the clip's start, for every cell whose centre lies in the clip
+/// (as [`super::PairAlignTokenizer::grid_centres`] places a model's tokens at offset 0.5): the
+/// code held by most of the cell's frames (a frame belongs to the cell its middle falls in;
+/// among equally frequent codes the one nearest the cell's centre, then the earliest). A
+/// code may repeat from cell to cell. The `k`-th token is the code at the `k`-th grid point,
+/// not the `k`-th segment of the clip, so a decoder placed on the grid can predict it from the
+/// audio there without knowing what came before, and the same audio gets the same target in
+/// any window (up to the cells its window cuts). Each token is timed at its cell's start.
+pub fn grid_targets(frame_codes: &[u16], token_rate: f64) -> TokenString {
+    let period = 1000.0 / (f64::from(CODE_FRAME_MS) * token_rate);
+    let frames = frame_codes.len();
+    let mut out = TokenString::default();
+    if !(period.is_finite() && period > 0.0) {
+        return out;
+    }
+    let mut k = 0usize;
+    while (k as f64 + 0.5) * period < frames as f64 {
+        let (lo, hi) = (k as f64 * period, (k + 1) as f64 * period);
+        let centre = (k as f64 + 0.5) * period;
+        let cell: Vec<usize> = (0..frames)
+            .skip((lo - 0.5).max(0.0).floor() as usize)
+            .take_while(|&f| (f as f64 + 0.5) < hi)
+            .filter(|&f| (f as f64 + 0.5) >= lo)
+            .collect();
+        // (count, -distance of its nearest frame to the centre, -first frame) per code.
+        let mut best: Option<(usize, f64, usize, u16)> = None;
+        for &f in &cell {
+            let code = frame_codes[f];
+            if best.is_some_and(|b| b.3 == code) {
+                continue;
+            }
+            let of_code = cell.iter().filter(|&&g| frame_codes[g] == code);
+            let count = of_code.clone().count();
+            let near = of_code
+                .map(|&g| (g as f64 + 0.5 - centre).abs())
+                .fold(f64::INFINITY, f64::min);
+            let better = match best {
+                None => true,
+                Some((c, d, first, _)) => {
+                    (count, -near, std::cmp::Reverse(f)) > (c, -d, std::cmp::Reverse(first))
+                }
+            };
+            if better {
+                best = Some((count, near, f, code));
+            }
+        }
+        if let Some((_, _, _, code)) = best {
+            out.tokens.push(code);
+            out.times_ms
+                .push((lo * f64::from(CODE_FRAME_MS)).round() as u32);
+        }
+        k += 1;
+    }
+    out
+}
+
 /// Local compaction of a clip's 50 Hz VQ frame codes (`target_passes` > 0 in the config): in
 /// each of `passes` rounds, every run of a single frame takes the code of its longer
 /// neighbour (the left one among equals, the only one at an edge), all at once from the run
@@ -281,5 +338,68 @@ mod tests {
             assert_eq!(expand(&ts, frames).len(), frames);
             assert_eq!(vq_targets(&codes, 12.7), ts, "deterministic");
         }
+    }
+
+    /// The plain definition: frames by the cell their middle falls in, the commonest code,
+    /// ties to the frame nearest the centre, then the earliest.
+    fn grid_oracle(codes: &[u16], rate: f64) -> Vec<u16> {
+        let period = 50.0 / rate;
+        let cells = (0..)
+            .take_while(|&k| (k as f64 + 0.5) * period < codes.len() as f64)
+            .count();
+        (0..cells)
+            .map(|k| {
+                let centre = (k as f64 + 0.5) * period;
+                let cell: Vec<usize> = (0..codes.len())
+                    .filter(|&f| ((f as f64 + 0.5) / period).floor() as usize == k)
+                    .collect();
+                let count = |c: u16| cell.iter().filter(|&&f| codes[f] == c).count();
+                let top = cell.iter().map(|&f| count(codes[f])).max().unwrap();
+                let mut tied: Vec<usize> = cell
+                    .iter()
+                    .copied()
+                    .filter(|&f| count(codes[f]) == top)
+                    .collect();
+                tied.sort_by(|&a, &b| {
+                    let d = |f: usize| (f as f64 + 0.5 - centre).abs();
+                    d(a).total_cmp(&d(b)).then(a.cmp(&b))
+                });
+                codes[tied[0]]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn grid_targets_take_the_commonest_code_of_each_cell() {
+        // 12.7 tokens/s: a cell is 3.94 frames; 150 frames (3 s) hold 38 cells.
+        let codes: Vec<u16> = (0..150u32).map(|f| ((f * 7 + f / 5) % 4) as u16).collect();
+        let t = grid_targets(&codes, 12.7);
+        assert_eq!(t.len(), 38);
+        assert_eq!(t.tokens, grid_oracle(&codes, 12.7));
+        for (k, &ms) in t.times_ms.iter().enumerate() {
+            assert_eq!(ms, (k as f64 * 1000.0 / 12.7).round() as u32);
+        }
+        // Runs of one code give that code in every cell they cover, repeats included.
+        let runs: Vec<u16> = (0..100).map(|f| if f < 60 { 3 } else { 9 }).collect();
+        let t = grid_targets(&runs, 12.7);
+        assert_eq!(t.len(), 25);
+        assert!(t.tokens[..15].iter().all(|&c| c == 3));
+        assert!(t.tokens[16..].iter().all(|&c| c == 9));
+        // Pseudo-random codes at several rates against the oracle; nothing for no frames.
+        let mut state = 12345u32;
+        let noisy: Vec<u16> = (0..301)
+            .map(|_| {
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                ((state >> 16) % 5) as u16
+            })
+            .collect();
+        for rate in [5.0, 12.7, 25.0, 50.0] {
+            assert_eq!(
+                grid_targets(&noisy, rate).tokens,
+                grid_oracle(&noisy, rate),
+                "{rate}"
+            );
+        }
+        assert!(grid_targets(&[], 12.7).is_empty());
     }
 }
