@@ -328,6 +328,20 @@ fn positions(id: &'static str, repeat: usize) -> Subject {
     Subject::tokens(id, Box::new(Positions { id, repeat }))
 }
 
+/// Two 8 s position recordings (in a folder that lives as long as the first value) and a
+/// sweep of shifts up to 1 s over them.
+fn sweep_setup() -> (tempfile::TempDir, Source, SweepOptions) {
+    let dir = tempfile::tempdir().unwrap();
+    write_positions(&dir.path().join("audio"), 2, 8);
+    let (source, _) = Source::open(&dir.path().join("audio"), Layout::Auto, None).unwrap();
+    let options = SweepOptions {
+        max_shift_s: 1.0,
+        seed: 9,
+        ..SweepOptions::default()
+    };
+    (dir, source, options)
+}
+
 /// [`Positions`] (one token a chunk) on a two-phase "grid": a window's string is marked (its
 /// tokens' top bit set) when the phase key, the parity of its first position plus the
 /// variant, is odd. The database string (variant 0) of a window shifted by an odd number of
@@ -382,14 +396,7 @@ impl Tokenizer for TwoPhase {
 
 #[test]
 fn the_sweep_reads_a_shifted_window_by_its_closest_variant() {
-    let dir = tempfile::tempdir().unwrap();
-    write_positions(&dir.path().join("audio"), 2, 8);
-    let (source, _) = Source::open(&dir.path().join("audio"), Layout::Auto, None).unwrap();
-    let options = SweepOptions {
-        max_shift_s: 1.0,
-        seed: 9,
-        ..SweepOptions::default()
-    };
+    let (_dir, source, options) = sweep_setup();
     let reports = sweep(
         &source,
         &[
@@ -462,14 +469,7 @@ fn compaction_counts_tokens_and_engine_bytes_and_the_reduction_against_the_refer
 
 #[test]
 fn a_shifted_window_costs_two_edits_a_step_until_nothing_is_shared() {
-    let dir = tempfile::tempdir().unwrap();
-    write_positions(&dir.path().join("audio"), 2, 8);
-    let (source, _) = Source::open(&dir.path().join("audio"), Layout::Auto, None).unwrap();
-    let options = SweepOptions {
-        max_shift_s: 1.0,
-        seed: 9,
-        ..SweepOptions::default()
-    };
+    let (_dir, source, options) = sweep_setup();
     let reports = sweep(
         &source,
         &[
