@@ -539,9 +539,9 @@ fn decoding_fields_are_in_the_weights_hash() {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        // pairalign-v1 decodes on the fixed grid without decoding history, so its hash covers
-        // its decoding fields; with both taken out of its config.json it is the file's
-        // SHA-256 (what databases indexed before the grid recorded) again.
+        // pairalign-v1 decodes on the fixed grid, locally and without decoding history, so
+        // its hash covers its decoding fields (not the file's SHA-256 alone), and a copy
+        // decoding with history is another tokenizer.
         let v1 = shipped::pairalign(&Device::Cpu).unwrap();
         assert_ne!(v1.weights_hash(), file);
         let on_disk = PairAlignTokenizer::load(&dir, &Device::Cpu).unwrap();
@@ -549,17 +549,20 @@ fn decoding_fields_are_in_the_weights_hash() {
         let copy = tempfile::tempdir().unwrap();
         std::fs::copy(dir.join(WEIGHTS_FILE), copy.path().join(WEIGHTS_FILE)).unwrap();
         let config = std::fs::read_to_string(dir.join(CONFIG_FILE)).unwrap();
-        assert!(config.contains("\"grid_phases\": 8,"));
-        assert!(config.contains("\"decode_history\": false,"));
+        for field in [
+            "\"grid_phases\": 8,",
+            "\"decode_history\": false",
+            "\"cond_window\": 12,",
+        ] {
+            assert!(config.contains(field), "{field}");
+        }
         std::fs::write(
             copy.path().join(CONFIG_FILE),
-            config
-                .replace("\"grid_phases\": 8,", "")
-                .replace("\"decode_history\": false,", ""),
+            config.replace("\"decode_history\": false", "\"decode_history\": true"),
         )
         .unwrap();
-        let without_grid = PairAlignTokenizer::load(copy.path(), &Device::Cpu).unwrap();
-        assert_eq!(without_grid.weights_hash(), file);
+        let with_history = PairAlignTokenizer::load(copy.path(), &Device::Cpu).unwrap();
+        assert_ne!(with_history.weights_hash(), v1.weights_hash());
     }
 }
 
@@ -1510,8 +1513,7 @@ fn training_speed() {
 
 /// The shipping command (`scripts/train-pairalign.sh`: `train pairalign --config
 /// models/weights/pairalign-v1/train.json`) trains the model config that ships, apart from
-/// what is set after training (`grid_phases`, `decode_history`: decoding choices) and the
-/// encoder (from `--init`). A training config that named some model fields once silently turned the
+/// the encoder (from `--init`). A training config that named some model fields once silently turned the
 /// alignment prior off (its widths defaulted to 0).
 #[test]
 fn the_shipping_config_trains_the_shipped_model_config() {
@@ -1522,11 +1524,8 @@ fn the_shipping_config_trains_the_shipped_model_config() {
         serde_json::from_str(&std::fs::read_to_string(dir.join(CONFIG_FILE)).unwrap()).unwrap();
     let model: PairAlignConfig = serde_json::from_value(shipped["model"].clone()).unwrap();
     let mut trained = train.model;
-    assert_eq!(trained.grid_phases, 0);
-    assert_eq!(model.grid_phases, 8);
-    trained.grid_phases = model.grid_phases;
-    assert!(trained.decode_history && !model.decode_history);
-    trained.decode_history = model.decode_history;
+    assert_eq!((trained.grid_phases, trained.decode_history), (8, false));
+    assert!(trained.grid_targets);
     trained.encoder = model.encoder.clone();
     assert_eq!(trained, model);
     assert_eq!(trained.alignment_sigma, 0.1);
