@@ -185,9 +185,9 @@ impl PairAlignModel {
                 cfg.max_tokens
             )));
         }
-        let mut out = vec![Decoded::default(); cond.len()];
+        let out = vec![Decoded::default(); cond.len()];
         // Original row of each active batch row.
-        let mut active: Vec<usize> = (0..cond.len())
+        let active: Vec<usize> = (0..cond.len())
             .filter(|&b| cond.lens[b] > 0 && bounds[b].1 > 0)
             .collect();
         if active.is_empty() {
@@ -198,6 +198,25 @@ impl PairAlignModel {
         } else {
             cond.select(&active)?
         };
+        match (cfg.decode_history, drafts, centres) {
+            (false, None, Some(centres)) => {
+                self.decode_all_at_once(&cond, &active, bounds, centres, out)
+            }
+            _ => self.decode_steps(cond, active, bounds, centres, drafts, out),
+        }
+    }
+
+    /// Greedy decoding step by step with the KV cache; `cond` holds the `active` rows.
+    fn decode_steps(
+        &self,
+        cond: Condition,
+        mut active: Vec<usize>,
+        bounds: &[(usize, usize)],
+        centres: Option<&[Vec<f64>]>,
+        drafts: Option<&[Vec<u32>]>,
+        mut out: Vec<Decoded>,
+    ) -> Result<Vec<Decoded>> {
+        let cfg = self.config();
         let mut cache = DecodeCache {
             layers: self.decoder.start_cache(&cond)?,
             cond_mask: cond.mask.clone(),
@@ -288,6 +307,49 @@ impl PairAlignModel {
             "decoding ran past the model's positions".into(),
         ))
     }
+
+    /// Decoding without history on given centres: no input depends on an output (BOS
+    /// everywhere), so one pass over every position gives what the steps give, choice for
+    /// choice (`decode_rows` with history is the oracle in the tests). `cond` holds the
+    /// `active` rows; each row's last position gives the time of its last token, as the
+    /// step that chooses EOS does.
+    fn decode_all_at_once(
+        &self,
+        cond: &Condition,
+        active: &[usize],
+        bounds: &[(usize, usize)],
+        centres: &[Vec<f64>],
+        mut out: Vec<Decoded>,
+    ) -> Result<Vec<Decoded>> {
+        let cfg = self.config();
+        let l = active.iter().map(|&b| bounds[b].1).max().unwrap_or(0) + 1;
+        let rows: Vec<Vec<f64>> = active.iter().map(|&b| centres[b].clone()).collect();
+        let input = Tensor::from_vec(
+            vec![cfg.bos(); active.len() * l],
+            (active.len(), l),
+            cond.states.device(),
+        )?;
+        let step = self
+            .decoder
+            .forward_decoding(&input, cond, Centres::Frames(&rows))?;
+        let logits = step.logits.to_vec3::<f32>()?;
+        let times = step.times.to_vec2::<f32>()?;
+        for (i, &row) in active.iter().enumerate() {
+            let dec = &mut out[row];
+            for pos in 0..l {
+                let choice =
+                    greedy_choice(cfg, &logits[i][pos], dec.tokens.len(), None, bounds[row]);
+                if pos > 0 {
+                    dec.times.push(times[i][pos]);
+                }
+                if choice == cfg.eos() {
+                    break;
+                }
+                dec.tokens.push(choice as u16);
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -302,6 +364,86 @@ mod tests {
             },
             ..Default::default()
         }
+    }
+
+    /// Decoding without history in one pass gives what the steps give, token for token, on
+    /// a grid of centres (rows of different lengths in one batch).
+    #[test]
+    fn decoding_at_once_matches_the_steps() {
+        use candle_core::{DType, Device};
+        use candle_nn::{VarBuilder, VarMap};
+
+        let cfg = PairAlignConfig {
+            encoder: crate::VqConfig {
+                channels: 32,
+                encoder_layers: 1,
+                codebook_size: 256,
+                code_dim: 16,
+                ..Default::default()
+            },
+            d_model: 32,
+            heads: 2,
+            ff_dim: 64,
+            cond_window: 6,
+            decoder_context: 3,
+            absolute_positions: false,
+            grid_phases: 2,
+            decode_history: false,
+            ..Default::default()
+        };
+        let vm = VarMap::new();
+        let model =
+            PairAlignModel::load(&cfg, crate::train::seeded_varmap(&vm, 3, &Device::Cpu)).unwrap();
+        let frames = [300usize, 180];
+        let t = frames[0];
+        let mel: Vec<f32> = (0..2 * t * 80)
+            .map(|i| ((i * 37 % 101) as f32 / 50.0 - 1.0) * ((i / 80) as f32 * 0.05).sin())
+            .collect();
+        let x = Tensor::from_vec(mel, (2, t, 80), &Device::Cpu).unwrap();
+        let cond = model.encode(&x, Some(&frames)).unwrap();
+        let period = 50.0 / cfg.token_rate;
+        let centres: Vec<Vec<f64>> = cond
+            .lens
+            .iter()
+            .map(|&n| {
+                (0..)
+                    .map(|k| (k as f64 + 0.25) * period)
+                    .take_while(|&c| c < n as f64)
+                    .collect()
+            })
+            .collect();
+        let bounds: Vec<(usize, usize)> = centres.iter().map(|c| (c.len(), c.len())).collect();
+        let at_once = model
+            .decode_all_at_once(
+                &cond,
+                &[0, 1],
+                &bounds,
+                &centres,
+                vec![Decoded::default(); 2],
+            )
+            .unwrap();
+        let steps = model
+            .decode_steps(
+                cond.clone(),
+                vec![0, 1],
+                &bounds,
+                Some(&centres),
+                None,
+                vec![Decoded::default(); 2],
+            )
+            .unwrap();
+        assert_eq!(at_once[0].tokens.len(), 38);
+        assert_eq!(at_once[1].tokens.len(), centres[1].len());
+        for (a, b) in at_once.iter().zip(&steps) {
+            assert_eq!(a.tokens, b.tokens);
+            assert_eq!(a.times.len(), b.times.len());
+            for (x, y) in a.times.iter().zip(&b.times) {
+                assert!((x - y).abs() < 1e-5, "{x} {y}");
+            }
+        }
+        // decode_greedy_anchored takes the single pass without history.
+        let public = model.decode_greedy_anchored(&cond, &centres, None).unwrap();
+        assert_eq!(public, at_once);
     }
 
     #[test]

@@ -384,15 +384,46 @@ impl Decoder {
                 self.max_tokens
             )));
         }
-        let device = input.device();
-        let mut x = self.with_drafts(self.embed.forward(input)?, drafts)?;
+        let x = self.with_drafts(self.embed.forward(input)?, drafts)?;
+        self.all_positions(x, cond, self.centres(centres), self.alignment_sigma)
+    }
+
+    /// Every position of `input` (`[B, L]` u32) at once, the prior centred on `centres` at the
+    /// decoding width: the logits and times that decoding step by step gives when no input
+    /// depends on an earlier output (decoding without history: BOS everywhere).
+    pub(crate) fn forward_decoding(
+        &self,
+        input: &Tensor,
+        cond: &Condition,
+        centres: Centres<'_>,
+    ) -> Result<TeacherOutput> {
+        let (_, l) = input.dims2()?;
+        if l > self.max_tokens {
+            return Err(Error::BadInput(format!(
+                "{l} decoder positions, the model has {}",
+                self.max_tokens
+            )));
+        }
+        let x = self.embed.forward(input)?;
+        self.all_positions(x, cond, centres, self.decode_alignment_sigma)
+    }
+
+    /// The layers and heads over embedded inputs `x` (`[B, L, d]`), causal self-attention and
+    /// the prior of width `sigma`.
+    fn all_positions(
+        &self,
+        mut x: Tensor,
+        cond: &Condition,
+        centres: Centres<'_>,
+        sigma: f64,
+    ) -> Result<TeacherOutput> {
+        let l = x.dim(1)?;
+        let device = x.device().clone();
         if self.positions {
             x = x.broadcast_add(&self.pos.embeddings().narrow(0, 0, l)?)?;
         }
-        let causal = causal_mask(l, self.context, device)?;
-        let centres = self.centres(centres);
-        let cross_mask =
-            self.cross_mask(&cond.mask, &cond.lens, 0..l, self.alignment_sigma, centres)?;
+        let causal = causal_mask(l, self.context, &device)?;
+        let cross_mask = self.cross_mask(&cond.mask, &cond.lens, 0..l, sigma, centres)?;
         for layer in &self.layers {
             x = layer.forward(&x, &causal, cond, &cross_mask)?;
         }
