@@ -228,6 +228,14 @@ fn query_by_example_finds_the_source_through_cli_and_library() {
     );
 }
 
+/// The excerpts of issue 6's acceptance case: a 3 s stretch of each long sample file.
+const ISSUE_EXCERPTS: [(&str, f64); 4] = [
+    ("long/long_espeak-ng_en-us_m3.wav", 20.0),
+    ("long/long_flite_slt.flac", 12.5),
+    ("long/long_flite_rms.ogg", 31.0),
+    ("long/long_espeak-ng_en-gb_f2.mp3", 5.0),
+];
+
 /// Issue 6's acceptance case with the shipped PairAlign tokenizer (`index --tokenizer
 /// pairalign`): noise at 20 dB SNR, speed 1.05 and gain -6 dB on a 3 s excerpt of each long
 /// sample file finds its source first with the start within 300 ms, through the CLI and the
@@ -243,12 +251,7 @@ fn issue_view_finds_the_source_with_pairalign() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(json(&out)["tokenizer"]["id"], "pairalign");
-    for (file, start_s) in [
-        ("long/long_espeak-ng_en-us_m3.wav", 20.0),
-        ("long/long_flite_slt.flac", 12.5),
-        ("long/long_flite_rms.ogg", 31.0),
-        ("long/long_espeak-ng_en-gb_f2.mp3", 5.0),
-    ] {
+    for (file, start_s) in ISSUE_EXCERPTS {
         assert_found(&db, dir.path(), file, start_s, &issue_view());
     }
 }
@@ -265,12 +268,7 @@ fn issue_view_finds_the_source() {
     let db = dir.path().join("db");
     let out = index(&db, &[&samples()], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    for (file, start_s) in [
-        ("long/long_espeak-ng_en-us_m3.wav", 20.0),
-        ("long/long_flite_slt.flac", 12.5),
-        ("long/long_flite_rms.ogg", 31.0),
-        ("long/long_espeak-ng_en-gb_f2.mp3", 5.0),
-    ] {
+    for (file, start_s) in ISSUE_EXCERPTS {
         assert_found(&db, dir.path(), file, start_s, &issue_view());
     }
 }

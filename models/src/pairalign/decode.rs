@@ -370,8 +370,8 @@ mod tests {
     /// a grid of centres (rows of different lengths in one batch).
     #[test]
     fn decoding_at_once_matches_the_steps() {
-        use candle_core::{DType, Device};
-        use candle_nn::{VarBuilder, VarMap};
+        use candle_core::Device;
+        use candle_nn::VarMap;
 
         let cfg = PairAlignConfig {
             encoder: crate::VqConfig {

@@ -377,13 +377,7 @@ impl Decoder {
         centres: &[Vec<f64>],
         drafts: Option<&Tensor>,
     ) -> Result<TeacherOutput> {
-        let (_, l) = input.dims2()?;
-        if l > self.max_tokens {
-            return Err(Error::BadInput(format!(
-                "{l} decoder positions, the model has {}",
-                self.max_tokens
-            )));
-        }
+        self.check_positions(input)?;
         let x = self.with_drafts(self.embed.forward(input)?, drafts)?;
         self.all_positions(x, cond, self.centres(centres), self.alignment_sigma)
     }
@@ -397,6 +391,13 @@ impl Decoder {
         cond: &Condition,
         centres: Centres<'_>,
     ) -> Result<TeacherOutput> {
+        self.check_positions(input)?;
+        let x = self.embed.forward(input)?;
+        self.all_positions(x, cond, centres, self.decode_alignment_sigma)
+    }
+
+    /// An error when `input` (`[B, L]`) has more positions than the model.
+    fn check_positions(&self, input: &Tensor) -> Result<()> {
         let (_, l) = input.dims2()?;
         if l > self.max_tokens {
             return Err(Error::BadInput(format!(
@@ -404,8 +405,7 @@ impl Decoder {
                 self.max_tokens
             )));
         }
-        let x = self.embed.forward(input)?;
-        self.all_positions(x, cond, centres, self.decode_alignment_sigma)
+        Ok(())
     }
 
     /// The layers and heads over embedded inputs `x` (`[B, L, d]`), causal self-attention and
