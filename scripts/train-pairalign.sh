@@ -3,7 +3,7 @@
 # data the shipped VQ tokenizer was trained on (scripts/train-vq.sh: the same synthesis and the same
 # training-voice feature cache; scripts/setup.sh installs espeak-ng and flite): the encoder starts
 # from models/weights/vq-v1, 1,000 steps of the config in models/weights/pairalign-v1/train.json
-# (47 to 80 min on 2 cores; the model card gives the measured times), then `eval retrieval` on
+# (about 40 min on 2 cores; the model card gives the measured time), then `eval retrieval` on
 # the held-out voices beside VQ. Resumable: run it again after an interruption (or Ctrl-C) and it
 # continues from the run's checkpoint.
 #
