@@ -544,7 +544,7 @@ fn commands_default_to_the_tokenizer_the_database_records() {
     let config = std::fs::read_to_string(shipped.join("config.json")).unwrap();
     std::fs::write(
         folder.join("config.json"),
-        config.replace("\"grid_phases\": 8,", ""),
+        config.replace("\"grid_phases\": 4,", ""),
     )
     .unwrap();
     let other = dir.path().join("other");

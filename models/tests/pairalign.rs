@@ -550,7 +550,7 @@ fn decoding_fields_are_in_the_weights_hash() {
         std::fs::copy(dir.join(WEIGHTS_FILE), copy.path().join(WEIGHTS_FILE)).unwrap();
         let config = std::fs::read_to_string(dir.join(CONFIG_FILE)).unwrap();
         for field in [
-            "\"grid_phases\": 8,",
+            "\"grid_phases\": 4,",
             "\"decode_history\": false",
             "\"cond_window\": 12,",
         ] {
@@ -1524,7 +1524,7 @@ fn the_shipping_config_trains_the_shipped_model_config() {
         serde_json::from_str(&std::fs::read_to_string(dir.join(CONFIG_FILE)).unwrap()).unwrap();
     let model: PairAlignConfig = serde_json::from_value(shipped["model"].clone()).unwrap();
     let mut trained = train.model;
-    assert_eq!((trained.grid_phases, trained.decode_history), (8, false));
+    assert_eq!((trained.grid_phases, trained.decode_history), (4, false));
     assert!(trained.grid_targets);
     trained.encoder = model.encoder.clone();
     assert_eq!(trained, model);
