@@ -6,6 +6,9 @@
 //! EOS scores higher and the row has its minimum length ([`greedy_choice`]); a row at its
 //! maximum gets EOS. Finished rows leave the batch (their cache rows are dropped), so the
 //! remaining steps compute only what is still needed.
+//!
+//! Without decoding history (`decode_history` false) every input is BOS, so on given centres
+//! (the fixed grid) all positions are decoded in one pass instead of step by step.
 
 use candle_core::Tensor;
 
@@ -310,7 +313,7 @@ impl PairAlignModel {
 
     /// Decoding without history on given centres: no input depends on an output (BOS
     /// everywhere), so one pass over every position gives what the steps give, choice for
-    /// choice (`decode_rows` with history is the oracle in the tests). `cond` holds the
+    /// choice (`decode_steps` without history is the oracle in the tests). `cond` holds the
     /// `active` rows; each row's last position gives the time of its last token, as the
     /// step that chooses EOS does.
     fn decode_all_at_once(
