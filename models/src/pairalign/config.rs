@@ -605,6 +605,17 @@ mod tests {
         cfg.validate().unwrap();
         cfg.anchors = Anchors::Grid;
         cfg.validate().unwrap();
+        // Grid targets: only on the grid, and not with local passes.
+        cfg.grid_targets = true;
+        cfg.validate().unwrap();
+        cfg.target_passes = 3;
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("grid_targets needs anchors grid"), "{err}");
+        cfg.target_passes = 0;
+        cfg.anchors = Anchors::VqRuns;
+        assert!(cfg.validate().is_err());
+        cfg.anchors = Anchors::Grid;
+        cfg.grid_targets = false;
         // Drafts come from the anchoring segments: not without them.
         cfg.draft_tokens = true;
         let err = cfg.validate().unwrap_err();
