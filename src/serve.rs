@@ -28,7 +28,7 @@ pub struct ServeArgs {
     token_file: Option<PathBuf>,
     /// `vq`, `pairalign` (the shipped models) or a weights folder of either kind; must be the
     /// tokenizer the database was built with. Default: the shipped model the database
-    /// records, or vq for a new database.
+    /// records, or pairalign (pairalign-v1) for a new database.
     #[arg(long)]
     tokenizer: Option<String>,
     /// Largest request body, in MiB (larger: 413).

@@ -4,10 +4,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_datasets::SAMPLE_RATE;
-use pairalign_models::{tokenize_windows, AnyTokenizer, Device, Tokenizer, WINDOWS_PER_CALL};
+use pairalign_models::{
+    shipped, tokenize_windows, AnyTokenizer, Device, Tokenizer, WINDOWS_PER_CALL,
+};
 use serde_json::json;
 
 /// Arguments of `pairalign tokenize`.
@@ -18,7 +20,7 @@ pub struct TokenizeArgs {
     files: Vec<PathBuf>,
     /// `vq`, `pairalign` (the shipped models) or a weights folder of either kind
     /// (model.safetensors and config.json, as `pairalign train` writes).
-    #[arg(long, default_value = "vq")]
+    #[arg(long, default_value = shipped::DEFAULT)]
     tokenizer: String,
     /// Window length in seconds: a file is tokenized window by window, as the index does.
     #[arg(long, default_value_t = 3.0)]
@@ -135,32 +137,18 @@ pub fn load_tokenizer_on(name: &str, device: &Device) -> anyhow::Result<AnyToken
 }
 
 /// The tokenizer `name` (`--tokenizer`), or without one the shipped model that the database at
-/// `db` records (`vq` or `pairalign` with the weights hash it recorded); vq-v1 for a database
-/// that does not exist yet or records no tokenizer. A database built with a weights folder needs
-/// that folder named: an error says so.
+/// `db` records (`vq` or `pairalign` with the weights hash it recorded); the default,
+/// pairalign-v1, for a database that does not exist yet or records no tokenizer
+/// ([`pairalign_query::database_tokenizer`]). A database built with a weights folder needs that
+/// folder named: an error says so.
 pub fn tokenizer_for(db: &Path, name: Option<&str>) -> anyhow::Result<AnyTokenizer> {
     if let Some(name) = name {
         return load_tokenizer(name);
     }
-    let recorded = pairalign_engine::Database::open_read_only(db)
-        .ok()
-        .and_then(|d| d.tokenizer().cloned());
-    let Some(record) = recorded else {
-        return load_tokenizer("vq");
-    };
-    if let Ok(tok) = AnyTokenizer::open(&record.id, &Device::Cpu) {
-        if tok.weights_hash() == record.weights_hash {
-            announce(&tok);
-            return Ok(tok);
-        }
-    }
-    bail!(
-        "{} was built with tokenizer {} (weights {}), not a shipped model: give its weights \
-         folder with --tokenizer",
-        db.display(),
-        record.id,
-        record.weights_hash
-    )
+    let tok = pairalign_query::database_tokenizer(db, &Device::Cpu)
+        .map_err(|e| anyhow::anyhow!("{e} with --tokenizer"))?;
+    announce(&tok);
+    Ok(tok)
 }
 
 fn announce(tok: &dyn Tokenizer) {

@@ -675,12 +675,18 @@ fn tokenizer_names_select_the_shipped_models() {
     let file = &sample_files()[0];
     let out = pairalign(&["tokenize", "--tokenizer", "vq", "--json", path(file)]);
     assert!(out.status.success());
+    let vq_stdout = out.stdout;
     let out = pairalign(&["tokenize", "--tokenizer", "pairalign", "--json", path(file)]);
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("models/weights/pairalign-v1/model.safetensors")
         .is_file();
     if shipped {
         assert!(out.status.success());
+        // The default tokenizer is pairalign-v1: the same strings without --tokenizer.
+        let default = pairalign(&["tokenize", "--json", path(file)]);
+        assert!(default.status.success());
+        assert_eq!(default.stdout, out.stdout);
+        assert_ne!(vq_stdout, out.stdout);
     } else {
         // Not shipped yet: a clear error that says so, in every command.
         let stderr = String::from_utf8_lossy(&out.stderr);

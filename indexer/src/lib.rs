@@ -9,7 +9,8 @@
 //! ```no_run
 //! use pairalign_indexer::{index_paths, open_or_create_for, IndexOptions};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let tokenizer = pairalign_models::shipped::vq(&pairalign_models::Device::Cpu)?;
+//! use pairalign_models::{shipped, AnyTokenizer, Device};
+//! let tokenizer = AnyTokenizer::open(shipped::DEFAULT, &Device::Cpu)?; // pairalign-v1
 //! let mut store = open_or_create_for("archive.db", &tokenizer)?;
 //! let report = index_paths(&mut store, &tokenizer, &["recordings"], &IndexOptions::default(), |_| {})?;
 //! for problem in &report.failed {

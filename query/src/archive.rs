@@ -37,7 +37,7 @@ const MERGE_FACTOR: usize = 8;
 /// ```no_run
 /// use pairalign_query::{clip_search_options, Archive, AssetMetadata};
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let mut archive = Archive::open("assets.db")?; // created on first use, shipped VQ tokenizer
+/// let mut archive = Archive::open("assets.db")?; // created on first use, pairalign-v1
 /// let tags = AssetMetadata { tags: vec!["interview".into()], ..AssetMetadata::default() };
 /// archive.add_file("recordings/interview-0412.flac", &tags)?;
 /// let options = clip_search_options();
@@ -65,9 +65,11 @@ impl std::fmt::Debug for Archive {
 }
 
 impl Archive {
-    /// Opens the database in `dir` (creating it when missing) with the shipped VQ tokenizer.
+    /// Opens the database in `dir` (creating it when missing) with the shipped tokenizer it
+    /// records, or for a new database the default one (pairalign-v1;
+    /// [`crate::database_tokenizer`]).
     pub fn open(dir: impl AsRef<Path>) -> Result<Archive> {
-        let tokenizer = pairalign_models::shipped::vq(&Device::Cpu)?;
+        let tokenizer = crate::database_tokenizer(dir.as_ref(), &Device::Cpu)?;
         Archive::open_with(dir, Arc::new(tokenizer))
     }
 

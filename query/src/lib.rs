@@ -6,7 +6,8 @@
 //! ```no_run
 //! use pairalign_engine::Database;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let tokenizer = pairalign_models::shipped::vq(&pairalign_models::Device::Cpu)?;
+//! let device = pairalign_models::Device::Cpu;
+//! let tokenizer = pairalign_query::database_tokenizer("archive.db".as_ref(), &device)?;
 //! let db = Database::open_read_only("archive.db")?;
 //! let outcome = pairalign_query::search_file(
 //!     &db,
@@ -32,6 +33,6 @@ pub use error::{Error, Result};
 pub use pairalign_engine::{EditBudget, Hit, Mode, SearchOptions};
 pub use pairalign_indexer::{Asset, AssetMetadata, FIELDS as FILTER_FIELDS};
 pub use search::{
-    check_tokenizer, clip_search_options, search_audio, search_file, SearchOutcome,
-    CLIP_EDIT_BUDGET, MAX_CLIP_S, MIN_CLIP_S,
+    check_tokenizer, clip_search_options, database_tokenizer, search_audio, search_file,
+    SearchOutcome, CLIP_EDIT_BUDGET, MAX_CLIP_S, MIN_CLIP_S,
 };

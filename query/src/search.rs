@@ -7,7 +7,10 @@ use std::time::Instant;
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_datasets::SAMPLE_RATE;
 use pairalign_engine::{Database, EditBudget, Hit, SearchOptions};
-use pairalign_models::{tokenize_query, TokenString, Tokenizer, WINDOWS_PER_CALL, WINDOW_SAMPLES};
+use pairalign_models::{
+    shipped, tokenize_query, AnyTokenizer, Device, TokenString, Tokenizer, WINDOWS_PER_CALL,
+    WINDOW_SAMPLES,
+};
 use serde::Serialize;
 
 use crate::{Error, Result};
@@ -69,6 +72,32 @@ pub fn check_tokenizer(db: &Database, tokenizer: &dyn Tokenizer) -> Result<()> {
         pairalign_indexer::Error::TokenizerMismatch(why) => Error::TokenizerMismatch(why),
         other => Error::Index(other),
     })
+}
+
+/// The tokenizer for the database in `dir`: the shipped model it records (`vq` or `pairalign`,
+/// with the same weights hash), or [`pairalign_models::shipped::DEFAULT`] for a database that
+/// does not exist yet or records no tokenizer (adding audio to one of imported tokens then fails
+/// with a clear error). A database built with weights that are not shipped is
+/// [`Error::TokenizerMismatch`]: name its weights folder instead.
+pub fn database_tokenizer(dir: &Path, device: &Device) -> Result<AnyTokenizer> {
+    let recorded = Database::open_read_only(dir)
+        .ok()
+        .and_then(|d| d.tokenizer().cloned());
+    let Some(record) = recorded else {
+        return Ok(AnyTokenizer::open(shipped::DEFAULT, device)?);
+    };
+    if let Ok(tok) = AnyTokenizer::open(&record.id, device) {
+        if tok.weights_hash() == record.weights_hash {
+            return Ok(tok);
+        }
+    }
+    Err(Error::TokenizerMismatch(format!(
+        "{} was built with tokenizer {} (weights {}), not a shipped model: give its weights \
+         folder",
+        dir.display(),
+        record.id,
+        record.weights_hash
+    )))
 }
 
 /// Searches `db` for the 16 kHz mono clip `samples_16k`: tokenized window by window like the

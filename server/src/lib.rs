@@ -13,7 +13,8 @@
 //! use std::sync::Arc;
 //! use pairalign_server::{Limits, Server};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let tokenizer = Arc::new(pairalign_models::shipped::vq(&pairalign_models::Device::Cpu)?);
+//! let device = pairalign_models::Device::Cpu;
+//! let tokenizer = Arc::new(pairalign_query::database_tokenizer("assets.db".as_ref(), &device)?);
 //! let server = Server::builder()
 //!     .token(Some("s3cret".into()))
 //!     .limits(Limits { max_top: 50, ..Limits::default() })
