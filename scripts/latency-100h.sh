@@ -6,6 +6,9 @@
 # Each step is skipped when its output exists, so an interrupted run resumes (the indexer itself
 # resumes by content). About 11 GB of WAV under WORK.
 #
+# TOKENIZER=vq indexes with vq-v1 instead of the default (pairalign-v1) into WORK/db-vq, for the
+# side-by-side figures; PAIRALIGN_LATENCY_VIEW sets the queries' view (default: issue 6's).
+#
 #   scripts/latency-100h.sh [WORK]   (default WORK: ./latency-data)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,11 +16,14 @@ work=${1:-latency-data}
 hours=${HOURS:-100}
 mkdir -p "$work"
 cargo build --release --locked -q
-bin=target/release/pairalign
+bin=${CARGO_TARGET_DIR:-target}/release/pairalign
 if [ ! -f "$work/synth/manifest.jsonl" ]; then
     $bin synth --out "$work/synth" --hours "$hours" --seed 21 --json > "$work/synth.json"
 fi
-$bin index "$work/synth/wav" --db "$work/db" --jobs 0 --json > "$work/index.json" || true
-$bin report --db "$work/db" --json > "$work/report.json"
-PAIRALIGN_LATENCY_DB="$work/db" PAIRALIGN_LATENCY_QUERIES=${QUERIES:-300} \
-    cargo bench -q -p pairalign-benches --bench query_latency | tee "$work/latency.txt"
+tag=${TOKENIZER:+-$TOKENIZER}
+db=$work/db$tag
+$bin index "$work/synth/wav" --db "$db" --jobs 0 --json ${TOKENIZER:+--tokenizer "$TOKENIZER"} \
+    > "$work/index$tag.json" || true
+$bin report --db "$db" --json > "$work/report$tag.json"
+PAIRALIGN_LATENCY_DB="$db" PAIRALIGN_LATENCY_QUERIES=${QUERIES:-300} \
+    cargo bench -q -p pairalign-benches --bench query_latency | tee "$work/latency$tag.txt"
