@@ -46,11 +46,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ArchiveReader::open_with(&dir, tokenizer)?
         }
         Err(_) => {
-            let default = pairalign_models::shipped::DEFAULT;
-            let tokenizer = Arc::new(pairalign_models::AnyTokenizer::open(default, &device)?);
             _temp = tempfile::tempdir()?;
             let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples");
-            let mut archive = Archive::open_with(_temp.path().join("db"), tokenizer)?;
+            let mut archive = Archive::open(_temp.path().join("db"))?; // the default tokenizer
             archive.add_file(&samples, &AssetMetadata::default())?;
             archive.reader()
         }
