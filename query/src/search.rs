@@ -461,4 +461,39 @@ mod tests {
         let err = search_file(&db, &Lengths("h"), &clip, &clip_search_options()).unwrap_err();
         assert!(matches!(err, Error::Decode(_)), "{err}");
     }
+
+    /// A new or record-less database gets the default tokenizer, one that records a shipped
+    /// model gets that model, and one built with other weights is an error that says so.
+    #[test]
+    fn database_tokenizer_follows_the_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let cpu = Device::Cpu;
+        let new = database_tokenizer(&dir.path().join("none"), &cpu).unwrap();
+        assert_eq!(new.id(), shipped::DEFAULT);
+        let bare = database(&dir.path().join("bare"), None);
+        assert_eq!(
+            database_tokenizer(bare.dir(), &cpu).unwrap().id(),
+            shipped::DEFAULT
+        );
+
+        let vq = AnyTokenizer::open("vq", &cpu).unwrap();
+        let recorded = |id: &str, hash: &str| {
+            let path = dir.path().join(format!("{id}-{}", &hash[..4]));
+            let mut db = Database::create(&path, DatabaseConfig::new(512, 3)).unwrap();
+            db.set_tokenizer(TokenizerRecord {
+                id: id.into(),
+                weights_hash: hash.into(),
+            })
+            .unwrap();
+            path
+        };
+        let tok = database_tokenizer(&recorded("vq", vq.weights_hash()), &cpu).unwrap();
+        assert_eq!((tok.id(), tok.weights_hash()), ("vq", vq.weights_hash()));
+
+        let err = database_tokenizer(&recorded("vq", "0123abcd"), &cpu).unwrap_err();
+        assert!(matches!(err, Error::TokenizerMismatch(_)), "{err}");
+        assert!(err.to_string().contains("not a shipped model"), "{err}");
+        let err = database_tokenizer(&recorded("lengths", "feedbeef"), &cpu).unwrap_err();
+        assert!(err.to_string().contains("lengths"), "{err}");
+    }
 }
