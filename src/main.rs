@@ -12,6 +12,7 @@ use pairalign_engine::synthetic::{self, ZipfTokens};
 use pairalign_engine::{Database, DatabaseConfig, EditBudget, Mode, SearchOptions, Symbol};
 use serde_json::json;
 
+mod check;
 mod eval;
 mod excerpt;
 mod index;
@@ -42,6 +43,12 @@ enum Command {
     Delete(DeleteArgs),
     /// Merge all segments into one and drop deleted documents.
     Compact(DbArg),
+    /// Verify a database: segments, MANIFEST, the catalog's files and its entries against the
+    /// documents (exit code 1 when something is wrong).
+    Check(check::CheckArgs),
+    /// Rebuild a damaged metadata catalog from the database and the files' sidecars (the old
+    /// folder is kept as catalog.damaged-TIME).
+    Repair(check::RepairArgs),
     /// Write a synthetic token archive and noisy queries (Zipf symbols), for demos and benchmarks.
     SynthTokens(SynthTokensArgs),
     /// Render synthetic multi-voice speech (espeak-ng, flite, piper) with train/held-out voices.
@@ -305,12 +312,28 @@ struct SynthTokensArgs {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        die_quietly_on_broken_pipe();
+    }
+    match run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Restores the default action of SIGPIPE (Rust ignores it, so `println!` panics once the
+/// reader of stdout is gone: `pairalign info DB | head -1`): the command ends quietly, as other
+/// Unix tools do. Not for `serve`, where a client hanging up must not stop the server.
+fn die_quietly_on_broken_pipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to SIG_DFL installs no handler and touches no
+    // memory of ours; nothing else in the process has changed SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
@@ -332,6 +355,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Check(args) => check::check(args),
+        Command::Repair(args) => check::repair(args),
         Command::SynthTokens(args) => synth_tokens(args),
         Command::Synth(args) => synth(args),
         Command::Features(args) => features(args),

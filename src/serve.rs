@@ -23,9 +23,15 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:7700")]
     addr: SocketAddr,
     /// A file holding the bearer token that writes (uploads, deletes) must carry as
-    /// `Authorization: Bearer <token>`; reads stay open. Without it writes are open.
+    /// `Authorization: Bearer <token>`; reads stay open (see --protect). Without it writes are
+    /// open.
     #[arg(long)]
     token_file: Option<PathBuf>,
+    /// What the token guards: `writes` (uploads, deletes, compaction), or `reads` too
+    /// (searches, asset listings with the server's paths and hashes, jobs, stats, metrics;
+    /// /healthz and /openapi.json stay open). `reads` needs --token-file.
+    #[arg(long, value_enum, default_value_t = Protect::Writes)]
+    protect: Protect,
     /// `vq`, `pairalign` (the shipped models) or a weights folder of either kind; must be the
     /// tokenizer the database was built with. Default: the shipped model the database
     /// records, or pairalign (pairalign-v1) for a new database.
@@ -54,6 +60,30 @@ pub struct ServeArgs {
     /// longer ones are queued as jobs (202).
     #[arg(long, default_value_t = Limits::default().sync_upload_max_s)]
     sync_upload_s: f64,
+    /// Longest wait for a request's headers, in seconds; also how long an idle keep-alive
+    /// connection stays open.
+    #[arg(long, default_value_t = Limits::default().header_timeout.as_secs_f64())]
+    header_timeout: f64,
+    /// Connections open at once (one more: 503 and closed).
+    #[arg(long, default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// On Ctrl-C or SIGTERM, seconds that requests in flight get to finish before their
+    /// connections are closed (queued writes are committed either way).
+    #[arg(long, default_value_t = Limits::default().shutdown_grace.as_secs_f64())]
+    shutdown_grace: f64,
+}
+
+/// What `--token-file`'s token guards.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protect {
+    /// Uploads, deletes and compaction.
+    Writes,
+    /// Every route but /healthz and /openapi.json.
+    Reads,
+}
+
+fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|e| anyhow::anyhow!("--{flag} {value}: {e}"))
 }
 
 /// Runs `serve`: exit code 0 after a shutdown on Ctrl-C or SIGTERM.
@@ -71,10 +101,12 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .max_searches
             .unwrap_or(defaults.max_concurrent_searches),
         search_queue: args.search_queue,
-        search_queue_wait: Duration::try_from_secs_f64(args.search_queue_wait)
-            .map_err(|e| anyhow::anyhow!("--search-queue-wait {}: {e}", args.search_queue_wait))?,
+        search_queue_wait: seconds("search-queue-wait", args.search_queue_wait)?,
         max_concurrent_uploads: args.max_uploads,
         sync_upload_max_s: args.sync_upload_s,
+        header_timeout: seconds("header-timeout", args.header_timeout)?,
+        max_connections: args.max_connections,
+        shutdown_grace: seconds("shutdown-grace", args.shutdown_grace)?,
         ..defaults
     };
     let tokenizer = tokenizer_for(&args.db, args.tokenizer.as_deref())?;
@@ -84,21 +116,25 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             args.addr
         );
     }
+    if args.protect == Protect::Reads && token.is_none() {
+        anyhow::bail!("--protect reads needs --token-file");
+    }
     let open_writes = token.is_none();
     let server = Server::builder()
         .token(token)
+        .protect_reads(args.protect == Protect::Reads)
         .limits(limits)
         .build(&args.db, Arc::new(tokenizer))?;
     let listener =
         TcpListener::bind(args.addr).with_context(|| format!("cannot listen on {}", args.addr))?;
     eprintln!(
-        "serving {} on http://{} (writes {}); Ctrl-C stops",
+        "serving {} on http://{} ({}); Ctrl-C stops",
         args.db.display(),
         listener.local_addr()?,
-        if open_writes {
-            "open"
-        } else {
-            "need the token"
+        match (open_writes, args.protect) {
+            (true, _) => "writes open",
+            (false, Protect::Writes) => "writes need the token",
+            (false, Protect::Reads) => "reads and writes need the token",
         }
     );
     server.run(listener)?;

@@ -1,13 +1,17 @@
 //! The audio front end end to end: decoding every supported format to 16 kHz mono, the typed
-//! errors for bad files, robustness on mutated bytes, streaming, and the log-mel definition
-//! (closed-form signals and the Python reference in `fixtures/mel_reference.json`).
+//! errors for bad files, robustness on mutated bytes, streaming, decoding from memory (the same
+//! audio and errors as from the file), and the log-mel definition (closed-form signals and the
+//! Python reference in `fixtures/mel_reference.json`).
 
 #![allow(clippy::unwrap_used)] // Tests unwrap: a failure is the test failing.
 
 use std::f32::consts::PI;
 use std::path::{Path, PathBuf};
 
-use pairalign_datasets::decode::{decode_file, probe, resample, stream_file, DecodeOptions};
+use pairalign_datasets::decode::{
+    decode_bytes, decode_file, probe, probe_bytes, probe_duration, probe_duration_bytes, resample,
+    stream_bytes, stream_file, DecodeOptions,
+};
 use pairalign_datasets::mel::{self, LogMel, LOG_FLOOR, N_MELS};
 use pairalign_datasets::{Error, SAMPLE_RATE};
 use rand::rngs::StdRng;
@@ -57,7 +61,14 @@ mod decode {
     //! Formats, downmix, resampling and streaming.
     use super::*;
 
-    fn write_wav(path: &Path, rate: u32, channels: u16, bits: u16, float: bool, mono: &[f32]) {
+    pub(super) fn write_wav(
+        path: &Path,
+        rate: u32,
+        channels: u16,
+        bits: u16,
+        float: bool,
+        mono: &[f32],
+    ) {
         let spec = hound::WavSpec {
             channels,
             sample_rate: rate,
@@ -209,7 +220,7 @@ mod sphere {
     //! NIST SPHERE (TIMIT) files written here byte by byte.
     use super::*;
 
-    fn sphere_bytes(fields: &[(&str, &str)], data: &[u8]) -> Vec<u8> {
+    pub(super) fn sphere_bytes(fields: &[(&str, &str)], data: &[u8]) -> Vec<u8> {
         let mut head = String::from("NIST_1A\n   1024\n");
         for (k, v) in fields {
             head.push_str(&format!("{k} {v}\n"));
@@ -221,7 +232,7 @@ mod sphere {
         bytes
     }
 
-    fn pcm16(x: &[f32], channels: usize, big_endian: bool) -> Vec<u8> {
+    pub(super) fn pcm16(x: &[f32], channels: usize, big_endian: bool) -> Vec<u8> {
         let mut out = Vec::new();
         for &s in x {
             let v = (s * 32767.0) as i16;
@@ -370,7 +381,7 @@ mod errors {
     //! One bad file per typed error; each message names the file.
     use super::*;
 
-    fn wav_bytes(rate: u32, channels: u16, seconds: f32) -> Vec<u8> {
+    pub(super) fn wav_bytes(rate: u32, channels: u16, seconds: f32) -> Vec<u8> {
         let mut cursor = std::io::Cursor::new(Vec::new());
         let spec = hound::WavSpec {
             channels,
@@ -388,21 +399,30 @@ mod errors {
         cursor.into_inner()
     }
 
-    fn decode_bytes(name: &str, bytes: &[u8], options: &DecodeOptions) -> Error {
+    /// The error of decoding `bytes` as the file `name`; decoding them from memory under that
+    /// name gives the same kind of error, and both messages name it.
+    fn decode_error(name: &str, bytes: &[u8], options: &DecodeOptions) -> Error {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();
         let err = decode_file(&path, options).unwrap_err();
         assert!(err.to_string().contains(name), "{err} does not name {name}");
+        let memory = decode_bytes(bytes.to_vec(), Path::new(name), options).unwrap_err();
+        assert_eq!(
+            std::mem::discriminant(&memory),
+            std::mem::discriminant(&err),
+            "file: {err}; memory: {memory}"
+        );
+        assert!(memory.to_string().contains(name), "{memory}");
         err
     }
 
     #[test]
     fn empty_file() {
-        let err = decode_bytes("empty.wav", b"", &DecodeOptions::default());
+        let err = decode_error("empty.wav", b"", &DecodeOptions::default());
         assert!(matches!(err, Error::Empty { .. }), "{err:?}");
         // A valid header with no frames is empty too.
-        let err = decode_bytes(
+        let err = decode_error(
             "noframes.wav",
             &wav_bytes(16_000, 1, 0.0),
             &DecodeOptions::default(),
@@ -413,19 +433,19 @@ mod errors {
     #[test]
     fn truncated_file() {
         let bytes = wav_bytes(16_000, 1, 1.0);
-        let err = decode_bytes(
+        let err = decode_error(
             "cut_data.wav",
             &bytes[..bytes.len() / 2],
             &DecodeOptions::default(),
         );
         assert!(matches!(err, Error::Truncated { .. }), "{err:?}");
-        let err = decode_bytes("cut_header.wav", &bytes[..20], &DecodeOptions::default());
+        let err = decode_error("cut_header.wav", &bytes[..20], &DecodeOptions::default());
         assert!(
             matches!(err, Error::Truncated { .. } | Error::NotAudio { .. }),
             "{err:?}"
         );
         let flac = std::fs::read(fixture("tone_1k_44100_mono.flac")).unwrap();
-        let err = decode_bytes(
+        let err = decode_error(
             "cut.flac",
             &flac[..flac.len() / 2],
             &DecodeOptions::default(),
@@ -435,7 +455,7 @@ mod errors {
 
     #[test]
     fn not_audio() {
-        let err = decode_bytes(
+        let err = decode_error(
             "notes.mp3",
             b"these are my notes, not an mp3 file\n",
             &DecodeOptions::default(),
@@ -447,7 +467,7 @@ mod errors {
     fn zero_channels() {
         let mut bytes = wav_bytes(16_000, 1, 0.1);
         bytes[22..24].copy_from_slice(&0u16.to_le_bytes());
-        let err = decode_bytes("nochan.wav", &bytes, &DecodeOptions::default());
+        let err = decode_error("nochan.wav", &bytes, &DecodeOptions::default());
         assert!(matches!(err, Error::NoChannels { .. }), "{err:?}");
     }
 
@@ -456,7 +476,7 @@ mod errors {
         for rate in [0u32, 500, 384_001, 4_000_000_000] {
             let mut bytes = wav_bytes(16_000, 1, 0.1);
             bytes[24..28].copy_from_slice(&rate.to_le_bytes());
-            let err = decode_bytes("rate.wav", &bytes, &DecodeOptions::default());
+            let err = decode_error("rate.wav", &bytes, &DecodeOptions::default());
             assert!(
                 matches!(err, Error::BadSampleRate { rate: r, .. } if r == u64::from(rate)),
                 "{err:?}"
@@ -469,7 +489,7 @@ mod errors {
         let options = DecodeOptions {
             max_duration_s: 0.5,
         };
-        let err = decode_bytes("long.wav", &wav_bytes(16_000, 1, 1.0), &options);
+        let err = decode_error("long.wav", &wav_bytes(16_000, 1, 1.0), &options);
         assert!(matches!(err, Error::TooLong { .. }), "{err:?}");
         // The declared duration is checked before any audio is decoded.
         let dir = tempfile::tempdir().unwrap();
@@ -553,15 +573,272 @@ mod errors {
             let path = dir.path().join(format!("fuzz{case}.{ext}"));
             std::fs::write(&path, &bytes).unwrap();
             let _ = probe(&path);
-            match decode_file(&path, &DecodeOptions::default()) {
-                Ok(_) => ok += 1,
-                Err(e) => {
+            let _ = probe_bytes(bytes.clone(), &path);
+            let file = decode_file(&path, &DecodeOptions::default());
+            let memory = decode_bytes(bytes, &path, &DecodeOptions::default());
+            match (file, memory) {
+                (Ok(a), Ok(b)) => {
+                    assert!(a == b, "case {case}: memory decodes differently");
+                    ok += 1;
+                }
+                (Err(e), Err(m)) => {
                     assert!(e.to_string().contains(&format!("fuzz{case}")), "{e}");
+                    assert_eq!(
+                        std::mem::discriminant(&e),
+                        std::mem::discriminant(&m),
+                        "case {case}: file {e}, memory {m}"
+                    );
                     err += 1;
                 }
+                (a, b) => panic!("case {case}: file {:?}, memory {:?}", a.err(), b.err()),
             }
         }
         assert_eq!(ok + err, 360);
+    }
+}
+
+mod memory {
+    //! Decoding bytes held in memory (a search body) gives exactly what decoding the same bytes
+    //! as a file gives: the oracle is `decode_file` on every bundled format.
+    use super::*;
+
+    /// Every audio file bundled with the repository: the sample archive (short and long) and the
+    /// encoded fixtures.
+    fn bundled() -> Vec<PathBuf> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        for dir in ["../samples/short", "../samples/long", "tests/fixtures"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e != "json") {
+                    files.push(path);
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+
+    /// SPHERE (both byte orders, stereo, mu-law) and WAV (8, 24 and float samples) written here,
+    /// the formats with no bundled file.
+    fn written(dir: &Path) -> Vec<PathBuf> {
+        let x = tone(440.0, 16_000, 0.5, 0.5);
+        let mut files = Vec::new();
+        for (name, order, channels, coding) in [
+            ("le.sph", "01", 1, "pcm"),
+            ("be.sph", "10", 1, "pcm"),
+            ("stereo.wav", "01", 2, "pcm"),
+            ("ulaw.sph", "01", 1, "ulaw"),
+        ] {
+            let (data, bytes_per_sample) = if coding == "ulaw" {
+                // Any bytes are valid mu-law.
+                ((0..8000u32).map(|i| (i * 37 % 256) as u8).collect(), "1")
+            } else {
+                (super::sphere::pcm16(&x, channels, order == "10"), "2")
+            };
+            let bytes = super::sphere::sphere_bytes(
+                &[
+                    ("sample_count", "-i 8000"),
+                    ("sample_rate", "-i 16000"),
+                    ("channel_count", &format!("-i {channels}")),
+                    ("sample_byte_format", &format!("-s2 {order}")),
+                    ("sample_n_bytes", &format!("-i {bytes_per_sample}")),
+                    ("sample_coding", &format!("-s{} {coding}", coding.len())),
+                ],
+                &data,
+            );
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).unwrap();
+            files.push(path);
+        }
+        for (rate, channels, bits, float) in [(8_000, 1, 8, false), (44_100, 2, 24, false)] {
+            let path = dir.join(format!("w{rate}_{bits}.wav"));
+            super::decode::write_wav(&path, rate, channels, bits, float, &x);
+            files.push(path);
+        }
+        let path = dir.join("float.wav");
+        super::decode::write_wav(&path, 48_000, 1, 32, true, &tone(440.0, 48_000, 0.5, 0.5));
+        files.push(path);
+        files
+    }
+
+    #[test]
+    fn every_format_decodes_from_memory_exactly_as_from_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<PathBuf> = bundled().into_iter().chain(written(dir.path())).collect();
+        let mut extensions = std::collections::BTreeSet::new();
+        for path in &files {
+            let bytes = std::fs::read(path).unwrap();
+            let options = DecodeOptions::default();
+            let file = decode_file(path, &options).unwrap();
+            let memory = decode_bytes(bytes.clone(), path, &options).unwrap();
+            assert_eq!(memory.sample_rate, SAMPLE_RATE);
+            assert!(memory == file, "{}: different samples", path.display());
+            assert_eq!(
+                probe_bytes(bytes.clone(), path).unwrap(),
+                probe(path).unwrap(),
+                "{}",
+                path.display()
+            );
+            assert_eq!(
+                probe_duration_bytes(bytes.clone(), path).unwrap(),
+                probe_duration(path).unwrap(),
+                "{}",
+                path.display()
+            );
+            let chunks: Vec<Vec<f32>> = stream_bytes(bytes.clone(), path, &options, 4000)
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(chunks.concat() == file.samples, "{}", path.display());
+            // The format comes from the bytes: a name without the right extension (or none)
+            // decodes the same.
+            let anonymous = decode_bytes(bytes, Path::new("request body"), &options).unwrap();
+            assert!(anonymous == file, "{}: depends on the name", path.display());
+            extensions.insert(path.extension().unwrap().to_string_lossy().to_string());
+        }
+        assert_eq!(
+            extensions.into_iter().collect::<Vec<_>>(),
+            ["flac", "m4a", "mp3", "ogg", "sph", "wav"]
+        );
+    }
+
+    /// Cuts, header damage and garbage: the bytes give the same kind of error as the file (or,
+    /// for a cut that still decodes, the same audio), naming what the caller called them.
+    #[test]
+    fn damaged_bytes_give_the_errors_of_their_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seeds: Vec<PathBuf> = bundled()
+            .into_iter()
+            .filter(|p| !p.to_string_lossy().contains("/long/"))
+            .collect();
+        seeds.extend(written(dir.path()));
+        let mut rng = StdRng::seed_from_u64(21);
+        let mut errors = std::collections::BTreeSet::new();
+        for (i, seed) in seeds.iter().enumerate() {
+            let whole = std::fs::read(seed).unwrap();
+            let n = whole.len();
+            let mut cases: Vec<Vec<u8>> = [0, 1, 4, 11, 16, 44, 200, 1100, n / 3, n - 1]
+                .into_iter()
+                .filter(|&cut| cut < n)
+                .map(|cut| whole[..cut].to_vec())
+                .collect();
+            let mut header = whole.clone();
+            for _ in 0..4 {
+                let at = rng.gen_range(0..n.min(64));
+                header[at] = rng.gen();
+            }
+            cases.push(header);
+            cases.push((0..rng.gen_range(1..3000)).map(|_| rng.gen()).collect());
+            for (j, bytes) in cases.into_iter().enumerate() {
+                let name = format!(
+                    "case{i}_{j}.{}",
+                    seed.extension().unwrap().to_string_lossy()
+                );
+                let path = dir.path().join(&name);
+                std::fs::write(&path, &bytes).unwrap();
+                let options = DecodeOptions::default();
+                let probed = (probe(&path), probe_bytes(bytes.clone(), &path));
+                match probed {
+                    (Ok(a), Ok(b)) => assert_eq!(a, b, "{name}"),
+                    (Err(a), Err(b)) => assert_eq!(
+                        std::mem::discriminant(&a),
+                        std::mem::discriminant(&b),
+                        "{name}: probe: file {a}, memory {b}"
+                    ),
+                    (a, b) => panic!("{name}: probe: file {a:?}, memory {b:?}"),
+                }
+                let memory = decode_bytes(bytes, Path::new(&name), &options);
+                match (decode_file(&path, &options), memory) {
+                    (Ok(a), Ok(b)) => assert!(a == b, "{name}: different samples"),
+                    (Err(a), Err(b)) => {
+                        assert_eq!(
+                            std::mem::discriminant(&a),
+                            std::mem::discriminant(&b),
+                            "{name}: file {a}, memory {b}"
+                        );
+                        assert!(b.to_string().contains(&name), "{b}");
+                        errors.insert(
+                            format!("{b:?}")
+                                .split([' ', '{'])
+                                .next()
+                                .unwrap()
+                                .to_string(),
+                        );
+                    }
+                    (a, b) => panic!("{name}: file {:?}, memory {:?}", a.err(), b.err()),
+                }
+            }
+        }
+        // The cuts reach every kind of damage the decoders report.
+        for kind in ["Empty", "NotAudio", "Truncated"] {
+            assert!(errors.contains(kind), "no {kind} among {errors:?}");
+        }
+    }
+
+    #[test]
+    fn sphere_errors_and_limits_from_memory() {
+        let x = tone(440.0, 16_000, 1.0, 0.5);
+        let shorten = super::sphere::sphere_bytes(
+            &[
+                ("sample_count", "-i 100"),
+                ("sample_rate", "-i 16000"),
+                ("sample_coding", "-s26 pcm,embedded-shorten-v2.00"),
+            ],
+            b"ajkqhdfkjh",
+        );
+        let err =
+            decode_bytes(shorten, Path::new("si1027.wav"), &DecodeOptions::default()).unwrap_err();
+        assert!(matches!(err, Error::NotAudio { .. }), "{err:?}");
+        assert!(err.to_string().contains("si1027.wav") && err.to_string().contains("shorten"));
+
+        let fields = [("sample_count", "-i 16000"), ("sample_rate", "-i 16000")];
+        let cut = super::sphere::sphere_bytes(&fields, &super::sphere::pcm16(&x[..8000], 1, false));
+        let err = decode_bytes(cut, Path::new("cut.sph"), &DecodeOptions::default()).unwrap_err();
+        assert!(matches!(err, Error::Truncated { .. }), "{err:?}");
+
+        // No sample_count: the limit is enforced while streaming, as for a file.
+        let nocount = super::sphere::sphere_bytes(
+            &[("sample_rate", "-i 16000")],
+            &super::sphere::pcm16(&x, 1, false),
+        );
+        let short = DecodeOptions {
+            max_duration_s: 0.5,
+        };
+        let mut stream =
+            stream_bytes(nocount.clone(), Path::new("nocount.sph"), &short, 1000).unwrap();
+        let err = stream.find_map(|c| c.err()).unwrap();
+        assert!(matches!(err, Error::TooLong { .. }), "{err:?}");
+        let err = decode_bytes(nocount.clone(), Path::new("nocount.sph"), &short).unwrap_err();
+        assert!(matches!(err, Error::TooLong { .. }), "{err:?}");
+        assert_eq!(
+            probe_bytes(nocount.clone(), Path::new("n.sph"))
+                .unwrap()
+                .duration_s,
+            None
+        );
+        assert_eq!(
+            probe_duration_bytes(nocount.clone(), Path::new("n.sph")).unwrap(),
+            1.0
+        );
+        let audio = decode_bytes(nocount, Path::new("n.sph"), &DecodeOptions::default()).unwrap();
+        assert_eq!(audio.samples.len(), 16_000);
+    }
+
+    /// Callers hand over the bytes they hold without copying them: shared and static buffers
+    /// are accepted as they are.
+    #[test]
+    fn shared_and_static_buffers_are_accepted() {
+        let wav = super::errors::wav_bytes(16_000, 1, 0.5);
+        let options = DecodeOptions::default();
+        let owned = decode_bytes(wav.clone(), Path::new("a.wav"), &options).unwrap();
+        let shared: std::sync::Arc<[u8]> = wav.clone().into();
+        assert!(decode_bytes(shared, Path::new("a.wav"), &options).unwrap() == owned);
+        let leaked: &'static [u8] = Box::leak(wav.into_boxed_slice());
+        assert!(decode_bytes(leaked, Path::new("a.wav"), &options).unwrap() == owned);
+        let err = decode_bytes(Vec::new(), Path::new("empty body"), &options).unwrap_err();
+        assert!(matches!(err, Error::Empty { .. }), "{err:?}");
+        assert!(err.to_string().contains("empty body"), "{err}");
     }
 }
 

@@ -36,6 +36,12 @@ pub fn is_audio_path(path: &Path) -> bool {
 /// Lists the audio files under `paths`. A path naming a file is taken whatever its extension
 /// (the user asked for it; decoding decides); folders are walked recursively and only files with
 /// an audio extension are kept. Only paths are held, never audio, so the list stays small.
+///
+/// Nothing is left out without a word: a named path that is neither a regular file nor a folder
+/// (a FIFO, `/dev/zero`, a socket), an entry with an audio extension that is not a regular file,
+/// and a named folder with no audio file in it (a folder called `take.wav`) each become a
+/// [`FileProblem`] saying why it was skipped. Reading a FIFO or a device would block or never
+/// end.
 pub fn find_audio_files<P: AsRef<Path>>(paths: &[P]) -> Discovery {
     let mut found = Discovery::default();
     for root in paths {
@@ -46,10 +52,51 @@ pub fn find_audio_files<P: AsRef<Path>>(paths: &[P]) -> Discovery {
                 reason: e.to_string(),
             }),
             Ok(meta) if meta.is_file() => found.files.push(root.to_path_buf()),
-            Ok(_) => walk_folder(root, &mut found),
+            Ok(meta) if meta.is_dir() => {
+                let before = (found.files.len(), found.problems.len());
+                walk_folder(root, &mut found);
+                if (found.files.len(), found.problems.len()) == before {
+                    found.problems.push(FileProblem {
+                        path: root.to_path_buf(),
+                        reason: format!(
+                            "a folder with no audio file in it (extensions {}): skipped",
+                            AUDIO_EXTENSIONS.join(", ")
+                        ),
+                    });
+                }
+            }
+            Ok(meta) => found.problems.push(not_regular(root, &meta.file_type())),
         }
     }
     found
+}
+
+/// The problem of a path that is neither a regular file nor a folder.
+fn not_regular(path: &Path, kind: &std::fs::FileType) -> FileProblem {
+    #[cfg(unix)]
+    let what = {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if kind.is_char_device() {
+            "a character device"
+        } else if kind.is_block_device() {
+            "a block device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        }
+    };
+    #[cfg(not(unix))]
+    let what = {
+        let _ = kind;
+        "not a regular file"
+    };
+    FileProblem {
+        path: path.to_path_buf(),
+        reason: format!("{what}, not an audio file: skipped"),
+    }
 }
 
 fn walk_folder(root: &Path, found: &mut Discovery) {
@@ -60,6 +107,10 @@ fn walk_folder(root: &Path, found: &mut Discovery) {
         match entry {
             Ok(e) if e.file_type().is_file() && is_audio_path(e.path()) => {
                 found.files.push(e.into_path());
+            }
+            // A FIFO or device named like audio: said, not read (it could block forever).
+            Ok(e) if !e.file_type().is_file() && !e.file_type().is_dir() && is_audio_path(e.path()) => {
+                found.problems.push(not_regular(e.path(), &e.file_type()));
             }
             Ok(_) => {}
             Err(e) => {
@@ -114,6 +165,39 @@ mod tests {
         assert_eq!(found.files, vec![sub.join("x.wav")]);
         assert_eq!(found.problems.len(), 1, "{:?}", found.problems);
         assert!(found.problems[0].reason.contains("loop"));
+    }
+
+    /// Issue 21: a FIFO, `/dev/zero` and a folder named `x.wav` were skipped without a word.
+    #[cfg(unix)]
+    #[test]
+    fn fifos_devices_and_empty_folders_are_reported_as_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe.wav");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let folder = dir.path().join("x.wav");
+        std::fs::create_dir(&folder).unwrap();
+        let zero = Path::new("/dev/zero");
+        let found = find_audio_files(&[fifo.as_path(), zero, folder.as_path()]);
+        assert!(found.files.is_empty(), "{:?}", found.files);
+        let reasons: Vec<(&Path, &str)> = found
+            .problems
+            .iter()
+            .map(|p| (p.path.as_path(), p.reason.as_str()))
+            .collect();
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        assert!(reasons[0].0 == fifo && reasons[0].1.contains("FIFO"), "{reasons:?}");
+        assert!(reasons[1].0 == zero && reasons[1].1.contains("character device"));
+        assert!(reasons[2].0 == folder && reasons[2].1.contains("no audio file"));
+        // Met inside a walked folder, the FIFO is reported too (and the folder is not empty).
+        std::fs::write(dir.path().join("real.wav"), b"").unwrap();
+        let found = find_audio_files(&[dir.path()]);
+        assert_eq!(found.files, vec![dir.path().join("real.wav")]);
+        assert_eq!(found.problems.len(), 1, "{:?}", found.problems);
+        assert_eq!(found.problems[0].path, fifo);
     }
 
     #[test]

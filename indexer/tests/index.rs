@@ -374,3 +374,194 @@ fn zero_batch_limits_are_refused() {
     let err = index_paths(&mut db, &LEVELS, &[dir.path()], &options(0), |_| {}).unwrap_err();
     assert!(matches!(err, Error::InvalidOption(_)), "{err}");
 }
+
+/// The catalog's entries, sorted by id, without the time they were written (a rebuilt entry is
+/// written at the repair).
+fn listing(db: &Path) -> Vec<pairalign_indexer::Asset> {
+    let mut all = pairalign_indexer::CatalogReader::open(db)
+        .unwrap()
+        .unwrap()
+        .all()
+        .unwrap();
+    for asset in &mut all {
+        asset.indexed_at.clear();
+    }
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    all
+}
+
+/// `check` passes on a healthy database and names a flipped bit of a catalog file; `repair`
+/// rebuilds the catalog: indexed files as they were listed (title and tags from their sidecars,
+/// hash, size, format, duration from the files), uploads listed as not recovered; the damaged
+/// folder is kept. A catalog that only misses entries keeps the others as they were. Issue 21.
+#[test]
+fn check_finds_a_damaged_catalog_and_repair_rebuilds_it() {
+    use pairalign_indexer::{check_database, repair_catalog, Asset, CatalogReader, Store};
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = archive(dir.path(), 6);
+    std::fs::write(
+        root.join("f00.json"),
+        r#"{"title": "First take", "tags": ["interview", "radio"]}"#,
+    )
+    .unwrap();
+    std::fs::write(root.join("sub/f01.wav.json"), r#"{"tags": ["music"]}"#).unwrap();
+    let db_dir = dir.path().join("db");
+    let mut store = open_or_create_for(&db_dir, &LEVELS).unwrap();
+    index_paths(&mut store, &LEVELS, &[&root], &options(2), |_| {}).unwrap();
+    // An upload: no file at its id, its title and tags only in the catalog.
+    let upload = Asset {
+        id: "upload-1".into(),
+        path: None,
+        file_name: Some("talk.wav".into()),
+        title: Some("Uploaded talk".into()),
+        tags: vec!["upload".into()],
+        duration_s: 1.0,
+        format: Some("wav/pcm_s16le".into()),
+        sample_rate: Some(16_000),
+        content_hash: "0123".into(),
+        tokens: 4,
+        indexed_at: "2026-12-01T10:00:00Z".into(),
+        file_size: None,
+        modified_ns: None,
+    };
+    store.catalog.upsert(std::slice::from_ref(&upload)).unwrap();
+    store
+        .db
+        .add_tokens(&[pairalign_engine::NewDoc {
+            id: upload.id.clone(),
+            tokens: vec![1, 2, 3, 4],
+            times_ms: None,
+            duration_ms: Some(1000),
+        }])
+        .unwrap();
+    drop(store);
+    let original = listing(&db_dir);
+    assert_eq!(original.len(), 7);
+    assert_eq!(
+        original
+            .iter()
+            .find(|a| a.id.ends_with("f00.wav"))
+            .unwrap()
+            .tags,
+        ["interview", "radio"]
+    );
+
+    let healthy = check_database(&db_dir);
+    assert!(healthy.ok, "{healthy:#?}");
+    assert!(healthy
+        .checked
+        .iter()
+        .any(|c| c.contains("7 live document")));
+
+    // One bit of a stored-documents file.
+    let catalog_dir = db_dir.join("catalog");
+    let store_file = std::fs::read_dir(&catalog_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "store"))
+        .unwrap();
+    let mut bytes = std::fs::read(&store_file).unwrap();
+    bytes[10] ^= 0x04;
+    std::fs::write(&store_file, &bytes).unwrap();
+    let damaged = check_database(&db_dir);
+    assert!(!damaged.ok);
+    let named = store_file.display().to_string();
+    assert!(
+        damaged
+            .problems
+            .iter()
+            .any(|p| p.contains(&named) && p.contains("checksum")),
+        "{damaged:#?}"
+    );
+    assert!(damaged.notes.iter().any(|n| n.contains("pairalign repair")));
+    let err = open_or_create_for(&db_dir, &LEVELS).unwrap_err();
+    assert!(matches!(err, Error::CatalogDamaged { .. }), "{err}");
+
+    let report = repair_catalog(&db_dir).unwrap();
+    assert_eq!(
+        (report.entries, report.kept, report.from_files),
+        (7, 0, 6),
+        "{report:#?}"
+    );
+    let aside = report.moved_aside.clone().unwrap();
+    assert!(aside
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("catalog.damaged-"));
+    assert_eq!(
+        std::fs::read(aside.join(store_file.file_name().unwrap())).unwrap(),
+        bytes,
+        "the damaged folder is kept as it was"
+    );
+    assert_eq!(report.not_recovered.len(), 1);
+    assert_eq!(report.not_recovered[0].id, "upload-1");
+    assert!(report.not_recovered[0].reason.contains("title/tags lost"));
+    let repaired = listing(&db_dir);
+    let files: Vec<&Asset> = original.iter().filter(|a| a.path.is_some()).collect();
+    assert_eq!(
+        repaired
+            .iter()
+            .filter(|a| a.path.is_some())
+            .collect::<Vec<_>>(),
+        files
+    );
+    let rebuilt_upload = repaired.iter().find(|a| a.id == "upload-1").unwrap();
+    assert_eq!((rebuilt_upload.tokens, rebuilt_upload.duration_s), (4, 1.0));
+    assert_eq!(rebuilt_upload.title, None);
+    let after = check_database(&db_dir);
+    assert!(after.ok, "{after:#?}");
+
+    // Entries missing but the files intact: the others are kept as they were (the upload's
+    // too), the new document is not recovered.
+    let mut store = Store::open(&db_dir).unwrap();
+    store.catalog.upsert(std::slice::from_ref(&upload)).unwrap();
+    store
+        .db
+        .add_tokens(&[pairalign_engine::NewDoc {
+            id: "upload-2".into(),
+            tokens: vec![5, 6],
+            times_ms: None,
+            duration_ms: Some(500),
+        }])
+        .unwrap();
+    drop(store);
+    let missing = check_database(&db_dir);
+    assert!(
+        missing
+            .problems
+            .iter()
+            .any(|p| p.contains("no entry, the first \"upload-2\"")),
+        "{missing:#?}"
+    );
+    let db = pairalign_engine::Database::open_read_only(&db_dir).unwrap();
+    assert!(CatalogReader::open_for(&db).is_err());
+    drop(db);
+    let report = repair_catalog(&db_dir).unwrap();
+    assert_eq!((report.entries, report.kept), (8, 7), "{report:#?}");
+    assert_eq!(report.not_recovered.len(), 1);
+    let relisted = listing(&db_dir);
+    assert_eq!(
+        relisted
+            .iter()
+            .find(|a| a.id == "upload-1")
+            .unwrap()
+            .title
+            .as_deref(),
+        Some("Uploaded talk")
+    );
+    assert!(check_database(&db_dir).ok);
+
+    // A missing meta.json: the indexer's open refuses, names it and changes nothing.
+    let meta = catalog_dir.join("meta.json");
+    std::fs::remove_file(&meta).unwrap();
+    let count = std::fs::read_dir(&catalog_dir).unwrap().count();
+    let err = open_or_create_for(&db_dir, &LEVELS)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&meta.display().to_string()), "{err}");
+    assert_eq!(std::fs::read_dir(&catalog_dir).unwrap().count(), count);
+    assert!(!meta.exists());
+    assert!(!check_database(&db_dir).ok);
+}

@@ -18,7 +18,7 @@ use pairalign_models::{tokenize_windows, Device, Tokenizer, WINDOWS_PER_CALL, WI
 use roaring::RoaringBitmap;
 use serde::Serialize;
 
-use crate::search::{search_audio, search_file, SearchOutcome};
+use crate::search::{search_audio, search_bytes, search_file, SearchOutcome};
 use crate::{Error, Result};
 
 /// A tokenizer an archive can hold and share with indexing threads and readers.
@@ -74,9 +74,13 @@ impl Archive {
     }
 
     /// Opens the database in `dir` (creating it when missing) with `tokenizer`; errors when the
-    /// database records another tokenizer.
+    /// database records another tokenizer, and when its catalog is damaged or disagrees with
+    /// its documents ([`pairalign_indexer::Error::CatalogDamaged`]: `pairalign repair` rebuilds
+    /// it).
     pub fn open_with(dir: impl AsRef<Path>, tokenizer: ArchiveTokenizer) -> Result<Archive> {
         let store = open_or_create_for(dir, tokenizer.as_ref())?;
+        // The readers this archive hands out share its catalog: check it once, here.
+        store.catalog.reader().verify_against(&store.db)?;
         Ok(Archive { store, tokenizer })
     }
 
@@ -298,6 +302,18 @@ impl Archive {
         self.reader().search_file(path, options, filter)
     }
 
+    /// Where the clip whose encoded bytes are in memory (a request body: any format the front
+    /// end reads) occurs in the archive; errors call it `name`. Nothing is written to disk.
+    pub fn search_bytes(
+        &self,
+        bytes: impl AsRef<[u8]> + Send + Sync + 'static,
+        name: impl AsRef<Path>,
+        options: &SearchOptions,
+        filter: Option<&str>,
+    ) -> Result<SearchOutcome> {
+        self.reader().search_bytes(bytes, name, options, filter)
+    }
+
     /// Searches with a token string directly (the engine's search).
     pub fn search_tokens(
         &self,
@@ -387,11 +403,12 @@ impl std::fmt::Debug for ArchiveReader {
 
 impl ArchiveReader {
     /// Opens the database in `dir` read only (no lock: works while another process writes it),
-    /// with `tokenizer` for clip queries.
+    /// with `tokenizer` for clip queries. Errors when the catalog is damaged or disagrees with
+    /// the documents ([`CatalogReader::open_for`]).
     pub fn open_with(dir: impl AsRef<Path>, tokenizer: ArchiveTokenizer) -> Result<ArchiveReader> {
         let dir = dir.as_ref();
         let db = Database::open_read_only(dir)?;
-        let catalog = CatalogReader::open(dir)?;
+        let catalog = CatalogReader::open_for(&db)?;
         Ok(ArchiveReader {
             db: Arc::new(db),
             catalog,
@@ -454,6 +471,24 @@ impl ArchiveReader {
         search_file(&self.db, self.tokenizer.as_ref(), path.as_ref(), &options)
     }
 
+    /// Where the clip whose encoded bytes are in memory occurs; errors call it `name`.
+    pub fn search_bytes(
+        &self,
+        bytes: impl AsRef<[u8]> + Send + Sync + 'static,
+        name: impl AsRef<Path>,
+        options: &SearchOptions,
+        filter: Option<&str>,
+    ) -> Result<SearchOutcome> {
+        let options = self.restricted(options, filter)?;
+        search_bytes(
+            &self.db,
+            self.tokenizer.as_ref(),
+            bytes,
+            name.as_ref(),
+            &options,
+        )
+    }
+
     /// Searches with a token string directly (the engine's search).
     pub fn search_tokens(
         &self,
@@ -490,7 +525,7 @@ impl ArchiveReader {
 /// [`SearchOptions::only`] (the CLI's `--filter`). Errors with [`Error::Filter`] for a filter
 /// that does not parse and for a database without a catalog.
 pub fn select_documents(db: &Database, filter: &str) -> Result<Arc<RoaringBitmap>> {
-    let catalog = CatalogReader::open(db.dir())?;
+    let catalog = CatalogReader::open_for(db)?;
     select_with(db, catalog.as_ref(), filter)
 }
 
@@ -502,7 +537,7 @@ pub fn list_assets(
     offset: usize,
     limit: usize,
 ) -> Result<AssetPage> {
-    let catalog = CatalogReader::open(db.dir())?;
+    let catalog = CatalogReader::open_for(db)?;
     assets_with(db, catalog.as_ref(), filter, offset, limit)
 }
 

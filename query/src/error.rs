@@ -23,7 +23,7 @@ pub enum Error {
     TokenizerMismatch(String),
     /// A metadata filter does not parse, names an unknown field, or the database has no
     /// catalog to filter with.
-    #[error("bad filter {0}")]
+    #[error("bad filter: {0}")]
     Filter(String),
     /// Metadata (title, tags, id) breaks a limit.
     #[error("invalid metadata: {0}")]

@@ -33,6 +33,6 @@ pub use error::{Error, Result};
 pub use pairalign_engine::{EditBudget, Hit, Mode, SearchOptions};
 pub use pairalign_indexer::{Asset, AssetMetadata, FIELDS as FILTER_FIELDS};
 pub use search::{
-    check_tokenizer, clip_search_options, database_tokenizer, search_audio, search_file,
-    SearchOutcome, CLIP_EDIT_BUDGET, MAX_CLIP_S, MIN_CLIP_S,
+    check_tokenizer, clip_search_options, database_tokenizer, search_audio, search_bytes,
+    search_file, SearchOutcome, CLIP_EDIT_BUDGET, MAX_CLIP_S, MIN_CLIP_S,
 };

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::time::Instant;
 
-use pairalign_datasets::decode::{decode_file, DecodeOptions};
-use pairalign_datasets::SAMPLE_RATE;
+use pairalign_datasets::decode::{decode_bytes, decode_file, DecodeOptions};
+use pairalign_datasets::{Audio, SAMPLE_RATE};
 use pairalign_engine::{Database, EditBudget, Hit, SearchOptions};
 use pairalign_models::{
     shipped, tokenize_query, AnyTokenizer, Device, TokenString, Tokenizer, WINDOWS_PER_CALL,
@@ -187,19 +187,41 @@ pub fn search_file(
     path: &Path,
     options: &SearchOptions,
 ) -> Result<SearchOutcome> {
-    // A clip longer than the query limit is refused anyway; stop decoding early.
-    let decode = DecodeOptions {
+    let audio = decode_clip(|decode| decode_file(path, decode))?;
+    search_audio(db, tokenizer, &audio.samples, options)
+}
+
+/// Decodes a clip file's bytes held in memory (a search request's body: nothing is written to
+/// disk) and runs [`search_audio`], as [`search_file`] does for a file. Errors call the clip
+/// `name` (e.g. the file name the client gave).
+pub fn search_bytes(
+    db: &Database,
+    tokenizer: &dyn Tokenizer,
+    bytes: impl AsRef<[u8]> + Send + Sync + 'static,
+    name: &Path,
+    options: &SearchOptions,
+) -> Result<SearchOutcome> {
+    let audio = decode_clip(|decode| decode_bytes(bytes, name, decode))?;
+    search_audio(db, tokenizer, &audio.samples, options)
+}
+
+/// Runs `decode` with a duration limit just over [`MAX_CLIP_S`]: a longer clip is refused
+/// anyway, so decoding stops early (at its header when it declares its length) and the error is
+/// [`Error::ClipLength`].
+fn decode_clip(
+    decode: impl FnOnce(&DecodeOptions) -> pairalign_datasets::Result<Audio>,
+) -> Result<Audio> {
+    let options = DecodeOptions {
         max_duration_s: MAX_CLIP_S + 1.0,
     };
-    let audio = decode_file(path, &decode).map_err(|e| match e {
+    decode(&options).map_err(|e| match e {
         pairalign_datasets::Error::TooLong { seconds, .. } => Error::ClipLength {
             seconds,
             min: MIN_CLIP_S,
             max: MAX_CLIP_S,
         },
         other => Error::Decode(other),
-    })?;
-    search_audio(db, tokenizer, &audio.samples, options)
+    })
 }
 
 #[cfg(test)]
@@ -460,6 +482,71 @@ mod tests {
         std::fs::write(&clip, b"not audio").unwrap();
         let err = search_file(&db, &Lengths("h"), &clip, &clip_search_options()).unwrap_err();
         assert!(matches!(err, Error::Decode(_)), "{err}");
+        let err = search_bytes(
+            &db,
+            &Lengths("h"),
+            b"not audio".to_vec(),
+            Path::new("body.wav"),
+            &clip_search_options(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::Decode(_)), "{err}");
+        assert!(err.to_string().contains("body.wav"), "{err}");
+    }
+
+    /// 16-bit mono WAV bytes of `seconds` of a tone at 16 kHz.
+    fn wav(seconds: f64) -> Vec<u8> {
+        let n = (seconds * 16_000.0) as usize;
+        let mut bytes = Vec::with_capacity(44 + 2 * n);
+        let data = (2 * n) as u32;
+        bytes.extend_from_slice(b"RIFF");
+        bytes.extend_from_slice(&(36 + data).to_le_bytes());
+        bytes.extend_from_slice(b"WAVEfmt ");
+        bytes.extend_from_slice(&16u32.to_le_bytes());
+        bytes.extend_from_slice(&1u16.to_le_bytes()); // PCM
+        bytes.extend_from_slice(&1u16.to_le_bytes()); // mono
+        bytes.extend_from_slice(&16_000u32.to_le_bytes());
+        bytes.extend_from_slice(&32_000u32.to_le_bytes()); // bytes per second
+        bytes.extend_from_slice(&2u16.to_le_bytes()); // block align
+        bytes.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
+        bytes.extend_from_slice(b"data");
+        bytes.extend_from_slice(&data.to_le_bytes());
+        for i in 0..n {
+            let s = (0.3 * (i as f64 * 0.07).sin() * 32_767.0) as i16;
+            bytes.extend_from_slice(&s.to_le_bytes());
+        }
+        bytes
+    }
+
+    /// A clip in memory is searched exactly as the same clip in a file, and one over the limit
+    /// is refused from its header as a clip length, not decoded.
+    #[test]
+    fn a_clip_in_memory_searches_like_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = database(&dir.path().join("db"), Some("h"));
+        let opts = clip_search_options();
+        // 7.2 s: tokens 30, 30, 12, found in "doc" as in the test above.
+        let bytes = wav(7.2);
+        let clip = dir.path().join("clip.wav");
+        std::fs::write(&clip, &bytes).unwrap();
+        let from_file = search_file(&db, &Lengths("h"), &clip, &opts).unwrap();
+        let from_bytes =
+            search_bytes(&db, &Lengths("h"), bytes, Path::new("clip.wav"), &opts).unwrap();
+        assert_eq!(from_file.query_tokens, 3);
+        assert_eq!(from_file.hits[0].id, "doc");
+        assert_eq!(from_bytes.hits, from_file.hits);
+        assert_eq!(from_bytes.query_tokens, from_file.query_tokens);
+
+        // 2 hours declared in the header: refused before any sample is decoded.
+        let mut long = wav(0.1);
+        let declared = 2 * 3600 * 32_000u32;
+        long[4..8].copy_from_slice(&(36 + declared).to_le_bytes());
+        long[40..44].copy_from_slice(&declared.to_le_bytes());
+        let err = search_bytes(&db, &Lengths("h"), long, Path::new("long.wav"), &opts).unwrap_err();
+        assert!(
+            matches!(err, Error::ClipLength { seconds, .. } if seconds > 7000.0),
+            "{err}"
+        );
     }
 
     /// A new or record-less database gets the default tokenizer, one that records a shipped

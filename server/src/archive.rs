@@ -11,6 +11,7 @@ use pairalign_query::{Archive, ArchiveReader, AssetMetadata, AssetPage, SearchOu
 pub use pairalign_query::{ArchiveTokenizer as SharedTokenizer, Asset};
 use serde::{Deserialize, Serialize};
 
+use crate::request::Clip;
 use crate::{Error, Result};
 
 /// What a client says about an upload: the catalog's metadata and, optionally, the id.
@@ -128,15 +129,15 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    /// Searches for the clip in the audio file at `path` (`name` stands for it in messages).
-    pub(crate) fn search_file(
+    /// Searches for the clip held in memory (a request body), decoded from there.
+    pub(crate) fn search_clip(
         &self,
-        path: &Path,
-        name: &str,
+        clip: Clip,
         options: &SearchOptions,
         filter: Option<&str>,
     ) -> Result<SearchOutcome> {
-        match self.reader.search_file(path, options, filter) {
+        let name = clip.display_name().to_string();
+        match self.reader.search_bytes(clip.bytes, &name, options, filter) {
             // A new archive records its tokenizer with its first document: until then the
             // query crate cannot compare tokenizers, and there is nothing to find anyway.
             Err(pairalign_query::Error::TokenizerMismatch(_)) if self.is_new() => {
@@ -150,7 +151,7 @@ impl Snapshot {
                     took_ms: 0.0,
                 })
             }
-            other => other.map_err(|e| Error::from_archive(e, Some(path), name)),
+            other => other.map_err(|e| Error::from_archive(e, None, &name)),
         }
     }
 

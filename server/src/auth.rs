@@ -1,5 +1,6 @@
 //! The bearer token that guards writes: read from a file, checked by a middleware on the routes
-//! the route table marks as writes. Reads stay open.
+//! the route table marks as writes, and on reads too when the server protects them
+//! (`--protect reads`).
 
 use std::path::Path;
 

@@ -64,7 +64,7 @@ pub enum Error {
     #[error("the request took longer than {} s", .0.as_secs_f64())]
     Timeout(Duration),
     /// The archive failed in another way (database I/O, corruption, tokenizer failure) (500
-    /// `internal`).
+    /// `internal`; 507 `insufficient_storage` when the disk is full).
     #[error("{0}")]
     Archive(pairalign_query::Error),
     /// An I/O call on the server's own files (the uploads folder, the token file) or sockets
@@ -107,6 +107,9 @@ impl Error {
             Error::Conflict(_) | Error::TokenizerMismatch(_) => StatusCode::CONFLICT,
             Error::Overloaded(_) | Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Error::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Error::Archive(_) | Error::Io { .. } if self.is_out_of_space() => {
+                StatusCode::INSUFFICIENT_STORAGE
+            }
             Error::Archive(_) | Error::Io { .. } | Error::Config(_) | Error::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -127,10 +130,29 @@ impl Error {
             Error::Overloaded(_) => "overloaded",
             Error::ShuttingDown => "shutting_down",
             Error::Timeout(_) => "timeout",
+            Error::Archive(_) | Error::Io { .. } if self.is_out_of_space() => {
+                "insufficient_storage"
+            }
             Error::Archive(_) | Error::Io { .. } | Error::Config(_) | Error::Internal(_) => {
                 "internal"
             }
         }
+    }
+
+    /// A write failed for want of disk space (ENOSPC anywhere in the chain of causes; some
+    /// layers keep only the message): 507, which a client can act on, rather than 500. Nothing
+    /// was committed.
+    fn is_out_of_space(&self) -> bool {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cause {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::StorageFull {
+                    return true;
+                }
+            }
+            cause = e.source();
+        }
+        self.to_string().contains("No space left on device")
     }
 
     /// The archive's error for a request whose audio sat in the temporary file `temp`: the
@@ -189,7 +211,7 @@ pub struct ErrorDetail {
     /// Machine-readable: `bad_request`, `unauthorized`, `not_found`, `no_route`,
     /// `method_not_allowed`, `payload_too_large`, `unsupported_media_type`,
     /// `undecodable_audio`, `conflict`, `tokenizer_mismatch`, `timeout`, `overloaded`,
-    /// `shutting_down`, `internal`.
+    /// `shutting_down`, `insufficient_storage`, `internal`.
     pub code: String,
     /// For people.
     pub message: String,

@@ -66,6 +66,7 @@ use crate::writer::Writer;
 #[derive(Debug, Default, Clone)]
 pub struct ServerBuilder {
     token: Option<String>,
+    protect_reads: bool,
     limits: Limits,
 }
 
@@ -74,6 +75,14 @@ impl ServerBuilder {
     /// server binds 127.0.0.1 unless told otherwise).
     pub fn token(&mut self, token: Option<String>) -> &mut Self {
         self.token = token;
+        self
+    }
+
+    /// Reads need the token too: searches, asset listings and reads, jobs, stats and metrics
+    /// (`/healthz` and `/openapi.json` stay open). Default false: asset listings show the
+    /// server's file paths, sizes and hashes to whoever can reach it. Needs a token.
+    pub fn protect_reads(&mut self, protect: bool) -> &mut Self {
+        self.protect_reads = protect;
         self
     }
 
@@ -92,6 +101,11 @@ impl ServerBuilder {
         if self.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
             return Err(Error::Config("the token is empty".into()));
         }
+        if self.protect_reads && self.token.is_none() {
+            return Err(Error::Config(
+                "protecting reads needs a token (--token-file)".into(),
+            ));
+        }
         let archive = Writable::open(db, tokenizer)?;
         let uploads = db.join("uploads");
         writer::clear_uploads(&uploads)?;
@@ -107,6 +121,7 @@ impl ServerBuilder {
             state: AppState::new(Inner {
                 limits: self.limits.clone(),
                 token: self.token.clone(),
+                protect_reads: self.protect_reads,
                 current,
                 writer,
                 jobs,
@@ -142,19 +157,79 @@ impl Server {
         routes::router(self.state.clone())
     }
 
-    /// Serves on `listener` until `shutdown` completes, then stops accepting, finishes the
-    /// requests in flight and commits every queued write before it returns.
+    /// Serves on `listener` until `shutdown` completes, then stops accepting, lets the requests
+    /// in flight finish for at most [`Limits::shutdown_grace`], closes every connection, and
+    /// commits every queued write before it returns.
+    ///
+    /// Connections are served by hyper directly (not `axum::serve`) for what a server facing
+    /// the network needs: a deadline on request heads that also closes idle keep-alive
+    /// connections ([`Limits::header_timeout`]), a head size limit
+    /// ([`Limits::max_header_bytes`]), a cap on open connections ([`Limits::max_connections`];
+    /// one more gets 503 and is closed), and a shutdown that a half-sent request cannot hold up.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
-        let served = axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|e| Error::io("serving", e));
-        let closed = self.shutdown().await;
-        served.and(closed)
+        let limits = self.state.limits.clone();
+        let router = self.router();
+        let cap = connection_cap(limits.max_connections);
+        let slots = Arc::new(tokio::sync::Semaphore::new(cap));
+        // Refusals being written count too: beyond these, a connection is closed unanswered.
+        let refusals = Arc::new(tokio::sync::Semaphore::new(REFUSALS_IN_FLIGHT));
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .max_buf_size(limits.max_header_bytes)
+            .keep_alive(true);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut connections = tokio::task::JoinSet::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            // Reap finished connections so that the set holds only live ones.
+            while connections.try_join_next().is_some() {}
+            let accepted = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => accepted,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                // Out of descriptors (EMFILE) or a connection reset before it was accepted:
+                // wait a little instead of spinning; the cap keeps the former rare.
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    continue;
+                }
+            };
+            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                self.state.metrics.connection_refused();
+                if let Ok(refusal) = Arc::clone(&refusals).try_acquire_owned() {
+                    connections.spawn(async move {
+                        refuse_connection(stream).await;
+                        drop(refusal);
+                    });
+                }
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let service = hyper_util::service::TowerToHyperService::new(router.clone());
+            let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let connection = graceful.watch(connection);
+            connections.spawn(async move {
+                // A connection ends with an error when the client goes away mid-request or
+                // sends garbage: nothing to report to anyone.
+                let _ = connection.await;
+                drop(slot);
+            });
+        }
+        drop(listener);
+        // Idle connections close at once, busy ones after their reply; a connection that has
+        // not finished by the grace period is dropped (a half-sent request cannot hold up the
+        // shutdown).
+        let _ = tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await;
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
+        self.shutdown().await
     }
 
     /// Takes no more writes and waits until the writer has applied every queued one.
@@ -163,22 +238,70 @@ impl Server {
     }
 
     /// Serves on `listener` until Ctrl-C or SIGTERM, on a tokio runtime of its own; returns when
-    /// everything queued is committed.
+    /// everything queued is committed. Work of requests that are gone (a search whose client
+    /// timed out) is not waited for: the runtime is shut down without waiting for its blocking
+    /// pool.
     pub fn run(self, listener: std::net::TcpListener) -> Result<()> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("pairalign-http")
             .build()
             .map_err(|e| Error::io("starting the async runtime", e))?;
-        runtime.block_on(async move {
+        let served = runtime.block_on(async move {
             listener
                 .set_nonblocking(true)
                 .map_err(|e| Error::io("configuring the listener", e))?;
             let listener = tokio::net::TcpListener::from_std(listener)
                 .map_err(|e| Error::io("configuring the listener", e))?;
             self.serve(listener, shutdown_signal()).await
-        })
+        });
+        // Dropping a runtime waits for every blocking task; a search left running by a client
+        // that gave up must not hold up the exit.
+        runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+        served
     }
+}
+
+/// Connections over the cap being answered 503 at once; more are closed without an answer, so
+/// that descriptors stay within the cap plus this.
+const REFUSALS_IN_FLIGHT: usize = 64;
+
+/// The connection cap: `wanted`, lowered to fit the process's limit on open files with 64
+/// descriptors to spare for the database's own files and [`REFUSALS_IN_FLIGHT`] for refusals.
+fn connection_cap(wanted: usize) -> usize {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the struct we pass and reads nothing else.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+            let soft = usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX);
+            return wanted
+                .min(soft.saturating_sub(64 + REFUSALS_IN_FLIGHT))
+                .max(1);
+        }
+    }
+    wanted
+}
+
+/// Answers a connection over the cap with 503 and closes it, without reading the request: at
+/// most a second is spent on it.
+async fn refuse_connection(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    const BODY: &str = "{\"error\":{\"code\":\"overloaded\",\"message\":\"too many open \
+                        connections; retry shortly\"}}";
+    let reply = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        let _ = stream.write_all(reply.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 /// Completes on Ctrl-C (SIGINT) or, on Unix, SIGTERM.

@@ -22,6 +22,11 @@ pub struct Limits {
     /// Largest request body in bytes (raw audio, multipart or JSON). Default 64 MiB: an hour of
     /// 128 kbit/s MP3, 35 minutes of 16 kHz 16-bit WAV. Larger bodies get 413.
     pub max_body_bytes: u64,
+    /// Largest search body in bytes (at most `max_body_bytes`): a search's clip or tokens are
+    /// held in memory while it runs, so this times `max_concurrent_searches` bounds the memory
+    /// searches take. Default 32 MiB: a 60 s clip (the longest a search takes) of 48 kHz
+    /// 24-bit stereo WAV is 17.3 MB, of 96 kHz 16-bit stereo 23 MB. Larger bodies get 413.
+    pub max_search_body_bytes: u64,
     /// Longest time from the request's headers to its reply, body upload included. Default 60 s.
     /// Slower requests get 408; a write already queued still completes (a large upload is better
     /// sent as a job: see `sync_upload_max_s`).
@@ -51,6 +56,21 @@ pub struct Limits {
     /// Finished jobs remembered for `GET /v1/jobs/{id}` (the oldest are forgotten first).
     /// Default 1,000.
     pub max_finished_jobs: usize,
+    /// Longest wait for a request's headers, from the connection's start or the end of the
+    /// previous reply; also how long an idle keep-alive connection stays open. A client slower
+    /// than that (headers sent a byte a second) is disconnected. Default 10 s.
+    pub header_timeout: Duration,
+    /// Largest request head (request line and headers), in bytes; larger gets 431. Default
+    /// 32 KiB (hyper's smallest buffer is 8 KiB): a thousand half-sent heads hold 32 MB at most.
+    pub max_header_bytes: usize,
+    /// Connections open at once. One more is answered 503 and closed at once, so that idle or
+    /// slow sockets cannot take every file descriptor (the limit is lowered to fit the
+    /// process's descriptor limit, with room for the database's files). Default 1,024.
+    pub max_connections: usize,
+    /// On shutdown (Ctrl-C, SIGTERM), how long requests in flight may take to finish before
+    /// their connections are closed; queued writes are committed after that either way, and
+    /// work of requests that are gone is not waited for. Default 10 s.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Limits {
@@ -58,6 +78,7 @@ impl Default for Limits {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Limits {
             max_body_bytes: 64 << 20,
+            max_search_body_bytes: 32 << 20,
             request_timeout: Duration::from_secs(60),
             max_concurrent_searches: 2 * cores,
             search_queue: 256,
@@ -68,30 +89,49 @@ impl Default for Limits {
             sync_upload_max_s: 30.0,
             max_list_limit: 1000,
             max_finished_jobs: 1000,
+            header_timeout: Duration::from_secs(10),
+            max_header_bytes: 32 * 1024,
+            max_connections: 1024,
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
 
 impl Limits {
+    /// The body limit of a search: the smaller of the two limits.
+    pub(crate) fn search_body_limit(&self) -> u64 {
+        self.max_search_body_bytes.min(self.max_body_bytes)
+    }
+
     /// Checks that every limit lets some request through.
     pub fn check(&self) -> Result<()> {
         let positive = [
             ("max_body_bytes", self.max_body_bytes > 0),
+            ("max_search_body_bytes", self.max_search_body_bytes > 0),
             ("request_timeout", !self.request_timeout.is_zero()),
             ("max_concurrent_searches", self.max_concurrent_searches > 0),
             ("max_concurrent_uploads", self.max_concurrent_uploads > 0),
             ("max_queued_writes", self.max_queued_writes > 0),
             ("max_top", self.max_top > 0),
             ("max_list_limit", self.max_list_limit > 0),
+            ("header_timeout", !self.header_timeout.is_zero()),
+            ("max_connections", self.max_connections > 0),
             (
                 "sync_upload_max_s",
                 self.sync_upload_max_s.is_finite() && self.sync_upload_max_s >= 0.0,
             ),
         ];
-        match positive.iter().find(|(_, ok)| !ok) {
-            Some((name, _)) => Err(Error::Config(format!("{name} must be positive"))),
-            None => Ok(()),
+        if let Some((name, _)) = positive.iter().find(|(_, ok)| !ok) {
+            return Err(Error::Config(format!("{name} must be positive")));
         }
+        // hyper's read buffer cannot be smaller than 8 KiB.
+        if self.max_header_bytes < 8192 {
+            return Err(Error::Config(format!(
+                "max_header_bytes must be at least 8192, got {}",
+                self.max_header_bytes
+            )));
+        }
+        Ok(())
     }
 }
 

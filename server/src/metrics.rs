@@ -24,6 +24,8 @@ pub(crate) struct Metrics {
     /// (route template, method, status) -> requests.
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     search: Histogram,
+    /// Connections answered 503 and closed because `max_connections` were open.
+    connections_refused: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -59,6 +61,11 @@ pub(crate) struct Gauges {
 }
 
 impl Metrics {
+    /// Counts a connection refused over the cap.
+    pub(crate) fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn count(&self, route: &str, method: &str, status: u16) {
         let mut requests = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
         *requests
@@ -87,6 +94,17 @@ impl Metrics {
                 escape(route)
             );
         }
+        family(
+            &mut out,
+            "pairalign_connections_refused_total",
+            "counter",
+            "Connections answered 503 and closed because max_connections were open.",
+        );
+        let _ = writeln!(
+            out,
+            "pairalign_connections_refused_total {}",
+            self.connections_refused.load(Ordering::Relaxed)
+        );
         family(
             &mut out,
             "pairalign_search_seconds",

@@ -21,6 +21,10 @@ pub fn document() -> Value {
                 if let Some(responses) = object.get_mut("responses").and_then(Value::as_object_mut)
                 {
                     responses.insert("401".into(), error("no or wrong bearer token"));
+                    responses.insert(
+                        "507".into(),
+                        error("the disk is full: nothing was committed (insufficient_storage)"),
+                    );
                 }
             }
         }
@@ -39,7 +43,12 @@ pub fn document() -> Value {
             "description": "Query-by-example search over an audio archive. Errors are \
                 {\"error\": {\"code\", \"message\"}}. Writes (uploads, deletes) need \
                 `Authorization: Bearer <token>` when the server was started with a token; \
-                reads are open. Searches see committed data only.",
+                reads are open unless it was started with `--protect reads` (then every \
+                route but /healthz and /openapi.json needs the token). Searches see committed \
+                data only. Filters are limited before parsing (16 KiB, 8 levels of \
+                parentheses, 256 terms, 16 ranges: 400 beyond). Request heads must arrive \
+                within 10 s and fit in 32 KiB (431 beyond); connections beyond the server's \
+                cap get 503.",
         },
         "paths": paths,
         "components": components(),

@@ -1,11 +1,13 @@
-//! What a request carries, unpacked by content type: audio bodies (raw or a multipart `file`
-//! part) go to a temporary file in `<db>/uploads/` as they arrive, counted against the body
-//! limit; options come from the query string, a multipart JSON part or the JSON body. Anything
-//! else is 415.
+//! What a request carries, unpacked by content type. A search's clip (raw or a multipart `file`
+//! part) is read into memory, counted against the search body limit, and decoded from there:
+//! searches write nothing to disk, so a full disk fails none. An upload's audio goes to a
+//! temporary file in `<db>/uploads/` as it arrives, counted against the body limit (it is headed
+//! for the archive's disk anyway). Options come from the query string, a multipart JSON part or
+//! the JSON body. Anything else is 415.
 
 use std::path::{Path, PathBuf};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Multipart, Query, Request};
 use axum::http::{header, HeaderMap, Uri};
 use http_body_util::BodyExt;
@@ -122,8 +124,23 @@ impl<'de> Deserialize<'de> for Budget {
 /// A query by example (audio) or a token string.
 #[derive(Debug)]
 pub(crate) enum SearchQuery {
-    Audio(UploadedFile),
+    Audio(Clip),
     Tokens(Vec<Symbol>),
+}
+
+/// A search's clip, as received (encoded audio of any format the front end reads).
+#[derive(Debug)]
+pub(crate) struct Clip {
+    pub bytes: Bytes,
+    /// The client's file name, if it gave one.
+    pub file_name: Option<String>,
+}
+
+impl Clip {
+    /// What error messages call the clip.
+    pub(crate) fn display_name(&self) -> &str {
+        self.file_name.as_deref().unwrap_or("the uploaded audio")
+    }
 }
 
 /// `POST /v1/search`, unpacked.
@@ -147,19 +164,23 @@ impl FromRequest<AppState> for SearchRequest {
     type Rejection = Error;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self> {
-        check_length(request.headers(), state.limits.max_body_bytes)?;
+        let limit = state.limits.search_body_limit();
+        check_length(request.headers(), limit)?;
         let kind = media_type(request.headers());
-        if let Some(extension) = audio_extension(&kind) {
+        if audio_extension(&kind).is_some() {
             let params = query_params(request.uri())?;
-            let file = save_body(request.into_body(), state, extension, None).await?;
+            let bytes = read_body(request.into_body(), limit).await?;
             return Ok(SearchRequest {
-                query: SearchQuery::Audio(file),
+                query: SearchQuery::Audio(Clip {
+                    bytes: Bytes::from(bytes),
+                    file_name: None,
+                }),
                 params,
             });
         }
         match kind.as_str() {
             "application/json" => {
-                let bytes = read_body(request.into_body(), state.limits.max_body_bytes).await?;
+                let bytes = read_body(request.into_body(), limit).await?;
                 let body: TokenSearch = serde_json::from_slice(&bytes)
                     .map_err(|e| Error::BadRequest(format!("the JSON body: {e}")))?;
                 Ok(SearchRequest {
@@ -172,8 +193,10 @@ impl FromRequest<AppState> for SearchRequest {
                 })
             }
             "multipart/form-data" => {
-                let mut parts = multipart(request, state).await?;
-                let (Some(file), options) = (parts.file.take(), parts.json.take()) else {
+                let mut parts = multipart(request, state, Keep::InMemory).await?;
+                let (Some(Received::Memory(clip)), options) =
+                    (parts.file.take(), parts.json.take())
+                else {
                     return Err(Error::BadRequest(
                         "the multipart body needs a `file` part with the clip".into(),
                     ));
@@ -184,7 +207,7 @@ impl FromRequest<AppState> for SearchRequest {
                     None => SearchParams::default(),
                 };
                 Ok(SearchRequest {
-                    query: SearchQuery::Audio(file),
+                    query: SearchQuery::Audio(clip),
                     params,
                 })
             }
@@ -252,8 +275,8 @@ impl FromRequest<AppState> for UploadRequest {
         if kind != "multipart/form-data" {
             return Err(unsupported(kind, UPLOAD_TYPES));
         }
-        let mut parts = multipart(request, state).await?;
-        let Some(file) = parts.file.take() else {
+        let mut parts = multipart(request, state, Keep::OnDisk).await?;
+        let Some(Received::File(file)) = parts.file.take() else {
             return Err(Error::BadRequest(
                 "the multipart body needs a `file` part with the audio".into(),
             ));
@@ -407,19 +430,37 @@ async fn save_body(
     spool.finish(file_name).await
 }
 
-/// The parts of a multipart body: `file` (saved) and one JSON part (`options` for searches,
-/// `metadata` for uploads).
+/// The parts of a multipart body: `file` (kept as [`Keep`] says) and one JSON part (`options`
+/// for searches, `metadata` for uploads).
 #[derive(Debug, Default)]
 struct Parts {
-    file: Option<UploadedFile>,
+    file: Option<Received>,
     json: Option<Vec<u8>>,
 }
 
-async fn multipart(request: Request, state: &AppState) -> Result<Parts> {
+/// Where a multipart body's `file` part goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Keep {
+    /// Into memory (a search's clip), within the search body limit.
+    InMemory,
+    /// Into a temporary file in `<db>/uploads/` (an upload), within the body limit.
+    OnDisk,
+}
+
+/// A multipart `file` part as kept.
+#[derive(Debug)]
+enum Received {
+    Memory(Clip),
+    File(UploadedFile),
+}
+
+async fn multipart(request: Request, state: &AppState, keep: Keep) -> Result<Parts> {
+    let limit = match keep {
+        Keep::InMemory => state.limits.search_body_limit(),
+        Keep::OnDisk => state.limits.max_body_bytes,
+    };
     let bad = |e: axum::extract::multipart::MultipartError| match e.status().as_u16() {
-        413 => Error::PayloadTooLarge {
-            limit: state.limits.max_body_bytes,
-        },
+        413 => Error::PayloadTooLarge { limit },
         _ => Error::BadRequest(format!("the multipart body: {}", e.body_text())),
     };
     let mut form = Multipart::from_request(request, state)
@@ -442,22 +483,35 @@ async fn multipart(request: Request, state: &AppState) -> Result<Parts> {
                     .and_then(known_extension)
                     .or_else(|| field.content_type().and_then(audio_extension))
                     .unwrap_or("");
+                if keep == Keep::InMemory {
+                    let mut bytes = Vec::new();
+                    while let Some(chunk) = field.chunk().await.map_err(bad)? {
+                        total += chunk.len() as u64;
+                        if total > limit {
+                            return Err(Error::PayloadTooLarge { limit });
+                        }
+                        bytes.extend_from_slice(&chunk);
+                    }
+                    parts.file = Some(Received::Memory(Clip {
+                        bytes: Bytes::from(bytes),
+                        file_name,
+                    }));
+                    continue;
+                }
                 let mut spool = Spool::create(state, extension)?;
                 spool.written = total;
                 while let Some(chunk) = field.chunk().await.map_err(bad)? {
                     spool.write(&chunk).await?;
                 }
                 total = spool.written;
-                parts.file = Some(spool.finish(file_name).await?);
+                parts.file = Some(Received::File(spool.finish(file_name).await?));
             }
             "options" | "metadata" if parts.json.is_none() => {
                 let mut json = Vec::new();
                 while let Some(chunk) = field.chunk().await.map_err(bad)? {
                     total += chunk.len() as u64;
-                    if total > state.limits.max_body_bytes {
-                        return Err(Error::PayloadTooLarge {
-                            limit: state.limits.max_body_bytes,
-                        });
+                    if total > limit {
+                        return Err(Error::PayloadTooLarge { limit });
                     }
                     json.extend_from_slice(&chunk);
                 }

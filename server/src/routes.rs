@@ -159,13 +159,15 @@ pub const ROUTES: &[Route] = &[
     },
 ];
 
-/// The router: [`ROUTES`] with the token check on writes, JSON errors for what the router itself
+/// The router: [`ROUTES`] with the token check on writes (and on reads when they are
+/// protected), JSON errors for what the router itself
 /// rejects, the request timeout and the metrics.
 pub(crate) fn router(state: AppState) -> Router {
     let mut router = Router::new();
     for route in ROUTES {
         let mut handler = (route.handler)(route.method.filter());
-        if route.write {
+        let open_always = matches!(route.path, "/healthz" | "/openapi.json");
+        if route.write || (state.protect_reads && !open_always) {
             handler = handler.route_layer(middleware::from_fn_with_state(
                 state.clone(),
                 auth::require_token,

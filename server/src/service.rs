@@ -2,6 +2,9 @@
 //! [`crate::routes`] unpack the request and call one of these. Reads run on the blocking pool
 //! against the current snapshot; writes go to the writer's queue.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use pairalign_datasets::decode::probe_duration;
 use pairalign_engine::{Hit, SearchOptions};
 use pairalign_indexer::ArchiveReport;
@@ -80,11 +83,31 @@ pub(crate) struct Stats {
 /// Default page size of asset listings.
 const DEFAULT_LIST_LIMIT: usize = 50;
 
-/// Runs `f` on the blocking pool.
+/// Runs `f` on the blocking pool, unless the request is gone before a thread takes it up: a
+/// request that timed out (408) or whose client hung up drops this future, and its work, still
+/// waiting for a thread, is then skipped rather than run for no one. Work already running
+/// finishes (each piece is bounded: clip length, filter limits), and shutdown does not wait
+/// for it ([`crate::Server::run`]).
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Internal(format!("a worker task failed: {e}")))?
+    let gone = Arc::new(AtomicBool::new(false));
+    let _guard = SetOnDrop(Arc::clone(&gone));
+    tokio::task::spawn_blocking(move || {
+        if gone.load(Ordering::Acquire) {
+            return Err(Error::Internal("the request is gone".into()));
+        }
+        f()
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("a worker task failed: {e}")))?
+}
+
+/// Sets its flag when dropped: when the request that owns it ends, however it ends.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 /// A filter, or none when empty.
@@ -107,13 +130,8 @@ impl AppState {
         blocking(move || {
             let _permit = permit;
             match request.query {
-                SearchQuery::Audio(file) => {
-                    let outcome = snapshot.search_file(
-                        file.path(),
-                        file.display_name(),
-                        &options,
-                        filter.as_deref(),
-                    )?;
+                SearchQuery::Audio(clip) => {
+                    let outcome = snapshot.search_clip(clip, &options, filter.as_deref())?;
                     Ok(SearchResults {
                         hits: outcome.hits,
                         query_tokens: outcome.query_tokens,
@@ -171,7 +189,7 @@ impl AppState {
     ) -> Result<Uploaded> {
         let UploadRequest { file, metadata } = request;
         if let Some(id) = &metadata.id {
-            check_id(id)?;
+            check_new_id(id)?;
         }
         let (file, duration_s) = blocking(move || {
             let seconds = probe_duration(file.path()).map_err(|e| {
@@ -324,6 +342,21 @@ fn check_id(id: &str) -> Result<()> {
             "an asset id is 1 to {} bytes, got {}",
             pairalign_engine::MAX_ID_BYTES,
             id.len()
+        )));
+    }
+    Ok(())
+}
+
+/// [`check_id`] for an id a client gives a new asset: also no control characters, as ids are
+/// printed in listings, logs and terminals (a newline or an escape sequence in an id would
+/// forge lines or colours there). Ids of indexed files are their paths, whatever they hold, so
+/// reads and deletes take any id.
+fn check_new_id(id: &str) -> Result<()> {
+    check_id(id)?;
+    if let Some(c) = id.chars().find(|c| c.is_control()) {
+        return Err(Error::BadRequest(format!(
+            "an asset id must not contain control characters, found {:?}",
+            c
         )));
     }
     Ok(())

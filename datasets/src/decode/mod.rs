@@ -3,17 +3,21 @@
 //! resampling, and streaming so that a 10-hour file is decoded in bounded memory.
 //!
 //! [`stream_file`] is the primitive: it opens a file, checks its header and yields 16 kHz mono
-//! chunks; [`decode_file`] collects a stream; [`probe`] reads headers only. Every failure is a
-//! typed [`Error`] naming the file; no input makes this module panic (a panic inside a
+//! chunks; [`decode_file`] collects a stream; [`probe`] reads headers only. Each has a twin for
+//! encoded bytes already in memory ([`stream_bytes`], [`decode_bytes`], [`probe_bytes`],
+//! [`probe_duration_bytes`]: a search body need not be spooled to disk), read by the same code
+//! through one `Input` (a file or a cursor). Every failure is a typed [`Error`] naming the file
+//! (or the name given to the bytes); no input makes this module panic (a panic inside a
 //! third-party decoder is caught and reported as [`Error::Corrupt`]).
 
 mod resample;
 mod sphere;
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use resample::StreamResampler;
 pub use resample::{resample, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
@@ -22,7 +26,7 @@ use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{Decoder, DecoderOptions, CODEC_TYPE_NULL};
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::{FormatOptions, FormatReader};
-use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
+use symphonia::core::io::{MediaSource, MediaSourceStream, MediaSourceStreamOptions};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
@@ -74,10 +78,127 @@ pub(crate) fn check_header(path: &Path, rate: u32, channels: u16) -> Result<()> 
     Ok(())
 }
 
+/// Encoded audio held in memory: any owner of bytes (`Vec<u8>`, `Arc<[u8]>`, `bytes::Bytes`),
+/// shared rather than copied between a probe and a decode.
+type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+/// Where encoded audio comes from: a file, or bytes in memory under a name that errors use (and
+/// whose extension, like a file's, is symphonia's format hint).
+#[derive(Clone)]
+enum Encoded<'a> {
+    File(&'a Path),
+    Memory { name: &'a Path, bytes: SharedBytes },
+}
+
+impl Encoded<'_> {
+    /// What errors call the audio.
+    fn name(&self) -> &Path {
+        match self {
+            Encoded::File(path) => path,
+            Encoded::Memory { name, .. } => name,
+        }
+    }
+
+    /// A reader positioned at the first byte.
+    fn open(&self) -> Result<Input> {
+        match self {
+            Encoded::File(path) => Ok(Input::File(
+                File::open(path).map_err(|e| Error::io(path, e))?,
+            )),
+            Encoded::Memory { bytes, .. } => {
+                Ok(Input::Memory(Cursor::new(MemoryBytes(bytes.clone()))))
+            }
+        }
+    }
+}
+
+/// The bytes the decoders read: an open file, or a cursor over bytes in memory. Both are seekable
+/// with a known length, so symphonia reads them the same way.
+pub(crate) enum Input {
+    File(File),
+    Memory(Cursor<MemoryBytes>),
+}
+
+/// [`SharedBytes`] as `AsRef<[u8]>`, which `Cursor` needs for `Read` and `Seek`.
+#[derive(Clone)]
+pub(crate) struct MemoryBytes(SharedBytes);
+
+impl AsRef<[u8]> for MemoryBytes {
+    fn as_ref(&self) -> &[u8] {
+        (*self.0).as_ref()
+    }
+}
+
+impl Input {
+    /// Length in bytes.
+    fn len(&self) -> std::io::Result<u64> {
+        match self {
+            Input::File(f) => Ok(f.metadata()?.len()),
+            Input::Memory(c) => Ok(c.get_ref().as_ref().len() as u64),
+        }
+    }
+}
+
+impl Read for Input {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Input::File(f) => f.read(buf),
+            Input::Memory(c) => c.read(buf),
+        }
+    }
+}
+
+impl Seek for Input {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        match self {
+            Input::File(f) => f.seek(pos),
+            Input::Memory(c) => c.seek(pos),
+        }
+    }
+}
+
+impl MediaSource for Input {
+    fn is_seekable(&self) -> bool {
+        match self {
+            Input::File(f) => f.is_seekable(),
+            Input::Memory(c) => c.is_seekable(),
+        }
+    }
+
+    fn byte_len(&self) -> Option<u64> {
+        match self {
+            Input::File(f) => f.byte_len(),
+            Input::Memory(c) => c.byte_len(),
+        }
+    }
+}
+
+/// Encoded bytes given by a caller, under `name`.
+fn in_memory<'a>(bytes: impl AsRef<[u8]> + Send + Sync + 'static, name: &'a Path) -> Encoded<'a> {
+    Encoded::Memory {
+        name,
+        bytes: Arc::new(bytes),
+    }
+}
+
 /// Reads metadata from the headers only (SPHERE, WAV, FLAC, MP4 read no audio; MP3 without a
 /// Xing/Info header has no declared duration).
 pub fn probe(path: &Path) -> Result<AudioInfo> {
-    match open_source(path)? {
+    probe_encoded(&Encoded::File(path))
+}
+
+/// [`probe`] for a file's bytes already in memory; errors call the audio `name` (e.g. the file
+/// name a client gave), whose extension is the format hint a file's extension is.
+pub fn probe_bytes(
+    bytes: impl AsRef<[u8]> + Send + Sync + 'static,
+    name: &Path,
+) -> Result<AudioInfo> {
+    probe_encoded(&in_memory(bytes, name))
+}
+
+fn probe_encoded(encoded: &Encoded<'_>) -> Result<AudioInfo> {
+    let path = encoded.name();
+    match open_source(encoded)? {
         Source::Sphere(r) => Ok(AudioInfo {
             format: r.header.format_name().into(),
             sample_rate: r.header.sample_rate,
@@ -104,10 +225,22 @@ pub fn probe(path: &Path) -> Result<AudioInfo> {
 /// its own rate (streaming, bounded memory). The probe corpus readers take
 /// (`corpus::read_folder(root, &decode::probe_duration)`).
 pub fn probe_duration(path: &Path) -> Result<f64> {
-    if let Some(seconds) = probe(path)?.duration_s {
+    probe_duration_encoded(&Encoded::File(path))
+}
+
+/// [`probe_duration`] for a file's bytes already in memory, called `name` in errors.
+pub fn probe_duration_bytes(
+    bytes: impl AsRef<[u8]> + Send + Sync + 'static,
+    name: &Path,
+) -> Result<f64> {
+    probe_duration_encoded(&in_memory(bytes, name))
+}
+
+fn probe_duration_encoded(encoded: &Encoded<'_>) -> Result<f64> {
+    if let Some(seconds) = probe_encoded(encoded)?.duration_s {
         return Ok(seconds);
     }
-    let stream = open_stream(path, &DecodeOptions::default(), 1 << 16, None)?;
+    let stream = open_stream(encoded, &DecodeOptions::default(), 1 << 16, None)?;
     let rate = f64::from(stream.source_rate());
     let mut frames = 0usize;
     for chunk in stream {
@@ -118,13 +251,35 @@ pub fn probe_duration(path: &Path) -> Result<f64> {
 
 /// Decodes the whole file to 16 kHz mono.
 pub fn decode_file(path: &Path, options: &DecodeOptions) -> Result<Audio> {
-    collect(open_stream(path, options, 1 << 16, Some(SAMPLE_RATE))?)
+    collect(open_stream(
+        &Encoded::File(path),
+        options,
+        1 << 16,
+        Some(SAMPLE_RATE),
+    )?)
+}
+
+/// Decodes a whole file's bytes already in memory to 16 kHz mono, exactly as [`decode_file`]
+/// decodes the file: for a search body, which then needs no disk. Errors call the audio `name`
+/// (e.g. the file name a client gave); its extension is the format hint a file's extension is
+/// (the format is found from the bytes themselves either way).
+pub fn decode_bytes(
+    bytes: impl AsRef<[u8]> + Send + Sync + 'static,
+    name: &Path,
+    options: &DecodeOptions,
+) -> Result<Audio> {
+    collect(open_stream(
+        &in_memory(bytes, name),
+        options,
+        1 << 16,
+        Some(SAMPLE_RATE),
+    )?)
 }
 
 /// Decodes the whole file to mono at the file's own sample rate (no resampling): for callers that
 /// resample themselves, and for measuring the decoders alone.
 pub fn decode_file_native(path: &Path, options: &DecodeOptions) -> Result<Audio> {
-    collect(open_stream(path, options, 1 << 16, None)?)
+    collect(open_stream(&Encoded::File(path), options, 1 << 16, None)?)
 }
 
 fn collect(stream: AudioStream) -> Result<Audio> {
@@ -153,12 +308,32 @@ pub fn stream_file(
     options: &DecodeOptions,
     chunk_samples: usize,
 ) -> Result<AudioStream> {
-    open_stream(path, options, chunk_samples, Some(SAMPLE_RATE))
+    open_stream(
+        &Encoded::File(path),
+        options,
+        chunk_samples,
+        Some(SAMPLE_RATE),
+    )
+}
+
+/// [`stream_file`] over a file's bytes already in memory, called `name` in errors.
+pub fn stream_bytes(
+    bytes: impl AsRef<[u8]> + Send + Sync + 'static,
+    name: &Path,
+    options: &DecodeOptions,
+    chunk_samples: usize,
+) -> Result<AudioStream> {
+    open_stream(
+        &in_memory(bytes, name),
+        options,
+        chunk_samples,
+        Some(SAMPLE_RATE),
+    )
 }
 
 /// A stream at `to_rate`, or at the file's rate when `None`.
 fn open_stream(
-    path: &Path,
+    encoded: &Encoded<'_>,
     options: &DecodeOptions,
     chunk_samples: usize,
     to_rate: Option<u32>,
@@ -166,7 +341,8 @@ fn open_stream(
     if chunk_samples == 0 {
         return Err(Error::InvalidInput("chunk_samples must be positive".into()));
     }
-    let source = open_source(path)?;
+    let path = encoded.name();
+    let source = open_source(encoded)?;
     let (rate, declared) = match &source {
         Source::Sphere(r) => (r.header.sample_rate, r.header.sample_count),
         Source::Symphonia(s) => (s.info.sample_rate, s.declared_frames),
@@ -325,10 +501,12 @@ impl Source {
     }
 }
 
-/// Opens the file, sniffs SPHERE and RIFF headers ourselves and hands the rest to symphonia.
-fn open_source(path: &Path) -> Result<Source> {
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+/// Opens the file (or bytes), sniffs SPHERE and RIFF headers ourselves and hands the rest to
+/// symphonia.
+fn open_source(encoded: &Encoded<'_>) -> Result<Source> {
+    let path = encoded.name();
+    let mut file = encoded.open()?;
+    let len = file.len().map_err(|e| Error::io(path, e))?;
     if len == 0 {
         return Err(Error::Empty {
             path: path.to_path_buf(),
@@ -345,8 +523,9 @@ fn open_source(path: &Path) -> Result<Source> {
         }
     }
     let magic = &magic[..got];
-    // Reopen rather than seek: symphonia wants to own a file positioned at 0.
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    // Symphonia and our SPHERE reader want to own an input positioned at 0.
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| Error::io(path, e))?;
     if magic.starts_with(sphere::MAGIC) {
         return Ok(Source::Sphere(SphereReader::open(path, file)?));
     }
@@ -473,7 +652,7 @@ impl std::fmt::Debug for SymphoniaSource {
 }
 
 impl SymphoniaSource {
-    fn open(path: &Path, file: File, container: &str) -> Result<Self> {
+    fn open(path: &Path, file: Input, container: &str) -> Result<Self> {
         let mss = MediaSourceStream::new(Box::new(file), MediaSourceStreamOptions::default());
         let mut hint = Hint::new();
         if let Some(ext) = path.extension().and_then(|e| e.to_str()) {

@@ -7,11 +7,10 @@
 //! lines (`-i` integer, `-r` real, `-sN` string of N bytes) up to `end_head`; the header is padded
 //! to its size and the samples follow, interleaved by channel.
 
-use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use super::check_header;
+use super::{check_header, Input};
 use crate::{Error, Result};
 
 /// The first line of every SPHERE file.
@@ -182,7 +181,7 @@ pub(crate) fn read_header(path: &Path, file: &mut impl Read) -> Result<SphereHea
 /// Streams the samples of a SPHERE file as mono blocks at the file's rate.
 pub(crate) struct SphereReader {
     path: PathBuf,
-    reader: BufReader<File>,
+    reader: BufReader<Input>,
     pub header: SphereHeader,
     buf: Vec<u8>,
     /// Frames still expected according to `sample_count` (`None`: read to the end of file).
@@ -198,7 +197,7 @@ impl std::fmt::Debug for SphereReader {
 }
 
 impl SphereReader {
-    pub(crate) fn open(path: &Path, mut file: File) -> Result<Self> {
+    pub(crate) fn open(path: &Path, mut file: Input) -> Result<Self> {
         let header = read_header(path, &mut file)?;
         file.seek(SeekFrom::Start(header.header_size))
             .map_err(|e| Error::io(path, e))?;
