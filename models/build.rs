@@ -1,13 +1,19 @@
-//! Compiles the shipped PairAlign weights into the crate once `weights/pairalign-v1/` holds them
-//! (`cfg(pairalign_shipped)`); until then `shipped::pairalign` says they are not shipped.
+//! Compiles the shipped PairAlign weights into the crate once `weights/pairalign-v1/` (and
+//! `weights/pairalign-v2/`) hold them (`cfg(pairalign_shipped)`, `cfg(pairalign_v2_shipped)`);
+//! until then `shipped::pairalign` (`shipped::pairalign_v2`) says they are not shipped.
 
 use std::path::Path;
 
 fn main() {
-    println!("cargo::rustc-check-cfg=cfg(pairalign_shipped)");
-    println!("cargo::rerun-if-changed=weights/pairalign-v1");
-    let dir = Path::new("weights/pairalign-v1");
-    if dir.join("config.json").is_file() && dir.join("model.safetensors").is_file() {
-        println!("cargo::rustc-cfg=pairalign_shipped");
+    for (folder, cfg) in [
+        ("weights/pairalign-v1", "pairalign_shipped"),
+        ("weights/pairalign-v2", "pairalign_v2_shipped"),
+    ] {
+        println!("cargo::rustc-check-cfg=cfg({cfg})");
+        println!("cargo::rerun-if-changed={folder}");
+        let dir = Path::new(folder);
+        if dir.join("config.json").is_file() && dir.join("model.safetensors").is_file() {
+            println!("cargo::rustc-cfg={cfg}");
+        }
     }
 }

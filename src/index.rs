@@ -27,7 +27,7 @@ pub struct IndexArgs {
     /// Database directory (created when missing).
     #[arg(long)]
     db: PathBuf,
-    /// `vq`, `pairalign` (the shipped models) or a weights folder of either kind; must be the
+    /// `vq`, `vq-v2`, `pairalign`, `pairalign-v2` (the shipped models) or a weights folder of either kind; must be the
     /// tokenizer the database was built with. Default: the shipped model the database
     /// records, or pairalign (pairalign-v1) for a new database.
     #[arg(long)]

@@ -32,7 +32,7 @@ pub struct ServeArgs {
     /// /healthz and /openapi.json stay open). `reads` needs --token-file.
     #[arg(long, value_enum, default_value_t = Protect::Writes)]
     protect: Protect,
-    /// `vq`, `pairalign` (the shipped models) or a weights folder of either kind; must be the
+    /// `vq`, `vq-v2`, `pairalign`, `pairalign-v2` (the shipped models) or a weights folder of either kind; must be the
     /// tokenizer the database was built with. Default: the shipped model the database
     /// records, or pairalign (pairalign-v1) for a new database.
     #[arg(long)]

@@ -18,7 +18,7 @@ pub struct TokenizeArgs {
     /// Audio files (any format the front end decodes).
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// `vq`, `pairalign` (the shipped models) or a weights folder of either kind
+    /// `vq`, `vq-v2`, `pairalign`, `pairalign-v2` (the shipped models) or a weights folder of either kind
     /// (model.safetensors and config.json, as `pairalign train` writes).
     #[arg(long, default_value = shipped::DEFAULT)]
     tokenizer: String,
@@ -123,7 +123,7 @@ pub fn parse_device(name: &str) -> anyhow::Result<Device> {
     })
 }
 
-/// `vq`, `pairalign` (the shipped models) or a weights folder of either kind, on the CPU.
+/// `vq`, `vq-v2`, `pairalign`, `pairalign-v2` (the shipped models) or a weights folder of either kind, on the CPU.
 pub fn load_tokenizer(name: &str) -> anyhow::Result<AnyTokenizer> {
     load_tokenizer_on(name, &Device::Cpu)
 }

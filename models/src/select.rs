@@ -1,6 +1,6 @@
-//! Choosing a tokenizer by name, as every command's `--tokenizer` does: `vq` and `pairalign`
-//! are the shipped models ([`crate::shipped`]); anything else is a weights folder of either
-//! kind, told apart by its `config.json`.
+//! Choosing a tokenizer by name, as every command's `--tokenizer` does: `vq`, `vq-v2`,
+//! `pairalign` and `pairalign-v2` are the shipped models ([`crate::shipped`]); anything else is
+//! a weights folder of either kind, told apart by its `config.json`.
 
 use std::path::Path;
 
@@ -84,11 +84,15 @@ fn with_anchors(
 }
 
 impl AnyTokenizer {
-    /// `vq` (shipped), `pairalign` (shipped; [`Error::NotShipped`] in a build without its
-    /// weights) or a weights folder of either kind, on `device`.
+    /// `vq`, `vq-v2` (shipped), `pairalign`, `pairalign-v2` (shipped; [`Error::NotShipped`] in
+    /// a build without their weights) or a weights folder of either kind, on `device`.
     pub fn open(name: &str, device: &Device) -> Result<AnyTokenizer> {
         match name {
             "vq" => Ok(AnyTokenizer::Vq(Box::new(shipped::vq(device)?))),
+            "vq-v2" => Ok(AnyTokenizer::Vq(Box::new(shipped::vq_v2(device)?))),
+            "pairalign-v2" => Ok(AnyTokenizer::PairAlign(Box::new(shipped::pairalign_v2(
+                device,
+            )?))),
             "pairalign" => Ok(AnyTokenizer::PairAlign(Box::new(with_anchors(
                 shipped::pairalign(device)?,
                 None,
@@ -99,7 +103,7 @@ impl AnyTokenizer {
                 if !dir.is_dir() {
                     return Err(Error::NotATokenizer {
                         path: dir.to_path_buf(),
-                        detail: "no such folder (a tokenizer is `vq`, `pairalign` or a weights \
+                        detail: "no such folder (a tokenizer is `vq`, `vq-v2`, `pairalign`, `pairalign-v2` or a weights \
                                  folder)"
                             .into(),
                     });

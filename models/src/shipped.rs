@@ -17,6 +17,18 @@ pub fn vq(device: &Device) -> Result<VqTokenizer> {
     VqTokenizer::from_bytes(VQ_CONFIG, VQ_WEIGHTS, Path::new(VQ_DIR), device)
 }
 
+/// Folder of the shipped vq-v2 weights: vq-v1's weights behind the level-normalizing front end
+/// (`norm.level` in its config: tokens that ignore the level; issue 22).
+pub const VQ_V2_DIR: &str = "models/weights/vq-v2";
+
+const VQ_V2_CONFIG: &str = include_str!("../weights/vq-v2/config.json");
+const VQ_V2_WEIGHTS: &[u8] = include_bytes!("../weights/vq-v2/model.safetensors");
+
+/// The shipped vq-v2 tokenizer (`--tokenizer vq-v2`) on `device`.
+pub fn vq_v2(device: &Device) -> Result<VqTokenizer> {
+    VqTokenizer::from_bytes(VQ_V2_CONFIG, VQ_V2_WEIGHTS, Path::new(VQ_V2_DIR), device)
+}
+
 /// Folder of the shipped PairAlign weights, relative to the repository. A build compiles them in
 /// when the folder holds `config.json` and `model.safetensors` (see `models/build.rs`).
 pub const PAIRALIGN_DIR: &str = "models/weights/pairalign-v1";
@@ -52,6 +64,40 @@ pub fn pairalign(device: &Device) -> Result<PairAlignTokenizer> {
         Err(crate::Error::NotShipped {
             name: "pairalign".into(),
             dir: PAIRALIGN_DIR.into(),
+        })
+    }
+}
+
+/// Folder of the shipped pairalign-v2 weights (level-normalizing front end; issue 22). A build
+/// compiles them in when the folder holds `config.json` and `model.safetensors`.
+pub const PAIRALIGN_V2_DIR: &str = "models/weights/pairalign-v2";
+
+#[cfg(pairalign_v2_shipped)]
+const PAIRALIGN_V2_CONFIG: &str = include_str!("../weights/pairalign-v2/config.json");
+#[cfg(pairalign_v2_shipped)]
+const PAIRALIGN_V2_WEIGHTS: &[u8] = include_bytes!("../weights/pairalign-v2/model.safetensors");
+
+/// True when this build holds the shipped pairalign-v2 weights.
+pub const PAIRALIGN_V2_SHIPPED: bool = cfg!(pairalign_v2_shipped);
+
+/// The shipped pairalign-v2 tokenizer (`--tokenizer pairalign-v2`) on `device`;
+/// [`crate::Error::NotShipped`] in a build without its weights.
+pub fn pairalign_v2(device: &Device) -> Result<PairAlignTokenizer> {
+    #[cfg(pairalign_v2_shipped)]
+    {
+        PairAlignTokenizer::from_bytes(
+            PAIRALIGN_V2_CONFIG,
+            PAIRALIGN_V2_WEIGHTS,
+            Path::new(PAIRALIGN_V2_DIR),
+            device,
+        )
+    }
+    #[cfg(not(pairalign_v2_shipped))]
+    {
+        let _ = device;
+        Err(crate::Error::NotShipped {
+            name: "pairalign-v2".into(),
+            dir: PAIRALIGN_V2_DIR.into(),
         })
     }
 }

@@ -1530,3 +1530,86 @@ fn the_shipping_config_trains_the_shipped_model_config() {
     assert_eq!(trained, model);
     assert_eq!(trained.alignment_sigma, 0.1);
 }
+
+/// Levenshtein distance of `a` and `b` over the longer length (0 for two empty strings).
+fn normalized_edit_distance(a: &[u16], b: &[u16]) -> f64 {
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, x) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, y) in b.iter().enumerate() {
+            let next = (row[j + 1] + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(x != y));
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()] as f64 / a.len().max(b.len()).max(1) as f64
+}
+
+/// The bundled samples' audio, each brought to a peak of -21 dBFS, so that 20 dB louder does
+/// not clip.
+fn quiet_samples() -> Vec<Vec<f32>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/short");
+    let mut paths: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|path| {
+            let audio = decode_file(path, &DecodeOptions::default()).unwrap();
+            let peak = audio.samples.iter().fold(0f32, |m, s| m.max(s.abs()));
+            let scale = 10f32.powf(-21.0 / 20.0) / peak;
+            audio.samples.iter().map(|s| s * scale).collect()
+        })
+        .collect()
+}
+
+/// The strings of `audio`'s 3 s windows, joined (as the index tokenizes a file).
+fn file_tokens(tok: &dyn Tokenizer, audio: &[f32]) -> Vec<u16> {
+    let windows: Vec<&[f32]> = audio.chunks(WINDOW_SAMPLES).collect();
+    tok.tokenize(&windows)
+        .unwrap()
+        .into_iter()
+        .flat_map(|s| s.tokens)
+        .collect()
+}
+
+/// Issue 22, part 1: tokens of a clip and of the same clip at any gain within +-20 dB (no
+/// clipping) are identical or within a normalized edit distance of 0.02, for the shipped
+/// tokenizers with the level-normalizing front end (vq-v2, pairalign-v2). vq-v1, without it, is
+/// far from that: the test can fail.
+#[test]
+fn the_shipped_v2_tokenizers_ignore_the_level() {
+    let device = Device::Cpu;
+    let mut subjects: Vec<(&str, Box<dyn Tokenizer>)> =
+        vec![("vq-v2", Box::new(shipped::vq_v2(&device).unwrap()))];
+    if shipped::PAIRALIGN_V2_SHIPPED {
+        subjects.push((
+            "pairalign-v2",
+            Box::new(shipped::pairalign_v2(&device).unwrap()),
+        ));
+    }
+    let gains_db = [-20.0f32, -12.0, -6.0, -3.0, 3.0, 6.0, 12.0, 20.0];
+    let samples = quiet_samples();
+    for (name, tok) in &subjects {
+        for (n, audio) in samples.iter().enumerate() {
+            let reference = file_tokens(tok.as_ref(), audio);
+            for db in gains_db {
+                let g = 10f32.powf(db / 20.0);
+                let louder: Vec<f32> = audio.iter().map(|s| s * g).collect();
+                let ned = normalized_edit_distance(&reference, &file_tokens(tok.as_ref(), &louder));
+                assert!(ned <= 0.02, "{name}, sample {n}, {db} dB: NED {ned:.3}");
+            }
+        }
+    }
+    // Without the level front end the tokens move with the level.
+    let v1 = shipped::vq(&device).unwrap();
+    let audio = &samples[0];
+    let quieter: Vec<f32> = audio.iter().map(|s| s * 10f32.powf(-12.0 / 20.0)).collect();
+    let ned = normalized_edit_distance(&file_tokens(&v1, audio), &file_tokens(&v1, &quieter));
+    assert!(ned > 0.1, "vq-v1 at -12 dB: NED {ned:.3}");
+}

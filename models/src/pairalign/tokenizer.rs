@@ -17,7 +17,9 @@ use super::model::expected_shapes;
 use super::{init_from_vq, vq_anchors, Anchors, PairAlignConfig, PairAlignModel};
 use crate::tokenizer::{TokenString, Tokenizer};
 use crate::train::seeded_varmap;
-use crate::vq::{subsampled_len, MelNorm, CODE_FRAME_MS, CONFIG_FILE, WEIGHTS_FILE};
+use crate::vq::{
+    subsampled_len, with_front_end, MelNorm, CODE_FRAME_MS, CONFIG_FILE, WEIGHTS_FILE,
+};
 use crate::{Error, Result, VqTokenizer};
 
 /// Version of the checkpoint layout written by [`PairAlignTokenizer::save`].
@@ -129,7 +131,10 @@ impl PairAlignTokenizer {
             .into_iter()
             .map(|(k, t)| Ok((k, t.to_dtype(DType::F32)?.to_device(device)?)))
             .collect::<Result<BTreeMap<_, _>>>()?;
-        let hash = decoding_hash(hex(&Sha256::digest(serialize(&weights)?)), &cfg);
+        let hash = with_front_end(
+            decoding_hash(hex(&Sha256::digest(serialize(&weights)?)), &cfg),
+            &norm,
+        );
         let map: HashMap<String, Tensor> = weights.clone().into_iter().collect();
         let model = PairAlignModel::load(&cfg, VarBuilder::from_tensors(map, DType::F32, device))?;
         // The VQ tokenizer's floor on a standard deviation.
@@ -272,6 +277,9 @@ impl PairAlignTokenizer {
         let mut buf = vec![0f32; mels.len() * t * m];
         for (row, mel) in buf.chunks_exact_mut(t * m).zip(mels) {
             row[..mel.len()].copy_from_slice(mel);
+            if let Some(level) = &self.norm.level {
+                level.apply(&mut row[..mel.len()]);
+            }
         }
         let x = Tensor::from_vec(buf, (mels.len(), t, m), &self.device)?
             .broadcast_sub(&self.mean)?

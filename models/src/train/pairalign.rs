@@ -41,7 +41,7 @@ use crate::pairalign::{
     PairAlignConfig, PairAlignModel, PairAlignTokenizer, TeacherBatch, TeacherExample,
 };
 use crate::tokenizer::TokenString;
-use crate::vq::{subsampled_len, MelNorm, CODE_FRAME_MS};
+use crate::vq::{subsampled_len, LevelNorm, MelNorm, CODE_FRAME_MS};
 use crate::{Error, Result, Tokenizer, VqTokenizer};
 
 /// Version of a PairAlign run's `trainer.json`.
@@ -592,6 +592,7 @@ impl<'c> PairAlignTrainer<'c> {
             vq: &self.vq,
             mean: &self.mean,
             std: &self.std,
+            level: self.norm.level,
             device: &self.device,
             batch,
             share,
@@ -784,6 +785,8 @@ struct MicroInput<'a> {
     vq: &'a VqTokenizer,
     mean: &'a Tensor,
     std: &'a Tensor,
+    /// The front end's level normalization, applied to each clip before `mean` and `std`.
+    level: Option<LevelNorm>,
     device: &'a Device,
     batch: &'a Batch,
     share: f64,
@@ -813,6 +816,12 @@ impl MicroInput<'_> {
             .chain(&b.lengths_b[s..e])
             .copied()
             .collect();
+        // Each clip brought to one level, as the tokenizer does each window.
+        if let Some(level) = &self.level {
+            for (r, &len) in lens.iter().enumerate() {
+                level.apply(&mut data[r * per_clip..r * per_clip + len * b.n_mels]);
+            }
+        }
         cut_spans(
             &mut data,
             &mut lens,

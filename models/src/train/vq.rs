@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, OPTIMIZER_FILE, TRAINER_FILE};
 use super::{seeded_varmap, AdamW, AdamWConfig, LrSchedule};
-use crate::vq::MelNorm;
+use crate::vq::{LevelNorm, MelNorm};
 use crate::{Error, Result, VqConfig, VqModel, VqTokenizer};
 
 /// Version of `trainer.json`.
@@ -61,6 +61,10 @@ pub struct VqTrainConfig {
     /// part keeps one core of two idle; 1 on a GPU. Changes the numerics slightly, not the
     /// batch.
     pub micro_batches: usize,
+    /// The front end's per-window level normalization (issue 22: tokens that ignore the
+    /// level); absent: v1's front end, whose tokens depend on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<LevelNorm>,
 }
 
 impl Default for VqTrainConfig {
@@ -77,6 +81,7 @@ impl Default for VqTrainConfig {
             checkpoint_every: 250,
             log_every: 25,
             norm_clips: 2000,
+            level: None,
             micro_batches: 2,
         }
     }
@@ -207,7 +212,7 @@ impl<'c> VqTrainer<'c> {
         device: &Device,
     ) -> Result<Self> {
         check_config(&cfg, cache)?;
-        let norm = mel_norm(cache, cfg.norm_clips);
+        let norm = mel_norm(cache, cfg.norm_clips, cfg.level);
         Self::build(cache, cfg, norm, out, device)
     }
 
@@ -429,6 +434,7 @@ impl<'c> VqTrainer<'c> {
             model: &self.model,
             mean: &self.mean,
             std: &self.std,
+            level: self.norm.level,
             device: &self.device,
             frames: batch.frames,
             n_mels: batch.n_mels,
@@ -568,6 +574,8 @@ struct MicroInput<'a> {
     model: &'a VqModel,
     mean: &'a Tensor,
     std: &'a Tensor,
+    /// The front end's level normalization, applied to each clip before `mean` and `std`.
+    level: Option<LevelNorm>,
     device: &'a Device,
     frames: usize,
     n_mels: usize,
@@ -589,6 +597,19 @@ impl MicroInput<'_> {
     /// Forward and backward over the clips in `data` (each `frames x n_mels`, zero-padded past
     /// `lens`).
     fn run(&self, data: &[f32], lens: &[usize]) -> Result<MicroStep> {
+        let leveled;
+        let data = match &self.level {
+            Some(level) => {
+                let per_clip = self.frames * self.n_mels;
+                let mut owned = data.to_vec();
+                for (clip, &len) in owned.chunks_exact_mut(per_clip).zip(lens) {
+                    level.apply(&mut clip[..len * self.n_mels]);
+                }
+                leveled = owned;
+                leveled.as_slice()
+            }
+            None => data,
+        };
         let x = Tensor::from_slice(data, (lens.len(), self.frames, self.n_mels), self.device)?
             .broadcast_sub(self.mean)?
             .broadcast_div(self.std)?;
@@ -634,18 +655,25 @@ fn check_config(cfg: &VqTrainConfig, cache: &FeatureCache) -> Result<()> {
     Ok(())
 }
 
-/// Mel statistics over view 0 of the first `clips` clips.
-fn mel_norm(cache: &FeatureCache, clips: usize) -> MelNorm {
+/// Mel statistics over view 0 of the first `clips` clips, each brought to one level first
+/// when `level` is set (and recorded with them).
+fn mel_norm(cache: &FeatureCache, clips: usize, level: Option<LevelNorm>) -> MelNorm {
     let n = clips.clamp(1, cache.len());
     let mels: Vec<Vec<f32>> = (0..n)
         .map(|i| {
             let mut buf = Vec::new();
             cache.view(i, 0).to_f32(&mut buf);
+            if let Some(level) = &level {
+                level.apply(&mut buf);
+            }
             buf
         })
         .collect();
     let refs: Vec<&[f32]> = mels.iter().map(Vec::as_slice).collect();
-    MelNorm::from_mels(&refs, cache.n_mels())
+    MelNorm {
+        level,
+        ..MelNorm::from_mels(&refs, cache.n_mels())
+    }
 }
 
 fn scalar(t: &Tensor) -> Result<f64> {

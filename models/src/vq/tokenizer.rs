@@ -6,7 +6,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use pairalign_datasets::mel::LogMel;
+use pairalign_datasets::mel::{LogMel, LOG_FLOOR};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -31,13 +31,86 @@ pub const CLIPS_PER_CALL: usize = 16;
 /// Floor on a normalization standard deviation, so that a constant mel bin does not divide by 0.
 const MIN_STD: f32 = 1e-5;
 
-/// Per-bin log-mel statistics: the model sees `(mel - mean) / std`.
+/// Per-bin log-mel statistics: the model sees `(mel - mean) / std`, of each window's log-mel
+/// brought to one level first when `level` is set.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MelNorm {
     /// Mean of each mel bin over the training frames.
     pub mean: Vec<f32>,
     /// Standard deviation of each mel bin over the training frames (at least 1e-5).
     pub std: Vec<f32>,
+    /// Per-window level normalization before the statistics (absent in v1 configs: their
+    /// tokens depend on the level).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<LevelNorm>,
+}
+
+/// Level normalization of one window's log-mel (issue 22, "level invariance by construction").
+/// A gain `g` multiplies every mel energy by `g^2`, so it adds `2 ln g` to every log-mel value
+/// above the log floor; subtracting the window's level `s` (the log of its mean mel energy,
+/// which moves by the same `2 ln g`) takes the gain out exactly. What the log floor of the
+/// front end (`ln 1e-10`, digital silence) would let through is cut by a floor relative to
+/// the level: values below `level - floor_db` are raised to it, the same at any gain while
+/// the absolute floor stays below that (a window whose mean energy is at least
+/// `floor + 20 dB` above 1e-10 for a 20 dB quieter copy); values at the absolute floor itself
+/// (digital silence) go to the relative floor at any gain.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LevelNorm {
+    /// The level every window is brought to: its log mean mel energy becomes this (the
+    /// training data's typical level, so that features keep their usual range).
+    pub reference: f32,
+    /// How far below the window's level (in natural-log units of energy: 2.3 per 10 dB) values
+    /// are floored.
+    pub floor: f32,
+}
+
+impl LevelNorm {
+    /// Brings one window's log-mel (any frames x bins, row-major) to the reference level, in
+    /// place. An empty window is left as it is.
+    pub fn apply(&self, mel: &mut [f32]) {
+        let Some(level) = log_mean_energy(mel) else {
+            return;
+        };
+        // Values at the front end's log floor are digital silence, not a level: they go to the
+        // relative floor whatever the gain (otherwise a quieter copy would lift them closer to
+        // its level than the original's).
+        let silence = LOG_FLOOR + 1e-3;
+        for v in mel.iter_mut() {
+            *v = if *v <= silence {
+                -self.floor
+            } else {
+                (*v - level).max(-self.floor)
+            } + self.reference;
+        }
+    }
+}
+
+/// A weights hash extended by the front end's settings when they are not v1's
+/// ([`MelNorm::hash_key`]): the same weights behind another front end are another tokenizer to
+/// a database.
+pub(crate) fn with_front_end(hash: String, norm: &MelNorm) -> String {
+    match norm.hash_key() {
+        None => hash,
+        Some(key) => {
+            let mut h = Sha256::new();
+            h.update(hash.as_bytes());
+            h.update(b"\0");
+            h.update(key.as_bytes());
+            hex(&h.finalize())
+        }
+    }
+}
+
+/// The log of the mean energy of log-mel values (`ln mean exp(L)`), computed without overflow;
+/// `None` for no values.
+pub fn log_mean_energy(mel: &[f32]) -> Option<f32> {
+    let top = mel.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !top.is_finite() {
+        return None;
+    }
+    let sum: f64 = mel.iter().map(|&v| f64::from(v - top).exp()).sum();
+    Some(top + (sum / mel.len() as f64).ln() as f32)
 }
 
 impl MelNorm {
@@ -46,7 +119,28 @@ impl MelNorm {
         MelNorm {
             mean: vec![0.0; n_mels],
             std: vec![1.0; n_mels],
+            level: None,
         }
+    }
+
+    /// `mel` (one window) as the statistics see it: level-normalized when `level` is set,
+    /// else as it is.
+    pub fn leveled<'a>(&self, mel: &'a [f32]) -> std::borrow::Cow<'a, [f32]> {
+        match &self.level {
+            Some(level) => {
+                let mut owned = mel.to_vec();
+                level.apply(&mut owned);
+                std::borrow::Cow::Owned(owned)
+            }
+            None => std::borrow::Cow::Borrowed(mel),
+        }
+    }
+
+    /// The statistics' contribution to a tokenizer's weights hash: nothing without level
+    /// normalization (so v1 hashes are unchanged), else its settings.
+    pub fn hash_key(&self) -> Option<String> {
+        self.level
+            .map(|l| format!("level:{}:{}", l.reference.to_bits(), l.floor.to_bits()))
     }
 
     /// Statistics over every frame of `mels` (each row-major `frames x n_mels`).
@@ -73,7 +167,11 @@ impl MelNorm {
             .zip(&sum_sq)
             .map(|(s, q)| ((q / n - (s / n) * (s / n)).max(0.0).sqrt() as f32).max(MIN_STD))
             .collect();
-        MelNorm { mean, std }
+        MelNorm {
+            mean,
+            std,
+            level: None,
+        }
     }
 }
 
@@ -159,7 +257,7 @@ impl VqTokenizer {
             .map(|(k, t)| Ok((k, t.to_dtype(DType::F32)?.to_device(device)?)))
             .collect::<Result<BTreeMap<_, _>>>()?;
         let bytes = serialize(&weights)?;
-        let hash = hex(&Sha256::digest(&bytes));
+        let hash = with_front_end(hex(&Sha256::digest(&bytes)), &norm);
         let map: HashMap<String, Tensor> = weights.clone().into_iter().collect();
         let model = VqModel::load(&cfg, VarBuilder::from_tensors(map, DType::F32, device))?;
         let std: Vec<f32> = norm.std.iter().map(|s| s.max(MIN_STD)).collect();
@@ -243,7 +341,10 @@ impl VqTokenizer {
             device,
             &path,
         )?;
-        debug_assert_eq!(tok.hash, hex(&Sha256::digest(weights)));
+        debug_assert_eq!(
+            tok.hash,
+            with_front_end(hex(&Sha256::digest(weights)), &tok.norm)
+        );
         Ok(tok)
     }
 
@@ -334,6 +435,9 @@ impl VqTokenizer {
         let mut buf = vec![0f32; mels.len() * t * m];
         for (row, mel) in buf.chunks_exact_mut(t * m).zip(mels) {
             row[..mel.len()].copy_from_slice(mel);
+            if let Some(level) = &self.norm.level {
+                level.apply(&mut row[..mel.len()]);
+            }
         }
         let x = Tensor::from_vec(buf, (mels.len(), t, m), &self.device)?
             .broadcast_sub(&self.mean)?
@@ -441,4 +545,92 @@ fn serialize(weights: &BTreeMap<String, Tensor>) -> Result<Vec<u8>> {
 /// Lower-case hex of `bytes`.
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A log-mel window with speech-like spread and some digital silence (the log floor).
+    fn window() -> Vec<f32> {
+        let floor = 1e-10f32.ln();
+        (0..300 * 8)
+            .map(|i| {
+                if (i / 8) % 50 < 5 {
+                    floor
+                } else {
+                    -6.0 + 4.0 * ((i as f32) * 0.37).sin() - 0.02 * (i % 8) as f32
+                }
+            })
+            .collect()
+    }
+
+    /// The front end's log-mel of the same audio `db` decibels louder: every value moves by
+    /// `db / 10 * ln 10`, values at the log floor stay there.
+    fn louder(mel: &[f32], db: f32) -> Vec<f32> {
+        let floor = 1e-10f32.ln();
+        let shift = db / 10.0 * std::f32::consts::LN_10;
+        mel.iter()
+            .map(|&v| {
+                if v <= floor {
+                    floor
+                } else {
+                    (v + shift).max(floor)
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn log_mean_energy_is_the_log_of_the_mean_energy() {
+        let mel = [0.0f32, 2f32.ln(), 3f32.ln()];
+        assert!((log_mean_energy(&mel).unwrap() - 2f32.ln()).abs() < 1e-6);
+        assert_eq!(log_mean_energy(&[]), None);
+        // Large values do not overflow.
+        let big = [500.0f32, 500.0];
+        assert!((log_mean_energy(&big).unwrap() - 500.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn a_leveled_window_is_the_same_at_any_gain_within_20_db() {
+        let level = LevelNorm {
+            reference: -5.0,
+            floor: 12.0,
+        };
+        let mut reference = window();
+        level.apply(&mut reference);
+        for db in [-20.0f32, -12.0, -6.0, -3.0, 3.0, 6.0, 12.0, 20.0] {
+            let mut moved = louder(&window(), db);
+            level.apply(&mut moved);
+            let worst = reference
+                .iter()
+                .zip(&moved)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(worst < 1e-4, "{db} dB: values differ by up to {worst}");
+        }
+        // The window's level becomes the reference (the floor raises it a little).
+        let leveled = log_mean_energy(&reference).unwrap();
+        assert!((leveled - level.reference).abs() < 0.01, "{leveled}");
+        // Without level normalization the statistics see the window as it is.
+        let norm = MelNorm::identity(8);
+        assert_eq!(norm.leveled(&window()).as_ref(), window().as_slice());
+        assert_eq!(norm.hash_key(), None);
+        let leveled = MelNorm {
+            level: Some(level),
+            ..MelNorm::identity(8)
+        };
+        assert!(leveled.hash_key().is_some());
+        assert_eq!(leveled.leveled(&window()).as_ref(), reference.as_slice());
+    }
+
+    #[test]
+    fn configs_without_level_read_and_write_as_before() {
+        let json = r#"{"mean":[0.0],"std":[1.0]}"#;
+        let norm: MelNorm = serde_json::from_str(json).unwrap();
+        assert_eq!(norm.level, None);
+        assert_eq!(serde_json::to_string(&norm).unwrap(), json);
+    }
 }
