@@ -11,8 +11,9 @@ use pairalign_datasets::corpus::Split;
 use pairalign_datasets::views::ViewSpace;
 use pairalign_engine::EditBudget;
 use pairalign_eval::{
-    CompactedVq, CompactionOptions, ConsistencyOptions, Layout, LocateOptions, Outputs, PhasedVq,
-    PooledEncoder, Source, Subject, SweepOptions, ViewOptions, DEFAULT_VIEW_SPACE,
+    CompactedVq, CompactionOptions, Condition, ConsistencyOptions, Layout, LocateOptions, Outputs,
+    PhasedVq, PooledEncoder, Source, Subject, SweepOptions, ViewOptions, CONDITIONS,
+    DEFAULT_VIEW_SPACE,
 };
 use pairalign_models::vq::CODE_FRAME_MS;
 use pairalign_models::PairAlignConfig;
@@ -145,9 +146,15 @@ pub struct LocateArgs {
     /// Queries (3 s excerpts).
     #[arg(long, default_value_t = LocateOptions::default().queries)]
     queries: usize,
-    /// Views that modify the excerpts.
+    /// Views that modify the excerpts (one condition; see --condition for several).
     #[arg(long, default_value = DEFAULT_VIEW_SPACE)]
     view_space: String,
+    /// Conditions to run on the same excerpts and one index, each a named condition (clean,
+    /// gain-12, gain-6, gain+6, gain+12, white20, white10, white5, babble20, babble10, pink10,
+    /// speed0.95, speed1.05, pitch-2, pitch+2, telephone, 8k, reverb, chain, or `all`) or a view
+    /// space; repeat, or separate with spaces. Replaces --view-space.
+    #[arg(long = "condition", num_args = 1.., value_delimiter = ' ')]
+    conditions: Vec<String>,
     /// Edit budget: an integer is absolute, a number below 1 a fraction of the query length
     /// [default: 0.9, as `pairalign search` for clips].
     #[arg(long)]
@@ -413,9 +420,25 @@ pub fn locate(args: LocateArgs) -> anyhow::Result<ExitCode> {
             s.name
         );
     }
+    let conditions = if args.conditions.is_empty() {
+        vec![Condition {
+            name: args.view_space.clone(),
+            view_space: ViewSpace::parse(&args.view_space)?,
+        }]
+    } else {
+        let names: Vec<&str> = if args.conditions.iter().any(|c| c == "all") {
+            CONDITIONS.iter().map(|(n, _)| *n).collect()
+        } else {
+            args.conditions.iter().map(String::as_str).collect()
+        };
+        names
+            .into_iter()
+            .map(Condition::named)
+            .collect::<Result<Vec<_>, _>>()?
+    };
     let options = LocateOptions {
         queries: args.queries,
-        view_space: ViewSpace::parse(&args.view_space)?,
+        conditions,
         seed: args.common.seed,
         top: args.top,
         k: args.k.as_deref().map(EditBudget::parse).transpose()?,

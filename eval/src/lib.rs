@@ -62,7 +62,7 @@ mod windows;
 pub use compaction::{compaction, CompactionOptions, CompactionReport};
 pub use consistency::{consistency, Consistency, ConsistencyOptions, ConsistencyReport};
 pub use error::{Error, Result};
-pub use locate::{locate, LocateOptions, LocateReport};
+pub use locate::{locate, Condition, LocateOptions, LocateReport, CONDITIONS};
 pub use metrics::{average_precision, ned, separation, RankStats, RetrievalMetrics, Summary};
 pub use output::Outputs;
 pub use retrieval::{retrieval, RetrievalReport};

@@ -6,6 +6,10 @@
 //! is found when the top hit is its source recording; the start-time error is the distance
 //! between that hit's start and the excerpt's true start. Every tokenizer gets the same
 //! queries. A dense subject has no index in the engine and is not run.
+//!
+//! Several conditions run on one index: every excerpt is cut once and modified once per
+//! condition ([`Condition`]; [`CONDITIONS`] names the robustness matrix of issue 22), so the
+//! conditions differ by the modification alone, and the archive is tokenized once.
 
 use std::time::Instant;
 
@@ -36,6 +40,68 @@ pub const LOCATED_WITHIN_MS: u32 = 300;
 /// Seconds of one tokenization window.
 const WINDOW_S: f64 = pairalign_models::WINDOW_SAMPLES as f64 / SAMPLE_RATE as f64;
 
+/// One way of modifying the excerpts: a name for the tables and the view library it draws from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Condition {
+    /// What tables call it (`clean`, `white20`, or the view space's text).
+    pub name: String,
+    /// The views it draws from, one per excerpt.
+    pub view_space: ViewSpace,
+}
+
+/// The named conditions of the robustness matrix (issue 22), as view-space text: every listed
+/// kind applies (`p=1`). Codecs (MP3, Opus) are not views of the library and are measured by
+/// `scripts/peers.sh` on encoded files.
+pub const CONDITIONS: &[(&str, &str)] = &[
+    ("clean", "gain=0:0"),
+    ("gain-12", "gain=-12:-12"),
+    ("gain-6", "gain=-6:-6"),
+    ("gain+6", "gain=6:6"),
+    ("gain+12", "gain=12:12"),
+    ("white20", "noise=20:20,noise-kinds=white"),
+    ("white10", "noise=10:10,noise-kinds=white"),
+    ("white5", "noise=5:5,noise-kinds=white"),
+    ("babble20", "noise=20:20,noise-kinds=babble"),
+    ("babble10", "noise=10:10,noise-kinds=babble"),
+    ("pink10", "noise=10:10,noise-kinds=pink"),
+    ("speed0.95", "speed=0.95:0.95"),
+    ("speed1.05", "speed=1.05:1.05"),
+    ("pitch-2", "pitch=-2:-2"),
+    ("pitch+2", "pitch=2:2"),
+    ("telephone", "telephone"),
+    ("8k", "8k"),
+    ("reverb", "reverb=0.3:0.3"),
+    (
+        "chain",
+        "noise=20:20,noise-kinds=white,speed=1.05:1.05,gain=-6:-6,p=1",
+    ),
+];
+
+impl Condition {
+    /// The condition called `name` in [`CONDITIONS`], or, when no condition has that name, the
+    /// view space `name` itself (`speed=1.05,gain=3:3`).
+    pub fn named(name: &str) -> Result<Condition> {
+        let text = CONDITIONS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(name, |(_, text)| text);
+        let view_space = ViewSpace::parse(text).map_err(|e| {
+            Error::BadInput(format!(
+                "condition {name:?} is neither a named condition ({}) nor a view space: {e}",
+                CONDITIONS
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        Ok(Condition {
+            name: name.to_string(),
+            view_space,
+        })
+    }
+}
+
 /// How locate runs.
 #[derive(Clone, Debug)]
 pub struct LocateOptions {
@@ -45,8 +111,8 @@ pub struct LocateOptions {
     pub excerpt_s: f64,
     /// Queries come from recordings at least this long (seconds); all recordings are indexed.
     pub min_recording_s: f64,
-    /// The views that modify the excerpts.
-    pub view_space: ViewSpace,
+    /// The conditions, each modifying every excerpt once (at least one).
+    pub conditions: Vec<Condition>,
     /// Seed of the excerpts and views.
     pub seed: u64,
     /// Hits per query.
@@ -68,7 +134,10 @@ impl Default for LocateOptions {
             queries: 200,
             excerpt_s: 3.0,
             min_recording_s: 6.0,
-            view_space: default_view_space(),
+            conditions: vec![Condition {
+                name: "views".into(),
+                view_space: default_view_space(),
+            }],
             seed: 0,
             top: 10,
             k: None,
@@ -86,6 +155,8 @@ pub struct LocateReport {
     pub subject: SubjectInfo,
     /// `"locate"`.
     pub protocol: &'static str,
+    /// The condition's name ([`Condition::name`]).
+    pub condition: String,
     /// Recordings in the database.
     pub recordings: usize,
     /// Hours of audio in the database.
@@ -108,11 +179,12 @@ pub struct LocateReport {
     pub wall_s: f64,
 }
 
-/// One planned query.
+/// One planned query: an excerpt, modified once per condition.
 struct Query {
     recording: usize,
     start_s: f64,
-    samples: Vec<f32>,
+    /// The excerpt under each condition, in the order of [`LocateOptions::conditions`].
+    samples: Vec<Vec<f32>>,
 }
 
 /// Runs locate for every token subject of `subjects` (dense ones are skipped) on the same
@@ -129,6 +201,11 @@ pub fn locate(
     if tokenizers.is_empty() {
         return Err(Error::BadInput(
             "locate searches token strings: give at least one tokenizer".into(),
+        ));
+    }
+    if options.conditions.is_empty() {
+        return Err(Error::BadInput(
+            "locate needs at least one condition".into(),
         ));
     }
     let recordings = source.recordings(options.join_s, "locate")?;
@@ -210,13 +287,19 @@ pub fn locate(
             let start = ((start_s * rate) as usize).min(samples.len());
             let end = (start + (options.excerpt_s * rate) as usize).min(samples.len());
             let excerpt = Audio::new(samples[start..end].to_vec(), SAMPLE_RATE);
-            let mut view_rng = StdRng::seed_from_u64(view_seed);
-            let view = options.view_space.draw(&mut view_rng);
-            let viewed = apply(&excerpt, &view, view_seed ^ APPLY_SEED, &[])?;
+            let samples = options
+                .conditions
+                .iter()
+                .map(|condition| {
+                    let mut view_rng = StdRng::seed_from_u64(view_seed);
+                    let view = condition.view_space.draw(&mut view_rng);
+                    Ok(apply(&excerpt, &view, view_seed ^ APPLY_SEED, &[])?.samples)
+                })
+                .collect::<Result<Vec<_>>>()?;
             queries.push(Query {
                 recording: r,
                 start_s,
-                samples: viewed.samples,
+                samples,
             });
         }
         shared_s += cutting.elapsed().as_secs_f64();
@@ -229,44 +312,49 @@ pub fn locate(
         ..pairalign_query::clip_search_options()
     };
     let shared_s = shared_s / tokenizers.len() as f64;
-    let mut reports = Vec::with_capacity(tokenizers.len());
+    let mut reports = Vec::with_capacity(tokenizers.len() * options.conditions.len());
     for (((subject, t), (db, _dir)), indexing_s) in tokenizers.iter().zip(&dbs).zip(index_s) {
-        let searching = Instant::now();
-        let (mut first, mut in_top, mut located) = (0usize, 0usize, 0usize);
-        let mut errors = Vec::new();
-        let mut took = Vec::with_capacity(queries.len());
-        for q in &queries {
-            let outcome = pairalign_query::search_audio(db, *t, &q.samples, &search)?;
-            took.push(outcome.took_ms);
-            let source_id = &recordings[q.recording].id;
-            if outcome.hits.iter().any(|h| &h.id == source_id) {
-                in_top += 1;
-            }
-            if let Some(hit) = outcome.hits.first().filter(|h| &h.id == source_id) {
-                first += 1;
-                let error = (f64::from(hit.start_ms) - q.start_s * 1000.0).abs();
-                if error <= f64::from(LOCATED_WITHIN_MS) {
-                    located += 1;
+        for (c, condition) in options.conditions.iter().enumerate() {
+            let searching = Instant::now();
+            let (mut first, mut in_top, mut located) = (0usize, 0usize, 0usize);
+            let mut errors = Vec::new();
+            let mut took = Vec::with_capacity(queries.len());
+            for q in &queries {
+                let outcome = pairalign_query::search_audio(db, *t, &q.samples[c], &search)?;
+                took.push(outcome.took_ms);
+                let source_id = &recordings[q.recording].id;
+                if outcome.hits.iter().any(|h| &h.id == source_id) {
+                    in_top += 1;
                 }
-                errors.push(error);
+                if let Some(hit) = outcome.hits.first().filter(|h| &h.id == source_id) {
+                    first += 1;
+                    let error = (f64::from(hit.start_ms) - q.start_s * 1000.0).abs();
+                    if error <= f64::from(LOCATED_WITHIN_MS) {
+                        located += 1;
+                    }
+                    errors.push(error);
+                }
             }
+            let n = queries.len().max(1) as f64;
+            let e = Summary::of(&errors);
+            // Indexing and the shared work are counted with the first condition.
+            let before = if c == 0 { shared_s + indexing_s } else { 0.0 };
+            reports.push(LocateReport {
+                subject: subject.info(),
+                protocol: "locate",
+                condition: condition.name.clone(),
+                recordings: recordings.len(),
+                hours: seconds / 3600.0,
+                queries: queries.len(),
+                found_first: first as f64 / n,
+                found_in_top: in_top as f64 / n,
+                located: located as f64 / n,
+                start_error_ms_median: (!errors.is_empty()).then_some(e.median),
+                start_error_ms_p90: (!errors.is_empty()).then_some(e.p90),
+                search_ms_median: Summary::of(&took).median,
+                wall_s: before + searching.elapsed().as_secs_f64(),
+            });
         }
-        let n = queries.len().max(1) as f64;
-        let e = Summary::of(&errors);
-        reports.push(LocateReport {
-            subject: subject.info(),
-            protocol: "locate",
-            recordings: recordings.len(),
-            hours: seconds / 3600.0,
-            queries: queries.len(),
-            found_first: first as f64 / n,
-            found_in_top: in_top as f64 / n,
-            located: located as f64 / n,
-            start_error_ms_median: (!errors.is_empty()).then_some(e.median),
-            start_error_ms_p90: (!errors.is_empty()).then_some(e.p90),
-            search_ms_median: Summary::of(&took).median,
-            wall_s: shared_s + indexing_s + searching.elapsed().as_secs_f64(),
-        });
     }
     Ok(reports)
 }
@@ -278,6 +366,7 @@ pub fn outputs(reports: &[LocateReport]) -> Outputs {
         .map(|r| {
             vec![
                 label(&r.subject),
+                r.condition.clone(),
                 r.recordings.to_string(),
                 format!("{:.2}", r.hours),
                 r.queries.to_string(),
@@ -290,7 +379,10 @@ pub fn outputs(reports: &[LocateReport]) -> Outputs {
             ]
         })
         .collect();
-    let names: Vec<String> = reports.iter().map(|r| label(&r.subject)).collect();
+    let names: Vec<String> = reports
+        .iter()
+        .map(|r| format!("{} {}", label(&r.subject), r.condition))
+        .collect();
     let share = |name: &str, f: fn(&LocateReport) -> f64| {
         (
             name.to_string(),
@@ -315,6 +407,7 @@ pub fn outputs(reports: &[LocateReport]) -> Outputs {
         markdown: table(
             &[
                 "tokenizer",
+                "condition",
                 "recordings",
                 "hours",
                 "queries",

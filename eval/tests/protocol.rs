@@ -516,7 +516,7 @@ fn excerpts_are_found_in_their_recording_within_one_token_of_their_start() {
     let (source, _) = Source::open(&dir.path().join("audio"), Layout::Auto, None).unwrap();
     let options = LocateOptions {
         queries: 12,
-        view_space: pairalign_datasets::views::ViewSpace::parse("gain=0").unwrap(),
+        conditions: vec![pairalign_eval::Condition::named("gain=0").unwrap()],
         seed: 4,
         ..LocateOptions::default()
     };
@@ -546,6 +546,38 @@ fn excerpts_are_found_in_their_recording_within_one_token_of_their_start() {
         err.to_string().contains("give at least one tokenizer"),
         "{err}"
     );
+}
+
+/// Several conditions share one index and one set of excerpts: a report per condition, in
+/// order, each with its name; a condition that breaks the positions the test tokenizer reads
+/// (the sample values are the positions: -6 dB halves them) scores lower than the clean one on the
+/// same excerpts. Unknown names are refused with the list of known ones.
+#[test]
+fn conditions_run_on_the_same_excerpts_and_one_index() {
+    let dir = tempfile::tempdir().unwrap();
+    write_positions(&dir.path().join("audio"), 3, 12);
+    let (source, _) = Source::open(&dir.path().join("audio"), Layout::Auto, None).unwrap();
+    let conditions = vec![
+        pairalign_eval::Condition::named("clean").unwrap(),
+        pairalign_eval::Condition::named("gain=-6:-6").unwrap(),
+    ];
+    let options = LocateOptions {
+        queries: 12,
+        conditions,
+        seed: 4,
+        ..LocateOptions::default()
+    };
+    let reports = locate(&source, &[positions("single", 1)], &options).unwrap();
+    let names: Vec<&str> = reports.iter().map(|r| r.condition.as_str()).collect();
+    assert_eq!(names, ["clean", "gain=-6:-6"]);
+    assert_eq!(reports[0].located, 1.0);
+    assert!(reports[1].located < reports[0].located, "{reports:?}");
+    assert!(reports.iter().all(|r| r.queries == 12 && r.recordings == 3));
+    let err = pairalign_eval::Condition::named("loud").unwrap_err().to_string();
+    assert!(err.contains("white20") && err.contains("chain"), "{err}");
+    for (name, _) in pairalign_eval::CONDITIONS {
+        pairalign_eval::Condition::named(name).unwrap();
+    }
 }
 
 #[test]

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The robustness matrix of docs/RESULTS.md (issue 22): `pairalign eval locate` with the named
+# conditions (200 excerpts of 3 s, each modified once per condition, searched in an archive of
+# whole recordings that every tokenizer indexes once), for each tokenizer named, on two archives:
+#   synth - the held-out voices of `pairalign synth --hours 10 --seed 5` (scripts/train-vq.sh's
+#           synthesis), utterances of a voice joined into recordings of 60 s;
+#   real  - the held-out half of ../shared/data/real-speech/librispeech-251 (every second file in
+#           name order: 126 speakers, one utterance each; pairalign-v2 trained on the other half).
+# Writes WORK/matrix.jsonl: one JSON line per archive, tokenizer and condition ("archive" and
+# "condition" say which). Codecs (MP3, Opus) and the fingerprinting peers: scripts/peers.sh.
+#
+#   scripts/robustness-matrix.sh WORK TOKENIZER...   (e.g. out/matrix vq vq-v2 pairalign pairalign-v2)
+#
+# CONDITIONS overrides the list (names of `pairalign eval locate --help`, or `all`); WORK/synth
+# is synthesized when missing; PAIRALIGN_BIN overrides the binary (default: the release build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=${1:?usage: scripts/robustness-matrix.sh WORK TOKENIZER...}
+shift
+[ $# -gt 0 ] || { echo "name at least one tokenizer" >&2; exit 2; }
+if [ -z "${PAIRALIGN_BIN:-}" ]; then
+  cargo build --release --quiet --bin pairalign
+  PAIRALIGN_BIN=${CARGO_TARGET_DIR:-target}/release/pairalign
+fi
+bin=$PAIRALIGN_BIN
+conditions=${CONDITIONS:-"clean gain-12 gain-6 gain+6 gain+12 white20 white10 babble10 speed0.95 speed1.05 telephone chain"}
+mkdir -p "$work"
+[ -f "$work/synth/manifest.jsonl" ] || $bin synth --out "$work/synth" --hours 10 --seed 5
+real_src=../shared/data/real-speech/librispeech-251
+if [ ! -d "$work/real" ] && [ -d "$real_src" ]; then
+  mkdir -p "$work/real"
+  i=0
+  for f in $(ls "$real_src"/*.flac | sort); do
+    [ $((i % 2)) -eq 0 ] && ln -s "$(realpath "$f")" "$work/real/"
+    i=$((i + 1))
+  done
+fi
+tokenizers=()
+for t in "$@"; do tokenizers+=(--tokenizer "$t"); done
+out="$work/matrix.jsonl"
+: > "$out"
+for archive in real synth; do
+  case $archive in
+    synth) corpus=(--corpus "$work/synth/manifest.jsonl" --split heldout --join 60) ;;
+    real) [ -d "$work/real" ] || { echo "no $real_src: real archive skipped" >&2; continue; }
+          corpus=(--corpus "$work/real" --layout folder) ;;
+  esac
+  echo "$archive: $conditions" >&2
+  # shellcheck disable=SC2086
+  $bin eval locate "${corpus[@]}" "${tokenizers[@]}" --queries 200 --seed 3 \
+    --condition $conditions --json |
+    python3 -c 'import json,sys
+for line in sys.stdin:
+    r=json.loads(line); r["archive"]=sys.argv[1]; print(json.dumps(r))' "$archive" >> "$out"
+done
+echo "wrote $out" >&2
