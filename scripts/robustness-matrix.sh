@@ -5,7 +5,9 @@
 #   synth - the held-out voices of `pairalign synth --hours 10 --seed 5` (scripts/train-vq.sh's
 #           synthesis), utterances of a voice joined into recordings of 60 s;
 #   real  - the held-out half of ../shared/data/real-speech/librispeech-251 (every second file in
-#           name order: 126 speakers, one utterance each; pairalign-v2 trained on the other half).
+#           name order: 126 speakers, one utterance each; pairalign-v2 trained on the other half),
+#           joined in name order into 24 recordings of 60-70 s (ffmpeg), so that excerpts are
+#           found inside long files of several speakers.
 # Writes WORK/matrix.jsonl: one JSON line per archive, tokenizer and condition ("archive" and
 # "condition" say which). Codecs (MP3, Opus) and the fingerprinting peers: scripts/peers.sh.
 #
@@ -35,6 +37,33 @@ if [ ! -d "$work/real" ] && [ -d "$real_src" ]; then
     i=$((i + 1))
   done
 fi
+if [ -d "$work/real" ] && [ ! -d "$work/real-long" ]; then
+  command -v ffmpeg >/dev/null || { echo "ffmpeg is needed to join the real recordings" >&2; exit 1; }
+  mkdir -p "$work/real-long"
+  python3 - "$work" <<'PY'
+import glob, os, subprocess, sys
+work = sys.argv[1]
+files = sorted(glob.glob(f"{work}/real/*.flac"))
+def seconds(f):
+    out = subprocess.check_output(["ffprobe", "-v", "error", "-show_entries", "format=duration",
+                                   "-of", "csv=p=0", f])
+    return float(out)
+group, total, n = [], 0.0, 0
+for f in files:
+    group.append(f)
+    total += seconds(f)
+    if total >= 60 or f == files[-1]:
+        listing = f"{work}/real-long/.list{n}"
+        with open(listing, "w") as out:
+            out.writelines(f"file '{os.path.realpath(g)}'\n" for g in group)
+        subprocess.check_call(["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i",
+                               listing, "-ar", "16000", "-ac", "1",
+                               f"{work}/real-long/long{n:02d}.wav"])
+        os.remove(listing)
+        n += 1
+        group, total = [], 0.0
+PY
+fi
 tokenizers=()
 for t in "$@"; do tokenizers+=(--tokenizer "$t"); done
 out="$work/matrix.jsonl"
@@ -42,8 +71,8 @@ out="$work/matrix.jsonl"
 for archive in real synth; do
   case $archive in
     synth) corpus=(--corpus "$work/synth/manifest.jsonl" --split heldout --join 60) ;;
-    real) [ -d "$work/real" ] || { echo "no $real_src: real archive skipped" >&2; continue; }
-          corpus=(--corpus "$work/real" --layout folder) ;;
+    real) [ -d "$work/real-long" ] || { echo "no $real_src: real archive skipped" >&2; continue; }
+          corpus=(--corpus "$work/real-long" --layout folder) ;;
   esac
   echo "$archive: $conditions" >&2
   # shellcheck disable=SC2086
