@@ -477,16 +477,7 @@ fn killed_server_keeps_acknowledged_uploads() {
 /// Sends `request` as is on a new connection and returns the reply's status (0 when the server
 /// closed the connection without one).
 fn raw_status(addr: &str, request: &[u8]) -> u16 {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    // The server may answer (413, 431) and close before reading all of it.
-    let _ = stream.write_all(request);
-    let mut reply = Vec::new();
-    let _ = stream.read_to_end(&mut reply);
-    let head = String::from_utf8_lossy(&reply);
+    let (head, _) = raw_reply(addr, request);
     head.strip_prefix("HTTP/1.1 ")
         .and_then(|rest| rest.get(..3))
         .and_then(|code| code.parse().ok())

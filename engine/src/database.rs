@@ -338,19 +338,7 @@ impl Database {
                 doc.id.len()
             )));
         }
-        let vocab_size = self.manifest.vocab_size;
-        if let Some((position, &symbol)) = doc
-            .tokens
-            .iter()
-            .enumerate()
-            .find(|(_, &s)| u32::from(s) >= vocab_size)
-        {
-            return Err(Error::SymbolOutOfVocabulary {
-                symbol,
-                position,
-                vocab_size,
-            });
-        }
+        check_vocabulary(&doc.tokens, self.manifest.vocab_size)?;
         if let Some(times) = &doc.times_ms {
             if times.len() != doc.tokens.len() {
                 return Err(Error::InvalidInput(format!(
@@ -785,4 +773,21 @@ fn read_deletes(path: &Path, entry: &DeletesEntry) -> Result<RoaringBitmap> {
         ));
     }
     Ok(bitmap)
+}
+
+/// [`Error::SymbolOutOfVocabulary`] for the first symbol of `tokens` not below `vocab_size`: a
+/// document or a query with such a symbol cannot be held or matched.
+pub(crate) fn check_vocabulary(tokens: &[Symbol], vocab_size: u32) -> Result<()> {
+    match tokens
+        .iter()
+        .enumerate()
+        .find(|(_, &s)| u32::from(s) >= vocab_size)
+    {
+        Some((position, &symbol)) => Err(Error::SymbolOutOfVocabulary {
+            symbol,
+            position,
+            vocab_size,
+        }),
+        None => Ok(()),
+    }
 }

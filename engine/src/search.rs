@@ -173,18 +173,7 @@ impl Database {
         }
         // A symbol the database cannot hold matches nothing: say so rather than answer "no
         // hits" (a client that sends another tokenizer's strings learns it here).
-        let vocab_size = self.config().vocab_size;
-        if let Some((position, &symbol)) = query
-            .iter()
-            .enumerate()
-            .find(|(_, &s)| u32::from(s) >= vocab_size)
-        {
-            return Err(Error::SymbolOutOfVocabulary {
-                symbol,
-                position,
-                vocab_size,
-            });
-        }
+        crate::database::check_vocabulary(query, self.config().vocab_size)?;
         let m = query.len();
         let k = options.k.map(|budget| budget.resolve(m));
         let verifier = Verifier::new(query, options.mode);

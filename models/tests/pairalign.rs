@@ -789,17 +789,22 @@ fn init_from_vq_loads_the_shipped_encoder() {
     assert!(matches!(err, Error::BadConfig(_)), "{err}");
 }
 
-/// The bundled samples cut into 3 s windows like the index does, as log-mels.
-fn sample_windows() -> Vec<Vec<f32>> {
+/// The bundled short samples, in name order.
+fn short_sample_paths() -> Vec<std::path::PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/short");
     let mut paths: Vec<_> = std::fs::read_dir(&root)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     paths.sort();
+    paths
+}
+
+/// The bundled samples cut into 3 s windows like the index does, as log-mels.
+fn sample_windows() -> Vec<Vec<f32>> {
     let mel = LogMel::new();
     let mut windows = vec![];
-    for path in paths {
+    for path in short_sample_paths() {
         let audio = decode_file(&path, &DecodeOptions::default()).unwrap();
         for w in audio.samples.chunks(WINDOW_SAMPLES) {
             windows.push(mel.compute(w));
@@ -1551,13 +1556,7 @@ fn normalized_edit_distance(a: &[u16], b: &[u16]) -> f64 {
 /// The bundled samples' audio, each brought to a peak of -21 dBFS, so that 20 dB louder does
 /// not clip.
 fn quiet_samples() -> Vec<Vec<f32>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/short");
-    let mut paths: Vec<_> = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    paths.sort();
-    paths
+    short_sample_paths()
         .iter()
         .map(|path| {
             let audio = decode_file(path, &DecodeOptions::default()).unwrap();
