@@ -573,7 +573,9 @@ fn conditions_run_on_the_same_excerpts_and_one_index() {
     assert_eq!(reports[0].located, 1.0);
     assert!(reports[1].located < reports[0].located, "{reports:?}");
     assert!(reports.iter().all(|r| r.queries == 12 && r.recordings == 3));
-    let err = pairalign_eval::Condition::named("loud").unwrap_err().to_string();
+    let err = pairalign_eval::Condition::named("loud")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("white20") && err.contains("chain"), "{err}");
     for (name, _) in pairalign_eval::CONDITIONS {
         pairalign_eval::Condition::named(name).unwrap();

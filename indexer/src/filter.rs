@@ -194,7 +194,11 @@ pub fn check(filter: &str, limits: &FilterLimits) -> Result<()> {
     }
     let shape = measure(filter);
     let over = [
-        ("levels of nested parentheses", shape.depth, limits.max_depth),
+        (
+            "levels of nested parentheses",
+            shape.depth,
+            limits.max_depth,
+        ),
         ("terms", shape.terms, limits.max_terms),
         ("ranges", shape.ranges, limits.max_ranges),
     ];
@@ -259,7 +263,12 @@ mod tests {
         let message = check(&ranged, &limits).unwrap_err().to_string();
         assert!(message.contains("17 ranges"), "{message}");
         // Much text deep inside is refused by its cost; a little is not.
-        let heavy = format!("{}{}{}", "(".repeat(8), vec!["a"; 256].join(" OR "), ")".repeat(8));
+        let heavy = format!(
+            "{}{}{}",
+            "(".repeat(8),
+            vec!["a"; 256].join(" OR "),
+            ")".repeat(8)
+        );
         let message = check(&heavy, &limits).unwrap_err().to_string();
         assert!(message.contains("parsing cost"), "{message}");
         let light = format!("{}tags:x OR tags:y{}", "(".repeat(8), ")".repeat(8));

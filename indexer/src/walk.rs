@@ -109,7 +109,11 @@ fn walk_folder(root: &Path, found: &mut Discovery) {
                 found.files.push(e.into_path());
             }
             // A FIFO or device named like audio: said, not read (it could block forever).
-            Ok(e) if !e.file_type().is_file() && !e.file_type().is_dir() && is_audio_path(e.path()) => {
+            Ok(e)
+                if !e.file_type().is_file()
+                    && !e.file_type().is_dir()
+                    && is_audio_path(e.path()) =>
+            {
                 found.problems.push(not_regular(e.path(), &e.file_type()));
             }
             Ok(_) => {}
@@ -189,7 +193,10 @@ mod tests {
             .map(|p| (p.path.as_path(), p.reason.as_str()))
             .collect();
         assert_eq!(reasons.len(), 3, "{reasons:?}");
-        assert!(reasons[0].0 == fifo && reasons[0].1.contains("FIFO"), "{reasons:?}");
+        assert!(
+            reasons[0].0 == fifo && reasons[0].1.contains("FIFO"),
+            "{reasons:?}"
+        );
         assert!(reasons[1].0 == zero && reasons[1].1.contains("character device"));
         assert!(reasons[2].0 == folder && reasons[2].1.contains("no audio file"));
         // Met inside a walked folder, the FIFO is reported too (and the folder is not empty).

@@ -18,5 +18,6 @@ pub use layers::{subsampled_len, Conv1d, ResBlock};
 pub use model::{VqModel, VqOutput};
 pub(crate) use tokenizer::with_front_end;
 pub use tokenizer::{
-    log_mean_energy, LevelNorm, MelNorm, VqTokenizer, CLIPS_PER_CALL, CODE_FRAME_MS, CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE,
+    log_mean_energy, LevelNorm, MelNorm, VqTokenizer, CLIPS_PER_CALL, CODE_FRAME_MS, CONFIG_FILE,
+    FORMAT_VERSION, WEIGHTS_FILE,
 };
