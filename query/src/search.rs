@@ -576,6 +576,17 @@ mod tests {
         };
         let tok = database_tokenizer(&recorded("vq", vq.weights_hash()), &cpu).unwrap();
         assert_eq!((tok.id(), tok.weights_hash()), ("vq", vq.weights_hash()));
+        // The v2 models are found by the id a database records, and are not v1.
+        for name in ["vq-v2", "pairalign-v2"] {
+            let v2 = AnyTokenizer::open(name, &cpu).unwrap();
+            assert_eq!(v2.id(), name);
+            let tok = database_tokenizer(&recorded(name, v2.weights_hash()), &cpu).unwrap();
+            assert_eq!((tok.id(), tok.weights_hash()), (name, v2.weights_hash()));
+        }
+        assert_ne!(
+            AnyTokenizer::open("vq-v2", &cpu).unwrap().weights_hash(),
+            vq.weights_hash()
+        );
 
         let err = database_tokenizer(&recorded("vq", "0123abcd"), &cpu).unwrap_err();
         assert!(matches!(err, Error::TokenizerMismatch(_)), "{err}");
