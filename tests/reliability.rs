@@ -341,9 +341,17 @@ fn serve(db: &Path) -> Served {
 }
 
 fn serve_with(db: &Path, extra: &[&str]) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pairalign"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pairalign"));
+    command
         .args(["serve", "--db", path(db), "--addr", "127.0.0.1:0"])
-        .args(extra)
+        .args(extra);
+    served(command)
+}
+
+/// Starts `command`, a `pairalign serve` (or a program that becomes one), and waits until it
+/// says where it listens.
+fn served(mut command: Command) -> Served {
+    let mut child = command
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -1151,21 +1159,9 @@ fn a_full_disk_fails_no_search_and_no_committed_delete() {
             db = db.display(),
             bin = env!("CARGO_BIN_EXE_pairalign"),
         );
-        let mut child = Command::new("unshare")
-            .args(["-rm", "sh", "-c", &script])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let base = loop {
-            let line = lines.next().expect("serve says where it listens").unwrap();
-            if let Some(rest) = line.split("http://").nth(1) {
-                break format!("http://{}", rest.split_whitespace().next().unwrap());
-            }
-        };
-        std::thread::spawn(move || lines.for_each(drop));
-        let server = Served { child, base };
+        let mut command = Command::new("unshare");
+        command.args(["-rm", "sh", "-c", &script]);
+        let server = served(command);
         let response = client
             .post(format!("{}/v1/search", server.base))
             .header("content-type", "audio/wav")
