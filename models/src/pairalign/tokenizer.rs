@@ -277,9 +277,7 @@ impl PairAlignTokenizer {
         let mut buf = vec![0f32; mels.len() * t * m];
         for (row, mel) in buf.chunks_exact_mut(t * m).zip(mels) {
             row[..mel.len()].copy_from_slice(mel);
-            if let Some(level) = &self.norm.level {
-                level.apply(&mut row[..mel.len()]);
-            }
+            self.norm.apply_level(&mut row[..mel.len()]);
         }
         let x = Tensor::from_vec(buf, (mels.len(), t, m), &self.device)?
             .broadcast_sub(&self.mean)?

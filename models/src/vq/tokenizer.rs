@@ -123,16 +123,11 @@ impl MelNorm {
         }
     }
 
-    /// `mel` (one window) as the statistics see it: level-normalized when `level` is set,
-    /// else as it is.
-    pub fn leveled<'a>(&self, mel: &'a [f32]) -> std::borrow::Cow<'a, [f32]> {
-        match &self.level {
-            Some(level) => {
-                let mut owned = mel.to_vec();
-                level.apply(&mut owned);
-                std::borrow::Cow::Owned(owned)
-            }
-            None => std::borrow::Cow::Borrowed(mel),
+    /// Brings one window's log-mel to the reference level in place when `level` is set (the
+    /// step before the statistics); leaves it as it is otherwise.
+    pub fn apply_level(&self, mel: &mut [f32]) {
+        if let Some(level) = &self.level {
+            level.apply(mel);
         }
     }
 
@@ -435,9 +430,7 @@ impl VqTokenizer {
         let mut buf = vec![0f32; mels.len() * t * m];
         for (row, mel) in buf.chunks_exact_mut(t * m).zip(mels) {
             row[..mel.len()].copy_from_slice(mel);
-            if let Some(level) = &self.norm.level {
-                level.apply(&mut row[..mel.len()]);
-            }
+            self.norm.apply_level(&mut row[..mel.len()]);
         }
         let x = Tensor::from_vec(buf, (mels.len(), t, m), &self.device)?
             .broadcast_sub(&self.mean)?
@@ -616,14 +609,18 @@ mod tests {
         assert!((leveled - level.reference).abs() < 0.01, "{leveled}");
         // Without level normalization the statistics see the window as it is.
         let norm = MelNorm::identity(8);
-        assert_eq!(norm.leveled(&window()).as_ref(), window().as_slice());
+        let mut unchanged = window();
+        norm.apply_level(&mut unchanged);
+        assert_eq!(unchanged, window());
         assert_eq!(norm.hash_key(), None);
         let leveled = MelNorm {
             level: Some(level),
             ..MelNorm::identity(8)
         };
         assert!(leveled.hash_key().is_some());
-        assert_eq!(leveled.leveled(&window()).as_ref(), reference.as_slice());
+        let mut applied = window();
+        leveled.apply_level(&mut applied);
+        assert_eq!(applied, reference);
     }
 
     #[test]
