@@ -129,7 +129,11 @@ pub fn search_audio(
     let t = Instant::now();
     let mut outcomes = Vec::with_capacity(phases.len());
     for phase in &phases {
-        outcomes.push(db.search_tokens(&phase.tokens, options)?);
+        let mut outcome = db.search_tokens(&phase.tokens, options)?;
+        for hit in &mut outcome.hits {
+            place_hit(db, hit, phase);
+        }
+        outcomes.push(outcome);
     }
     let search_ms = t.elapsed().as_secs_f64() * 1e3;
     // Phase 0 is the clip windowed like a file: its length and budget are the ones reported.
@@ -152,6 +156,90 @@ pub fn search_audio(
         search_ms,
         took_ms: started.elapsed().as_secs_f64() * 1e3,
     })
+}
+
+/// Moves a hit's times to where the clip starts in the file. The engine gives the time of the
+/// first matched file token, but the clip's first token need not sit at the clip's start (a grid
+/// phase moved by a fraction of a token, a token that starts late) and the alignment may start
+/// on a neighbour: the clip's string is aligned with the matched span (edit-distance
+/// traceback) and the hit starts at the median of `file time - clip time` over the tokens that
+/// match exactly. The clip's first token is left out when others match (its time is clamped at
+/// the clip's start for grid phases whose first cell starts before it). The end moves by the
+/// same amount; both stay inside the file. A hit without matching tokens is left as it is.
+fn place_hit(db: &Database, hit: &mut Hit, query: &TokenString) {
+    let Some((segment, ord)) = db.find(&hit.id) else {
+        return;
+    };
+    let Some(segment) = db.segments().get(segment) else {
+        return;
+    };
+    let doc = segment.doc(ord);
+    let (Some(span), Some(span_times)) = (
+        doc.tokens.get(hit.start..hit.end),
+        doc.times_ms.get(hit.start..hit.end),
+    ) else {
+        return;
+    };
+    let pairs = matched_pairs(&query.tokens, span);
+    let mut offsets: Vec<i64> = pairs
+        .iter()
+        .filter(|&&(j, _)| j > 0 || pairs.len() == 1)
+        .filter_map(|&(j, i)| {
+            let clip = i64::from(*query.times_ms.get(j)?);
+            Some(i64::from(span_times[i]) - clip)
+        })
+        .collect();
+    if offsets.is_empty() {
+        return;
+    }
+    offsets.sort_unstable();
+    let duration = i64::from(doc.duration_ms);
+    let start = offsets[(offsets.len() - 1) / 2].clamp(0, duration);
+    let end = (i64::from(hit.end_ms) + start - i64::from(hit.start_ms)).clamp(start, duration);
+    // Both lie in 0..=duration, a u32.
+    hit.start_ms = u32::try_from(start).unwrap_or(hit.start_ms);
+    hit.end_ms = u32::try_from(end).unwrap_or(hit.end_ms);
+}
+
+/// The `(query index, span index)` pairs of equal tokens on one optimal Levenshtein alignment
+/// of `query` with `span` (whole against whole), in order.
+fn matched_pairs(query: &[u16], span: &[u16]) -> Vec<(usize, usize)> {
+    let (m, n) = (query.len(), span.len());
+    let width = n + 1;
+    let mut d = vec![0u32; (m + 1) * width];
+    for (i, row) in d.chunks_mut(width).enumerate() {
+        row[0] = i as u32;
+    }
+    for (j, cell) in d[..width].iter_mut().enumerate() {
+        *cell = j as u32;
+    }
+    for i in 1..=m {
+        for j in 1..=n {
+            let diagonal = d[(i - 1) * width + j - 1] + u32::from(query[i - 1] != span[j - 1]);
+            let up = d[(i - 1) * width + j] + 1;
+            let left = d[i * width + j - 1] + 1;
+            d[i * width + j] = diagonal.min(up).min(left);
+        }
+    }
+    let mut pairs = Vec::new();
+    let (mut i, mut j) = (m, n);
+    while i > 0 && j > 0 {
+        let here = d[i * width + j];
+        let same = query[i - 1] == span[j - 1];
+        if here == d[(i - 1) * width + j - 1] + u32::from(!same) {
+            if same {
+                pairs.push((i - 1, j - 1));
+            }
+            i -= 1;
+            j -= 1;
+        } else if here == d[(i - 1) * width + j] + 1 {
+            i -= 1;
+        } else {
+            j -= 1;
+        }
+    }
+    pairs.reverse();
+    pairs
 }
 
 /// The hits of several phases of one query, best first by normalized distance (the phases'
@@ -547,6 +635,90 @@ mod tests {
             matches!(err, Error::ClipLength { seconds, .. } if seconds > 7000.0),
             "{err}"
         );
+    }
+
+    /// The times of a clip found inside a file whose tokens sit on an 80 ms grid: the clip
+    /// starts 30 ms before the file token its first token matches (a grid phase), its first
+    /// token's time is clamped at 0, and the clip has one token the file does not (where the
+    /// alignment starts). The engine's start is that file token's time; the placed start is the
+    /// clip's, and the end moves with it.
+    #[test]
+    fn a_hit_starts_where_the_clip_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Database::create(dir.path(), DatabaseConfig::new(64, 3)).unwrap();
+        let tokens: Vec<u16> = (0..100u16).map(|i| (i * 7 + i / 3) % 61).collect();
+        db.add_tokens(&[NewDoc {
+            id: "grid".into(),
+            tokens: tokens.clone(),
+            times_ms: Some((0..100).map(|i| i * 80).collect()),
+            duration_ms: Some(8_000),
+        }])
+        .unwrap();
+        // The clip starts at 1,570 ms: file token 20 (1,600 ms) is 30 ms into it.
+        let mut query = TokenString {
+            tokens: tokens[20..58].to_vec(),
+            times_ms: (0..38).map(|j| 30 + 80 * j).collect(),
+        };
+        query.times_ms[0] = 0;
+        query.tokens.insert(5, 63);
+        query.times_ms.insert(5, query.times_ms[5]);
+        let options = SearchOptions {
+            k: Some(EditBudget::Absolute(2)),
+            ..clip_search_options()
+        };
+        let mut hit = db.search_tokens(&query.tokens, &options).unwrap().hits[0].clone();
+        assert_eq!((hit.start, hit.start_ms), (20, 1600));
+        let end = hit.end_ms;
+        place_hit(&db, &mut hit, &query);
+        assert_eq!((hit.start_ms, hit.end_ms), (1570, end - 30));
+    }
+
+    /// `matched_pairs` pairs equal tokens in order, and an optimal alignment leaves no more
+    /// query (or span) tokens unmatched than the Levenshtein distance.
+    #[test]
+    fn matched_pairs_follow_an_optimal_alignment() {
+        fn levenshtein(a: &[u16], b: &[u16]) -> usize {
+            let mut row: Vec<usize> = (0..=b.len()).collect();
+            for (i, x) in a.iter().enumerate() {
+                let mut diagonal = row[0];
+                row[0] = i + 1;
+                for (j, y) in b.iter().enumerate() {
+                    let next = (row[j + 1] + 1)
+                        .min(row[j] + 1)
+                        .min(diagonal + usize::from(x != y));
+                    diagonal = row[j + 1];
+                    row[j + 1] = next;
+                }
+            }
+            row[b.len()]
+        }
+        assert_eq!(matched_pairs(&[1, 2, 3], &[1, 9, 3]), [(0, 0), (2, 2)]);
+        assert_eq!(
+            matched_pairs(&[1, 2, 3], &[7, 1, 2, 3]),
+            [(0, 1), (1, 2), (2, 3)]
+        );
+        assert!(matched_pairs(&[], &[1]).is_empty());
+        let mut state = 7u64;
+        let mut next = |n: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 33) % n) as u16
+        };
+        for _ in 0..500 {
+            let a: Vec<u16> = (0..next(12)).map(|_| next(4)).collect();
+            let b: Vec<u16> = (0..next(12)).map(|_| next(4)).collect();
+            let pairs = matched_pairs(&a, &b);
+            assert!(pairs.iter().all(|&(i, j)| a[i] == b[j]));
+            assert!(pairs.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1));
+            let d = levenshtein(&a, &b);
+            // On an optimal path every unmatched query token is a substitution or a deletion
+            // and every unmatched span token a substitution or an insertion, each one edit.
+            assert!(
+                a.len() - pairs.len() <= d && b.len() - pairs.len() <= d,
+                "{a:?} {b:?}"
+            );
+        }
     }
 
     /// A new or record-less database gets the default tokenizer, one that records a shipped
