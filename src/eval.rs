@@ -12,8 +12,7 @@ use pairalign_datasets::views::ViewSpace;
 use pairalign_engine::EditBudget;
 use pairalign_eval::{
     CompactedVq, CompactionOptions, Condition, ConsistencyOptions, Layout, LocateOptions, Outputs,
-    PhasedVq, PooledEncoder, Source, Subject, SweepOptions, ViewOptions, CONDITIONS,
-    DEFAULT_VIEW_SPACE,
+    PooledEncoder, Source, Subject, SweepOptions, ViewOptions, CONDITIONS, DEFAULT_VIEW_SPACE,
 };
 use pairalign_models::vq::CODE_FRAME_MS;
 use pairalign_models::PairAlignConfig;
@@ -60,9 +59,7 @@ pub struct CommonArgs {
     /// `vq` (shipped), a weights folder, `dense` / `dense:DIR` (the mean-pooled encoder
     /// output of the shipped VQ or of a weights folder: the dense baseline), or
     /// `vq-targets[@RATE][:DIR]` (VQ codes compacted to RATE tokens/s, default 12.7, as
-    /// PairAlign's VQ-derived training targets are), `vq-local@PASSES[:DIR]` (compacted by
-    /// local passes) or `vq-phases@P[:DIR]` (VQ with each query also moved by 10 ms steps, P
-    /// strings, the best counting: what PairAlign's grid phases give it). Repeat to compare.
+    /// PairAlign's VQ-derived training targets are). Repeat to compare.
     #[arg(long = "tokenizer", default_value = "vq")]
     tokenizers: Vec<String>,
     /// Seed of everything drawn (views from a corpus, pairs, excerpts, sweep starts).
@@ -212,32 +209,6 @@ fn load(common: &CommonArgs) -> anyhow::Result<Loaded> {
     })
 }
 
-/// `COUNT[:DIR]`, what follows the `@` of subject `name`: the count of `what`, within `range`,
-/// and the VQ tokenizer (`vq`, the shipped one, without DIR).
-fn count_and_vq(
-    name: &str,
-    rest: &str,
-    what: &str,
-    range: std::ops::RangeInclusive<usize>,
-) -> anyhow::Result<(usize, pairalign_models::VqTokenizer)> {
-    let (count, weights) = rest.split_once(':').unwrap_or((rest, "vq"));
-    let count = count
-        .parse::<usize>()
-        .ok()
-        .filter(|c| range.contains(c))
-        .with_context(|| {
-            format!(
-                "{name}: the {what} after @ are {} to {}",
-                range.start(),
-                range.end()
-            )
-        })?;
-    let vq = crate::tokenize::load_tokenizer(weights)?
-        .into_vq()
-        .with_context(|| format!("{name} needs VQ weights; {weights} is not"))?;
-    Ok((count, vq))
-}
-
 /// `vq`, `pairalign`, a weights folder of either kind, `dense` or `dense:DIR` (the dense baseline
 /// needs a VQ encoder).
 fn subject(name: &str) -> anyhow::Result<Subject> {
@@ -266,19 +237,6 @@ fn subject(name: &str) -> anyhow::Result<Subject> {
             .into_vq()
             .with_context(|| format!("vq-targets needs VQ weights; {weights} is not"))?;
         return Ok(Subject::tokens(name, Box::new(CompactedVq::new(vq, rate))));
-    }
-    if let Some(rest) = name.strip_prefix("vq-phases@") {
-        // VQ with its queries also moved by 10 ms steps: `vq-phases@PHASES[:DIR]`.
-        let (phases, vq) = count_and_vq(name, rest, "phases", 1..=16)?;
-        return Ok(Subject::tokens(name, Box::new(PhasedVq::new(vq, phases))));
-    }
-    if let Some(rest) = name.strip_prefix("vq-local@") {
-        // VQ's codes compacted by local passes (`target_passes`): `vq-local@PASSES[:DIR]`.
-        let (passes, vq) = count_and_vq(name, rest, "passes", 1..=20)?;
-        return Ok(Subject::tokens(
-            name,
-            Box::new(CompactedVq::local(vq, passes)),
-        ));
     }
     Ok(match name.strip_prefix("dense") {
         Some("") => pooled("vq")?,

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use pairalign_models::pairalign::{local_targets, vq_targets, PairAlignConfig};
+use pairalign_models::pairalign::vq_targets;
 use pairalign_models::{TokenString, Tokenizer, VqTokenizer};
 use serde::Serialize;
 
@@ -44,73 +44,6 @@ impl Embedder for PooledEncoder {
     }
 }
 
-/// VQ whose queries are also tokenized with their log-mel moved by 1, 2, ... frames (10 ms
-/// each; the `vq-phases@P` subject): the query variants that PairAlign's grid phases give it
-/// (`grid_phases`), offered to VQ so that the two are compared on equal terms. Its codes are
-/// 20 ms frames, so 2 phases cover every sub-frame offset.
-#[derive(Debug)]
-pub struct PhasedVq {
-    vq: VqTokenizer,
-    phases: usize,
-    id: String,
-}
-
-impl PhasedVq {
-    /// `vq` with `phases` query variants (at least 1).
-    pub fn new(vq: VqTokenizer, phases: usize) -> PhasedVq {
-        let id = format!("{}-phases@{phases}", vq.id());
-        PhasedVq {
-            vq,
-            phases: phases.max(1),
-            id,
-        }
-    }
-}
-
-impl Tokenizer for PhasedVq {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn weights_hash(&self) -> &str {
-        self.vq.weights_hash()
-    }
-
-    fn vocab_size(&self) -> u32 {
-        self.vq.vocab_size()
-    }
-
-    fn tokenize(&self, batch: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
-        self.vq.tokenize(batch)
-    }
-
-    fn tokenize_mels(&self, mels: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
-        self.vq.tokenize_mels(mels)
-    }
-
-    fn tokenize_mels_variants(
-        &self,
-        mels: &[&[f32]],
-    ) -> pairalign_models::Result<Vec<Vec<TokenString>>> {
-        let n_mels = self.vq.config().n_mels;
-        (0..self.phases)
-            .map(|shift| {
-                let moved: Vec<&[f32]> = mels
-                    .iter()
-                    .map(|m| &m[(shift * n_mels).min(m.len())..])
-                    .collect();
-                let mut strings = self.vq.tokenize_mels(&moved)?;
-                for ts in &mut strings {
-                    for t in &mut ts.times_ms {
-                        *t += 10 * shift as u32;
-                    }
-                }
-                Ok(strings)
-            })
-            .collect()
-    }
-}
-
 /// VQ frame codes compacted to a token rate exactly as PairAlign's VQ-derived training targets
 /// are ([`pairalign_models::pairalign::vq_targets`]): the strings the PairAlign decoder learns
 /// to emit in its bridge stage, evaluated as a tokenizer of their own (the `vq-targets` subject
@@ -119,9 +52,6 @@ impl Tokenizer for PhasedVq {
 pub struct CompactedVq {
     vq: VqTokenizer,
     token_rate: f64,
-    /// Local passes ([`pairalign_models::pairalign::local_targets`]) instead of the rate when
-    /// above 0.
-    passes: usize,
     id: String,
     mel: pairalign_datasets::mel::LogMel,
 }
@@ -133,20 +63,8 @@ impl CompactedVq {
         CompactedVq {
             vq,
             token_rate,
-            passes: 0,
             id,
             mel: pairalign_datasets::mel::LogMel::new(),
-        }
-    }
-
-    /// `vq`'s codes compacted by `passes` local passes (`target_passes` of a PairAlign config;
-    /// the `vq-local@PASSES` subject), each clip in 3 s windows as the index cuts it.
-    pub fn local(vq: VqTokenizer, passes: usize) -> CompactedVq {
-        let id = format!("{}-local@{passes}", vq.id());
-        CompactedVq {
-            passes: passes.max(1),
-            id,
-            ..CompactedVq::new(vq, PairAlignConfig::default().token_rate)
         }
     }
 }
@@ -171,24 +89,6 @@ impl Tokenizer for CompactedVq {
     }
 
     fn tokenize_mels(&self, mels: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
-        if self.passes > 0 {
-            // Window by window, as the index and the PairAlign tokenizer cut a recording.
-            let window = PairAlignConfig::default().window_frames * self.vq.config().n_mels;
-            return mels
-                .iter()
-                .map(|mel| {
-                    let pieces: Vec<&[f32]> = mel.chunks(window).collect();
-                    let mut out = TokenString::default();
-                    for (k, codes) in self.vq.frame_codes(&pieces)?.iter().enumerate() {
-                        let ts = local_targets(codes, self.passes);
-                        let offset = (k * window / self.vq.config().n_mels) as u32 * 10;
-                        out.tokens.extend(ts.tokens);
-                        out.times_ms.extend(ts.times_ms.iter().map(|t| t + offset));
-                    }
-                    Ok(out)
-                })
-                .collect();
-        }
         Ok(self
             .vq
             .frame_codes(mels)?

@@ -14,7 +14,7 @@ pub use error::{Error, Result};
 pub use pairalign::{PairAlignConfig, PairAlignModel, PairAlignTokenizer};
 pub use select::{AnyTokenizer, TokenizerKind};
 pub use tokenizer::{
-    collapse_repeats, tokenize_phases, tokenize_query, tokenize_windows, TokenString, Tokenizer,
-    WINDOWS_PER_CALL, WINDOW_SAMPLES,
+    collapse_repeats, tokenize_query, tokenize_windows, TokenString, Tokenizer, WINDOWS_PER_CALL,
+    WINDOW_SAMPLES,
 };
 pub use vq::{VqConfig, VqModel, VqTokenizer};

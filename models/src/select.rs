@@ -5,7 +5,6 @@
 use std::path::Path;
 
 use crate::tokenizer::{TokenString, Tokenizer};
-use crate::train::INIT_VQ_DIR;
 use crate::vq::CONFIG_FILE;
 use crate::{shipped, Device, Error, PairAlignTokenizer, Result, VqTokenizer};
 
@@ -65,24 +64,6 @@ pub enum AnyTokenizer {
     PairAlign(Box<PairAlignTokenizer>),
 }
 
-/// `tok` with its anchoring VQ tokenizer attached when its config asks for one (`anchors`
-/// `vq-runs`): the VQ tokenizer its training started from, which `train pairalign` keeps in
-/// the run's [`INIT_VQ_DIR`], else the shipped vq-v1.
-fn with_anchors(
-    tok: PairAlignTokenizer,
-    dir: Option<&Path>,
-    device: &Device,
-) -> Result<PairAlignTokenizer> {
-    if !tok.needs_anchor_vq() {
-        return Ok(tok);
-    }
-    let vq = match dir.map(|d| d.join(INIT_VQ_DIR)).filter(|d| d.is_dir()) {
-        Some(anchor) => VqTokenizer::load(anchor, device)?,
-        None => shipped::vq(device)?,
-    };
-    tok.with_anchor_vq(vq)
-}
-
 impl AnyTokenizer {
     /// `vq`, `vq-v2` (shipped), `pairalign`, `pairalign-v2` (shipped; [`Error::NotShipped`] in
     /// a build without their weights) or a weights folder of either kind, on `device`.
@@ -93,9 +74,7 @@ impl AnyTokenizer {
             "pairalign-v2" => Ok(AnyTokenizer::PairAlign(Box::new(shipped::pairalign_v2(
                 device,
             )?))),
-            "pairalign" => Ok(AnyTokenizer::PairAlign(Box::new(with_anchors(
-                shipped::pairalign(device)?,
-                None,
+            "pairalign" => Ok(AnyTokenizer::PairAlign(Box::new(shipped::pairalign(
                 device,
             )?))),
             _ => {
@@ -112,11 +91,9 @@ impl AnyTokenizer {
                     TokenizerKind::Vq => {
                         AnyTokenizer::Vq(Box::new(VqTokenizer::load(dir, device)?))
                     }
-                    TokenizerKind::PairAlign => AnyTokenizer::PairAlign(Box::new(with_anchors(
-                        PairAlignTokenizer::load(dir, device)?,
-                        Some(dir),
-                        device,
-                    )?)),
+                    TokenizerKind::PairAlign => {
+                        AnyTokenizer::PairAlign(Box::new(PairAlignTokenizer::load(dir, device)?))
+                    }
                 })
             }
         }
@@ -182,10 +159,6 @@ impl Tokenizer for AnyTokenizer {
 
     fn tokenize_mels(&self, mels: &[&[f32]]) -> Result<Vec<TokenString>> {
         self.inner().tokenize_mels(mels)
-    }
-
-    fn query_phases(&self) -> usize {
-        self.inner().query_phases()
     }
 
     fn tokenize_mels_variants(&self, mels: &[&[f32]]) -> Result<Vec<Vec<TokenString>>> {

@@ -1,8 +1,6 @@
 //! The `Tokenizer` trait that every tokenizer (VQ, PairAlign) implements, the [`TokenString`] it
 //! produces, and the collapse of repeated frame codes into tokens with times.
 
-use std::collections::BTreeMap;
-
 use crate::Result;
 
 /// Length of the windows that the index and query by example cut recordings into: 3 s at 16 kHz
@@ -58,15 +56,6 @@ pub trait Tokenizer {
     /// `pairalign_datasets::mel::LogMel` (the feature cache stores the same).
     fn tokenize_mels(&self, mels: &[&[f32]]) -> Result<Vec<TokenString>>;
 
-    /// At how many window phases a query clip is tokenized ([`tokenize_phases`]) so that one of
-    /// its strings matches the index, where the clip lies anywhere relative to the index's
-    /// windows. 1 (the default) for a tokenizer whose string of a stretch of audio barely
-    /// depends on where the window around it starts, like the frame-synchronous VQ tokenizer;
-    /// more for one that decodes each window as a whole, like PairAlign.
-    fn query_phases(&self) -> usize {
-        1
-    }
-
     /// The strings a query clip may take: `[variant][clip]`, the first variant being
     /// [`Tokenizer::tokenize_mels`]'s. A search takes the best match over the variants. One
     /// variant (the default) for a tokenizer whose strings follow the audio; a PairAlign
@@ -105,79 +94,51 @@ pub fn tokenize_windows(
     window_samples: usize,
     batch: usize,
 ) -> Result<TokenString> {
-    let mut phases = tokenize_phases(tokenizer, samples, window_samples, 1, batch)?;
-    Ok(phases.pop().unwrap_or_default())
+    let mut strings = window_strings(tokenizer, samples, window_samples, batch, false)?;
+    Ok(strings.swap_remove(0))
 }
 
-/// A query clip tokenized as the index would tokenize it at `phases` different places relative
-/// to the index's windows: phase `p` cuts the clip at `p * window_samples / phases` samples,
-/// tokenizes the part before the cut as one (short) window, as if the clip started that far
-/// before the end of an indexed window, and the rest window by window from the cut. Phase 0 is
-/// [`tokenize_windows`]; phases whose cut is not inside the clip are left out, so the result
-/// holds 1 to `phases` strings. For a tokenizer whose strings depend on where a window starts
-/// ([`Tokenizer::query_phases`]), one of the phases is within `window_samples / phases / 2` of
-/// the alignment of an excerpt cut anywhere from an indexed recording.
-pub fn tokenize_phases(
-    tokenizer: &dyn Tokenizer,
-    samples: &[f32],
-    window_samples: usize,
-    phases: usize,
-    batch: usize,
-) -> Result<Vec<TokenString>> {
-    phase_strings(tokenizer, samples, window_samples, phases, batch, false)
-}
-
-/// Every string a search tries for a query clip: [`tokenize_phases`] at the tokenizer's
-/// [`Tokenizer::query_phases`], each phase in each of its
-/// [`Tokenizer::tokenize_variants`] (a PairAlign model's grid phases), phase by phase. The
-/// first is [`tokenize_windows`]'s.
+/// Every string a search tries for a query clip: the clip windowed as [`tokenize_windows`]
+/// does, in each of the tokenizer's [`Tokenizer::tokenize_variants`] (a PairAlign model's grid
+/// phases). The first is [`tokenize_windows`]'s.
 pub fn tokenize_query(
     tokenizer: &dyn Tokenizer,
     samples: &[f32],
     window_samples: usize,
     batch: usize,
 ) -> Result<Vec<TokenString>> {
-    let phases = tokenizer.query_phases();
-    phase_strings(tokenizer, samples, window_samples, phases, batch, true)
+    window_strings(tokenizer, samples, window_samples, batch, true)
 }
 
-/// [`tokenize_phases`], with each phase in every variant when `variants`.
-fn phase_strings(
+/// The clip's windows tokenized in batches and concatenated, one string per variant when
+/// `variants` (else just [`Tokenizer::tokenize`]'s); never empty.
+fn window_strings(
     tokenizer: &dyn Tokenizer,
     samples: &[f32],
     window_samples: usize,
-    phases: usize,
     batch: usize,
     variants: bool,
 ) -> Result<Vec<TokenString>> {
     let window_samples = window_samples.max(1);
-    let phases = phases.max(1);
-    // (phase, offset in samples, audio) of every window of every phase.
-    let mut pieces: Vec<(usize, usize, &[f32])> = Vec::new();
-    for phase in 0..phases {
-        let cut = phase * window_samples / phases;
-        if phase > 0 && cut >= samples.len() {
-            continue;
-        }
-        if cut > 0 {
-            pieces.push((phase, 0, &samples[..cut]));
-        }
-        for (k, window) in samples[cut..].chunks(window_samples).enumerate() {
-            pieces.push((phase, cut + k * window_samples, window));
-        }
-    }
-    // (phase, variant) -> its string; the windows of a phase arrive in order.
-    let mut out: BTreeMap<(usize, usize), TokenString> = BTreeMap::new();
+    // (offset in samples, audio) of every window.
+    let pieces: Vec<(usize, &[f32])> = samples
+        .chunks(window_samples)
+        .enumerate()
+        .map(|(k, window)| (k * window_samples, window))
+        .collect();
+    let mut out: Vec<TokenString> = Vec::new();
     for group in pieces.chunks(batch.max(1)) {
-        let audio: Vec<&[f32]> = group.iter().map(|&(_, _, a)| a).collect();
+        let audio: Vec<&[f32]> = group.iter().map(|&(_, a)| a).collect();
         let strings = if variants {
             tokenizer.tokenize_variants(&audio)?
         } else {
             vec![tokenizer.tokenize(&audio)?]
         };
-        for (variant, strings) in strings.into_iter().enumerate() {
-            for (&(phase, offset, _), ts) in group.iter().zip(strings) {
-                let string = out.entry((phase, variant)).or_default();
+        if out.len() < strings.len() {
+            out.resize_with(strings.len(), TokenString::default);
+        }
+        for (string, strings) in out.iter_mut().zip(strings) {
+            for (&(offset, _), ts) in group.iter().zip(strings) {
                 let offset_ms = offset as u64 * 1000 / u64::from(pairalign_datasets::SAMPLE_RATE);
                 string.tokens.extend(ts.tokens);
                 string.times_ms.extend(
@@ -189,9 +150,9 @@ fn phase_strings(
         }
     }
     if out.is_empty() {
-        return Ok(vec![TokenString::default()]);
+        out.push(TokenString::default());
     }
-    Ok(out.into_values().collect())
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -272,43 +233,59 @@ mod tests {
         assert!(tokenize_windows(&Probe, &[], 48_000, 4).unwrap().is_empty());
     }
 
+    /// [`Probe`] with a second variant: every token plus 100.
+    struct Moved;
+
+    impl Tokenizer for Moved {
+        fn id(&self) -> &str {
+            "moved"
+        }
+        fn weights_hash(&self) -> &str {
+            ""
+        }
+        fn vocab_size(&self) -> u32 {
+            u32::from(u16::MAX)
+        }
+        fn tokenize(&self, batch: &[&[f32]]) -> Result<Vec<TokenString>> {
+            Probe.tokenize(batch)
+        }
+        fn tokenize_mels(&self, _: &[&[f32]]) -> Result<Vec<TokenString>> {
+            Ok(vec![])
+        }
+        fn tokenize_variants(&self, batch: &[&[f32]]) -> Result<Vec<Vec<TokenString>>> {
+            let plain = Probe.tokenize(batch)?;
+            let moved = plain
+                .iter()
+                .map(|ts| TokenString {
+                    tokens: ts.tokens.iter().map(|t| t + 100).collect(),
+                    times_ms: ts.times_ms.clone(),
+                })
+                .collect();
+            Ok(vec![plain, moved])
+        }
+    }
+
     #[test]
-    fn phases_cut_the_clip_before_windowing_the_rest() {
-        // 4 s; sample value = index of its tenth of a second.
-        let samples: Vec<f32> = (0..64_000).map(|i| (i / 1600) as f32).collect();
-        for batch in [1, 3, 32] {
-            let strings = tokenize_phases(&Probe, &samples, 48_000, 4, batch).unwrap();
-            let tokens: Vec<Vec<u16>> = strings.iter().map(|s| s.tokens.clone()).collect();
-            assert_eq!(
-                tokens,
-                [
-                    vec![30, 0, 10, 30],
-                    vec![7, 0, 30, 7, 2, 37],
-                    vec![15, 0, 25, 15],
-                    vec![22, 0, 17, 22],
-                ],
-                "batch {batch}"
-            );
-            assert_eq!(strings[1].times_ms, [0, 50, 750, 800, 3750, 3800]);
+    fn a_query_is_windowed_once_per_variant() {
+        let samples: Vec<f32> = (0..120_000).map(|i| (i / 16_000) as f32).collect();
+        for batch in [1, 2, 5] {
+            let strings = tokenize_query(&Moved, &samples, 48_000, batch).unwrap();
+            assert_eq!(strings.len(), 2);
             assert_eq!(
                 strings[0],
                 tokenize_windows(&Probe, &samples, 48_000, batch).unwrap()
             );
+            assert_eq!(strings[1].tokens, vec![130, 100, 130, 103, 115, 106]);
+            assert_eq!(strings[1].times_ms, strings[0].times_ms);
+            assert_eq!(
+                tokenize_query(&Probe, &samples, 48_000, batch)
+                    .unwrap()
+                    .len(),
+                1
+            );
         }
-        // A cut at or past the end of a short clip is no phase.
-        let short = &samples[..16_000];
         assert_eq!(
-            tokenize_phases(&Probe, short, 48_000, 4, 8).unwrap().len(),
-            2
-        );
-        assert_eq!(
-            tokenize_phases(&Probe, &samples[..12_000], 48_000, 4, 8)
-                .unwrap()
-                .len(),
-            1
-        );
-        assert_eq!(
-            tokenize_phases(&Probe, &[], 48_000, 4, 8).unwrap(),
+            tokenize_query(&Moved, &[], 48_000, 4).unwrap(),
             [TokenString::default()]
         );
     }

@@ -20,22 +20,20 @@ use pairalign_datasets::cache::{CacheWriter, Dtype, FeatureCache};
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_datasets::mel::{LogMel, N_MELS};
 use pairalign_models::pairalign::{
-    greedy_choice, init_from_vq, likelihood_matrix, local_targets, measure_bypass,
-    paired_teacher_forcing, sequence_log_likelihood, teacher_example, teacher_forcing_loss,
-    vq_anchors, vq_targets, Anchors, Condition, CorruptionRates, EmaTeacher, PairAlignConfig,
-    PairAlignModel, PairAlignTokenizer, TeacherBatch,
+    greedy_choice, init_from_vq, likelihood_matrix, measure_bypass, paired_teacher_forcing,
+    sequence_log_likelihood, teacher_example, teacher_forcing_loss, vq_targets, Condition,
+    CorruptionRates, EmaTeacher, PairAlignConfig, PairAlignModel, PairAlignTokenizer, TeacherBatch,
 };
 use pairalign_models::train::{
     seeded_varmap, PairAlignLogRecord, PairAlignTrainConfig, PairAlignTrainer, INIT_VQ_DIR,
     LOG_FILE,
 };
 use pairalign_models::vq::{MelNorm, CONFIG_FILE, WEIGHTS_FILE};
-use pairalign_models::{
-    shipped, AnyTokenizer, Error, Tokenizer, VqConfig, VqModel, VqTokenizer, WINDOW_SAMPLES,
-};
+use pairalign_models::{shipped, Error, Tokenizer, VqConfig, VqModel, VqTokenizer, WINDOW_SAMPLES};
 use sha2::{Digest, Sha256};
 
-/// A small model so that the tests stay fast.
+/// A small model so that the tests stay fast, on the paper's recipe (decoding with history,
+/// the prior spread over each clip), which most tests here exercise.
 fn tiny_config() -> PairAlignConfig {
     PairAlignConfig {
         encoder: VqConfig {
@@ -52,7 +50,7 @@ fn tiny_config() -> PairAlignConfig {
         // The same prior decoding as teacher-forced, so that the oracle (a teacher-forced pass
         // per step) and the cached decoder must agree.
         decode_alignment_sigma: 0.0,
-        ..Default::default()
+        ..PairAlignConfig::paper()
     }
 }
 
@@ -470,8 +468,8 @@ fn save_then_load_gives_identical_tokens(device: &Device) {
 }
 
 /// Editing a decoding field of `config.json` (the prior's width, the rate, a bound) changes
-/// the strings, so it changes the weights hash a database checks; training-only fields and
-/// `query_phases` do not. The shipped pairalign-v1 keeps the hash of its weights file, which
+/// the strings, so it changes the weights hash a database checks; training-only fields do
+/// not. The shipped pairalign-v1 keeps the hash of its weights file, which
 /// every database indexed with it recorded.
 #[test]
 fn decoding_fields_are_in_the_weights_hash() {
@@ -520,7 +518,6 @@ fn decoding_fields_are_in_the_weights_hash() {
     // The fields are in the hash because they change strings (most do on one clip).
     assert!(changed_strings >= 3, "{changed_strings}");
     for (from, to) in [
-        ("\"query_phases\": 1", "\"query_phases\": 6"),
         ("\"contrast_weight\": 0.5", "\"contrast_weight\": 0.7"),
         ("\"alignment_sigma\": 0.1", "\"alignment_sigma\": 0.2"),
     ] {
@@ -693,40 +690,54 @@ fn grid_phases_decode_on_a_fixed_grid_and_give_one_query_variant_each() {
     assert_eq!(one, vec![vec![a]]);
 }
 
+/// A checkpoint written before the model config had a version (format 1, as pairalign-v1
+/// and v2 ship) reads with the paper's defaults for what it leaves out, and the same weights
+/// hash; it may name a retired recipe's field only with the value that kept it off.
 #[test]
-fn query_phases_come_from_the_config() {
+fn a_version_1_checkpoint_reads_and_retired_recipes_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (_, tok) = tokenizer_with(&tiny_config(), 9, &Device::Cpu);
-    assert_eq!(tok.query_phases(), 1);
     tok.save(dir.path()).unwrap();
     let path = dir.path().join(CONFIG_FILE);
-    let json = std::fs::read_to_string(&path).unwrap();
-    assert!(json.contains("\"query_phases\": 1"), "{json}");
-    std::fs::write(
-        &path,
-        json.replace("\"query_phases\": 1", "\"query_phases\": 6"),
-    )
-    .unwrap();
-    let six = PairAlignTokenizer::load(dir.path(), &Device::Cpu).unwrap();
-    assert_eq!(six.query_phases(), 6);
-    // Through the tokenizer of any kind, as the query crate sees it.
-    let any = AnyTokenizer::open(dir.path().to_str().unwrap(), &Device::Cpu).unwrap();
-    assert_eq!(any.query_phases(), 6);
-    // A config written before the field existed (the shipped pairalign-v1's) reads 1.
-    std::fs::write(&path, json.replace("\"query_phases\": 1,", "")).unwrap();
-    assert_eq!(
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(json["format_version"], 2);
+    assert_eq!(json["model"]["format_version"], 2);
+    let write = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut old = json.clone();
+        old["format_version"] = 1.into();
+        let model = old["model"].as_object_mut().unwrap();
+        model.remove("format_version");
+        // Left out: a version-1 reader takes the paper's defaults for them.
+        model.remove("decode_history");
+        model.remove("grid_targets");
+        edit(&mut old);
+        std::fs::write(&path, serde_json::to_string_pretty(&old).unwrap()).unwrap();
         PairAlignTokenizer::load(dir.path(), &Device::Cpu)
-            .unwrap()
-            .query_phases(),
-        1
-    );
-    std::fs::write(
-        &path,
-        json.replace("\"query_phases\": 1", "\"query_phases\": 0"),
-    )
+    };
+    let old = write(&|_| {}).unwrap();
+    assert_eq!(old.weights_hash(), tok.weights_hash());
+    assert_eq!(old.config(), tok.config());
+    let off = write(&|v| {
+        v["model"]["query_phases"] = 1.into();
+        v["model"]["anchors"] = "grid".into();
+        v["model"]["draft_tokens"] = false.into();
+    })
     .unwrap();
-    let err = PairAlignTokenizer::load(dir.path(), &Device::Cpu).unwrap_err();
-    assert!(err.to_string().contains("query_phases"), "{err}");
+    assert_eq!(off.weights_hash(), tok.weights_hash());
+    for (field, value) in [
+        ("query_phases", serde_json::json!(6)),
+        ("anchors", serde_json::json!("vq-runs")),
+        ("target_passes", serde_json::json!(3)),
+    ] {
+        let err = write(&|v| v["model"][field] = value.clone()).unwrap_err();
+        assert!(err.to_string().contains("retired"), "{field}: {err}");
+    }
+    // The shipped v1 config (format 1, every field named) opens with its recorded hash.
+    if shipped::PAIRALIGN_SHIPPED {
+        let v1 = shipped::pairalign(&Device::Cpu).unwrap();
+        assert!(!v1.config().decode_history && v1.config().grid_phases == 4);
+    }
 }
 
 #[test]
@@ -853,54 +864,6 @@ fn vq_targets_of_the_samples_meet_the_rate() {
         collapsed as f64 / seconds
     );
     assert!((11.5..=13.5).contains(&rate), "target rate {rate}");
-}
-
-#[test]
-fn anchored_decoding_puts_one_token_on_each_vq_segment() {
-    let device = Device::Cpu;
-    let vq = shipped::vq(&device).unwrap();
-    let cfg = PairAlignConfig {
-        anchors: Anchors::VqRuns,
-        ..PairAlignConfig::from_vq(vq.config())
-    };
-    let grid_cfg = PairAlignConfig::from_vq(vq.config());
-    let windows: Vec<Vec<f32>> = sample_windows()
-        .into_iter()
-        .filter(|w| !w.is_empty())
-        .take(6)
-        .collect();
-    let refs: Vec<&[f32]> = windows.iter().map(Vec::as_slice).collect();
-    let bare = PairAlignTokenizer::init_from_vq(&cfg, &vq, 4, &device).unwrap();
-    assert!(bare.needs_anchor_vq());
-    let err = bare.tokenize_mels(&refs).unwrap_err();
-    assert!(err.to_string().contains("anchors vq-runs"), "{err}");
-    let grid = PairAlignTokenizer::init_from_vq(&grid_cfg, &vq, 4, &device).unwrap();
-    assert_eq!(grid.weights_hash(), bare.weights_hash(), "the same weights");
-    let anchored = bare.with_anchor_vq(shipped::vq(&device).unwrap()).unwrap();
-    assert_ne!(
-        anchored.weights_hash(),
-        grid.weights_hash(),
-        "a database indexed on the grid must refuse anchored queries"
-    );
-    let strings = anchored.tokenize_mels(&refs).unwrap();
-    let codes = vq.frame_codes(&refs).unwrap();
-    for (ts, c) in strings.iter().zip(&codes) {
-        let anchors = vq_anchors(&cfg.vq_segments(c), c.len());
-        assert_eq!(ts.tokens.len(), anchors.len());
-        let starts: Vec<u32> = anchors.iter().map(|a| a.0).collect();
-        assert_eq!(ts.times_ms, starts);
-        assert!(ts.tokens.windows(2).all(|w| w[0] != w[1]), "no repeats");
-    }
-    // Saved and opened by folder, it finds the shipped vq-v1 and tokenizes alike.
-    let dir = tempfile::tempdir().unwrap();
-    anchored.save(dir.path()).unwrap();
-    let opened = AnyTokenizer::open(dir.path().to_str().unwrap(), &device).unwrap();
-    assert_eq!(opened.weights_hash(), anchored.weights_hash());
-    assert_eq!(opened.tokenize_mels(&refs).unwrap(), strings);
-    // Another encoder config cannot anchor it.
-    let (_, tiny) = tokenizer_with(&tiny_config(), 1, &device);
-    let err = tiny.with_anchor_vq(vq).unwrap_err();
-    assert!(matches!(err, Error::BadConfig(_)), "{err}");
 }
 
 /// Throughput of an untrained model of the shipping size on 3 s windows (the shipped VQ
@@ -1225,79 +1188,6 @@ fn a_few_training_steps_lower_every_loss_term() {
 }
 
 #[test]
-fn a_local_anchored_model_trains_and_tokenizes_one_token_per_segment() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = tiny_cache(&dir.path().join("f.feat"), 8);
-    for drafts in [false, true] {
-        let mut cfg = tiny_train_config(20);
-        cfg.log_every = 5;
-        cfg.model = PairAlignConfig {
-            anchors: Anchors::VqRuns,
-            target_passes: 2,
-            draft_tokens: drafts,
-            ..local_config()
-        };
-        cfg.model.layers = 1;
-        cfg.model.components.ema_teacher = false;
-        let out = dir.path().join(format!("run-{drafts}"));
-        let mut trainer =
-            PairAlignTrainer::new(&cache, cfg.clone(), tiny_vq(&cache), &out, &Device::Cpu)
-                .unwrap();
-        let records = train(&mut trainer);
-        let (first, last) = (&records[0], records.last().unwrap());
-        assert!(
-            last.teacher_forcing < first.teacher_forcing,
-            "drafts {drafts}: {first:?}\n{last:?}"
-        );
-        assert!(last.contrast.unwrap() < first.contrast.unwrap());
-        // Opened by folder, it anchors on the run's own VQ tokenizer (init-vq), one token per
-        // segment of the local compaction.
-        let tok = AnyTokenizer::open(out.to_str().unwrap(), &Device::Cpu).unwrap();
-        let vq = VqTokenizer::load(out.join(INIT_VQ_DIR), &Device::Cpu).unwrap();
-        let mut buf = vec![];
-        cache.view(0, 1).to_f32(&mut buf);
-        let strings = tok.tokenize_mels(&[&buf]).unwrap();
-        let codes = vq.frame_codes(&[&buf]).unwrap();
-        let segments = local_targets(&codes[0], 2);
-        assert_eq!(strings[0].times_ms, segments.times_ms);
-        if drafts {
-            // A model that reads drafts refuses to decode without them.
-            let pa = tok.as_pairalign().unwrap();
-            let cond = condition(pa, &[&buf]);
-            let centres = vec![vec![1.0, 5.0]];
-            let err = pa
-                .model()
-                .decode_greedy_anchored(&cond, &centres, None)
-                .unwrap_err();
-            assert!(err.to_string().contains("draft"), "{err}");
-            // With a bonus no score can beat, decoding returns the drafts: the VQ-derived
-            // string itself.
-            let path = out.join(CONFIG_FILE);
-            let json = std::fs::read_to_string(&path).unwrap();
-            assert!(json.contains("\"draft_bonus\": 0.0"), "{json}");
-            std::fs::write(
-                &path,
-                json.replace("\"draft_bonus\": 0.0", "\"draft_bonus\": 1000.0"),
-            )
-            .unwrap();
-            let sure = AnyTokenizer::open(out.to_str().unwrap(), &Device::Cpu).unwrap();
-            assert_eq!(sure.tokenize_mels(&[&buf]).unwrap()[0], segments);
-            assert_ne!(
-                sure.weights_hash(),
-                tok.weights_hash(),
-                "another bonus gives other strings: another hash"
-            );
-        }
-        // With the EMA teacher, anchored training is refused.
-        cfg.model.components.ema_teacher = true;
-        let other = dir.path().join("x");
-        let err =
-            PairAlignTrainer::new(&cache, cfg, tiny_vq(&cache), &other, &Device::Cpu).unwrap_err();
-        assert!(err.to_string().contains("EMA teacher"), "{err}");
-    }
-}
-
-#[test]
 fn a_stopped_and_resumed_run_ends_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
     let cache = tiny_cache(&dir.path().join("f.feat"), 6);
@@ -1399,34 +1289,6 @@ fn a_warm_start_takes_a_trained_model_and_trains_on_spans() {
     .unwrap();
     let err = third.warm_start(&trained).unwrap_err();
     assert!(err.to_string().contains("has no tensor"), "{err}");
-    // A model with draft tokens starts them from the LM head's rows (a zero row for "no
-    // draft"), which the trained model has and it lacks.
-    let mut drafts = tiny_train_config(2);
-    drafts.model.anchors = Anchors::VqRuns;
-    drafts.model.draft_tokens = true;
-    drafts.model.components.ema_teacher = false;
-    let mut fourth = PairAlignTrainer::new(
-        &cache,
-        drafts.clone(),
-        tiny_vq(&cache),
-        &dir.path().join("d"),
-        &Device::Cpu,
-    )
-    .unwrap();
-    fourth.warm_start(&trained).unwrap();
-    let tok = fourth.tokenizer().unwrap();
-    let draft = &tok.weights()["decoder.draft.weight"];
-    let head = &trained.weights()["decoder.lm_head.weight"];
-    let codes = drafts.model.codebook_size();
-    assert_eq!(
-        max_diff(
-            &draft.narrow(0, 0, codes).unwrap(),
-            &head.narrow(0, 0, codes).unwrap()
-        ),
-        0.0
-    );
-    let none: Vec<f32> = draft.get(codes).unwrap().to_vec1().unwrap();
-    assert!(none.iter().all(|&x| x == 0.0));
 }
 
 #[test]
@@ -1518,8 +1380,9 @@ fn training_speed() {
 
 /// The shipping command (`scripts/train-pairalign.sh`: `train pairalign --config
 /// models/weights/pairalign-v1/train.json`) trains the model config that ships, apart from
-/// the encoder (from `--init`). A training config that named some model fields once silently turned the
-/// alignment prior off (its widths defaulted to 0).
+/// the encoder (from `--init`), and that config is [`PairAlignConfig::default`]. A training
+/// config that named some model fields once silently turned the alignment prior off (its widths
+/// defaulted to 0).
 #[test]
 fn the_shipping_config_trains_the_shipped_model_config() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/pairalign-v1");
@@ -1527,13 +1390,27 @@ fn the_shipping_config_trains_the_shipped_model_config() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("train.json")).unwrap()).unwrap();
     let shipped: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join(CONFIG_FILE)).unwrap()).unwrap();
-    let model: PairAlignConfig = serde_json::from_value(shipped["model"].clone()).unwrap();
+    let model = PairAlignConfig::from_json(shipped["model"].clone()).unwrap();
     let mut trained = train.model;
     assert_eq!((trained.grid_phases, trained.decode_history), (4, false));
     assert!(trained.grid_targets);
     trained.encoder = model.encoder.clone();
     assert_eq!(trained, model);
     assert_eq!(trained.alignment_sigma, 0.1);
+    // The shipped recipe is the default (issue 24), for both shipped PairAlign models.
+    for name in ["pairalign-v1", "pairalign-v2"] {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("weights")
+            .join(name);
+        let shipped: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(CONFIG_FILE)).unwrap()).unwrap();
+        let model = PairAlignConfig::from_json(shipped["model"].clone()).unwrap();
+        let default = PairAlignConfig {
+            encoder: model.encoder.clone(),
+            ..PairAlignConfig::default()
+        };
+        assert_eq!(model, default, "{name}");
+    }
 }
 
 /// Levenshtein distance of `a` and `b` over the longer length (0 for two empty strings).

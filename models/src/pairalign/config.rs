@@ -71,8 +71,22 @@ pub struct Components {
     pub timing_weight: f64,
 }
 
+/// The shipped recipe's components (pairalign-v1 and v2): the paper's, without the EMA
+/// teacher (it collapsed the strings; docs/RESULTS.md, issue 8) and without anti-bypass
+/// corruption (a model decoded without history is fed BOS, never its prefix).
 impl Default for Components {
     fn default() -> Self {
+        Components {
+            ema_teacher: false,
+            anti_bypass: false,
+            ..Components::paper()
+        }
+    }
+}
+
+impl Components {
+    /// Every component of the paper on (the defaults of a format-1 config).
+    pub fn paper() -> Self {
         Components {
             vq_targets: true,
             ema_teacher: true,
@@ -95,9 +109,7 @@ impl Default for Components {
             timing_weight: 1.0,
         }
     }
-}
 
-impl Components {
     /// Share of the targets at `step` of `steps` that come from the EMA teacher rather than
     /// from the VQ codes (2): 0 until `teacher_start`, rising linearly to 1 at `teacher_end`
     /// (a step past `teacher_start` when they are equal), capped at `teacher_max_share`. 0 when
@@ -174,27 +186,18 @@ impl Components {
     }
 }
 
-fn yes() -> bool {
-    true
-}
-
-/// Where the alignment prior is centred ([`PairAlignConfig::anchors`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Anchors {
-    /// Evenly over the window.
-    #[default]
-    Grid,
-    /// On the segments of the VQ-derived targets.
-    VqRuns,
-}
-
-/// Hyper-parameters of [`super::PairAlignModel`]. Missing JSON fields take the defaults: the
-/// shipped vq-v1 encoder, a 1-layer condition transformer and a 2-layer decoder of width 128
-/// (about 1.6 M parameters).
+/// Hyper-parameters of [`super::PairAlignModel`]. Missing JSON fields take the defaults of
+/// the config's `format_version` ([`CONFIG_FORMAT`]): the shipped recipe ([`Default`]: the
+/// shipped vq-v1 encoder, a 1-layer condition transformer with a bounded window and a 2-layer
+/// decoder of width 128, about 1.6 M parameters, decoded on a fixed grid without history), or
+/// for a config without a version (written before issue 24), the paper's recipe
+/// ([`PairAlignConfig::paper`]). Such a config may still name the retired recipes' fields
+/// with the values that turn them off; any other value is an error that names the recipe.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PairAlignConfig {
+    /// [`CONFIG_FORMAT`] (a parsed config always holds it: its fields are complete).
+    pub format_version: u32,
     /// The VQ model whose encoder this model starts from (`init_from_vq`): its encoder fields
     /// shape the encoder weights, and its codebook size is the number of token ids the
     /// decoder emits (decoder-only VQ fields are unused).
@@ -238,62 +241,24 @@ pub struct PairAlignConfig {
     /// held-out voices a model trained at 0.1 retrieved P@1 0.24 decoding at 0.1 and 0.35 at
     /// 0.03 (docs/RESULTS.md, issue 8). Left out: the default, 0.03.
     pub decode_alignment_sigma: f64,
-    /// Where the alignment prior is centred, in training and decoding: `grid` spreads the
-    /// tokens evenly over the window (pairalign-v1); `vq-runs` puts one token on each segment
-    /// of the window's VQ-derived target string ([`super::vq_anchors`]; in training, the
-    /// target's own segments), so a token's place and the string's length follow the audio
-    /// rather than the window, and the prior's width is a fraction of a whole window
-    /// (`window_frames`) whatever the clip's length. Decoding with `vq-runs` needs the VQ
-    /// tokenizer the model was initialized from
-    /// ([`super::PairAlignTokenizer::with_anchor_vq`]).
-    #[serde(default)]
-    pub anchors: Anchors,
-    /// How VQ frame codes become the target string and the anchors: 0 compacts each clip to
-    /// `token_rate` ([`super::vq_targets`], pairalign-v1); `k > 0` runs `k` local passes
-    /// ([`super::local_targets`]), whose rate follows the audio (about 11 tokens/s at 3) and
-    /// whose strings of the same audio agree in any window.
-    #[serde(default)]
-    pub target_passes: usize,
     /// Grid targets ([`super::grid_targets`]): the VQ-derived string is the code at each
     /// point of the fixed token grid (the code most of the grid cell's frames hold) rather
     /// than the clip compacted to `token_rate` segments, so target `k` is what the audio at
     /// grid point `k` holds: for a model decoded on the grid without history
     /// (`grid_phases` > 0, `decode_history` false). Training only.
-    #[serde(default)]
     pub grid_targets: bool,
-    /// Draft tokens (anchored models only): each decoder position also gets, through its own
-    /// embedding (`decoder.draft`), the VQ-derived code of the segment it is anchored on, so
-    /// the decoder starts from the VQ string and learns what to change rather than every
-    /// token from the condition alone.
-    #[serde(default)]
-    pub draft_tokens: bool,
-    /// Added to the draft code's score when decoding with draft tokens: 0 lets the decoder
-    /// choose freely, a large bonus returns the drafts (the VQ-derived string) unchanged;
-    /// between, the decoder changes a draft only where it is that much surer of another code.
-    #[serde(default)]
-    pub draft_bonus: f64,
     /// Condition frames (50 Hz) on each side that a frame of the condition transformer
     /// attends to; 0: the whole clip (pairalign-v1). A bound makes the condition of a frame
     /// the same whichever window it is in, except near the window's edges.
-    #[serde(default)]
     pub cond_window: usize,
     /// Earlier tokens the decoder's self-attention sees; 0: all of them (pairalign-v1). A bound
     /// keeps a token from depending on where its window started.
-    #[serde(default)]
     pub decoder_context: usize,
     /// Absolute positions: sinusoids on the condition frames and learned embeddings on the
     /// decoder positions (pairalign-v1). Off, nothing tells a frame or a token where in the
     /// window it is (the `pos` weights stay, unused), so that the same audio gets the same
     /// string at any offset.
-    #[serde(default = "yes")]
     pub absolute_positions: bool,
-    /// Window phases at which a query clip is tokenized (`Tokenizer::query_phases`,
-    /// `crate::tokenize_phases`): above 1 for a model whose string of a stretch of audio
-    /// changes with where its window starts, so that one phase of the query sees the audio
-    /// windowed as the index did. 1 for pairalign-v1: at 6 phases it found an excerpt's source
-    /// file first no more often (11% against 9% over 127 recordings) for 4x the search time
-    /// (docs/RESULTS.md, issue 8). At most 30.
-    pub query_phases: usize,
     /// Token-grid phases (models decoding on the grid only). 0: the decoder places its
     /// tokens at `(k + 0.5) / n` of each window and ends where EOS wins within the length
     /// bounds (pairalign-v1 as trained). `p > 0`: one token every `1 / token_rate` s, the
@@ -313,15 +278,64 @@ pub struct PairAlignConfig {
     /// the index decoded with another history (docs/RESULTS.md, issue 8). Set in a training
     /// config, teacher forcing feeds BOS too (the target prefix, corrupted or not, is not fed);
     /// pairalign-v1 was trained with history and is decoded without.
-    #[serde(default = "yes")]
     pub decode_history: bool,
     /// The training components and their hyper-parameters.
     pub components: Components,
 }
 
+/// The version of a config's fields and defaults ([`PairAlignConfig::format_version`]): 2
+/// since the shipped recipe became the default and the recipes that results showed no better
+/// were retired (issue 24). A config without one is read as version 1.
+pub const CONFIG_FORMAT: u32 = 2;
+
+/// Retired fields a version-1 config may name, with the value that keeps them off, and what
+/// they did. Results showed none better than the shipped recipe (docs/RESULTS.md, issue 8).
+const RETIRED: [(&str, &str, &str); 5] = [
+    (
+        "anchors",
+        "\"grid\"",
+        "decoding anchored on VQ segments (anchors vq-runs)",
+    ),
+    (
+        "target_passes",
+        "0",
+        "targets compacted by local passes (target_passes)",
+    ),
+    ("draft_tokens", "false", "VQ draft tokens (draft_tokens)"),
+    ("draft_bonus", "0.0", "the draft bonus (draft_bonus)"),
+    (
+        "query_phases",
+        "1",
+        "queries cut at several window phases (query_phases)",
+    ),
+];
+
+/// The shipped recipe (pairalign-v1 and v2): grid targets, a condition window of 12 frames each
+/// side, 4 earlier tokens of decoder context, no absolute positions, decoding on a fixed grid
+/// at 4 query phases without history, and [`Components::default`].
 impl Default for PairAlignConfig {
     fn default() -> Self {
         PairAlignConfig {
+            grid_targets: true,
+            cond_window: 12,
+            decoder_context: 4,
+            absolute_positions: false,
+            grid_phases: 4,
+            decode_history: false,
+            components: Components::default(),
+            ..PairAlignConfig::paper()
+        }
+    }
+}
+
+impl PairAlignConfig {
+    /// The paper's recipe, the defaults of a version-1 config: targets compacted from the VQ
+    /// codes to `token_rate`, autoregressive decoding with history that places its tokens at
+    /// `(k + 0.5) / n` of each window and ends at EOS, absolute positions, unbounded attention,
+    /// and every training component on ([`Components::paper`]).
+    pub fn paper() -> Self {
+        PairAlignConfig {
+            format_version: CONFIG_FORMAT,
             encoder: VqConfig::default(),
             d_model: 128,
             cond_layers: 1,
@@ -335,31 +349,99 @@ impl Default for PairAlignConfig {
             layer_norm_eps: 1e-5,
             alignment_sigma: 0.1,
             decode_alignment_sigma: 0.03,
-            anchors: Anchors::Grid,
-            target_passes: 0,
             grid_targets: false,
-            draft_tokens: false,
-            draft_bonus: 0.0,
             cond_window: 0,
             decoder_context: 0,
             absolute_positions: true,
-            query_phases: 1,
             grid_phases: 0,
             decode_history: true,
-            components: Components::default(),
+            components: Components::paper(),
         }
     }
-}
 
-impl PairAlignConfig {
+    /// Reads a config from its JSON (a `model` section), whatever its version: a version-1
+    /// config (no `format_version`) gets the paper's defaults for the fields it leaves out and
+    /// may name a retired field only with the value that turned it off; a version-2 config gets
+    /// [`Default`]'s. Errors name the field or the retired recipe.
+    pub fn from_json(mut value: serde_json::Value) -> Result<Self> {
+        let bad = |msg: String| Error::BadConfig(msg);
+        let object = value
+            .as_object_mut()
+            .ok_or_else(|| bad("the model config must be a JSON object".into()))?;
+        let version = match object.remove("format_version") {
+            None => 1,
+            Some(v) => v
+                .as_u64()
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| bad(format!("model format_version must be a number, got {v}")))?,
+        };
+        match version {
+            1 => {
+                for (field, off, what) in RETIRED {
+                    let Some(v) = object.remove(field) else {
+                        continue;
+                    };
+                    let off: serde_json::Value = serde_json::from_str(off).unwrap_or_default();
+                    let same = match (v.as_f64(), off.as_f64()) {
+                        (Some(a), Some(b)) => a == b,
+                        _ => v == off,
+                    };
+                    if !same {
+                        return Err(bad(format!(
+                            "{field} {v}: {what} was retired in model config format 2 (issue \
+                             24); the last build that reads it is commit 43bdcdd"
+                        )));
+                    }
+                }
+                let paper = serde_json::to_value(Self::paper())
+                    .map_err(|e| bad(format!("cannot serialize the defaults: {e}")))?;
+                if let serde_json::Value::Object(defaults) = paper {
+                    for (key, default) in defaults {
+                        match (object.get_mut(&key), default) {
+                            (None, default) => {
+                                object.insert(key, default);
+                            }
+                            (
+                                Some(serde_json::Value::Object(given)),
+                                serde_json::Value::Object(inner),
+                            ) => {
+                                for (k, d) in inner {
+                                    given.entry(k).or_insert(d);
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            CONFIG_FORMAT => {}
+            other => {
+                return Err(bad(format!(
+                    "model format_version {other} is not supported (this build reads 1 and \
+                     {CONFIG_FORMAT})"
+                )))
+            }
+        }
+        object.insert("format_version".into(), CONFIG_FORMAT.into());
+        serde_json::from_value(value).map_err(|e| bad(e.to_string()))
+    }
+
+    /// A serde `deserialize_with` for a `model` section: [`PairAlignConfig::from_json`].
+    pub fn deserialize_versioned<'de, D>(deserializer: D) -> std::result::Result<Self, D::Error>
+    where
+        D: serde::Deserializer<'de>,
+    {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        Self::from_json(value).map_err(serde::de::Error::custom)
+    }
+
     /// The fields outside the weights that change the strings of a model decoding on the grid
     /// (windowing, length bounds, the decoding prior's effective width, attention bounds,
     /// positions, layer-norm epsilons), as JSON: [`super::PairAlignTokenizer`]'s weights hash
     /// covers them when they differ from the defaults, so that a database indexed before an
     /// edit of `config.json` refuses queries made after it. Training-only fields (the
-    /// components, `alignment_sigma` when a decoding width is set), `query_phases` (which
-    /// changes how a query is cut, not the index's strings) and the number of `grid_phases`
-    /// (only whether there is a fixed grid) are not in it.
+    /// components, `alignment_sigma` when a decoding width is set) and the number of
+    /// `grid_phases` (only whether there is a fixed grid) are not in it.
     pub fn decoding_key(&self) -> String {
         let decode_sigma = if self.decode_alignment_sigma > 0.0 {
             self.decode_alignment_sigma
@@ -388,19 +470,11 @@ impl PairAlignConfig {
         key.to_string()
     }
 
-    /// The draft id of a position with no segment (EOS): one past the codes.
-    pub fn no_draft(&self) -> u32 {
-        self.encoder.codebook_size as u32
-    }
-
-    /// The VQ-derived string of a clip's 50 Hz frame codes: [`super::vq_targets`] at
-    /// `token_rate`, [`super::local_targets`] when `target_passes` > 0, or
-    /// [`super::grid_targets`] with `grid_targets`.
+    /// The VQ-derived string of a clip's 50 Hz frame codes: [`super::grid_targets`] with
+    /// `grid_targets`, else [`super::vq_targets`] at `token_rate`.
     pub fn vq_segments(&self, frame_codes: &[u16]) -> crate::TokenString {
         if self.grid_targets {
             super::grid_targets(frame_codes, self.token_rate)
-        } else if self.target_passes > 0 {
-            super::local_targets(frame_codes, self.target_passes)
         } else {
             super::vq_targets(frame_codes, self.token_rate)
         }
@@ -437,32 +511,17 @@ impl PairAlignConfig {
                 return bad(format!("{name} must be in [0, 10], got {sigma}"));
             }
         }
-        if !(0.0..=1000.0).contains(&self.draft_bonus) {
-            return bad(format!(
-                "draft_bonus must be in [0, 1000], got {}",
-                self.draft_bonus
-            ));
-        }
-        if self.draft_tokens && self.anchors != Anchors::VqRuns {
-            return bad("draft_tokens needs anchors vq-runs".into());
-        }
-        if !(1..=30).contains(&self.query_phases) {
-            return bad(format!(
-                "query_phases must be in 1..=30, got {}",
-                self.query_phases
-            ));
-        }
         if self.grid_phases > 16 {
             return bad(format!(
                 "grid_phases must be at most 16, got {}",
                 self.grid_phases
             ));
         }
-        if self.grid_phases > 0 && self.anchors != Anchors::Grid {
-            return bad("grid_phases needs anchors grid".into());
-        }
-        if self.grid_targets && (self.anchors != Anchors::Grid || self.target_passes > 0) {
-            return bad("grid_targets needs anchors grid and no target_passes".into());
+        if self.format_version != CONFIG_FORMAT {
+            return bad(format!(
+                "format_version must be {CONFIG_FORMAT} (read older configs with from_json), got {}",
+                self.format_version
+            ));
         }
         if self.window_frames < 2 {
             return bad("window_frames must be at least 2".into());
@@ -593,45 +652,19 @@ mod tests {
         cfg.components.teacher_max_share = 1.5;
         assert!(cfg.validate().is_err());
         cfg.components.teacher_max_share = 0.5;
-        // Grid phases: at most 16, and only on the grid.
+        // Grid phases: at most 16.
         cfg.grid_phases = 17;
         assert!(cfg.validate().is_err());
         cfg.grid_phases = 16;
         cfg.validate().unwrap();
-        cfg.anchors = Anchors::VqRuns;
+        cfg.format_version = 1;
         let err = cfg.validate().unwrap_err().to_string();
-        assert!(err.contains("grid_phases needs anchors grid"), "{err}");
-        cfg.grid_phases = 0;
-        cfg.validate().unwrap();
-        cfg.anchors = Anchors::Grid;
-        cfg.validate().unwrap();
-        // Grid targets: only on the grid, and not with local passes.
-        cfg.grid_targets = true;
-        cfg.validate().unwrap();
-        cfg.target_passes = 3;
-        let err = cfg.validate().unwrap_err().to_string();
-        assert!(err.contains("grid_targets needs anchors grid"), "{err}");
-        cfg.target_passes = 0;
-        cfg.anchors = Anchors::VqRuns;
-        assert!(cfg.validate().is_err());
-        cfg.anchors = Anchors::Grid;
-        cfg.grid_targets = false;
-        // Drafts come from the anchoring segments: not without them.
-        cfg.draft_tokens = true;
-        let err = cfg.validate().unwrap_err();
-        assert!(err.to_string().contains("anchors vq-runs"), "{err}");
-        cfg.anchors = Anchors::VqRuns;
-        cfg.validate().unwrap();
-        cfg.draft_bonus = -1.0;
-        let err = cfg.validate().unwrap_err();
-        assert!(err.to_string().contains("draft_bonus"), "{err}");
-        cfg.draft_bonus = f64::NAN;
-        assert!(cfg.validate().is_err());
+        assert!(err.contains("format_version"), "{err}");
     }
 
     #[test]
     fn schedules_ramp_and_follow_the_switches() {
-        let mut c = Components::default();
+        let mut c = Components::paper();
         // teacher_start 0.3, teacher_end 0.6, corrupt_warmup 0.2 of 1000 steps.
         assert_eq!(c.teacher_share(0, 1000), 0.0);
         assert_eq!(c.teacher_share(299, 1000), 0.0);
@@ -657,16 +690,64 @@ mod tests {
     #[test]
     fn json_round_trip_and_defaults_for_missing_fields() {
         let cfg = PairAlignConfig::default();
-        let json = serde_json::to_string(&cfg).unwrap();
-        let back: PairAlignConfig = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, cfg);
-        let partial: PairAlignConfig =
-            serde_json::from_str(r#"{"d_model": 64, "components": {"contrast": false}}"#).unwrap();
+        let json = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(json["format_version"], 2);
+        assert_eq!(PairAlignConfig::from_json(json).unwrap(), cfg);
+        let read = |text: &str| PairAlignConfig::from_json(serde_json::from_str(text).unwrap());
+        // Version 2: the shipped recipe fills what a config leaves out.
+        let partial =
+            read(r#"{"format_version": 2, "d_model": 64, "components": {"contrast": false}}"#)
+                .unwrap();
         assert_eq!(partial.d_model, 64);
         assert!(!partial.components.contrast && partial.components.timing);
-        // A config that names only some fields keeps the alignment prior.
+        assert!(partial.grid_targets && !partial.decode_history);
+        assert!(!partial.components.ema_teacher);
         assert_eq!(partial.alignment_sigma, 0.1);
         assert_eq!(partial.decode_alignment_sigma, 0.03);
-        assert!(serde_json::from_str::<PairAlignConfig>(r#"{"nope": 1}"#).is_err());
+        // Version 1 (no version): the paper's recipe, nested components included.
+        let old = read(r#"{"d_model": 64, "components": {"contrast": false}}"#).unwrap();
+        assert_eq!(old.format_version, CONFIG_FORMAT);
+        assert!(!old.grid_targets && old.decode_history && old.absolute_positions);
+        assert!(old.components.ema_teacher && old.components.anti_bypass);
+        assert!(!old.components.contrast);
+        assert_eq!(
+            old,
+            PairAlignConfig {
+                d_model: 64,
+                components: Components {
+                    contrast: false,
+                    ..Components::paper()
+                },
+                ..PairAlignConfig::paper()
+            }
+        );
+        assert!(read(r#"{"nope": 1}"#).is_err());
+        assert!(read(r#"{"format_version": 3}"#).is_err());
+        assert!(read("[1]").is_err());
+    }
+
+    /// A version-1 config may name a retired field only with the value that kept it off; a
+    /// version-2 config may not name it at all.
+    #[test]
+    fn retired_recipes_are_refused_by_name() {
+        let read = |text: &str| PairAlignConfig::from_json(serde_json::from_str(text).unwrap());
+        let off = r#"{"anchors": "grid", "target_passes": 0, "draft_tokens": false,
+            "draft_bonus": 0.0, "query_phases": 1, "grid_phases": 4}"#;
+        assert_eq!(read(off).unwrap().grid_phases, 4);
+        for (on, recipe) in [
+            (r#"{"anchors": "vq-runs"}"#, "anchors vq-runs"),
+            (r#"{"target_passes": 2}"#, "target_passes"),
+            (r#"{"draft_tokens": true}"#, "draft_tokens"),
+            (r#"{"draft_bonus": 5.0}"#, "draft_bonus"),
+            (r#"{"query_phases": 6}"#, "query_phases"),
+        ] {
+            let err = read(on).unwrap_err().to_string();
+            assert!(
+                err.contains(recipe) && err.contains("retired"),
+                "{on}: {err}"
+            );
+        }
+        let err = read(r#"{"format_version": 2, "query_phases": 1}"#).unwrap_err();
+        assert!(err.to_string().contains("query_phases"), "{err}");
     }
 }

@@ -59,15 +59,6 @@ pub struct TeacherExample {
     /// Start of each input token as a fraction of the clip (the timing head's target); `None`
     /// for BOS and for inserted tokens, which have no time.
     pub input_times: Vec<Option<f32>>,
-    /// Where the token to predict at each position is in the condition, in its 50 Hz frames:
-    /// the middle of the target token's segment (from its start to the next token's, as a
-    /// fraction of the target's view, scaled to the condition's), the condition's end for EOS.
-    /// An anchored model's prior is centred there (`anchors` `vq-runs`).
-    pub centres: Vec<f64>,
-    /// The draft token of each position (`draft_tokens`; empty until
-    /// [`TeacherExample::set_drafts`]): the condition's VQ-derived code where the token to
-    /// predict is, [`PairAlignConfig::no_draft`] for EOS.
-    pub drafts: Vec<u32>,
     /// Tokens the decoding of this clip should produce (duration x token rate), the length
     /// loss's target.
     pub desired_len: f64,
@@ -77,28 +68,6 @@ pub struct TeacherExample {
     pub inserted: usize,
     /// True tokens not fed.
     pub deleted: usize,
-}
-
-impl TeacherExample {
-    /// Sets each position's draft from the condition's VQ-derived string `cond_segments`
-    /// (each token timed at its segment's start): the code of the segment that holds the
-    /// position's centre.
-    pub fn set_drafts(&mut self, cfg: &PairAlignConfig, cond_segments: &TokenString) {
-        let starts = &cond_segments.times_ms;
-        self.drafts = self
-            .target
-            .iter()
-            .zip(&self.centres)
-            .map(|(&target, &centre)| {
-                if target == cfg.eos() || starts.is_empty() {
-                    return cfg.no_draft();
-                }
-                let ms = (centre.max(0.0) * f64::from(CODE_FRAME_MS)) as u32;
-                let k = starts.partition_point(|&t| t <= ms).saturating_sub(1);
-                u32::from(cond_segments.tokens[k])
-            })
-            .collect();
-    }
 }
 
 /// The example for target string `target`, timed in ms from the start of the view it comes
@@ -126,22 +95,9 @@ pub fn teacher_example(
             .map(|&t| (f64::from(t) / span_ms) as f32)
     };
     let next = |p: usize| y.get(p).copied().unwrap_or(cfg.eos());
-    let cond_len = cond_frames as f64;
-    let centre = |p: usize| {
-        if p >= n {
-            return cond_len;
-        }
-        let start = f64::from(target.times_ms[p]);
-        let end = target
-            .times_ms
-            .get(p + 1)
-            .map_or(span_ms, |&t| f64::from(t));
-        ((start + end) / 2.0 / span_ms * cond_len).clamp(0.0, cond_len)
-    };
     let mut ex = TeacherExample {
         input: vec![cfg.bos()],
         target: vec![next(0)],
-        centres: vec![centre(0)],
         input_times: vec![None],
         desired_len: cfg.target_tokens(cond_frames),
         ..Default::default()
@@ -154,7 +110,6 @@ pub fn teacher_example(
         if room && rates.insert > 0.0 && rng.gen_bool(rates.insert.min(1.0)) {
             ex.input.push(rng.gen_range(0..codes));
             ex.target.push(next(p));
-            ex.centres.push(centre(p));
             ex.input_times.push(None);
             ex.inserted += 1;
         }
@@ -179,7 +134,6 @@ pub fn teacher_example(
         p = i + 1;
         ex.input.push(fed);
         ex.target.push(next(p));
-        ex.centres.push(centre(p));
         ex.input_times.push(time(i));
     }
     // A model that decodes without history is trained as it decodes: BOS at every position.
@@ -196,11 +150,12 @@ mod tests {
 
     use super::*;
 
+    /// The paper's recipe (decoding with history, anti-bypass on), with room for long strings.
     fn cfg() -> PairAlignConfig {
         PairAlignConfig {
             max_tokens: 400,
             window_frames: 600,
-            ..Default::default()
+            ..PairAlignConfig::paper()
         }
     }
 
@@ -242,33 +197,6 @@ mod tests {
         let ex = teacher_example(&free, &ts, 50, 50, &CorruptionRates::default(), &mut rng);
         assert_eq!(ex.input, vec![cfg.bos(); 6]);
         assert_eq!(ex.target, vec![0, 7, 14, 21, 28, cfg.eos()]);
-    }
-
-    #[test]
-    fn centres_and_drafts_follow_the_target_segments() {
-        let cfg = cfg();
-        // Tokens every 40 ms of a 1000 ms view (50 frames), under a condition of 100 frames:
-        // segment k spans [40k, 40k + 40) ms, except the last, which runs to the end.
-        let ts = string(5);
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let mut ex = teacher_example(&cfg, &ts, 50, 100, &CorruptionRates::default(), &mut rng);
-        // Middles at 20, 60, 100, 140 ms and (160 + 1000) / 2 = 580 ms: fractions 0.02, 0.06,
-        // 0.1, 0.14, 0.58 of the view, times 100 condition frames; EOS at the end.
-        let want = [2.0, 6.0, 10.0, 14.0, 58.0, 100.0];
-        for (got, want) in ex.centres.iter().zip(want) {
-            assert!((got - want).abs() < 1e-9, "{:?}", ex.centres);
-        }
-        // The condition's segments: code 100 from 0 ms, 101 from 200 ms (frame 10), 102 from
-        // 1000 ms (frame 50).
-        let cond = TokenString {
-            tokens: vec![100, 101, 102],
-            times_ms: vec![0, 200, 1000],
-        };
-        ex.set_drafts(&cfg, &cond);
-        assert_eq!(ex.drafts, vec![100, 100, 101, 101, 102, cfg.no_draft()]);
-        // No segments: no drafts.
-        ex.set_drafts(&cfg, &TokenString::default());
-        assert!(ex.drafts.iter().all(|&d| d == cfg.no_draft()));
     }
 
     #[test]
@@ -361,7 +289,7 @@ mod tests {
 
     #[test]
     fn insertions_never_overflow_the_positions() {
-        let cfg = PairAlignConfig::default();
+        let cfg = PairAlignConfig::paper();
         let ts = string(cfg.max_tokens - 1);
         let rates = CorruptionRates {
             substitute: 0.0,

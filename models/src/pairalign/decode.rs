@@ -12,7 +12,7 @@
 
 use candle_core::Tensor;
 
-use super::model::{Centres, Condition, Guide, LayerCache};
+use super::model::{Centres, Condition, LayerCache};
 use super::{PairAlignConfig, PairAlignModel};
 use crate::vq::CODE_FRAME_MS;
 use crate::{Error, Result};
@@ -133,21 +133,18 @@ impl PairAlignModel {
         cond: &Condition,
         bounds: &[(usize, usize)],
     ) -> Result<Vec<Decoded>> {
-        self.decode_rows(cond, bounds, None, None)
+        self.decode_rows(cond, bounds, None)
     }
 
     /// Greedy decoding with the alignment prior of row `b`'s `k`-th token centred at
-    /// `centres[b][k]` (in condition frames, e.g. from [`super::vq_anchors`]) instead of the
-    /// even grid, its width a fraction of a whole window: row `b` gets exactly
-    /// `centres[b].len()` tokens (at most `max_tokens - 1`; later centres are dropped), so the
-    /// string's length and where each token reads follow the audio, not the window. A model
-    /// with draft tokens (`draft_tokens`) reads `drafts[b][k]`, the VQ-derived code of that
-    /// segment, at position `k`.
+    /// `centres[b][k]` (in condition frames, e.g. the fixed grid's points,
+    /// [`super::PairAlignTokenizer::grid_centres`]) instead of spread over the clip, its width
+    /// a fraction of a whole window: row `b` gets exactly `centres[b].len()` tokens (at most
+    /// `max_tokens - 1`; later centres are dropped).
     pub fn decode_greedy_anchored(
         &self,
         cond: &Condition,
         centres: &[Vec<f64>],
-        drafts: Option<&[Vec<u32>]>,
     ) -> Result<Vec<Decoded>> {
         if centres.len() != cond.len() {
             return Err(Error::BadInput(format!(
@@ -161,10 +158,7 @@ impl PairAlignModel {
             .iter()
             .map(|c| (c.len().min(most), c.len().min(most)))
             .collect();
-        if drafts.is_some_and(|d| d.len() != cond.len()) {
-            return Err(Error::BadInput("one row of drafts per condition".into()));
-        }
-        self.decode_rows(cond, &bounds, Some(centres), drafts)
+        self.decode_rows(cond, &bounds, Some(centres))
     }
 
     fn decode_rows(
@@ -172,7 +166,6 @@ impl PairAlignModel {
         cond: &Condition,
         bounds: &[(usize, usize)],
         centres: Option<&[Vec<f64>]>,
-        drafts: Option<&[Vec<u32>]>,
     ) -> Result<Vec<Decoded>> {
         let cfg = self.config();
         if bounds.len() != cond.len() {
@@ -201,11 +194,9 @@ impl PairAlignModel {
         } else {
             cond.select(&active)?
         };
-        match (cfg.decode_history, drafts, centres) {
-            (false, None, Some(centres)) => {
-                self.decode_all_at_once(&cond, &active, bounds, centres, out)
-            }
-            _ => self.decode_steps(cond, active, bounds, centres, drafts, out),
+        match (cfg.decode_history, centres) {
+            (false, Some(centres)) => self.decode_all_at_once(&cond, &active, bounds, centres, out),
+            _ => self.decode_steps(cond, active, bounds, centres, out),
         }
     }
 
@@ -216,7 +207,6 @@ impl PairAlignModel {
         mut active: Vec<usize>,
         bounds: &[(usize, usize)],
         centres: Option<&[Vec<f64>]>,
-        drafts: Option<&[Vec<u32>]>,
         mut out: Vec<Decoded>,
     ) -> Result<Vec<Decoded>> {
         let cfg = self.config();
@@ -233,41 +223,19 @@ impl PairAlignModel {
             .unwrap_or_default();
         for pos in 0..cfg.max_tokens {
             let tokens = Tensor::from_slice(&inputs, inputs.len(), device)?;
-            let draft = drafts
-                .map(|d| -> Result<Tensor> {
-                    let ids: Vec<u32> = active
-                        .iter()
-                        .map(|&row| d[row].get(pos).copied().unwrap_or(cfg.no_draft()))
-                        .collect();
-                    Ok(Tensor::from_vec(ids, active.len(), device)?)
-                })
-                .transpose()?;
             let step = self.decoder.step(
                 &tokens,
                 pos,
                 &mut cache.layers,
                 &cache.cond_mask,
                 &cache.lens,
-                Guide {
-                    centres: if centres.is_some() {
-                        Centres::Frames(&rows)
-                    } else {
-                        Centres::Grid
-                    },
-                    drafts: draft.as_ref(),
+                if centres.is_some() {
+                    Centres::Frames(&rows)
+                } else {
+                    Centres::Grid
                 },
             )?;
-            let mut logits = step.logits.squeeze(1)?.to_vec2::<f32>()?;
-            if let Some(d) = drafts.filter(|_| cfg.draft_bonus > 0.0) {
-                for (i, &row) in active.iter().enumerate() {
-                    if let Some(score) = d[row]
-                        .get(pos)
-                        .and_then(|&code| logits[i].get_mut(code as usize))
-                    {
-                        *score += cfg.draft_bonus as f32;
-                    }
-                }
-            }
+            let logits = step.logits.squeeze(1)?.to_vec2::<f32>()?;
             let times = step.times.squeeze(1)?.to_vec1::<f32>()?;
             let mut keep = Vec::with_capacity(active.len());
             let mut next = Vec::with_capacity(active.len());
@@ -431,7 +399,6 @@ mod tests {
                 vec![0, 1],
                 &bounds,
                 Some(&centres),
-                None,
                 vec![Decoded::default(); 2],
             )
             .unwrap();
@@ -445,7 +412,7 @@ mod tests {
             }
         }
         // decode_greedy_anchored takes the single pass without history.
-        let public = model.decode_greedy_anchored(&cond, &centres, None).unwrap();
+        let public = model.decode_greedy_anchored(&cond, &centres).unwrap();
         assert_eq!(public, at_once);
     }
 

@@ -30,11 +30,6 @@ pub struct TeacherBatch {
     pub desired_len: Tensor,
     /// Positions (inputs) of each row.
     pub lens: Vec<usize>,
-    /// Each row's [`super::TeacherExample::centres`].
-    pub centres: Vec<Vec<f64>>,
-    /// `[B, L]` u32 draft tokens when every example has them
-    /// ([`super::TeacherExample::drafts`]), padded with `no_draft`.
-    pub drafts: Option<Tensor>,
 }
 
 impl TeacherBatch {
@@ -70,15 +65,6 @@ impl TeacherBatch {
             }
         }
         let desired: Vec<f32> = examples.iter().map(|e| e.desired_len as f32).collect();
-        let drafts = if examples.iter().all(|e| e.drafts.len() == e.input.len()) {
-            let mut d = vec![cfg.no_draft(); b * l];
-            for (r, ex) in examples.iter().enumerate() {
-                d[r * l..r * l + ex.drafts.len()].copy_from_slice(&ex.drafts);
-            }
-            Some(Tensor::from_vec(d, (b, l), device)?)
-        } else {
-            None
-        };
         Ok(TeacherBatch {
             input: Tensor::from_vec(input, (b, l), device)?,
             target: Tensor::from_vec(target, (b, l), device)?,
@@ -87,8 +73,6 @@ impl TeacherBatch {
             time_mask: Tensor::from_vec(time_mask, (b, l), device)?,
             desired_len: Tensor::from_vec(desired, b, device)?,
             lens: examples.iter().map(|e| e.input.len()).collect(),
-            centres: examples.iter().map(|e| e.centres.clone()).collect(),
-            drafts,
         })
     }
 
@@ -124,8 +108,6 @@ impl TeacherBatch {
             time_mask: pick(&self.time_mask)?,
             desired_len: pick(&self.desired_len)?,
             lens,
-            centres: rows.iter().map(|&r| self.centres[r].clone()).collect(),
-            drafts: self.drafts.as_ref().map(&pick).transpose()?,
         })
     }
 }
@@ -385,8 +367,6 @@ mod tests {
             time_mask: z,
             desired_len: Tensor::new(desired, &dev).unwrap(),
             lens: lens.to_vec(),
-            centres: vec![vec![]; b],
-            drafts: None,
         }
     }
 

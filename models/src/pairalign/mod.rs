@@ -14,7 +14,7 @@ mod model;
 mod targets;
 mod tokenizer;
 
-pub use config::{Anchors, Components, PairAlignConfig};
+pub use config::{Components, PairAlignConfig, CONFIG_FORMAT};
 pub use corrupt::{teacher_example, CorruptionRates, TeacherExample};
 pub use decode::{greedy_choice, Decoded};
 pub use ema::EmaTeacher;
@@ -28,5 +28,5 @@ pub use model::{
     init_from_vq, Condition, ConditionLayer, Conditioner, Decoder, DecoderLayer, PairAlignModel,
     TeacherOutput,
 };
-pub use targets::{grid_targets, local_targets, vq_anchors, vq_targets};
+pub use targets::{grid_targets, vq_targets};
 pub use tokenizer::{PairAlignTokenizer, FORMAT_VERSION, TOKENIZER_ID, WINDOWS_PER_MODEL_CALL};

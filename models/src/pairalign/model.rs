@@ -17,7 +17,7 @@ use candle_nn::{Embedding, Init, Linear, Module, VarBuilder, VarMap};
 use super::layers::{
     apply, band_mask, causal_mask, key_mask, linear, sinusoids, Attention, LayerNorm, Mlp,
 };
-use super::{Anchors, PairAlignConfig, TeacherBatch};
+use super::{PairAlignConfig, TeacherBatch};
 use crate::vq::{subsampled_len, Encoder, CODE_FRAME_MS};
 use crate::{Error, Result, VqTokenizer};
 
@@ -272,8 +272,6 @@ pub struct TeacherOutput {
 #[derive(Clone, Debug)]
 pub struct Decoder {
     embed: Embedding,
-    /// `[codebook + 1, d]` draft embeddings (`draft_tokens`), the last row for "no draft".
-    draft: Option<Embedding>,
     pos: Embedding,
     layers: Vec<DecoderLayer>,
     norm_out: LayerNorm,
@@ -283,8 +281,7 @@ pub struct Decoder {
     alignment_sigma: f64,
     decode_alignment_sigma: f64,
     token_rate: f64,
-    anchors: Anchors,
-    /// A whole window's condition frames: the unit of the prior's width when anchored.
+    /// A whole window's condition frames: the unit of the prior's width on given centres.
     window_cond_frames: usize,
     context: usize,
     positions: bool,
@@ -305,20 +302,11 @@ impl Decoder {
         let pos = vb
             .pp("pos")
             .get_with_hints((cfg.max_tokens, d), "weight", init)?;
-        let draft = if cfg.draft_tokens {
-            let w = vb
-                .pp("draft")
-                .get_with_hints((cfg.codebook_size() + 1, d), "weight", init)?;
-            Some(Embedding::new(w, d))
-        } else {
-            None
-        };
         let layers = (0..cfg.layers)
             .map(|i| DecoderLayer::load(cfg, vb.pp("layers").pp(i)))
             .collect::<Result<_>>()?;
         Ok(Decoder {
             embed: Embedding::new(embed, d),
-            draft,
             pos: Embedding::new(pos, d),
             layers,
             norm_out: LayerNorm::load(d, cfg.layer_norm_eps, vb.pp("norm_out"))?,
@@ -332,7 +320,6 @@ impl Decoder {
                 cfg.alignment_sigma
             },
             token_rate: cfg.token_rate,
-            anchors: cfg.anchors,
             window_cond_frames: subsampled_len(cfg.window_frames),
             context: cfg.decoder_context,
             positions: cfg.absolute_positions,
@@ -368,18 +355,12 @@ impl Decoder {
 
     /// Teacher-forced pass over `input` (`[B, L]` u32, BOS first, right-padded with any id):
     /// every position attends to itself and the positions before it, so padding after a
-    /// row's end changes nothing before it. `centres` are the prior's centres (in condition
-    /// frames) of each row's positions, used when the model is anchored (`anchors` `vq-runs`).
-    pub fn forward(
-        &self,
-        input: &Tensor,
-        cond: &Condition,
-        centres: &[Vec<f64>],
-        drafts: Option<&Tensor>,
-    ) -> Result<TeacherOutput> {
+    /// row's end changes nothing before it. The prior spreads the positions evenly over each
+    /// row's clip.
+    pub fn forward(&self, input: &Tensor, cond: &Condition) -> Result<TeacherOutput> {
         self.check_positions(input)?;
-        let x = self.with_drafts(self.embed.forward(input)?, drafts)?;
-        self.all_positions(x, cond, self.centres(centres), self.alignment_sigma)
+        let x = self.embed.forward(input)?;
+        self.all_positions(x, cond, Centres::Grid, self.alignment_sigma)
     }
 
     /// Every position of `input` (`[B, L]` u32) at once, the prior centred on `centres` at the
@@ -430,26 +411,6 @@ impl Decoder {
         self.heads(&x)
     }
 
-    /// `x` plus the draft embeddings of `drafts` (same leading shape as the token ids) when the
-    /// model has them; an error when it has them and `drafts` is missing.
-    fn with_drafts(&self, x: Tensor, drafts: Option<&Tensor>) -> Result<Tensor> {
-        match (&self.draft, drafts) {
-            (None, _) => Ok(x),
-            (Some(draft), Some(ids)) => Ok((x + draft.forward(ids)?)?),
-            (Some(_), None) => Err(Error::BadInput(
-                "this model reads draft tokens (draft_tokens) and none were given".into(),
-            )),
-        }
-    }
-
-    /// `Centres::Frames(rows)` when the model is anchored, else the grid.
-    pub(crate) fn centres<'a>(&self, rows: &'a [Vec<f64>]) -> Centres<'a> {
-        match self.anchors {
-            Anchors::Grid => Centres::Grid,
-            Anchors::VqRuns => Centres::Frames(rows),
-        }
-    }
-
     /// LM and timing heads over decoder states `[B, L, d]`.
     fn heads(&self, x: &Tensor) -> Result<TeacherOutput> {
         let h = self.norm_out.forward(x)?;
@@ -472,9 +433,8 @@ impl Decoder {
         caches: &mut [LayerCache],
         cond_mask: &Tensor,
         lens: &[usize],
-        guide: Guide<'_>,
+        centres: Centres<'_>,
     ) -> Result<TeacherOutput> {
-        let Guide { centres, drafts } = guide;
         if pos >= self.max_tokens {
             return Err(Error::BadInput(format!(
                 "decoder position {pos}, the model has {}",
@@ -482,7 +442,7 @@ impl Decoder {
             )));
         }
         let b = tokens.dim(0)?;
-        let mut x = self.with_drafts(self.embed.forward(tokens)?, drafts)?;
+        let mut x = self.embed.forward(tokens)?;
         if self.positions {
             x = x.broadcast_add(&self.pos.embeddings().narrow(0, pos, 1)?)?;
         }
@@ -501,14 +461,6 @@ impl Decoder {
     }
 }
 
-/// What guides one decoding step besides the tokens: where the prior is centred and, for a
-/// model with draft tokens, each row's draft id `[B]`.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Guide<'a> {
-    pub(crate) centres: Centres<'a>,
-    pub(crate) drafts: Option<&'a Tensor>,
-}
-
 /// Where the alignment prior expects each decoder position's token.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Centres<'a> {
@@ -516,8 +468,8 @@ pub(crate) enum Centres<'a> {
     /// not to the audio in it.
     Grid,
     /// Given per row, in condition frames: position `k` of row `b` at `rows[b][k]` (the
-    /// clip's last frame past its end), e.g. the middles of the row's VQ segments
-    /// ([`super::vq_anchors`]), which move with the audio ([`anchored_bias`]).
+    /// clip's last frame past its end), e.g. the points of a fixed token grid
+    /// ([`super::PairAlignTokenizer::grid_centres`]; [`anchored_bias`]).
     Frames(&'a [Vec<f64>]),
 }
 
@@ -619,27 +571,6 @@ impl PairAlignModel {
     /// Teacher-forced logits and times of `input` (`[B, L]` u32: BOS, then the target tokens,
     /// right-padded) under `cond`.
     pub fn forward_teacher(&self, cond: &Condition, input: &Tensor) -> Result<TeacherOutput> {
-        if self.cfg.anchors != Anchors::Grid {
-            return Err(Error::BadInput(
-                "an anchored model needs each position's centre: use forward_batch".into(),
-            ));
-        }
-        self.forward_with(cond, input, &[], None)
-    }
-
-    /// Teacher-forced logits and times of `batch`'s inputs under `cond`, the prior of an
-    /// anchored model (`anchors` `vq-runs`) on the batch's centres.
-    pub fn forward_batch(&self, cond: &Condition, batch: &TeacherBatch) -> Result<TeacherOutput> {
-        self.forward_with(cond, &batch.input, &batch.centres, batch.drafts.as_ref())
-    }
-
-    fn forward_with(
-        &self,
-        cond: &Condition,
-        input: &Tensor,
-        centres: &[Vec<f64>],
-        drafts: Option<&Tensor>,
-    ) -> Result<TeacherOutput> {
         if input.dim(0)? != cond.len() {
             return Err(Error::BadInput(format!(
                 "{} token rows for {} conditions",
@@ -647,7 +578,12 @@ impl PairAlignModel {
                 cond.len()
             )));
         }
-        self.decoder.forward(input, cond, centres, drafts)
+        self.decoder.forward(input, cond)
+    }
+
+    /// Teacher-forced logits and times of `batch`'s inputs under `cond`.
+    pub fn forward_batch(&self, cond: &Condition, batch: &TeacherBatch) -> Result<TeacherOutput> {
+        self.forward_teacher(cond, &batch.input)
     }
 }
 

@@ -119,49 +119,6 @@ pub fn grid_targets(frame_codes: &[u16], token_rate: f64) -> TokenString {
     out
 }
 
-/// Local compaction of a clip's 50 Hz VQ frame codes (`target_passes` > 0 in the config): in
-/// each of `passes` rounds, every run of a single frame takes the code of its longer
-/// neighbour (the left one among equals, the only one at an edge), all at once from the run
-/// lengths at the round's start; then equal neighbours merge. Unlike [`vq_targets`], whose
-/// count target makes which runs survive depend on the whole clip, a run's fate depends only
-/// on the runs within `passes` of it, so the same audio compacts alike in any window (on
-/// samples/long at 3 passes: 11.4 tokens/s; normalized edit distance of an excerpt's string
-/// to the same span of the recording's 0.126, against 0.628 for the count rule at 12.7/s;
-/// docs/RESULTS.md, issue 8). The rate follows the audio: about 35, 20, 15, 11 tokens/s after
-/// 0 to 3 passes on speech. Each token is timed at the start of its run.
-pub fn local_targets(frame_codes: &[u16], passes: usize) -> TokenString {
-    let mut codes = frame_codes.to_vec();
-    for _ in 0..passes {
-        let runs = runs_of(&codes);
-        if runs.len() < 2 {
-            break;
-        }
-        let mut next = Vec::with_capacity(codes.len());
-        for (k, run) in runs.iter().enumerate() {
-            let code = if run.len >= 2 {
-                run.code
-            } else {
-                match (k.checked_sub(1).map(|l| runs[l]), runs.get(k + 1)) {
-                    (Some(left), Some(right)) if left.len >= right.len => left.code,
-                    (Some(left), None) => left.code,
-                    (_, Some(right)) => right.code,
-                    (None, None) => run.code,
-                }
-            };
-            next.extend(std::iter::repeat_n(code, run.len));
-        }
-        codes = next;
-    }
-    let runs = runs_of(&codes);
-    TokenString {
-        tokens: runs.iter().map(|r| r.code).collect(),
-        times_ms: runs
-            .iter()
-            .map(|r| r.start as u32 * CODE_FRAME_MS)
-            .collect(),
-    }
-}
-
 /// The runs of equal codes.
 fn runs_of(frame_codes: &[u16]) -> Vec<Run> {
     let mut runs: Vec<Run> = Vec::new();
@@ -176,27 +133,6 @@ fn runs_of(frame_codes: &[u16]) -> Vec<Run> {
         }
     }
     runs
-}
-
-/// Where the tokens of a clip of `frames` 50 Hz frames are, for decoding with the alignment
-/// prior anchored to the audio ([`super::PairAlignModel::decode_greedy_anchored`]): the
-/// segments of its VQ-derived string `segments` ([`vq_targets`] or [`local_targets`], each
-/// token timed at its segment's start), each as `(start in ms, middle in frames)`. A segment
-/// is where one VQ code held, so the anchors move with the audio.
-pub fn vq_anchors(segments: &TokenString, frames: usize) -> Vec<(u32, f64)> {
-    let starts: Vec<f64> = segments
-        .times_ms
-        .iter()
-        .map(|&t| f64::from(t / CODE_FRAME_MS))
-        .collect();
-    starts
-        .iter()
-        .enumerate()
-        .map(|(k, &start)| {
-            let end = starts.get(k + 1).copied().unwrap_or(frames as f64);
-            (segments.times_ms[k], (start + end) / 2.0)
-        })
-        .collect()
 }
 
 /// Tokens a clip of `frames` 50 Hz frames should have at `token_rate`: at least 1 for a
@@ -258,50 +194,6 @@ mod tests {
         let ts = vq_targets(&codes, 6.0);
         assert_eq!(ts.tokens, vec![1, 4]);
         assert_eq!(ts.times_ms, vec![0, 100]);
-    }
-
-    #[test]
-    fn anchors_sit_in_the_middle_of_each_segment() {
-        // The 4 segments at 12.7/s above: frames 0-4, 5-6, 7-12, 13-15 of 16.
-        let codes = SIX_RUNS;
-        let segments = vq_targets(&codes, 12.7);
-        let anchors = vq_anchors(&segments, codes.len());
-        let starts: Vec<u32> = anchors.iter().map(|a| a.0).collect();
-        assert_eq!(starts, segments.times_ms);
-        let middles: Vec<f64> = anchors.iter().map(|a| a.1).collect();
-        assert_eq!(middles, vec![2.5, 6.0, 10.0, 14.5]);
-        assert!(vq_anchors(&TokenString::default(), 0).is_empty());
-        assert_eq!(vq_anchors(&vq_targets(&[4], 12.7), 1), vec![(0, 0.5)]);
-    }
-
-    #[test]
-    fn local_passes_give_single_frames_to_the_longer_neighbour() {
-        // Runs 1x4, 2x1, 3x2, 4x5, 5x1, 1x3: one pass gives the single 2 to 1 (4 >= 2) and
-        // the single 5 to 4 (5 >= 3), all at once.
-        let codes = SIX_RUNS;
-        let one = local_targets(&codes, 1);
-        assert_eq!(one.tokens, vec![1, 3, 4, 1]);
-        assert_eq!(one.times_ms, vec![0, 100, 140, 260]);
-        // Nothing is a single frame any more: further passes change nothing.
-        assert_eq!(local_targets(&codes, 3), one);
-        assert_eq!(
-            local_targets(&codes, 0),
-            collapse_repeats(&codes, CODE_FRAME_MS)
-        );
-        // Simultaneous: in 7 | 8 | 9 9, the single 7 takes 8's code (its only neighbour) and
-        // 8 takes 9's (2 > 1), from the lengths before the pass: 8 9 9 9; then the single 8
-        // goes to 9 in the second pass.
-        let codes = [7, 8, 9, 9];
-        assert_eq!(local_targets(&codes, 1).tokens, vec![8, 9]);
-        assert_eq!(local_targets(&codes, 2).tokens, vec![9]);
-        // Locality: what lies more than `passes` runs away does not matter.
-        let a = [5, 5, 6, 7, 7, 7, 1, 2, 2, 3, 3, 3, 9, 9];
-        let mut b = a;
-        b[13] = 4;
-        b[12] = 8;
-        let (la, lb) = (local_targets(&a, 1), local_targets(&b, 1));
-        assert_eq!(la.tokens[..4], lb.tokens[..4]);
-        assert!(local_targets(&[], 2).is_empty());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::model::expected_shapes;
-use super::{init_from_vq, vq_anchors, Anchors, PairAlignConfig, PairAlignModel};
+use super::{init_from_vq, PairAlignConfig, PairAlignModel};
 use crate::tokenizer::{TokenString, Tokenizer};
 use crate::train::seeded_varmap;
 use crate::vq::{
@@ -22,8 +22,10 @@ use crate::vq::{
 };
 use crate::{Error, Result, VqTokenizer};
 
-/// Version of the checkpoint layout written by [`PairAlignTokenizer::save`].
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the checkpoint layout written by [`PairAlignTokenizer::save`]: 2 since the model
+/// section has a version of its own ([`super::CONFIG_FORMAT`]); 1 is read too (pairalign-v1
+/// and v2 ship as 1).
+pub const FORMAT_VERSION: u32 = 2;
 /// Default tokenizer id, recorded by a database.
 pub const TOKENIZER_ID: &str = "pairalign";
 /// Most windows per model call in batched CPU inference: the decoder's per-step cost is mostly
@@ -40,7 +42,9 @@ struct CheckpointConfig {
     format_version: u32,
     /// The tokenizer id recorded by a database.
     id: String,
-    /// The model's hyper-parameters.
+    /// The model's hyper-parameters (their own `format_version` says which defaults fill
+    /// what a version-1 checkpoint left out).
+    #[serde(deserialize_with = "PairAlignConfig::deserialize_versioned")]
     model: PairAlignConfig,
     /// The input normalization (the VQ encoder's, which the encoder starts from).
     norm: MelNorm,
@@ -59,8 +63,6 @@ pub struct PairAlignTokenizer {
     mean: Tensor,
     std: Tensor,
     mel: LogMel,
-    /// The VQ tokenizer whose segments anchor decoding (`anchors` `vq-runs`).
-    anchor_vq: Option<VqTokenizer>,
 }
 
 impl std::fmt::Debug for PairAlignTokenizer {
@@ -152,33 +154,7 @@ impl PairAlignTokenizer {
             mean,
             std,
             mel: LogMel::new(),
-            anchor_vq: None,
         })
-    }
-
-    /// Whether the config decodes on the segments of a VQ tokenizer, which
-    /// [`Self::with_anchor_vq`] must then supply.
-    pub fn needs_anchor_vq(&self) -> bool {
-        self.cfg.anchors == Anchors::VqRuns
-    }
-
-    /// Attaches the VQ tokenizer `vq` (the one the model was initialized from, whose encoder
-    /// config it shares) for decoding anchored on its segments. The weights hash then covers
-    /// it and the whole model config (compaction, draft bonus and prior widths change the
-    /// strings too), so a database indexed one way refuses queries made another.
-    pub fn with_anchor_vq(mut self, vq: VqTokenizer) -> Result<Self> {
-        if vq.config() != &self.cfg.encoder {
-            return Err(Error::BadConfig(format!(
-                "the anchoring VQ model's config {:?} differs from the PairAlign encoder's {:?}",
-                vq.config(),
-                self.cfg.encoder
-            )));
-        }
-        let cfg = serde_json::to_string(&self.cfg)
-            .map_err(|e| Error::BadConfig(format!("cannot serialize the config: {e}")))?;
-        self.hash = extend_hash(&self.hash, &[cfg.as_bytes(), vq.weights_hash().as_bytes()]);
-        self.anchor_vq = Some(vq);
-        Ok(self)
     }
 
     /// Writes `dir/model.safetensors` and `dir/config.json`, creating `dir`.
@@ -220,9 +196,9 @@ impl PairAlignTokenizer {
         let config_path = source.join(CONFIG_FILE);
         let cfg: CheckpointConfig = serde_json::from_str(config_json)
             .map_err(|e| Error::BadConfig(format!("{}: {e}", config_path.display())))?;
-        if cfg.format_version != FORMAT_VERSION {
+        if !(1..=FORMAT_VERSION).contains(&cfg.format_version) {
             return Err(Error::BadConfig(format!(
-                "{}: format_version {} is not supported (this build reads {FORMAT_VERSION})",
+                "{}: format_version {} is not supported (this build reads 1 to {FORMAT_VERSION})",
                 config_path.display(),
                 cfg.format_version
             )));
@@ -331,44 +307,6 @@ impl PairAlignTokenizer {
             ]);
         };
         let cond = self.model.encode(&x, Some(&lens))?;
-        if self.needs_anchor_vq() {
-            let vq = self.anchor_vq.as_ref().ok_or_else(|| {
-                Error::BadConfig(
-                    "this PairAlign model decodes on VQ segments (anchors vq-runs) and no \
-                     VQ tokenizer is attached"
-                        .into(),
-                )
-            })?;
-            let codes = vq.frame_codes(mels)?;
-            let segments: Vec<TokenString> =
-                codes.iter().map(|c| self.cfg.vq_segments(c)).collect();
-            let anchors: Vec<Vec<(u32, f64)>> = segments
-                .iter()
-                .zip(&codes)
-                .map(|(s, c)| vq_anchors(s, c.len()))
-                .collect();
-            let centres: Vec<Vec<f64>> = anchors
-                .iter()
-                .map(|a| a.iter().map(|&(_, c)| c).collect())
-                .collect();
-            let drafts: Option<Vec<Vec<u32>>> = self.cfg.draft_tokens.then(|| {
-                segments
-                    .iter()
-                    .map(|s| s.tokens.iter().map(|&t| u32::from(t)).collect())
-                    .collect()
-            });
-            let decoded = self
-                .model
-                .decode_greedy_anchored(&cond, &centres, drafts.as_deref())?;
-            return Ok(decoded
-                .into_iter()
-                .zip(anchors)
-                .map(|(d, a)| TokenString {
-                    times_ms: a.iter().take(d.tokens.len()).map(|&(t, _)| t).collect(),
-                    tokens: d.tokens,
-                })
-                .collect());
-        }
         let Some(rows) = grid else {
             return Ok(self
                 .model
@@ -391,7 +329,7 @@ impl PairAlignTokenizer {
             .iter()
             .map(|&(m, offset)| self.grid_centres(subsampled_len(lens[m]), offset))
             .collect();
-        let decoded = self.model.decode_greedy_anchored(&cond, &centres, None)?;
+        let decoded = self.model.decode_greedy_anchored(&cond, &centres)?;
         // A grid token reads the audio at its grid point (the alignment prior is centred
         // there), so its time is where its grid cell starts, half a period before the centre.
         // The timing head, trained on the times of VQ runs, put runs of grid tokens at one
@@ -421,12 +359,6 @@ impl Tokenizer for PairAlignTokenizer {
     /// The codebook size: tokens are VQ-code ids.
     fn vocab_size(&self) -> u32 {
         self.cfg.codebook_size() as u32
-    }
-
-    /// The model config's `query_phases`: the decoder emits a window's string as a whole, so
-    /// the string of a stretch of audio may change with where its window starts.
-    fn query_phases(&self) -> usize {
-        self.cfg.query_phases.max(1)
     }
 
     fn tokenize(&self, batch: &[&[f32]]) -> Result<Vec<TokenString>> {
@@ -584,7 +516,7 @@ fn serialize(weights: &BTreeMap<String, Tensor>) -> Result<Vec<u8>> {
 /// the same weights decoded another way are another tokenizer to a database.
 fn decoding_hash(weights_hash: String, cfg: &PairAlignConfig) -> String {
     let key = cfg.decoding_key();
-    if key == PairAlignConfig::default().decoding_key() {
+    if key == PairAlignConfig::paper().decoding_key() {
         return weights_hash;
     }
     extend_hash(&weights_hash, &[key.as_bytes()])

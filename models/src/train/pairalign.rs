@@ -37,7 +37,7 @@ use super::vq::DataFingerprint;
 use super::{seeded_varmap, AdamW, AdamWConfig, LrSchedule, LOG_FILE};
 use crate::pairalign::{
     contrast_loss, expected_length, init_from_vq, length_loss, likelihood_matrix, measure_bypass,
-    paired_teacher_forcing, teacher_example, timing_loss, Anchors, CorruptionRates, EmaTeacher,
+    paired_teacher_forcing, teacher_example, timing_loss, CorruptionRates, EmaTeacher,
     PairAlignConfig, PairAlignModel, PairAlignTokenizer, TeacherBatch, TeacherExample,
 };
 use crate::tokenizer::TokenString;
@@ -48,8 +48,6 @@ use crate::{Error, Result, Tokenizer, VqTokenizer};
 pub const PAIRALIGN_TRAINER_FORMAT_VERSION: u32 = 1;
 /// The EMA teacher's weights inside a checkpoint.
 pub const TEACHER_FILE: &str = "teacher.safetensors";
-/// The draft embedding (`draft_tokens`), which a warm start may lack.
-const DRAFT_WEIGHT: &str = "decoder.draft.weight";
 /// Folder, in a run's output folder, of the VQ tokenizer the run started from.
 pub const INIT_VQ_DIR: &str = "init-vq";
 
@@ -58,7 +56,10 @@ pub const INIT_VQ_DIR: &str = "init-vq";
 #[serde(default, deny_unknown_fields)]
 pub struct PairAlignTrainConfig {
     /// The model and its training components (`model.components`); `model.encoder` must be
-    /// the config of the VQ tokenizer the run starts from.
+    /// the config of the VQ tokenizer the run starts from. Its `format_version` says which
+    /// defaults fill what it leaves out ([`PairAlignConfig::from_json`]): a config without
+    /// one (written before issue 24) gets the paper's recipe.
+    #[serde(deserialize_with = "PairAlignConfig::deserialize_versioned")]
     pub model: PairAlignConfig,
     /// Optimizer steps of the whole run (the schedules end here).
     pub steps: u64,
@@ -90,7 +91,7 @@ pub struct PairAlignTrainConfig {
     /// Share of clips whose two views are both cut to one random span (the same share of each
     /// view's length) of [`min_span_frames`](Self::min_span_frames) frames or more before the
     /// targets are derived. The index cuts recordings into windows that start anywhere in the
-    /// speech and a query clip is tokenized at window phases (`crate::tokenize_phases`), so a
+    /// speech and a query clip is cut anywhere in a recording, so a
     /// span of audio should give the same string whatever window holds it; spans teach that.
     /// 0 (the default) leaves every view whole, as pairalign-v1 was trained.
     pub span_share: f64,
@@ -420,33 +421,6 @@ impl<'c> PairAlignTrainer<'c> {
                 .lock()
                 .map_err(|_| Error::BadConfig("the VarMap lock is poisoned".into()))?;
             for (name, var) in vars.iter() {
-                if name == DRAFT_WEIGHT && !from.weights().contains_key(name) {
-                    // New in this run: starts as the LM head's rows, so that a draft code
-                    // pushes the decoder toward emitting it.
-                    let head = from
-                        .weights()
-                        .get("decoder.lm_head.weight")
-                        .ok_or_else(|| {
-                            Error::BadConfig("the warm start has no decoder.lm_head.weight".into())
-                        })?;
-                    let codes = self.cfg.model.codebook_size();
-                    let rows = Tensor::cat(
-                        &[
-                            &head.narrow(0, 0, codes)?,
-                            &Tensor::zeros((1, head.dim(1)?), head.dtype(), head.device())?,
-                        ],
-                        0,
-                    )?;
-                    if rows.dims() != var.dims() {
-                        return Err(Error::BadConfig(format!(
-                            "{DRAFT_WEIGHT}: the LM head gives {:?}, the run needs {:?}",
-                            rows.dims(),
-                            var.dims()
-                        )));
-                    }
-                    var.set(&rows.to_device(var.device())?)?;
-                    continue;
-                }
                 let t = from
                     .weights()
                     .get(name)
@@ -848,25 +822,11 @@ impl MicroInput<'_> {
                 .collect()
         };
         let mut targets = vec![TokenString::default(); 2 * k];
-        // Every row's VQ-derived string when the model reads drafts from them.
-        let mut segments: Vec<Option<TokenString>> = vec![None; 2 * k];
-        let vq_rows = if cfg.draft_tokens {
-            (0..2 * k).collect()
-        } else {
-            rows_from(false)
-        };
+        let vq_rows = rows_from(false);
         if !vq_rows.is_empty() {
             let rows: Vec<&[f32]> = vq_rows.iter().map(|&r| mels[r]).collect();
             for (&r, codes) in vq_rows.iter().zip(self.vq.frame_codes(&rows)?) {
-                let s = cfg.vq_segments(&codes);
-                match (cfg.draft_tokens, from_teacher[r % k]) {
-                    (true, true) => segments[r] = Some(s),
-                    (true, false) => {
-                        segments[r] = Some(s.clone());
-                        targets[r] = s;
-                    }
-                    (false, _) => targets[r] = s,
-                }
+                targets[r] = cfg.vq_segments(&codes);
             }
         }
         let teacher_rows = rows_from(true);
@@ -887,18 +847,14 @@ impl MicroInput<'_> {
         let partner = |r: usize| if c.cross_paired { (r + k) % (2 * k) } else { r };
         let examples: Vec<TeacherExample> = (0..2 * k)
             .map(|r| {
-                let mut ex = teacher_example(
+                teacher_example(
                     cfg,
                     &targets[r],
                     cond_frames[r],
                     cond_frames[partner(r)],
                     &self.rates,
                     rng,
-                );
-                if let Some(s) = &segments[partner(r)] {
-                    ex.set_drafts(cfg, s);
-                }
-                ex
+                )
             })
             .collect();
         let tbatch = TeacherBatch::new(cfg, &examples, self.device)?;
@@ -936,18 +892,14 @@ impl MicroInput<'_> {
             let examples: Vec<TeacherExample> = rows
                 .iter()
                 .map(|&r| {
-                    let mut ex = teacher_example(
+                    teacher_example(
                         cfg,
                         &targets[r],
                         cond_frames[r],
                         cond_frames[partner(r)],
                         &none,
                         &mut ChaCha8Rng::seed_from_u64(0),
-                    );
-                    if let Some(s) = &segments[partner(r)] {
-                        ex.set_drafts(cfg, s);
-                    }
-                    ex
+                    )
                 })
                 .collect();
             TeacherBatch::new(cfg, &examples, self.device)
@@ -1027,13 +979,6 @@ pub(crate) fn cut_spans(
 /// Rejects configs the loop cannot run.
 fn check_config(cfg: &PairAlignTrainConfig, cache: &FeatureCache) -> Result<()> {
     cfg.model.validate()?;
-    if cfg.model.anchors == Anchors::VqRuns && cfg.model.components.ema_teacher {
-        return Err(Error::BadConfig(
-            "anchors vq-runs with the EMA teacher is not supported yet: the teacher decodes on \
-             the grid (switch components.ema_teacher off)"
-                .into(),
-        ));
-    }
     if cfg.batch_size == 0 || cfg.steps == 0 {
         return Err(Error::BadConfig(
             "steps and batch_size must be at least 1".into(),
