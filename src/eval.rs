@@ -1,6 +1,6 @@
 //! `pairalign eval`: the issue 7 protocols (retrieval, consistency, compaction, sweep, locate)
-//! for any number of tokenizers and the dense baseline. Thin: arguments, loading, one library
-//! call per protocol, printing and `--out`.
+//! and content across voices (issue 22) for any number of tokenizers and the dense baseline.
+//! Thin: arguments, loading, one library call per protocol, printing and `--out`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,8 +11,9 @@ use pairalign_datasets::corpus::Split;
 use pairalign_datasets::views::ViewSpace;
 use pairalign_engine::EditBudget;
 use pairalign_eval::{
-    CompactedVq, CompactionOptions, Condition, ConsistencyOptions, Layout, LocateOptions, Outputs,
-    PooledEncoder, Source, Subject, SweepOptions, ViewOptions, CONDITIONS, DEFAULT_VIEW_SPACE,
+    CompactedVq, CompactionOptions, Condition, ConsistencyOptions, ContentOptions, ContentSet,
+    Layout, LocateOptions, Match, Outputs, PooledEncoder, Silence, Source, Subject, SweepOptions,
+    ViewOptions, CONDITIONS, DEFAULT_VIEW_SPACE,
 };
 use pairalign_models::vq::CODE_FRAME_MS;
 use pairalign_models::PairAlignConfig;
@@ -32,6 +33,8 @@ pub enum LayoutArg {
     Timit,
     /// The manifest.jsonl written by `pairalign synth`.
     Manifest,
+    /// Speech Commands: <word>/<speaker>_nohash_<n>.wav.
+    SpeechCommands,
 }
 
 /// Voice splits of a synthetic manifest.
@@ -172,6 +175,76 @@ pub struct LocateArgs {
     on_window_boundaries: bool,
 }
 
+/// Which voices of a synthetic manifest `eval content` uses.
+#[derive(Copy, Clone, Debug, ValueEnum)]
+pub enum VoicesArg {
+    /// Voices held out of training.
+    Heldout,
+    /// Voices used for training.
+    Train,
+    /// Every voice.
+    All,
+}
+
+/// How `eval content` compares two token strings.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MatchArg {
+    /// The whole strings: Levenshtein distance over the longer length.
+    Global,
+    /// The shorter string located inside the longer, over the shorter's length.
+    Infix,
+}
+
+/// What `eval content` does with the silence around the words.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SilenceArg {
+    /// Tokenize each clip as it is.
+    Keep,
+    /// Cut leading and trailing silence by energy before tokenizing.
+    Trim,
+}
+
+/// Arguments of `eval content`.
+#[derive(clap::Args, Debug)]
+pub struct ContentArgs {
+    /// A Speech Commands folder (<word>/<speaker>_nohash_<n>.wav): the clips of a word say the
+    /// same thing, a speaker is a voice.
+    #[arg(long, conflicts_with_all = ["corpus", "layout"], required_unless_present = "corpus")]
+    speech_commands: Option<PathBuf>,
+    /// A corpus with transcripts: a synthetic manifest.jsonl rendered with `pairalign synth
+    /// --voices-per-sentence K` (clips of a sentence say the same thing, an engine voice is a
+    /// voice), or LibriSpeech.
+    #[arg(long)]
+    corpus: Option<PathBuf>,
+    /// How --corpus is laid out.
+    #[arg(long, value_enum, default_value_t = LayoutArg::Auto)]
+    layout: LayoutArg,
+    /// With a synthetic manifest: which voices.
+    #[arg(long, value_enum, default_value_t = VoicesArg::Heldout)]
+    voices: VoicesArg,
+    /// `vq`, `vq-v2`, `pairalign`, `pairalign-v2`, a weights folder, or any other token subject
+    /// of `eval retrieval --help`. Repeat to compare.
+    #[arg(long = "tokenizer", default_value = "vq")]
+    tokenizers: Vec<String>,
+    /// How token strings are compared; several (`global,infix`) run on the same strings
+    /// [default: global].
+    #[arg(long = "match", value_enum, value_delimiter = ',')]
+    matches: Vec<MatchArg>,
+    /// Silence around the words; several (`keep,trim`) run on the same decoded clips
+    /// [default: trim].
+    #[arg(long = "silence", value_enum, value_delimiter = ',')]
+    silences: Vec<SilenceArg>,
+    /// Only the first N clips (in id order).
+    #[arg(long)]
+    max_clips: Option<usize>,
+    /// One JSON object per tokenizer, silence and match mode, and line.
+    #[arg(long)]
+    json: bool,
+    /// Also write results.json, results.md and content.svg into this folder.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
 /// The source and the subjects, loaded; problems of the corpus printed.
 struct Loaded {
     source: Source,
@@ -187,6 +260,7 @@ fn load(common: &CommonArgs) -> anyhow::Result<Loaded> {
         LayoutArg::Librispeech => Layout::Librispeech,
         LayoutArg::Timit => Layout::Timit,
         LayoutArg::Manifest => Layout::Manifest,
+        LayoutArg::SpeechCommands => Layout::SpeechCommands,
     };
     let split = common.split.map(|s| match s {
         SplitArg::Train => Split::Train,
@@ -411,4 +485,100 @@ pub fn locate(args: LocateArgs) -> anyhow::Result<ExitCode> {
         &pairalign_eval::locate::outputs(&reports),
         loaded.problems,
     )
+}
+
+/// Runs `eval content` (dense subjects are skipped: the clips are compared as token strings).
+pub fn content(args: ContentArgs) -> anyhow::Result<ExitCode> {
+    let (corpus, layout) = match (&args.speech_commands, &args.corpus) {
+        (Some(folder), _) => (folder.clone(), LayoutArg::SpeechCommands),
+        (None, Some(corpus)) => (corpus.clone(), args.layout),
+        (None, None) => anyhow::bail!("give --speech-commands DIR or --corpus PATH"),
+    };
+    let is_manifest = match layout {
+        LayoutArg::Manifest => true,
+        LayoutArg::Auto => corpus.is_file() && corpus.extension().is_some_and(|e| e == "jsonl"),
+        _ => false,
+    };
+    let split = match args.voices {
+        _ if !is_manifest => None,
+        VoicesArg::Heldout => Some(SplitArg::Heldout),
+        VoicesArg::Train => Some(SplitArg::Train),
+        VoicesArg::All => None,
+    };
+    let name = match corpus.file_name().and_then(|n| n.to_str()) {
+        Some("manifest.jsonl") => corpus.parent().and_then(|p| p.file_name()),
+        _ => corpus.file_name(),
+    }
+    .map_or_else(
+        || corpus.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let name = match (is_manifest, args.voices) {
+        (true, VoicesArg::Heldout) => format!("{name} held-out"),
+        (true, VoicesArg::Train) => format!("{name} train"),
+        _ => name,
+    };
+    let common = CommonArgs {
+        corpus,
+        layout,
+        split,
+        tokenizers: args.tokenizers,
+        seed: 0,
+        json: args.json,
+        out: args.out,
+    };
+    let loaded = load(&common)?;
+    for s in loaded.subjects.iter().filter(|s| s.tokenizer().is_none()) {
+        eprintln!("content: skipping {}: it compares token strings", s.name);
+    }
+    let set = ContentSet::from_source(name, &loaded.source)?;
+    eprintln!(
+        "content: {} clips of {} groups in {} voices",
+        set.clips.len(),
+        set.groups(),
+        set.voices()
+    );
+    let defaults = ContentOptions::default();
+    let options = ContentOptions {
+        silences: if args.silences.is_empty() {
+            defaults.silences
+        } else {
+            dedup(&args.silences)
+                .into_iter()
+                .map(|s| match s {
+                    SilenceArg::Keep => Silence::Keep,
+                    SilenceArg::Trim => Silence::Trim,
+                })
+                .collect()
+        },
+        matches: if args.matches.is_empty() {
+            defaults.matches
+        } else {
+            dedup(&args.matches)
+                .into_iter()
+                .map(|m| match m {
+                    MatchArg::Global => Match::Global,
+                    MatchArg::Infix => Match::Infix,
+                })
+                .collect()
+        },
+        max_clips: args.max_clips,
+    };
+    let reports = pairalign_eval::content::content(&set, &loaded.subjects, &options)?;
+    finish(
+        &common,
+        &pairalign_eval::content::outputs(&reports),
+        loaded.problems,
+    )
+}
+
+/// `values` without repeats, in first-seen order.
+fn dedup<T: PartialEq + Copy>(values: &[T]) -> Vec<T> {
+    let mut out = Vec::new();
+    for &v in values {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
 }

@@ -69,7 +69,7 @@ enum Command {
     /// example.
     Excerpt(excerpt::ExcerptArgs),
     /// Measure tokenizers: retrieval, cross-view consistency, compaction, the continuous sweep,
-    /// locating excerpts (tables, JSON, SVG plots).
+    /// locating excerpts, content across voices (tables, JSON, SVG plots).
     #[command(subcommand)]
     Eval(EvalCommand),
     /// Serve the HTTP API over an archive (search, upload, delete, stats, metrics).
@@ -90,6 +90,10 @@ enum EvalCommand {
     /// Modified 3 s excerpts of long recordings searched in a database of the recordings:
     /// source found first, start-time error.
     Locate(eval::LocateArgs),
+    /// The same words said by different voices (Speech Commands, or a synthetic corpus with
+    /// several voices per sentence): each clip queries the clips of the other voices; P@1, MRR,
+    /// P@10.
+    Content(eval::ContentArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -178,6 +182,13 @@ struct SynthArgs {
     /// Utterances rendered in parallel (0: one per core).
     #[arg(long, default_value_t = 0)]
     jobs: usize,
+    /// Distinct voices that say each sentence, all on one side of the train/held-out split (1:
+    /// the corpus earlier versions rendered for the seed).
+    #[arg(long, default_value_t = 1)]
+    voices_per_sentence: usize,
+    /// Render only the training or only the held-out voices (the split stays the same).
+    #[arg(long, value_enum)]
+    only: Option<SplitArg>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -371,6 +382,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             EvalCommand::Compaction(args) => eval::compaction(args),
             EvalCommand::Sweep(args) => eval::sweep(args),
             EvalCommand::Locate(args) => eval::locate(args),
+            EvalCommand::Content(args) => eval::content(args),
         },
         Command::Serve(args) => serve::serve(args),
     }
@@ -560,6 +572,11 @@ fn synth(args: SynthArgs) -> anyhow::Result<ExitCode> {
         engines: args.engines,
         heldout_fraction: args.heldout,
         jobs: args.jobs,
+        voices_per_sentence: args.voices_per_sentence,
+        only: args.only.map(|s| match s {
+            SplitArg::Train => pairalign_datasets::synth::Split::Train,
+            SplitArg::Heldout => pairalign_datasets::synth::Split::Heldout,
+        }),
     };
     let last_percent = std::sync::atomic::AtomicUsize::new(usize::MAX);
     let report = render(&options, |p: SynthProgress| {
@@ -581,8 +598,9 @@ fn synth(args: SynthArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "rendered {} utterances, {:.2} h of audio in {:.1} s, to {} ({} train voices, {} held-out)",
+            "rendered {} utterances of {} sentences, {:.2} h of audio in {:.1} s, to {} ({} train voices, {} held-out)",
             report.utterances,
+            report.sentences,
             report.seconds / 3600.0,
             report.wall_s,
             args.out.display(),

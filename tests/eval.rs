@@ -1,7 +1,9 @@
 //! `pairalign eval` end to end on the bundled samples with the shipped VQ tokenizer: every
 //! protocol runs, prints one JSON object per tokenizer with its documented keys, and writes
 //! results.json, results.md and its plots with `--out`. Small limits keep each run to seconds;
-//! the protocols' correctness is tested in `eval/tests/protocol.rs`.
+//! the protocols' correctness is tested in `eval/tests/protocol.rs`. `eval content` runs on a
+//! few Speech Commands clips (../shared/data/real-speech, skipped without it) and on a tiny
+//! synthetic corpus with two voices per sentence (skipped without espeak-ng).
 
 #![allow(clippy::unwrap_used)] // Tests unwrap: a failure is the test failing.
 
@@ -248,4 +250,159 @@ fn protocols_that_need_audio_refuse_a_feature_cache_and_bad_input_exits_2() {
         path(&dir.path().join("missing.feat")),
     ]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+const CONTENT_KEYS: &[&str] = &[
+    "set",
+    "silence",
+    "match",
+    "clips",
+    "groups",
+    "voices",
+    "seconds_per_clip",
+    "tokens_per_clip",
+    "queries",
+    "unanswerable",
+    "candidates",
+    "p_at_1",
+    "mrr",
+    "p_at_10",
+    "chance_p_at_1",
+];
+
+/// Checks the reports of `eval content` on `clips` clips of `groups` groups, one per silence
+/// and match mode in `modes`.
+fn check_content(reports: &[Value], clips: u64, groups: u64, modes: &[(&str, &str)]) {
+    assert_eq!(reports.len(), modes.len(), "{reports:?}");
+    for (r, (silence, matching)) in reports.iter().zip(modes) {
+        has_keys(r, CONTENT_KEYS);
+        assert_eq!(r["protocol"], "content");
+        assert_eq!(
+            (r["silence"].as_str(), r["match"].as_str()),
+            (Some(*silence), Some(*matching))
+        );
+        assert_eq!(
+            (r["clips"].as_u64(), r["groups"].as_u64()),
+            (Some(clips), Some(groups))
+        );
+        assert!(r["voices"].as_u64().unwrap() >= 2, "{r}");
+        assert_eq!(
+            r["unanswerable"], 0,
+            "every clip's words are said by another voice"
+        );
+        assert_eq!(r["queries"].as_u64(), Some(clips));
+        for key in ["p_at_1", "mrr", "p_at_10", "chance_p_at_1"] {
+            let v = r[key].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{key} {v}");
+        }
+        assert!(r["tokens_per_clip"].as_f64().unwrap() > 0.0, "{r}");
+    }
+}
+
+#[test]
+fn content_on_a_few_speech_commands_clips() {
+    let shared =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/real-speech/speech-commands-20");
+    if !shared.is_dir() {
+        eprintln!("skipping: no {} (the real-speech set)", shared.display());
+        return;
+    }
+    // Two words, three clips each, from different speakers where the set has them.
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("sc");
+    for word in ["yes", "no"] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(shared.join(word))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        std::fs::create_dir_all(set.join(word)).unwrap();
+        for file in files.iter().take(3) {
+            std::fs::copy(file, set.join(word).join(file.file_name().unwrap())).unwrap();
+        }
+    }
+    let reports = eval(
+        &[
+            "content",
+            "--speech-commands",
+            path(&set),
+            "--match",
+            "global,infix",
+            "--silence",
+            "keep,trim",
+        ],
+        &dir.path().join("out"),
+        &["content.svg"],
+    );
+    check_content(
+        &reports,
+        6,
+        2,
+        &[
+            ("keep", "global"),
+            ("keep", "infix"),
+            ("trim", "global"),
+            ("trim", "infix"),
+        ],
+    );
+    assert_eq!(reports[0]["set"], "sc");
+    let keep = reports[0]["seconds_per_clip"].as_f64().unwrap();
+    let trim = reports[2]["seconds_per_clip"].as_f64().unwrap();
+    assert!(trim < keep && keep <= 1.0, "trimmed {trim} s of {keep} s");
+}
+
+#[test]
+fn content_on_a_synthetic_corpus_with_two_voices_per_sentence() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("two-voices");
+    let out = pairalign(&[
+        "synth",
+        "--out",
+        path(&corpus),
+        "--hours",
+        "0.003",
+        "--engines",
+        "espeak-ng",
+        "--voices-per-sentence",
+        "2",
+        "--only",
+        "heldout",
+        "--json",
+    ]);
+    if !out.status.success() && stderr(&out).contains("scripts/setup.sh") {
+        eprintln!("skipping: espeak-ng is not installed (run scripts/setup.sh)");
+        return;
+    }
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rendered = &json_lines(&out)[0];
+    let (utterances, sentences) = (
+        rendered["utterances"].as_u64().unwrap(),
+        rendered["sentences"].as_u64().unwrap(),
+    );
+    assert_eq!(utterances, 2 * sentences, "{rendered}");
+    assert!(sentences >= 2, "{rendered}");
+    let reports = eval(
+        &[
+            "content",
+            "--corpus",
+            path(&corpus.join("manifest.jsonl")),
+            "--tokenizer",
+            "vq",
+        ],
+        &dir.path().join("out"),
+        &["content.svg"],
+    );
+    // The default: trimmed silence, whole strings; the held-out voices.
+    check_content(&reports, utterances, sentences, &[("trim", "global")]);
+    assert_eq!(reports[0]["set"], "two-voices held-out");
+    // The training voices of this corpus: none.
+    let out = pairalign(&[
+        "eval",
+        "content",
+        "--corpus",
+        path(&corpus.join("manifest.jsonl")),
+        "--voices",
+        "train",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }

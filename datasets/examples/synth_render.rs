@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo run --release -p pairalign-datasets --example synth_render -- \
-//!     --out /tmp/synth --hours 0.05 --seed 1 --jobs 2 [--engines espeak-ng,flite,piper]
+//!     --out /tmp/synth --hours 0.05 --seed 1 --jobs 2 [--engines espeak-ng,flite,piper] \
+//!     [--voices-per-sentence K]
 //! ```
 
 use std::path::PathBuf;
@@ -36,6 +37,9 @@ fn run() -> anyhow::Result<ExitCode> {
             "--jobs" => options.jobs = value.parse().context("--jobs")?,
             "--heldout" => options.heldout_fraction = value.parse().context("--heldout")?,
             "--engines" => options.engines = value.split(',').map(str::to_string).collect(),
+            "--voices-per-sentence" => {
+                options.voices_per_sentence = value.parse().context("--voices-per-sentence")?
+            }
             other => bail!("unknown flag {other}"),
         }
     }

@@ -1,12 +1,12 @@
 //! Corpus readers on tiny fake layouts written to temp dirs (plain folder, LibriSpeech, TIMIT,
-//! synthetic manifest), and the clip tail rule.
+//! Speech Commands, synthetic manifest), and the clip tail rule.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use pairalign_datasets::corpus::{
-    clips, read_folder, read_librispeech, read_manifest, read_manifest_split, read_timit, Split,
-    Utterance, DEFAULT_WINDOW_S,
+    clips, read_folder, read_librispeech, read_manifest, read_manifest_split, read_speech_commands,
+    read_timit, Split, Utterance, DEFAULT_WINDOW_S,
 };
 use pairalign_datasets::{Error, Result};
 
@@ -218,6 +218,38 @@ fn librispeech_layout_with_transcripts() {
             "transcript for 84-121123-0009 but no audio file"
         ]
     );
+}
+
+#[test]
+fn speech_commands_layout_gives_word_and_speaker() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    write_blob(&root.join("yes/0a7c2a8d_nohash_0.wav"), 32_000);
+    write_blob(&root.join("yes/0a7c2a8d_nohash_1.wav"), 32_000);
+    write_blob(&root.join("no/9f2d_nohash_0.wav"), 16_000);
+    write_blob(&root.join("no/stray.wav"), 16_000);
+    write_blob(&root.join("_background_noise_/white_noise.wav"), 64_000);
+    write_blob(&root.join("loose_nohash_0.wav"), 16_000);
+    write_blob(&root.join("yes/deeper/x_nohash_0.wav"), 16_000);
+    fs::write(root.join("LICENSE"), "CC BY 4.0").expect("write");
+
+    let corpus = read_speech_commands(root, &fake_probe).expect("read");
+    let got: Vec<(&str, &str, Option<&str>)> = corpus
+        .utterances
+        .iter()
+        .map(|u| (u.id.as_str(), u.speaker.as_str(), u.transcript.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("no/9f2d_nohash_0", "9f2d", Some("no")),
+            ("yes/0a7c2a8d_nohash_0", "0a7c2a8d", Some("yes")),
+            ("yes/0a7c2a8d_nohash_1", "0a7c2a8d", Some("yes")),
+        ]
+    );
+    assert!((corpus.utterances[1].duration_s - 1.0).abs() < 1e-9);
+    assert_eq!(corpus.problems.len(), 1, "{:?}", corpus.problems);
+    assert!(corpus.problems[0].0.ends_with("no/stray.wav"));
 }
 
 #[test]

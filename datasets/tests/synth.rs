@@ -195,3 +195,41 @@ fn tiny_render_matches_its_manifest_and_repeats_byte_for_byte() {
         );
     }
 }
+
+#[test]
+fn k_voices_per_sentence_render_each_sentence_with_k_distinct_held_out_voices() {
+    let installed = installed_engines();
+    if installed.is_empty() {
+        eprintln!("skipping: neither espeak-ng nor flite is installed (run scripts/setup.sh)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = 3;
+    let options = SynthOptions {
+        out: dir.path().to_path_buf(),
+        hours: 0.005,
+        seed: 4,
+        engines: installed,
+        jobs: 2,
+        voices_per_sentence: k,
+        only: Some(Split::Heldout),
+        ..SynthOptions::default()
+    };
+    let report = render(&options, |_| {}).expect("render");
+    let entries = read_manifest(&dir.path().join(MANIFEST)).expect("manifest");
+    assert_eq!(entries.len(), report.utterances);
+    assert_eq!(report.sentences * k, report.utterances, "{report:?}");
+    assert!(report.sentences >= 2, "{report:?}");
+    let texts: HashSet<&str> = entries.iter().map(|e| e.text.as_str()).collect();
+    assert_eq!(texts.len(), report.sentences);
+    for text in texts {
+        let said: Vec<_> = entries.iter().filter(|e| e.text == text).collect();
+        assert_eq!(said.len(), k, "{text}");
+        let voices: HashSet<(&str, &str)> = said
+            .iter()
+            .map(|e| (e.engine.as_str(), e.voice.as_str()))
+            .collect();
+        assert_eq!(voices.len(), k, "{text}: {voices:?}");
+        assert!(said.iter().all(|e| e.split == Split::Heldout), "{said:?}");
+    }
+}

@@ -1,6 +1,6 @@
 //! pairalign-eval: how good a tokenizer is for search, measured the way the paper does
 //! (shared/DESIGN.md section 1; issue 7), for any [`Tokenizer`](pairalign_models::Tokenizer)
-//! and for a dense embedding as the baseline. Five protocols, each a module with its options,
+//! and for a dense embedding as the baseline. Six protocols, each a module with its options,
 //! its report and `outputs` (a markdown table and SVG plots):
 //!
 //! - [`retrieval`]: clips of 3 s in two views; view 1 of each clip queries a database of view 0
@@ -13,6 +13,8 @@
 //!   string and token count against shift.
 //! - [`locate`]: modified 3 s excerpts of long recordings searched in a database of the
 //!   recordings: source found first, start-time error.
+//! - [`content`]: the same words said by different voices: every clip queries the clips of the
+//!   other voices; relevant are those saying its words (issue 22, part 3).
 //!
 //! The data come from a [`Source`]: a feature cache of paired views or a corpus (folder,
 //! LibriSpeech, TIMIT, synthetic manifest). Ties in rankings are counted by expectation
@@ -44,9 +46,15 @@
 //!   (array), `tokens` (array: tokens per window), `tokens_per_s`, `length_cv`.
 //! - locate: `recordings`, `hours`, `queries`, `found_first`, `found_in_top`, `located` (first
 //!   and within 300 ms), `start_error_ms_median`, `start_error_ms_p90`, `search_ms_median`.
+//! - content: `set`, `silence` (`keep` or `trim`), `match` (`global` or `infix`), `clips`,
+//!   `groups`, `voices`, `seconds_per_clip`, `tokens_per_clip`, `queries`, `unanswerable`
+//!   (clips whose words no other voice says), `candidates` (per query, mean), `p_at_1`, `mrr`
+//!   (of the first relevant candidate), `p_at_10` (relevant among the first 10, over 10),
+//!   `chance_p_at_1`.
 
 pub mod compaction;
 pub mod consistency;
+pub mod content;
 mod error;
 pub mod locate;
 pub mod metrics;
@@ -61,14 +69,18 @@ mod windows;
 
 pub use compaction::{compaction, CompactionOptions, CompactionReport};
 pub use consistency::{consistency, Consistency, ConsistencyOptions, ConsistencyReport};
+pub use content::{
+    content, ContentClip, ContentMetrics, ContentOptions, ContentReport, ContentSet, Match, Silence,
+};
 pub use error::{Error, Result};
 pub use locate::{locate, Condition, LocateOptions, LocateReport, CONDITIONS};
-pub use metrics::{average_precision, ned, separation, RankStats, RetrievalMetrics, Summary};
+pub use metrics::{
+    average_precision, infix_ned, ned, separation, GroupRankStats, RankStats, RetrievalMetrics,
+    Summary,
+};
 pub use output::Outputs;
 pub use retrieval::{retrieval, RetrievalReport};
 pub use source::{Layout, PairedViews, Recording, Source, ViewOptions, DEFAULT_VIEW_SPACE};
-pub use subject::{
-    CompactedVq, Embedder, Kind, Model, PooledEncoder, Subject, SubjectInfo,
-};
+pub use subject::{CompactedVq, Embedder, Kind, Model, PooledEncoder, Subject, SubjectInfo};
 pub use sweep::{sweep, SweepOptions, SweepReport};
 pub use windows::tokenize_recordings;

@@ -157,6 +157,62 @@ pub fn average_precision(scores: &[f64], relevant: &[usize]) -> f64 {
     sum / total as f64
 }
 
+/// Where the relevant candidates of one query landed when several are relevant (all the clips
+/// that say the same words: `eval content`), ties by expectation as everywhere in this module.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct GroupRankStats {
+    /// Probability that the first candidate is relevant.
+    pub p_at_1: f64,
+    /// Expected reciprocal rank of the first relevant candidate (0 when none is relevant).
+    pub reciprocal_rank: f64,
+    /// Expected share of relevant candidates among the first 10 (relevant ones counted, divided
+    /// by 10 even when fewer candidates or fewer relevant ones exist).
+    pub p_at_10: f64,
+}
+
+impl GroupRankStats {
+    /// The ranking of candidates by `scores` (lower is better; NaN ranks last) in which the
+    /// candidates with `relevant[i]` are the right answers. Within a group of `n` equal scores
+    /// holding `r` relevant candidates every order is equally likely: each of its positions holds
+    /// a relevant one with chance `r / n`, and the first relevant one is at its `p`-th position
+    /// with chance `r / (n - p + 1) * prod_{i < p - 1} (n - r - i) / (n - i)` (the first `p - 1`
+    /// drawn without replacement are all irrelevant).
+    pub fn of(scores: &[f64], relevant: &[bool]) -> Self {
+        let mut order: Vec<usize> = (0..scores.len()).collect();
+        order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+        let mut stats = GroupRankStats::default();
+        let (mut before, mut first_found) = (0usize, false);
+        let mut start = 0;
+        while start < order.len() {
+            let s = scores[order[start]];
+            let n = order[start..]
+                .iter()
+                .take_while(|&&j| scores[j].total_cmp(&s).is_eq())
+                .count();
+            let r = order[start..start + n]
+                .iter()
+                .filter(|&&j| relevant.get(j).copied().unwrap_or(false))
+                .count();
+            let share = r as f64 / n as f64;
+            let in_top = |k: usize| k.saturating_sub(before).min(n) as f64;
+            stats.p_at_1 += in_top(1) * share;
+            stats.p_at_10 += in_top(10) * share / 10.0;
+            if r > 0 && !first_found {
+                first_found = true;
+                let mut none_yet = 1.0;
+                for p in 1..=n - r + 1 {
+                    let here = none_yet * r as f64 / (n - p + 1) as f64;
+                    stats.reciprocal_rank += here / (before + p) as f64;
+                    none_yet *= (n - r - (p - 1)) as f64 / (n - (p - 1)) as f64;
+                }
+            }
+            before += n;
+            start += n;
+        }
+        stats
+    }
+}
+
 /// The chance that a value drawn from `lower` is below one drawn from `higher`, ties counting
 /// half: the area under the ROC curve of a threshold separating the two (1: always separated,
 /// 0.5: indistinguishable). Used for "same clip, two views" against "unrelated clips".
@@ -201,6 +257,45 @@ pub fn ned_row(query: &[Symbol], texts: &[&[Symbol]]) -> Vec<f64> {
                 (0, _) => 0.0,
                 (_, Some(d)) => f64::from(*d) / longest as f64,
                 (_, None) => 1.0,
+            }
+        })
+        .collect()
+}
+
+/// Edit distance of the shorter string located inside the longer (the best substring of the
+/// longer, as the engine's infix search finds a query inside a document), divided by the
+/// shorter's length: 0 when one says the other's words with anything around them. 0 for two
+/// empty strings, 1 when only one is empty (an empty string locates nothing). Symmetric.
+pub fn infix_ned(a: &[Symbol], b: &[Symbol]) -> f64 {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    match (short.len(), long.len()) {
+        (0, 0) => 0.0,
+        (0, _) => 1.0,
+        (n, _) => {
+            let d = Verifier::new(short, Mode::Infix)
+                .distance(long, None)
+                .unwrap_or(n as u32);
+            f64::from(d) / n as f64
+        }
+    }
+}
+
+/// [`infix_ned`] from `query` to every text; the texts at least as long as the query through
+/// the verifier's batched kernels.
+pub fn infix_ned_row(query: &[Symbol], texts: &[&[Symbol]]) -> Vec<f64> {
+    let batched = |t: &[Symbol]| !query.is_empty() && t.len() >= query.len();
+    let longer: Vec<&[Symbol]> = texts.iter().copied().filter(|t| batched(t)).collect();
+    let mut found = Verifier::new(query, Mode::Infix)
+        .distances(&longer, None)
+        .into_iter();
+    texts
+        .iter()
+        .map(|t| {
+            if batched(t) {
+                let d = found.next().flatten().unwrap_or(query.len() as u32);
+                f64::from(d) / query.len() as f64
+            } else {
+                infix_ned(query, t)
             }
         })
         .collect()
@@ -341,8 +436,9 @@ mod tests {
         assert!((average_precision(&scores, &[0]) - rr).abs() < 1e-12);
     }
 
-    /// Every order of the tie groups, enumerated: the oracle for the tie-aware formula.
-    fn average_precision_by_enumeration(scores: &[f64], relevant: &[usize]) -> f64 {
+    /// Every order of `scores` that sorts them (ties in every order), enumerated: the oracle
+    /// for the tie-aware formulas.
+    fn tie_orders(scores: &[f64]) -> Vec<Vec<usize>> {
         fn permutations(items: Vec<usize>) -> Vec<Vec<usize>> {
             if items.len() <= 1 {
                 return vec![items];
@@ -381,6 +477,12 @@ mod tests {
                 })
                 .collect();
         }
+        orders
+    }
+
+    /// Every order of the tie groups, enumerated: the oracle for the tie-aware formula.
+    fn average_precision_by_enumeration(scores: &[f64], relevant: &[usize]) -> f64 {
+        let orders = tie_orders(scores);
         let ap = |order: &[usize]| {
             let mut hits = 0;
             let mut sum = 0.0;
@@ -453,5 +555,137 @@ mod tests {
         assert!((cosine(&[1.0, 0.0], &[2.0, 0.0]) - 1.0).abs() < 1e-12);
         assert!(cosine(&[1.0, 0.0], &[0.0, 3.0]).abs() < 1e-12);
         assert_eq!(cosine(&[0.0, 0.0], &[1.0, 1.0]), 0.0);
+    }
+
+    #[test]
+    fn group_ranks_by_hand() {
+        // Sorted: 0.1 (irrelevant), then 0.2 three times (one relevant: rank 2, 3 or 4 with
+        // equal chance), 0.5 (relevant), 0.9 (relevant).
+        let g = GroupRankStats::of(
+            &[0.2, 0.1, 0.2, 0.5, 0.2, 0.9],
+            &[false, false, true, true, false, true],
+        );
+        assert_eq!(g.p_at_1, 0.0);
+        assert!((g.reciprocal_rank - (1.0 / 2.0 + 1.0 / 3.0 + 1.0 / 4.0) / 3.0).abs() < 1e-12);
+        assert!(
+            (g.p_at_10 - 0.3).abs() < 1e-12,
+            "3 relevant in the first 10, over 10"
+        );
+        // Two relevant of three tied at the top: the first is relevant with chance 2/3; else
+        // (1/3) the second is, so the expected reciprocal rank is 2/3 + 1/3 * 1/2.
+        let g = GroupRankStats::of(&[0.1, 0.1, 0.1, 0.4], &[true, true, false, false]);
+        assert!((g.p_at_1 - 2.0 / 3.0).abs() < 1e-12);
+        assert!((g.reciprocal_rank - 5.0 / 6.0).abs() < 1e-12);
+        assert!((g.p_at_10 - 0.2).abs() < 1e-12);
+        // Nothing relevant; NaN ranks last.
+        assert_eq!(
+            GroupRankStats::of(&[0.1, 0.2], &[false, false]),
+            GroupRankStats::default()
+        );
+        let g = GroupRankStats::of(&[f64::NAN, 0.3], &[false, true]);
+        assert_eq!((g.p_at_1, g.reciprocal_rank), (1.0, 1.0));
+        // One relevant candidate: the single-target statistics.
+        let scores = [0.2, 0.1, 0.2, 0.5, 0.2];
+        let single = RankStats::of(&scores, 0);
+        let g = GroupRankStats::of(&scores, &[true, false, false, false, false]);
+        assert!((g.p_at_1 - single.p_at_1()).abs() < 1e-12);
+        assert!((g.reciprocal_rank - single.reciprocal_rank()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn group_ranks_with_ties_equal_the_mean_over_all_orders() {
+        let mut state = 11u32;
+        let mut next = |m: u32| {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (state >> 16) % m
+        };
+        for _ in 0..300 {
+            let n = 1 + next(7) as usize;
+            let scores: Vec<f64> = (0..n).map(|_| f64::from(next(3))).collect();
+            let relevant: Vec<bool> = (0..n).map(|_| next(3) == 0).collect();
+            let orders = tie_orders(&scores);
+            let mean = |f: &dyn Fn(&[usize]) -> f64| {
+                orders.iter().map(|o| f(o)).sum::<f64>() / orders.len() as f64
+            };
+            let p_at = |o: &[usize], k: usize| {
+                o.iter().take(k).filter(|&&i| relevant[i]).count() as f64 / k as f64
+            };
+            let rr = |o: &[usize]| {
+                o.iter()
+                    .position(|&i| relevant[i])
+                    .map_or(0.0, |r| 1.0 / (r + 1) as f64)
+            };
+            let got = GroupRankStats::of(&scores, &relevant);
+            let want = GroupRankStats {
+                p_at_1: mean(&|o| p_at(o, 1)),
+                reciprocal_rank: mean(&rr),
+                p_at_10: mean(&|o| p_at(o, 10)),
+            };
+            for (g, w) in [
+                (got.p_at_1, want.p_at_1),
+                (got.reciprocal_rank, want.reciprocal_rank),
+                (got.p_at_10, want.p_at_10),
+            ] {
+                assert!(
+                    (g - w).abs() < 1e-12,
+                    "{scores:?} {relevant:?}: {got:?} vs {want:?}"
+                );
+            }
+        }
+    }
+
+    /// Edit distance of `short` against the best substring of `long` by plain dynamic
+    /// programming (the first row free: a match may start anywhere; the best of the last row).
+    fn infix_by_dp(short: &[Symbol], long: &[Symbol]) -> usize {
+        let mut row = vec![0usize; long.len() + 1];
+        for (i, &x) in short.iter().enumerate() {
+            let mut diagonal = row[0];
+            row[0] = i + 1;
+            for (j, &y) in long.iter().enumerate() {
+                let up = row[j + 1];
+                row[j + 1] = (up + 1).min(row[j] + 1).min(diagonal + usize::from(x != y));
+                diagonal = up;
+            }
+        }
+        row.into_iter().min().unwrap_or(0)
+    }
+
+    #[test]
+    fn infix_ned_against_plain_dynamic_programming_and_the_row_agrees() {
+        assert_eq!(infix_ned(&[], &[]), 0.0);
+        assert_eq!(infix_ned(&[], &[1, 2]), 1.0);
+        assert_eq!(infix_ned(&[2, 3], &[1, 2, 3, 4]), 0.0);
+        assert_eq!(infix_ned(&[1, 2, 3, 4], &[2, 3]), 0.0, "symmetric");
+        assert!((infix_ned(&[2, 9, 4], &[1, 2, 3, 4, 5]) - 1.0 / 3.0).abs() < 1e-12);
+        let mut state = 5u32;
+        let mut next = |m: u32| {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (state >> 16) % m
+        };
+        for _ in 0..200 {
+            let a: Vec<Symbol> = (0..next(12)).map(|_| next(4) as Symbol).collect();
+            let texts: Vec<Vec<Symbol>> = (0..6)
+                .map(|_| (0..next(20)).map(|_| next(4) as Symbol).collect())
+                .collect();
+            let refs: Vec<&[Symbol]> = texts.iter().map(Vec::as_slice).collect();
+            let row = infix_ned_row(&a, &refs);
+            for (t, got) in refs.iter().zip(&row) {
+                let (short, long) = if a.len() <= t.len() {
+                    (&a[..], *t)
+                } else {
+                    (*t, &a[..])
+                };
+                let want = match short.len() {
+                    0 if long.is_empty() => 0.0,
+                    0 => 1.0,
+                    n => infix_by_dp(short, long) as f64 / n as f64,
+                };
+                assert!(
+                    (got - want).abs() < 1e-12,
+                    "{a:?} in {t:?}: {got} vs {want}"
+                );
+                assert!((infix_ned(&a, t) - want).abs() < 1e-12);
+            }
+        }
     }
 }

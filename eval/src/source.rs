@@ -1,9 +1,10 @@
 //! Where the evaluation audio comes from: a feature cache of paired views (`pairalign
 //! features`), or a corpus the datasets crate reads (a folder, LibriSpeech, TIMIT, the synthetic
-//! manifest). Retrieval and consistency need clips in two views: a cache has them; from a corpus
-//! they are rendered into a temporary cache the same way `pairalign features` does. Sweep,
-//! locate and compaction need recordings: a corpus's files, optionally joined per speaker into
-//! longer recordings (`join_s`) when its utterances are short.
+//! manifest, Speech Commands). Retrieval and consistency need clips in two views: a cache has
+//! them; from a corpus they are rendered into a temporary cache the same way `pairalign
+//! features` does. Sweep, locate and compaction need recordings: a corpus's files, optionally
+//! joined per speaker into longer recordings (`join_s`) when its utterances are short; content
+//! needs utterances with transcripts.
 
 use std::path::{Path, PathBuf};
 
@@ -11,8 +12,8 @@ use pairalign_datasets::cache::{
     build_cache, CacheBuildOptions, CacheBuildReport, Dtype, FeatureCache,
 };
 use pairalign_datasets::corpus::{
-    read_folder, read_librispeech, read_manifest_split, read_timit, Split, Utterance,
-    DEFAULT_WINDOW_S,
+    read_folder, read_librispeech, read_manifest_split, read_speech_commands, read_timit, Split,
+    Utterance, DEFAULT_WINDOW_S,
 };
 use pairalign_datasets::decode::{decode_file, probe_duration, DecodeOptions};
 use pairalign_datasets::views::ViewSpace;
@@ -41,6 +42,8 @@ pub enum Layout {
     Librispeech,
     /// TIMIT: `TRAIN|TEST/<dialect>/<speaker>/*.WAV`.
     Timit,
+    /// Speech Commands: `<word>/<speaker>_nohash_<n>.wav` (the word is the transcript).
+    SpeechCommands,
     /// The `manifest.jsonl` written by `pairalign synth`.
     Manifest,
 }
@@ -78,6 +81,7 @@ impl Source {
             Layout::Folder => read_folder(path, &probe_duration)?,
             Layout::Librispeech => read_librispeech(path, &probe_duration)?,
             Layout::Timit => read_timit(path, &probe_duration)?,
+            Layout::SpeechCommands => read_speech_commands(path, &probe_duration)?,
             Layout::Manifest | Layout::Auto => read_manifest_split(path, split)?,
         };
         if corpus.utterances.is_empty() {

@@ -3,8 +3,8 @@
 //! id as its tokens) scores perfectly, a tokenizer that says the same for every clip scores
 //! chance; compaction counts bytes as the engine stores them; the sweep of a tokenizer that
 //! reads out the position in the recording gives the edit distance a shift must give; locate
-//! finds excerpts of such recordings within one token of their start. Data are tiny caches and
-//! WAV files written by the tests.
+//! finds excerpts of such recordings within one token of their start; content never offers a
+//! clip of the query's own voice. Data are tiny caches and WAV files written by the tests.
 
 #![allow(clippy::unwrap_used)] // Tests unwrap: a failure is the test failing.
 
@@ -13,8 +13,9 @@ use std::path::Path;
 use pairalign_datasets::cache::{CacheWriter, Dtype};
 use pairalign_datasets::{Audio, SAMPLE_RATE};
 use pairalign_eval::{
-    compaction, consistency, locate, retrieval, sweep, CompactionOptions, ConsistencyOptions,
-    Embedder, Error, Layout, LocateOptions, Source, Subject, SweepOptions, ViewOptions,
+    compaction, consistency, content, locate, retrieval, sweep, CompactionOptions,
+    ConsistencyOptions, ContentOptions, ContentSet, Embedder, Error, Layout, LocateOptions, Match,
+    Silence, Source, Subject, SweepOptions, ViewOptions,
 };
 use pairalign_models::{TokenString, Tokenizer};
 
@@ -605,4 +606,70 @@ fn a_corpus_is_rendered_into_two_views_per_clip() {
         2,
         "every file in exactly one recording"
     );
+}
+
+#[test]
+fn content_never_offers_a_clip_of_the_query_s_own_voice() {
+    // Speech Commands layout: voice a says x and y identically; voice b says x like a and y
+    // otherwise. `Positions` reads each 100 ms chunk's level as a token.
+    let dir = tempfile::tempdir().unwrap();
+    for (file, level) in [
+        ("x/a_nohash_0.wav", 0.01),
+        ("y/a_nohash_0.wav", 0.01),
+        ("x/b_nohash_0.wav", 0.01),
+        ("y/b_nohash_0.wav", 0.05),
+    ] {
+        let path = dir.path().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let audio = Audio::new(vec![level; 3 * CHUNK], SAMPLE_RATE);
+        pairalign_datasets::synth::write_wav_16k(&path, &audio).unwrap();
+    }
+    let (source, problems) = Source::open(dir.path(), Layout::SpeechCommands, None).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    let set = ContentSet::from_source("tiny", &source).unwrap();
+    assert_eq!((set.clips.len(), set.groups(), set.voices()), (4, 2, 2));
+    let options = ContentOptions {
+        silences: vec![Silence::Keep, Silence::Trim],
+        matches: vec![Match::Global, Match::Infix],
+        max_clips: None,
+    };
+    let reports = content(&set, &[positions("positions", 1)], &options).unwrap();
+    let modes: Vec<(&str, &str)> = reports.iter().map(|r| (r.silence, r.matching)).collect();
+    assert_eq!(
+        modes,
+        [
+            ("keep", "global"),
+            ("keep", "infix"),
+            ("trim", "global"),
+            ("trim", "infix")
+        ]
+    );
+    for r in &reports {
+        // x by a: x by b first (identical; y by a, as identical, is no candidate): 1.
+        // y by a: x by b, then y by b: 0, rank 2. x by b and y by b: a's two clips tie: 1/2,
+        // ranks 1 or 2. Had own-voice clips been candidates, x by a would tie with y by a.
+        let m = r.metrics;
+        assert_eq!((m.queries, m.unanswerable, m.candidates), (4, 0, 2.0));
+        assert!((m.p_at_1 - 0.5).abs() < 1e-12, "{r:?}");
+        assert!((m.mrr - 0.75).abs() < 1e-12, "{r:?}");
+        assert!((m.p_at_10 - 0.1).abs() < 1e-12, "{r:?}");
+        assert_eq!(m.chance_p_at_1, 0.5);
+        assert_eq!(
+            (r.tokens_per_clip, r.clips, r.set.as_str()),
+            (3.0, 4, "tiny")
+        );
+        assert!(
+            (r.seconds_per_clip - 0.3).abs() < 1e-9,
+            "a level clip is not trimmed"
+        );
+    }
+    // Strings are needed, and the clips of one voice alone cannot be compared across voices.
+    let dense = Subject::dense("angle", Box::new(Angle));
+    assert!(content(&set, &[dense], &options).is_err());
+    let one_voice = ContentOptions {
+        max_clips: Some(1),
+        ..options
+    };
+    let err = content(&set, &[positions("positions", 1)], &one_voice).unwrap_err();
+    assert!(err.to_string().contains("at least 2 voices"), "{err}");
 }

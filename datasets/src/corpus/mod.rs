@@ -1,6 +1,7 @@
 //! Corpus readers and fixed-length clips: turns the layouts users have (any folder of audio,
-//! LibriSpeech, TIMIT, our synthetic corpus's `manifest.jsonl`) into [`Utterance`]s, and cuts
-//! utterances into the windows a tokenizer sees (shared/DESIGN.md sections 3 and 7).
+//! LibriSpeech, TIMIT, Speech Commands, our synthetic corpus's `manifest.jsonl`) into
+//! [`Utterance`]s, and cuts utterances into the windows a tokenizer sees (shared/DESIGN.md
+//! sections 3 and 7).
 //!
 //! Readers never decode audio: durations come from a caller-supplied probe (the crate's decoder
 //! in production, a fake in tests). A file that cannot be read or probed does not fail the whole
@@ -10,6 +11,7 @@ mod clips;
 mod folder;
 mod librispeech;
 mod manifest;
+mod speech_commands;
 mod timit;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +22,7 @@ pub use clips::{clips, Clip, DEFAULT_WINDOW_S};
 pub use folder::{read_folder, AUDIO_EXTENSIONS};
 pub use librispeech::read_librispeech;
 pub use manifest::{read_manifest, read_manifest_split, ManifestEntry, Split};
+pub use speech_commands::read_speech_commands;
 
 pub use timit::read_timit;
 

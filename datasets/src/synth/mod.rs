@@ -1,7 +1,9 @@
 //! Synthetic multi-voice speech (shared/DESIGN.md section 7): a generated text corpus rendered by
 //! espeak-ng, flite and Piper voices with per-utterance rate and pitch, voices split into train
 //! and held-out, written as 16 kHz WAV files and a `manifest.jsonl`; the same seed gives the same
-//! bytes.
+//! bytes. A sentence may be rendered by several distinct voices
+//! ([`SynthOptions::voices_per_sentence`]): the same words in different voices, for measuring
+//! content across voices (`pairalign eval content`).
 //!
 //! Layout of an output folder:
 //!
@@ -36,6 +38,8 @@ pub const MANIFEST: &str = "manifest.jsonl";
 pub const RATE_RANGE: (u32, u32) = (140, 200);
 /// espeak-ng pitches (0-99) drawn per utterance, inclusive.
 pub const PITCH_RANGE: (u32, u32) = (30, 70);
+/// The most voices [`SynthOptions::voices_per_sentence`] may ask for.
+pub const MAX_VOICES_PER_SENTENCE: usize = 64;
 
 /// What to render.
 #[derive(Clone, Debug, PartialEq)]
@@ -53,6 +57,13 @@ pub struct SynthOptions {
     pub heldout_fraction: f64,
     /// Utterances rendered in parallel; 0 means one per core.
     pub jobs: usize,
+    /// Distinct voices that speak each sentence, all on the same side of the voice split (at
+    /// least 1). Its utterances are consecutive in the manifest; 1 renders what earlier
+    /// versions rendered for a seed.
+    pub voices_per_sentence: usize,
+    /// Render only the voices of this side of the split (the split itself does not change);
+    /// `None`: both sides.
+    pub only: Option<Split>,
 }
 
 impl Default for SynthOptions {
@@ -64,6 +75,8 @@ impl Default for SynthOptions {
             engines: vec!["espeak-ng".to_string(), "flite".to_string()],
             heldout_fraction: 0.2,
             jobs: 0,
+            voices_per_sentence: 1,
+            only: None,
         }
     }
 }
@@ -84,6 +97,8 @@ pub struct SynthProgress {
 pub struct SynthReport {
     /// Utterances written.
     pub utterances: usize,
+    /// Distinct sentences among them (`utterances / voices_per_sentence`).
+    pub sentences: usize,
     /// Seconds of audio written.
     pub seconds: f64,
     /// Ids (`engine:name`) of the voices whose utterances are marked `train`.
@@ -203,7 +218,7 @@ pub fn render(
     voices.sort();
     voices.dedup();
     let split = split_voices(&voices, options.seed, options.heldout_fraction);
-    let plan = plan(options, &voices);
+    let plan = plan(options, &voices, &split)?;
 
     let out = &options.out;
     let scratch = out.join(".scratch");
@@ -264,8 +279,14 @@ pub fn render(
     // Best effort: the folder is empty unless an engine failed mid-render.
     let _ = std::fs::remove_dir(&scratch);
 
+    let sentences = entries
+        .iter()
+        .map(|e| e.text.as_str())
+        .collect::<std::collections::HashSet<_>>()
+        .len();
     Ok(SynthReport {
         utterances: entries.len(),
+        sentences,
         seconds: entries.iter().map(|e| e.duration).sum(),
         voices_train: split.train.iter().map(Voice::id).collect(),
         voices_heldout: split.heldout.iter().map(Voice::id).collect(),
@@ -287,6 +308,12 @@ fn validate(options: &SynthOptions) -> Result<()> {
             options.heldout_fraction
         )));
     }
+    if !(1..=MAX_VOICES_PER_SENTENCE).contains(&options.voices_per_sentence) {
+        return Err(Error::InvalidInput(format!(
+            "voices_per_sentence must be in 1..={MAX_VOICES_PER_SENTENCE}, got {}",
+            options.voices_per_sentence
+        )));
+    }
     if options.engines.is_empty() {
         return Err(Error::InvalidInput(format!(
             "no engines requested; choose from {}",
@@ -296,20 +323,87 @@ fn validate(options: &SynthOptions) -> Result<()> {
     Ok(())
 }
 
-/// Chooses text, voice and prosody for each utterance until the estimated duration reaches the
-/// target. An engine is drawn first, with probability halfway between uniform over engines and
-/// proportional to its voice count, so that an engine with a few voices (flite) is not drowned
-/// by one with a hundred (espeak-ng); then one of its voices uniformly.
-fn plan(options: &SynthOptions, voices: &[Voice]) -> Vec<Planned> {
-    let mut by_engine: Vec<(String, Vec<usize>)> = Vec::new();
-    for (i, v) in voices.iter().enumerate() {
+/// Chooses text, voices and prosody for each sentence until the estimated duration reaches the
+/// target, then lists one utterance per voice of the sentence. The first voice of a sentence is
+/// drawn from every voice (or from the side `options.only` names); the others, distinct, from
+/// the voices on the first one's side of `split`, so that a held-out sentence is spoken by
+/// held-out voices only. Each draw takes an engine first (see [`draw_voice`]), then one of its
+/// voices. Sentence `s` draws from the stream `s + 1` of the seed, so with one voice per
+/// sentence the plan is the one earlier versions made.
+fn plan(options: &SynthOptions, voices: &[Voice], split: &VoiceSplit) -> Result<Vec<Planned>> {
+    let per_sentence = options.voices_per_sentence.max(1);
+    let heldout: Vec<bool> = voices.iter().map(|v| split.is_heldout(v)).collect();
+    let first_pool: Vec<usize> = (0..voices.len())
+        .filter(|&v| {
+            options
+                .only
+                .is_none_or(|side| (side == Split::Heldout) == heldout[v])
+        })
+        .collect();
+    let side_name = |h: bool| if h { "held-out" } else { "training" };
+    if first_pool.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "no {} voice to render with (held-out fraction {})",
+            side_name(options.only == Some(Split::Heldout)),
+            options.heldout_fraction
+        )));
+    }
+    for side in [false, true] {
+        let n = first_pool.iter().filter(|&&v| heldout[v] == side).count();
+        if n > 0 && n < per_sentence {
+            return Err(Error::InvalidInput(format!(
+                "{per_sentence} voices per sentence, but only {n} {} voices",
+                side_name(side)
+            )));
+        }
+    }
+
+    let target_s = options.hours * 3600.0;
+    let mut estimated = 0.0;
+    let mut plan = Vec::new();
+    let mut texts = text::SentenceStream::new(options.seed);
+    let mut sentence = 0u64;
+    while estimated < target_s {
+        let Some(text) = texts.next() else { break };
+        sentence += 1;
+        let mut r = Mixer::new(options.seed, sentence);
+        let mut pool = first_pool.clone();
+        for _ in 0..per_sentence {
+            let voice = draw_voice(&mut r, voices, &pool);
+            let rate = r.range(RATE_RANGE.0, RATE_RANGE.1);
+            let pitch = r.range(PITCH_RANGE.0, PITCH_RANGE.1);
+            let pitch = (voices[voice].engine == "espeak-ng").then_some(pitch);
+            // Words at `rate` per minute plus the engines' leading and trailing silence; the
+            // two constants are a least-squares fit to 480 rendered utterances (espeak-ng and
+            // flite).
+            estimated +=
+                0.86 * text.split_whitespace().count() as f64 * 60.0 / f64::from(rate) + 0.38;
+            plan.push(Planned {
+                index: plan.len(),
+                text: text.clone(),
+                voice,
+                prosody: Prosody { rate, pitch },
+            });
+            pool.retain(|&v| v != voice && heldout[v] == heldout[voice]);
+        }
+    }
+    Ok(plan)
+}
+
+/// One voice of `pool` (indices into `voices`, ascending, not empty). An engine is drawn first,
+/// with probability halfway between uniform over the pool's engines and proportional to its
+/// voice count in the pool, so that an engine with a few voices (flite) is not drowned by one
+/// with a hundred (espeak-ng); then one of its voices uniformly.
+fn draw_voice(r: &mut Mixer, voices: &[Voice], pool: &[usize]) -> usize {
+    let mut by_engine: Vec<(&str, Vec<usize>)> = Vec::new();
+    for &i in pool {
         match by_engine.last_mut() {
-            Some((engine, members)) if *engine == v.engine => members.push(i),
-            _ => by_engine.push((v.engine.clone(), vec![i])),
+            Some((engine, members)) if *engine == voices[i].engine => members.push(i),
+            _ => by_engine.push((&voices[i].engine, vec![i])),
         }
     }
     let engines = by_engine.len() as f64;
-    let total = voices.len() as f64;
+    let total = pool.len() as f64;
     // Weights in parts per million, cumulative.
     let mut cumulative = Vec::with_capacity(by_engine.len());
     let mut acc = 0u64;
@@ -317,33 +411,10 @@ fn plan(options: &SynthOptions, voices: &[Voice]) -> Vec<Planned> {
         acc += (500_000.0 * (1.0 / engines + members.len() as f64 / total)).round() as u64;
         cumulative.push(acc);
     }
-
-    let target_s = options.hours * 3600.0;
-    let mut estimated = 0.0;
-    let mut plan = Vec::new();
-    let mut texts = text::SentenceStream::new(options.seed);
-    while estimated < target_s {
-        let index = plan.len();
-        let mut r = Mixer::new(options.seed, index as u64 + 1);
-        let draw = r.next_u64() % acc;
-        let engine = cumulative.iter().position(|&c| draw < c).unwrap_or(0);
-        let members = &by_engine[engine].1;
-        let voice = members[r.below(members.len())];
-        let rate = r.range(RATE_RANGE.0, RATE_RANGE.1);
-        let pitch = r.range(PITCH_RANGE.0, PITCH_RANGE.1);
-        let pitch = (voices[voice].engine == "espeak-ng").then_some(pitch);
-        let Some(text) = texts.next() else { break };
-        // Words at `rate` per minute plus the engines' leading and trailing silence; the two
-        // constants are a least-squares fit to 480 rendered utterances (espeak-ng and flite).
-        estimated += 0.86 * text.split_whitespace().count() as f64 * 60.0 / f64::from(rate) + 0.38;
-        plan.push(Planned {
-            index,
-            text,
-            voice,
-            prosody: Prosody { rate, pitch },
-        });
-    }
-    plan
+    let draw = r.next_u64() % acc.max(1);
+    let engine = cumulative.iter().position(|&c| draw < c).unwrap_or(0);
+    let members = &by_engine[engine].1;
+    members[r.below(members.len())]
 }
 
 /// Writes the manifest, one JSON object per line.
@@ -375,4 +446,141 @@ pub fn read_manifest(path: &Path) -> Result<Vec<ManifestEntry>> {
         entries.push(entry);
     }
     Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    fn voices() -> Vec<Voice> {
+        let mut voices: Vec<Voice> = (0..30)
+            .map(|i| Voice::new("espeak-ng", &format!("en-us+v{i:02}")))
+            .collect();
+        voices.extend(["awb", "kal", "kal16", "rms", "slt"].map(|n| Voice::new("flite", n)));
+        voices.sort();
+        voices
+    }
+
+    fn options(voices_per_sentence: usize, only: Option<Split>) -> SynthOptions {
+        SynthOptions {
+            hours: 0.2,
+            seed: 5,
+            voices_per_sentence,
+            only,
+            ..SynthOptions::default()
+        }
+    }
+
+    /// The planner as it was before sentences could have several voices: the oracle that one
+    /// voice per sentence still gives the same corpus for a seed.
+    fn plan_before_voices_per_sentence(options: &SynthOptions, voices: &[Voice]) -> Vec<Planned> {
+        let mut by_engine: Vec<(String, Vec<usize>)> = Vec::new();
+        for (i, v) in voices.iter().enumerate() {
+            match by_engine.last_mut() {
+                Some((engine, members)) if *engine == v.engine => members.push(i),
+                _ => by_engine.push((v.engine.clone(), vec![i])),
+            }
+        }
+        let engines = by_engine.len() as f64;
+        let total = voices.len() as f64;
+        let mut cumulative = Vec::with_capacity(by_engine.len());
+        let mut acc = 0u64;
+        for (_, members) in &by_engine {
+            acc += (500_000.0 * (1.0 / engines + members.len() as f64 / total)).round() as u64;
+            cumulative.push(acc);
+        }
+        let target_s = options.hours * 3600.0;
+        let mut estimated = 0.0;
+        let mut plan = Vec::new();
+        let mut texts = text::SentenceStream::new(options.seed);
+        while estimated < target_s {
+            let index = plan.len();
+            let mut r = Mixer::new(options.seed, index as u64 + 1);
+            let draw = r.next_u64() % acc;
+            let engine = cumulative.iter().position(|&c| draw < c).unwrap_or(0);
+            let members = &by_engine[engine].1;
+            let voice = members[r.below(members.len())];
+            let rate = r.range(RATE_RANGE.0, RATE_RANGE.1);
+            let pitch = r.range(PITCH_RANGE.0, PITCH_RANGE.1);
+            let pitch = (voices[voice].engine == "espeak-ng").then_some(pitch);
+            let Some(text) = texts.next() else { break };
+            estimated +=
+                0.86 * text.split_whitespace().count() as f64 * 60.0 / f64::from(rate) + 0.38;
+            plan.push(Planned {
+                index,
+                text,
+                voice,
+                prosody: Prosody { rate, pitch },
+            });
+        }
+        plan
+    }
+
+    fn summary(plan: &[Planned]) -> Vec<(usize, String, usize, Prosody)> {
+        plan.iter()
+            .map(|p| (p.index, p.text.clone(), p.voice, p.prosody))
+            .collect()
+    }
+
+    #[test]
+    fn one_voice_per_sentence_plans_what_earlier_versions_planned() {
+        let voices = voices();
+        let split = split_voices(&voices, 5, 0.2);
+        let options = options(1, None);
+        let plan = plan(&options, &voices, &split).unwrap();
+        assert!(plan.len() > 100, "{}", plan.len());
+        assert_eq!(
+            summary(&plan),
+            summary(&plan_before_voices_per_sentence(&options, &voices))
+        );
+    }
+
+    #[test]
+    fn each_sentence_has_k_distinct_voices_on_one_side_of_the_split() {
+        let voices = voices();
+        let split = split_voices(&voices, 5, 0.2);
+        for (k, only) in [
+            (3, None),
+            (4, Some(Split::Heldout)),
+            (2, Some(Split::Train)),
+        ] {
+            let plan = plan(&options(k, only), &voices, &split).unwrap();
+            assert_eq!(plan.len() % k, 0, "whole sentences only");
+            let mut sides = HashSet::new();
+            for sentence in plan.chunks(k) {
+                let text = &sentence[0].text;
+                assert!(sentence.iter().all(|p| &p.text == text));
+                assert_eq!(plan.iter().filter(|p| &p.text == text).count(), k);
+                let distinct: HashSet<usize> = sentence.iter().map(|p| p.voice).collect();
+                assert_eq!(distinct.len(), k, "{text}");
+                let heldout: HashSet<bool> = sentence
+                    .iter()
+                    .map(|p| split.is_heldout(&voices[p.voice]))
+                    .collect();
+                assert_eq!(heldout.len(), 1, "{text}: voices on both sides");
+                sides.extend(heldout);
+            }
+            match only {
+                Some(side) => assert_eq!(sides, HashSet::from([side == Split::Heldout])),
+                None => assert_eq!(sides.len(), 2, "both sides get sentences"),
+            }
+            assert!(plan.iter().enumerate().all(|(i, p)| p.index == i));
+        }
+    }
+
+    #[test]
+    fn too_few_voices_for_k_is_an_error() {
+        let voices = voices();
+        let split = split_voices(&voices, 5, 0.2);
+        // 7 held-out voices (6 espeak-ng, 1 flite).
+        assert_eq!(split.heldout.len(), 7);
+        assert!(plan(&options(7, Some(Split::Heldout)), &voices, &split).is_ok());
+        let err = plan(&options(8, Some(Split::Heldout)), &voices, &split).unwrap_err();
+        assert!(err.to_string().contains("only 7 held-out voices"), "{err}");
+        let none_held_out = split_voices(&voices, 5, 0.0);
+        let err = plan(&options(1, Some(Split::Heldout)), &voices, &none_held_out).unwrap_err();
+        assert!(err.to_string().contains("no held-out voice"), "{err}");
+    }
 }
