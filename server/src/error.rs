@@ -27,6 +27,10 @@ pub enum Error {
     /// `no_route`).
     #[error("{0}")]
     NotFound(String),
+    /// The recording behind an asset is no longer what was indexed: its file was moved, deleted
+    /// or changed since (410 `gone`).
+    #[error("{0}")]
+    Gone(String),
     /// The body is larger than [`crate::Limits::max_body_bytes`] (413 `payload_too_large`).
     #[error("the body is larger than the limit of {limit} bytes")]
     PayloadTooLarge {
@@ -101,6 +105,7 @@ impl Error {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Gone(_) => StatusCode::GONE,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::UndecodableAudio(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -122,6 +127,7 @@ impl Error {
             Error::BadRequest(_) => "bad_request",
             Error::Unauthorized => "unauthorized",
             Error::NotFound(_) => "not_found",
+            Error::Gone(_) => "gone",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::UnsupportedMediaType { .. } => "unsupported_media_type",
             Error::UndecodableAudio(_) => "undecodable_audio",
@@ -208,7 +214,7 @@ pub(crate) struct ErrorBody {
 /// `code` and `message` of an error reply (also used by failed jobs).
 #[derive(Clone, Debug, Serialize)]
 pub struct ErrorDetail {
-    /// Machine-readable: `bad_request`, `unauthorized`, `not_found`, `no_route`,
+    /// Machine-readable: `bad_request`, `unauthorized`, `not_found`, `gone`, `no_route`,
     /// `method_not_allowed`, `payload_too_large`, `unsupported_media_type`,
     /// `undecodable_audio`, `conflict`, `tokenizer_mismatch`, `timeout`, `overloaded`,
     /// `shutting_down`, `insufficient_storage`, `internal`.

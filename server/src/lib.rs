@@ -7,7 +7,8 @@
 //! run on the blocking pool, so they run while the writer indexes or compacts and see committed
 //! data only. Limits ([`Limits`]) bound bodies, time, concurrent searches and uploads, and the
 //! writer's queue. Shutdown stops accepting, finishes the requests in flight, lets the writer
-//! apply every queued write, then returns.
+//! apply every queued write, then returns. `GET /` serves a search console built on the same
+//! API (`console`), and `GET /v1/assets/{id}/audio` the audio of a hit's span (`audio`).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -32,7 +33,9 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 mod archive;
+mod audio;
 mod auth;
+mod console;
 mod error;
 mod jobs;
 mod keep_alive;
@@ -46,7 +49,9 @@ mod state;
 mod writer;
 
 pub use archive::{Asset, Compaction, SharedTokenizer, UploadMetadata};
+pub use audio::MAX_SPAN_MS;
 pub use auth::read_token_file;
+pub use console::CONTENT_SECURITY_POLICY;
 pub use error::{Error, ErrorDetail, Result};
 pub use jobs::{Job, JobStatus};
 pub use limits::Limits;
@@ -78,8 +83,8 @@ impl ServerBuilder {
         self
     }
 
-    /// Reads need the token too: searches, asset listings and reads, jobs, stats and metrics
-    /// (`/healthz` and `/openapi.json` stay open). Default false: asset listings show the
+    /// Reads need the token too: searches, asset listings and reads, the audio of spans, jobs,
+    /// stats and metrics (`/healthz`, `/openapi.json` and the console's static files stay open). Default false: asset listings show the
     /// server's file paths, sizes and hashes to whoever can reach it. Needs a token.
     pub fn protect_reads(&mut self, protect: bool) -> &mut Self {
         self.protect_reads = protect;

@@ -33,7 +33,8 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Searches running at once. Default twice the number of cores: a search is CPU work
     /// (tokenizing, verifying) and the second half overlaps the first half's body upload and
-    /// decoding. More wait in a queue (`search_queue`).
+    /// decoding. More wait in a queue (`search_queue`). The audio of a span
+    /// (`GET /v1/assets/{id}/audio`, decoding) takes a slot too.
     pub max_concurrent_searches: usize,
     /// Searches waiting for a slot, first come first served; one more gets 503 with
     /// `Retry-After: 1` at once. Default 256: a burst of a few hundred clients is served in turn

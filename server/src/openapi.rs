@@ -44,7 +44,8 @@ pub fn document() -> Value {
                 {\"error\": {\"code\", \"message\"}}. Writes (uploads, deletes) need \
                 `Authorization: Bearer <token>` when the server was started with a token; \
                 reads are open unless it was started with `--protect reads` (then every \
-                route but /healthz and /openapi.json needs the token). Searches see committed \
+                route but /healthz and /openapi.json needs the token). `GET /` serves a search \
+                console (a web page over this API; not an API route). Searches see committed \
                 data only. Filters are limited before parsing (16 KiB, 8 levels of \
                 parentheses, 256 terms, 16 ranges: 400 beyond). Request heads must arrive \
                 within 10 s and fit in 32 KiB (431 beyond); connections beyond the server's \
@@ -232,6 +233,38 @@ pub(crate) fn get_asset() -> Value {
     })
 }
 
+pub(crate) fn asset_audio() -> Value {
+    let max = crate::audio::MAX_SPAN_MS;
+    json!({
+        "summary": "A span of an indexed recording as 16 kHz mono 16-bit PCM WAV, to listen to a hit.",
+        "description": format!("The recording is the file the catalog names for the asset (never a \
+            path from the request), decoded as it was indexed, so `start_ms` and `end_ms` are on \
+            the timeline of the hits. At most {max} ms; an end past the recording's end is \
+            clamped to it. Uploads keep no audio (404). Decoding takes a search slot."),
+        "parameters": [
+            id_path("the asset id, percent-encoded (ids of indexed files are paths)"),
+            query("start_ms", "start, in milliseconds (default 0)",
+                json!({"type": "integer", "minimum": 0})),
+            query("end_ms", &format!("end (exclusive), in milliseconds, after start_ms and at most {max} ms after it (default start_ms + {max}, clamped to the recording)"),
+                json!({"type": "integer", "minimum": 1})),
+        ],
+        "responses": {
+            "200": {
+                "description": "the span; the headers give the span it holds (the end clamped to the recording's)",
+                "headers": {
+                    "x-span-start-ms": {"schema": {"type": "integer"}},
+                    "x-span-end-ms": {"schema": {"type": "integer"}},
+                },
+                "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}},
+            },
+            "400": error("a bad range: empty, longer than the limit, starting after the recording's end, or not integers"),
+            "404": error("no such asset, or an upload (the server keeps no audio of uploads)"),
+            "410": error("the recording was moved, deleted or changed since it was indexed"),
+            "503": overloaded(),
+        },
+    })
+}
+
 pub(crate) fn delete_asset() -> Value {
     json!({
         "summary": "Delete an asset; committed before the reply.",
@@ -320,7 +353,7 @@ fn components() -> Value {
                     "required": ["code", "message"],
                     "properties": {
                         "code": {"type": "string", "enum": [
-                            "bad_request", "unauthorized", "not_found", "no_route",
+                            "bad_request", "unauthorized", "not_found", "gone", "no_route",
                             "method_not_allowed", "payload_too_large", "unsupported_media_type",
                             "undecodable_audio", "conflict", "tokenizer_mismatch", "timeout",
                             "overloaded", "shutting_down", "internal",

@@ -11,13 +11,14 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::archive::{Asset, Compaction};
+use crate::audio::SpanParams;
 use crate::error::error_response;
 use crate::jobs::Job;
 use crate::limits::{SearchPermit, UploadPermit};
 use crate::request::{SearchRequest, UploadRequest};
 use crate::service::{AssetPage, ListParams, SearchResults, Stats, Uploaded};
 use crate::state::AppState;
-use crate::{auth, keep_alive, limits, metrics, openapi, Error, Result};
+use crate::{auth, console, keep_alive, limits, metrics, openapi, Error, Result};
 
 /// An HTTP method the API uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -102,6 +103,14 @@ pub const ROUTES: &[Route] = &[
         operation: openapi::get_asset,
     },
     Route {
+        method: Verb::Get,
+        path: "/v1/assets/{id}/audio",
+        operation_id: "getAssetAudio",
+        write: false,
+        handler: |m| on(m, asset_audio),
+        operation: openapi::asset_audio,
+    },
+    Route {
         method: Verb::Delete,
         path: "/v1/assets/{id}",
         operation_id: "deleteAsset",
@@ -160,8 +169,8 @@ pub const ROUTES: &[Route] = &[
 ];
 
 /// The router: [`ROUTES`] with the token check on writes (and on reads when they are
-/// protected), JSON errors for what the router itself
-/// rejects, the request timeout and the metrics.
+/// protected), the console's static files (open: they hold no data), JSON errors for what the
+/// router itself rejects, the request timeout and the metrics.
 pub(crate) fn router(state: AppState) -> Router {
     let mut router = Router::new();
     for route in ROUTES {
@@ -175,6 +184,7 @@ pub(crate) fn router(state: AppState) -> Router {
         }
         router = router.route(route.path, handler);
     }
+    let router = router.merge(console::routes());
     let body_limit = usize::try_from(state.limits.max_body_bytes).unwrap_or(usize::MAX);
     router
         .fallback(no_route)
@@ -230,6 +240,28 @@ async fn list_assets(
 
 async fn get_asset(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Asset>> {
     Ok(Json(app.asset(id).await?))
+}
+
+async fn asset_audio(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<SpanParams>,
+    permit: SearchPermit,
+) -> Result<Response> {
+    let audio = app.asset_audio(permit, id, params).await?;
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("audio/wav")),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        (
+            header::HeaderName::from_static("x-span-start-ms"),
+            HeaderValue::from(audio.span.start_ms),
+        ),
+        (
+            header::HeaderName::from_static("x-span-end-ms"),
+            HeaderValue::from(audio.span.end_ms),
+        ),
+    ];
+    Ok((headers, audio.wav).into_response())
 }
 
 async fn delete_asset(State(app): State<AppState>, Path(id): Path<String>) -> Result<StatusCode> {

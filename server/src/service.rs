@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::archive::{Asset, Compaction};
+use crate::audio::{self, Span, SpanParams};
 use crate::jobs::{Job, JobStatus};
 use crate::limits::{SearchPermit, UploadPermit};
 use crate::metrics::Gauges;
@@ -78,6 +79,14 @@ pub(crate) struct Stats {
     searches_queued: usize,
     /// Uploads receiving their body or waiting for their commit.
     uploads_in_flight: usize,
+}
+
+/// A span of a recording as a WAV file, and the span it holds (the one asked for, its end
+/// clamped to the recording's).
+#[derive(Debug)]
+pub(crate) struct AudioSpan {
+    pub wav: Vec<u8>,
+    pub span: Span,
 }
 
 /// Default page size of asset listings.
@@ -262,6 +271,44 @@ impl AppState {
             snapshot
                 .asset(&id)?
                 .ok_or_else(|| Error::NotFound(format!("no asset {id:?}")))
+        })
+        .await
+    }
+
+    /// `GET /v1/assets/{id}/audio?start_ms=&end_ms=`: the span of the asset's recording as WAV,
+    /// read from the file the catalog names (never a path from the request). Decoding is CPU
+    /// work like a search, so it holds `permit`, a search slot, until it ends.
+    pub(crate) async fn asset_audio(
+        &self,
+        permit: SearchPermit,
+        id: String,
+        params: SpanParams,
+    ) -> Result<AudioSpan> {
+        check_id(&id)?;
+        let snapshot = self.snapshot();
+        blocking(move || {
+            let _permit = permit;
+            let asset = snapshot
+                .asset(&id)?
+                .ok_or_else(|| Error::NotFound(format!("no asset {id:?}")))?;
+            let span = params.resolve(audio::duration_ms(&asset))?;
+            let path = audio::recording(&asset)?;
+            let samples = audio::decode_span(&path, span)?;
+            if samples.is_empty() {
+                return Err(Error::BadRequest(format!(
+                    "start_ms ({}) is at or after the end of the decoded recording",
+                    span.start_ms
+                )));
+            }
+            let rate = pairalign_datasets::SAMPLE_RATE;
+            let end_ms = span.start_ms + (samples.len() as u64 * 1000).div_ceil(u64::from(rate));
+            Ok(AudioSpan {
+                wav: audio::wav(&samples, rate),
+                span: Span {
+                    start_ms: span.start_ms,
+                    end_ms: end_ms.min(span.end_ms),
+                },
+            })
         })
         .await
     }

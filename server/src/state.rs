@@ -22,7 +22,8 @@ pub(crate) struct Inner {
     pub limits: Limits,
     /// Writes need `Authorization: Bearer <token>` when set.
     pub token: Option<String>,
-    /// Reads need the token too (every route but `/healthz` and `/openapi.json`).
+    /// Reads need the token too (every route of the table but `/healthz` and `/openapi.json`;
+    /// the console's static files are outside it).
     pub protect_reads: bool,
     /// The last committed state; the writer replaces it after each write.
     pub current: Arc<ArcSwap<Snapshot>>,

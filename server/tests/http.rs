@@ -2,6 +2,7 @@
 //! thread, and a real HTTP client (reqwest; raw TCP where a request must stay half-sent or
 //! declare a size it never sends). Most tests share one server over the bundled `samples/long`
 //! archive (indexed once); tests that need other limits or their own archive start their own.
+//! The console's browser test is the module `console` (`tests/http/console.rs`).
 
 #![allow(clippy::unwrap_used)] // Tests unwrap: a failure is the test failing.
 
@@ -21,6 +22,9 @@ use pairalign_server::{Limits, Server, SharedTokenizer};
 use reqwest::blocking::{multipart, Client, Response};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+
+#[path = "http/console.rs"]
+mod console;
 
 const TOKEN: &str = "test-token";
 
@@ -344,6 +348,22 @@ fn upload_then_search_finds_it_and_delete_then_search_does_not() {
     assert_eq!(got["tags"], json!(["voice", "flite"]));
     assert_eq!(got["path"], Value::Null, "{got}");
     assert_eq!(got["sample_rate"], 16_000);
+    // The server keeps the tokens of an upload, not its audio: nothing to play.
+    let body = expect_error(
+        client()
+            .get(server.url("/v1/assets/kal-upload/audio?start_ms=0&end_ms=1000"))
+            .send()
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("uploaded"),
+        "{body}"
+    );
 
     // Filters restrict listings and searches to what the catalog selects.
     let listed = |query: &str| -> Vec<String> {
@@ -419,6 +439,193 @@ fn upload_then_search_finds_it_and_delete_then_search_does_not() {
         .send()
         .unwrap();
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+}
+
+/// The audio of a span (issue 26): `GET /v1/assets/{id}/audio` answers exactly the samples the
+/// indexer decoded for `start_ms..end_ms` (the oracle: the whole file decoded, then sliced), as
+/// 16-bit WAV, for a WAV and an MP3 source; the end is clamped to the recording; bad ranges are
+/// 400, unknown ids (path-like ones too) 404.
+#[test]
+fn a_span_of_an_indexed_recording_plays_as_wav() {
+    let server = shared();
+    let span = |id: &str, query: &str| {
+        client()
+            .get(server.url(&format!("/v1/assets/{}/audio{query}", segment(id))))
+            .send()
+            .unwrap()
+    };
+    for name in ["long_espeak-ng_en-us_m3.wav", "long_espeak-ng_en-gb_f2.mp3"] {
+        let file = samples().join("long").join(name);
+        let id = doc_id(&file);
+        let whole = decode(&file).samples;
+        let response = span(&id, "?start_ms=12500&end_ms=15250");
+        assert_eq!(response.status(), StatusCode::OK, "{name}");
+        let headers = response.headers().clone();
+        assert_eq!(headers["content-type"], "audio/wav");
+        assert_eq!(headers["cache-control"], "no-store");
+        assert_eq!(headers["x-span-start-ms"], "12500");
+        assert_eq!(headers["x-span-end-ms"], "15250");
+        let wav = response.bytes().unwrap().to_vec();
+        let got = pairalign_datasets::decode::decode_bytes(
+            wav,
+            Path::new("span.wav"),
+            &DecodeOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(got.sample_rate, SAMPLE_RATE);
+        let expected = &whole[12_500 * 16..15_250 * 16];
+        assert_eq!(got.samples.len(), expected.len(), "{name}");
+        for (a, b) in got.samples.iter().zip(expected) {
+            assert!((a - b).abs() <= 2.0 / 32_768.0, "{name}: {a} {b}");
+        }
+
+        // Past the end: clamped to what the recording holds.
+        let duration_ms = whole.len() as u64 / 16;
+        let query = format!(
+            "?start_ms={}&end_ms={}",
+            duration_ms - 400,
+            duration_ms + 5000
+        );
+        let response = span(&id, &query);
+        assert_eq!(response.status(), StatusCode::OK, "{name}");
+        let end: u64 = response.headers()["x-span-end-ms"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            end <= duration_ms + 1 && end + 50 >= duration_ms,
+            "{end} {duration_ms}"
+        );
+        let bytes = response.bytes().unwrap().len();
+        assert!((bytes - 44).abs_diff(400 * 32) <= 32 * 50, "{bytes}");
+    }
+
+    let id = doc_id(&samples().join("long/long_flite_slt.flac"));
+    // Without an end: up to 60 s, clamped to the recording (53.5 s).
+    let response = span(&id, "?start_ms=50000");
+    assert_eq!(response.status(), StatusCode::OK);
+    let end: u64 = response.headers()["x-span-end-ms"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((53_400..53_600).contains(&end), "{end}");
+    for query in [
+        "?start_ms=2000&end_ms=2000",
+        "?start_ms=3000&end_ms=2000",
+        "?start_ms=0&end_ms=60001",
+        "?start_ms=90000&end_ms=91000",
+        "?start_ms=abc",
+        "?start_ms=-5&end_ms=100",
+        "?start_ms=0&end_ms=1.5",
+        "?from=0",
+    ] {
+        expect_error(span(&id, query), StatusCode::BAD_REQUEST, "bad_request");
+    }
+    let missing = format!("{id}.missing");
+    for unknown in [
+        "no-such-asset",
+        "../../../../etc/passwd",
+        "/etc/passwd",
+        missing.as_str(),
+    ] {
+        expect_error(
+            span(unknown, "?start_ms=0&end_ms=1000"),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
+    }
+}
+
+/// A recording moved or changed since it was indexed is answered 410 with what happened, never
+/// with audio that no longer matches the hits' times.
+#[test]
+fn a_changed_or_moved_recording_is_gone() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let audio = dir.path().join("audio");
+    std::fs::create_dir_all(&audio).unwrap();
+    let file = audio.join("kal.wav");
+    std::fs::copy(samples().join("short/flite_kal.wav"), &file).unwrap();
+    let db = dir.path().join("db");
+    let mut archive = pairalign_query::Archive::open(&db).unwrap();
+    let report = archive
+        .add_file(&audio, &pairalign_query::AssetMetadata::default())
+        .unwrap();
+    assert_eq!(report.indexed, 1, "{report:?}");
+    drop(archive);
+    let server = TestServer::start(&db, None, Limits::default());
+    let url = server.url(&format!(
+        "/v1/assets/{}/audio?start_ms=0&end_ms=1000",
+        segment(&doc_id(&file))
+    ));
+    let response = client().get(&url).send().unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // Changed: another length (and modification time).
+    let mut changed = decode(&file);
+    changed.samples.extend(std::iter::repeat_n(0.0, 1600));
+    write_wav_16k(&file, &changed).unwrap();
+    let body = expect_error(client().get(&url).send().unwrap(), StatusCode::GONE, "gone");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("changed"),
+        "{body}"
+    );
+    // Moved away.
+    std::fs::rename(&file, audio.join("elsewhere.wav")).unwrap();
+    let body = expect_error(client().get(&url).send().unwrap(), StatusCode::GONE, "gone");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no longer at"),
+        "{body}"
+    );
+    server.stop().unwrap();
+}
+
+/// `GET /` is the search console: the page and its two files, each with its content type, a
+/// Content-Security-Policy that allows this origin only, and an ETag that revalidates to 304.
+/// The page is open even on a server with a token (it holds no data).
+#[test]
+fn the_console_is_served_with_its_security_and_cache_headers() {
+    let server = shared();
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/console/app.js", "text/javascript"),
+        ("/console/style.css", "text/css"),
+    ] {
+        let response = client().get(server.url(path)).send().unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let headers = response.headers().clone();
+        let content_type = headers["content-type"].to_str().unwrap();
+        assert!(content_type.starts_with(kind), "{path}: {content_type}");
+        assert_eq!(
+            headers["content-security-policy"],
+            pairalign_server::CONTENT_SECURITY_POLICY
+        );
+        assert!(pairalign_server::CONTENT_SECURITY_POLICY.contains("default-src 'self'"));
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["cache-control"], "no-cache");
+        let body = response.text().unwrap();
+        assert!(body.len() > 500, "{path}");
+        let again = client()
+            .get(server.url(path))
+            .header("if-none-match", headers["etag"].clone())
+            .send()
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{path}");
+    }
+    let page = client()
+        .get(server.url("/"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(page.contains("<title>PairAlign Search</title>"), "{page}");
 }
 
 /// More than `sync_upload_max_s` (30 s) of audio: 5 short samples one after another, distinct
@@ -1124,7 +1331,8 @@ fn the_openapi_document_lists_exactly_the_routes_served() {
         }
     }
     for path in [
-        "/",
+        "/console",
+        "/console/missing.js",
         "/v1",
         "/v1/assets/a/b",
         "/v1/jobs",
