@@ -682,11 +682,21 @@ fn tokenizer_names_select_the_shipped_models() {
         .is_file();
     if shipped {
         assert!(out.status.success());
-        // The default tokenizer is pairalign-v1: the same strings without --tokenizer.
+        assert_ne!(vq_stdout, out.stdout);
+        // The default tokenizer is pairalign-v2: the same strings without --tokenizer, and
+        // not v1's.
+        let v2 = pairalign(&[
+            "tokenize",
+            "--tokenizer",
+            "pairalign-v2",
+            "--json",
+            path(file),
+        ]);
+        assert!(v2.status.success());
         let default = pairalign(&["tokenize", "--json", path(file)]);
         assert!(default.status.success());
-        assert_eq!(default.stdout, out.stdout);
-        assert_ne!(vq_stdout, out.stdout);
+        assert_eq!(default.stdout, v2.stdout);
+        assert_ne!(default.stdout, out.stdout);
     } else {
         // Not shipped yet: a clear error that says so, in every command.
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -41,10 +41,18 @@ const PAIRALIGN_WEIGHTS: &[u8] = include_bytes!("../weights/pairalign-v1/model.s
 /// True when this build holds the shipped PairAlign weights.
 pub const PAIRALIGN_SHIPPED: bool = cfg!(pairalign_shipped);
 
-/// The tokenizer a new database gets when none is named: `pairalign` (pairalign-v1), or `vq`
-/// in a build made before its weights were shipped. The name opens with
+/// The tokenizer a new database gets when none is named: `pairalign-v2` (since 2026-12-07: it
+/// ignores the level and beats pairalign-v1 on the robustness matrix; docs/RESULTS.md, issue
+/// 22), else `pairalign` (pairalign-v1), or `vq` in a build made before either was shipped. A
+/// database keeps the tokenizer it records. The name opens with
 /// [`crate::AnyTokenizer::open`].
-pub const DEFAULT: &str = if PAIRALIGN_SHIPPED { "pairalign" } else { "vq" };
+pub const DEFAULT: &str = if PAIRALIGN_V2_SHIPPED {
+    "pairalign-v2"
+} else if PAIRALIGN_SHIPPED {
+    "pairalign"
+} else {
+    "vq"
+};
 
 /// The shipped PairAlign tokenizer (`pairalign-v1`) on `device`; [`crate::Error::NotShipped`] in a
 /// build made before its weights were in [`PAIRALIGN_DIR`].
