@@ -137,8 +137,8 @@ pub fn load_tokenizer_on(name: &str, device: &Device) -> anyhow::Result<AnyToken
 }
 
 /// The tokenizer `name` (`--tokenizer`), or without one the shipped model that the database at
-/// `db` records (`vq` or `pairalign` with the weights hash it recorded); the default,
-/// pairalign-v1, for a database that does not exist yet or records no tokenizer
+/// `db` records (a shipped id with the weights hash it recorded); the default,
+/// pairalign-v2, for a database that does not exist yet or records no tokenizer
 /// ([`pairalign_query::database_tokenizer`]). A database built with a weights folder needs that
 /// folder named: an error says so.
 pub fn tokenizer_for(db: &Path, name: Option<&str>) -> anyhow::Result<AnyTokenizer> {
