@@ -164,10 +164,11 @@ pub fn search_audio(
 /// neighbour, and a clip played faster or slower than the file runs on another clock: the
 /// clip's string is aligned with the matched span (edit-distance traceback), and a line `file
 /// time = start + rate x clip time` is fitted through the tokens that match exactly (the rate is
-/// the median slope over the pairs of matches at least half the clip apart, within 0.8-1.25, 1
-/// when within 2.5% of it; the start the median of `file time - rate x clip time`). The clip's first token is left out
+/// the median slope over the pairs of matches at least half the clip apart, within 0.8-1.25,
+/// kept when it is at least 2.5% away from 1 and leaves a residual spread (mean of the smaller
+/// 80% of the absolute residuals) under 0.9 of rate 1's; the start the median of `file time - rate x clip time`). The clip's first token is left out
 /// when others match (its time is clamped at the clip's start for grid phases whose first cell
-/// starts before it). The end moves by as much as the start; both stay inside the file. A hit
+/// starts before it), and of a run of one symbol only its first token counts. The end moves by as much as the start; both stay inside the file. A hit
 /// without matching tokens is left as it is.
 fn place_hit(db: &Database, hit: &mut Hit, query: &TokenString) {
     let Some((segment, ord)) = db.find(&hit.id) else {
@@ -184,15 +185,27 @@ fn place_hit(db: &Database, hit: &mut Hit, query: &TokenString) {
         return;
     };
     let pairs = matched_pairs(&query.tokens, span);
-    // (clip time, file time) of each exact match, in order.
-    let points: Vec<(f64, f64)> = pairs
+    // (clip time, file time) of each exact match, in order. Inside a run of one symbol (a
+    // pause) the alignment may pair any token of the clip's run with any of the file's: only
+    // the first token of each run counts, when two or more do.
+    let point = |&(j, i): &(usize, usize)| -> Option<(f64, f64)> {
+        let clip = f64::from(*query.times_ms.get(j)?);
+        Some((clip, f64::from(span_times[i])))
+    };
+    let run_starts: Vec<(f64, f64)> = pairs
         .iter()
-        .filter(|&&(j, _)| j > 0 || pairs.len() == 1)
-        .filter_map(|&(j, i)| {
-            let clip = f64::from(*query.times_ms.get(j)?);
-            Some((clip, f64::from(span_times[i])))
-        })
+        .filter(|&&(j, _)| j > 0 && query.tokens[j] != query.tokens[j - 1])
+        .filter_map(point)
         .collect();
+    let points: Vec<(f64, f64)> = if run_starts.len() >= 2 {
+        run_starts
+    } else {
+        pairs
+            .iter()
+            .filter(|&&(j, _)| j > 0 || pairs.len() == 1)
+            .filter_map(point)
+            .collect()
+    };
     let Some(start) = fitted_start(&points) else {
         return;
     };
@@ -228,11 +241,30 @@ fn fitted_start(points: &[(f64, f64)]) -> Option<f64> {
     // Tokens 80 ms apart give a slope a few percent of noise: a rate within 2.5% of the clip's
     // own clock is taken as it (measured on real speech: a 1% margin let the noise move clean
     // starts by 3 ms at the median; a 5% speed change is still fitted).
-    let rate = match median(slopes) {
+    let fitted = match median(slopes) {
         Some(r) if (r - 1.0).abs() >= 0.025 => r.clamp(0.8, 1.25),
         _ => 1.0,
     };
-    median(points.iter().map(|&(c, f)| f - rate * c).collect())
+    // The start at `rate` and the spread around it: the mean of the smaller 80% of the
+    // absolute residuals (a median would read 0: clip and file tokens sit on grids of one
+    // period, so at rate 1 most residuals are exactly 0 or a whole period).
+    let fit = |rate: f64| -> Option<(f64, f64)> {
+        let start = median(points.iter().map(|&(c, f)| f - rate * c).collect())?;
+        let mut residuals: Vec<f64> = points
+            .iter()
+            .map(|&(c, f)| (f - rate * c - start).abs())
+            .collect();
+        residuals.sort_by(f64::total_cmp);
+        let kept = &residuals[..(residuals.len() * 4 / 5).max(1)];
+        Some((start, kept.iter().sum::<f64>() / kept.len() as f64))
+    };
+    let (same, same_spread) = fit(1.0)?;
+    // Runs of one symbol (pauses) align at either end and can tilt the slope: another rate
+    // only when it also fits the matches better than the clip's own clock.
+    match fit(fitted) {
+        Some((start, spread)) if fitted != 1.0 && spread < same_spread => Some(start),
+        _ => Some(same),
+    }
 }
 
 /// The `(query index, span index)` pairs of equal tokens on one optimal Levenshtein alignment
@@ -660,21 +692,12 @@ mod tests {
     /// query (or span) tokens unmatched than the Levenshtein distance.
     #[test]
     fn matched_pairs_follow_an_optimal_alignment() {
-        fn levenshtein(a: &[u16], b: &[u16]) -> usize {
-            let mut row: Vec<usize> = (0..=b.len()).collect();
-            for (i, x) in a.iter().enumerate() {
-                let mut diagonal = row[0];
-                row[0] = i + 1;
-                for (j, y) in b.iter().enumerate() {
-                    let next = (row[j + 1] + 1)
-                        .min(row[j] + 1)
-                        .min(diagonal + usize::from(x != y));
-                    diagonal = row[j + 1];
-                    row[j + 1] = next;
-                }
-            }
-            row[b.len()]
-        }
+        // The engine's verifier is the distance oracle.
+        let levenshtein = |a: &[u16], b: &[u16]| -> usize {
+            pairalign_engine::Verifier::new(a, pairalign_engine::Mode::Global)
+                .distance(b, None)
+                .map_or(usize::MAX, |d| d as usize)
+        };
         assert_eq!(matched_pairs(&[1, 2, 3], &[1, 9, 3]), [(0, 0), (2, 2)]);
         assert_eq!(
             matched_pairs(&[1, 2, 3], &[7, 1, 2, 3]),
