@@ -163,13 +163,11 @@ pub fn search_audio(
 /// phase moved by a fraction of a token, a token that starts late), the alignment may start on a
 /// neighbour, and a clip played faster or slower than the file runs on another clock: the
 /// clip's string is aligned with the matched span (edit-distance traceback), and a line `file
-/// time = start + rate x clip time` is fitted through the tokens that match exactly (the rate is
-/// the median slope over the pairs of matches at least half the clip apart, within 0.8-1.25,
-/// kept when it is at least 2.5% away from 1 and leaves a residual spread (mean of the smaller
-/// 80% of the absolute residuals) under 0.9 of rate 1's; the start the median of `file time - rate x clip time`). The clip's first token is left out
-/// when others match (its time is clamped at the clip's start for grid phases whose first cell
-/// starts before it), and of a run of one symbol only its first token counts. The end moves by as much as the start; both stay inside the file. A hit
-/// without matching tokens is left as it is.
+/// time = start + rate x clip time` is fitted through the tokens that match exactly
+/// ([`fitted_start`]). The clip's first token is left out when others match (its time is
+/// clamped at the clip's start for grid phases whose first cell starts before it), and of a run
+/// of one symbol only its first token counts. The end moves by as much as the start; both stay
+/// inside the file. A hit without matching tokens is left as it is.
 fn place_hit(db: &Database, hit: &mut Hit, query: &TokenString) {
     let Some((segment, ord)) = db.find(&hit.id) else {
         return;
@@ -218,8 +216,11 @@ fn place_hit(db: &Database, hit: &mut Hit, query: &TokenString) {
     hit.end_ms = end as u32;
 }
 
-/// The file time at clip time 0 of the line through `points` (`(clip ms, file ms)`, in order)
-/// that [`place_hit`] describes; `None` without points.
+/// The file time at clip time 0 of the line `file = start + rate x clip` through `points`
+/// (`(clip ms, file ms)`, in order); `None` without points. The start is the median of `file -
+/// rate x clip`; the rate is 1 unless the median slope over the pairs of points at least half
+/// the clip apart (within 0.8-1.25) is 2.5% or more away from 1 and fits the points better (a
+/// smaller mean of the smaller 80% of the absolute residuals).
 fn fitted_start(points: &[(f64, f64)]) -> Option<f64> {
     let median = |mut v: Vec<f64>| -> Option<f64> {
         v.sort_by(f64::total_cmp);
