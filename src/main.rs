@@ -189,6 +189,10 @@ struct SynthArgs {
     /// Render only the training or only the held-out voices (the split stays the same).
     #[arg(long, value_enum)]
     only: Option<SplitArg>,
+    /// Seed of the sentences alone (default: --seed): held-out voices of a --seed corpus saying
+    /// sentences that corpus does not hold.
+    #[arg(long)]
+    text_seed: Option<u64>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -569,6 +573,7 @@ fn synth(args: SynthArgs) -> anyhow::Result<ExitCode> {
         out: args.out.clone(),
         hours: args.hours,
         seed: args.seed,
+        text_seed: args.text_seed,
         engines: args.engines,
         heldout_fraction: args.heldout,
         jobs: args.jobs,

@@ -51,6 +51,10 @@ pub struct SynthOptions {
     pub hours: f64,
     /// Seed of the text, the voice of each utterance, its prosody and the voice split.
     pub seed: u64,
+    /// Seed of the sentences alone, when set: the voice split and the draws of voices and
+    /// prosody still follow `seed`, so held-out voices of a training corpus (`seed`) can say
+    /// sentences that corpus does not hold (an evaluation set of content across voices).
+    pub text_seed: Option<u64>,
     /// Engines to use (`espeak-ng`, `flite`, `piper`); missing ones are skipped and reported.
     pub engines: Vec<String>,
     /// Fraction of each engine's voices held out, in `[0, 1)`.
@@ -72,6 +76,7 @@ impl Default for SynthOptions {
             out: PathBuf::from("synth"),
             hours: 1.0,
             seed: 0,
+            text_seed: None,
             engines: vec!["espeak-ng".to_string(), "flite".to_string()],
             heldout_fraction: 0.2,
             jobs: 0,
@@ -361,7 +366,7 @@ fn plan(options: &SynthOptions, voices: &[Voice], split: &VoiceSplit) -> Result<
     let target_s = options.hours * 3600.0;
     let mut estimated = 0.0;
     let mut plan = Vec::new();
-    let mut texts = text::SentenceStream::new(options.seed);
+    let mut texts = text::SentenceStream::new(options.text_seed.unwrap_or(options.seed));
     let mut sentence = 0u64;
     while estimated < target_s {
         let Some(text) = texts.next() else { break };
@@ -568,6 +573,48 @@ mod tests {
             }
             assert!(plan.iter().enumerate().all(|(i, p)| p.index == i));
         }
+    }
+
+    /// A text seed changes the sentences only: the same voices and prosody say other texts.
+    #[test]
+    fn a_text_seed_changes_the_sentences_and_nothing_else() {
+        let voices = voices();
+        let split = split_voices(&voices, 5, 0.2);
+        let base = options(4, Some(Split::Heldout));
+        let same = plan(&base, &voices, &split).unwrap();
+        let other = SynthOptions {
+            text_seed: Some(105),
+            ..base.clone()
+        };
+        let moved = plan(&other, &voices, &split).unwrap();
+        let n = same.len().min(moved.len());
+        assert!(n > 40, "{n}");
+        let voices_of = |p: &[Planned]| {
+            p[..n]
+                .iter()
+                .map(|p| (p.voice, p.prosody))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(voices_of(&same), voices_of(&moved));
+        let texts: HashSet<&str> = same.iter().map(|p| p.text.as_str()).collect();
+        let shared = moved
+            .iter()
+            .filter(|p| texts.contains(p.text.as_str()))
+            .count();
+        assert!(
+            shared * 10 < moved.len(),
+            "{shared} of {} texts shared",
+            moved.len()
+        );
+        // Its own seed as the text seed is the corpus without one.
+        let explicit = SynthOptions {
+            text_seed: Some(5),
+            ..base.clone()
+        };
+        assert_eq!(
+            summary(&plan(&explicit, &voices, &split).unwrap()),
+            summary(&same)
+        );
     }
 
     #[test]
