@@ -8,8 +8,8 @@ and compares, by normalized edit distance (0 = same string, 1 = nothing in commo
 
 - whole: the excerpt tokenized as one clip against the recording's tokens in the same time span
   (what a query tokenized once is matched against);
-- phased: the excerpt tokenized in two pieces cut at the window boundary (what phase `a` of
-  `tokenize_phases` gives) against the same span;
+- phased: the excerpt tokenized in two pieces cut at the window boundary (what phase `a` of the
+  window-phase queries gave, a recipe retired in issue 24) against the same span;
 - tail / head: each piece against the recording's tokens in its time span.
 
 A frame-synchronous tokenizer scores near 0 everywhere; a tokenizer whose strings describe the
