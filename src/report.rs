@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use pairalign_engine::Database;
-use pairalign_indexer::{archive_report, compare, svg};
+use pairalign_query::{archive_report, compare, svg};
 
 /// Arguments of `pairalign report`.
 #[derive(clap::Args, Debug)]

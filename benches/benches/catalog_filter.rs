@@ -13,7 +13,7 @@
 
 use std::time::Instant;
 
-use pairalign_indexer::{Asset, Catalog};
+use pairalign_catalog::{Asset, Catalog};
 
 fn median_ms(mut f: impl FnMut() -> usize) -> (f64, usize) {
     let mut times = Vec::new();

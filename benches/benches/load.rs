@@ -36,7 +36,7 @@ use pairalign_benches::{env_or, percentile};
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_datasets::views::{apply, ViewSpace};
 use pairalign_datasets::{Audio, SAMPLE_RATE};
-use pairalign_query::{Archive, ArchiveReader, Asset, AssetMetadata};
+use pairalign_archive::{Archive, ArchiveReader, Asset, AssetMetadata};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;

@@ -305,6 +305,40 @@ impl Database {
         }
     }
 
+    /// Checks that a tokenizer (its `id`, `weights_hash` and `vocab_size`) may add to or search
+    /// this database: the database records this tokenizer, or records none and holds no
+    /// documents yet; and its symbols fit the database's vocabulary. Errors with
+    /// [`Error::TokenizerMismatch`], saying which.
+    pub fn accepts_tokenizer(&self, id: &str, weights_hash: &str, vocab_size: u32) -> Result<()> {
+        match self.tokenizer() {
+            Some(rec) if rec.id == id && rec.weights_hash == weights_hash => {}
+            Some(rec) => {
+                return Err(Error::TokenizerMismatch(format!(
+                    "{} was built with tokenizer {} (weights {}), not {id} (weights {weights_hash})",
+                    self.dir.display(),
+                    rec.id,
+                    rec.weights_hash,
+                )))
+            }
+            None if !self.segments.is_empty() => {
+                return Err(Error::TokenizerMismatch(format!(
+                    "{} holds documents that no tokenizer recorded (imported tokens); \
+                     index audio into a new database",
+                    self.dir.display()
+                )))
+            }
+            None => {}
+        }
+        let vocab = self.manifest.vocab_size;
+        if vocab_size > vocab {
+            return Err(Error::TokenizerMismatch(format!(
+                "tokenizer {id} has {vocab_size} symbols but {} was created for {vocab}",
+                self.dir.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// Finds a live document by id: (segment index, ordinal in the segment).
     pub fn find(&self, id: &str) -> Option<(usize, usize)> {
         // Newest first: after a delete and re-add, the live copy is in a newer segment.
@@ -367,47 +401,28 @@ impl Database {
     /// Adds documents as one new segment and commits. All or nothing: if any document is invalid
     /// (see [`Database::validate`]) or ids repeat within the batch, nothing is added.
     pub fn add_tokens(&mut self, docs: &[NewDoc]) -> Result<()> {
-        self.require_writable()?;
-        if docs.is_empty() {
-            return Ok(());
-        }
-        let mut ids = HashSet::with_capacity(docs.len());
-        for doc in docs {
-            self.validate(doc)?;
-            if !ids.insert(doc.id.as_str()) {
-                return Err(Error::DuplicateId(doc.id.clone()));
-            }
-        }
-        let first_id = self.manifest.next_doc_id;
-        let count = u32::try_from(docs.len())
-            .ok()
-            .filter(|n| first_id.checked_add(*n).is_some())
-            .ok_or_else(|| Error::InvalidInput("too many documents for one database".into()))?;
-        let mut writer = SegmentWriter::new(self.manifest.vocab_size, self.manifest.q)?;
-        for (i, doc) in docs.iter().enumerate() {
-            let (times, duration_ms) = doc.resolved_times();
-            writer.add(&DocInput {
-                name: &doc.id,
-                doc_id: first_id + i as u32,
-                tokens: &doc.tokens,
-                times_ms: &times,
-                duration_ms,
-            })?;
-        }
-        let mut next = self.manifest.clone();
-        next.next_doc_id = first_id + count;
-        let segment = self.write_segment(writer, &mut next)?;
-        self.commit(next, Vec::new())?;
-        self.segments.push(Arc::new(segment));
-        Ok(())
+        self.replace::<&str>(&[], docs).map(|_| ())
     }
 
     /// Tombstones the live documents with these ids and commits.
     pub fn delete<S: AsRef<str>>(&mut self, ids: &[S]) -> Result<DeleteReport> {
+        self.replace(ids, &[])
+    }
+
+    /// Tombstones the live documents with ids `delete` and adds `docs` as one new segment, in one
+    /// commit: a reader (or a crash) sees the state before or the state after, never the old
+    /// documents gone without the new ones. A document of `docs` may take the id of a live one
+    /// only when that id is in `delete` (a changed file indexed again). All or nothing, like
+    /// [`Database::add_tokens`].
+    pub fn replace<S: AsRef<str>>(
+        &mut self,
+        delete: &[S],
+        docs: &[NewDoc],
+    ) -> Result<DeleteReport> {
         self.require_writable()?;
         let mut report = DeleteReport::default();
         let mut deletes = self.deletes.clone();
-        for id in ids {
+        for id in delete {
             let id = id.as_ref();
             match self.find(id) {
                 Some((s, ord)) if deletes.insert(self.segments[s].doc(ord).doc_id) => {
@@ -416,14 +431,49 @@ impl Database {
                 _ => report.missing.push(id.to_string()),
             }
         }
-        if report.deleted.is_empty() {
+        let mut ids = HashSet::with_capacity(docs.len());
+        for doc in docs {
+            self.validate_content(doc)?;
+            let replaced = report.deleted.iter().any(|d| *d == doc.id);
+            if !ids.insert(doc.id.as_str()) || (!replaced && self.contains(&doc.id)) {
+                return Err(Error::DuplicateId(doc.id.clone()));
+            }
+        }
+        if report.deleted.is_empty() && docs.is_empty() {
             return Ok(report);
         }
         let mut next = self.manifest.clone();
-        // Named after the generation the commit below assigns, so the name is always new.
-        next.deletes = Some(write_deletes(&self.dir, next.generation + 1, &deletes)?);
+        let segment = if docs.is_empty() {
+            None
+        } else {
+            let first_id = next.next_doc_id;
+            let count = u32::try_from(docs.len())
+                .ok()
+                .filter(|n| first_id.checked_add(*n).is_some())
+                .ok_or_else(|| {
+                    Error::InvalidInput("too many documents for one database".into())
+                })?;
+            let mut writer = SegmentWriter::new(next.vocab_size, next.q)?;
+            for (i, doc) in docs.iter().enumerate() {
+                let (times, duration_ms) = doc.resolved_times();
+                writer.add(&DocInput {
+                    name: &doc.id,
+                    doc_id: first_id + i as u32,
+                    tokens: &doc.tokens,
+                    times_ms: &times,
+                    duration_ms,
+                })?;
+            }
+            next.next_doc_id = first_id + count;
+            Some(self.write_segment(writer, &mut next)?)
+        };
+        if !report.deleted.is_empty() {
+            // Named after the generation the commit below assigns, so the name is always new.
+            next.deletes = Some(write_deletes(&self.dir, next.generation + 1, &deletes)?);
+        }
         let garbage = self.unreferenced_after(&next);
         self.commit(next, garbage)?;
+        self.segments.extend(segment.map(Arc::new));
         self.deletes = deletes;
         Ok(report)
     }

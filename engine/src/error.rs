@@ -57,6 +57,12 @@ pub enum Error {
     /// A document id is already present in the database (or twice in one batch).
     #[error("document id {0:?} already exists")]
     DuplicateId(String),
+    /// The database was built with another tokenizer (different id or weights hash), holds
+    /// documents that no tokenizer recorded (imported tokens), or has a smaller vocabulary than
+    /// the tokenizer: mixing strings from two tokenizers would make every distance meaningless
+    /// ([`crate::Database::accepts_tokenizer`]).
+    #[error("tokenizer mismatch: {0}")]
+    TokenizerMismatch(String),
     /// A document id named by the caller is not in the database.
     #[error("document id {0:?} not found")]
     NotFound(String),

@@ -392,6 +392,48 @@ fn delete_then_compact() {
         .starts_with("deletes-")));
 }
 
+/// `replace` tombstones and adds in one commit (one MANIFEST generation): a reader sees the old
+/// document or the new one under the same id; a new document may take only a replaced id; and a
+/// refused batch changes nothing, tombstones included.
+#[test]
+fn replace_is_one_commit_and_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Database::create(dir.path(), DatabaseConfig::new(64, 3)).unwrap();
+    db.add_tokens(&[doc("a", vec![1, 2, 3, 4]), doc("b", vec![5, 6, 7, 8])])
+        .unwrap();
+    let before = db.snapshot();
+    let generation = db.manifest().generation;
+    let report = db
+        .replace(&["a", "gone"], &[doc("a", vec![9, 9, 9]), doc("c", vec![4, 4, 4])])
+        .unwrap();
+    assert_eq!(report.deleted, ["a"]);
+    assert_eq!(report.missing, ["gone"]);
+    assert_eq!(db.manifest().generation, generation + 1, "one commit");
+    let tokens = |db: &Database, id: &str| {
+        let (s, ord) = db.find(id).unwrap();
+        db.segments()[s].doc(ord).tokens.to_vec()
+    };
+    assert_eq!(tokens(&db, "a"), [9, 9, 9]);
+    assert_eq!(tokens(&before, "a"), [1, 2, 3, 4], "the old snapshot is unchanged");
+    let reopened = Database::open_read_only(dir.path()).unwrap();
+    assert_eq!(tokens(&reopened, "a"), [9, 9, 9]);
+    assert!(reopened.contains("c") && reopened.contains("b"));
+
+    // A live id that is not replaced is taken; an invalid document refuses the whole batch.
+    let generation = db.manifest().generation;
+    let err = db.replace::<&str>(&[], &[doc("b", vec![1])]).unwrap_err();
+    assert!(matches!(err, Error::DuplicateId(ref id) if id == "b"), "{err}");
+    let err = db
+        .replace(&["b"], &[doc("b", vec![1]), doc("d", vec![200])])
+        .unwrap_err();
+    assert!(matches!(err, Error::SymbolOutOfVocabulary { .. }), "{err}");
+    assert_eq!(db.manifest().generation, generation, "nothing committed");
+    assert_eq!(tokens(&db, "b"), [5, 6, 7, 8], "b is still live");
+    let reopened = Database::open_read_only(dir.path()).unwrap();
+    assert_eq!(tokens(&reopened, "b"), [5, 6, 7, 8]);
+    assert!(!reopened.contains("d"));
+}
+
 fn corrupt_file(path: &Path, offset: usize) {
     let mut bytes = fs::read(path).unwrap();
     bytes[offset] ^= 0x55;

@@ -2,7 +2,7 @@
 //! each tokenizer, and the reduction against the VQ reference. The bytes are the engine's own:
 //! every recording is tokenized window by window as the indexer does and added to a database
 //! in a temporary folder (2 bytes a token, 4 a time, q-gram postings, the doc table), compacted
-//! into one segment, and measured by `pairalign_indexer::archive_report` (no catalog). From a
+//! into one segment, and measured by `pairalign_query::archive_report` (no catalog). From a
 //! feature cache, each clip's view 0 is one document. A dense subject stores one `f32` vector
 //! per window (per clip from a cache) and no index: its bytes are `4 * dim` a window.
 
@@ -269,7 +269,7 @@ pub fn compaction(
         match archive {
             Archive::Tokens { mut db, .. } => {
                 db.compact()?;
-                let a = pairalign_indexer::archive_report(&db)?;
+                let a = pairalign_query::archive_report(&db)?;
                 let s = &a.storage;
                 report.tokens = Some(a.tokens);
                 report.tokens_per_s = Some(a.tokens as f64 / totals.seconds.max(1e-9));

@@ -17,11 +17,7 @@ pub enum Error {
     #[error(transparent)]
     Engine(#[from] pairalign_engine::Error),
 
-    /// The archive report of compaction failed.
-    #[error(transparent)]
-    Index(#[from] pairalign_indexer::Error),
-
-    /// A query of locate failed.
+    /// A query of locate, or the archive report of compaction, failed.
     #[error(transparent)]
     Query(#[from] pairalign_query::Error),
 

@@ -9,45 +9,28 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// The database failed: it cannot be opened or created, or committing a batch failed (disk
     /// full, lock held by another writer, corrupt segment). The batch being committed is lost; all
-    /// earlier batches are kept.
+    /// earlier batches are kept. [`pairalign_engine::Error::TokenizerMismatch`] when the database
+    /// was built with another tokenizer or holds imported tokens.
     #[error(transparent)]
     Engine(#[from] pairalign_engine::Error),
-    /// The database was built with another tokenizer (different id or weights hash), or holds
-    /// documents that no tokenizer recorded (imported tokens): mixing strings from two
-    /// tokenizers would make every distance meaningless.
-    #[error("tokenizer mismatch: {0}")]
-    TokenizerMismatch(String),
+    /// The metadata catalog cannot be opened, read or written, or is damaged
+    /// ([`pairalign_catalog::Error::CatalogDamaged`]: `pairalign repair` rebuilds it).
+    #[error(transparent)]
+    Catalog(#[from] pairalign_catalog::Error),
     /// An option is out of range (for example a window shorter than 0.1 s).
     #[error("invalid option: {0}")]
     InvalidOption(String),
-    /// The metadata catalog (`<db>/catalog/`) cannot be opened, read or written.
-    #[error("catalog: {0}")]
-    Catalog(String),
-    /// The metadata catalog is damaged or disagrees with the database: a file whose checksum
-    /// does not match, a file missing (`meta.json` among them), counts that do not add up, a
-    /// panic of the catalog library on its files, or a live document without its entry (or
-    /// with another token count). Nothing is answered from it and no writer touches it;
-    /// `pairalign repair --db DIR` rebuilds it from the database and the files' sidecars and
-    /// keeps the damaged folder beside it.
-    #[error(
-        "the metadata catalog {} is damaged: {}; `pairalign repair --db {}` rebuilds it \
-         (the damaged folder is kept)",
-        .catalog.display(),
-        .problems.join("; "),
-        .db.display()
-    )]
-    CatalogDamaged {
-        /// The catalog folder.
-        catalog: std::path::PathBuf,
-        /// The database folder, for the repair command.
-        db: std::path::PathBuf,
-        /// What is wrong, each naming the file or the document concerned.
-        problems: Vec<String>,
-    },
-    /// A metadata filter does not parse or names an unknown field.
-    #[error("bad filter: {0}")]
-    Filter(String),
     /// The thread pool could not be started.
     #[error("cannot start the thread pool: {0}")]
     ThreadPool(#[from] rayon::ThreadPoolBuildError),
+}
+
+impl Error {
+    /// Whether the database was built with another tokenizer (or holds imported tokens).
+    pub fn is_tokenizer_mismatch(&self) -> bool {
+        matches!(
+            self,
+            Error::Engine(pairalign_engine::Error::TokenizerMismatch(_))
+        )
+    }
 }

@@ -20,28 +20,17 @@
 //! # }
 //! ```
 
-mod catalog;
-#[cfg(test)]
-mod catalog_damage;
-#[cfg(test)]
-mod catalog_power_loss;
 mod error;
-mod filter;
 mod pipeline;
+mod recording;
 mod repair;
-mod report;
 mod walk;
 
-pub use catalog::{
-    file_stamp, hash_file, hash_samples, now_secs, rfc3339, Asset, AssetMetadata, Catalog,
-    CatalogReader, CrossCheck, CATALOG_DIR, FIELDS, MAX_TAGS, MAX_TAG_BYTES, MAX_TITLE_BYTES,
-};
 pub use error::{Error, Result};
-pub use filter::{check as check_filter, measure as measure_filter, FilterLimits, FilterShape};
+pub use pairalign_catalog::{Asset, AssetMetadata};
 pub use pipeline::{
-    check_tokenizer, doc_id, index_paths, open_or_create_for, Duplicate, IndexOptions, IndexReport,
-    Progress, Store,
+    doc_id, index_paths, open_or_create_for, Duplicate, IndexOptions, IndexReport, Progress, Store,
 };
+pub use recording::{index_recording, IndexedRecording, Unindexable};
 pub use repair::{check_database, repair_catalog, CheckReport, NotRecovered, RepairReport};
-pub use report::{archive_report, compare, svg, ArchiveReport, Comparison, StorageBytes};
 pub use walk::{find_audio_files, is_audio_path, Discovery, FileProblem};

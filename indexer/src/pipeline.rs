@@ -15,7 +15,7 @@
 //! the old document. A new path whose content is already indexed under a path that still exists
 //! is a duplicate: reported and skipped, so that a copy does not show up twice in every result.
 //!
-//! Every document gets a catalog entry ([`crate::Catalog`]) with its metadata; the entries of a
+//! Every document gets a catalog entry ([`pairalign_catalog::Catalog`]) with its metadata; the entries of a
 //! batch are committed just before the batch's segment (see the catalog module for why that
 //! order).
 
@@ -25,13 +25,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pairalign_datasets::decode::{decode_file, probe, DecodeOptions};
-use pairalign_datasets::SAMPLE_RATE;
-use pairalign_engine::{Database, DatabaseConfig, NewDoc, TokenizerRecord};
-use pairalign_models::{tokenize_windows, Tokenizer, WINDOWS_PER_CALL, WINDOW_SAMPLES};
+use pairalign_engine::{Database, DatabaseConfig, DeleteReport, NewDoc, TokenizerRecord};
+use pairalign_models::Tokenizer;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::catalog::{file_stamp, hash_file, now_secs, rfc3339, Asset, AssetMetadata, Catalog};
+use pairalign_catalog::{file_stamp, hash_file, now_secs, rfc3339, Asset, AssetMetadata, Catalog};
+
+use crate::recording::{index_recording, IndexedRecording};
 use crate::walk::{find_audio_files, FileProblem};
 use crate::{Error, Result};
 
@@ -164,41 +165,13 @@ pub fn doc_id(path: &Path) -> std::result::Result<String, String> {
         .map_err(|p| format!("path {p:?} is not UTF-8 (document ids are UTF-8)"))
 }
 
-/// Checks that `tokenizer` may add to or search `db`: the database records this tokenizer (same
-/// id and weights hash), or records none and holds no documents yet; and its tokens fit the
-/// database's vocabulary.
-pub fn check_tokenizer(db: &Database, tokenizer: &dyn Tokenizer) -> Result<()> {
-    match db.tokenizer() {
-        Some(rec) if rec.id == tokenizer.id() && rec.weights_hash == tokenizer.weights_hash() => {}
-        Some(rec) => {
-            return Err(Error::TokenizerMismatch(format!(
-                "{} was built with tokenizer {} (weights {}), not {} (weights {})",
-                db.dir().display(),
-                rec.id,
-                rec.weights_hash,
-                tokenizer.id(),
-                tokenizer.weights_hash()
-            )))
-        }
-        None if !db.segments().is_empty() => {
-            return Err(Error::TokenizerMismatch(format!(
-                "{} holds documents that no tokenizer recorded (imported tokens); \
-                 index audio into a new database",
-                db.dir().display()
-            )))
-        }
-        None => {}
-    }
-    let vocab = db.config().vocab_size;
-    if tokenizer.vocab_size() > vocab {
-        return Err(Error::TokenizerMismatch(format!(
-            "tokenizer {} has {} symbols but {} was created for {vocab}",
-            tokenizer.id(),
-            tokenizer.vocab_size(),
-            db.dir().display()
-        )));
-    }
-    Ok(())
+/// Checks that `tokenizer` may add to `db` ([`Database::accepts_tokenizer`]).
+fn check_tokenizer(db: &Database, tokenizer: &dyn Tokenizer) -> Result<()> {
+    Ok(db.accepts_tokenizer(
+        tokenizer.id(),
+        tokenizer.weights_hash(),
+        tokenizer.vocab_size(),
+    )?)
 }
 
 /// A database and its metadata catalog, opened for writing: what indexing writes to. Derefs to
@@ -234,16 +207,52 @@ impl Store {
     /// follow (a full disk) does not turn it into an error: its entries stay behind as ghosts,
     /// which readers drop (the module documentation of the catalog) and the next write of the
     /// same id or `pairalign repair` replaces.
-    pub fn delete<S: AsRef<str>>(&mut self, ids: &[S]) -> Result<pairalign_engine::DeleteReport> {
+    pub fn delete<S: AsRef<str>>(&mut self, ids: &[S]) -> Result<DeleteReport> {
         let report = self.db.delete(ids)?;
         // Ghosts are harmless; an error here would call a committed delete a failure.
         let _ = self.catalog.remove(&report.deleted);
         Ok(report)
     }
+
+    /// Checks that `tokenizer` may add to this database ([`Database::accepts_tokenizer`]) and
+    /// records it there when the database records none yet.
+    pub fn record_tokenizer(&mut self, tokenizer: &dyn Tokenizer) -> Result<TokenizerRecord> {
+        check_tokenizer(&self.db, tokenizer)?;
+        let record = TokenizerRecord {
+            id: tokenizer.id().to_string(),
+            weights_hash: tokenizer.weights_hash().to_string(),
+        };
+        if self.db.tokenizer().is_none() {
+            self.db.set_tokenizer(record.clone())?;
+        }
+        Ok(record)
+    }
+
+    /// Commits indexed recordings: their catalog entries (and `other_assets`: new stamps of
+    /// unchanged files) first, then, in one engine commit, the tombstones of the live documents
+    /// they replace (`replacing`: ids whose files changed) and one segment with the new
+    /// documents. The catalog goes first so that a crash can leave an entry for a document the
+    /// database does not hold (readers ignore it), never a document without its entry; the
+    /// engine commit is atomic, so a changed file is found as its old or its new version, never
+    /// neither.
+    pub fn commit(
+        &mut self,
+        recordings: Vec<IndexedRecording>,
+        other_assets: Vec<Asset>,
+        replacing: &[String],
+    ) -> Result<DeleteReport> {
+        let (docs, mut assets): (Vec<NewDoc>, Vec<Asset>) =
+            recordings.into_iter().map(|r| (r.doc, r.asset)).unzip();
+        assets.extend(other_assets);
+        if !assets.is_empty() {
+            self.catalog.upsert(&assets)?;
+        }
+        Ok(self.db.replace(replacing, &docs)?)
+    }
 }
 
 /// Opens the database in `dir` for writing, creating it with the tokenizer's vocabulary (and the
-/// default q) when missing, checks the tokenizer with [`check_tokenizer`], and opens (or
+/// default q) when missing, checks the tokenizer ([`Database::accepts_tokenizer`]), and opens (or
 /// creates) its catalog.
 pub fn open_or_create_for(dir: impl AsRef<Path>, tokenizer: &dyn Tokenizer) -> Result<Store> {
     let dir = dir.as_ref();
@@ -274,20 +283,11 @@ pub fn index_paths<P: AsRef<Path>>(
             options.batch_files, options.batch_seconds
         )));
     }
-    let Store { db, catalog } = store;
-    check_tokenizer(db, tokenizer)?;
-    let record = TokenizerRecord {
-        id: tokenizer.id().to_string(),
-        weights_hash: tokenizer.weights_hash().to_string(),
-    };
-    if db.tokenizer().is_none() {
-        db.set_tokenizer(record.clone())?;
-    }
+    let record = store.record_tokenizer(tokenizer)?;
     let started = Instant::now();
     let found = find_audio_files(paths);
     let mut run = Run {
-        db,
-        catalog,
+        store,
         tokenizer,
         options,
         started,
@@ -331,10 +331,10 @@ pub fn index_paths<P: AsRef<Path>>(
     let mut report = run.report;
     let too_many = options
         .compact_above
-        .is_some_and(|limit| db.segments().len() > limit);
+        .is_some_and(|limit| store.db.segments().len() > limit);
     if report.batches > 0 && !report.interrupted && too_many {
         let t = Instant::now();
-        db.compact()?;
+        store.db.compact()?;
         report.storage_s += t.elapsed().as_secs_f64();
         report.compacted = true;
     }
@@ -343,17 +343,10 @@ pub fn index_paths<P: AsRef<Path>>(
     Ok(report)
 }
 
-/// A file ready to be committed.
-struct Tokenized {
-    doc: NewDoc,
-    asset: Asset,
-    audio_s: f64,
-}
-
 /// What a worker made of one file.
 enum FileResult {
     /// Tokenized, with its catalog entry.
-    Tokenized(Tokenized),
+    Tokenized(IndexedRecording),
     /// Already indexed with this content; the catalog entry with the file's new size and
     /// modification time, so that the next run skips it without reading it.
     Unchanged(Asset),
@@ -381,15 +374,15 @@ struct Candidate<'p> {
 
 /// The state of one indexing run.
 struct Run<'a> {
-    db: &'a mut Database,
-    catalog: &'a mut Catalog,
+    store: &'a mut Store,
     tokenizer: &'a (dyn Tokenizer + Sync),
     options: &'a IndexOptions,
     started: Instant,
     progress: Progress,
     report: IndexReport,
-    /// Tokenized files of the batch not yet committed, and their catalog entries.
-    pending: Vec<NewDoc>,
+    /// Tokenized files of the batch not yet committed, and catalog entries to update (new
+    /// stamps of unchanged files).
+    pending: Vec<IndexedRecording>,
     pending_assets: Vec<Asset>,
     /// Ids of live documents the pending batch replaces (their files changed).
     replacing: Vec<String>,
@@ -445,9 +438,9 @@ impl Run<'_> {
                             let of = of.clone();
                             self.duplicate(path, of);
                         } else if let Err(e) = if candidate.existing.is_some() {
-                            self.db.validate_content(&file.doc)
+                            self.store.db.validate_content(&file.doc)
                         } else {
-                            self.db.validate(&file.doc)
+                            self.store.db.validate(&file.doc)
                         } {
                             self.fail(path, e.to_string());
                         } else {
@@ -457,10 +450,9 @@ impl Run<'_> {
                                 self.replacing.push(file.doc.id.clone());
                             }
                             self.progress.indexed += 1;
-                            self.progress.audio_s += file.audio_s;
-                            self.pending_audio_s += file.audio_s;
-                            self.pending.push(file.doc);
-                            self.pending_assets.push(file.asset);
+                            self.progress.audio_s += file.asset.duration_s;
+                            self.pending_audio_s += file.asset.duration_s;
+                            self.pending.push(file);
                             if self.pending.len() >= self.options.batch_files
                                 || self.pending_audio_s >= self.options.batch_seconds
                             {
@@ -492,8 +484,8 @@ impl Run<'_> {
             return Ok(Ok(None));
         }
         let stamp = file_stamp(path);
-        let existing = if self.db.contains(&id) {
-            match self.catalog.reader().get(&id)? {
+        let existing = if self.store.db.contains(&id) {
+            match self.store.catalog.reader().get(&id)? {
                 // Indexed before the catalog existed: nothing to compare with; keep it.
                 None => return Ok(Ok(None)),
                 Some(asset)
@@ -532,13 +524,14 @@ impl Run<'_> {
     /// and its content is indexed again under the new path.
     fn indexed_copy(&self, id: &str, hash: &str) -> Result<Option<String>> {
         Ok(self
+            .store
             .catalog
             .reader()
             .by_hash(hash)?
             .into_iter()
             .find(|a| {
                 a.id != id
-                    && self.db.contains(&a.id)
+                    && self.store.db.contains(&a.id)
                     && a.path.as_ref().is_none_or(|p| Path::new(p).exists())
             })
             .map(|a| a.id))
@@ -574,7 +567,6 @@ impl Run<'_> {
 
     /// Hashes, decodes and tokenizes one file (on a worker thread).
     fn process(&self, candidate: &Candidate<'_>) -> FileOutcome {
-        let id = candidate.id.as_str();
         let t = Instant::now();
         let prepared = self.prepare(candidate);
         let decode_s = t.elapsed().as_secs_f64();
@@ -596,41 +588,13 @@ impl Run<'_> {
             }
         };
         let t = Instant::now();
-        let tokens = tokenize_windows(
-            self.tokenizer,
-            &audio.samples,
-            WINDOW_SAMPLES,
-            WINDOWS_PER_CALL,
-        );
-        let tokenize_s = t.elapsed().as_secs_f64();
-        let samples = audio.samples.len() as u64;
-        let result = match tokens {
-            Err(e) => Err(format!("tokenizer failed: {e}")),
-            Ok(ts) if ts.is_empty() => Err("too short to give any token".to_string()),
-            Ok(ts) => {
-                let duration_ms = samples * 1000 / u64::from(SAMPLE_RATE);
-                let asset = Asset {
-                    duration_s: samples as f64 / f64::from(SAMPLE_RATE),
-                    tokens: ts.tokens.len() as u64,
-                    ..asset
-                };
-                Ok(FileResult::Tokenized(Tokenized {
-                    asset,
-                    doc: NewDoc {
-                        id: id.to_string(),
-                        tokens: ts.tokens,
-                        times_ms: Some(ts.times_ms),
-                        // Bounded by the decoder's duration limit; saturate rather than wrap.
-                        duration_ms: Some(u32::try_from(duration_ms).unwrap_or(u32::MAX)),
-                    },
-                    audio_s: samples as f64 / f64::from(SAMPLE_RATE),
-                }))
-            }
-        };
+        let result = index_recording(self.tokenizer, &audio.samples, asset)
+            .map(FileResult::Tokenized)
+            .map_err(|e| e.to_string());
         FileOutcome {
             result,
             decode_s,
-            tokenize_s,
+            tokenize_s: t.elapsed().as_secs_f64(),
         }
     }
 
@@ -675,9 +639,6 @@ impl Run<'_> {
         }
         let info = probe(path).map_err(|e| e.to_string())?;
         let audio = decode_file(path, &self.options.decode).map_err(|e| e.to_string())?;
-        if audio.samples.is_empty() {
-            return Err("no audio frames".to_string());
-        }
         let asset = Asset {
             id: candidate.id.clone(),
             path: Some(candidate.id.clone()),
@@ -696,40 +657,32 @@ impl Run<'_> {
         Ok(Ok((audio, asset)))
     }
 
-    /// Commits the pending batch as one segment (nothing to do when it is empty): its catalog
-    /// entries first, then the tombstones of the documents it replaces, then the segment.
+    /// Commits the pending batch as one segment (nothing to do when it is empty), with the
+    /// tombstones of the documents it replaces, after its catalog entries ([`Store::commit`]).
     fn commit(&mut self) -> Result<()> {
         if self.pending.is_empty() && self.pending_assets.is_empty() {
             return Ok(());
         }
         let t = Instant::now();
-        self.catalog.upsert(&self.pending_assets)?;
-        self.pending_assets.clear();
-        if self.pending.is_empty() {
+        let batch = std::mem::take(&mut self.pending);
+        let (indexed, tokens) = (batch.len(), batch.iter().map(|r| r.doc.tokens.len() as u64));
+        let tokens: u64 = tokens.sum();
+        let ids: Vec<String> = batch.iter().map(|r| r.doc.id.clone()).collect();
+        let assets = std::mem::take(&mut self.pending_assets);
+        let replaced = self.store.commit(batch, assets, &self.replacing)?;
+        self.replacing.clear();
+        self.report.storage_s += t.elapsed().as_secs_f64();
+        if indexed == 0 {
             // Only new stamps of unchanged files.
-            self.report.storage_s += t.elapsed().as_secs_f64();
             return Ok(());
         }
-        if !self.replacing.is_empty() {
-            self.db.delete(&self.replacing)?;
-            self.report.replaced += self.replacing.len();
-            self.replacing.clear();
-        }
-        self.db.add_tokens(&self.pending)?;
-        self.report.storage_s += t.elapsed().as_secs_f64();
+        self.report.replaced += replaced.deleted.len();
         self.report.batches += 1;
-        self.report.indexed += self.pending.len();
+        self.report.indexed += indexed;
         self.report.audio_s += self.pending_audio_s;
-        self.report.tokens += self
-            .pending
-            .iter()
-            .map(|d| d.tokens.len() as u64)
-            .sum::<u64>();
-        self.progress.committed += self.pending.len();
-        self.progress
-            .committed_ids
-            .extend(self.pending.iter().map(|d| d.id.clone()));
-        self.pending.clear();
+        self.report.tokens += tokens;
+        self.progress.committed += indexed;
+        self.progress.committed_ids.extend(ids);
         self.pending_audio_s = 0.0;
         Ok(())
     }

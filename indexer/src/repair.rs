@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use pairalign_engine::Database;
 use serde::Serialize;
 
-use crate::catalog::{
+use pairalign_catalog::{
     file_stamp, hash_file, now_secs, rfc3339, Asset, AssetMetadata, Catalog, CatalogReader,
     CrossCheck, CATALOG_DIR,
 };
@@ -155,11 +155,11 @@ pub fn check_database(db_dir: &Path) -> CheckReport {
 }
 
 /// A catalog error as problems: each of a damaged catalog's, or the error itself.
-fn push_error(problems: &mut Vec<String>, e: Error) {
-    match e {
-        Error::CatalogDamaged {
+fn push_error(problems: &mut Vec<String>, e: impl Into<Error>) {
+    match e.into() {
+        Error::Catalog(pairalign_catalog::Error::CatalogDamaged {
             problems: found, ..
-        } => problems.extend(found.into_iter().map(|p| format!("catalog: {p}"))),
+        }) => problems.extend(found.into_iter().map(|p| format!("catalog: {p}"))),
         other => problems.push(other.to_string()),
     }
 }
@@ -291,7 +291,7 @@ pub fn repair_catalog(db_dir: &Path) -> Result<RepairReport> {
         }
     }
     let rebuilt = CatalogReader::open_dir(building.clone())?.ok_or_else(|| {
-        Error::Catalog(format!(
+        pairalign_catalog::Error::Catalog(format!(
             "{}: the rebuilt catalog is empty",
             building.display()
         ))
@@ -382,11 +382,12 @@ fn unused(db_dir: &Path, name: &str) -> PathBuf {
 
 fn rename(from: &Path, to: &Path) -> Result<()> {
     std::fs::rename(from, to).map_err(|e| {
-        Error::Catalog(format!(
+        pairalign_catalog::Error::Catalog(format!(
             "cannot move {} to {}: {e}",
             from.display(),
             to.display()
         ))
+        .into()
     })
 }
 
@@ -394,5 +395,7 @@ fn rename(from: &Path, to: &Path) -> Result<()> {
 fn sync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir)
         .and_then(|f| f.sync_all())
-        .map_err(|e| Error::Catalog(format!("cannot sync {}: {e}", dir.display())))
+        .map_err(|e| {
+            pairalign_catalog::Error::Catalog(format!("cannot sync {}: {e}", dir.display())).into()
+        })
 }

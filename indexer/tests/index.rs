@@ -189,7 +189,7 @@ fn reruns_go_by_content_changed_files_are_replaced_and_copies_skipped() {
         (touched.indexed, touched.skipped, touched.replaced),
         (0, 4, 0)
     );
-    let stamp = pairalign_indexer::file_stamp(&f00).unwrap();
+    let stamp = pairalign_catalog::file_stamp(&f00).unwrap();
     let asset = store.catalog.reader().get(&id).unwrap().unwrap();
     assert_eq!(
         asset.file_size.zip(asset.modified_ns),
@@ -210,7 +210,7 @@ fn reruns_go_by_content_changed_files_are_replaced_and_copies_skipped() {
     let asset = store.catalog.reader().get(&id).unwrap().unwrap();
     assert_eq!(
         asset.content_hash,
-        pairalign_indexer::hash_file(&f00).unwrap()
+        pairalign_catalog::hash_file(&f00).unwrap()
     );
     assert!((asset.duration_s - 5.0).abs() < 1e-9);
 
@@ -329,7 +329,7 @@ fn another_tokenizer_is_refused() {
     index_paths(&mut db, &LEVELS, &[&root], &options(32), |_| {}).unwrap();
     let other = Levels { hash: "bbbb" };
     let err = index_paths(&mut db, &other, &[&root], &options(32), |_| {}).unwrap_err();
-    assert!(matches!(err, Error::TokenizerMismatch(_)), "{err}");
+    assert!(err.is_tokenizer_mismatch(), "{err}");
     drop(db);
     let err = open_or_create_for(&db_dir, &other).unwrap_err();
     assert!(err.to_string().contains("bbbb"), "{err}");
@@ -346,7 +346,7 @@ fn another_tokenizer_is_refused() {
     drop(db);
     let mut store = pairalign_indexer::Store::open(&imported).unwrap();
     let err = index_paths(&mut store, &LEVELS, &[&root], &options(32), |_| {}).unwrap_err();
-    assert!(matches!(err, Error::TokenizerMismatch(_)), "{err}");
+    assert!(err.is_tokenizer_mismatch(), "{err}");
 }
 
 #[test]
@@ -378,7 +378,7 @@ fn zero_batch_limits_are_refused() {
 /// The catalog's entries, sorted by id, without the time they were written (a rebuilt entry is
 /// written at the repair).
 fn listing(db: &Path) -> Vec<pairalign_indexer::Asset> {
-    let mut all = pairalign_indexer::CatalogReader::open(db)
+    let mut all = pairalign_catalog::CatalogReader::open(db)
         .unwrap()
         .unwrap()
         .all()
@@ -396,7 +396,8 @@ fn listing(db: &Path) -> Vec<pairalign_indexer::Asset> {
 /// folder is kept. A catalog that only misses entries keeps the others as they were. Issue 21.
 #[test]
 fn check_finds_a_damaged_catalog_and_repair_rebuilds_it() {
-    use pairalign_indexer::{check_database, repair_catalog, Asset, CatalogReader, Store};
+    use pairalign_catalog::CatalogReader;
+    use pairalign_indexer::{check_database, repair_catalog, Asset, Store};
 
     let dir = tempfile::tempdir().unwrap();
     let root = archive(dir.path(), 6);
@@ -476,7 +477,13 @@ fn check_finds_a_damaged_catalog_and_repair_rebuilds_it() {
     );
     assert!(damaged.notes.iter().any(|n| n.contains("pairalign repair")));
     let err = open_or_create_for(&db_dir, &LEVELS).unwrap_err();
-    assert!(matches!(err, Error::CatalogDamaged { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Catalog(pairalign_catalog::Error::CatalogDamaged { .. })
+        ),
+        "{err}"
+    );
 
     let report = repair_catalog(&db_dir).unwrap();
     assert_eq!(

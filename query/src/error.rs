@@ -25,29 +25,31 @@ pub enum Error {
     /// catalog to filter with.
     #[error("bad filter: {0}")]
     Filter(String),
-    /// Metadata (title, tags, id) breaks a limit.
-    #[error("invalid metadata: {0}")]
-    InvalidMetadata(String),
-    /// The id asked for a new asset belongs to a live document.
-    #[error("the id {0:?} is taken")]
-    IdTaken(String),
-    /// The same content (same BLAKE3 hash) is already indexed under another id.
-    #[error("the same content is already indexed as {of:?}")]
-    Duplicate {
-        /// The id of the document holding that content.
-        of: String,
-    },
     /// The clip file cannot be decoded (not audio, damaged, empty).
     #[error(transparent)]
     Decode(#[from] pairalign_datasets::Error),
     /// The tokenizer failed on the clip.
     #[error("tokenizing the clip failed: {0}")]
     Tokenize(#[from] pairalign_models::Error),
-    /// Adding to the archive failed as a whole (database, tokenizer mismatch, options); single
-    /// bad files are listed in the indexing report instead.
+    /// The metadata catalog cannot be read, or is damaged (see
+    /// [`pairalign_catalog::Error::CatalogDamaged`]).
     #[error(transparent)]
-    Index(#[from] pairalign_indexer::Error),
+    Catalog(pairalign_catalog::Error),
+    /// An option is out of range (a report's comparison without files to sample, for example).
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
     /// The engine rejected the search (bad options) or could not read the database.
     #[error(transparent)]
     Engine(#[from] pairalign_engine::Error),
+}
+
+impl From<pairalign_catalog::Error> for Error {
+    /// A filter that does not parse is the caller's [`Error::Filter`]; the rest stay catalog
+    /// errors.
+    fn from(error: pairalign_catalog::Error) -> Self {
+        match error {
+            pairalign_catalog::Error::Filter(why) => Error::Filter(why),
+            other => Error::Catalog(other),
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! pairalign-query: query by example (shared/DESIGN.md section 5). A clip is tokenized exactly
 //! like the archive (16 kHz mono, 3 s windows, absolute per-token times), its string is searched
 //! inside every document by edit distance (infix mode), and each hit maps back to a file and a
-//! time range. This is the API a media asset manager embeds.
+//! time range. Reading only: this crate never writes a database (the writer is
+//! `pairalign-indexer`, and `pairalign-archive` puts both behind one facade for applications).
 //!
 //! ```no_run
 //! use pairalign_engine::Database;
@@ -22,16 +23,18 @@
 //! # }
 //! ```
 
-mod archive;
 mod error;
+mod reader;
+mod report;
 mod search;
 
-pub use archive::{
-    list_assets, select_documents, Archive, ArchiveReader, ArchiveTokenizer, AssetPage,
-};
 pub use error::{Error, Result};
+pub use pairalign_catalog::{Asset, AssetMetadata, FIELDS as FILTER_FIELDS};
 pub use pairalign_engine::{EditBudget, Hit, Mode, SearchOptions};
-pub use pairalign_indexer::{Asset, AssetMetadata, FIELDS as FILTER_FIELDS};
+pub use reader::{
+    list_assets, select_documents, to_16k, ArchiveReader, ArchiveTokenizer, AssetPage,
+};
+pub use report::{archive_report, compare, svg, ArchiveReport, Comparison, StorageBytes};
 pub use search::{
     check_tokenizer, clip_search_options, database_tokenizer, search_audio, search_bytes,
     search_file, SearchOutcome, CLIP_EDIT_BUDGET, MAX_CLIP_S, MIN_CLIP_S,

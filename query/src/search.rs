@@ -68,9 +68,14 @@ pub fn check_tokenizer(db: &Database, tokenizer: &dyn Tokenizer) -> Result<()> {
         )));
     }
     // The same comparison (id, weights hash, vocabulary) as for adding to the database.
-    pairalign_indexer::check_tokenizer(db, tokenizer).map_err(|e| match e {
-        pairalign_indexer::Error::TokenizerMismatch(why) => Error::TokenizerMismatch(why),
-        other => Error::Index(other),
+    db.accepts_tokenizer(
+        tokenizer.id(),
+        tokenizer.weights_hash(),
+        tokenizer.vocab_size(),
+    )
+    .map_err(|e| match e {
+        pairalign_engine::Error::TokenizerMismatch(why) => Error::TokenizerMismatch(why),
+        other => Error::Engine(other),
     })
 }
 

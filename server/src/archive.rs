@@ -1,4 +1,4 @@
-//! The adapter over `pairalign-query`'s archive API: the one place that knows how the archive is
+//! The adapter over `pairalign-archive`'s API: the one place that knows how the archive is
 //! opened, written and read. [`Writable`] is the writer's (one per server, it holds the
 //! database's write lock); [`Snapshot`] is a committed, read-only state (an `ArchiveReader` and
 //! its report) that searches and GETs use from any thread while the writer goes on.
@@ -6,9 +6,10 @@
 use std::path::Path;
 
 use pairalign_engine::{SearchOptions, Symbol};
-use pairalign_indexer::ArchiveReport;
-use pairalign_query::{Archive, ArchiveReader, AssetMetadata, AssetPage, SearchOutcome};
-pub use pairalign_query::{ArchiveTokenizer as SharedTokenizer, Asset};
+use pairalign_archive::{
+    Archive, ArchiveReader, ArchiveReport, AssetMetadata, AssetPage, SearchOutcome,
+};
+pub use pairalign_archive::{ArchiveTokenizer as SharedTokenizer, Asset};
 use serde::{Deserialize, Serialize};
 
 use crate::request::Clip;

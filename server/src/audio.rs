@@ -103,7 +103,7 @@ pub(crate) fn recording(asset: &Asset) -> Result<PathBuf> {
     }
     let indexed = (asset.file_size, asset.modified_ns);
     if let (Some(size), Some(modified)) = indexed {
-        let now = pairalign_indexer::file_stamp(&path);
+        let now = pairalign_archive::file_stamp(&path);
         if now != Some((size, modified)) {
             return Err(Error::Gone(format!(
                 "{} has changed since it was indexed (its size or modification time differ), \

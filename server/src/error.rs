@@ -70,7 +70,7 @@ pub enum Error {
     /// The archive failed in another way (database I/O, corruption, tokenizer failure) (500
     /// `internal`; 507 `insufficient_storage` when the disk is full).
     #[error("{0}")]
-    Archive(pairalign_query::Error),
+    Archive(pairalign_archive::Error),
     /// An I/O call on the server's own files (the uploads folder, the token file) or sockets
     /// failed (500 `internal`).
     #[error("{context}: {source}")]
@@ -166,11 +166,12 @@ impl Error {
     /// client's file name or "the uploaded audio") so that messages speak of what the client
     /// sent.
     pub(crate) fn from_archive(
-        error: pairalign_query::Error,
+        error: impl Into<pairalign_archive::Error>,
         temp: Option<&Path>,
         name: &str,
     ) -> Self {
-        use pairalign_query::Error as Q;
+        use pairalign_archive::Error as Q;
+        let error = error.into();
         let message = match temp {
             Some(temp) => error.to_string().replace(&temp.display().to_string(), name),
             None => error.to_string(),
@@ -181,9 +182,7 @@ impl Error {
             }
             Q::IdTaken(_) | Q::Duplicate { .. } => Error::Conflict(message),
             Q::Decode(_) => Error::UndecodableAudio(message),
-            Q::TokenizerMismatch(_) | Q::Index(pairalign_indexer::Error::TokenizerMismatch(_)) => {
-                Error::TokenizerMismatch(message)
-            }
+            Q::TokenizerMismatch(_) => Error::TokenizerMismatch(message),
             Q::Engine(e) => match e {
                 pairalign_engine::Error::InvalidInput(_)
                 | pairalign_engine::Error::SymbolOutOfVocabulary { .. } => {
@@ -195,6 +194,12 @@ impl Error {
             },
             other => Error::Archive(other),
         }
+    }
+}
+
+impl From<pairalign_archive::Error> for Error {
+    fn from(error: pairalign_archive::Error) -> Self {
+        Error::from_archive(error, None, "")
     }
 }
 
@@ -269,7 +274,7 @@ mod tests {
 
     #[test]
     fn archive_errors_get_the_status_of_their_kind() {
-        use pairalign_query::Error as Q;
+        use pairalign_archive::Error as Q;
         let clip = Q::ClipLength {
             seconds: 0.1,
             min: 0.5,

@@ -15,7 +15,7 @@
 //! use pairalign_server::{Limits, Server};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let device = pairalign_models::Device::Cpu;
-//! let tokenizer = Arc::new(pairalign_query::database_tokenizer("assets.db".as_ref(), &device)?);
+//! let tokenizer = Arc::new(pairalign_archive::database_tokenizer("assets.db".as_ref(), &device)?);
 //! let server = Server::builder()
 //!     .token(Some("s3cret".into()))
 //!     .limits(Limits { max_top: 50, ..Limits::default() })

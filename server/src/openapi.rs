@@ -105,7 +105,7 @@ fn audio_bodies() -> Map<String, Value> {
 
 /// How filters are written, with the catalog's fields.
 fn filter_syntax() -> String {
-    let fields: Vec<String> = pairalign_query::FILTER_FIELDS
+    let fields: Vec<String> = pairalign_archive::FILTER_FIELDS
         .iter()
         .map(|(name, what)| format!("`{name}` ({what})"))
         .collect();

@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use pairalign_datasets::decode::probe_duration;
 use pairalign_engine::{Hit, SearchOptions};
-use pairalign_indexer::ArchiveReport;
-use pairalign_query::clip_search_options;
+use pairalign_archive::{clip_search_options, ArchiveReport};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
@@ -203,7 +202,7 @@ impl AppState {
         let (file, duration_s) = blocking(move || {
             let seconds = probe_duration(file.path()).map_err(|e| {
                 Error::from_archive(
-                    pairalign_query::Error::Decode(e),
+                    pairalign_archive::Error::Decode(e),
                     Some(file.path()),
                     file.display_name(),
                 )

@@ -106,8 +106,8 @@ fn shared() -> &'static TestServer {
             .unwrap()
             .keep();
         let db = dir.join("db");
-        let mut archive = pairalign_query::Archive::open(&db).unwrap();
-        let long = pairalign_query::AssetMetadata {
+        let mut archive = pairalign_archive::Archive::open(&db).unwrap();
+        let long = pairalign_archive::AssetMetadata {
             tags: vec!["long".into()],
             ..Default::default()
         };
@@ -554,9 +554,9 @@ fn a_changed_or_moved_recording_is_gone() {
     let file = audio.join("kal.wav");
     std::fs::copy(samples().join("short/flite_kal.wav"), &file).unwrap();
     let db = dir.path().join("db");
-    let mut archive = pairalign_query::Archive::open(&db).unwrap();
+    let mut archive = pairalign_archive::Archive::open(&db).unwrap();
     let report = archive
-        .add_file(&audio, &pairalign_query::AssetMetadata::default())
+        .add_file(&audio, &pairalign_archive::AssetMetadata::default())
         .unwrap();
     assert_eq!(report.indexed, 1, "{report:?}");
     drop(archive);
@@ -1209,7 +1209,7 @@ fn a_reply_keeps_the_connection_only_if_it_can_serve_the_next_request() {
 fn a_compaction_merges_the_segments_while_searches_go_on() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
-    let mut archive = pairalign_query::Archive::open(&db).unwrap();
+    let mut archive = pairalign_archive::Archive::open(&db).unwrap();
     for folder in ["long", "short"] {
         let report = archive
             .add_file(samples().join(folder), &Default::default())

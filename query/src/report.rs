@@ -100,7 +100,7 @@ pub fn archive_report(db: &Database) -> Result<ArchiveReport> {
         }
     }
     let bytes = folder_bytes(db.dir())?;
-    storage.catalog = crate::catalog::dir_bytes(&db.dir().join(crate::CATALOG_DIR));
+    storage.catalog = pairalign_catalog::dir_bytes(&db.dir().join(pairalign_catalog::CATALOG_DIR));
     let sections = storage.tokens + storage.times + storage.postings + storage.documents;
     storage.other = bytes.saturating_sub(sections + storage.catalog);
     debug_assert!(segment_bytes >= sections);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use pairalign_datasets::decode::{decode_file, resample, DecodeOptions};
 use pairalign_datasets::SAMPLE_RATE;
-use pairalign_query::{clip_search_options, Archive, AssetMetadata, Error};
+use pairalign_archive::{clip_search_options, Archive, AssetMetadata, Error};
 
 fn sample(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -71,7 +71,7 @@ fn add_search_filter_delete_and_stats() {
     assert!(asset.duration_s > 20.0 && asset.tokens > 0);
     assert_eq!(
         asset.content_hash,
-        pairalign_indexer::hash_file(&source).unwrap()
+        pairalign_catalog::hash_file(&source).unwrap()
     );
 
     // A recording handed over as samples, at 44.1 kHz.

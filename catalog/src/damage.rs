@@ -18,7 +18,7 @@ use std::path::Path;
 use pairalign_engine::{Database, DatabaseConfig, NewDoc, TokenizerRecord};
 
 use crate::catalog::{Asset, Catalog, CatalogReader, CATALOG_DIR};
-use crate::{Error, Store};
+use crate::Error;
 
 const FILTERS: [&str; 4] = [
     "tags:interview",
@@ -347,7 +347,6 @@ fn a_missing_meta_json_is_an_error_and_nothing_is_overwritten() {
     names_meta(CatalogReader::open_for(&db).unwrap_err());
     drop(db);
     names_meta(Catalog::open_or_create(dir.path()).unwrap_err());
-    names_meta(Store::open(dir.path()).unwrap_err());
     assert_eq!(
         snapshot(&catalog_dir),
         before,

@@ -1,7 +1,7 @@
 //! How a media asset manager embeds PairAlign Search: keep an archive beside the assets, add
 //! each asset when it is ingested, and answer "where else does this clip occur?".
 //!
-//! Run: `cargo run --release -p pairalign-query --example media_asset_manager -- [ASSET_DIR]`
+//! Run: `cargo run --release -p pairalign-archive --example media_asset_manager -- [ASSET_DIR]`
 //! (default: the bundled `samples/`). It indexes the folder into a temporary archive, cuts a 3 s
 //! clip out of the longest asset, searches for it, deletes that asset, and prints the stats.
 
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_datasets::SAMPLE_RATE;
-use pairalign_query::{clip_search_options, Archive, AssetMetadata};
+use pairalign_archive::{clip_search_options, Archive, AssetMetadata};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let assets = std::env::args()

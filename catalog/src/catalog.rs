@@ -19,7 +19,7 @@
 //! "no catalog", and is never overwritten. [`CatalogReader::open_for`] also compares the entries
 //! with the database's live documents ([`CatalogReader::cross_check`]). A panic of the library
 //! on any call is caught here and becomes [`Error::CatalogDamaged`]. `pairalign repair` rebuilds
-//! a damaged catalog (crate::repair).
+//! a damaged catalog (`pairalign_indexer::repair_catalog`).
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -593,7 +593,7 @@ impl CatalogReader {
     }
 
     /// [`CatalogReader::open`] of the catalog folder `dir` itself.
-    pub(crate) fn open_dir(dir: PathBuf) -> Result<Option<CatalogReader>> {
+    pub fn open_dir(dir: PathBuf) -> Result<Option<CatalogReader>> {
         if !dir.join(META_FILE).exists() {
             refuse_files_without_meta(&dir)?;
             return Ok(None);
@@ -996,7 +996,7 @@ impl Catalog {
 
     /// Creates a new, empty catalog in the folder `dir`, which must not exist (`pairalign
     /// repair` builds the new catalog beside the damaged one).
-    pub(crate) fn create_in(dir: &Path) -> Result<Catalog> {
+    pub fn create_in(dir: &Path) -> Result<Catalog> {
         std::fs::create_dir(dir).map_err(|e| catalog_error(dir, e))?;
         let directory = MmapDirectory::open(dir).map_err(|e| catalog_error(dir, e))?;
         Self::with_directory(dir.to_path_buf(), directory)
