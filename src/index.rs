@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use pairalign_engine::{Database, SearchOptions};
+use pairalign_engine::{SearchOptions, Searcher};
 use pairalign_indexer::{
     index_paths, open_or_create_for, AssetMetadata, IndexOptions, IndexReport, Progress,
 };
@@ -220,7 +220,7 @@ pub fn search_clip(
     json_output: bool,
 ) -> anyhow::Result<ExitCode> {
     let tokenizer = tokenizer_for(db, tokenizer)?;
-    let db = Database::open_read_only(db)?;
+    let db = Searcher::open(db)?;
     if let Some(filter) = filter {
         options.only = Some(pairalign_query::select_documents(&db, filter)?);
     }
@@ -289,7 +289,7 @@ pub struct AssetsArgs {
 
 /// Runs `assets`.
 pub fn assets(args: AssetsArgs) -> anyhow::Result<ExitCode> {
-    let db = Database::open_read_only(&args.db)?;
+    let db = Searcher::open(&args.db)?;
     let page = pairalign_query::list_assets(&db, args.filter.as_deref(), args.offset, args.limit)?;
     if args.json {
         println!("{}", serde_json::to_string(&page)?);

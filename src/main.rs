@@ -9,7 +9,9 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use pairalign_engine::import::{import_jsonl, ImportOptions, TokenLine};
 use pairalign_engine::synthetic::{self, ZipfTokens};
-use pairalign_engine::{Database, DatabaseConfig, EditBudget, Mode, SearchOptions, Symbol};
+use pairalign_engine::{
+    DatabaseConfig, DatabaseWriter, EditBudget, Mode, SearchOptions, Searcher, Symbol,
+};
 use serde_json::json;
 
 mod check;
@@ -361,7 +363,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Delete(args) => delete(args),
         Command::Assets(args) => index::assets(args),
         Command::Compact(args) => {
-            let mut db = Database::open(&args.db)?;
+            let mut db = DatabaseWriter::open(&args.db)?;
             db.compact()?;
             let info = db.info()?;
             println!(
@@ -393,7 +395,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn import_tokens(args: ImportTokensArgs) -> anyhow::Result<ExitCode> {
-    let mut db = Database::open_or_create(&args.db, DatabaseConfig::new(args.vocab, args.q))?;
+    let mut db = DatabaseWriter::open_or_create(&args.db, DatabaseConfig::new(args.vocab, args.q))?;
     let options = ImportOptions {
         strict: args.strict,
         batch_docs: args.batch_docs.max(1),
@@ -480,7 +482,7 @@ fn search(args: SearchArgs) -> anyhow::Result<ExitCode> {
             args.json,
         );
     }
-    let db = Database::open_read_only(&args.db)?;
+    let db = Searcher::open(&args.db)?;
     let mut options = options;
     if let Some(filter) = &args.filter {
         options.only = Some(pairalign_query::select_documents(&db, filter)?);
@@ -532,7 +534,7 @@ fn search(args: SearchArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
-    let db = Database::open_read_only(&args.db)?;
+    let db = Searcher::open(&args.db)?;
     let info = db.info()?;
     if args.json {
         println!("{}", serde_json::to_string(&info)?);

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use pairalign_engine::Database;
+use pairalign_engine::Searcher;
 use pairalign_query::{archive_report, compare, svg};
 
 /// Arguments of `pairalign report`.
@@ -30,7 +30,7 @@ pub struct ReportArgs {
 
 /// Runs `report`.
 pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let db = Database::open_read_only(&args.db)?;
+    let db = Searcher::open(&args.db)?;
     let mut report = archive_report(&db)?;
     if let Some(name) = &args.vs {
         let other = crate::tokenize::load_tokenizer(name)?;

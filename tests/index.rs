@@ -12,7 +12,7 @@ use common::{kill_after, pairalign, path, stderr};
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_datasets::views::{self, NoiseKind, View};
 use pairalign_datasets::{Audio, SAMPLE_RATE};
-use pairalign_engine::{Database, SearchOptions};
+use pairalign_engine::{SearchOptions, Searcher};
 use pairalign_models::Tokenizer;
 use serde_json::Value;
 
@@ -89,7 +89,7 @@ fn assert_found(db: &Path, dir: &Path, file: &str, start_s: f64, view: &View) {
     eprintln!("{file} at {true_ms} ms, {view:?}: {top}");
 
     // The library searches with the shipped tokenizer the database records.
-    let db = Database::open_read_only(db).unwrap();
+    let db = Searcher::open(db).unwrap();
     let record = db.tokenizer().unwrap().clone();
     let tokenizer =
         pairalign_models::AnyTokenizer::open(&record.id, &pairalign_models::Device::Cpu).unwrap();
@@ -221,7 +221,7 @@ fn query_by_example_finds_the_source_through_cli_and_library() {
     assert!(stderr(&out).contains("0.5 s to 60 s"), "{}", stderr(&out));
     let tokenizer = pairalign_models::shipped::vq(&pairalign_models::Device::Cpu).unwrap();
     let err = pairalign_query::search_audio(
-        &Database::open_read_only(&db).unwrap(),
+        &Searcher::open(&db).unwrap(),
         &tokenizer,
         &vec![0.0; 61 * SAMPLE_RATE as usize],
         &SearchOptions::default(),

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use common::{pairalign, path, run_killed, stderr};
 use pairalign_datasets::synth::write_wav_16k;
 use pairalign_datasets::{Audio, SAMPLE_RATE};
-use pairalign_engine::Database;
+use pairalign_engine::Searcher;
 use serde_json::Value;
 
 mod common;
@@ -92,8 +92,8 @@ fn archive(dir: &Path, n: usize, seed: u64) -> BTreeSet<String> {
 /// The ids of the live documents, read as a searcher would (panics when the database does not
 /// open), checking that none is there twice and that the catalog lists exactly these.
 fn live(db: &Path) -> BTreeSet<String> {
-    let database = Database::open_read_only(db)
-        .unwrap_or_else(|e| panic!("the database opens after a kill: {e}"));
+    let database =
+        Searcher::open(db).unwrap_or_else(|e| panic!("the database opens after a kill: {e}"));
     let mut ids = BTreeSet::new();
     for segment in database.segments() {
         for doc in segment.docs() {
@@ -297,7 +297,7 @@ fn killed_compaction_changes_nothing_visible() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let expected = live(&reference);
-    let segments = |db: &Path| Database::open_read_only(db).unwrap().segments().len();
+    let segments = |db: &Path| Searcher::open(db).unwrap().segments().len();
     assert!(segments(&reference) > 1);
     let timed = dir.path().join("timed");
     copy_dir(&reference, &timed);

@@ -7,9 +7,9 @@
 
 use std::path::PathBuf;
 
+use pairalign_archive::{clip_search_options, Archive, AssetMetadata};
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_datasets::SAMPLE_RATE;
-use pairalign_archive::{clip_search_options, Archive, AssetMetadata};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let assets = std::env::args()

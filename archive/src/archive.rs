@@ -5,10 +5,9 @@ use std::sync::Arc;
 
 use pairalign_catalog::{file_stamp, hash_file, hash_samples, Asset, AssetMetadata};
 use pairalign_datasets::decode::{decode_file, probe, DecodeOptions};
-use pairalign_engine::{Database, DeleteReport, SearchOptions, Symbol};
+use pairalign_engine::{DeleteReport, SearchOptions, Searcher, Symbol};
 use pairalign_indexer::{
-    index_paths, index_recording, open_or_create_for, IndexOptions, IndexReport, Store,
-    Unindexable,
+    index_paths, index_recording, open_or_create_for, IndexOptions, IndexReport, Store, Unindexable,
 };
 use pairalign_models::Device;
 use pairalign_query::{
@@ -22,7 +21,7 @@ use crate::{Error, Result};
 const HASH_ID_LEN: usize = 32;
 
 /// How many segments of one size tier `add_upload` and `add_samples` let gather before merging
-/// them ([`Database::merge_small`]); the same bound as the bulk indexer's compaction.
+/// them ([`pairalign_engine::DatabaseWriter::merge_small`]); the same bound as the bulk indexer's compaction.
 const MERGE_FACTOR: usize = 8;
 
 /// A database opened for reading and writing with the tokenizer it records and its catalog.
@@ -78,7 +77,7 @@ impl Archive {
     }
 
     /// The database underneath, for the engine's own calls.
-    pub fn database(&self) -> &Database {
+    pub fn database(&self) -> &Searcher {
         &self.store.db
     }
 
@@ -91,7 +90,7 @@ impl Archive {
     /// this archive goes on writing. Cheap: shares the mapped segments.
     pub fn reader(&self) -> ArchiveReader {
         ArchiveReader::new(
-            self.store.db.snapshot(),
+            self.store.db.searcher(),
             Some(self.store.catalog.reader().clone()),
             self.tokenizer.clone(),
         )
@@ -310,4 +309,3 @@ impl Archive {
         Ok(archive_report(&self.store.db)?)
     }
 }
-

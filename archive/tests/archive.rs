@@ -6,9 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
+use pairalign_archive::{clip_search_options, Archive, AssetMetadata, Error};
 use pairalign_datasets::decode::{decode_file, resample, DecodeOptions};
 use pairalign_datasets::SAMPLE_RATE;
-use pairalign_archive::{clip_search_options, Archive, AssetMetadata, Error};
 
 fn sample(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

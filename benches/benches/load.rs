@@ -32,11 +32,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use pairalign_archive::{Archive, ArchiveReader, Asset, AssetMetadata};
 use pairalign_benches::{env_or, percentile};
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_datasets::views::{apply, ViewSpace};
 use pairalign_datasets::{Audio, SAMPLE_RATE};
-use pairalign_archive::{Archive, ArchiveReader, Asset, AssetMetadata};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -651,7 +651,5 @@ fn main() -> Result<(), BoxError> {
 
 /// Segments of the database after the server stopped.
 fn segments_on_disk(db: &Path) -> Result<usize, BoxError> {
-    Ok(pairalign_engine::Database::open_read_only(db)?
-        .segments()
-        .len())
+    Ok(pairalign_engine::Searcher::open(db)?.segments().len())
 }

@@ -20,13 +20,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use pairalign_archive::{
+    clip_search_options, database_tokenizer, Archive, ArchiveReader, AssetMetadata,
+};
 use pairalign_benches::{env_or, percentile};
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_datasets::views::{apply, ViewSpace};
 use pairalign_datasets::{Audio, SAMPLE_RATE};
-use pairalign_archive::{
-    clip_search_options, database_tokenizer, Archive, ArchiveReader, AssetMetadata,
-};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

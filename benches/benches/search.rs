@@ -23,7 +23,7 @@ use std::time::Instant;
 use criterion::black_box;
 use pairalign_engine::synthetic::{rng, ZipfTokens};
 use pairalign_engine::{
-    Database, DatabaseConfig, EditBudget, Hit, Mode, NewDoc, SearchOptions, Symbol,
+    DatabaseConfig, DatabaseWriter, EditBudget, Hit, Mode, NewDoc, SearchOptions, Searcher, Symbol,
 };
 use rand::Rng;
 
@@ -124,11 +124,11 @@ fn run_archive(archive: &Archive, q: u32) {
     let hours = tokens as f64 / TOKENS_PER_HOUR;
     let dir = tempfile::tempdir().expect("temp dir");
     let started = Instant::now();
-    let mut db = Database::create(dir.path(), DatabaseConfig::new(VOCAB, q)).expect("create");
+    let mut db = DatabaseWriter::create(dir.path(), DatabaseConfig::new(VOCAB, q)).expect("create");
     db.add_tokens(&docs).expect("add");
     let build_s = started.elapsed().as_secs_f64();
     drop(db);
-    let db = Database::open_read_only(dir.path()).expect("open");
+    let db = Searcher::open(dir.path()).expect("open");
     let info = db.info().expect("info");
     println!(
         "\n## {} (q={q}): {} docs, {} tokens, {:.1} hours\nbuild {:.1} s; on disk {:.2} MB = {:.0} bytes/hour ({:.2} bytes/token)",
@@ -284,7 +284,7 @@ fn measure_rss_child(db: &str) {
     let queries: Vec<Vec<Symbol>> =
         serde_json::from_slice(&std::fs::read(dir.join("rss-queries.json")).expect("queries"))
             .expect("queries json");
-    let db = Database::open_read_only(dir).expect("open");
+    let db = Searcher::open(dir).expect("open");
     let open = (rss_kib("RssAnon:"), rss_kib("RssFile:"));
     for query in &queries {
         black_box(

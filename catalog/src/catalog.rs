@@ -25,7 +25,8 @@ use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use pairalign_engine::Database;
+// The engine's committed state, named apart from tantivy's `Searcher`.
+use pairalign_engine::Searcher as Database;
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 use tantivy::collector::DocSetCollector;

@@ -15,7 +15,7 @@ use std::os::unix::fs::FileExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
-use pairalign_engine::{Database, DatabaseConfig, NewDoc, TokenizerRecord};
+use pairalign_engine::{DatabaseConfig, DatabaseWriter, NewDoc, Searcher, TokenizerRecord};
 
 use crate::catalog::{Asset, Catalog, CatalogReader, CATALOG_DIR};
 use crate::Error;
@@ -63,7 +63,7 @@ fn doc(i: usize, tokens: usize) -> NewDoc {
 /// three commits as the indexer writes them (catalog first): 10 documents, then doc-03's entry
 /// replaced and doc-09 removed, then doc-10 added. Returns the live entries, sorted by id.
 fn build(dir: &Path) -> Vec<Asset> {
-    let mut db = Database::create(dir, DatabaseConfig::new(64, 3)).unwrap();
+    let mut db = DatabaseWriter::create(dir, DatabaseConfig::new(64, 3)).unwrap();
     db.set_tokenizer(TokenizerRecord {
         id: "test".into(),
         weights_hash: "0".into(),
@@ -116,7 +116,7 @@ fn sorted_ids(assets: Vec<Asset>) -> Vec<String> {
 }
 
 /// Opens the catalog as the query path does and reads it; `Err` when it does not open.
-fn read(db: &Database) -> Result<Answers, Error> {
+fn read(db: &Searcher) -> Result<Answers, Error> {
     let catalog = CatalogReader::open_for(db)?.expect("the catalog exists");
     let message = |e: Error| e.to_string();
     Ok(Answers {
@@ -215,7 +215,7 @@ impl Tally {
 fn every_flipped_bit_of_the_catalog_is_refused_or_harmless() {
     let dir = tempfile::tempdir().unwrap();
     let expected = build(dir.path());
-    let db = Database::open_read_only(dir.path()).unwrap();
+    let db = Searcher::open(dir.path()).unwrap();
     let pristine = read(&db).unwrap();
     // The pristine answers are those of the entries written.
     assert_eq!(pristine.all, Ok(expected.clone()));
@@ -343,7 +343,7 @@ fn a_missing_meta_json_is_an_error_and_nothing_is_overwritten() {
         assert!(message.contains("pairalign repair"), "{message}");
     };
     names_meta(CatalogReader::open(dir.path()).unwrap_err());
-    let db = Database::open_read_only(dir.path()).unwrap();
+    let db = Searcher::open(dir.path()).unwrap();
     names_meta(CatalogReader::open_for(&db).unwrap_err());
     drop(db);
     names_meta(Catalog::open_or_create(dir.path()).unwrap_err());
@@ -379,7 +379,7 @@ fn a_missing_meta_json_is_an_error_and_nothing_is_overwritten() {
 fn entries_are_checked_against_the_live_documents() {
     let dir = tempfile::tempdir().unwrap();
     let expected = build(dir.path());
-    let mut db = Database::open(dir.path()).unwrap();
+    let mut db = DatabaseWriter::open(dir.path()).unwrap();
     let check = CatalogReader::open_for(&db)
         .unwrap()
         .unwrap()
@@ -421,7 +421,7 @@ fn entries_are_checked_against_the_live_documents() {
 
     // A database of imported tokens (no tokenizer recorded) has no metadata to miss.
     let imported = tempfile::tempdir().unwrap();
-    let mut db = Database::create(imported.path(), DatabaseConfig::new(64, 3)).unwrap();
+    let mut db = DatabaseWriter::create(imported.path(), DatabaseConfig::new(64, 3)).unwrap();
     db.add_tokens(&[doc(0, 5)]).unwrap();
     Catalog::open_or_create(imported.path()).unwrap();
     assert!(CatalogReader::open_for(&db).unwrap().is_some());

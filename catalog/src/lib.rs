@@ -7,9 +7,9 @@
 //!
 //! ```no_run
 //! use pairalign_catalog::CatalogReader;
-//! use pairalign_engine::Database;
+//! use pairalign_engine::Searcher;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let db = Database::open_read_only("archive.db")?;
+//! let db = Searcher::open("archive.db")?;
 //! if let Some(catalog) = CatalogReader::open_for(&db)? {
 //!     for asset in catalog.select("tags:interview AND duration:>60")? {
 //!         println!("{} {:.0} s", asset.id, asset.duration_s);

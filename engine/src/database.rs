@@ -1,8 +1,12 @@
-//! `Database`: a directory of immutable segments, a MANIFEST and tombstones, with token import,
-//! delete, compaction and search. The library entry point of the engine.
+//! A database is a directory of immutable segments, a MANIFEST and tombstones. [`Searcher`] is a
+//! committed state of it, read only (search, find, info): any number, in any process, without a
+//! lock. [`DatabaseWriter`] holds the directory's write lock (one per directory), stages
+//! additions and deletions and commits them as one MANIFEST, compacts and merges; it derefs to
+//! the [`Searcher`] of its last commit. The library entry point of the engine.
 
 use std::collections::HashSet;
 use std::fs::{self, File};
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -47,7 +51,7 @@ impl Default for DatabaseConfig {
 }
 
 impl DatabaseConfig {
-    /// A configuration; call [`DatabaseConfig::check`] or let `Database::create` do it.
+    /// A configuration; call [`DatabaseConfig::check`] or let `DatabaseWriter::create` do it.
     pub fn new(vocab_size: u32, q: u32) -> Self {
         DatabaseConfig { vocab_size, q }
     }
@@ -124,7 +128,7 @@ pub struct DatabaseInfo {
     pub tokenizer: Option<TokenizerRecord>,
 }
 
-/// Outcome of [`Database::delete`].
+/// Outcome of [`DatabaseWriter::commit`] (and `delete`, `replace`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct DeleteReport {
     /// Ids that were live and are now deleted.
@@ -133,66 +137,42 @@ pub struct DeleteReport {
     pub missing: Vec<String>,
 }
 
-/// An open database: a consistent snapshot of one committed MANIFEST.
-///
-/// A database opened with [`Database::open`] or [`Database::create`] holds the directory's write
-/// lock (one writer per directory, any number of readers); [`Database::open_read_only`] takes no
-/// lock and refuses writes.
-#[derive(Debug)]
-pub struct Database {
+/// A committed state of a database, for reading only: one MANIFEST, its mapped segments and its
+/// tombstones. Cheap to clone (the segments are shared); it does not change when a writer
+/// commits (open a new one, or take the writer's [`DatabaseWriter::searcher`]).
+#[derive(Clone, Debug)]
+pub struct Searcher {
     dir: PathBuf,
     manifest: Manifest,
     pub(crate) segments: Vec<Arc<Segment>>,
     pub(crate) deletes: RoaringBitmap,
-    lock: Option<File>,
 }
 
-impl Database {
-    /// Creates a new, empty database in `dir` (created if missing; must not hold a database).
-    pub fn create(dir: impl AsRef<Path>, config: DatabaseConfig) -> Result<Database> {
-        let dir = dir.as_ref();
-        config.check()?;
-        fs::create_dir_all(segments_dir(dir)).map_err(|e| Error::io(dir, e))?;
-        let lock = lock(dir)?;
-        if dir.join(manifest::MANIFEST_FILE).exists() {
-            return Err(Error::AlreadyExists {
-                path: dir.to_path_buf(),
-            });
-        }
-        let manifest = Manifest::new(config.vocab_size, config.q);
-        manifest.commit(dir)?;
-        manifest::sync_dir(dir)?;
-        // The directory's own entry: without this a power loss could lose the new database.
-        let parent = match dir.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        manifest::sync_dir(parent)?;
-        Ok(Database {
-            dir: dir.to_path_buf(),
-            manifest,
-            segments: Vec::new(),
-            deletes: RoaringBitmap::new(),
-            lock: Some(lock),
-        })
-    }
+/// The one writer of a database directory: holds its write lock, stages additions
+/// ([`DatabaseWriter::stage_add`]) and deletions ([`DatabaseWriter::stage_delete`]) and
+/// commits them as one MANIFEST ([`DatabaseWriter::commit`]); compacts and merges. Derefs to
+/// the [`Searcher`] of its last commit.
+#[derive(Debug)]
+pub struct DatabaseWriter {
+    committed: Searcher,
+    /// The directory's `LOCK`, held while the writer lives.
+    _lock: File,
+    staged_deletes: Vec<String>,
+    staged_docs: Vec<NewDoc>,
+}
 
-    /// Opens an existing database for reading and writing, taking its write lock, and removes
-    /// leftovers of interrupted writes (files the MANIFEST does not name).
-    pub fn open(dir: impl AsRef<Path>) -> Result<Database> {
-        let dir = dir.as_ref();
-        let manifest = Manifest::read(dir)?;
-        let lock = lock(dir)?;
-        // Re-read under the lock: a writer may have committed between the two reads.
-        let manifest = Manifest::read(dir).unwrap_or(manifest);
-        let mut db = Self::load(dir, manifest)?;
-        db.lock = Some(lock);
-        db.remove_unreferenced_files()?;
-        Ok(db)
-    }
+impl Deref for DatabaseWriter {
+    type Target = Searcher;
 
-    /// Opens a snapshot for searching only. Takes no lock, so it works while a writer runs.
-    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Database> {
+    fn deref(&self) -> &Searcher {
+        &self.committed
+    }
+}
+
+impl Searcher {
+    /// Opens the committed state of the database in `dir` for searching. Takes no lock, so it
+    /// works while a writer runs (and keeps its snapshot while the writer commits).
+    pub fn open(dir: impl AsRef<Path>) -> Result<Searcher> {
         let dir = dir.as_ref();
         // A writer may commit and remove old segments between reading the MANIFEST and mapping
         // them; retry with the newer MANIFEST when that happens.
@@ -213,17 +193,7 @@ impl Database {
         }
     }
 
-    /// Opens the database at `dir` if it exists, else creates it with `config`.
-    pub fn open_or_create(dir: impl AsRef<Path>, config: DatabaseConfig) -> Result<Database> {
-        let dir = dir.as_ref();
-        if dir.join(manifest::MANIFEST_FILE).exists() {
-            Self::open(dir)
-        } else {
-            Self::create(dir, config)
-        }
-    }
-
-    fn load(dir: &Path, manifest: Manifest) -> Result<Database> {
+    fn load(dir: &Path, manifest: Manifest) -> Result<Searcher> {
         let seg_dir = segments_dir(dir);
         let mut segments = Vec::with_capacity(manifest.segments.len());
         for entry in &manifest.segments {
@@ -236,26 +206,12 @@ impl Database {
             None => RoaringBitmap::new(),
             Some(entry) => read_deletes(&dir.join(&entry.file), entry)?,
         };
-        Ok(Database {
+        Ok(Searcher {
             dir: dir.to_path_buf(),
             manifest,
             segments,
             deletes,
-            lock: None,
         })
-    }
-
-    /// A read-only copy of this snapshot, sharing its mapped segments (cheap: no file is read).
-    /// A server's writer hands these to its searchers after each commit: they see only committed
-    /// data and keep working while the writer commits, compacts or deletes.
-    pub fn snapshot(&self) -> Database {
-        Database {
-            dir: self.dir.clone(),
-            manifest: self.manifest.clone(),
-            segments: self.segments.clone(),
-            deletes: self.deletes.clone(),
-            lock: None,
-        }
     }
 
     /// The database directory.
@@ -288,23 +244,6 @@ impl Database {
         self.manifest.tokenizer.as_ref()
     }
 
-    /// Records the tokenizer; fails if a different one is already recorded.
-    pub fn set_tokenizer(&mut self, tokenizer: TokenizerRecord) -> Result<()> {
-        match &self.manifest.tokenizer {
-            Some(existing) if *existing == tokenizer => Ok(()),
-            Some(existing) => Err(Error::InvalidInput(format!(
-                "database was built with tokenizer {} ({}), not {} ({})",
-                existing.id, existing.weights_hash, tokenizer.id, tokenizer.weights_hash
-            ))),
-            None => {
-                self.require_writable()?;
-                let mut next = self.manifest.clone();
-                next.tokenizer = Some(tokenizer);
-                self.commit(next, Vec::new())
-            }
-        }
-    }
-
     /// Checks that a tokenizer (its `id`, `weights_hash` and `vocab_size`) may add to or search
     /// this database: the database records this tokenizer, or records none and holds no
     /// documents yet; and its symbols fit the database's vocabulary. Errors with
@@ -313,12 +252,11 @@ impl Database {
         match self.tokenizer() {
             Some(rec) if rec.id == id && rec.weights_hash == weights_hash => {}
             Some(rec) => {
+                let (dir, old, old_hash) = (self.dir.display(), &rec.id, &rec.weights_hash);
                 return Err(Error::TokenizerMismatch(format!(
-                    "{} was built with tokenizer {} (weights {}), not {id} (weights {weights_hash})",
-                    self.dir.display(),
-                    rec.id,
-                    rec.weights_hash,
-                )))
+                    "{dir} was built with tokenizer {old} (weights {old_hash}), \
+                     not {id} (weights {weights_hash})"
+                )));
             }
             None if !self.segments.is_empty() => {
                 return Err(Error::TokenizerMismatch(format!(
@@ -363,7 +301,7 @@ impl Database {
         Ok(())
     }
 
-    /// [`Database::validate`] without the id check: for a document that will replace a live
+    /// [`Searcher::validate`] without the id check: for a document that will replace a live
     /// one (deleted, then added again).
     pub fn validate_content(&self, doc: &NewDoc) -> Result<()> {
         if doc.id.is_empty() || doc.id.len() > MAX_ID_BYTES {
@@ -394,153 +332,6 @@ impl Database {
                     )));
                 }
             }
-        }
-        Ok(())
-    }
-
-    /// Adds documents as one new segment and commits. All or nothing: if any document is invalid
-    /// (see [`Database::validate`]) or ids repeat within the batch, nothing is added.
-    pub fn add_tokens(&mut self, docs: &[NewDoc]) -> Result<()> {
-        self.replace::<&str>(&[], docs).map(|_| ())
-    }
-
-    /// Tombstones the live documents with these ids and commits.
-    pub fn delete<S: AsRef<str>>(&mut self, ids: &[S]) -> Result<DeleteReport> {
-        self.replace(ids, &[])
-    }
-
-    /// Tombstones the live documents with ids `delete` and adds `docs` as one new segment, in one
-    /// commit: a reader (or a crash) sees the state before or the state after, never the old
-    /// documents gone without the new ones. A document of `docs` may take the id of a live one
-    /// only when that id is in `delete` (a changed file indexed again). All or nothing, like
-    /// [`Database::add_tokens`].
-    pub fn replace<S: AsRef<str>>(
-        &mut self,
-        delete: &[S],
-        docs: &[NewDoc],
-    ) -> Result<DeleteReport> {
-        self.require_writable()?;
-        let mut report = DeleteReport::default();
-        let mut deletes = self.deletes.clone();
-        for id in delete {
-            let id = id.as_ref();
-            match self.find(id) {
-                Some((s, ord)) if deletes.insert(self.segments[s].doc(ord).doc_id) => {
-                    report.deleted.push(id.to_string())
-                }
-                _ => report.missing.push(id.to_string()),
-            }
-        }
-        let mut ids = HashSet::with_capacity(docs.len());
-        for doc in docs {
-            self.validate_content(doc)?;
-            let replaced = report.deleted.iter().any(|d| *d == doc.id);
-            if !ids.insert(doc.id.as_str()) || (!replaced && self.contains(&doc.id)) {
-                return Err(Error::DuplicateId(doc.id.clone()));
-            }
-        }
-        if report.deleted.is_empty() && docs.is_empty() {
-            return Ok(report);
-        }
-        let mut next = self.manifest.clone();
-        let segment = if docs.is_empty() {
-            None
-        } else {
-            let first_id = next.next_doc_id;
-            let count = u32::try_from(docs.len())
-                .ok()
-                .filter(|n| first_id.checked_add(*n).is_some())
-                .ok_or_else(|| {
-                    Error::InvalidInput("too many documents for one database".into())
-                })?;
-            let mut writer = SegmentWriter::new(next.vocab_size, next.q)?;
-            for (i, doc) in docs.iter().enumerate() {
-                let (times, duration_ms) = doc.resolved_times();
-                writer.add(&DocInput {
-                    name: &doc.id,
-                    doc_id: first_id + i as u32,
-                    tokens: &doc.tokens,
-                    times_ms: &times,
-                    duration_ms,
-                })?;
-            }
-            next.next_doc_id = first_id + count;
-            Some(self.write_segment(writer, &mut next)?)
-        };
-        if !report.deleted.is_empty() {
-            // Named after the generation the commit below assigns, so the name is always new.
-            next.deletes = Some(write_deletes(&self.dir, next.generation + 1, &deletes)?);
-        }
-        let garbage = self.unreferenced_after(&next);
-        self.commit(next, garbage)?;
-        self.segments.extend(segment.map(Arc::new));
-        self.deletes = deletes;
-        Ok(report)
-    }
-
-    /// Merges all segments into one, dropping tombstoned documents, and commits. Document numbers
-    /// and ids are kept.
-    pub fn compact(&mut self) -> Result<()> {
-        self.require_writable()?;
-        if self.segments.len() <= 1 && self.deletes.is_empty() {
-            return Ok(());
-        }
-        self.merge_from(0)
-    }
-
-    /// Merges the newest small segments when [`tiered_merge_start`] says so (at least `factor`
-    /// of them in the same size tier) and commits; returns how many segments were merged (0:
-    /// none). A writer that commits one small segment per document (the server's uploads) calls
-    /// it after each commit: the segment count then grows with the logarithm of the archive,
-    /// and each document is rewritten a few times per tier rather than at every compaction.
-    pub fn merge_small(&mut self, factor: usize) -> Result<usize> {
-        self.require_writable()?;
-        let sizes: Vec<u64> = self.manifest.segments.iter().map(|e| e.bytes).collect();
-        match tiered_merge_start(&sizes, factor) {
-            Some(from) => {
-                self.merge_from(from)?;
-                Ok(sizes.len() - from)
-            }
-            None => Ok(0),
-        }
-    }
-
-    /// Rewrites the segments from `from` on as one, without their tombstoned documents, and
-    /// commits. From 0 the tombstones go too (no live segment refers to them any more); from
-    /// later they stay, since older segments may hold the documents they name.
-    fn merge_from(&mut self, from: usize) -> Result<()> {
-        let mut writer = SegmentWriter::new(self.manifest.vocab_size, self.manifest.q)?;
-        for segment in &self.segments[from..] {
-            for doc in segment.docs() {
-                if self.deletes.contains(doc.doc_id) {
-                    continue;
-                }
-                writer.add(&DocInput {
-                    name: doc.name,
-                    doc_id: doc.doc_id,
-                    tokens: doc.tokens,
-                    times_ms: doc.times_ms,
-                    duration_ms: doc.duration_ms,
-                })?;
-            }
-        }
-        let everything = from == 0;
-        let mut next = self.manifest.clone();
-        next.segments.truncate(from);
-        if everything {
-            next.deletes = None;
-        }
-        let old_files = self.unreferenced_after(&next);
-        let merged = if writer.doc_count() == 0 {
-            None
-        } else {
-            Some(Arc::new(self.write_segment(writer, &mut next)?))
-        };
-        self.commit(next, old_files)?;
-        self.segments.truncate(from);
-        self.segments.extend(merged);
-        if everything {
-            self.deletes = RoaringBitmap::new();
         }
         Ok(())
     }
@@ -584,20 +375,303 @@ impl Database {
             tokenizer: self.manifest.tokenizer.clone(),
         })
     }
+}
 
-    fn require_writable(&self) -> Result<()> {
-        if self.lock.is_none() {
-            return Err(Error::InvalidInput(format!(
-                "{} was opened read-only",
-                self.dir.display()
-            )));
+impl DatabaseWriter {
+    /// Creates a new, empty database in `dir` (created if missing; must not hold a database).
+    pub fn create(dir: impl AsRef<Path>, config: DatabaseConfig) -> Result<DatabaseWriter> {
+        let dir = dir.as_ref();
+        config.check()?;
+        fs::create_dir_all(segments_dir(dir)).map_err(|e| Error::io(dir, e))?;
+        let lock = lock(dir)?;
+        if dir.join(manifest::MANIFEST_FILE).exists() {
+            return Err(Error::AlreadyExists {
+                path: dir.to_path_buf(),
+            });
+        }
+        let manifest = Manifest::new(config.vocab_size, config.q);
+        manifest.commit(dir)?;
+        manifest::sync_dir(dir)?;
+        // The directory's own entry: without this a power loss could lose the new database.
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        manifest::sync_dir(parent)?;
+        Ok(DatabaseWriter {
+            committed: Searcher {
+                dir: dir.to_path_buf(),
+                manifest,
+                segments: Vec::new(),
+                deletes: RoaringBitmap::new(),
+            },
+            _lock: lock,
+            staged_deletes: Vec::new(),
+            staged_docs: Vec::new(),
+        })
+    }
+
+    /// Opens an existing database for reading and writing, taking its write lock, and removes
+    /// leftovers of interrupted writes (files the MANIFEST does not name).
+    pub fn open(dir: impl AsRef<Path>) -> Result<DatabaseWriter> {
+        let dir = dir.as_ref();
+        let manifest = Manifest::read(dir)?;
+        let lock = lock(dir)?;
+        // Re-read under the lock: a writer may have committed between the two reads.
+        let manifest = Manifest::read(dir).unwrap_or(manifest);
+        let db = DatabaseWriter {
+            committed: Searcher::load(dir, manifest)?,
+            _lock: lock,
+            staged_deletes: Vec::new(),
+            staged_docs: Vec::new(),
+        };
+        db.remove_unreferenced_files()?;
+        Ok(db)
+    }
+
+    /// Opens the database at `dir` if it exists, else creates it with `config`.
+    pub fn open_or_create(dir: impl AsRef<Path>, config: DatabaseConfig) -> Result<DatabaseWriter> {
+        let dir = dir.as_ref();
+        if dir.join(manifest::MANIFEST_FILE).exists() {
+            Self::open(dir)
+        } else {
+            Self::create(dir, config)
+        }
+    }
+
+    /// The committed state as a [`Searcher`], sharing its mapped segments (cheap: no file is
+    /// read). A server's writer hands these to its searchers after each commit: they see only
+    /// committed data and keep working while the writer commits, compacts or deletes.
+    pub fn searcher(&self) -> Searcher {
+        self.committed.clone()
+    }
+
+    /// Records the tokenizer; fails if a different one is already recorded.
+    pub fn set_tokenizer(&mut self, tokenizer: TokenizerRecord) -> Result<()> {
+        match &self.committed.manifest.tokenizer {
+            Some(existing) if *existing == tokenizer => Ok(()),
+            Some(existing) => Err(Error::InvalidInput(format!(
+                "database was built with tokenizer {} ({}), not {} ({})",
+                existing.id, existing.weights_hash, tokenizer.id, tokenizer.weights_hash
+            ))),
+            None => {
+                let mut next = self.committed.manifest.clone();
+                next.tokenizer = Some(tokenizer);
+                self.commit_manifest(next, Vec::new())
+            }
+        }
+    }
+
+    /// Adds documents as one new segment and commits (with anything staged before). All or
+    /// nothing: if any document is invalid (see [`Searcher::validate`]) or ids repeat within
+    /// the batch, nothing is added.
+    pub fn add_tokens(&mut self, docs: &[NewDoc]) -> Result<()> {
+        self.stage_add(docs)?;
+        self.commit().map(|_| ())
+    }
+
+    /// Tombstones the live documents with these ids and commits (with anything staged before).
+    pub fn delete<S: AsRef<str>>(&mut self, ids: &[S]) -> Result<DeleteReport> {
+        self.stage_delete(ids);
+        self.commit()
+    }
+
+    /// Stages documents to add at the next [`DatabaseWriter::commit`]. All or nothing: each
+    /// document must be valid ([`Searcher::validate_content`]), its id not repeated among the
+    /// staged ones, and not live unless staged for deletion (a replacement). Nothing is visible
+    /// to searchers, nor durable, before the commit.
+    pub fn stage_add(&mut self, docs: &[NewDoc]) -> Result<()> {
+        let mut ids: HashSet<&str> = self.staged_docs.iter().map(|d| d.id.as_str()).collect();
+        for doc in docs {
+            self.validate_content(doc)?;
+            let replaced = self.staged_deletes.contains(&doc.id);
+            if !ids.insert(doc.id.as_str()) || (!replaced && self.contains(&doc.id)) {
+                return Err(Error::DuplicateId(doc.id.clone()));
+            }
+        }
+        self.staged_docs.extend_from_slice(docs);
+        Ok(())
+    }
+
+    /// Stages the live documents with these ids for deletion at the next
+    /// [`DatabaseWriter::commit`] (which reports which were live).
+    pub fn stage_delete<S: AsRef<str>>(&mut self, ids: &[S]) {
+        self.staged_deletes
+            .extend(ids.iter().map(|id| id.as_ref().to_string()));
+    }
+
+    /// Drops what is staged.
+    pub fn rollback(&mut self) {
+        self.staged_deletes.clear();
+        self.staged_docs.clear();
+    }
+
+    /// Commits what is staged as one MANIFEST: the staged deletions' tombstones and one segment
+    /// with the staged documents. A searcher (or a crash) sees the state before or the state
+    /// after, never the old documents gone without the new ones. Nothing staged: nothing
+    /// written. What is staged is dropped whether the commit succeeds or not.
+    pub fn commit(&mut self) -> Result<DeleteReport> {
+        let delete = std::mem::take(&mut self.staged_deletes);
+        let docs = std::mem::take(&mut self.staged_docs);
+        self.apply(&delete, &docs)
+    }
+
+    /// Stages deletions of `delete` and additions of `docs` and commits them together: a
+    /// document of `docs` may take the id of a live one only when that id is in `delete` (a
+    /// changed file indexed again).
+    pub fn replace<S: AsRef<str>>(
+        &mut self,
+        delete: &[S],
+        docs: &[NewDoc],
+    ) -> Result<DeleteReport> {
+        self.stage_delete(delete);
+        if let Err(e) = self.stage_add(docs) {
+            self.rollback();
+            return Err(e);
+        }
+        self.commit()
+    }
+
+    /// The commit itself: tombstones for the live documents among `delete`, one segment for
+    /// `docs`, one MANIFEST.
+    fn apply<S: AsRef<str>>(&mut self, delete: &[S], docs: &[NewDoc]) -> Result<DeleteReport> {
+        let mut report = DeleteReport::default();
+        let mut deletes = self.committed.deletes.clone();
+        for id in delete {
+            let id = id.as_ref();
+            match self.find(id) {
+                Some((s, ord)) if deletes.insert(self.committed.segments[s].doc(ord).doc_id) => {
+                    report.deleted.push(id.to_string())
+                }
+                _ => report.missing.push(id.to_string()),
+            }
+        }
+        let mut ids = HashSet::with_capacity(docs.len());
+        for doc in docs {
+            self.validate_content(doc)?;
+            let replaced = report.deleted.contains(&doc.id);
+            if !ids.insert(doc.id.as_str()) || (!replaced && self.contains(&doc.id)) {
+                return Err(Error::DuplicateId(doc.id.clone()));
+            }
+        }
+        if report.deleted.is_empty() && docs.is_empty() {
+            return Ok(report);
+        }
+        let mut next = self.committed.manifest.clone();
+        let segment = if docs.is_empty() {
+            None
+        } else {
+            let first_id = next.next_doc_id;
+            let count = u32::try_from(docs.len())
+                .ok()
+                .filter(|n| first_id.checked_add(*n).is_some())
+                .ok_or_else(|| Error::InvalidInput("too many documents for one database".into()))?;
+            let mut writer = SegmentWriter::new(next.vocab_size, next.q)?;
+            for (i, doc) in docs.iter().enumerate() {
+                let (times, duration_ms) = doc.resolved_times();
+                writer.add(&DocInput {
+                    name: &doc.id,
+                    doc_id: first_id + i as u32,
+                    tokens: &doc.tokens,
+                    times_ms: &times,
+                    duration_ms,
+                })?;
+            }
+            next.next_doc_id = first_id + count;
+            Some(self.write_segment(writer, &mut next)?)
+        };
+        if !report.deleted.is_empty() {
+            // Named after the generation the commit below assigns, so the name is always new.
+            next.deletes = Some(write_deletes(
+                &self.committed.dir,
+                next.generation + 1,
+                &deletes,
+            )?);
+        }
+        let garbage = self.unreferenced_after(&next);
+        self.commit_manifest(next, garbage)?;
+        self.committed.segments.extend(segment.map(Arc::new));
+        self.committed.deletes = deletes;
+        Ok(report)
+    }
+
+    /// Merges all segments into one, dropping tombstoned documents, and commits. Document numbers
+    /// and ids are kept.
+    pub fn compact(&mut self) -> Result<()> {
+        if self.committed.segments.len() <= 1 && self.committed.deletes.is_empty() {
+            return Ok(());
+        }
+        self.merge_from(0)
+    }
+
+    /// Merges the newest small segments when [`tiered_merge_start`] says so (at least `factor`
+    /// of them in the same size tier) and commits; returns how many segments were merged (0:
+    /// none). A writer that commits one small segment per document (the server's uploads) calls
+    /// it after each commit: the segment count then grows with the logarithm of the archive,
+    /// and each document is rewritten a few times per tier rather than at every compaction.
+    pub fn merge_small(&mut self, factor: usize) -> Result<usize> {
+        let sizes: Vec<u64> = self
+            .committed
+            .manifest
+            .segments
+            .iter()
+            .map(|e| e.bytes)
+            .collect();
+        match tiered_merge_start(&sizes, factor) {
+            Some(from) => {
+                self.merge_from(from)?;
+                Ok(sizes.len() - from)
+            }
+            None => Ok(0),
+        }
+    }
+
+    /// Rewrites the segments from `from` on as one, without their tombstoned documents, and
+    /// commits. From 0 the tombstones go too (no live segment refers to them any more); from
+    /// later they stay, since older segments may hold the documents they name.
+    fn merge_from(&mut self, from: usize) -> Result<()> {
+        let mut writer = SegmentWriter::new(
+            self.committed.manifest.vocab_size,
+            self.committed.manifest.q,
+        )?;
+        for segment in &self.committed.segments[from..] {
+            for doc in segment.docs() {
+                if self.committed.deletes.contains(doc.doc_id) {
+                    continue;
+                }
+                writer.add(&DocInput {
+                    name: doc.name,
+                    doc_id: doc.doc_id,
+                    tokens: doc.tokens,
+                    times_ms: doc.times_ms,
+                    duration_ms: doc.duration_ms,
+                })?;
+            }
+        }
+        let everything = from == 0;
+        let mut next = self.committed.manifest.clone();
+        next.segments.truncate(from);
+        if everything {
+            next.deletes = None;
+        }
+        let old_files = self.unreferenced_after(&next);
+        let merged = if writer.doc_count() == 0 {
+            None
+        } else {
+            Some(Arc::new(self.write_segment(writer, &mut next)?))
+        };
+        self.commit_manifest(next, old_files)?;
+        self.committed.segments.truncate(from);
+        self.committed.segments.extend(merged);
+        if everything {
+            self.committed.deletes = RoaringBitmap::new();
         }
         Ok(())
     }
 
     /// Writes a new segment file named from `next.next_segment_id` and records it in `next`.
     fn write_segment(&self, writer: SegmentWriter, next: &mut Manifest) -> Result<Segment> {
-        let seg_dir = segments_dir(&self.dir);
+        let seg_dir = segments_dir(&self.committed.dir);
         let file = segment_file_name(next.next_segment_id);
         let path = seg_dir.join(&file);
         // A leftover of a crashed writer may hold the name; it was never committed.
@@ -618,10 +692,10 @@ impl Database {
     }
 
     /// Commits `next` as the new MANIFEST, then removes `garbage` (files no longer referenced).
-    fn commit(&mut self, mut next: Manifest, garbage: Vec<PathBuf>) -> Result<()> {
+    fn commit_manifest(&mut self, mut next: Manifest, garbage: Vec<PathBuf>) -> Result<()> {
         next.generation += 1;
-        next.commit(&self.dir)?;
-        self.manifest = next;
+        next.commit(&self.committed.dir)?;
+        self.committed.manifest = next;
         for path in garbage {
             remove_unreferenced(path);
         }
@@ -630,7 +704,7 @@ impl Database {
 
     /// Files of the current state that `next` no longer references.
     fn unreferenced_after(&self, next: &Manifest) -> Vec<PathBuf> {
-        let seg_dir = segments_dir(&self.dir);
+        let seg_dir = segments_dir(&self.committed.dir);
         let mut garbage: Vec<PathBuf> = self
             .manifest
             .segments
@@ -638,9 +712,9 @@ impl Database {
             .filter(|e| !next.segments.iter().any(|n| n.file == e.file))
             .map(|e| seg_dir.join(&e.file))
             .collect();
-        if let Some(d) = &self.manifest.deletes {
+        if let Some(d) = &self.committed.manifest.deletes {
             if next.deletes.as_ref().map(|n| &n.file) != Some(&d.file) {
-                garbage.push(self.dir.join(&d.file));
+                garbage.push(self.committed.dir.join(&d.file));
             }
         }
         garbage
@@ -649,7 +723,7 @@ impl Database {
     /// Removes segment and tombstone files that the committed MANIFEST does not name, and a stale
     /// `MANIFEST.tmp`: what an interrupted writer leaves behind.
     fn remove_unreferenced_files(&self) -> Result<()> {
-        let seg_dir = segments_dir(&self.dir);
+        let seg_dir = segments_dir(&self.committed.dir);
         let live: HashSet<&str> = self
             .manifest
             .segments
@@ -667,8 +741,14 @@ impl Database {
                 }
             }
         }
-        let live_deletes = self.manifest.deletes.as_ref().map(|d| d.file.as_str());
-        let entries = fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        let live_deletes = self
+            .committed
+            .manifest
+            .deletes
+            .as_ref()
+            .map(|d| d.file.as_str());
+        let entries =
+            fs::read_dir(&self.committed.dir).map_err(|e| Error::io(&self.committed.dir, e))?;
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();

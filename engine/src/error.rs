@@ -36,10 +36,10 @@ pub enum Error {
         oldest: u32,
         current: u32,
     },
-    /// `Database::create` was pointed at a directory that already holds a database.
+    /// `DatabaseWriter::create` was pointed at a directory that already holds a database.
     #[error("{}: a database already exists here", path.display())]
     AlreadyExists { path: PathBuf },
-    /// `Database::open` was pointed at a directory without a MANIFEST.
+    /// `DatabaseWriter::open` or `Searcher::open` was pointed at a directory without a MANIFEST.
     #[error("{}: not a PairAlign database (no MANIFEST)", path.display())]
     NotADatabase { path: PathBuf },
     /// Another process holds the database's write lock.
@@ -60,7 +60,7 @@ pub enum Error {
     /// The database was built with another tokenizer (different id or weights hash), holds
     /// documents that no tokenizer recorded (imported tokens), or has a smaller vocabulary than
     /// the tokenizer: mixing strings from two tokenizers would make every distance meaningless
-    /// ([`crate::Database::accepts_tokenizer`]).
+    /// ([`crate::Searcher::accepts_tokenizer`]).
     #[error("tokenizer mismatch: {0}")]
     TokenizerMismatch(String),
     /// A document id named by the caller is not in the database.

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::import::{import_jsonl, ImportOptions};
 use crate::manifest::{segment_file_name, Manifest, SegmentEntry};
 use crate::segment::{qgram_key, Segment};
-use crate::{Database, DatabaseConfig, EditBudget, SearchOptions};
+use crate::{DatabaseConfig, DatabaseWriter, EditBudget, SearchOptions, Searcher};
 
 /// The inputs kept in `fuzz/regressions/<target>/` of the repository (crashes the fuzzer found,
 /// replayed by the tests forever), sorted by file name.
@@ -107,7 +107,7 @@ pub fn segment(bytes: &[u8]) {
     if manifest.commit(scratch.path()).is_err() {
         return;
     }
-    let Ok(db) = Database::open_read_only(scratch.path()) else {
+    let Ok(db) = Searcher::open(scratch.path()) else {
         return;
     };
     if query.len() >= q {
@@ -142,7 +142,7 @@ pub fn import(bytes: &[u8]) {
         let dir = scratch
             .path()
             .join(if strict { "strict" } else { "lenient" });
-        let mut db = Database::create(&dir, DatabaseConfig::new(512, 3)).expect("create");
+        let mut db = DatabaseWriter::create(&dir, DatabaseConfig::new(512, 3)).expect("create");
         let options = ImportOptions {
             strict,
             batch_docs: 3,
@@ -152,7 +152,7 @@ pub fn import(bytes: &[u8]) {
             continue;
         };
         drop(db);
-        let db = Database::open_read_only(&dir).expect("an import leaves a database that opens");
+        let db = Searcher::open(&dir).expect("an import leaves a database that opens");
         let docs: usize = db.segments().iter().map(|s| s.doc_count()).sum();
         assert_eq!(
             docs, report.imported,

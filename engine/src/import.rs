@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::database::{Database, NewDoc};
+use crate::database::{DatabaseWriter, NewDoc, Searcher};
 use crate::{Error, Result, Symbol};
 
 /// One line of a token file.
@@ -84,7 +84,7 @@ pub struct ImportReport {
 
 /// Parses one line into a document, checking it against the database and the ids seen so far.
 fn check_line(
-    db: &Database,
+    db: &Searcher,
     text: &str,
     seen: &HashSet<String>,
 ) -> std::result::Result<NewDoc, String> {
@@ -101,7 +101,7 @@ fn check_line(
 /// bounded). I/O errors abort; bad lines are reported in the returned report. When `strict`, a
 /// first pass checks every line and nothing is written if any line has a problem.
 pub fn import_jsonl(
-    db: &mut Database,
+    db: &mut DatabaseWriter,
     path: &Path,
     options: &ImportOptions,
 ) -> Result<ImportReport> {
@@ -115,7 +115,7 @@ pub fn import_jsonl(
 }
 
 fn import_pass(
-    db: &mut Database,
+    db: &mut DatabaseWriter,
     path: &Path,
     options: &ImportOptions,
     write: bool,
@@ -168,7 +168,11 @@ fn import_pass(
     Ok(report)
 }
 
-fn flush(db: &mut Database, batch: &mut Vec<NewDoc>, report: &mut ImportReport) -> Result<()> {
+fn flush(
+    db: &mut DatabaseWriter,
+    batch: &mut Vec<NewDoc>,
+    report: &mut ImportReport,
+) -> Result<()> {
     if batch.is_empty() {
         return Ok(());
     }

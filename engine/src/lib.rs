@@ -6,9 +6,9 @@
 //! Levenshtein verifier that ranks them (shared/DESIGN.md sections 4 and 5).
 //!
 //! ```no_run
-//! use pairalign_engine::{Database, DatabaseConfig, NewDoc, SearchOptions};
+//! use pairalign_engine::{DatabaseConfig, DatabaseWriter, NewDoc, SearchOptions};
 //! # fn main() -> pairalign_engine::Result<()> {
-//! let mut db = Database::create("my-db", DatabaseConfig::new(512, 3))?;
+//! let mut db = DatabaseWriter::create("my-db", DatabaseConfig::new(512, 3))?;
 //! db.add_tokens(&[NewDoc { id: "a.wav".into(), tokens: vec![3, 17, 4, 9, 30], ..NewDoc::default() }])?;
 //! let outcome = db.search_tokens(&[17, 4, 9], &SearchOptions::default())?;
 //! for hit in outcome.hits {
@@ -31,8 +31,8 @@ pub mod synthetic;
 pub mod verifier;
 
 pub use database::{
-    tiered_merge_start, Database, DatabaseConfig, DatabaseInfo, DeleteReport, NewDoc, MAX_ID_BYTES,
-    MERGE_TIER_BYTES, NOMINAL_TOKENS_PER_SECOND,
+    tiered_merge_start, DatabaseConfig, DatabaseInfo, DatabaseWriter, DeleteReport, NewDoc,
+    Searcher, MAX_ID_BYTES, MERGE_TIER_BYTES, NOMINAL_TOKENS_PER_SECOND,
 };
 pub use error::{Error, Result};
 pub use manifest::TokenizerRecord;

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use roaring::RoaringBitmap;
 use serde::Serialize;
 
-use crate::database::Database;
+use crate::database::Searcher;
 use crate::segment::{qgram_key, Segment};
 use crate::verifier::{Match, Mode, Verifier};
 use crate::{Error, Result, Symbol};
@@ -154,14 +154,87 @@ struct Region {
     votes: u32,
 }
 
-impl Database {
+/// One query string of a search, with what its length and the options make of it.
+struct Plan<'q> {
+    query: &'q [Symbol],
+    /// The absolute edit budget.
+    k: Option<u32>,
+    /// The q-gram lemma's threshold (< 1: no guarantee).
+    threshold: i64,
+    /// The result equals exhaustive search.
+    lossless: bool,
+    /// Verify every document instead of filtering.
+    scan: bool,
+    /// Window drift allowed when voting.
+    band: i64,
+    /// The query's q-grams (keys) and the offsets where each occurs.
+    grams: HashMap<u64, Vec<u32>>,
+}
+
+impl Searcher {
     /// Searches the database for `query`.
     pub fn search_tokens(
         &self,
         query: &[Symbol],
         options: &SearchOptions,
     ) -> Result<SearchOutcome> {
+        let mut outcomes = self.search_many(&[query], options)?;
+        outcomes
+            .pop()
+            .ok_or_else(|| Error::InvalidInput("the query has no tokens".into()))
+    }
+
+    /// Searches for several strings of one query at once (a clip's grid phases), one outcome per
+    /// string, each what [`Searcher::search_tokens`] gives for it: one candidate pass visits each
+    /// segment once and reads the postings of a q-gram the strings share once. Each outcome's
+    /// `took_ms` is the time of the whole call.
+    pub fn search_many(
+        &self,
+        queries: &[&[Symbol]],
+        options: &SearchOptions,
+    ) -> Result<Vec<SearchOutcome>> {
         let started = Instant::now();
+        let plans: Vec<Plan<'_>> = queries
+            .iter()
+            .map(|query| self.plan(query, options))
+            .collect::<Result<_>>()?;
+        let filtered: Vec<&Plan<'_>> = plans.iter().filter(|p| !p.scan).collect();
+        let mut candidates = self.candidate_regions(&filtered, options)?.into_iter();
+        let mut outcomes = Vec::with_capacity(plans.len());
+        for plan in &plans {
+            let verifier = Verifier::new(plan.query, options.mode);
+            let (hits, regions, verified_tokens) = if plan.scan {
+                self.scan_all(&verifier, plan.k, options)
+            } else {
+                let regions = candidates.next().unwrap_or_default();
+                let verified_tokens = regions.iter().map(|r| (r.end - r.start) as u64).sum();
+                let hits = regions
+                    .par_chunks(VERIFY_CHUNK)
+                    .flat_map_iter(|chunk| self.verify(&verifier, chunk, plan.k, options.mode))
+                    .collect();
+                (hits, regions.len(), verified_tokens)
+            };
+            let mut hits = keep_best_of_overlapping(hits);
+            hits.sort_by(|a, b| (a.distance, &a.id, a.start).cmp(&(b.distance, &b.id, b.start)));
+            hits.truncate(options.top);
+            outcomes.push(SearchOutcome {
+                hits,
+                k: plan.k,
+                lossless: plan.lossless,
+                regions,
+                verified_tokens,
+                took_ms: 0.0,
+            });
+        }
+        let took_ms = started.elapsed().as_secs_f64() * 1e3;
+        for outcome in &mut outcomes {
+            outcome.took_ms = took_ms;
+        }
+        Ok(outcomes)
+    }
+
+    /// Checks one query string and decides how it is searched.
+    fn plan<'q>(&self, query: &'q [Symbol], options: &SearchOptions) -> Result<Plan<'q>> {
         if query.is_empty() {
             return Err(Error::InvalidInput("the query has no tokens".into()));
         }
@@ -173,35 +246,34 @@ impl Database {
         }
         // A symbol the database cannot hold matches nothing: say so rather than answer "no
         // hits" (a client that sends another tokenizer's strings learns it here).
-        crate::database::check_vocabulary(query, self.config().vocab_size)?;
+        let vocab = self.config().vocab_size;
+        crate::database::check_vocabulary(query, vocab)?;
         let m = query.len();
+        let q = self.config().q as usize;
         let k = options.k.map(|budget| budget.resolve(m));
-        let verifier = Verifier::new(query, options.mode);
         let total_tokens: u64 = self.segments.iter().map(|s| s.token_count()).sum();
         let cheap = total_tokens.saturating_mul(m as u64) <= options.exhaustive_below_cells;
-        let threshold = lemma_threshold(m, self.config().q as usize, k);
+        let threshold = lemma_threshold(m, q, k);
         let lossless = options.exhaustive || threshold >= 1 || cheap;
-        let (hits, regions, verified_tokens) = if options.exhaustive || (threshold < 1 && cheap) {
-            self.scan_all(&verifier, k, options)
-        } else {
-            let regions = self.candidate_regions(query, k, threshold, options)?;
-            let verified_tokens = regions.iter().map(|r| (r.end - r.start) as u64).sum();
-            let hits = regions
-                .par_chunks(VERIFY_CHUNK)
-                .flat_map_iter(|chunk| self.verify(&verifier, chunk, k, options.mode))
-                .collect();
-            (hits, regions.len(), verified_tokens)
-        };
-        let mut hits = keep_best_of_overlapping(hits);
-        hits.sort_by(|a, b| (a.distance, &a.id, a.start).cmp(&(b.distance, &b.id, b.start)));
-        hits.truncate(options.top);
-        Ok(SearchOutcome {
-            hits,
+        let scan = options.exhaustive || (threshold < 1 && cheap);
+        let mut grams: HashMap<u64, Vec<u32>> = HashMap::new();
+        if !scan && m >= q {
+            for (i, gram) in query.windows(q).enumerate() {
+                grams
+                    .entry(qgram_key(gram, vocab))
+                    .or_default()
+                    .push(i as u32);
+            }
+        }
+        Ok(Plan {
+            query,
             k,
+            threshold,
             lossless,
-            regions,
-            verified_tokens,
-            took_ms: started.elapsed().as_secs_f64() * 1e3,
+            scan,
+            // Band the windows: with no bound, allow a drift of half the query.
+            band: i64::from(k.unwrap_or(m as u32 / 2).min(m as u32)),
+            grams,
         })
     }
 
@@ -263,63 +335,59 @@ impl Database {
         !self.deletes.contains(doc_id) && options.only.as_ref().is_none_or(|o| o.contains(doc_id))
     }
 
-    /// Candidate regions from q-gram diagonal voting; lossless when `threshold >= 1`.
+    /// Candidate regions of each plan, from q-gram diagonal voting (lossless for a plan whose
+    /// `threshold >= 1`), in one pass over the segments.
     fn candidate_regions(
         &self,
-        query: &[Symbol],
-        k: Option<u32>,
-        threshold: i64,
+        plans: &[&Plan<'_>],
         options: &SearchOptions,
-    ) -> Result<Vec<Region>> {
-        let q = self.config().q as usize;
-        let vocab = self.config().vocab_size;
-        let m = query.len();
-        let lossless = threshold >= 1;
-        // Band the windows: with no bound, allow a drift of half the query.
-        let band = k.unwrap_or(m as u32 / 2).min(m as u32) as i64;
-        let mut grams: HashMap<u64, Vec<u32>> = HashMap::new();
-        if m >= q {
-            for (i, gram) in query.windows(q).enumerate() {
-                // A q-gram with a symbol outside the vocabulary occurs nowhere.
-                if gram.iter().all(|&s| u32::from(s) < vocab) {
-                    grams
-                        .entry(qgram_key(gram, vocab))
-                        .or_default()
-                        .push(i as u32);
-                }
-            }
+    ) -> Result<Vec<Vec<Region>>> {
+        if plans.is_empty() {
+            return Ok(Vec::new());
         }
-        let per_segment: Vec<Result<Vec<Region>>> = self
+        let per_segment: Vec<Result<Vec<Vec<Region>>>> = self
             .segments
             .par_iter()
             .enumerate()
             .map(|(s, segment)| {
-                let hits = segment_hits(segment, &grams, m, threshold, lossless)?;
-                let mut regions = self.vote(s, segment, hits.0, hits.1, m, band);
-                if options.only.is_some() {
-                    regions.retain(|r| self.searchable(segment.doc(r.ord).doc_id, options));
-                }
-                Ok(regions)
+                let hits = segment_hits(segment, plans)?;
+                Ok(plans
+                    .iter()
+                    .zip(hits)
+                    .map(|(plan, (hits, min_votes))| {
+                        let m = plan.query.len();
+                        let mut regions = self.vote(s, segment, hits, min_votes, m, plan.band);
+                        if options.only.is_some() {
+                            regions.retain(|r| self.searchable(segment.doc(r.ord).doc_id, options));
+                        }
+                        regions
+                    })
+                    .collect())
             })
             .collect();
-        let mut regions = Vec::new();
-        for r in per_segment {
-            regions.extend(r?);
-        }
-        if !lossless && regions.len() > options.max_regions {
-            regions.select_nth_unstable_by(options.max_regions, |a, b| b.votes.cmp(&a.votes));
-            regions.truncate(options.max_regions);
-        }
-        if options.mode == Mode::Global {
-            // Global mode compares whole documents.
-            for r in &mut regions {
-                r.start = 0;
-                r.end = self.segments[r.segment].doc_tokens(r.ord).len();
+        let mut all: Vec<Vec<Region>> = vec![Vec::new(); plans.len()];
+        for segment_regions in per_segment {
+            for (regions, found) in all.iter_mut().zip(segment_regions?) {
+                regions.extend(found);
             }
-            regions.sort_by_key(|r| (r.segment, r.ord));
-            regions.dedup_by_key(|r| (r.segment, r.ord));
         }
-        Ok(regions)
+        for (plan, regions) in plans.iter().zip(&mut all) {
+            let lossless = plan.threshold >= 1;
+            if !lossless && regions.len() > options.max_regions {
+                regions.select_nth_unstable_by(options.max_regions, |a, b| b.votes.cmp(&a.votes));
+                regions.truncate(options.max_regions);
+            }
+            if options.mode == Mode::Global {
+                // Global mode compares whole documents.
+                for r in regions.iter_mut() {
+                    r.start = 0;
+                    r.end = self.segments[r.segment].doc_tokens(r.ord).len();
+                }
+                regions.sort_by_key(|r| (r.segment, r.ord));
+                regions.dedup_by_key(|r| (r.segment, r.ord));
+            }
+        }
+        Ok(all)
     }
 
     /// Turns sorted diagonal hits into merged document regions with at least `min_votes` hits in a
@@ -486,63 +554,83 @@ fn lemma_threshold(m: usize, q: usize, k: Option<u32>) -> i64 {
     }
 }
 
-/// Positional hits of the query's q-grams in one segment, packed `(diagonal + m) << 16 | offset`
-/// and sorted, with the vote threshold that still applies after skipping the most frequent q-grams.
-fn segment_hits(
-    segment: &Segment,
-    grams: &HashMap<u64, Vec<u32>>,
-    m: usize,
-    threshold: i64,
-    lossless: bool,
-) -> Result<(Vec<u64>, u32)> {
+/// Positional hits of each plan's q-grams in one segment, packed `(diagonal + m) << 16 | offset`
+/// and sorted, with the vote threshold that still applies after skipping the most frequent
+/// q-grams. The postings of a q-gram that several plans keep are read once.
+fn segment_hits(segment: &Segment, plans: &[&Plan<'_>]) -> Result<Vec<(Vec<u64>, u32)>> {
     // Very frequent q-grams cost the most and say the least. Skipping a q-gram that occurs at `c`
     // query offsets lowers the guaranteed count by at most `c`, so in lossless mode we skip only
     // while the threshold stays positive. Ranked mode skips more eagerly (its windows are ranked
     // by the rarer q-grams anyway) but keeps at least half of the query's q-gram offsets.
     let tokens = segment.token_count();
-    let cap = if lossless {
-        (tokens / 256).max(4096)
-    } else {
-        (tokens / 2048).max(1024)
-    };
-    let mut by_frequency: Vec<(u32, u64, &Vec<u32>)> = grams
-        .iter()
-        .filter_map(|(&key, offsets)| Some((segment.posting_len(key)?, key, offsets)))
-        .collect();
-    by_frequency.sort_unstable_by_key(|&(len, ..)| std::cmp::Reverse(len));
-    // Without the lemma's guarantee a window needs two hits: a single shared q-gram is what
-    // unrelated strings over a few hundred symbols have by chance, and verifying those windows
-    // would crowd out the real ones in the ranked budget.
-    let query_grams: i64 = grams.values().map(|offsets| offsets.len() as i64).sum();
-    let mut min_votes = if lossless {
-        threshold
-    } else {
-        RANKED_MIN_VOTES.min(query_grams).max(1)
-    };
-    let mut kept_offsets = query_grams;
-    let mut hits = Vec::new();
-    for (len, key, offsets) in by_frequency {
-        let c = offsets.len() as i64;
-        let skippable = if lossless {
-            min_votes - c >= 1
+    let mut lengths: HashMap<u64, Option<u32>> = HashMap::new();
+    // For each q-gram to read: the plans that keep it, with its offsets in each.
+    let mut reads: HashMap<u64, Vec<(usize, &[u32])>> = HashMap::new();
+    let mut min_votes_of = Vec::with_capacity(plans.len());
+    for (p, plan) in plans.iter().enumerate() {
+        let lossless = plan.threshold >= 1;
+        let cap = if lossless {
+            (tokens / 256).max(4096)
         } else {
-            2 * (kept_offsets - c) >= query_grams
+            (tokens / 2048).max(1024)
         };
-        if u64::from(len) > cap && skippable {
-            if lossless {
-                min_votes -= c;
+        let mut by_frequency: Vec<(u32, u64, &Vec<u32>)> = plan
+            .grams
+            .iter()
+            .filter_map(|(&key, offsets)| {
+                let len = *lengths
+                    .entry(key)
+                    .or_insert_with(|| segment.posting_len(key));
+                Some((len?, key, offsets))
+            })
+            .collect();
+        by_frequency.sort_unstable_by_key(|&(len, key, _)| (std::cmp::Reverse(len), key));
+        // Without the lemma's guarantee a window needs two hits: a single shared q-gram is what
+        // unrelated strings over a few hundred symbols have by chance, and verifying those
+        // windows would crowd out the real ones in the ranked budget.
+        let query_grams: i64 = plan.grams.values().map(|o| o.len() as i64).sum();
+        let mut min_votes = if lossless {
+            plan.threshold
+        } else {
+            RANKED_MIN_VOTES.min(query_grams).max(1)
+        };
+        let mut kept_offsets = query_grams;
+        for (len, key, offsets) in by_frequency {
+            let c = offsets.len() as i64;
+            let skippable = if lossless {
+                min_votes - c >= 1
+            } else {
+                2 * (kept_offsets - c) >= query_grams
+            };
+            if u64::from(len) > cap && skippable {
+                if lossless {
+                    min_votes -= c;
+                }
+                kept_offsets -= c;
+                continue;
             }
-            kept_offsets -= c;
-            continue;
+            reads.entry(key).or_default().push((p, offsets));
         }
-        hits.reserve(len as usize * offsets.len());
+        min_votes_of.push(min_votes as u32);
+    }
+    let mut hits: Vec<Vec<u64>> = vec![Vec::new(); plans.len()];
+    for (key, users) in reads {
         segment.for_each_position(key, |position| {
-            for &offset in offsets {
-                let shifted = u64::from(position) + m as u64 - u64::from(offset);
-                hits.push(shifted << 16 | u64::from(offset));
+            for &(p, offsets) in &users {
+                let m = plans[p].query.len() as u64;
+                for &offset in offsets {
+                    let shifted = u64::from(position) + m - u64::from(offset);
+                    hits[p].push(shifted << 16 | u64::from(offset));
+                }
             }
         })?;
     }
-    hits.sort_unstable();
-    Ok((hits, min_votes as u32))
+    Ok(hits
+        .into_iter()
+        .zip(min_votes_of)
+        .map(|(mut h, min_votes)| {
+            h.sort_unstable();
+            (h, min_votes)
+        })
+        .collect())
 }

@@ -12,7 +12,8 @@ use pairalign_engine::import::{import_jsonl, ImportOptions};
 use pairalign_engine::segment::{DocInput, SegmentWriter};
 use pairalign_engine::synthetic::{rng, ZipfTokens};
 use pairalign_engine::{
-    Database, DatabaseConfig, EditBudget, Error, Hit, Mode, NewDoc, SearchOptions, Symbol,
+    DatabaseConfig, DatabaseWriter, EditBudget, Error, Hit, Mode, NewDoc, SearchOptions, Searcher,
+    Symbol,
 };
 use rand::Rng;
 
@@ -41,7 +42,7 @@ fn exact(k: u32, mode: Mode, exhaustive: bool) -> SearchOptions {
 #[test]
 fn round_trip_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let mut db = Database::create(dir.path(), DatabaseConfig::new(64, 3)).unwrap();
+    let mut db = DatabaseWriter::create(dir.path(), DatabaseConfig::new(64, 3)).unwrap();
     db.add_tokens(&[
         doc("a", vec![1, 2, 3, 4, 5, 6, 7, 8]),
         NewDoc {
@@ -55,7 +56,7 @@ fn round_trip_and_reopen() {
     db.add_tokens(&[doc("c", vec![20, 21, 22])]).unwrap();
     drop(db);
 
-    let db = Database::open_read_only(dir.path()).unwrap();
+    let db = Searcher::open(dir.path()).unwrap();
     let info = db.info().unwrap();
     assert_eq!((info.segments, info.docs, info.tokens), (2, 3, 18));
     let outcome = db
@@ -117,7 +118,7 @@ fn filter_equals_exhaustive_when_the_lemma_applies() {
         .enumerate()
     {
         let dir = tempfile::tempdir().unwrap();
-        let mut db = Database::create(dir.path(), DatabaseConfig::new(vocab, q)).unwrap();
+        let mut db = DatabaseWriter::create(dir.path(), DatabaseConfig::new(vocab, q)).unwrap();
         let zipf = ZipfTokens::new(vocab, 1.0, round as u64);
         let mut docs = Vec::new();
         for d in 0..120 {
@@ -166,13 +167,129 @@ fn filter_equals_exhaustive_when_the_lemma_applies() {
     }
 }
 
+/// `search_many` (one candidate pass for several strings, as a clip's grid phases are searched)
+/// answers each string exactly as `search_tokens` does alone: lossless and ranked budgets, both
+/// modes, strings that share most q-grams (noisy copies of one passage) and one that shares
+/// none, and a string short enough to be scanned.
+#[test]
+fn search_many_equals_one_search_per_string() {
+    let mut r = rng(29);
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = DatabaseWriter::create(dir.path(), DatabaseConfig::new(64, 3)).unwrap();
+    let zipf = ZipfTokens::new(64, 1.0, 3);
+    let docs: Vec<NewDoc> = (0..90)
+        .map(|d| {
+            let len = r.gen_range(20..400);
+            doc(&format!("d{d}"), zipf.string(&mut r, len))
+        })
+        .collect();
+    db.add_tokens(&docs[..45]).unwrap();
+    db.add_tokens(&docs[45..]).unwrap();
+    for round in 0..12 {
+        let source = &docs[r.gen_range(0..docs.len())].tokens;
+        let len = r.gen_range(15..=source.len().min(60));
+        let start = r.gen_range(0..=source.len() - len);
+        let passage = &source[start..start + len];
+        let mut strings: Vec<Vec<Symbol>> = (0..3)
+            .map(|_| zipf.noisy_copy(&mut r, passage, 0.15))
+            .collect();
+        strings.push(zipf.string(&mut r, 40));
+        strings.push(passage[..2].to_vec());
+        let refs: Vec<&[Symbol]> = strings.iter().map(Vec::as_slice).collect();
+        for budget in [
+            EditBudget::Fraction(0.1),
+            EditBudget::Fraction(0.4),
+            EditBudget::Fraction(0.9),
+        ] {
+            for mode in [Mode::Infix, Mode::Global] {
+                let options = SearchOptions {
+                    top: 20,
+                    k: Some(budget),
+                    mode,
+                    // Filter rather than scan the small archive (the short string still scans).
+                    exhaustive_below_cells: if round % 2 == 0 { 0 } else { 100 },
+                    max_regions: 50,
+                    ..SearchOptions::default()
+                };
+                let many = db.search_many(&refs, &options).unwrap();
+                assert_eq!(many.len(), refs.len());
+                for (string, got) in refs.iter().zip(&many) {
+                    let alone = db.search_tokens(string, &options).unwrap();
+                    assert_eq!(
+                        got.hits,
+                        alone.hits,
+                        "{budget:?} {mode:?} m={}",
+                        string.len()
+                    );
+                    assert_eq!(
+                        (got.k, got.lossless, got.regions, got.verified_tokens),
+                        (
+                            alone.k,
+                            alone.lossless,
+                            alone.regions,
+                            alone.verified_tokens
+                        )
+                    );
+                }
+            }
+        }
+    }
+    // A bad string anywhere refuses the call.
+    let err = db
+        .search_many(&[&[1, 2, 3], &[]], &SearchOptions::default())
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+}
+
+/// A writer's staged additions and deletions are invisible (to itself and to readers) until
+/// `commit`, which writes them as one MANIFEST; `rollback` drops them; a commit with nothing
+/// staged writes nothing.
+#[test]
+fn staged_changes_are_committed_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = DatabaseWriter::create(dir.path(), DatabaseConfig::new(64, 3)).unwrap();
+    db.add_tokens(&[doc("a", vec![1, 2, 3]), doc("b", vec![4, 5, 6])])
+        .unwrap();
+    let generation = db.manifest().generation;
+    db.stage_delete(&["a"]);
+    db.stage_add(&[doc("a", vec![7, 7]), doc("c", vec![8, 8])])
+        .unwrap();
+    // Taking a live id that is not staged for deletion is refused, and stages nothing.
+    assert!(matches!(
+        db.stage_add(&[doc("d", vec![1]), doc("b", vec![1])]),
+        Err(Error::DuplicateId(ref id)) if id == "b"
+    ));
+    assert!(
+        db.contains("a") && !db.contains("c"),
+        "nothing visible before the commit"
+    );
+    assert!(!Searcher::open(dir.path()).unwrap().contains("c"));
+    let report = db.commit().unwrap();
+    assert_eq!(report.deleted, ["a"]);
+    assert_eq!(db.manifest().generation, generation + 1, "one MANIFEST");
+    let reader = Searcher::open(dir.path()).unwrap();
+    let (s, ord) = reader.find("a").unwrap();
+    assert_eq!(reader.segments()[s].doc(ord).tokens, [7, 7]);
+    assert!(reader.contains("c") && !reader.contains("d"));
+
+    db.stage_add(&[doc("e", vec![1])]).unwrap();
+    db.rollback();
+    assert_eq!(db.commit().unwrap(), Default::default());
+    assert_eq!(
+        db.manifest().generation,
+        generation + 1,
+        "nothing to commit, nothing written"
+    );
+    assert!(!Searcher::open(dir.path()).unwrap().contains("e"));
+}
+
 #[test]
 fn restricted_search_equals_unrestricted_hits_inside_the_restriction() {
     // `only` (a metadata filter) must remove exactly the documents outside it, on every path:
     // lossless filter, exhaustive scan and the ranked filter; and a deleted document stays out
     // even when the restriction names it.
     let dir = tempfile::tempdir().unwrap();
-    let mut db = Database::create(dir.path(), DatabaseConfig::new(64, 3)).unwrap();
+    let mut db = DatabaseWriter::create(dir.path(), DatabaseConfig::new(64, 3)).unwrap();
     let zipf = ZipfTokens::new(64, 1.0, 7);
     let mut r = rng(7);
     let docs: Vec<NewDoc> = (0..80)
@@ -247,7 +364,7 @@ fn restricted_search_equals_unrestricted_hits_inside_the_restriction() {
 fn exhaustive_equals_oracle() {
     use pairalign_engine::verifier::oracle;
     let dir = tempfile::tempdir().unwrap();
-    let mut db = Database::create(dir.path(), DatabaseConfig::new(32, 2)).unwrap();
+    let mut db = DatabaseWriter::create(dir.path(), DatabaseConfig::new(32, 2)).unwrap();
     let zipf = ZipfTokens::new(32, 1.0, 5);
     let mut r = rng(5);
     let docs: Vec<NewDoc> = (0..50)
@@ -295,7 +412,7 @@ fn exhaustive_equals_oracle() {
 #[test]
 fn uncommitted_segment_is_invisible_and_cleaned_up() {
     let dir = tempfile::tempdir().unwrap();
-    let mut db = Database::create(dir.path(), DatabaseConfig::new(64, 2)).unwrap();
+    let mut db = DatabaseWriter::create(dir.path(), DatabaseConfig::new(64, 2)).unwrap();
     db.add_tokens(&[doc("kept", vec![1, 2, 3, 4])]).unwrap();
     let next = db.manifest().next_segment_id;
     drop(db);
@@ -316,7 +433,7 @@ fn uncommitted_segment_is_invisible_and_cleaned_up() {
     writer.write(&leftover).unwrap();
     fs::write(dir.path().join("MANIFEST.tmp"), b"{\"half\": ").unwrap();
 
-    let reader = Database::open_read_only(dir.path()).unwrap();
+    let reader = Searcher::open(dir.path()).unwrap();
     assert_eq!(reader.info().unwrap().docs, 1);
     assert!(reader
         .search_tokens(&[5, 6, 7, 8], &exact(0, Mode::Infix, true))
@@ -325,7 +442,7 @@ fn uncommitted_segment_is_invisible_and_cleaned_up() {
         .is_empty());
     drop(reader);
 
-    let mut db = Database::open(dir.path()).unwrap();
+    let mut db = DatabaseWriter::open(dir.path()).unwrap();
     assert!(
         !leftover.exists(),
         "the writer removes files the MANIFEST does not name"
@@ -342,7 +459,7 @@ fn uncommitted_segment_is_invisible_and_cleaned_up() {
 #[test]
 fn delete_then_compact() {
     let dir = tempfile::tempdir().unwrap();
-    let mut db = Database::create(dir.path(), DatabaseConfig::new(64, 2)).unwrap();
+    let mut db = DatabaseWriter::create(dir.path(), DatabaseConfig::new(64, 2)).unwrap();
     db.add_tokens(&[doc("a", vec![1, 2, 3]), doc("b", vec![1, 2, 3, 4])])
         .unwrap();
     db.add_tokens(&[doc("c", vec![9, 1, 2, 3])]).unwrap();
@@ -357,7 +474,7 @@ fn delete_then_compact() {
     assert_eq!(ids(&before), ["a", "c"]);
     // Deletes survive a reopen.
     drop(db);
-    let mut db = Database::open(dir.path()).unwrap();
+    let mut db = DatabaseWriter::open(dir.path()).unwrap();
     assert_eq!(db.info().unwrap().deleted, 1);
     assert!(!db.contains("b"));
     // A deleted id can be added again.
@@ -374,7 +491,7 @@ fn delete_then_compact() {
         .hits;
     assert_eq!(after, before);
     drop(db);
-    let db = Database::open(dir.path()).unwrap();
+    let db = DatabaseWriter::open(dir.path()).unwrap();
     assert_eq!(
         db.search_tokens(&[7, 7, 7], &exact(0, Mode::Global, false))
             .unwrap()
@@ -398,38 +515,48 @@ fn delete_then_compact() {
 #[test]
 fn replace_is_one_commit_and_all_or_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut db = Database::create(dir.path(), DatabaseConfig::new(64, 3)).unwrap();
+    let mut db = DatabaseWriter::create(dir.path(), DatabaseConfig::new(64, 3)).unwrap();
     db.add_tokens(&[doc("a", vec![1, 2, 3, 4]), doc("b", vec![5, 6, 7, 8])])
         .unwrap();
-    let before = db.snapshot();
+    let before = db.searcher();
     let generation = db.manifest().generation;
     let report = db
-        .replace(&["a", "gone"], &[doc("a", vec![9, 9, 9]), doc("c", vec![4, 4, 4])])
+        .replace(
+            &["a", "gone"],
+            &[doc("a", vec![9, 9, 9]), doc("c", vec![4, 4, 4])],
+        )
         .unwrap();
     assert_eq!(report.deleted, ["a"]);
     assert_eq!(report.missing, ["gone"]);
     assert_eq!(db.manifest().generation, generation + 1, "one commit");
-    let tokens = |db: &Database, id: &str| {
+    let tokens = |db: &Searcher, id: &str| {
         let (s, ord) = db.find(id).unwrap();
         db.segments()[s].doc(ord).tokens.to_vec()
     };
     assert_eq!(tokens(&db, "a"), [9, 9, 9]);
-    assert_eq!(tokens(&before, "a"), [1, 2, 3, 4], "the old snapshot is unchanged");
-    let reopened = Database::open_read_only(dir.path()).unwrap();
+    assert_eq!(
+        tokens(&before, "a"),
+        [1, 2, 3, 4],
+        "the old snapshot is unchanged"
+    );
+    let reopened = Searcher::open(dir.path()).unwrap();
     assert_eq!(tokens(&reopened, "a"), [9, 9, 9]);
     assert!(reopened.contains("c") && reopened.contains("b"));
 
     // A live id that is not replaced is taken; an invalid document refuses the whole batch.
     let generation = db.manifest().generation;
     let err = db.replace::<&str>(&[], &[doc("b", vec![1])]).unwrap_err();
-    assert!(matches!(err, Error::DuplicateId(ref id) if id == "b"), "{err}");
+    assert!(
+        matches!(err, Error::DuplicateId(ref id) if id == "b"),
+        "{err}"
+    );
     let err = db
         .replace(&["b"], &[doc("b", vec![1]), doc("d", vec![200])])
         .unwrap_err();
     assert!(matches!(err, Error::SymbolOutOfVocabulary { .. }), "{err}");
     assert_eq!(db.manifest().generation, generation, "nothing committed");
     assert_eq!(tokens(&db, "b"), [5, 6, 7, 8], "b is still live");
-    let reopened = Database::open_read_only(dir.path()).unwrap();
+    let reopened = Searcher::open(dir.path()).unwrap();
     assert_eq!(tokens(&reopened, "b"), [5, 6, 7, 8]);
     assert!(!reopened.contains("d"));
 }
@@ -443,7 +570,7 @@ fn corrupt_file(path: &Path, offset: usize) {
 #[test]
 fn damaged_files_name_themselves() {
     let dir = tempfile::tempdir().unwrap();
-    let mut db = Database::create(dir.path(), DatabaseConfig::new(64, 2)).unwrap();
+    let mut db = DatabaseWriter::create(dir.path(), DatabaseConfig::new(64, 2)).unwrap();
     db.add_tokens(&[doc("a", vec![1, 2, 3]), doc("b", vec![4, 5, 6])])
         .unwrap();
     db.delete(&["a"]).unwrap();
@@ -456,7 +583,7 @@ fn damaged_files_name_themselves() {
     let good = fs::read(&path).unwrap();
     for offset in 0..good.len() {
         corrupt_file(&path, offset);
-        let err = Database::open_read_only(dir.path()).unwrap_err();
+        let err = Searcher::open(dir.path()).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -472,7 +599,7 @@ fn damaged_files_name_themselves() {
     }
     for len in 0..good.len() {
         fs::write(&path, &good[..len]).unwrap();
-        let err = Database::open_read_only(dir.path()).unwrap_err();
+        let err = Searcher::open(dir.path()).unwrap_err();
         assert!(err.to_string().contains(&deletes), "{err}");
     }
     fs::write(&path, &good).unwrap();
@@ -481,56 +608,58 @@ fn damaged_files_name_themselves() {
     let seg_path = dir.path().join("segments").join(&segment);
     let good_seg = fs::read(&seg_path).unwrap();
     fs::write(&seg_path, &good_seg[..good_seg.len() - 3]).unwrap();
-    let err = Database::open_read_only(dir.path()).unwrap_err();
+    let err = Searcher::open(dir.path()).unwrap_err();
     assert!(err.to_string().contains(&segment), "{err}");
     fs::write(&seg_path, &good_seg).unwrap();
     corrupt_file(&seg_path, good_seg.len() / 2);
-    let err = Database::open(dir.path()).unwrap_err();
+    let err = DatabaseWriter::open(dir.path()).unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
     fs::write(&seg_path, &good_seg).unwrap();
 
     // A segment file missing altogether.
     fs::rename(&seg_path, dir.path().join("elsewhere")).unwrap();
-    let err = Database::open_read_only(dir.path()).unwrap_err();
+    let err = Searcher::open(dir.path()).unwrap_err();
     assert!(err.to_string().contains(&segment), "{err}");
     fs::rename(dir.path().join("elsewhere"), &seg_path).unwrap();
 
     // The MANIFEST.
     let manifest = dir.path().join("MANIFEST");
     corrupt_file(&manifest, 30);
-    let err = Database::open(dir.path()).unwrap_err();
+    let err = DatabaseWriter::open(dir.path()).unwrap_err();
     assert!(err.to_string().contains("MANIFEST"), "{err}");
 
-    let err = Database::open(dir.path().join("missing")).unwrap_err();
+    let err = DatabaseWriter::open(dir.path().join("missing")).unwrap_err();
     assert!(matches!(err, Error::NotADatabase { .. }), "{err}");
 }
 
 #[test]
 fn one_writer_many_readers() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Database::create(dir.path(), DatabaseConfig::default()).unwrap();
+    let db = DatabaseWriter::create(dir.path(), DatabaseConfig::default()).unwrap();
     assert!(matches!(
-        Database::open(dir.path()),
+        DatabaseWriter::open(dir.path()),
         Err(Error::Locked { .. })
     ));
     assert!(matches!(
-        Database::create(dir.path(), DatabaseConfig::default()),
+        DatabaseWriter::create(dir.path(), DatabaseConfig::default()),
         Err(Error::Locked { .. }) | Err(Error::AlreadyExists { .. })
     ));
-    let mut reader = Database::open_read_only(dir.path()).unwrap();
-    assert!(reader.add_tokens(&[doc("a", vec![1])]).is_err());
+    // A reader opens while the writer holds the lock (and has no way to write: `Searcher` has no
+    // writing method).
+    let reader = Searcher::open(dir.path()).unwrap();
+    assert_eq!(reader.manifest().generation, db.manifest().generation);
     drop(db);
     assert!(matches!(
-        Database::create(dir.path(), DatabaseConfig::default()),
+        DatabaseWriter::create(dir.path(), DatabaseConfig::default()),
         Err(Error::AlreadyExists { .. })
     ));
-    Database::open(dir.path()).unwrap();
+    DatabaseWriter::open(dir.path()).unwrap();
 }
 
 #[test]
 fn bad_documents_are_rejected_whole_batch() {
     let dir = tempfile::tempdir().unwrap();
-    let mut db = Database::create(dir.path(), DatabaseConfig::new(16, 2)).unwrap();
+    let mut db = DatabaseWriter::create(dir.path(), DatabaseConfig::new(16, 2)).unwrap();
     db.add_tokens(&[doc("a", vec![1, 2])]).unwrap();
     let cases = [
         (vec![doc("b", vec![1, 16])], "outside the vocabulary"),
@@ -590,7 +719,7 @@ fn import_reports_problems_by_line() {
     drop(f);
 
     let strict_dir = dir.path().join("strict");
-    let mut db = Database::create(&strict_dir, DatabaseConfig::new(64, 2)).unwrap();
+    let mut db = DatabaseWriter::create(&strict_dir, DatabaseConfig::new(64, 2)).unwrap();
     let strict = ImportOptions {
         strict: true,
         ..ImportOptions::default()
@@ -599,7 +728,7 @@ fn import_reports_problems_by_line() {
     assert_eq!(report.imported, 0);
     assert_eq!(db.info().unwrap().docs, 0);
 
-    let mut db = Database::create(dir.path().join("db"), DatabaseConfig::new(64, 2)).unwrap();
+    let mut db = DatabaseWriter::create(dir.path().join("db"), DatabaseConfig::new(64, 2)).unwrap();
     let lenient = ImportOptions {
         batch_docs: 2,
         ..ImportOptions::default()
@@ -625,7 +754,7 @@ fn ranked_filter_finds_noisy_copies() {
     // k = 40% of the query is beyond the lemma for q = 3, so the filter ranks diagonal windows by
     // votes; noisy copies of 3 s stretches must still come first.
     let dir = tempfile::tempdir().unwrap();
-    let mut db = Database::create(dir.path(), DatabaseConfig::new(512, 3)).unwrap();
+    let mut db = DatabaseWriter::create(dir.path(), DatabaseConfig::new(512, 3)).unwrap();
     let zipf = ZipfTokens::new(512, 1.0, 3);
     let mut r = rng(3);
     let docs: Vec<NewDoc> = (0..400)
@@ -675,7 +804,7 @@ const DB_V1_FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtu
 fn regenerate_db_v1_fixture() {
     let dir = Path::new(DB_V1_FIXTURE);
     let _ = fs::remove_dir_all(dir);
-    let mut db = Database::create(dir, DatabaseConfig::new(64, 2)).unwrap();
+    let mut db = DatabaseWriter::create(dir, DatabaseConfig::new(64, 2)).unwrap();
     db.add_tokens(&[
         NewDoc {
             id: "interview.wav".into(),
@@ -696,7 +825,7 @@ fn regenerate_db_v1_fixture() {
 
 #[test]
 fn frozen_db_v1_fixture_still_opens() {
-    let db = Database::open_read_only(DB_V1_FIXTURE).unwrap();
+    let db = Searcher::open(DB_V1_FIXTURE).unwrap();
     let info = db.info().unwrap();
     assert_eq!(
         (info.segments, info.docs, info.deleted, info.tokens),
@@ -719,7 +848,7 @@ fn frozen_db_v1_fixture_still_opens() {
             }
         }
     }
-    let mut db = Database::open(copy.path()).unwrap();
+    let mut db = DatabaseWriter::open(copy.path()).unwrap();
     db.add_tokens(&[doc("new", vec![2, 3, 4, 5])]).unwrap();
     db.compact().unwrap();
     assert_eq!(db.info().unwrap().docs, 4);
@@ -766,7 +895,7 @@ fn tiered_policy_merges_a_full_tier_and_leaves_larger_segments() {
 #[test]
 fn merge_small_keeps_every_search_result() {
     let dir = tempfile::tempdir().unwrap();
-    let mut db = Database::create(dir.path(), DatabaseConfig::new(16, 2)).unwrap();
+    let mut db = DatabaseWriter::create(dir.path(), DatabaseConfig::new(16, 2)).unwrap();
     let mut live: BTreeMap<String, Vec<Symbol>> = BTreeMap::new();
     let mut r = rng(7);
     let factor = 3;
@@ -796,7 +925,7 @@ fn merge_small_keeps_every_search_result() {
         );
         if step % 10 == 9 {
             drop(db);
-            db = Database::open(dir.path()).unwrap();
+            db = DatabaseWriter::open(dir.path()).unwrap();
         }
         // Every live document, and only those, is found by an exact global search for itself.
         let info = db.info().unwrap();

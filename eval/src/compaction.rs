@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use pairalign_datasets::SAMPLE_RATE;
-use pairalign_engine::{Database, DatabaseConfig, NewDoc, TokenizerRecord};
+use pairalign_engine::{DatabaseConfig, DatabaseWriter, NewDoc, TokenizerRecord};
 use pairalign_models::{TokenString, Tokenizer, WINDOWS_PER_CALL};
 use serde::Serialize;
 
@@ -85,7 +85,7 @@ pub struct CompactionReport {
 enum Archive<'a> {
     Tokens {
         tokenizer: &'a dyn Tokenizer,
-        db: Box<Database>,
+        db: Box<DatabaseWriter>,
         _dir: tempfile::TempDir,
     },
     Dense {
@@ -142,7 +142,7 @@ pub fn compaction(
         .map(|s| match &s.model {
             Model::Tokens(t) => {
                 let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
-                let mut db = Database::create(
+                let mut db = DatabaseWriter::create(
                     dir.path().join("db"),
                     DatabaseConfig::new(t.vocab_size(), DatabaseConfig::default().q),
                 )?;

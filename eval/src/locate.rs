@@ -16,7 +16,7 @@ use std::time::Instant;
 use pairalign_datasets::views::{apply, ViewSpace};
 use pairalign_datasets::{Audio, SAMPLE_RATE};
 use pairalign_engine::{
-    Database, DatabaseConfig, EditBudget, NewDoc, SearchOptions, TokenizerRecord,
+    DatabaseConfig, DatabaseWriter, EditBudget, NewDoc, SearchOptions, TokenizerRecord,
 };
 use pairalign_models::{Tokenizer, WINDOWS_PER_CALL};
 use rand::rngs::StdRng;
@@ -236,7 +236,7 @@ pub fn locate(
     let mut dbs = Vec::with_capacity(tokenizers.len());
     for (_, t) in &tokenizers {
         let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
-        let mut db = Database::create(
+        let mut db = DatabaseWriter::create(
             dir.path().join("db"),
             DatabaseConfig::new(t.vocab_size(), DatabaseConfig::default().q),
         )?;

@@ -5,7 +5,7 @@
 //! by one task and its samples dropped as soon as it is tokenized, so at most one group of decoded
 //! recordings is in memory (a worker waiting inside the tokenizer may steal another file of the
 //! group, so the bound is the group, not one file per thread); only token strings wait for the
-//! commit. A batch is committed with `Database::add_tokens`, which is all or
+//! commit. A batch is committed with `DatabaseWriter::replace`, which is all or
 //! nothing, as soon as it holds `batch_files` files or `batch_seconds` of audio: a killed run loses
 //! at most that batch.
 //!
@@ -25,7 +25,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pairalign_datasets::decode::{decode_file, probe, DecodeOptions};
-use pairalign_engine::{Database, DatabaseConfig, DeleteReport, NewDoc, TokenizerRecord};
+use pairalign_engine::{
+    DatabaseConfig, DatabaseWriter, DeleteReport, NewDoc, Searcher, TokenizerRecord,
+};
 use pairalign_models::Tokenizer;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -165,8 +167,8 @@ pub fn doc_id(path: &Path) -> std::result::Result<String, String> {
         .map_err(|p| format!("path {p:?} is not UTF-8 (document ids are UTF-8)"))
 }
 
-/// Checks that `tokenizer` may add to `db` ([`Database::accepts_tokenizer`]).
-fn check_tokenizer(db: &Database, tokenizer: &dyn Tokenizer) -> Result<()> {
+/// Checks that `tokenizer` may add to `db` ([`pairalign_engine::Searcher::accepts_tokenizer`]).
+fn check_tokenizer(db: &Searcher, tokenizer: &dyn Tokenizer) -> Result<()> {
     Ok(db.accepts_tokenizer(
         tokenizer.id(),
         tokenizer.weights_hash(),
@@ -179,15 +181,15 @@ fn check_tokenizer(db: &Database, tokenizer: &dyn Tokenizer) -> Result<()> {
 #[derive(Debug)]
 pub struct Store {
     /// The token database (segments, MANIFEST, tombstones).
-    pub db: Database,
+    pub db: DatabaseWriter,
     /// The metadata catalog in `<db>/catalog/`.
     pub catalog: Catalog,
 }
 
 impl std::ops::Deref for Store {
-    type Target = Database;
+    type Target = DatabaseWriter;
 
-    fn deref(&self) -> &Database {
+    fn deref(&self) -> &DatabaseWriter {
         &self.db
     }
 }
@@ -197,7 +199,7 @@ impl Store {
     /// database of imported tokens gets an empty one).
     pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
         let dir = dir.as_ref();
-        let db = Database::open(dir)?;
+        let db = DatabaseWriter::open(dir)?;
         let catalog = Catalog::open_or_create(dir)?;
         Ok(Store { db, catalog })
     }
@@ -214,7 +216,7 @@ impl Store {
         Ok(report)
     }
 
-    /// Checks that `tokenizer` may add to this database ([`Database::accepts_tokenizer`]) and
+    /// Checks that `tokenizer` may add to this database ([`pairalign_engine::Searcher::accepts_tokenizer`]) and
     /// records it there when the database records none yet.
     pub fn record_tokenizer(&mut self, tokenizer: &dyn Tokenizer) -> Result<TokenizerRecord> {
         check_tokenizer(&self.db, tokenizer)?;
@@ -252,12 +254,12 @@ impl Store {
 }
 
 /// Opens the database in `dir` for writing, creating it with the tokenizer's vocabulary (and the
-/// default q) when missing, checks the tokenizer ([`Database::accepts_tokenizer`]), and opens (or
+/// default q) when missing, checks the tokenizer ([`pairalign_engine::Searcher::accepts_tokenizer`]), and opens (or
 /// creates) its catalog.
 pub fn open_or_create_for(dir: impl AsRef<Path>, tokenizer: &dyn Tokenizer) -> Result<Store> {
     let dir = dir.as_ref();
     let config = DatabaseConfig::new(tokenizer.vocab_size(), DatabaseConfig::default().q);
-    let db = Database::open_or_create(dir, config)?;
+    let db = DatabaseWriter::open_or_create(dir, config)?;
     check_tokenizer(&db, tokenizer)?;
     let catalog = Catalog::open_or_create(dir)?;
     Ok(Store { db, catalog })

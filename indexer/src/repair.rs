@@ -19,14 +19,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use pairalign_engine::Database;
+use pairalign_engine::{DatabaseWriter, Searcher};
 use serde::Serialize;
 
+use crate::{Error, Result};
 use pairalign_catalog::{
     file_stamp, hash_file, now_secs, rfc3339, Asset, AssetMetadata, Catalog, CatalogReader,
     CrossCheck, CATALOG_DIR,
 };
-use crate::{Error, Result};
 
 /// Entries written per commit while rebuilding: bounds the writer's memory on large archives.
 const REBUILD_BATCH: usize = 10_000;
@@ -60,7 +60,7 @@ pub fn check_database(db_dir: &Path) -> CheckReport {
         notes: Vec::new(),
         cross_check: None,
     };
-    let db = match Database::open_read_only(db_dir) {
+    let db = match Searcher::open(db_dir) {
         Ok(db) => {
             let live = live_documents(&db).len();
             report.checked.push(format!(
@@ -200,7 +200,7 @@ struct LiveDocument {
     duration_ms: u32,
 }
 
-fn live_documents(db: &Database) -> Vec<LiveDocument> {
+fn live_documents(db: &Searcher) -> Vec<LiveDocument> {
     db.segments()
         .iter()
         .flat_map(|segment| {
@@ -223,7 +223,7 @@ fn live_documents(db: &Database) -> Vec<LiveDocument> {
 /// failure before that leaves the present catalog in place (and a `catalog.rebuild-*` folder
 /// that may be removed).
 pub fn repair_catalog(db_dir: &Path) -> Result<RepairReport> {
-    let db = Database::open(db_dir)?;
+    let db = DatabaseWriter::open(db_dir)?;
     let catalog_dir = db_dir.join(CATALOG_DIR);
     let previous = salvageable(db_dir);
     let indexed_at = rfc3339(now_secs());

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use pairalign_datasets::{Audio, SAMPLE_RATE};
-use pairalign_engine::{Database, SearchOptions};
+use pairalign_engine::{DatabaseWriter, SearchOptions};
 use pairalign_indexer::{doc_id, index_paths, open_or_create_for, Error, IndexOptions};
 use pairalign_models::{TokenString, Tokenizer};
 
@@ -335,7 +335,8 @@ fn another_tokenizer_is_refused() {
     assert!(err.to_string().contains("bbbb"), "{err}");
     // A database of imported tokens records no tokenizer: audio is not mixed into it.
     let imported = dir.path().join("imported");
-    let mut db = Database::create(&imported, pairalign_engine::DatabaseConfig::new(64, 3)).unwrap();
+    let mut db =
+        DatabaseWriter::create(&imported, pairalign_engine::DatabaseConfig::new(64, 3)).unwrap();
     db.add_tokens(&[pairalign_engine::NewDoc {
         id: "a".into(),
         tokens: vec![1, 2, 3],
@@ -542,7 +543,7 @@ fn check_finds_a_damaged_catalog_and_repair_rebuilds_it() {
             .any(|p| p.contains("no entry, the first \"upload-2\"")),
         "{missing:#?}"
     );
-    let db = pairalign_engine::Database::open_read_only(&db_dir).unwrap();
+    let db = pairalign_engine::Searcher::open(&db_dir).unwrap();
     assert!(CatalogReader::open_for(&db).is_err());
     drop(db);
     let report = repair_catalog(&db_dir).unwrap();

@@ -5,11 +5,11 @@
 //! `pairalign-indexer`, and `pairalign-archive` puts both behind one facade for applications).
 //!
 //! ```no_run
-//! use pairalign_engine::Database;
+//! use pairalign_engine::{DatabaseWriter, Searcher};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let device = pairalign_models::Device::Cpu;
 //! let tokenizer = pairalign_query::database_tokenizer("archive.db".as_ref(), &device)?;
-//! let db = Database::open_read_only("archive.db")?;
+//! let db = Searcher::open("archive.db")?;
 //! let outcome = pairalign_query::search_file(
 //!     &db,
 //!     &tokenizer,

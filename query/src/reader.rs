@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use pairalign_catalog::{Asset, CatalogReader};
 use pairalign_datasets::decode::resample;
 use pairalign_datasets::SAMPLE_RATE;
-use pairalign_engine::{Database, SearchOptions, Symbol};
+use pairalign_engine::{SearchOptions, Searcher, Symbol};
 use pairalign_models::Tokenizer;
 use roaring::RoaringBitmap;
 use serde::Serialize;
@@ -35,7 +35,7 @@ pub struct AssetPage {
 /// snapshot are ignored.
 #[derive(Clone)]
 pub struct ArchiveReader {
-    db: Arc<Database>,
+    db: Arc<Searcher>,
     catalog: Option<CatalogReader>,
     tokenizer: ArchiveTokenizer,
     /// The documents of the last filters used, shared by clones: resolving a broad filter over
@@ -81,7 +81,7 @@ impl ArchiveReader {
     /// tokens, which has none), searching clips with `tokenizer`. The writer's facade
     /// (`pairalign_archive::Archive::reader`) builds its snapshots with this.
     pub fn new(
-        db: Database,
+        db: Searcher,
         catalog: Option<CatalogReader>,
         tokenizer: ArchiveTokenizer,
     ) -> ArchiveReader {
@@ -98,7 +98,7 @@ impl ArchiveReader {
     /// the documents ([`CatalogReader::open_for`]).
     pub fn open_with(dir: impl AsRef<Path>, tokenizer: ArchiveTokenizer) -> Result<ArchiveReader> {
         let dir = dir.as_ref();
-        let db = Database::open_read_only(dir)?;
+        let db = Searcher::open(dir)?;
         let catalog = CatalogReader::open_for(&db)?;
         Ok(ArchiveReader {
             db: Arc::new(db),
@@ -109,7 +109,7 @@ impl ArchiveReader {
     }
 
     /// The database snapshot.
-    pub fn database(&self) -> &Database {
+    pub fn database(&self) -> &Searcher {
         &self.db
     }
 
@@ -208,14 +208,14 @@ impl ArchiveReader {
 
     /// Documents, hours, tokens and bytes.
     pub fn stats(&self) -> Result<ArchiveReport> {
-        Ok(archive_report(&self.db)?)
+        archive_report(&self.db)
     }
 }
 
 /// The document numbers of `db`'s live documents that `filter` selects in its catalog, for
 /// [`SearchOptions::only`] (the CLI's `--filter`). Errors with [`Error::Filter`] for a filter
 /// that does not parse and for a database without a catalog.
-pub fn select_documents(db: &Database, filter: &str) -> Result<Arc<RoaringBitmap>> {
+pub fn select_documents(db: &Searcher, filter: &str) -> Result<Arc<RoaringBitmap>> {
     let catalog = CatalogReader::open_for(db)?;
     select_with(db, catalog.as_ref(), filter)
 }
@@ -223,7 +223,7 @@ pub fn select_documents(db: &Database, filter: &str) -> Result<Arc<RoaringBitmap
 /// The catalog entries of `db`'s live documents that `filter` selects (all when `None`), sorted
 /// by id, `limit` of them from `offset` (`pairalign assets`).
 pub fn list_assets(
-    db: &Database,
+    db: &Searcher,
     filter: Option<&str>,
     offset: usize,
     limit: usize,
@@ -233,7 +233,7 @@ pub fn list_assets(
 }
 
 fn assets_with(
-    db: &Database,
+    db: &Searcher,
     catalog: Option<&CatalogReader>,
     filter: Option<&str>,
     offset: usize,
@@ -252,7 +252,7 @@ fn assets_with(
 }
 
 fn select_with(
-    db: &Database,
+    db: &Searcher,
     catalog: Option<&CatalogReader>,
     filter: &str,
 ) -> Result<Arc<RoaringBitmap>> {
@@ -267,12 +267,12 @@ fn select_with(
     Ok(Arc::new(only))
 }
 
-fn matching(db: &Database, catalog: Option<&CatalogReader>, filter: &str) -> Result<Vec<Asset>> {
+fn matching(db: &Searcher, catalog: Option<&CatalogReader>, filter: &str) -> Result<Vec<Asset>> {
     let catalog = catalog.ok_or_else(|| no_catalog(db))?;
     Ok(catalog.select(filter)?)
 }
 
-fn no_catalog(db: &Database) -> Error {
+fn no_catalog(db: &Searcher) -> Error {
     Error::Filter(format!(
         "{} has no metadata catalog (imported tokens); filters need one",
         db.dir().display()

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
-use pairalign_engine::{Database, TokenizerRecord};
+use pairalign_engine::{Searcher, TokenizerRecord};
 use pairalign_models::{tokenize_windows, Tokenizer, WINDOWS_PER_CALL, WINDOW_SAMPLES};
 use serde::Serialize;
 
@@ -77,7 +77,7 @@ pub struct Comparison {
 }
 
 /// Counts, durations and bytes of `db`.
-pub fn archive_report(db: &Database) -> Result<ArchiveReport> {
+pub fn archive_report(db: &Searcher) -> Result<ArchiveReport> {
     let mut docs = 0u64;
     let mut tokens = 0u64;
     let mut duration_ms = 0u64;
@@ -121,7 +121,7 @@ pub fn archive_report(db: &Database) -> Result<ArchiveReport> {
 /// Re-tokenizes up to `sample` files of the archive (spread evenly; the document ids are file
 /// paths, as `pairalign index` writes them) with `other`, and compares token counts on them.
 pub fn compare(
-    db: &Database,
+    db: &Searcher,
     report: &ArchiveReport,
     other: &dyn Tokenizer,
     sample: usize,

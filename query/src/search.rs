@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use pairalign_datasets::decode::{decode_bytes, decode_file, DecodeOptions};
 use pairalign_datasets::{Audio, SAMPLE_RATE};
-use pairalign_engine::{Database, EditBudget, Hit, SearchOptions};
+use pairalign_engine::{EditBudget, Hit, SearchOptions, Searcher};
 use pairalign_models::{
     shipped, tokenize_query, AnyTokenizer, Device, TokenString, Tokenizer, WINDOWS_PER_CALL,
     WINDOW_SAMPLES,
@@ -59,7 +59,7 @@ pub struct SearchOutcome {
 
 /// Checks that `db` was built with `tokenizer` (same id, weights hash and vocabulary); a database
 /// that records no tokenizer cannot be searched with audio.
-pub fn check_tokenizer(db: &Database, tokenizer: &dyn Tokenizer) -> Result<()> {
+pub fn check_tokenizer(db: &Searcher, tokenizer: &dyn Tokenizer) -> Result<()> {
     if db.tokenizer().is_none() {
         return Err(Error::TokenizerMismatch(format!(
             "{} records no tokenizer (it holds imported tokens or nothing yet); \
@@ -85,7 +85,7 @@ pub fn check_tokenizer(db: &Database, tokenizer: &dyn Tokenizer) -> Result<()> {
 /// with a clear error). A database built with weights that are not shipped is
 /// [`Error::TokenizerMismatch`]: name its weights folder instead.
 pub fn database_tokenizer(dir: &Path, device: &Device) -> Result<AnyTokenizer> {
-    let recorded = Database::open_read_only(dir)
+    let recorded = Searcher::open(dir)
         .ok()
         .and_then(|d| d.tokenizer().cloned());
     let Some(record) = recorded else {
@@ -106,15 +106,16 @@ pub fn database_tokenizer(dir: &Path, device: &Device) -> Result<AnyTokenizer> {
 }
 
 /// Searches `db` for the 16 kHz mono clip `samples_16k`: tokenized window by window like the
-/// index, then `Database::search_tokens` with `options` (infix mode by default: the clip is found
+/// index, then `Searcher::search_tokens` with `options` (infix mode by default: the clip is found
 /// inside files). A tokenizer that gives a query several strings
-/// ([`Tokenizer::tokenize_variants`]: a PairAlign model's grid phases) has the clip searched once
-/// per string ([`pairalign_models::tokenize_query`]); the hits of all are ranked together by
+/// ([`Tokenizer::tokenize_variants`]: a PairAlign model's grid phases) has the clip searched for
+/// every string ([`pairalign_models::tokenize_query`]) in one candidate pass
+/// (`Searcher::search_many`); the hits of all are ranked together by
 /// normalized distance, and of hits that overlap in a file only the best is kept. Each hit's
 /// times are then placed where the clip starts ([`place_hit`]). Errors for a clip outside
 /// [`MIN_CLIP_S`]..=[`MAX_CLIP_S`] and for a tokenizer other than the database's.
 pub fn search_audio(
-    db: &Database,
+    db: &Searcher,
     tokenizer: &dyn Tokenizer,
     samples_16k: &[f32],
     options: &SearchOptions,
@@ -132,13 +133,14 @@ pub fn search_audio(
     let phases = tokenize_query(tokenizer, samples_16k, WINDOW_SAMPLES, WINDOWS_PER_CALL)?;
     let tokenize_ms = started.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
-    let mut outcomes = Vec::with_capacity(phases.len());
-    for phase in &phases {
-        let mut outcome = db.search_tokens(&phase.tokens, options)?;
+    // One candidate pass for all the phases' strings.
+    let strings: Vec<&[pairalign_engine::Symbol]> =
+        phases.iter().map(|p| p.tokens.as_slice()).collect();
+    let mut outcomes = db.search_many(&strings, options)?;
+    for (outcome, phase) in outcomes.iter_mut().zip(&phases) {
         for hit in &mut outcome.hits {
             place_hit(db, hit, phase);
         }
-        outcomes.push(outcome);
     }
     let search_ms = t.elapsed().as_secs_f64() * 1e3;
     // Phase 0 is the clip windowed like a file: its length and budget are the ones reported.
@@ -173,7 +175,7 @@ pub fn search_audio(
 /// clamped at the clip's start for grid phases whose first cell starts before it), and of a run
 /// of one symbol only its first token counts. The end moves by as much as the start; both stay
 /// inside the file. A hit without matching tokens is left as it is.
-fn place_hit(db: &Database, hit: &mut Hit, query: &TokenString) {
+fn place_hit(db: &Searcher, hit: &mut Hit, query: &TokenString) {
     let Some((segment, ord)) = db.find(&hit.id) else {
         return;
     };
@@ -342,7 +344,7 @@ fn best_of_phases(mut hits: Vec<Hit>, top: usize) -> Vec<Hit> {
 
 /// Decodes the clip file at `path` (any format the front end reads) and runs [`search_audio`].
 pub fn search_file(
-    db: &Database,
+    db: &Searcher,
     tokenizer: &dyn Tokenizer,
     path: &Path,
     options: &SearchOptions,
@@ -355,7 +357,7 @@ pub fn search_file(
 /// disk) and runs [`search_audio`], as [`search_file`] does for a file. Errors call the clip
 /// `name` (e.g. the file name the client gave).
 pub fn search_bytes(
-    db: &Database,
+    db: &Searcher,
     tokenizer: &dyn Tokenizer,
     bytes: impl AsRef<[u8]> + Send + Sync + 'static,
     name: &Path,
@@ -386,7 +388,7 @@ fn decode_clip(
 
 #[cfg(test)]
 mod tests {
-    use pairalign_engine::{DatabaseConfig, NewDoc, TokenizerRecord};
+    use pairalign_engine::{DatabaseConfig, DatabaseWriter, NewDoc, TokenizerRecord};
     use pairalign_models::TokenString;
 
     use super::*;
@@ -453,8 +455,8 @@ mod tests {
         }
     }
 
-    fn database(dir: &Path, record: Option<&str>) -> Database {
-        let mut db = Database::create(dir, DatabaseConfig::new(64, 3)).unwrap();
+    fn database(dir: &Path, record: Option<&str>) -> DatabaseWriter {
+        let mut db = DatabaseWriter::create(dir, DatabaseConfig::new(64, 3)).unwrap();
         if let Some(hash) = record {
             db.set_tokenizer(TokenizerRecord {
                 id: "lengths".into(),
@@ -642,7 +644,7 @@ mod tests {
     #[test]
     fn a_hit_starts_where_the_clip_starts() {
         let dir = tempfile::tempdir().unwrap();
-        let mut db = Database::create(dir.path(), DatabaseConfig::new(64, 3)).unwrap();
+        let mut db = DatabaseWriter::create(dir.path(), DatabaseConfig::new(64, 3)).unwrap();
         let tokens: Vec<u16> = (0..100u16).map(|i| (i * 7 + i / 3) % 61).collect();
         db.add_tokens(&[NewDoc {
             id: "grid".into(),
@@ -750,7 +752,7 @@ mod tests {
         let vq = AnyTokenizer::open("vq", &cpu).unwrap();
         let recorded = |id: &str, hash: &str| {
             let path = dir.path().join(format!("{id}-{}", &hash[..4]));
-            let mut db = Database::create(&path, DatabaseConfig::new(512, 3)).unwrap();
+            let mut db = DatabaseWriter::create(&path, DatabaseConfig::new(512, 3)).unwrap();
             db.set_tokenizer(TokenizerRecord {
                 id: id.into(),
                 weights_hash: hash.into(),

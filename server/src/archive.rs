@@ -5,11 +5,11 @@
 
 use std::path::Path;
 
-use pairalign_engine::{SearchOptions, Symbol};
 use pairalign_archive::{
     Archive, ArchiveReader, ArchiveReport, AssetMetadata, AssetPage, SearchOutcome,
 };
 pub use pairalign_archive::{ArchiveTokenizer as SharedTokenizer, Asset};
+use pairalign_engine::{SearchOptions, Symbol};
 use serde::{Deserialize, Serialize};
 
 use crate::request::Clip;

@@ -5,9 +5,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use pairalign_archive::{clip_search_options, ArchiveReport};
 use pairalign_datasets::decode::probe_duration;
 use pairalign_engine::{Hit, SearchOptions};
-use pairalign_archive::{clip_search_options, ArchiveReport};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 

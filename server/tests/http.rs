@@ -1274,7 +1274,7 @@ fn a_compaction_merges_the_segments_while_searches_go_on() {
     assert_eq!(again["segments_before"], 1, "{again}");
     assert_eq!(again["bytes_after"], body["bytes_after"], "{again}");
     server.stop().unwrap();
-    let database = pairalign_engine::Database::open_read_only(&db).unwrap();
+    let database = pairalign_engine::Searcher::open(&db).unwrap();
     assert_eq!(database.segments().len(), 1);
 }
 
@@ -1429,7 +1429,7 @@ fn graceful_shutdown_commits_the_queued_uploads() {
     let addr = server.addr;
     server.stop().unwrap();
     assert!(TcpStream::connect(addr).is_err(), "still accepting");
-    let database = pairalign_engine::Database::open_read_only(&db).unwrap();
+    let database = pairalign_engine::Searcher::open(&db).unwrap();
     for i in 0..3 {
         assert!(
             database.contains(&format!("long-{i}")),

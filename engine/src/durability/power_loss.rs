@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use super::recorder::{self, Recorded};
 use super::Event;
-use crate::{Database, DatabaseConfig, NewDoc};
+use crate::{DatabaseConfig, DatabaseWriter, NewDoc, Searcher};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Disk {
@@ -126,7 +126,7 @@ fn docs(prefix: &str, n: usize) -> Vec<NewDoc> {
 /// The live documents as `id:length`: a replaced document (same id, another string) counts as
 /// another document, so that a state with the old one, the new one, both or neither is told
 /// apart.
-fn live_ids(db: &Database) -> BTreeSet<String> {
+fn live_ids(db: &Searcher) -> BTreeSet<String> {
     db.segments()
         .iter()
         .flat_map(|s| s.docs())
@@ -153,13 +153,13 @@ struct Recording {
 /// Adds, deletes, a compaction, more adds and deletes, and a replacement, recording every event
 /// and each commit's result.
 fn workload(db_dir: &Path) -> Recording {
-    let mut db = Database::create(db_dir, DatabaseConfig::new(64, 3)).expect("create");
+    let mut db = DatabaseWriter::create(db_dir, DatabaseConfig::new(64, 3)).expect("create");
     db.add_tokens(&docs("a", 5)).expect("add a");
     let initial = live_ids(&db);
     let baseline = Replay::from_disk(db_dir);
     recorder::start();
     let mut acked = Vec::new();
-    let ack = |db: &Database| Acknowledged {
+    let ack = |db: &Searcher| Acknowledged {
         events: recorder::events().len(),
         ids: live_ids(db),
     };
@@ -225,7 +225,7 @@ fn check_every_crash_point(disk: Disk) {
             .find(|a| a.events <= k)
             .map_or(&initial, |a| &a.ids);
         let after = acked.iter().find(|a| a.events > k).map(|a| &a.ids);
-        let mut db = Database::open(&crashed).unwrap_or_else(|e| {
+        let mut db = DatabaseWriter::open(&crashed).unwrap_or_else(|e| {
             panic!("{disk:?}: the database does not open after a crash at event {k}: {e}")
         });
         let ids = live_ids(&db);
@@ -238,7 +238,7 @@ fn check_every_crash_point(disk: Disk) {
         db.add_tokens(&docs("z", 1))
             .unwrap_or_else(|e| panic!("{disk:?}: no commit after a crash at event {k}: {e}"));
         drop(db);
-        let reopened = Database::open_read_only(&crashed).expect("reopens");
+        let reopened = Searcher::open(&crashed).expect("reopens");
         assert!(reopened.contains("z-0"));
         if k == events.len() {
             assert!(ids.contains("b-0:25") && !ids.contains("b-0:40"), "{ids:?}");
