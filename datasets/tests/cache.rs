@@ -370,6 +370,24 @@ fn regenerate_cache_v1_fixture() {
     w.finish().expect("finish");
 }
 
+/// The writer still produces the fixture byte for byte: the layout code is shared with the
+/// segment format since issue 24, and that move must not change a single byte of new files.
+#[test]
+fn writer_reproduces_the_v1_fixture_byte_for_byte() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("fixture.feat");
+    let mut w = CacheWriter::create(&path, 4, 2, Dtype::F16).expect("create");
+    for c in 0..3 {
+        let views: Vec<Vec<f32>> = (0..2).map(|v| fixture_clip(c, v)).collect();
+        let refs: Vec<&[f32]> = views.iter().map(Vec::as_slice).collect();
+        w.add_clip(&format!("clip{c}@0"), &refs).expect("add");
+    }
+    w.finish().expect("finish");
+    let written = std::fs::read(&path).expect("read back");
+    let frozen = std::fs::read(CACHE_V1_FIXTURE).expect("read fixture");
+    assert_eq!(written, frozen);
+}
+
 #[test]
 fn frozen_cache_v1_fixture_still_opens() {
     let cache = FeatureCache::open(Path::new(CACHE_V1_FIXTURE)).expect("open the v1 fixture");

@@ -1,12 +1,14 @@
-//! The byte layout of a feature cache file: constants, the `#[repr(C)]` records cast from the
-//! mapped bytes, and the placement rule shared by the writer and the reader (datasets/README.md
-//! draws it).
+//! The byte layout of a feature cache file: constants, the header and the `#[repr(C)]` records
+//! cast from the mapped bytes (datasets/README.md draws it). The section table, the placement of
+//! the sections and the checksummed footer are the section layout that pairalign-sections owns;
+//! this module says what the header holds and what each section means.
 //!
 //! Every integer and float is little-endian. Records are read by casting the mapped bytes with
 //! bytemuck, which only gives the right values on a little-endian host, so the crate refuses to
 //! build on a big-endian one rather than misread files.
 
 use bytemuck::{Pod, Zeroable};
+use pairalign_sections::SectionLayout;
 use serde::{Deserialize, Serialize};
 
 #[cfg(target_endian = "big")]
@@ -37,9 +39,6 @@ pub(crate) const MAX_VIEWS: u32 = 64;
 
 /// Sections in a v1 file; a newer writer that keeps v1 readable may append more.
 pub(crate) const V1_SECTION_COUNT: usize = 4;
-
-/// Bound on `section_count` before the section table is sized from it.
-pub(crate) const MAX_SECTION_COUNT: u32 = 64;
 
 /// How feature values are stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -80,7 +79,7 @@ impl Dtype {
 }
 
 /// The fixed file header at offset 0 (64 bytes), followed directly by `section_count`
-/// [`SectionEntry`] records; the footer holds the CRC-32 of both.
+/// [`pairalign_sections::SectionEntry`] records; the footer holds the CRC-32 of both.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 #[repr(C)]
 pub(crate) struct Header {
@@ -96,8 +95,9 @@ pub(crate) struct Header {
     pub dtype: u32,
     /// Views stored for every clip. 1..=64.
     pub views_per_clip: u32,
-    /// Entries in the section table. Exactly 4 in a v1 file; 4..=64 in a newer file that a v1
-    /// reader may read (it uses the first 4).
+    /// Entries in the section table. Exactly 4 in a v1 file; 4..=64
+    /// ([`pairalign_sections::MAX_SECTION_COUNT`]) in a newer file that a v1 reader may read (it
+    /// uses the first 4).
     pub section_count: u32,
     /// Number of clips. Any u64 that the clip table's length agrees with.
     pub clip_count: u64,
@@ -105,16 +105,6 @@ pub(crate) struct Header {
     pub total_frames: u64,
     /// Zero in v1.
     pub reserved: [u8; 16],
-}
-
-/// One entry of the section table: where a section lies in the file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
-#[repr(C)]
-pub(crate) struct SectionEntry {
-    /// Byte offset from the start of the file; exactly where [`place_sections`] puts it.
-    pub offset: u64,
-    /// Length in bytes; a multiple of the section's element size.
-    pub len: u64,
 }
 
 /// One clip of the clip table (16 bytes), in clip order.
@@ -144,24 +134,14 @@ pub(crate) struct ViewEntry {
     pub reserved: u32,
 }
 
-/// The last 16 bytes of the file. The per-section CRCs (`section_count` little-endian u32,
-/// zero-padded to a multiple of 8 bytes) come right before it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
-#[repr(C)]
-pub(crate) struct FooterTail {
-    /// CRC-32 (IEEE, crc32fast) of the header and the section table.
-    pub header_crc: u32,
-    /// Zero.
-    pub reserved: u32,
-    /// Always [`FOOTER_MAGIC`].
-    pub magic: [u8; 8],
-}
-
 pub(crate) const HEADER_LEN: u64 = std::mem::size_of::<Header>() as u64;
-pub(crate) const SECTION_ENTRY_LEN: u64 = std::mem::size_of::<SectionEntry>() as u64;
 pub(crate) const CLIP_ENTRY_LEN: u64 = std::mem::size_of::<ClipEntry>() as u64;
 pub(crate) const VIEW_ENTRY_LEN: u64 = std::mem::size_of::<ViewEntry>() as u64;
-pub(crate) const FOOTER_TAIL_LEN: u64 = std::mem::size_of::<FooterTail>() as u64;
+
+/// The section layout of a cache file: the header above, then the section table, the sections
+/// (each at a multiple of 8, so f32 and f16 data can be cast in place) and the footer that
+/// pairalign-sections lays out, writes and checks.
+pub(crate) const SECTION_LAYOUT: SectionLayout = SectionLayout::new(HEADER_LEN, FOOTER_MAGIC);
 
 /// The sections of a v1 file, in file order (the index is the section-table slot). The data
 /// comes first so that the writer can stream it before the tables are known.
@@ -196,54 +176,6 @@ impl Section {
     }
 }
 
-/// Rounds up to a multiple of 8; `None` on overflow.
-pub(crate) fn align8(x: u64) -> Option<u64> {
-    x.checked_add(7).map(|v| v & !7)
-}
-
-/// Where everything lies in a file with sections of the given lengths.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Placement {
-    /// Offset of each section.
-    pub offsets: Vec<u64>,
-    /// Offset of the footer (the section CRCs).
-    pub footer_offset: u64,
-    /// Total file length.
-    pub file_len: u64,
-}
-
-/// Length of the header plus the section table.
-pub(crate) fn header_region_len(section_count: u64) -> u64 {
-    HEADER_LEN + SECTION_ENTRY_LEN * section_count
-}
-
-/// Length of the footer: the CRCs padded to 8 bytes, then the tail.
-pub(crate) fn footer_len(section_count: u64) -> u64 {
-    ((4 * section_count + 7) & !7) + FOOTER_TAIL_LEN
-}
-
-/// The placement rule shared by writer and reader: sections follow the section table in table
-/// order, each at the next multiple of 8 (so f32 and f16 data can be cast in place), the gaps
-/// filled with zeros; the footer follows the last section at the next multiple of 8. `None` if
-/// the lengths overflow u64.
-pub(crate) fn place_sections(lens: &[u64]) -> Option<Placement> {
-    let section_count = lens.len() as u64;
-    let mut pos = header_region_len(section_count);
-    let mut offsets = Vec::with_capacity(lens.len());
-    for &len in lens {
-        pos = align8(pos)?;
-        offsets.push(pos);
-        pos = pos.checked_add(len)?;
-    }
-    let footer_offset = align8(pos)?;
-    let file_len = footer_offset.checked_add(footer_len(section_count))?;
-    Some(Placement {
-        offsets,
-        footer_offset,
-        file_len,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,19 +183,18 @@ mod tests {
     #[test]
     fn record_sizes_are_fixed() {
         assert_eq!(HEADER_LEN, 64);
-        assert_eq!(SECTION_ENTRY_LEN, 16);
         assert_eq!(CLIP_ENTRY_LEN, 16);
         assert_eq!(VIEW_ENTRY_LEN, 16);
-        assert_eq!(FOOTER_TAIL_LEN, 16);
     }
 
     #[test]
     fn placement_aligns_every_section() {
-        let p = place_sections(&[6, 16, 32, 3]).expect("small lengths");
+        let p = SECTION_LAYOUT
+            .place_sections(&[6, 16, 32, 3])
+            .expect("small lengths");
         assert_eq!(p.offsets, vec![128, 136, 152, 184]);
         assert_eq!(p.footer_offset, 192);
         assert_eq!(p.file_len, 192 + 16 + 16);
-        assert!(place_sections(&[u64::MAX, 1]).is_none());
     }
 
     #[test]

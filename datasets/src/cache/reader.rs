@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 use memmap2::Mmap;
+use pairalign_sections::{self as sections, MAX_SECTION_COUNT};
 
 use super::format::{
-    footer_len, header_region_len, place_sections, ClipEntry, Dtype, FooterTail, Header, Section,
-    SectionEntry, ViewEntry, CLIP_ENTRY_LEN, FOOTER_MAGIC, FOOTER_TAIL_LEN, FORMAT_VERSION,
-    HEADER_LEN, MAGIC, MAX_ID_BYTES, MAX_N_MELS, MAX_SECTION_COUNT, MAX_VIEWS,
-    OLDEST_SUPPORTED_VERSION, SECTION_ENTRY_LEN, V1_SECTION_COUNT, VIEW_ENTRY_LEN,
+    ClipEntry, Dtype, Header, Section, ViewEntry, CLIP_ENTRY_LEN, FORMAT_VERSION, HEADER_LEN,
+    MAGIC, MAX_ID_BYTES, MAX_N_MELS, MAX_VIEWS, OLDEST_SUPPORTED_VERSION, SECTION_LAYOUT,
+    V1_SECTION_COUNT, VIEW_ENTRY_LEN,
 };
 use crate::{Error, Result};
 
@@ -97,30 +97,17 @@ enum Layout {
 
 impl Layout {
     fn for_header(path: &Path, header: &Header) -> Result<Layout> {
-        let unsupported = || Error::UnsupportedVersion {
-            path: path.to_path_buf(),
-            found: header.format_version,
-            oldest: OLDEST_SUPPORTED_VERSION,
-            current: FORMAT_VERSION,
-        };
-        if header.oldest_supported_version > FORMAT_VERSION {
-            return Err(unsupported());
-        }
-        if header.oldest_supported_version == 0
-            || header.oldest_supported_version > header.format_version
-        {
-            return Err(corrupt(
+        let (found, oldest_supported) = (header.format_version, header.oldest_supported_version);
+        match sections::readable_version(found, oldest_supported, FORMAT_VERSION) {
+            Ok(1) => Ok(Layout::V1),
+            Ok(_) => Err(layout_error(
                 path,
-                "header",
-                format!(
-                    "oldest supported version {} is not in 1..={} (the writer's version)",
-                    header.oldest_supported_version, header.format_version
-                ),
-            ));
-        }
-        match header.format_version.min(FORMAT_VERSION) {
-            1 => Ok(Layout::V1),
-            _ => Err(unsupported()),
+                sections::Error::UnsupportedVersion {
+                    found,
+                    oldest_supported,
+                },
+            )),
+            Err(e) => Err(layout_error(path, e)),
         }
     }
 }
@@ -130,6 +117,89 @@ fn corrupt(path: &Path, section: &'static str, reason: impl Into<String>) -> Err
         path: path.to_path_buf(),
         section,
         reason: reason.into(),
+    }
+}
+
+/// A damaged (or too new) file as a cache error, with the section and wording cache errors have
+/// always had (tests and users match on them).
+fn layout_error(path: &Path, e: sections::Error) -> Error {
+    use sections::Error as E;
+    let name = |index: usize| Section::ALL.get(index).map(|s| s.name());
+    let extension = |index: usize| name(index).unwrap_or("extension section");
+    match e {
+        E::UnsupportedVersion { found, .. } => Error::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found,
+            oldest: OLDEST_SUPPORTED_VERSION,
+            current: FORMAT_VERSION,
+        },
+        E::OldestVersionOutOfRange {
+            found,
+            oldest_supported,
+        } => corrupt(
+            path,
+            "header",
+            format!(
+                "oldest supported version {oldest_supported} is not in 1..={found} (the writer's \
+                 version)"
+            ),
+        ),
+        E::TooManySections { count } => corrupt(
+            path,
+            "header",
+            format!("section count {count} is not in {V1_SECTION_COUNT}..={MAX_SECTION_COUNT}"),
+        ),
+        E::Truncated { file_len, min_len } => corrupt(
+            path,
+            "footer",
+            format!(
+                "file is {file_len} bytes, too short for the header, section table and footer \
+                 ({min_len} bytes)"
+            ),
+        ),
+        E::FooterMagic => corrupt(
+            path,
+            "footer",
+            "bad footer magic: the file is truncated or was not finished",
+        ),
+        E::HeaderChecksum { .. } => corrupt(
+            path,
+            "header",
+            "checksum mismatch in the header or section table",
+        ),
+        E::FooterReserved => corrupt(path, "header", "reserved bytes are not zero"),
+        E::LengthOverflow { lens, file_len } | E::FileLength { lens, file_len, .. } => corrupt(
+            path,
+            "section table",
+            format!("section lengths {lens:?} do not add up to the file length {file_len}"),
+        ),
+        E::Misplaced {
+            index,
+            offset,
+            expected,
+            ..
+        } => corrupt(
+            path,
+            name(index).unwrap_or("section table"),
+            format!("section {index} starts at {offset} instead of {expected}"),
+        ),
+        E::Padding {
+            gap: sections::Gap::BeforeSection(index),
+            ..
+        } => corrupt(
+            path,
+            extension(index),
+            "padding before the section is not zero",
+        ),
+        E::Padding {
+            gap: sections::Gap::BeforeFooter,
+            ..
+        } => corrupt(path, "footer", "padding before the footer is not zero"),
+        E::Padding {
+            gap: sections::Gap::InFooter,
+            ..
+        } => corrupt(path, "footer", "padding bytes are not zero"),
+        E::Checksum { index, .. } => corrupt(path, extension(index), "checksum mismatch"),
     }
 }
 
@@ -286,7 +356,6 @@ impl FeatureCache {
 }
 
 fn parse_v1(path: &Path, map: Mmap, header: &Header) -> Result<FeatureCache> {
-    let file_len = map.len() as u64;
     if !(V1_SECTION_COUNT as u32..=MAX_SECTION_COUNT).contains(&header.section_count) {
         return Err(corrupt(
             path,
@@ -297,38 +366,12 @@ fn parse_v1(path: &Path, map: Mmap, header: &Header) -> Result<FeatureCache> {
             ),
         ));
     }
-    let section_count = u64::from(header.section_count);
-    let region_len = header_region_len(section_count);
-    let foot_len = footer_len(section_count);
-    if file_len < region_len + foot_len {
-        return Err(corrupt(
-            path,
-            "footer",
-            format!(
-                "file is {file_len} bytes, too short for the header, section table and footer \
-                 ({} bytes)",
-                region_len + foot_len
-            ),
-        ));
-    }
-    let tail: FooterTail =
-        bytemuck::pod_read_unaligned(&map[(file_len - FOOTER_TAIL_LEN) as usize..]);
-    if tail.magic != FOOTER_MAGIC {
-        return Err(corrupt(
-            path,
-            "footer",
-            "bad footer magic: the file is truncated or was not finished",
-        ));
-    }
-    let region = &map[..region_len as usize];
-    if crc32fast::hash(region) != tail.header_crc {
-        return Err(corrupt(
-            path,
-            "header",
-            "checksum mismatch in the header or section table",
-        ));
-    }
-    if tail.reserved != 0 || header.reserved != [0; 16] {
+    // The file's envelope: length, footer magic, and the checksum that vouches for the header and
+    // the section table, before any header field below is trusted.
+    let table = SECTION_LAYOUT
+        .read_table(&map, header.section_count)
+        .map_err(|e| layout_error(path, e))?;
+    if header.reserved != [0; 16] {
         return Err(corrupt(path, "header", "reserved bytes are not zero"));
     }
     if !(1..=MAX_N_MELS).contains(&header.n_mels) {
@@ -356,86 +399,10 @@ fn parse_v1(path: &Path, map: Mmap, header: &Header) -> Result<FeatureCache> {
         ));
     };
 
-    let table: Vec<SectionEntry> = (0..section_count as usize)
-        .map(|i| {
-            let at = (HEADER_LEN + SECTION_ENTRY_LEN * i as u64) as usize;
-            bytemuck::pod_read_unaligned(&map[at..at + SECTION_ENTRY_LEN as usize])
-        })
-        .collect();
-    let lens: Vec<u64> = table.iter().map(|e| e.len).collect();
-    let placement = place_sections(&lens)
-        .filter(|p| p.file_len == file_len)
-        .ok_or_else(|| {
-            corrupt(
-                path,
-                "section table",
-                format!("section lengths {lens:?} do not add up to the file length {file_len}"),
-            )
-        })?;
-    for (i, entry) in table.iter().enumerate() {
-        if entry.offset != placement.offsets[i] {
-            let name = Section::ALL.get(i).map_or("section table", |s| s.name());
-            return Err(corrupt(
-                path,
-                name,
-                format!(
-                    "section {i} starts at {} instead of {}",
-                    entry.offset, placement.offsets[i]
-                ),
-            ));
-        }
-    }
-    let crc_at = placement.footer_offset as usize;
-    for (i, entry) in table.iter().enumerate() {
-        let stored = u32::from_le_bytes(
-            map[crc_at + 4 * i..crc_at + 4 * i + 4]
-                .try_into()
-                .unwrap_or_default(),
-        );
-        let bytes = &map[entry.offset as usize..(entry.offset + entry.len) as usize];
-        if crc32fast::hash(bytes) != stored {
-            let name = Section::ALL
-                .get(i)
-                .map_or("extension section", |s| s.name());
-            return Err(corrupt(path, name, "checksum mismatch"));
-        }
-    }
-    // Alignment gaps between sections hold zeros; a flipped byte there is damage too.
-    let mut gap_start = region_len;
-    for (i, entry) in table.iter().enumerate() {
-        if map[gap_start as usize..entry.offset as usize]
-            .iter()
-            .any(|&b| b != 0)
-        {
-            let name = Section::ALL
-                .get(i)
-                .map_or("extension section", |s| s.name());
-            return Err(corrupt(
-                path,
-                name,
-                "padding before the section is not zero",
-            ));
-        }
-        gap_start = entry.offset + entry.len;
-    }
-    if map[gap_start as usize..crc_at].iter().any(|&b| b != 0) {
-        return Err(corrupt(
-            path,
-            "footer",
-            "padding before the footer is not zero",
-        ));
-    }
-    let pad_start = crc_at + 4 * section_count as usize;
-    let pad_end = (file_len - FOOTER_TAIL_LEN) as usize;
-    if map[pad_start..pad_end].iter().any(|&b| b != 0) {
-        return Err(corrupt(path, "footer", "padding bytes are not zero"));
-    }
+    // Placement, zero padding and every checksum, before any section content is interpreted.
+    let table = table.validate().map_err(|e| layout_error(path, e))?;
 
-    let range = |s: Section| {
-        let e = table[s as usize];
-        e.offset as usize..(e.offset + e.len) as usize
-    };
-    let sections = Section::ALL.map(range);
+    let sections = Section::ALL.map(|s| table[s as usize].range());
 
     // Clip table.
     let clip_count = header.clip_count;

@@ -5,11 +5,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use bytemuck::Pod;
+use pairalign_sections::{FooterTail, SectionEntry, FOOTER_TAIL_LEN, SECTION_ENTRY_LEN};
 
-use super::format::{
-    ClipEntry, FooterTail, Header, Section, SectionEntry, ViewEntry, FOOTER_TAIL_LEN, HEADER_LEN,
-    SECTION_ENTRY_LEN, V1_SECTION_COUNT,
-};
+use super::format::{ClipEntry, Header, Section, ViewEntry, HEADER_LEN, V1_SECTION_COUNT};
 use super::*;
 use crate::Error;
 

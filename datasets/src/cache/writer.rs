@@ -4,17 +4,17 @@
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use half::f16;
 use half::slice::HalfFloatSliceExt;
+use pairalign_sections::SectionWriter;
 use serde::{Deserialize, Serialize};
 
 use super::format::{
-    header_region_len, place_sections, ClipEntry, Dtype, FooterTail, Header, Section, SectionEntry,
-    ViewEntry, FOOTER_MAGIC, FORMAT_VERSION, MAGIC, MAX_ID_BYTES, MAX_N_MELS, MAX_VIEWS,
-    OLDEST_SUPPORTED_VERSION, V1_SECTION_COUNT,
+    ClipEntry, Dtype, Header, Section, ViewEntry, FORMAT_VERSION, MAGIC, MAX_ID_BYTES, MAX_N_MELS,
+    MAX_VIEWS, OLDEST_SUPPORTED_VERSION, SECTION_LAYOUT, V1_SECTION_COUNT,
 };
 use crate::{Error, Result};
 
@@ -46,8 +46,9 @@ pub struct CacheInfo {
 pub struct CacheWriter {
     path: PathBuf,
     tmp_path: PathBuf,
-    /// `None` once finished (or after a failed finish).
-    out: Option<BufWriter<File>>,
+    /// `None` once finished (or after a failed write). The data section is open from `create`
+    /// to `finish`.
+    out: Option<SectionWriter<BufWriter<File>>>,
     n_mels: u32,
     views_per_clip: u32,
     dtype: Dtype,
@@ -57,7 +58,6 @@ pub struct CacheWriter {
     seen: HashSet<Box<str>>,
     /// Values written to the data section so far.
     data_values: u64,
-    data_crc: crc32fast::Hasher,
     /// Scratch for f16 conversion.
     half_buf: Vec<f16>,
     /// Set once the file has been renamed into place.
@@ -109,12 +109,16 @@ impl CacheWriter {
             .truncate(true)
             .open(&tmp_path)
             .map_err(|e| Error::io(&tmp_path, e))?;
-        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
-        // The header region is rewritten by `finish`; zeros until then, so that an interrupted
-        // write can never pass for a cache.
-        let start = header_region_len(V1_SECTION_COUNT as u64);
-        out.write_all(&vec![0u8; start as usize])
-            .map_err(|e| Error::io(&tmp_path, e))?;
+        // The header region is zeros until `finish` writes it, so that an interrupted write can
+        // never pass for a cache. The data comes first so that it streams out as clips arrive.
+        let mut out = SectionWriter::new(
+            BufWriter::with_capacity(WRITE_BUFFER, file),
+            SECTION_LAYOUT,
+            V1_SECTION_COUNT as u32,
+        )
+        .map_err(|e| Error::io(&tmp_path, e))?;
+        debug_assert_eq!(out.next_section(), Section::Data as usize);
+        out.begin_section().map_err(|e| Error::io(&tmp_path, e))?;
         Ok(CacheWriter {
             path: path.to_path_buf(),
             tmp_path,
@@ -127,7 +131,6 @@ impl CacheWriter {
             names: Vec::new(),
             seen: HashSet::new(),
             data_values: 0,
-            data_crc: crc32fast::Hasher::new(),
             half_buf: Vec::new(),
             finished: false,
         })
@@ -199,7 +202,6 @@ impl CacheWriter {
                 self.out = None;
                 return Err(Error::io(&self.tmp_path, e));
             }
-            self.data_crc.update(bytes);
             self.views.push(ViewEntry {
                 data_offset: self.data_values,
                 frames: (values.len() / n_mels) as u32,
@@ -245,41 +247,19 @@ impl CacheWriter {
         })
     }
 
-    fn write_tail(&mut self, mut out: BufWriter<File>) -> std::io::Result<u64> {
-        let clips: &[u8] = bytemuck::cast_slice(&self.clips);
-        let views: &[u8] = bytemuck::cast_slice(&self.views);
-        let data_len = self.data_values * self.dtype.size() as u64;
-        let lens = [
-            data_len,
-            clips.len() as u64,
-            views.len() as u64,
-            self.names.len() as u64,
+    fn write_tail(&self, mut out: SectionWriter<BufWriter<File>>) -> std::io::Result<u64> {
+        out.end_section()?;
+        let tables: [(Section, &[u8]); 3] = [
+            (Section::Clips, bytemuck::cast_slice(&self.clips)),
+            (Section::Views, bytemuck::cast_slice(&self.views)),
+            (Section::Names, &self.names),
         ];
-        let placement = place_sections(&lens).ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "cache larger than 2^64 bytes",
-            )
-        })?;
-        let mut pos = placement.offsets[0] + data_len;
-        let data_crc = std::mem::take(&mut self.data_crc).finalize();
-        let mut crcs = vec![data_crc];
-        for (section, bytes) in [
-            (Section::Clips, clips),
-            (Section::Views, views),
-            (Section::Names, &self.names[..]),
-        ] {
-            let at = placement.offsets[section as usize];
-            out.write_all(&vec![0u8; (at - pos) as usize])?;
+        for (section, bytes) in tables {
+            debug_assert_eq!(out.next_section(), section as usize);
+            out.begin_section()?;
             out.write_all(bytes)?;
-            crcs.push(crc32fast::hash(bytes));
-            pos = at + bytes.len() as u64;
+            out.end_section()?;
         }
-        out.write_all(&vec![0u8; (placement.footer_offset - pos) as usize])?;
-        let mut crc_bytes: Vec<u8> = crcs.iter().flat_map(|c| c.to_le_bytes()).collect();
-        crc_bytes.resize(crc_bytes.len().next_multiple_of(8), 0);
-        out.write_all(&crc_bytes)?;
-
         let header = Header {
             magic: MAGIC,
             format_version: FORMAT_VERSION,
@@ -292,25 +272,10 @@ impl CacheWriter {
             total_frames: self.views.iter().map(|v| u64::from(v.frames)).sum(),
             reserved: [0; 16],
         };
-        let table: Vec<SectionEntry> = placement
-            .offsets
-            .iter()
-            .zip(lens)
-            .map(|(&offset, len)| SectionEntry { offset, len })
-            .collect();
-        let mut header_region = bytemuck::bytes_of(&header).to_vec();
-        header_region.extend_from_slice(bytemuck::cast_slice(&table));
-        let tail = FooterTail {
-            header_crc: crc32fast::hash(&header_region),
-            reserved: 0,
-            magic: FOOTER_MAGIC,
-        };
-        out.write_all(bytemuck::bytes_of(&tail))?;
-        let mut file = out.into_inner().map_err(|e| e.into_error())?;
-        file.seek(SeekFrom::Start(0))?;
-        file.write_all(&header_region)?;
+        let (out, file_len) = out.finish(bytemuck::bytes_of(&header))?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
-        Ok(placement.file_len)
+        Ok(file_len)
     }
 }
 

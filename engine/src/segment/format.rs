@@ -1,12 +1,14 @@
-//! The byte layout of a segment file: constants, the `#[repr(C)]` records that are cast from the
-//! mapped bytes, and the placement rule that the writer and the reader share (docs/formats.md draws
-//! it).
+//! The byte layout of a segment file: constants, the header and the `#[repr(C)]` records that are
+//! cast from the mapped bytes (docs/formats.md draws it). The section table, the placement of the
+//! sections and the checksummed footer are the section layout that pairalign-sections owns; this
+//! module says what the header holds and what each section means.
 //!
 //! Every integer is little-endian. The records are read by casting the mapped bytes with bytemuck,
 //! which only gives the right values on a little-endian host, so the crate refuses to build on a
 //! big-endian one rather than misread files.
 
 use bytemuck::{Pod, Zeroable};
+use pairalign_sections::SectionLayout;
 
 #[cfg(target_endian = "big")]
 compile_error!(
@@ -37,9 +39,6 @@ pub(crate) const MAX_VOCAB: u32 = 1 << 16;
 /// Sections in a v1 file; a newer writer that keeps v1 readable may append more.
 pub(crate) const V1_SECTION_COUNT: usize = 8;
 
-/// Bound on `section_count` before the section table is sized from it.
-pub(crate) const MAX_SECTION_COUNT: u32 = 64;
-
 /// Shortest serialized roaring bitmap (cookie + container count of an empty bitmap, roaring
 /// portable format: <https://github.com/RoaringBitmap/RoaringFormatSpec>).
 pub(crate) const MIN_BITMAP_BYTES: u32 = 8;
@@ -52,7 +51,7 @@ pub(crate) const ROARING_MARKER: u32 = u32::MAX;
 pub(crate) const ROARING_PREFIX_WORDS: u64 = 2;
 
 /// The fixed file header at offset 0 (64 bytes). It is followed directly by `section_count`
-/// [`SectionEntry`] records; the footer holds the CRC-32 of both.
+/// [`pairalign_sections::SectionEntry`] records; the footer holds the CRC-32 of both.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 #[repr(C)]
 pub(crate) struct Header {
@@ -70,7 +69,8 @@ pub(crate) struct Header {
     /// Number of documents (entries in the doc table and the name index). Any u32.
     pub doc_count: u32,
     /// Number of entries in the section table. Exactly 8 in a v1 file; a newer file that a v1
-    /// reader may read has 8..=64 (the reader uses the first 8).
+    /// reader may read has 8..=64 ([`pairalign_sections::MAX_SECTION_COUNT`]; the reader uses the
+    /// first 8).
     pub section_count: u32,
     /// Total tokens of all documents. 0..=u32::MAX (positions are u32).
     pub token_count: u64,
@@ -78,17 +78,6 @@ pub(crate) struct Header {
     pub qgram_count: u64,
     /// Zero in v1.
     pub reserved: [u8; 16],
-}
-
-/// One entry of the section table: where a section lies in the file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
-#[repr(C)]
-pub(crate) struct SectionEntry {
-    /// Byte offset from the start of the file; a multiple of 8, and exactly where
-    /// [`place_sections`] puts it.
-    pub offset: u64,
-    /// Length in bytes; a multiple of the section's element size.
-    pub len: u64,
 }
 
 /// One document of the doc table (32 bytes), in document-ordinal order.
@@ -130,24 +119,13 @@ pub(crate) struct PostingsRef {
     pub value: u32,
 }
 
-/// The last 16 bytes of the file. The per-section CRCs (`section_count` little-endian u32,
-/// zero-padded to a multiple of 8 bytes) come right before it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
-#[repr(C)]
-pub(crate) struct FooterTail {
-    /// CRC-32 (IEEE, crc32fast) of the header and the section table.
-    pub header_crc: u32,
-    /// Zero.
-    pub reserved: u32,
-    /// Always [`FOOTER_MAGIC`].
-    pub magic: [u8; 8],
-}
-
 pub(crate) const HEADER_LEN: u64 = std::mem::size_of::<Header>() as u64;
-pub(crate) const SECTION_ENTRY_LEN: u64 = std::mem::size_of::<SectionEntry>() as u64;
 pub(crate) const DOC_ENTRY_LEN: u64 = std::mem::size_of::<DocEntry>() as u64;
 pub(crate) const POSTINGS_REF_LEN: u64 = std::mem::size_of::<PostingsRef>() as u64;
-pub(crate) const FOOTER_TAIL_LEN: u64 = std::mem::size_of::<FooterTail>() as u64;
+
+/// The section layout of a segment file: the header above, then the section table, the sections
+/// and the footer that pairalign-sections lays out, writes and checks.
+pub(crate) const SECTION_LAYOUT: SectionLayout = SectionLayout::new(HEADER_LEN, FOOTER_MAGIC);
 
 /// The sections of a v1 file, in file order (the index is the section-table slot).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,54 +176,6 @@ impl Section {
     }
 }
 
-/// Rounds up to a multiple of 8; `None` on overflow.
-pub(crate) fn align8(x: u64) -> Option<u64> {
-    x.checked_add(7).map(|v| v & !7)
-}
-
-/// Where everything lies in a file with sections of the given lengths.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Placement {
-    /// Offset of each section.
-    pub offsets: Vec<u64>,
-    /// Offset of the footer (the section CRCs).
-    pub footer_offset: u64,
-    /// Total file length.
-    pub file_len: u64,
-}
-
-/// Length of the header plus the section table.
-pub(crate) fn header_region_len(section_count: u64) -> u64 {
-    HEADER_LEN + SECTION_ENTRY_LEN * section_count
-}
-
-/// Length of the footer: the CRCs padded to 8 bytes, then the tail.
-pub(crate) fn footer_len(section_count: u64) -> u64 {
-    // 4 * 64 + 7 cannot overflow for section counts the reader accepts.
-    ((4 * section_count + 7) & !7) + FOOTER_TAIL_LEN
-}
-
-/// The placement rule shared by writer and reader: sections follow the section table in table
-/// order, each at the next multiple of 8, the gaps filled with zeros; the footer follows the last
-/// section at the next multiple of 8. `None` if the lengths overflow u64.
-pub(crate) fn place_sections(lens: &[u64]) -> Option<Placement> {
-    let section_count = lens.len() as u64;
-    let mut pos = header_region_len(section_count);
-    let mut offsets = Vec::with_capacity(lens.len());
-    for &len in lens {
-        pos = align8(pos)?;
-        offsets.push(pos);
-        pos = pos.checked_add(len)?;
-    }
-    let footer_offset = align8(pos)?;
-    let file_len = footer_offset.checked_add(footer_len(section_count))?;
-    Some(Placement {
-        offsets,
-        footer_offset,
-        file_len,
-    })
-}
-
 /// `vocab_size^q` as a u128 (at most 2^128 for the accepted ranges, so it never overflows for
 /// `q <= 8` and `vocab_size <= 65536`).
 pub(crate) fn key_space(vocab_size: u32, q: u32) -> u128 {
@@ -277,19 +207,18 @@ mod tests {
     #[test]
     fn record_sizes_are_fixed() {
         assert_eq!(HEADER_LEN, 64);
-        assert_eq!(SECTION_ENTRY_LEN, 16);
         assert_eq!(DOC_ENTRY_LEN, 32);
         assert_eq!(POSTINGS_REF_LEN, 8);
-        assert_eq!(FOOTER_TAIL_LEN, 16);
     }
 
     #[test]
     fn placement_aligns_every_section() {
-        let p = place_sections(&[3, 0, 5, 8, 1, 0, 2, 4]).expect("small lengths");
+        let p = SECTION_LAYOUT
+            .place_sections(&[3, 0, 5, 8, 1, 0, 2, 4])
+            .expect("small lengths");
         assert_eq!(p.offsets, vec![192, 200, 200, 208, 216, 224, 224, 232]);
         assert_eq!(p.footer_offset, 240);
         assert_eq!(p.file_len, 240 + 32 + 16);
-        assert!(place_sections(&[u64::MAX, 1]).is_none());
     }
 
     #[test]

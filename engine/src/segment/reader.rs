@@ -6,14 +6,13 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
+use pairalign_sections::{self as sections, MAX_SECTION_COUNT};
 use roaring::RoaringBitmap;
 
 use super::format::{
-    footer_len, header_region_len, key_space, key_width, params_valid, place_sections, DocEntry,
-    FooterTail, Header, PostingsRef, Section, SectionEntry, DOC_ENTRY_LEN, FOOTER_MAGIC,
-    FOOTER_TAIL_LEN, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_NAME_BYTES, MAX_SECTION_COUNT,
-    MIN_BITMAP_BYTES, OLDEST_SUPPORTED_VERSION, POSTINGS_REF_LEN, ROARING_MARKER,
-    ROARING_PREFIX_WORDS, SECTION_ENTRY_LEN, V1_SECTION_COUNT,
+    key_space, key_width, params_valid, DocEntry, Header, PostingsRef, Section, DOC_ENTRY_LEN,
+    FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_NAME_BYTES, MIN_BITMAP_BYTES, OLDEST_SUPPORTED_VERSION,
+    POSTINGS_REF_LEN, ROARING_MARKER, ROARING_PREFIX_WORDS, SECTION_LAYOUT, V1_SECTION_COUNT,
 };
 use crate::{Error, Result, Symbol};
 
@@ -75,30 +74,17 @@ enum Layout {
 
 impl Layout {
     fn for_header(path: &Path, header: &Header) -> Result<Layout> {
-        let unsupported = || Error::UnsupportedVersion {
-            path: path.to_path_buf(),
-            found: header.format_version,
-            oldest: OLDEST_SUPPORTED_VERSION,
-            current: FORMAT_VERSION,
-        };
-        if header.oldest_supported_version > FORMAT_VERSION {
-            return Err(unsupported());
-        }
-        if header.oldest_supported_version == 0
-            || header.oldest_supported_version > header.format_version
-        {
-            return Err(Error::corrupt(
+        let (found, oldest_supported) = (header.format_version, header.oldest_supported_version);
+        match sections::readable_version(found, oldest_supported, FORMAT_VERSION) {
+            Ok(1) => Ok(Layout::V1),
+            Ok(_) => Err(layout_error(
                 path,
-                "header",
-                format!(
-                    "oldest supported version {} is not in 1..={} (the writer's version)",
-                    header.oldest_supported_version, header.format_version
-                ),
-            ));
-        }
-        match header.format_version.min(FORMAT_VERSION) {
-            1 => Ok(Layout::V1),
-            _ => Err(unsupported()),
+                sections::Error::UnsupportedVersion {
+                    found,
+                    oldest_supported,
+                },
+            )),
+            Err(e) => Err(layout_error(path, e)),
         }
     }
 }
@@ -413,9 +399,8 @@ enum List<'a> {
 fn parse_v1(path: &Path, map: Mmap, header: &Header) -> Result<Segment> {
     let corrupt = |section: &'static str, reason: String| Error::corrupt(path, section, reason);
     let bytes: &[u8] = &map;
-    let file_len = bytes.len() as u64;
 
-    // Sizes of the fixed parts, before anything is read from them.
+    // The section count, before the table is sized from it.
     let section_count = header.section_count;
     let count_ok = if header.format_version == 1 {
         section_count as usize == V1_SECTION_COUNT
@@ -428,37 +413,11 @@ fn parse_v1(path: &Path, map: Mmap, header: &Header) -> Result<Segment> {
             format!("section count {section_count} is not valid for this version"),
         ));
     }
-    let n = u64::from(section_count);
-    let region_len = header_region_len(n);
-    let min_len = region_len + footer_len(n);
-    if file_len < min_len {
-        return Err(corrupt(
-            "footer",
-            format!("file is {file_len} bytes, shorter than header, section table and footer ({min_len} bytes): truncated"),
-        ));
-    }
-    let tail: FooterTail =
-        bytemuck::pod_read_unaligned(&bytes[(file_len - FOOTER_TAIL_LEN) as usize..]);
-    if tail.magic != FOOTER_MAGIC {
-        return Err(corrupt(
-            "footer",
-            "bad footer magic: the file is truncated or was not completely written".into(),
-        ));
-    }
-    let region = &bytes[..region_len as usize];
-    let crc = crc32fast::hash(region);
-    if crc != tail.header_crc {
-        return Err(corrupt(
-            "header",
-            format!(
-                "checksum mismatch (stored {:08x}, computed {crc:08x})",
-                tail.header_crc
-            ),
-        ));
-    }
-    if tail.reserved != 0 {
-        return Err(corrupt("footer", "reserved field is not zero".into()));
-    }
+    // The file's envelope: length, footer magic, and the checksum that vouches for the header and
+    // the section table, before any header field below is trusted.
+    let table = SECTION_LAYOUT
+        .read_table(bytes, section_count)
+        .map_err(|e| layout_error(path, e))?;
     if header.format_version == 1 && header.reserved != [0; 16] {
         return Err(corrupt("header", "reserved bytes are not zero".into()));
     }
@@ -478,66 +437,10 @@ fn parse_v1(path: &Path, map: Mmap, header: &Header) -> Result<Segment> {
         ));
     }
 
-    // Section placement: recomputed from the lengths, so sections are in bounds, aligned, in
-    // order and non-overlapping, and together with the footer they cover the file exactly.
-    let table: Vec<SectionEntry> = (0..section_count as usize)
-        .map(|i| {
-            let at = (HEADER_LEN + SECTION_ENTRY_LEN * i as u64) as usize;
-            bytemuck::pod_read_unaligned(&bytes[at..at + SECTION_ENTRY_LEN as usize])
-        })
-        .collect();
-    let lens: Vec<u64> = table.iter().map(|e| e.len).collect();
-    let placement = place_sections(&lens)
-        .ok_or_else(|| corrupt("section table", "section lengths overflow".into()))?;
-    for (i, (entry, expected)) in table.iter().zip(&placement.offsets).enumerate() {
-        if entry.offset != *expected {
-            return Err(corrupt(
-                "section table",
-                format!(
-                    "section {i} at offset {} (length {}), expected offset {expected}",
-                    entry.offset, entry.len
-                ),
-            ));
-        }
-    }
-    if placement.file_len != file_len {
-        return Err(corrupt(
-            "section table",
-            format!(
-                "sections and footer end at byte {}, but the file is {file_len} bytes",
-                placement.file_len
-            ),
-        ));
-    }
-
-    // Every byte not in a section must be zero padding, so that every byte is checked.
-    let mut gap_start = region_len;
-    for entry in &table {
-        check_zero(path, bytes, gap_start..entry.offset)?;
-        gap_start = entry.offset + entry.len;
-    }
-    check_zero(path, bytes, gap_start..placement.footer_offset)?;
-    let crcs_end = placement.footer_offset + 4 * n;
-    check_zero(path, bytes, crcs_end..file_len - FOOTER_TAIL_LEN)?;
-
-    // Checksums, before any section content is interpreted.
-    for (i, entry) in table.iter().enumerate() {
-        let at = (placement.footer_offset + 4 * i as u64) as usize;
-        let mut stored = [0u8; 4];
-        stored.copy_from_slice(&bytes[at..at + 4]);
-        let stored = u32::from_le_bytes(stored);
-        let computed =
-            crc32fast::hash(&bytes[entry.offset as usize..(entry.offset + entry.len) as usize]);
-        if stored != computed {
-            let name = Section::ALL
-                .get(i)
-                .map_or("extension section", |s| s.name());
-            return Err(corrupt(
-                name,
-                format!("checksum mismatch (stored {stored:08x}, computed {computed:08x})"),
-            ));
-        }
-    }
+    // Section placement recomputed from the lengths (so sections are in bounds, aligned, in order
+    // and non-overlapping, and with the footer they cover the file exactly), zero padding (so
+    // every byte is checked) and checksums, before any section content is interpreted.
+    let table = table.validate().map_err(|e| layout_error(path, e))?;
 
     // Element sizes against the header's counts. Every q-gram has a position, so a larger
     // qgram_count is corrupt (and this bound keeps the products below from overflowing).
@@ -580,7 +483,7 @@ fn parse_v1(path: &Path, map: Mmap, header: &Header) -> Result<Segment> {
                 ),
             ));
         }
-        sections[section as usize] = entry.offset as usize..(entry.offset + entry.len) as usize;
+        sections[section as usize] = entry.range();
     }
 
     let segment = Segment {
@@ -597,19 +500,73 @@ fn parse_v1(path: &Path, map: Mmap, header: &Header) -> Result<Segment> {
     Ok(segment)
 }
 
-fn check_zero(path: &Path, bytes: &[u8], range: Range<u64>) -> Result<()> {
-    let gap = &bytes[range.start as usize..range.end as usize];
-    if let Some(i) = gap.iter().position(|&b| b != 0) {
-        return Err(Error::corrupt(
-            path,
-            "padding",
+/// A damaged (or too new) file as a segment error, with the section and wording segment errors
+/// have always had (tests and users match on them).
+fn layout_error(path: &Path, e: sections::Error) -> Error {
+    use sections::Error as E;
+    let checksum = |stored: u32, computed: u32| {
+        format!("checksum mismatch (stored {stored:08x}, computed {computed:08x})")
+    };
+    let (section, reason) = match e {
+        E::UnsupportedVersion { found, .. } => {
+            return Error::UnsupportedVersion {
+                path: path.to_path_buf(),
+                found,
+                oldest: OLDEST_SUPPORTED_VERSION,
+                current: FORMAT_VERSION,
+            }
+        }
+        E::OldestVersionOutOfRange {
+            found,
+            oldest_supported,
+        } => (
+            "header",
             format!(
-                "byte {} between sections is not zero",
-                range.start + i as u64
+                "oldest supported version {oldest_supported} is not in 1..={found} (the writer's \
+                 version)"
             ),
-        ));
-    }
-    Ok(())
+        ),
+        E::TooManySections { count } => (
+            "header",
+            format!("section count {count} is not valid for this version"),
+        ),
+        E::Truncated { file_len, min_len } => (
+            "footer",
+            format!("file is {file_len} bytes, shorter than header, section table and footer ({min_len} bytes): truncated"),
+        ),
+        E::FooterMagic => (
+            "footer",
+            "bad footer magic: the file is truncated or was not completely written".into(),
+        ),
+        E::HeaderChecksum { stored, computed } => ("header", checksum(stored, computed)),
+        E::FooterReserved => ("footer", "reserved field is not zero".into()),
+        E::LengthOverflow { .. } => ("section table", "section lengths overflow".into()),
+        E::FileLength { end, file_len, .. } => (
+            "section table",
+            format!("sections and footer end at byte {end}, but the file is {file_len} bytes"),
+        ),
+        E::Misplaced {
+            index,
+            offset,
+            len,
+            expected,
+        } => (
+            "section table",
+            format!("section {index} at offset {offset} (length {len}), expected offset {expected}"),
+        ),
+        E::Padding { at, .. } => ("padding", format!("byte {at} between sections is not zero")),
+        E::Checksum {
+            index,
+            stored,
+            computed,
+        } => (
+            Section::ALL
+                .get(index)
+                .map_or("extension section", |s| s.name()),
+            checksum(stored, computed),
+        ),
+    };
+    Error::corrupt(path, section, reason)
 }
 
 /// Casts one section, failing (rather than falling back to empty) if the bytes do not fit the

@@ -6,11 +6,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bytemuck::Pod;
+use pairalign_sections::{
+    footer_len, FooterTail, SectionEntry, FOOTER_TAIL_LEN, SECTION_ENTRY_LEN,
+};
 use proptest::prelude::*;
 
 use super::format::{
-    footer_len, header_region_len, DocEntry, FooterTail, Header, PostingsRef, Section,
-    SectionEntry, FOOTER_TAIL_LEN, HEADER_LEN, ROARING_MARKER, SECTION_ENTRY_LEN, V1_SECTION_COUNT,
+    DocEntry, Header, PostingsRef, Section, HEADER_LEN, ROARING_MARKER, SECTION_LAYOUT,
+    V1_SECTION_COUNT,
 };
 use super::*;
 use crate::Error;
@@ -335,14 +338,14 @@ fn table_entry(bytes: &[u8], section: Section) -> SectionEntry {
 /// and sections, so that a test reaches the semantic checks behind them.
 fn reseal(bytes: &mut [u8]) {
     let header: Header = read_record(bytes, 0);
-    let n = u64::from(if (8..=64).contains(&header.section_count) {
+    let n = if (8..=64).contains(&header.section_count) {
         header.section_count
     } else {
         V1_SECTION_COUNT as u32
-    });
+    };
     let len = bytes.len() as u64;
     let footer_offset = len - footer_len(n);
-    for i in 0..n {
+    for i in 0..u64::from(n) {
         let e: SectionEntry = read_record(bytes, (HEADER_LEN + SECTION_ENTRY_LEN * i) as usize);
         let end = e.offset.saturating_add(e.len);
         if end <= len {
@@ -351,7 +354,7 @@ fn reseal(bytes: &mut [u8]) {
             bytes[at..at + 4].copy_from_slice(&crc.to_le_bytes());
         }
     }
-    let header_crc = crc32fast::hash(&bytes[..header_region_len(n) as usize]);
+    let header_crc = crc32fast::hash(&bytes[..SECTION_LAYOUT.header_region_len(n) as usize]);
     edit_record(
         bytes,
         (len - FOOTER_TAIL_LEN) as usize,
@@ -956,6 +959,17 @@ fn frozen_v1_fixture_still_opens() {
     assert_matches(&seg, &fixture_docs(), 10, 2);
 }
 
+/// The writer still produces the fixture byte for byte: the layout code is shared with the
+/// feature cache since issue 24, and that move must not change a single byte of new files.
+#[test]
+fn writer_reproduces_the_v1_fixture_byte_for_byte() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, _) = write(dir.path(), "fixture.seg", &fixture_docs(), 10, 2);
+    let written = std::fs::read(path).expect("read back");
+    let frozen = std::fs::read(fixture_path()).expect("read fixture");
+    assert_eq!(written, frozen);
+}
+
 /// Regenerates `tests/fixtures/segment-v1.seg`. Run only when introducing the fixture of a new
 /// version (then copy this test for it); never to "fix" a failing compatibility test:
 /// `cargo test -p pairalign-engine segment::tests::regenerate_v1_fixture -- --ignored`.
@@ -1051,7 +1065,8 @@ fn measure_build_1m_docs_38_tokens() {
         let seg = Segment::open(&path).expect("open");
         let open_s = t.elapsed().as_secs_f64();
 
-        let mut bytes = vec![0u8; header_region_len(V1_SECTION_COUNT as u64) as usize];
+        let mut bytes =
+            vec![0u8; SECTION_LAYOUT.header_region_len(V1_SECTION_COUNT as u32) as usize];
         std::io::Read::read_exact(&mut std::fs::File::open(&path).expect("open"), &mut bytes)
             .expect("read");
         let n = info.token_count as f64;

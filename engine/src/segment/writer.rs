@@ -5,14 +5,14 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 
+use pairalign_sections::SectionWriter;
 use rayon::slice::ParallelSliceMut;
 use serde::{Deserialize, Serialize};
 
 use super::format::{
-    header_region_len, key_width, params_valid, place_sections, DocEntry, FooterTail, Header,
-    PostingsRef, Section, SectionEntry, FOOTER_MAGIC, FORMAT_VERSION, MAGIC, MAX_NAME_BYTES,
-    OLDEST_SUPPORTED_VERSION, POSTINGS_REF_LEN, ROARING_MARKER, ROARING_PREFIX_WORDS,
-    V1_SECTION_COUNT,
+    key_width, params_valid, DocEntry, Header, PostingsRef, Section, FORMAT_VERSION, MAGIC,
+    MAX_NAME_BYTES, OLDEST_SUPPORTED_VERSION, POSTINGS_REF_LEN, ROARING_MARKER,
+    ROARING_PREFIX_WORDS, SECTION_LAYOUT, V1_SECTION_COUNT,
 };
 use super::qgram_key;
 use crate::durability::{note, Event};
@@ -209,12 +209,13 @@ impl SegmentWriter {
         let grams = self.sorted_qgrams();
         let qgram_count = count_runs(&grams);
 
-        let mut out = SectionWriter::new(BufWriter::with_capacity(1 << 20, file));
-        let region_len = header_region_len(V1_SECTION_COUNT as u64);
-        out.skip(region_len)?; // header and section table, written last
-
-        let mut entries = [SectionEntry { offset: 0, len: 0 }; V1_SECTION_COUNT];
-        let mut crcs = [0u32; V1_SECTION_COUNT];
+        // Sections in table order (`Section` is the slot), each checksummed as it streams out;
+        // the header region is written last, by `finish`.
+        let mut out = SectionWriter::new(
+            BufWriter::with_capacity(1 << 20, file),
+            SECTION_LAYOUT,
+            V1_SECTION_COUNT as u32,
+        )?;
         let plain: [(Section, &[u8]); 5] = [
             (Section::Tokens, bytemuck::cast_slice(&self.tokens)),
             (Section::Times, bytemuck::cast_slice(&self.times_ms)),
@@ -223,19 +224,16 @@ impl SegmentWriter {
             (Section::NameIndex, bytemuck::cast_slice(&name_index)),
         ];
         for (section, bytes) in plain {
-            let offset = out.begin_section()?;
+            debug_assert_eq!(out.next_section(), section as usize);
+            out.begin_section()?;
             out.write_all(bytes)?;
-            entries[section as usize] = SectionEntry {
-                offset,
-                len: bytes.len() as u64,
-            };
-            crcs[section as usize] = crc32fast::hash(bytes);
+            out.end_section()?;
         }
 
         // Keys first, straight from the sorted q-grams.
-        let keys_offset = out.begin_section()?;
+        debug_assert_eq!(out.next_section(), Section::QGramKeys as usize);
+        out.begin_section()?;
         let wide_keys = key_width(self.vocab_size, self.q) == 8;
-        let mut keys_crc = crc32fast::Hasher::new();
         let mut buf = Vec::with_capacity(1 << 20);
         for (key, _) in grams.runs() {
             if wide_keys {
@@ -245,37 +243,28 @@ impl SegmentWriter {
             }
             if buf.len() >= 1 << 20 {
                 out.write_all(&buf)?;
-                keys_crc.update(&buf);
                 buf.clear();
             }
         }
         out.write_all(&buf)?;
-        keys_crc.update(&buf);
         buf.clear();
-        entries[Section::QGramKeys as usize] = SectionEntry {
-            offset: keys_offset,
-            len: out.pos - keys_offset,
-        };
-        crcs[Section::QGramKeys as usize] = keys_crc.finalize();
+        out.end_section()?;
 
         // The refs' length is known now but their values only as the lists are encoded: their
         // bytes are skipped here and filled in through a second handle (with its own file
         // offset) while the postings stream out, so they are never all held in memory.
+        debug_assert_eq!(out.next_section(), Section::QGramRefs as usize);
         let refs_offset = out.begin_section()?;
-        let refs_len = qgram_count * POSTINGS_REF_LEN;
-        out.skip(refs_len)?;
+        out.skip(qgram_count * POSTINGS_REF_LEN)?;
+        out.end_section()?;
         let mut refs_out =
             BufWriter::with_capacity(1 << 20, OpenOptions::new().write(true).open(path)?);
         refs_out.seek(SeekFrom::Start(refs_offset))?;
         let mut refs_crc = crc32fast::Hasher::new();
-        entries[Section::QGramRefs as usize] = SectionEntry {
-            offset: refs_offset,
-            len: refs_len,
-        };
 
-        let postings_offset = out.begin_section()?;
+        debug_assert_eq!(out.next_section(), Section::Postings as usize);
+        out.begin_section()?;
         let mut refs = Vec::with_capacity(REFS_BATCH);
-        let mut postings_crc = crc32fast::Hasher::new();
         let mut positions = Vec::new();
         let mut postings_words = 0u64;
         for (_, run) in grams.runs() {
@@ -304,34 +293,17 @@ impl SegmentWriter {
             // Most lists are a few bytes: write and checksum them in large batches.
             if buf.len() >= 1 << 20 {
                 out.write_all(&buf)?;
-                postings_crc.update(&buf);
                 buf.clear();
             }
         }
         out.write_all(&buf)?;
-        postings_crc.update(&buf);
         drop(grams);
-        entries[Section::Postings as usize] = SectionEntry {
-            offset: postings_offset,
-            len: postings_words * 4,
-        };
+        out.end_section()?;
         let bytes: &[u8] = bytemuck::cast_slice(&refs);
         refs_out.write_all(bytes)?;
         refs_crc.update(bytes);
         refs_out.flush()?;
-        crcs[Section::QGramRefs as usize] = refs_crc.finalize();
-        crcs[Section::Postings as usize] = postings_crc.finalize();
-
-        // The reader recomputes the placement from the lengths; make sure both agree.
-        let lens = entries.map(|e| e.len);
-        let placement = place_sections(&lens)
-            .ok_or_else(|| std::io::Error::other("segment larger than 2^64 bytes"))?;
-        let offsets = entries.map(|e| e.offset);
-        if placement.offsets != offsets {
-            return Err(std::io::Error::other(
-                "section placement disagrees with the format rule (a bug)",
-            ));
-        }
+        out.set_checksum(Section::QGramRefs as usize, refs_crc.finalize())?;
 
         let header = Header {
             magic: MAGIC,
@@ -345,32 +317,7 @@ impl SegmentWriter {
             qgram_count,
             reserved: [0; 16],
         };
-        let mut header_region = Vec::with_capacity(region_len as usize);
-        header_region.extend_from_slice(bytemuck::bytes_of(&header));
-        header_region.extend_from_slice(bytemuck::cast_slice(&entries));
-
-        let footer_offset = out.begin_section()?;
-        debug_assert_eq!(footer_offset, placement.footer_offset);
-        for crc in crcs {
-            out.write_all(&crc.to_le_bytes())?;
-        }
-        out.begin_section()?;
-        let tail = FooterTail {
-            header_crc: crc32fast::hash(&header_region),
-            reserved: 0,
-            magic: FOOTER_MAGIC,
-        };
-        out.write_all(bytemuck::bytes_of(&tail))?;
-        let file_len = out.pos;
-        if file_len != placement.file_len {
-            return Err(std::io::Error::other(
-                "segment length disagrees with the format rule (a bug)",
-            ));
-        }
-
-        let mut inner = out.inner;
-        inner.seek(SeekFrom::Start(0))?;
-        inner.write_all(&header_region)?;
+        let (inner, file_len) = out.finish(bytemuck::bytes_of(&header))?;
         let file = inner.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         Ok(SegmentInfo {
@@ -558,39 +505,4 @@ fn count_runs(grams: &QGrams) -> u64 {
     (0..grams.len())
         .filter(|&i| i == 0 || grams.key_pos(i).0 != grams.key_pos(i - 1).0)
         .count() as u64
-}
-
-/// A buffered file writer that tracks its position and pads sections to 8 bytes with zeros.
-struct SectionWriter {
-    inner: BufWriter<File>,
-    pos: u64,
-}
-
-impl SectionWriter {
-    fn new(inner: BufWriter<File>) -> Self {
-        SectionWriter { inner, pos: 0 }
-    }
-
-    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.inner.write_all(bytes)?;
-        self.pos += bytes.len() as u64;
-        Ok(())
-    }
-
-    /// Pads with zeros to the next multiple of 8 and returns the new position.
-    fn begin_section(&mut self) -> std::io::Result<u64> {
-        let pad = (8 - self.pos % 8) % 8;
-        self.write_all(&[0u8; 8][..pad as usize])?;
-        Ok(self.pos)
-    }
-
-    /// Moves past `len` bytes that are written later (they read as zeros until then).
-    fn skip(&mut self, len: u64) -> std::io::Result<()> {
-        if len > 0 {
-            let delta = i64::try_from(len).map_err(std::io::Error::other)?;
-            self.inner.seek(SeekFrom::Current(delta))?;
-            self.pos += len;
-        }
-        Ok(())
-    }
 }
