@@ -13,6 +13,11 @@
 //! `speed=1.05,gain=3:3` is the one vq-v1 survives; see docs/RESULTS.md); `PAIRALIGN_LATENCY_FILTER`, when set, is a metadata filter
 //! applied to every search (its time is part of `search`). No peer: nothing else answers query by example on our archive.
 //!
+//! Side by side, on the same clips and the same snapshot: the engine part alone, the clip's grid
+//! phases searched in one candidate pass (`Searcher::search_many`, what `search_audio` does)
+//! against one `search_tokens` per phase (before issue 24), alternating which runs first; their
+//! hits are checked equal.
+//!
 //! Run: `PAIRALIGN_LATENCY_DB=/data/idx100 cargo bench -p pairalign-benches --bench query_latency`
 //! (scripts/latency-100h.sh builds the 100-hour archive first). Prints a table and one JSON line.
 
@@ -27,6 +32,7 @@ use pairalign_benches::{env_or, percentile};
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_datasets::views::{apply, ViewSpace};
 use pairalign_datasets::{Audio, SAMPLE_RATE};
+use pairalign_models::{tokenize_query, WINDOWS_PER_CALL, WINDOW_SAMPLES};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -63,6 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = clip_search_options();
     let mut rng = StdRng::seed_from_u64(seed);
     let (mut tokenize, mut search, mut total) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut many_ms, mut each_ms, mut phase_counts) = (Vec::new(), Vec::new(), Vec::new());
     let (mut first, mut within) = (0usize, 0usize);
     // One unmeasured query first: page in the segments and warm the allocator.
     let mut warm = true;
@@ -88,6 +95,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             continue;
         }
         done += 1;
+        // The engine part alone: the phases in one pass, and one search per phase.
+        let phases = tokenize_query(
+            reader.tokenizer().as_ref(),
+            &clip.samples,
+            WINDOW_SAMPLES,
+            WINDOWS_PER_CALL,
+        )?;
+        let strings: Vec<&[u16]> = phases.iter().map(|p| p.tokens.as_slice()).collect();
+        let db = reader.database();
+        let timed_many = || -> Result<_, pairalign_engine::Error> {
+            let t = Instant::now();
+            let outcomes = db.search_many(&strings, &options)?;
+            Ok((t.elapsed().as_secs_f64() * 1e3, outcomes))
+        };
+        let timed_each = || -> Result<_, pairalign_engine::Error> {
+            let t = Instant::now();
+            let outcomes = strings
+                .iter()
+                .map(|s| db.search_tokens(s, &options))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((t.elapsed().as_secs_f64() * 1e3, outcomes))
+        };
+        let ((m_ms, many), (e_ms, each)) = if done % 2 == 0 {
+            let many = timed_many()?;
+            (many, timed_each()?)
+        } else {
+            let each = timed_each()?;
+            (timed_many()?, each)
+        };
+        for (a, b) in many.iter().zip(&each) {
+            if a.hits != b.hits {
+                return Err("search_many and search_tokens disagree".into());
+            }
+        }
+        many_ms.push(m_ms);
+        each_ms.push(e_ms);
+        phase_counts.push(strings.len() as f64);
         tokenize.push(outcome.tokenize_ms);
         // Everything that is not tokenizing: the filter's resolution and the engine's search.
         search.push(wall_ms - outcome.tokenize_ms);
@@ -100,7 +144,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
-    for v in [&mut tokenize, &mut search, &mut total] {
+    let ratio = each_ms.iter().sum::<f64>() / many_ms.iter().sum::<f64>().max(1e-9);
+    for v in [
+        &mut tokenize,
+        &mut search,
+        &mut total,
+        &mut many_ms,
+        &mut each_ms,
+    ] {
         v.sort_by(f64::total_cmp);
     }
     println!(
@@ -130,6 +181,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     println!("source first: {first}/{queries}; start within 300 ms: {within}/{queries}");
+    let phases_mean = phase_counts.iter().sum::<f64>() / phase_counts.len().max(1) as f64;
+    println!(
+        "engine, {phases_mean:.1} phases a clip: search_many p50 {:.2} p99 {:.2} ms; one search per \
+         phase p50 {:.2} p99 {:.2} ms; total time ratio {ratio:.2}x",
+        percentile(&many_ms, 50.0),
+        percentile(&many_ms, 99.0),
+        percentile(&each_ms, 50.0),
+        percentile(&each_ms, 99.0)
+    );
     let json = serde_json::json!({
         "docs": stats.docs,
         "hours": stats.hours,
@@ -142,6 +202,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "search_ms": {"p50": percentile(&search, 50.0), "p99": percentile(&search, 99.0)},
         "total_ms": {"p50": percentile(&total, 50.0), "p90": percentile(&total, 90.0),
                      "p99": percentile(&total, 99.0), "max": percentile(&total, 100.0)},
+        "engine_ms": {"phases": phases_mean,
+                      "search_many": {"p50": percentile(&many_ms, 50.0), "p99": percentile(&many_ms, 99.0)},
+                      "per_phase": {"p50": percentile(&each_ms, 50.0), "p99": percentile(&each_ms, 99.0)},
+                      "ratio": ratio},
         "source_first": first,
         "start_within_300ms": within,
     });

@@ -108,6 +108,11 @@ impl ArchiveReader {
         })
     }
 
+    /// The tokenizer clip queries are tokenized with.
+    pub fn tokenizer(&self) -> &ArchiveTokenizer {
+        &self.tokenizer
+    }
+
     /// The database snapshot.
     pub fn database(&self) -> &Searcher {
         &self.db
