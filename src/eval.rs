@@ -11,12 +11,10 @@ use pairalign_datasets::corpus::Split;
 use pairalign_datasets::views::ViewSpace;
 use pairalign_engine::EditBudget;
 use pairalign_eval::{
-    CompactedVq, CompactionOptions, Condition, ConsistencyOptions, ContentOptions, ContentSet,
-    Layout, LocateOptions, Match, Outputs, PooledEncoder, Silence, Source, Subject, SweepOptions,
+    CompactionOptions, Condition, ConsistencyOptions, ContentOptions, ContentSet, Layout,
+    LocateOptions, Match, Outputs, Silence, Source, Subject, SubjectName, SweepOptions,
     ViewOptions, CONDITIONS, DEFAULT_VIEW_SPACE,
 };
-use pairalign_models::vq::CODE_FRAME_MS;
-use pairalign_models::PairAlignConfig;
 
 /// The layouts `--corpus` can have.
 #[derive(Copy, Clone, Debug, ValueEnum)]
@@ -283,49 +281,12 @@ fn load(common: &CommonArgs) -> anyhow::Result<Loaded> {
     })
 }
 
-/// `vq`, `pairalign`, a weights folder of either kind, `dense` or `dense:DIR` (the dense baseline
-/// needs a VQ encoder).
+/// The subject named `name` (see `pairalign_eval::SubjectName`), its weights loaded (and
+/// announced) as every command loads a tokenizer.
 fn subject(name: &str) -> anyhow::Result<Subject> {
-    let pooled = |weights: &str| -> anyhow::Result<Subject> {
-        let vq = crate::tokenize::load_tokenizer(weights)?
-            .into_vq()
-            .with_context(|| format!("the dense baseline needs VQ weights; {weights} is not"))?;
-        Ok(Subject::dense(name, Box::new(PooledEncoder(vq))))
-    };
-    if let Some(rest) = name.strip_prefix("vq-targets") {
-        // VQ's codes compacted as PairAlign's bridge-stage targets: `vq-targets[@RATE][:DIR]`.
-        let (rate, weights) = match rest.split_once(':') {
-            Some((rate, weights)) => (rate, weights),
-            None => (rest, "vq"),
-        };
-        let rate = match rate.strip_prefix('@') {
-            Some(r) => r
-                .parse::<f64>()
-                .ok()
-                .filter(|r| *r > 0.0 && *r <= 50.0)
-                .with_context(|| format!("{name}: the rate after @ is 0 to 50 tokens/s"))?,
-            None if rate.is_empty() => PairAlignConfig::default().token_rate,
-            None => anyhow::bail!("{name}: expected vq-targets[@RATE][:WEIGHTS]"),
-        };
-        let vq = crate::tokenize::load_tokenizer(weights)?
-            .into_vq()
-            .with_context(|| format!("vq-targets needs VQ weights; {weights} is not"))?;
-        return Ok(Subject::tokens(name, Box::new(CompactedVq::new(vq, rate))));
-    }
-    Ok(match name.strip_prefix("dense") {
-        Some("") => pooled("vq")?,
-        Some(rest) if rest.starts_with(':') => pooled(&rest[1..])?,
-        _ => {
-            let tokenizer = crate::tokenize::load_tokenizer(name)?;
-            let frames = tokenizer.kind() == pairalign_models::TokenizerKind::Vq;
-            let subject = Subject::tokens(name, Box::new(tokenizer));
-            if frames {
-                subject.with_frame_rate(1000.0 / f64::from(CODE_FRAME_MS))
-            } else {
-                subject
-            }
-        }
-    })
+    let spec = SubjectName::parse(name)?;
+    let tokenizer = crate::tokenize::load_tokenizer(spec.weights())?;
+    Ok(spec.subject(name, tokenizer)?)
 }
 
 fn view_options(views: &ViewArgs, seed: u64) -> anyhow::Result<ViewOptions> {

@@ -30,6 +30,11 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A subject's name (`pairalign eval --tokenizer`) is malformed, or names weights of the
+    /// wrong kind (the dense baseline and `vq-targets` need VQ weights).
+    #[error("{0}")]
+    BadSubject(String),
+
     /// The data or the options cannot run the protocol (too few clips, one view only, no
     /// recording long enough, a feature cache where audio is needed).
     #[error("cannot evaluate: {0}")]

@@ -81,6 +81,8 @@ pub use metrics::{
 pub use output::Outputs;
 pub use retrieval::{retrieval, RetrievalReport};
 pub use source::{Layout, PairedViews, Recording, Source, ViewOptions, DEFAULT_VIEW_SPACE};
-pub use subject::{CompactedVq, Embedder, Kind, Model, PooledEncoder, Subject, SubjectInfo};
+pub use subject::{
+    CompactedVq, Embedder, Kind, Model, PooledEncoder, Subject, SubjectInfo, SubjectName,
+};
 pub use sweep::{sweep, SweepOptions, SweepReport};
 pub use windows::tokenize_recordings;

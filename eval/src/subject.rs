@@ -1,12 +1,18 @@
 //! What is evaluated: a tokenizer (token strings, compared by normalized edit distance) or a
 //! dense embedding (one vector per clip, compared by cosine similarity; the baseline the paper
-//! sets against token strings).
+//! sets against token strings); and the names that select one ([`SubjectName`]: `vq`, a
+//! weights folder, `dense:DIR`, `vq-targets@RATE:DIR`).
 
 use std::fmt;
 
-use pairalign_models::pairalign::vq_targets;
-use pairalign_models::{TokenString, Tokenizer, VqTokenizer};
+use pairalign_models::vq::CODE_FRAME_MS;
+use pairalign_models::{
+    AnyTokenizer, PairAlignConfig, TokenString, Tokenizer, TokenizerKind, VqTokenizer,
+};
+use pairalign_train::pairalign::vq_targets;
 use serde::Serialize;
+
+use crate::{Error, Result};
 
 /// A dense embedding of clips: one vector per clip, compared by cosine similarity.
 pub trait Embedder {
@@ -45,7 +51,7 @@ impl Embedder for PooledEncoder {
 }
 
 /// VQ frame codes compacted to a token rate exactly as PairAlign's VQ-derived training targets
-/// are ([`pairalign_models::pairalign::vq_targets`]): the strings the PairAlign decoder learns
+/// are ([`pairalign_train::pairalign::vq_targets`]): the strings the PairAlign decoder learns
 /// to emit in its bridge stage, evaluated as a tokenizer of their own (the `vq-targets` subject
 /// of `pairalign eval`). What they keep of VQ's retrieval is what imitating them can reach.
 #[derive(Debug)]
@@ -203,6 +209,154 @@ impl Subject {
             tokenizer,
             kind,
             weights_hash: weights_hash.to_string(),
+        }
+    }
+}
+
+/// A subject as named on the command line (`pairalign eval --tokenizer NAME`): the language
+/// of subject names, parsed before any weights are loaded.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SubjectName {
+    /// A tokenizer as `AnyTokenizer::open` takes it: `vq`, `vq-v2`, `pairalign`,
+    /// `pairalign-v2` or a weights folder of either kind.
+    Tokenizer(String),
+    /// `dense` or `dense:DIR`: the mean-pooled encoder output of the shipped VQ or of the VQ
+    /// weights in `DIR` ([`PooledEncoder`], the dense baseline).
+    Dense {
+        /// The VQ tokenizer whose encoder is pooled.
+        weights: String,
+    },
+    /// `vq-targets[@RATE][:DIR]`: VQ codes compacted to `RATE` tokens/s (default: PairAlign's
+    /// token rate, 12.7) as PairAlign's VQ-derived training targets are ([`CompactedVq`]).
+    VqTargets {
+        /// Tokens per second, in (0, 50].
+        rate: f64,
+        /// The VQ tokenizer whose codes are compacted (`vq` by default).
+        weights: String,
+    },
+}
+
+impl SubjectName {
+    /// Reads a subject name; an error for a malformed `vq-targets` name.
+    pub fn parse(name: &str) -> Result<SubjectName> {
+        if let Some(rest) = name.strip_prefix("vq-targets") {
+            let (rate, weights) = rest.split_once(':').unwrap_or((rest, "vq"));
+            let rate = match rate.strip_prefix('@') {
+                Some(r) => r
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|r| *r > 0.0 && *r <= 50.0)
+                    .ok_or_else(|| {
+                        Error::BadSubject(format!("{name}: the rate after @ is 0 to 50 tokens/s"))
+                    })?,
+                None if rate.is_empty() => PairAlignConfig::default().token_rate,
+                None => {
+                    return Err(Error::BadSubject(format!(
+                        "{name}: expected vq-targets[@RATE][:WEIGHTS]"
+                    )))
+                }
+            };
+            return Ok(SubjectName::VqTargets {
+                rate,
+                weights: weights.to_string(),
+            });
+        }
+        Ok(match name.strip_prefix("dense") {
+            Some("") => SubjectName::Dense {
+                weights: "vq".into(),
+            },
+            Some(rest) if rest.starts_with(':') => SubjectName::Dense {
+                weights: rest[1..].to_string(),
+            },
+            _ => SubjectName::Tokenizer(name.to_string()),
+        })
+    }
+
+    /// The tokenizer to open for this subject (a shipped name or a weights folder).
+    pub fn weights(&self) -> &str {
+        match self {
+            SubjectName::Tokenizer(name) => name,
+            SubjectName::Dense { weights } | SubjectName::VqTargets { weights, .. } => weights,
+        }
+    }
+
+    /// The subject, under `name` (as the user gave it), over `tokenizer` (opened from
+    /// [`SubjectName::weights`]). A VQ tokenizer evaluated as itself reports its frame rate;
+    /// the dense baseline and `vq-targets` need VQ weights.
+    pub fn subject(&self, name: &str, tokenizer: AnyTokenizer) -> Result<Subject> {
+        let needs_vq = |what: &str| {
+            Error::BadSubject(format!(
+                "{what} needs VQ weights; {} is not",
+                self.weights()
+            ))
+        };
+        Ok(match self {
+            SubjectName::Tokenizer(_) => {
+                let frames = tokenizer.kind() == TokenizerKind::Vq;
+                let subject = Subject::tokens(name, Box::new(tokenizer));
+                if frames {
+                    subject.with_frame_rate(1000.0 / f64::from(CODE_FRAME_MS))
+                } else {
+                    subject
+                }
+            }
+            SubjectName::Dense { .. } => {
+                let vq = tokenizer
+                    .into_vq()
+                    .ok_or_else(|| needs_vq("the dense baseline"))?;
+                Subject::dense(name, Box::new(PooledEncoder(vq)))
+            }
+            SubjectName::VqTargets { rate, .. } => {
+                let vq = tokenizer.into_vq().ok_or_else(|| needs_vq("vq-targets"))?;
+                Subject::tokens(name, Box::new(CompactedVq::new(vq, *rate)))
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_names_parse() {
+        let parse = |name: &str| SubjectName::parse(name).unwrap();
+        assert_eq!(parse("vq"), SubjectName::Tokenizer("vq".into()));
+        assert_eq!(parse("runs/pa"), SubjectName::Tokenizer("runs/pa".into()));
+        // A folder whose name starts with `dense` but has no colon is a tokenizer folder.
+        assert_eq!(parse("denser"), SubjectName::Tokenizer("denser".into()));
+        assert_eq!(
+            parse("dense"),
+            SubjectName::Dense {
+                weights: "vq".into()
+            }
+        );
+        assert_eq!(parse("dense:runs/vq").weights(), "runs/vq");
+        let default_rate = PairAlignConfig::default().token_rate;
+        assert_eq!(
+            parse("vq-targets"),
+            SubjectName::VqTargets {
+                rate: default_rate,
+                weights: "vq".into()
+            }
+        );
+        assert_eq!(
+            parse("vq-targets@25:runs/vq"),
+            SubjectName::VqTargets {
+                rate: 25.0,
+                weights: "runs/vq".into()
+            }
+        );
+        assert_eq!(parse("vq-targets:vq-v2").weights(), "vq-v2");
+        for bad in [
+            "vq-targets@0",
+            "vq-targets@51",
+            "vq-targets@x:vq",
+            "vq-targets12",
+        ] {
+            let err = SubjectName::parse(bad).unwrap_err();
+            assert!(matches!(err, Error::BadSubject(_)), "{bad}: {err}");
+            assert!(err.to_string().starts_with(bad), "{err}");
         }
     }
 }

@@ -9,7 +9,7 @@ pub enum Error {
     #[error("tensor operation failed: {0}")]
     Candle(#[from] candle_core::Error),
 
-    /// Reading or writing a checkpoint file failed.
+    /// Reading or writing a tokenizer's files failed.
     #[error("I/O error on {path}: {source}")]
     Io {
         /// The file or folder that was being read or written.
@@ -22,7 +22,7 @@ pub enum Error {
     #[error("bad model config: {0}")]
     BadConfig(String),
 
-    /// A checkpoint's weights do not match what its config describes (missing, extra or
+    /// A tokenizer folder's weights do not match what its config describes (missing, extra or
     /// mis-shaped tensors), or the weights file is not valid safetensors.
     #[error("weights in {path} do not match the model: {detail}")]
     WeightsMismatch {
@@ -31,15 +31,6 @@ pub enum Error {
         /// What was wrong, naming the tensor.
         detail: String,
     },
-
-    /// A training checkpoint is incomplete or does not belong to this run (missing optimizer
-    /// tensors, unreadable state file, another model config).
-    #[error("bad checkpoint: {0}")]
-    BadCheckpoint(String),
-
-    /// Training data could not be read (the feature cache, or the corpus it is built from).
-    #[error("training data: {0}")]
-    Data(#[from] pairalign_datasets::Error),
 
     /// Input given to a tokenizer is malformed (for example a log-mel whose length is not a
     /// multiple of the number of mel bins).

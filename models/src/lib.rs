@@ -1,12 +1,16 @@
-//! pairalign-models: the `Tokenizer` trait, the VQ and PairAlign tokenizers, their training
-//! pieces and safetensors checkpoints (shared/DESIGN.md section 6).
+//! pairalign-models: the inference crate (shared/DESIGN.md section 6): the `Tokenizer` trait,
+//! the VQ and PairAlign models and tokenizers, their safetensors checkpoints, the shipped
+//! weights and the `--tokenizer` loader. Training lives in `pairalign-train`, which builds on
+//! the items here that are public for it: the models' layers and teacher-forced forward
+//! ([`PairAlignModel::forward_teacher`]), [`init::seeded_varmap`], and the tokenizers'
+//! `from_varmap`.
 
 mod error;
+pub mod init;
 pub mod pairalign;
 mod select;
 pub mod shipped;
 pub mod tokenizer;
-pub mod train;
 pub mod vq;
 
 pub use candle_core::Device;

@@ -1,12 +1,12 @@
 //! The VQ tokenizer end to end (CPU; CUDA too with `--features cuda`): shapes, determinism and batch
-//! independence of inference, checkpoint round trips, input and weight errors, and a few training
-//! steps that lower the loss.
+//! independence of inference, checkpoint round trips, input and weight errors. Its training
+//! forward pass and losses are tested in `pairalign-train` (`train/tests/train/vq.rs`).
 // The device-generic test bodies are plain `fn`s called by `test_device!`, which clippy's
 // allow-unwrap-in-tests does not see as tests.
 #![allow(clippy::unwrap_used)]
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use candle_nn::{VarBuilder, VarMap};
 use pairalign_datasets::mel::{LogMel, N_MELS};
 use pairalign_models::vq::{MelNorm, CODE_FRAME_MS, CONFIG_FILE};
 use pairalign_models::{Error, Tokenizer, VqConfig, VqModel, VqTokenizer};
@@ -93,20 +93,20 @@ fn default_model_is_small() {
     );
 }
 
-test_device!(forward_shapes, forward_shapes_cpu, forward_shapes_cuda);
-fn forward_shapes(device: &Device) {
+test_device!(encode_shapes, encode_shapes_cpu, encode_shapes_cuda);
+fn encode_shapes(device: &Device) {
     let (_, model, _) = tokenizer_on(&tiny_config(), device);
     for t in [100, 101] {
         let mel = Tensor::randn(0f32, 1.0, (2, t, N_MELS), device).unwrap();
-        let out = model.forward(&mel, None).unwrap();
-        assert_eq!(out.recon.dims(), &[2, t, N_MELS]);
-        assert_eq!(out.z.dims(), &[2, t.div_ceil(2), 16]);
-        assert_eq!(out.codes.dims(), &[2, t.div_ceil(2)]);
-        assert_eq!(out.commit_loss.dims(), &[] as &[usize]);
-        assert_eq!(
-            model.encode(&mel, None).unwrap().to_vec2::<u32>().unwrap(),
-            out.codes.to_vec2::<u32>().unwrap()
-        );
+        let codes = model.encode(&mel, None).unwrap();
+        assert_eq!(codes.dims(), &[2, t.div_ceil(2)]);
+        assert!(codes
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<u32>()
+            .unwrap()
+            .iter()
+            .all(|&c| c < 256));
     }
 }
 
@@ -211,68 +211,4 @@ fn load_reports_missing_files_and_mismatched_weights() {
     .unwrap();
     let err = VqTokenizer::load(dir.path(), &Device::Cpu).unwrap_err();
     assert!(matches!(err, Error::BadConfig(_)), "{err}");
-}
-
-test_device!(
-    a_few_training_steps_lower_the_loss,
-    a_few_training_steps_lower_the_loss_cpu,
-    a_few_training_steps_lower_the_loss_cuda
-);
-fn a_few_training_steps_lower_the_loss(device: &Device) {
-    let cfg = tiny_config();
-    let vm = VarMap::new();
-    let mut model = VqModel::load(&cfg, VarBuilder::from_varmap(&vm, DType::F32, device)).unwrap();
-    // Gradients train everything but the codebook, which moves by EMA.
-    let vars = {
-        let data = vm.data().lock().unwrap();
-        data.iter()
-            .filter(|(k, _)| !k.starts_with("codebook."))
-            .map(|(_, v)| v.clone())
-            .collect()
-    };
-    let mut opt = candle_nn::AdamW::new(
-        vars,
-        ParamsAdamW {
-            lr: 3e-3,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let mel = LogMel::new();
-    let mels: Vec<f32> = (0..4).flat_map(|s| mel.compute(&audio(s, 8_160))).collect();
-    let t = mel.frames(8_160);
-    let raw: Vec<&[f32]> = mels.chunks(t * N_MELS).collect();
-    let norm = MelNorm::from_mels(&raw, N_MELS);
-    let normed: Vec<f32> = mels
-        .chunks_exact(N_MELS)
-        .flat_map(|row| {
-            row.iter()
-                .zip(&norm.mean)
-                .zip(&norm.std)
-                .map(|((x, m), s)| (x - m) / s)
-        })
-        .collect();
-    let batch = Tensor::from_vec(normed, (4, t, N_MELS), device).unwrap();
-    let mut losses = vec![];
-    for _ in 0..30 {
-        let out = model.forward(&batch, None).unwrap();
-        let loss = model.loss(&batch, &out).unwrap();
-        losses.push(loss.to_scalar::<f32>().unwrap());
-        opt.backward_step(&loss).unwrap();
-        let (b, t2, d) = out.z.dims3().unwrap();
-        let z = out.z.reshape((b * t2, d)).unwrap();
-        let stats = model
-            .codebook
-            .ema_update(&z, &out.codes.flatten_all().unwrap())
-            .unwrap();
-        assert!(stats.used_codes >= 1 && stats.perplexity >= 1.0);
-    }
-    let first = losses[0];
-    let last = losses[losses.len() - 3..].iter().sum::<f32>() / 3.0;
-    assert!(
-        last < 0.75 * first,
-        "loss went from {first} to {last}: {losses:?}"
-    );
-    // Better than predicting the mean, whose reconstruction MSE on normalized mels is 1.
-    assert!(last < 0.9, "loss went from {first} to {last}: {losses:?}");
 }

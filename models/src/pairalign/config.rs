@@ -10,12 +10,13 @@ use crate::{Error, Result, VqConfig};
 /// One switch per training component of shared/DESIGN.md section 1 (issue 8, "Training"), each
 /// on by default, with the hyper-parameters of the components. The model ignores them; the
 /// trainer reads them, and a shipped `config.json` records how its weights were trained, so
-/// that ablations (one switch off at a time) can be run and reported.
+/// that ablations (one switch off at a time) can be run and reported. Their schedules over a run
+/// (`teacher_share`, `corruption_scale`) are the trainer's (`pairalign_train::pairalign`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Components {
     /// 1. VQ-derived targets: the target string of a clip is its VQ frame codes compacted to
-    ///    the token rate ([`super::vq_targets`]).
+    ///    the token rate (`pairalign_train::pairalign::vq_targets`).
     pub vq_targets: bool,
     /// 2. EMA-teacher targets: an exponential-moving-average copy of the model decodes one view
     ///    (length-constrained) and its string is the target for the other view.
@@ -107,43 +108,6 @@ impl Components {
             contrast_weight: 0.5,
             length_weight: 1.0,
             timing_weight: 1.0,
-        }
-    }
-
-    /// Share of the targets at `step` of `steps` that come from the EMA teacher rather than
-    /// from the VQ codes (2): 0 until `teacher_start`, rising linearly to 1 at `teacher_end`
-    /// (a step past `teacher_start` when they are equal), capped at `teacher_max_share`. 0 when
-    /// the EMA teacher is off; 1 when it is on and VQ-derived targets are off (the teacher then
-    /// starts from the initial model).
-    pub fn teacher_share(&self, step: u64, steps: u64) -> f64 {
-        if !self.ema_teacher {
-            return 0.0;
-        }
-        if !self.vq_targets {
-            return 1.0;
-        }
-        let at = step as f64 / steps.max(1) as f64;
-        let share = if at < self.teacher_start {
-            0.0
-        } else if at >= self.teacher_end {
-            1.0
-        } else {
-            (at - self.teacher_start) / (self.teacher_end - self.teacher_start)
-        };
-        share.min(self.teacher_max_share)
-    }
-
-    /// Factor of the corruption rates at `step` of `steps` (4): rising linearly from 0 to 1
-    /// over the first `corrupt_warmup` of the run; 0 when anti-bypass is off.
-    pub fn corruption_scale(&self, step: u64, steps: u64) -> f64 {
-        if !self.anti_bypass {
-            return 0.0;
-        }
-        let warmup = self.corrupt_warmup * steps.max(1) as f64;
-        if warmup <= 0.0 {
-            1.0
-        } else {
-            (step as f64 / warmup).min(1.0)
         }
     }
 
@@ -241,7 +205,7 @@ pub struct PairAlignConfig {
     /// held-out voices a model trained at 0.1 retrieved P@1 0.24 decoding at 0.1 and 0.35 at
     /// 0.03 (docs/RESULTS.md, issue 8). Left out: the default, 0.03.
     pub decode_alignment_sigma: f64,
-    /// Grid targets ([`super::grid_targets`]): the VQ-derived string is the code at each
+    /// Grid targets (`pairalign_train::pairalign::grid_targets`): the VQ-derived string is the code at each
     /// point of the fixed token grid (the code most of the grid cell's frames hold) rather
     /// than the clip compacted to `token_rate` segments, so target `k` is what the audio at
     /// grid point `k` holds: for a model decoded on the grid without history
@@ -470,16 +434,6 @@ impl PairAlignConfig {
         key.to_string()
     }
 
-    /// The VQ-derived string of a clip's 50 Hz frame codes: [`super::grid_targets`] with
-    /// `grid_targets`, else [`super::vq_targets`] at `token_rate`.
-    pub fn vq_segments(&self, frame_codes: &[u16]) -> crate::TokenString {
-        if self.grid_targets {
-            super::grid_targets(frame_codes, self.token_rate)
-        } else {
-            super::vq_targets(frame_codes, self.token_rate)
-        }
-    }
-
     /// The default config over the encoder of the VQ model `encoder` (e.g. the shipped vq-v1's
     /// config).
     pub fn from_vq(encoder: &VqConfig) -> Self {
@@ -660,31 +614,6 @@ mod tests {
         cfg.format_version = 1;
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("format_version"), "{err}");
-    }
-
-    #[test]
-    fn schedules_ramp_and_follow_the_switches() {
-        let mut c = Components::paper();
-        // teacher_start 0.3, teacher_end 0.6, corrupt_warmup 0.2 of 1000 steps.
-        assert_eq!(c.teacher_share(0, 1000), 0.0);
-        assert_eq!(c.teacher_share(299, 1000), 0.0);
-        assert!((c.teacher_share(450, 1000) - 0.5).abs() < 1e-12);
-        assert_eq!(c.teacher_share(600, 1000), 1.0);
-        assert_eq!(c.corruption_scale(0, 1000), 0.0);
-        assert!((c.corruption_scale(100, 1000) - 0.5).abs() < 1e-12);
-        assert_eq!(c.corruption_scale(900, 1000), 1.0);
-        c.teacher_max_share = 0.4;
-        assert!((c.teacher_share(400, 1000) - 1.0 / 3.0).abs() < 1e-12);
-        assert_eq!(c.teacher_share(450, 1000), 0.4);
-        assert_eq!(c.teacher_share(900, 1000), 0.4);
-        c.vq_targets = false;
-        assert_eq!(c.teacher_share(0, 1000), 1.0);
-        c.ema_teacher = false;
-        assert_eq!(c.teacher_share(900, 1000), 0.0);
-        c.corrupt_warmup = 0.0;
-        assert_eq!(c.corruption_scale(0, 1000), 1.0);
-        c.anti_bypass = false;
-        assert_eq!(c.corruption_scale(900, 1000), 0.0);
     }
 
     #[test]

@@ -53,9 +53,10 @@ impl Decoded {
 /// tokens so far, the last of them `prev`, `(min, max)` tokens allowed. EOS at the maximum;
 /// before the minimum, the best code; otherwise EOS when it scores strictly higher than every
 /// code, else the best code. The code `prev` is never chosen again: a target string never holds
-/// the same code twice in a row (runs are merged, [`super::vq_targets`]), and without this rule
-/// a decoder that has lost its place repeats its last code to the maximum length. BOS and PAD
-/// are never chosen; ties go to the lowest id; NaN scores never win.
+/// the same code twice in a row (runs are merged, `pairalign_train::pairalign::vq_targets`),
+/// and without this rule a decoder that has lost its place repeats its last code to the
+/// maximum length. BOS and PAD are never chosen; ties go to the lowest id; NaN scores never
+/// win.
 pub fn greedy_choice(
     cfg: &PairAlignConfig,
     logits: &[f32],
@@ -364,7 +365,7 @@ mod tests {
         };
         let vm = VarMap::new();
         let model =
-            PairAlignModel::load(&cfg, crate::train::seeded_varmap(&vm, 3, &Device::Cpu)).unwrap();
+            PairAlignModel::load(&cfg, crate::init::seeded_varmap(&vm, 3, &Device::Cpu)).unwrap();
         let frames = [300usize, 180];
         let t = frames[0];
         let mel: Vec<f32> = (0..2 * t * 80)

@@ -1,6 +1,6 @@
 //! `PairAlignModel`: the VQ encoder, the conditioner that turns its output into the condition,
-//! and the autoregressive decoder with its LM and timing heads; teacher-forced forward for
-//! training, and `init_from_vq`.
+//! and the autoregressive decoder with its LM and timing heads; the teacher-forced forward
+//! (public for the training losses of `pairalign-train`), and `init_from_vq`.
 //!
 //! Timing recovery uses a small head on the decoder state rather than the cross-attention
 //! weights: the head gets direct supervision for free (the VQ-derived targets carry the start
@@ -17,7 +17,7 @@ use candle_nn::{Embedding, Init, Linear, Module, VarBuilder, VarMap};
 use super::layers::{
     apply, band_mask, causal_mask, key_mask, linear, sinusoids, Attention, LayerNorm, Mlp,
 };
-use super::{PairAlignConfig, TeacherBatch};
+use super::PairAlignConfig;
 use crate::vq::{subsampled_len, Encoder, CODE_FRAME_MS};
 use crate::{Error, Result, VqTokenizer};
 
@@ -579,11 +579,6 @@ impl PairAlignModel {
             )));
         }
         self.decoder.forward(input, cond)
-    }
-
-    /// Teacher-forced logits and times of `batch`'s inputs under `cond`.
-    pub fn forward_batch(&self, cond: &Condition, batch: &TeacherBatch) -> Result<TeacherOutput> {
-        self.forward_teacher(cond, &batch.input)
     }
 }
 

@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 
 use super::model::expected_shapes;
 use super::{init_from_vq, PairAlignConfig, PairAlignModel};
+use crate::init::seeded_varmap;
 use crate::tokenizer::{TokenString, Tokenizer};
-use crate::train::seeded_varmap;
 use crate::vq::{
     subsampled_len, with_front_end, MelNorm, CODE_FRAME_MS, CONFIG_FILE, WEIGHTS_FILE,
 };
@@ -84,7 +84,7 @@ impl PairAlignTokenizer {
         varmap: &VarMap,
         device: &Device,
     ) -> Result<Self> {
-        let weights = crate::train::snapshot_weights(varmap)?;
+        let weights = crate::init::snapshot_weights(varmap)?;
         Self::from_weights(
             TOKENIZER_ID.into(),
             cfg.clone(),

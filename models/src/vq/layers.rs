@@ -7,8 +7,9 @@ use candle_nn::{Init, LayerNorm, Module, VarBuilder};
 use super::VqConfig;
 use crate::Result;
 
-/// `[B, 1, T]` mask, 1 on the first `lens[b]` frames of row `b` and 0 on the padding.
-pub(crate) fn frame_mask(lens: &[usize], t: usize, device: &Device) -> Result<Tensor> {
+/// `[B, 1, T]` mask, 1 on the first `lens[b]` frames of row `b` and 0 on the padding. Public
+/// for the training losses (`pairalign-train`), which leave the padding out the same way.
+pub fn frame_mask(lens: &[usize], t: usize, device: &Device) -> Result<Tensor> {
     let mut m = vec![0f32; lens.len() * t];
     for (row, &len) in m.chunks_exact_mut(t.max(1)).zip(lens) {
         row[..len.min(t)].fill(1.0);

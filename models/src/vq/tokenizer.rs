@@ -217,7 +217,7 @@ impl VqTokenizer {
         varmap: &VarMap,
         device: &Device,
     ) -> Result<Self> {
-        let weights = crate::train::snapshot_weights(varmap)?;
+        let weights = crate::init::snapshot_weights(varmap)?;
         Self::from_weights(
             DEFAULT_ID.into(),
             cfg.clone(),

@@ -14,11 +14,9 @@
 //! continue past a gap. The last input
 //! position's target is EOS, so the string's length is still taught.
 
+use pairalign_models::vq::CODE_FRAME_MS;
+use pairalign_models::{PairAlignConfig, TokenString};
 use rand::Rng;
-
-use super::PairAlignConfig;
-use crate::tokenizer::TokenString;
-use crate::vq::CODE_FRAME_MS;
 
 /// Per-token probabilities of the three corruptions.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

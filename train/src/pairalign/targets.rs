@@ -1,9 +1,10 @@
 //! VQ-derived targets (issue 8, training component 1): a clip's 50 Hz VQ frame codes compacted
 //! deterministically into a string at the target token rate, each token timed at the start of
-//! its segment.
+//! its segment (the paper's), or the commonest code of each cell of a fixed grid (the shipped
+//! models').
 
-use crate::tokenizer::TokenString;
-use crate::vq::CODE_FRAME_MS;
+use pairalign_models::vq::CODE_FRAME_MS;
+use pairalign_models::{PairAlignConfig, TokenString};
 
 /// A run of equal frame codes.
 #[derive(Clone, Copy, Debug)]
@@ -64,10 +65,10 @@ pub fn vq_targets(frame_codes: &[u16], token_rate: f64) -> TokenString {
 
 /// Grid targets (`grid_targets` in the config): one token per cell of the fixed token grid,
 /// `1 / token_rate` s wide from the clip's start, for every cell whose centre lies in the clip
-/// (as [`super::PairAlignTokenizer::grid_centres`] places a model's tokens at offset 0.5): the
-/// code held by most of the cell's frames (a frame belongs to the cell its middle falls in;
-/// among equally frequent codes the one nearest the cell's centre, then the earliest). A
-/// code may repeat from cell to cell. The `k`-th token is the code at the `k`-th grid point,
+/// (as [`pairalign_models::PairAlignTokenizer::grid_centres`] places a model's tokens at
+/// offset 0.5): the code held by most of the cell's frames (a frame belongs to the cell its
+/// middle falls in; among equally frequent codes the one nearest the cell's centre, then the
+/// earliest). A code may repeat from cell to cell. The `k`-th token is the code at the `k`-th grid point,
 /// not the `k`-th segment of the clip, so a decoder placed on the grid can predict it from the
 /// audio there without knowing what came before, and the same audio gets the same target in
 /// any window (up to the cells its window cuts). Each token is timed at its cell's start.
@@ -145,10 +146,20 @@ fn target_count(frames: usize, token_rate: f64) -> usize {
     (n.round() as usize).max(1)
 }
 
+/// The VQ-derived string of a clip's 50 Hz frame codes under `cfg`: [`grid_targets`] with
+/// `cfg.grid_targets`, else [`vq_targets`] at `cfg.token_rate`.
+pub fn vq_segments(cfg: &PairAlignConfig, frame_codes: &[u16]) -> TokenString {
+    if cfg.grid_targets {
+        grid_targets(frame_codes, cfg.token_rate)
+    } else {
+        vq_targets(frame_codes, cfg.token_rate)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collapse_repeats;
+    use pairalign_models::collapse_repeats;
 
     /// Expands a target string back to frames (each token held until the next one starts).
     fn expand(ts: &TokenString, frames: usize) -> Vec<u16> {

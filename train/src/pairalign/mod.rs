@@ -1,6 +1,7 @@
 //! Training the PairAlign tokenizer from a feature cache (issue 8, "Training"): the model starts
 //! from a VQ tokenizer's encoder; every batch holds two views of each clip; the loss is the
-//! sum of the switched-on components of [`crate::pairalign::Components`]:
+//! sum of the switched-on components of
+//! [`Components`](pairalign_models::pairalign::Components):
 //!
 //! 1. targets derived from the (frozen) VQ tokenizer's codes of each view, and 2. targets
 //!    decoded by the EMA teacher, mixed by the schedule `teacher_share`;
@@ -11,41 +12,50 @@
 //! 6. the expected-length loss;
 //! 7. the timing loss on the targets' token times.
 //!
-//! Checkpoints resume bit for bit (weights, EMA teacher, AdamW moments; the batch order and
-//! every random draw follow from the seed and the step), each loss term is logged on its own
-//! line field in `train.jsonl`, and a stop request ends the run with a checkpoint. The VQ
-//! tokenizer the run starts from is copied to `OUT/init-vq/` so that a resumed run derives the
-//! same targets.
+//! The pieces: `targets.rs` (1, [`vq_targets`], [`grid_targets`]), `ema.rs` (2,
+//! [`EmaTeacher`]), `corrupt.rs` (4, [`teacher_example`]), `losses.rs` (3 to 7 and the bypass). The loop is the shared one ([`crate::run`]).
+//! Checkpoints resume bit for bit (weights, EMA teacher in `teacher.safetensors`, AdamW
+//! moments; the batch order and every random draw follow from the seed and the step), each loss
+//! term is logged on its own field in `train.jsonl`, and a stop request ends the run with a
+//! checkpoint. The VQ tokenizer the run starts from is copied to `OUT/init-vq/` so that a
+//! resumed run derives the same targets.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+mod corrupt;
+mod ema;
+mod losses;
+mod targets;
+
+use std::path::Path;
 
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
-use pairalign_datasets::cache::{Batch, BatchLoader, FeatureCache};
+use pairalign_datasets::cache::{Batch, FeatureCache};
+use pairalign_models::init::seeded_varmap;
+use pairalign_models::pairalign::init_from_vq;
+use pairalign_models::vq::{subsampled_len, LevelNorm, MelNorm, CODE_FRAME_MS};
+use pairalign_models::{PairAlignConfig, PairAlignModel, PairAlignTokenizer, TokenString};
+use pairalign_models::{Tokenizer, VqTokenizer};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{self, OPTIMIZER_FILE, TRAINER_FILE};
-use super::vq::DataFingerprint;
-use super::{seeded_varmap, AdamW, AdamWConfig, LrSchedule, LOG_FILE};
-use crate::pairalign::{
-    contrast_loss, expected_length, init_from_vq, length_loss, likelihood_matrix, measure_bypass,
-    paired_teacher_forcing, teacher_example, timing_loss, CorruptionRates, EmaTeacher,
-    PairAlignConfig, PairAlignModel, PairAlignTokenizer, TeacherBatch, TeacherExample,
+pub use self::corrupt::{teacher_example, CorruptionRates, TeacherExample};
+pub use self::ema::EmaTeacher;
+pub use self::losses::{
+    contrast_loss, expected_length, length_loss, likelihood_matrix, measure_bypass,
+    paired_teacher_forcing, sequence_log_likelihood, teacher_forcing_loss, timing_loss,
+    token_log_probs, Bypass, TeacherBatch,
 };
-use crate::tokenizer::TokenString;
-use crate::vq::{subsampled_len, LevelNorm, MelNorm, CODE_FRAME_MS};
-use crate::{Error, Result, Tokenizer, VqTokenizer};
+pub use self::targets::{grid_targets, vq_segments, vq_targets};
+use crate::checkpoint::{self, Saved};
+use crate::optim::{AdamW, AdamWConfig};
+use crate::params::{norm_tensors, scalar, shares, Parameters};
+use crate::run::{impl_run_config, LogRecord, Progress, TrainReport, Trainer, Training};
+use crate::schedule::{corruption_scale, teacher_share, LrSchedule};
+use crate::{Error, Result};
 
-/// Version of a PairAlign run's `trainer.json`.
-pub const PAIRALIGN_TRAINER_FORMAT_VERSION: u32 = 1;
 /// The EMA teacher's weights inside a checkpoint.
 pub const TEACHER_FILE: &str = "teacher.safetensors";
 /// Folder, in a run's output folder, of the VQ tokenizer the run started from.
@@ -99,6 +109,8 @@ pub struct PairAlignTrainConfig {
     pub min_span_frames: usize,
 }
 
+impl_run_config!(PairAlignTrainConfig);
+
 impl Default for PairAlignTrainConfig {
     fn default() -> Self {
         PairAlignTrainConfig {
@@ -122,18 +134,6 @@ impl Default for PairAlignTrainConfig {
             min_span_frames: 50,
         }
     }
-}
-
-/// What `trainer.json` holds.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TrainerState {
-    format_version: u32,
-    step: u64,
-    config: PairAlignTrainConfig,
-    data: DataFingerprint,
-    /// Weights hash of the VQ tokenizer in `OUT/init-vq`.
-    init_vq_hash: String,
 }
 
 /// Averages over one log interval, as written to `train.jsonl`: one field per loss term
@@ -182,68 +182,79 @@ pub struct PairAlignLogRecord {
     pub elapsed_s: f64,
 }
 
-/// How a run ended.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct PairAlignTrainReport {
-    /// Steps done (of the whole run, across resumes).
-    pub step: u64,
-    /// Whether the run stopped on request before its last step.
-    pub interrupted: bool,
-    /// The last log record.
-    pub last: Option<PairAlignLogRecord>,
-    /// The checkpoint folder.
-    pub checkpoint: PathBuf,
-    /// Wall time in this process.
-    pub wall_s: f64,
-}
+/// How a PairAlign run ended.
+pub type PairAlignTrainReport = TrainReport<PairAlignLogRecord>;
 
-/// What one step (or one part of it) measured; `None` for switched-off terms.
-#[derive(Clone, Debug, Default)]
-struct StepStats {
-    loss: f64,
-    teacher_forcing: f64,
-    contrast: Option<f64>,
-    length: Option<f64>,
-    timing: Option<f64>,
-    timing_ms: Option<f64>,
-    expected_rate: Option<f64>,
-    target_rate: f64,
-    bypass: Option<(f64, f64)>,
-    teacher_share: f64,
-    corruption: f64,
-    grad_norm: f64,
-    lr: f64,
+impl LogRecord for PairAlignLogRecord {
+    fn step(&self) -> u64 {
+        self.step
+    }
 }
 
 /// A PairAlign training run over a feature cache, writing to an output folder.
-pub struct PairAlignTrainer<'c> {
+pub type PairAlignTrainer<'c> = Trainer<'c, PairAlignTraining>;
+
+/// The PairAlign model in training: the student's weights and optimizer, the frozen VQ
+/// tokenizer of the targets and its normalization, and the EMA teacher.
+#[derive(Debug)]
+pub struct PairAlignTraining {
     cfg: PairAlignTrainConfig,
-    cache: &'c FeatureCache,
-    out: PathBuf,
     device: Device,
-    varmap: VarMap,
+    params: Parameters,
     model: PairAlignModel,
-    trainable: Vec<Var>,
-    opt: AdamW,
     vq: VqTokenizer,
     norm: MelNorm,
     mean: Tensor,
     std: Tensor,
     teacher: EmaTeacher,
-    step: u64,
 }
 
-impl std::fmt::Debug for PairAlignTrainer<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PairAlignTrainer")
-            .field("out", &self.out)
-            .field("step", &self.step)
-            .field("cfg", &self.cfg)
-            .finish_non_exhaustive()
+impl PairAlignTraining {
+    /// Builds the model on weights drawn from `cfg.seed`, over the encoder config of `vq`,
+    /// normalizing by `norm`; the teacher starts as a copy of the student.
+    fn build(
+        cfg: PairAlignTrainConfig,
+        vq: VqTokenizer,
+        norm: MelNorm,
+        device: &Device,
+    ) -> Result<Self> {
+        if &cfg.model.encoder != vq.config() {
+            return Err(Error::BadConfig(format!(
+                "the run's encoder config {:?} differs from the VQ tokenizer's {:?}",
+                cfg.model.encoder,
+                vq.config()
+            )));
+        }
+        let varmap = VarMap::new();
+        let model = PairAlignModel::load(&cfg.model, seeded_varmap(&varmap, cfg.seed, device))?;
+        let params = Parameters::new(varmap, |_| true, cfg.optimizer.clone())?;
+        let (mean, std) = norm_tensors(&norm, cfg.model.encoder.n_mels, device)?;
+        let teacher = EmaTeacher::from_varmap(&params.varmap)?;
+        Ok(PairAlignTraining {
+            cfg,
+            device: device.clone(),
+            params,
+            model,
+            vq,
+            norm,
+            mean,
+            std,
+            teacher,
+        })
+    }
+
+    /// A tokenizer frozen from the current (student) weights.
+    fn tokenizer(&self) -> Result<PairAlignTokenizer> {
+        Ok(PairAlignTokenizer::from_varmap(
+            &self.cfg.model,
+            self.norm.clone(),
+            &self.params.varmap,
+            &self.device,
+        )?)
     }
 }
 
-impl<'c> PairAlignTrainer<'c> {
+impl<'c> Trainer<'c, PairAlignTraining> {
     /// A fresh run from the VQ tokenizer `init`: its encoder weights and mel normalization,
     /// the rest drawn from `cfg.seed`. `init` is copied to `out/init-vq`.
     pub fn new(
@@ -257,145 +268,10 @@ impl<'c> PairAlignTrainer<'c> {
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
         init.save(out.join(INIT_VQ_DIR))?;
         let norm = init.norm().clone();
-        let mut trainer = Self::build(cache, cfg, init, norm, out, device)?;
-        init_from_vq(&trainer.cfg.model, &trainer.varmap, &trainer.vq)?;
-        trainer.teacher = EmaTeacher::from_varmap(&trainer.varmap)?;
-        Ok(trainer)
-    }
-
-    /// Continues the run whose checkpoint is in `out`; `steps` (when given) changes the run's
-    /// total steps, and so the rest of its schedules.
-    pub fn resume(
-        cache: &'c FeatureCache,
-        out: &Path,
-        steps: Option<u64>,
-        device: &Device,
-    ) -> Result<Self> {
-        let dir = checkpoint::find(out).ok_or_else(|| {
-            Error::BadCheckpoint(format!("{} holds no checkpoint to resume", out.display()))
-        })?;
-        let path = dir.join(TRAINER_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let state: TrainerState = serde_json::from_str(&text)
-            .map_err(|e| Error::BadCheckpoint(format!("{}: {e}", path.display())))?;
-        if state.format_version != PAIRALIGN_TRAINER_FORMAT_VERSION {
-            return Err(Error::BadCheckpoint(format!(
-                "{}: format_version {} (this build reads {PAIRALIGN_TRAINER_FORMAT_VERSION})",
-                path.display(),
-                state.format_version
-            )));
-        }
-        if state.data != DataFingerprint::of(cache) {
-            return Err(Error::BadCheckpoint(format!(
-                "{} was trained on other data ({:?}) than {} ({:?})",
-                dir.display(),
-                state.data,
-                cache.path().display(),
-                DataFingerprint::of(cache)
-            )));
-        }
-        let init = VqTokenizer::load(out.join(INIT_VQ_DIR), device)?;
-        if init.weights_hash() != state.init_vq_hash {
-            return Err(Error::BadCheckpoint(format!(
-                "{}: the VQ tokenizer the run started from has changed",
-                out.join(INIT_VQ_DIR).display()
-            )));
-        }
-        // Loading it as a tokenizer checks every tensor against the model config.
-        let saved = PairAlignTokenizer::load(&dir, &Device::Cpu)?;
-        if saved.config() != &state.config.model {
-            return Err(Error::BadCheckpoint(format!(
-                "{}: the weights' model config differs from the run's",
-                dir.display()
-            )));
-        }
-        let mut cfg = state.config;
-        if let Some(steps) = steps {
-            cfg.steps = steps;
-        }
-        check_config(&cfg, cache)?;
-        let mut trainer = Self::build(cache, cfg, init, saved.norm().clone(), out, device)?;
-        {
-            let vars = trainer
-                .varmap
-                .data()
-                .lock()
-                .map_err(|_| Error::BadConfig("the VarMap lock is poisoned".into()))?;
-            for (name, var) in vars.iter() {
-                let t = saved.weights().get(name).ok_or_else(|| {
-                    Error::BadCheckpoint(format!("{} has no tensor {name}", dir.display()))
-                })?;
-                var.set(&t.to_device(device)?)?;
-            }
-        }
-        let teacher = checkpoint::read_tensors(&dir.join(TEACHER_FILE), device)?;
-        if teacher.len() != saved.weights().len()
-            || saved
-                .weights()
-                .iter()
-                .any(|(k, t)| teacher.get(k).is_none_or(|tt| tt.dims() != t.dims()))
-        {
-            return Err(Error::BadCheckpoint(format!(
-                "{}: the EMA teacher's weights do not match the model",
-                dir.join(TEACHER_FILE).display()
-            )));
-        }
-        trainer.teacher = EmaTeacher::from_weights(teacher);
-        let moments = checkpoint::read_tensors(&dir.join(OPTIMIZER_FILE), device)?;
-        trainer.opt.restore(&moments, state.step)?;
-        trainer.step = state.step;
-        Ok(trainer)
-    }
-
-    fn build(
-        cache: &'c FeatureCache,
-        cfg: PairAlignTrainConfig,
-        vq: VqTokenizer,
-        norm: MelNorm,
-        out: &Path,
-        device: &Device,
-    ) -> Result<Self> {
-        if &cfg.model.encoder != vq.config() {
-            return Err(Error::BadConfig(format!(
-                "the run's encoder config {:?} differs from the VQ tokenizer's {:?}",
-                cfg.model.encoder,
-                vq.config()
-            )));
-        }
-        let varmap = VarMap::new();
-        let model = PairAlignModel::load(&cfg.model, seeded_varmap(&varmap, cfg.seed, device))?;
-        let mut named: Vec<(String, Var)> = varmap
-            .data()
-            .lock()
-            .map_err(|_| Error::BadConfig("the VarMap lock is poisoned".into()))?
-            .iter()
-            .map(|(name, var)| (name.clone(), var.clone()))
-            .collect();
-        named.sort_by(|a, b| a.0.cmp(&b.0));
-        let trainable = named.iter().map(|(_, v)| v.clone()).collect();
-        let opt = AdamW::new(named, cfg.optimizer.clone())?;
-        let n_mels = cfg.model.encoder.n_mels;
-        let mean = Tensor::from_slice(&norm.mean, (1, 1, n_mels), device)?;
-        let std: Vec<f32> = norm.std.iter().map(|s| s.max(1e-5)).collect();
-        let std = Tensor::from_vec(std, (1, 1, n_mels), device)?;
-        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-        let teacher = EmaTeacher::from_varmap(&varmap)?;
-        Ok(PairAlignTrainer {
-            cfg,
-            cache,
-            out: out.to_path_buf(),
-            device: device.clone(),
-            varmap,
-            model,
-            trainable,
-            opt,
-            vq,
-            norm,
-            mean,
-            std,
-            teacher,
-            step: 0,
-        })
+        let mut training = PairAlignTraining::build(cfg, init, norm, device)?;
+        init_from_vq(&training.cfg.model, &training.params.varmap, &training.vq)?;
+        training.teacher = EmaTeacher::from_varmap(&training.params.varmap)?;
+        Self::start(training, cache, out)
     }
 
     /// Starts the model and its EMA teacher from a trained PairAlign tokenizer's weights
@@ -409,19 +285,21 @@ impl<'c> PairAlignTrainer<'c> {
                 self.step
             )));
         }
-        if from.norm() != &self.norm {
+        let t = &mut self.training;
+        if from.norm() != &t.norm {
             return Err(Error::BadConfig(
                 "the warm start's mel normalization differs from the VQ tokenizer's".into(),
             ));
         }
         {
-            let vars = self
+            let vars = t
+                .params
                 .varmap
                 .data()
                 .lock()
                 .map_err(|_| Error::BadConfig("the VarMap lock is poisoned".into()))?;
             for (name, var) in vars.iter() {
-                let t = from
+                let w = from
                     .weights()
                     .get(name)
                     .filter(|t| t.dims() == var.dims())
@@ -431,124 +309,106 @@ impl<'c> PairAlignTrainer<'c> {
                             var.dims()
                         ))
                     })?;
-                var.set(&t.to_device(&self.device)?)?;
+                var.set(&w.to_device(&t.device)?)?;
             }
         }
-        self.teacher = EmaTeacher::from_varmap(&self.varmap)?;
+        t.teacher = EmaTeacher::from_varmap(&t.params.varmap)?;
         Ok(())
-    }
-
-    /// The run's config.
-    pub fn config(&self) -> &PairAlignTrainConfig {
-        &self.cfg
-    }
-
-    /// Steps done.
-    pub fn step(&self) -> u64 {
-        self.step
     }
 
     /// A tokenizer frozen from the current (student) weights.
     pub fn tokenizer(&self) -> Result<PairAlignTokenizer> {
-        PairAlignTokenizer::from_varmap(
-            &self.cfg.model,
-            self.norm.clone(),
-            &self.varmap,
-            &self.device,
-        )
+        self.training.tokenizer()
     }
 
     /// The student's weights, to inspect or to change before the run (a test that starts from
     /// a chosen point).
     pub fn varmap(&self) -> &VarMap {
-        &self.varmap
+        &self.training.params.varmap
     }
 
     /// The EMA teacher.
     pub fn teacher(&self) -> &EmaTeacher {
-        &self.teacher
+        &self.training.teacher
+    }
+}
+
+impl Training for PairAlignTraining {
+    type Config = PairAlignTrainConfig;
+    type Stats = PairAlignStepStats;
+    type Record = PairAlignLogRecord;
+
+    fn restore(
+        saved: &Saved<PairAlignTrainConfig>,
+        cfg: PairAlignTrainConfig,
+        cache: &FeatureCache,
+        out: &Path,
+        device: &Device,
+    ) -> Result<Self> {
+        let dir = &saved.dir;
+        let init = VqTokenizer::load(out.join(INIT_VQ_DIR), device)?;
+        if saved.state.init_vq_hash.as_deref() != Some(init.weights_hash()) {
+            return Err(Error::BadCheckpoint(format!(
+                "{}: the VQ tokenizer the run started from has changed",
+                out.join(INIT_VQ_DIR).display()
+            )));
+        }
+        // Loading it as a tokenizer checks every tensor against the model config.
+        let tokenizer = PairAlignTokenizer::load(dir, &Device::Cpu)?;
+        if tokenizer.config() != &saved.state.config.model {
+            return Err(Error::BadCheckpoint(format!(
+                "{}: the weights' model config differs from the run's",
+                dir.display()
+            )));
+        }
+        check_config(&cfg, cache)?;
+        let mut training = Self::build(cfg, init, tokenizer.norm().clone(), device)?;
+        checkpoint::restore_vars(&training.params.varmap, tokenizer.weights(), dir, device)?;
+        let teacher = checkpoint::read_tensors(&dir.join(TEACHER_FILE), device)?;
+        if teacher.len() != tokenizer.weights().len()
+            || tokenizer
+                .weights()
+                .iter()
+                .any(|(k, t)| teacher.get(k).is_none_or(|tt| tt.dims() != t.dims()))
+        {
+            return Err(Error::BadCheckpoint(format!(
+                "{}: the EMA teacher's weights do not match the model",
+                dir.join(TEACHER_FILE).display()
+            )));
+        }
+        training.teacher = EmaTeacher::from_weights(teacher);
+        Ok(training)
     }
 
-    /// Trains until the run's last step or until `stop` is set (checked between steps), saving
-    /// a checkpoint every `checkpoint_every` steps and at the end, and the final tokenizer
-    /// (`model.safetensors`, `config.json`) in the output folder when the run completes.
-    /// `on_log` sees every log record, which is also appended to `train.jsonl`.
-    pub fn run(
-        &mut self,
-        stop: &AtomicBool,
-        mut on_log: impl FnMut(&PairAlignLogRecord),
-    ) -> Result<PairAlignTrainReport> {
-        let started = Instant::now();
-        let loader = BatchLoader::new(
-            self.cache,
-            self.cfg.batch_size,
-            self.cfg.seed,
-            Some(self.cfg.crop_frames),
-        )?;
-        let per_epoch = (loader.batches_per_epoch() as u64).max(1);
-        let mut log = self.open_log()?;
-        let mut interval: Vec<StepStats> = Vec::new();
-        let mut interval_start = Instant::now();
-        let mut last = None;
-        let mut interrupted = false;
-        let mut epoch = self.step / per_epoch;
-        let mut skip = (self.step % per_epoch) as usize;
-        'epochs: while self.step < self.cfg.steps {
-            for batch in loader.epoch(epoch).skip(skip) {
-                if self.step >= self.cfg.steps {
-                    break 'epochs;
-                }
-                if stop.load(Ordering::Relaxed) {
-                    interrupted = true;
-                    break 'epochs;
-                }
-                let logs_now = (self.step + 1).is_multiple_of(self.cfg.log_every.max(1))
-                    || self.step + 1 == self.cfg.steps;
-                interval.push(self.train_step(&batch, logs_now)?);
-                let done = self.step == self.cfg.steps;
-                if logs_now {
-                    let record = self.record(&interval, epoch, interval_start, started);
-                    writeln!(
-                        log,
-                        "{}",
-                        serde_json::to_string(&record).unwrap_or_default()
-                    )
-                    .map_err(|e| Error::io(self.out.join(LOG_FILE), e))?;
-                    log.flush()
-                        .map_err(|e| Error::io(self.out.join(LOG_FILE), e))?;
-                    on_log(&record);
-                    last = Some(record);
-                    interval.clear();
-                    interval_start = Instant::now();
-                }
-                if self.step.is_multiple_of(self.cfg.checkpoint_every.max(1)) && !done {
-                    self.save_checkpoint()?;
-                }
-            }
-            epoch += 1;
-            skip = 0;
-        }
-        let checkpoint = self.save_checkpoint()?;
-        if !interrupted {
-            self.tokenizer()?.save(&self.out)?;
-        }
-        Ok(PairAlignTrainReport {
-            step: self.step,
-            interrupted,
-            last,
-            checkpoint,
-            wall_s: started.elapsed().as_secs_f64(),
-        })
+    fn config(&self) -> &PairAlignTrainConfig {
+        &self.cfg
+    }
+
+    fn optimizer(&self) -> &AdamW {
+        &self.params.opt
+    }
+
+    fn optimizer_mut(&mut self) -> &mut AdamW {
+        &mut self.params.opt
+    }
+
+    fn init_vq_hash(&self) -> Option<String> {
+        Some(self.vq.weights_hash().to_string())
     }
 
     /// One optimizer step (and one EMA update) on `batch`, whose clips are split into
     /// `micro_batches` parts run side by side; gradients and measurements are averaged over
     /// the parts, weighted by their clips.
-    fn train_step(&mut self, batch: &Batch, measure: bool) -> Result<StepStats> {
+    fn train_step(
+        &mut self,
+        batch: &Batch,
+        step: u64,
+        measure: bool,
+    ) -> Result<PairAlignStepStats> {
         let n = batch.len();
         let components = &self.cfg.model.components;
-        let share = components.teacher_share(self.step, self.cfg.steps);
-        let corruption = components.corruption_scale(self.step, self.cfg.steps);
+        let share = teacher_share(components, step, self.cfg.steps);
+        let corruption = corruption_scale(components, step, self.cfg.steps);
         let teacher = if share > 0.0 {
             Some(self.teacher.model(&self.cfg.model, &self.device)?)
         } else {
@@ -573,9 +433,8 @@ impl<'c> PairAlignTrainer<'c> {
             rates: CorruptionRates::of(&self.cfg.model, corruption),
             measure,
         };
-        let step = self.step;
         let seed = self.cfg.seed;
-        let mut outs: Vec<MicroStep> = bounds
+        let outs: Vec<MicroStep> = bounds
             .par_iter()
             .enumerate()
             .map(|(p, &(s, e))| {
@@ -583,41 +442,18 @@ impl<'c> PairAlignTrainer<'c> {
                 input.run(s, e, &mut rng)
             })
             .collect::<Result<_>>()?;
-        let weights: Vec<f64> = bounds
-            .iter()
-            .map(|&(s, e)| (e - s) as f64 / n as f64)
-            .collect();
+        let weights = shares(&bounds, n);
         let stats = average_stats(&outs, &weights);
-        let (first, rest) = outs.split_at_mut(1);
-        let grads = &mut first[0].grads;
-        if !rest.is_empty() {
-            for var in &self.trainable {
-                let mut sum: Option<Tensor> = None;
-                let all = std::iter::once(&*grads).chain(rest.iter().map(|o| &o.grads));
-                for (g, w) in all.zip(&weights) {
-                    if let Some(g) = g.get(var.as_tensor()) {
-                        let g = (g * *w)?;
-                        sum = Some(match sum {
-                            Some(acc) => (acc + g)?,
-                            None => g,
-                        });
-                    }
-                }
-                if let Some(sum) = sum {
-                    grads.insert(var.as_tensor(), sum);
-                }
-            }
-        }
-        let (grad_norm, scale) =
-            super::clip_scale(grads, &self.trainable, self.cfg.clip_grad_norm)?;
-        let lr = self.cfg.lr.at(self.step, self.cfg.steps);
-        self.opt.step(grads, lr, scale)?;
+        let grads: Vec<GradStore> = outs.into_iter().map(|o| o.grads).collect();
+        let lr = self.cfg.lr.at(step, self.cfg.steps);
+        let grad_norm = self
+            .params
+            .step(grads, &weights, self.cfg.clip_grad_norm, lr)?;
         if self.cfg.model.components.ema_teacher {
             self.teacher
-                .update(&self.varmap, self.cfg.model.components.ema_decay)?;
+                .update(&self.params.varmap, self.cfg.model.components.ema_decay)?;
         }
-        self.step += 1;
-        Ok(StepStats {
+        Ok(PairAlignStepStats {
             teacher_share: share,
             corruption,
             grad_norm,
@@ -626,25 +462,19 @@ impl<'c> PairAlignTrainer<'c> {
         })
     }
 
-    fn record(
-        &self,
-        interval: &[StepStats],
-        epoch: u64,
-        interval_start: Instant,
-        started: Instant,
-    ) -> PairAlignLogRecord {
+    fn record(&self, interval: &[PairAlignStepStats], progress: Progress) -> PairAlignLogRecord {
         let n = interval.len().max(1) as f64;
-        let mean = |f: fn(&StepStats) -> f64| interval.iter().map(f).sum::<f64>() / n;
-        let mean_opt = |f: fn(&StepStats) -> Option<f64>| {
+        let mean = |f: fn(&PairAlignStepStats) -> f64| interval.iter().map(f).sum::<f64>() / n;
+        let mean_opt = |f: fn(&PairAlignStepStats) -> Option<f64>| {
             let v: Vec<f64> = interval.iter().filter_map(f).collect();
             (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
         };
         let last = interval.last().cloned().unwrap_or_default();
         let bypass = interval.iter().rev().find_map(|s| s.bypass);
         PairAlignLogRecord {
-            step: self.step,
-            steps: self.cfg.steps,
-            epoch,
+            step: progress.step,
+            steps: progress.steps,
+            epoch: progress.epoch,
             loss: mean(|s| s.loss),
             teacher_forcing: mean(|s| s.teacher_forcing),
             contrast: mean_opt(|s| s.contrast),
@@ -660,54 +490,38 @@ impl<'c> PairAlignTrainer<'c> {
             corruption: last.corruption,
             grad_norm: mean(|s| s.grad_norm),
             lr: last.lr,
-            steps_per_s: interval.len() as f64 / interval_start.elapsed().as_secs_f64().max(1e-9),
-            elapsed_s: started.elapsed().as_secs_f64(),
+            steps_per_s: progress.steps_per_s,
+            elapsed_s: progress.elapsed_s,
         }
     }
 
-    /// Writes the checkpoint of the current step.
-    pub fn save_checkpoint(&self) -> Result<PathBuf> {
-        let tokenizer = self.tokenizer()?;
-        let state = TrainerState {
-            format_version: PAIRALIGN_TRAINER_FORMAT_VERSION,
-            step: self.step,
-            config: self.cfg.clone(),
-            data: DataFingerprint::of(self.cache),
-            init_vq_hash: self.vq.weights_hash().to_string(),
-        };
-        checkpoint::save(&self.out, |dir| {
-            tokenizer.save(dir)?;
-            checkpoint::write_tensors(&dir.join(OPTIMIZER_FILE), &self.opt.state())?;
-            checkpoint::write_tensors(&dir.join(TEACHER_FILE), self.teacher.weights())?;
-            let json = serde_json::to_string_pretty(&state)
-                .map_err(|e| Error::BadCheckpoint(format!("cannot serialize: {e}")))?;
-            let path = dir.join(TRAINER_FILE);
-            std::fs::write(&path, json).map_err(|e| Error::io(&path, e))
-        })
+    fn save_tokenizer(&self, dir: &Path) -> Result<()> {
+        Ok(self.tokenizer()?.save(dir)?)
     }
 
-    /// Opens `train.jsonl` for appending, first dropping records past the current step
-    /// (written after the checkpoint a resumed run starts from).
-    fn open_log(&self) -> Result<std::fs::File> {
-        let path = self.out.join(LOG_FILE);
-        let kept: String = match std::fs::read_to_string(&path) {
-            Ok(text) => text
-                .lines()
-                .filter(|line| {
-                    serde_json::from_str::<PairAlignLogRecord>(line)
-                        .is_ok_and(|r| r.step <= self.step)
-                })
-                .map(|line| format!("{line}\n"))
-                .collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(Error::io(&path, e)),
-        };
-        std::fs::write(&path, kept).map_err(|e| Error::io(&path, e))?;
-        OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))
+    fn write_checkpoint(&self, dir: &Path) -> Result<()> {
+        self.save_tokenizer(dir)?;
+        checkpoint::write_tensors(&dir.join(TEACHER_FILE), self.teacher.weights())
     }
+}
+
+/// What one step (or one part of it) of a PairAlign run measured; `None` for switched-off
+/// terms. A log record averages them.
+#[derive(Clone, Debug, Default)]
+pub struct PairAlignStepStats {
+    loss: f64,
+    teacher_forcing: f64,
+    contrast: Option<f64>,
+    length: Option<f64>,
+    timing: Option<f64>,
+    timing_ms: Option<f64>,
+    expected_rate: Option<f64>,
+    target_rate: f64,
+    bypass: Option<(f64, f64)>,
+    teacher_share: f64,
+    corruption: f64,
+    grad_norm: f64,
+    lr: f64,
 }
 
 /// Seed of the random draws of part `part` of step `step`: a resumed run draws what the
@@ -722,11 +536,11 @@ fn draw_seed(seed: u64, step: u64, part: usize) -> u64 {
 }
 
 /// Measurements averaged over the parts, weighted by their clips.
-fn average_stats(outs: &[MicroStep], weights: &[f64]) -> StepStats {
-    let sum = |f: fn(&StepStats) -> f64| -> f64 {
+fn average_stats(outs: &[MicroStep], weights: &[f64]) -> PairAlignStepStats {
+    let sum = |f: fn(&PairAlignStepStats) -> f64| -> f64 {
         outs.iter().zip(weights).map(|(o, w)| f(&o.stats) * w).sum()
     };
-    let sum_opt = |f: fn(&StepStats) -> Option<f64>| -> Option<f64> {
+    let sum_opt = |f: fn(&PairAlignStepStats) -> Option<f64>| -> Option<f64> {
         let mut total = None;
         let mut weight = 0.0;
         for (o, w) in outs.iter().zip(weights) {
@@ -737,7 +551,7 @@ fn average_stats(outs: &[MicroStep], weights: &[f64]) -> StepStats {
         }
         total.map(|t: f64| t / weight)
     };
-    StepStats {
+    PairAlignStepStats {
         loss: sum(|s| s.loss),
         teacher_forcing: sum(|s| s.teacher_forcing),
         contrast: sum_opt(|s| s.contrast),
@@ -771,7 +585,7 @@ struct MicroInput<'a> {
 /// One part's gradients and measurements.
 struct MicroStep {
     grads: GradStore,
-    stats: StepStats,
+    stats: PairAlignStepStats,
 }
 
 impl MicroInput<'_> {
@@ -826,7 +640,7 @@ impl MicroInput<'_> {
         if !vq_rows.is_empty() {
             let rows: Vec<&[f32]> = vq_rows.iter().map(|&r| mels[r]).collect();
             for (&r, codes) in vq_rows.iter().zip(self.vq.frame_codes(&rows)?) {
-                targets[r] = cfg.vq_segments(&codes);
+                targets[r] = vq_segments(cfg, &codes);
             }
         }
         let teacher_rows = rows_from(true);
@@ -861,7 +675,7 @@ impl MicroInput<'_> {
         let cond = self.model.encode(&x, Some(&lens))?;
         let (tf, out) = paired_teacher_forcing(self.model, &cond, &tbatch, c.cross_paired)?;
         let mut total = tf.clone();
-        let mut stats = StepStats {
+        let mut stats = PairAlignStepStats {
             teacher_forcing: scalar(&tf)?,
             ..Default::default()
         };
@@ -1011,10 +825,6 @@ fn check_config(cfg: &PairAlignTrainConfig, cache: &FeatureCache) -> Result<()> 
         )));
     }
     Ok(())
-}
-
-fn scalar(t: &Tensor) -> Result<f64> {
-    Ok(f64::from(t.to_dtype(DType::F32)?.to_scalar::<f32>()?))
 }
 
 #[cfg(test)]

@@ -5,9 +5,10 @@
 
 use candle_core::{DType, Device, Tensor, D};
 
+use pairalign_models::pairalign::{Condition, TeacherOutput};
+use pairalign_models::{PairAlignConfig, PairAlignModel};
+
 use super::corrupt::TeacherExample;
-use super::model::{Condition, TeacherOutput};
-use super::{PairAlignConfig, PairAlignModel};
 use crate::{Error, Result};
 
 /// Floor on `1 - p(EOS)` inside a logarithm.
@@ -162,7 +163,7 @@ pub fn paired_teacher_forcing(
     } else {
         cond.clone()
     };
-    let out = model.forward_batch(&cond, batch)?;
+    let out = model.forward_teacher(&cond, &batch.input)?;
     let lp = (token_log_probs(&out.logits, &batch.target)? * &batch.mask)?;
     let half = |start: usize| -> Result<Tensor> {
         let lp = lp.narrow(0, start, n)?.sum_all()?;
@@ -190,7 +191,7 @@ pub fn likelihood_matrix(
     let targets: Vec<usize> = (0..b).flat_map(|i| std::iter::repeat_n(i, b)).collect();
     let conds: Vec<usize> = (0..b).flat_map(|_| 0..b).collect();
     let rows = batch.select(&targets)?;
-    let out = model.forward_batch(&cond.select(&conds)?, &rows)?;
+    let out = model.forward_teacher(&cond.select(&conds)?, &rows.input)?;
     Ok(sequence_log_likelihood(&out, &rows)?.reshape((b, b))?)
 }
 
@@ -295,9 +296,9 @@ pub fn measure_bypass(
             t.mean_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()?,
         ))
     };
-    let own = model.forward_batch(cond, batch)?;
+    let own = model.forward_teacher(cond, &batch.input)?;
     let shifted: Vec<usize> = (0..b).map(|i| (i + 1) % b).collect();
-    let other = model.forward_batch(&cond.select(&shifted)?, batch)?;
+    let other = model.forward_teacher(&cond.select(&shifted)?, &batch.input)?;
     Ok(Bypass {
         true_ll: mean(sequence_log_likelihood(&own, batch)?.detach())?,
         shuffled_ll: mean(sequence_log_likelihood(&other, batch)?.detach())?,
@@ -454,7 +455,7 @@ mod tests {
     fn teacher_forcing_and_timing_ignore_padding() {
         let dev = Device::Cpu;
         let cfg = PairAlignConfig {
-            encoder: crate::VqConfig {
+            encoder: pairalign_models::VqConfig {
                 codebook_size: 256,
                 ..Default::default()
             },

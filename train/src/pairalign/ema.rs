@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
+use pairalign_models::{PairAlignConfig, PairAlignModel};
 
-use super::{PairAlignConfig, PairAlignModel};
 use crate::{Error, Result};
 
 /// The teacher's weights, by the student's names.
@@ -78,14 +78,17 @@ impl EmaTeacher {
             .iter()
             .map(|(k, t)| Ok((k.clone(), t.to_device(device)?)))
             .collect::<Result<_>>()?;
-        PairAlignModel::load(cfg, VarBuilder::from_tensors(map, DType::F32, device))
+        Ok(PairAlignModel::load(
+            cfg,
+            VarBuilder::from_tensors(map, DType::F32, device),
+        )?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::seeded_varmap;
+    use pairalign_models::init::seeded_varmap;
 
     fn flat(t: &Tensor) -> Vec<f32> {
         t.flatten_all().unwrap().to_vec1().unwrap()
@@ -93,7 +96,7 @@ mod tests {
 
     fn tiny() -> PairAlignConfig {
         PairAlignConfig {
-            encoder: crate::VqConfig {
+            encoder: pairalign_models::VqConfig {
                 channels: 16,
                 encoder_layers: 1,
                 codebook_size: 256,

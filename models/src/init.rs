@@ -1,6 +1,10 @@
 //! Seeded weight initialization. candle's CPU random generator cannot be seeded, so a fresh
 //! `VarMap` differs from run to run; [`seeded_varmap`] draws every initial weight from a ChaCha
 //! stream instead, with the distributions the layers ask for, so that one seed gives one model.
+//!
+//! It lives in the inference crate, not in `pairalign-train`, because an untrained tokenizer
+//! of a given seed is built here too ([`crate::PairAlignTokenizer::init_from_vq`]: benchmarks and
+//! tests of the shipping size); training starts every run from [`seeded_varmap`].
 
 use std::sync::Mutex;
 

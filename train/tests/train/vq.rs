@@ -1,18 +1,20 @@
-//! The VQ training loop end to end on a tiny feature cache: it lowers the loss, a run stopped
-//! and resumed ends with the same bytes as an uninterrupted one, the stop flag leaves a
-//! checkpoint, and a checkpoint refuses other data.
-// Helpers that build the test data are plain `fn`s, which clippy's allow-unwrap-in-tests does
-// not cover.
-#![allow(clippy::unwrap_used)]
+//! The VQ tokenizer's training: the training forward pass's shapes and a few steps of its
+//! objective that lower the loss (CPU; CUDA too with `--features cuda`); the loop end to end on
+//! a tiny feature cache: it lowers the loss, a run stopped and resumed ends with the same bytes
+//! as an uninterrupted one, the stop flag leaves a checkpoint, and a checkpoint refuses other
+//! data.
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
+use candle_core::{DType, Tensor};
+use candle_nn::{Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use pairalign_datasets::cache::{CacheWriter, Dtype, FeatureCache};
 use pairalign_datasets::mel::{LogMel, N_MELS};
-use pairalign_models::train::{LogRecord, VqTrainConfig, VqTrainer, LOG_FILE};
-use pairalign_models::vq::{CONFIG_FILE, WEIGHTS_FILE};
-use pairalign_models::{Device, Error, Tokenizer, VqConfig, VqTokenizer};
+use pairalign_models::vq::{MelNorm, CONFIG_FILE, WEIGHTS_FILE};
+use pairalign_models::{Device, Tokenizer, VqConfig, VqModel, VqTokenizer};
+use pairalign_train::vq::{ema_update, forward, loss};
+use pairalign_train::{Error, VqLogRecord, VqTrainConfig, VqTrainer, LOG_FILE};
 
 /// Speech-like test audio: a sawtooth (harmonics over the whole band) whose pitch glides and
 /// depends on the clip, plus a little noise; `speed` scales the pitch for a second view.
@@ -71,7 +73,7 @@ fn tiny_config(steps: u64) -> VqTrainConfig {
     cfg
 }
 
-fn run(trainer: &mut VqTrainer<'_>, stop: &AtomicBool) -> (Vec<LogRecord>, bool) {
+fn run(trainer: &mut VqTrainer<'_>, stop: &AtomicBool) -> (Vec<VqLogRecord>, bool) {
     let mut records = vec![];
     let report = trainer.run(stop, |r| records.push(r.clone())).unwrap();
     (records, report.interrupted)
@@ -89,14 +91,14 @@ fn training_lowers_the_loss_and_writes_a_tokenizer() {
     assert_eq!(records.last().unwrap().step, STEPS);
     // Batches differ (and some are padded), so compare averages: the first two records
     // against the last quarter of the run.
-    let mean = |rs: &[LogRecord]| rs.iter().map(|r| r.recon).sum::<f64>() / rs.len() as f64;
+    let mean = |rs: &[VqLogRecord]| rs.iter().map(|r| r.recon).sum::<f64>() / rs.len() as f64;
     let first = mean(&records[..2]);
     let last = mean(&records[records.len() * 3 / 4..]);
     assert!(last < 0.7 * first, "recon went from {first} to {last}");
     // Epochs advance: 10 clips in batches of 4 is 3 batches per epoch.
     assert_eq!(records.last().unwrap().epoch, (STEPS - 1) / 3);
     // The log file holds the same records.
-    let logged: Vec<LogRecord> = std::fs::read_to_string(out.join(LOG_FILE))
+    let logged: Vec<VqLogRecord> = std::fs::read_to_string(out.join(LOG_FILE))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -161,7 +163,7 @@ fn stopped_and_resumed_run_ends_byte_identical() {
             .unwrap()
             .lines()
             .map(|l| {
-                let r: LogRecord = serde_json::from_str(l).unwrap();
+                let r: VqLogRecord = serde_json::from_str(l).unwrap();
                 (r.step, r.loss.to_bits(), r.perplexity.to_bits())
             })
             .collect()
@@ -249,4 +251,112 @@ fn micro_batches_average_to_the_whole_batch_gradient() {
             assert!(diff < 1e-4, "{parts} parts: {name} differs by {diff}");
         }
     }
+}
+
+/// A small model so that the objective's tests stay fast.
+fn tiny_model() -> VqConfig {
+    VqConfig {
+        channels: 32,
+        encoder_layers: 2,
+        decoder_layers: 1,
+        codebook_size: 256,
+        code_dim: 16,
+        ..Default::default()
+    }
+}
+
+/// Deterministic pseudo-random audio: noise plus a tone, `n` samples.
+fn tone(seed: u32, n: usize) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..n)
+        .map(|i| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            let noise = (state as f32 / u32::MAX as f32 - 0.5) * 0.2;
+            let f = 200.0 + 50.0 * seed as f32;
+            noise + 0.3 * (i as f32 * f * std::f32::consts::TAU / 16_000.0).sin()
+        })
+        .collect()
+}
+
+test_device!(forward_shapes, forward_shapes_cpu, forward_shapes_cuda);
+fn forward_shapes(device: &Device) {
+    let cfg = tiny_model();
+    let vm = VarMap::new();
+    let model = VqModel::load(&cfg, VarBuilder::from_varmap(&vm, DType::F32, device)).unwrap();
+    for t in [100, 101] {
+        let mel = Tensor::randn(0f32, 1.0, (2, t, N_MELS), device).unwrap();
+        let out = forward(&model, &mel, None).unwrap();
+        assert_eq!(out.recon.dims(), &[2, t, N_MELS]);
+        assert_eq!(out.z.dims(), &[2, t.div_ceil(2), 16]);
+        assert_eq!(out.codes.dims(), &[2, t.div_ceil(2)]);
+        assert_eq!(out.commit_loss.dims(), &[] as &[usize]);
+        assert_eq!(
+            model.encode(&mel, None).unwrap().to_vec2::<u32>().unwrap(),
+            out.codes.to_vec2::<u32>().unwrap()
+        );
+    }
+}
+
+test_device!(
+    a_few_training_steps_lower_the_loss,
+    a_few_training_steps_lower_the_loss_cpu,
+    a_few_training_steps_lower_the_loss_cuda
+);
+fn a_few_training_steps_lower_the_loss(device: &Device) {
+    let cfg = tiny_model();
+    let vm = VarMap::new();
+    let model = VqModel::load(&cfg, VarBuilder::from_varmap(&vm, DType::F32, device)).unwrap();
+    // Gradients train everything but the codebook, which moves by EMA.
+    let vars = {
+        let data = vm.data().lock().unwrap();
+        data.iter()
+            .filter(|(k, _)| !k.starts_with("codebook."))
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let mut opt = candle_nn::AdamW::new(
+        vars,
+        ParamsAdamW {
+            lr: 3e-3,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mel = LogMel::new();
+    let mels: Vec<f32> = (0..4).flat_map(|s| mel.compute(&tone(s, 8_160))).collect();
+    let t = mel.frames(8_160);
+    let raw: Vec<&[f32]> = mels.chunks(t * N_MELS).collect();
+    let norm = MelNorm::from_mels(&raw, N_MELS);
+    let normed: Vec<f32> = mels
+        .chunks_exact(N_MELS)
+        .flat_map(|row| {
+            row.iter()
+                .zip(&norm.mean)
+                .zip(&norm.std)
+                .map(|((x, m), s)| (x - m) / s)
+        })
+        .collect();
+    let batch = Tensor::from_vec(normed, (4, t, N_MELS), device).unwrap();
+    let mut losses = vec![];
+    for _ in 0..30 {
+        let out = forward(&model, &batch, None).unwrap();
+        let loss = loss(&cfg, &batch, &out).unwrap();
+        losses.push(loss.to_scalar::<f32>().unwrap());
+        opt.backward_step(&loss).unwrap();
+        let (b, t2, d) = out.z.dims3().unwrap();
+        let z = out.z.reshape((b * t2, d)).unwrap();
+        let codes = out.codes.flatten_all().unwrap();
+        let stats = ema_update(&model.codebook, &cfg, &z, &codes).unwrap();
+        assert!(stats.used_codes >= 1 && stats.perplexity >= 1.0);
+    }
+    let first = losses[0];
+    let last = losses[losses.len() - 3..].iter().sum::<f32>() / 3.0;
+    assert!(
+        last < 0.75 * first,
+        "loss went from {first} to {last}: {losses:?}"
+    );
+    // Better than predicting the mean, whose reconstruction MSE on normalized mels is 1.
+    assert!(last < 0.9, "loss went from {first} to {last}: {losses:?}");
 }
