@@ -244,8 +244,80 @@ fn run_archive(archive: &Archive, q: u32) {
             );
         }
     }
+    phases_in_one_pass(&db, &docs, &zipf, &mut r, archive.queries_per_level);
     measure_rss(dir.path(), &queries[1], hours);
     let _ = std::io::stdout().flush();
+}
+
+/// A clip's grid phases, as `search_audio` searches them: four strings of one passage (each a
+/// 10% noisy copy, as phases of one clip differ in a few tokens), searched in one candidate pass
+/// (`search_many`) and one `search_tokens` per string, alternating which goes first, at the
+/// clip budget (0.9, ranked) and at 0.25 (lossless). Hits are checked equal.
+fn phases_in_one_pass(
+    db: &Searcher,
+    docs: &[NewDoc],
+    zipf: &ZipfTokens,
+    r: &mut impl Rng,
+    clips: usize,
+) {
+    println!("| grid phases (4 strings) | k | search_many p50 ms | p99 ms | one per phase p50 ms | p99 ms | ratio of totals |");
+    println!("|---|---|---|---|---|---|---|");
+    let clips: Vec<Vec<Vec<Symbol>>> = (0..clips)
+        .map(|_| {
+            let doc = &docs[r.gen_range(0..docs.len())].tokens;
+            let start = r.gen_range(0..=doc.len() - QUERY_LEN);
+            (0..4)
+                .map(|_| zipf.noisy_copy(r, &doc[start..start + QUERY_LEN], 0.1))
+                .collect()
+        })
+        .collect();
+    for k in [0.25, 0.9] {
+        let options = SearchOptions {
+            k: Some(EditBudget::Fraction(k)),
+            ..SearchOptions::default()
+        };
+        let (mut many, mut each) = (Vec::new(), Vec::new());
+        for (i, strings) in clips.iter().enumerate() {
+            let refs: Vec<&[Symbol]> = strings.iter().map(Vec::as_slice).collect();
+            let run_many = || {
+                let t = Instant::now();
+                let out = db.search_many(&refs, &options).expect("search_many");
+                (t.elapsed().as_secs_f64() * 1e3, out)
+            };
+            let run_each = || {
+                let t = Instant::now();
+                let out: Vec<_> = refs
+                    .iter()
+                    .map(|s| db.search_tokens(s, &options).expect("search"))
+                    .collect();
+                (t.elapsed().as_secs_f64() * 1e3, out)
+            };
+            let ((m_ms, m), (e_ms, e)) = if i % 2 == 0 {
+                let m = run_many();
+                (m, run_each())
+            } else {
+                let e = run_each();
+                (run_many(), e)
+            };
+            assert!(
+                m.iter().zip(&e).all(|(a, b)| a.hits == b.hits),
+                "search_many and search_tokens disagree"
+            );
+            many.push(m_ms);
+            each.push(e_ms);
+        }
+        let ratio = each.iter().sum::<f64>() / many.iter().sum::<f64>().max(1e-12);
+        many.sort_by(f64::total_cmp);
+        each.sort_by(f64::total_cmp);
+        println!(
+            "| {} clips | {k} | {:.2} | {:.2} | {:.2} | {:.2} | {ratio:.2}x |",
+            clips.len(),
+            percentile(&many, 0.5),
+            percentile(&many, 0.99),
+            percentile(&each, 0.5),
+            percentile(&each, 0.99)
+        );
+    }
 }
 
 /// Resident memory of a fresh process that opens the database and searches it: what a server
