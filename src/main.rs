@@ -261,7 +261,8 @@ struct SearchArgs {
     /// Number of hits per query.
     #[arg(long, default_value_t = 10)]
     top: usize,
-    /// Edit budget: an integer is absolute, a number below 1 is a fraction of the query length
+    /// Edit budget: an integer is absolute, a number below 1 is a fraction of the query length;
+    /// `none`: no budget, the `--top` nearest exactly (a bounded scan of every document)
     /// [default: 0.4 for tokens, 0.9 for a clip (see pairalign_query::CLIP_EDIT_BUDGET)].
     #[arg(long)]
     k: Option<String>,
@@ -460,11 +461,12 @@ fn read_queries(path: &Path) -> anyhow::Result<Vec<(String, Vec<Symbol>)>> {
 fn search(args: SearchArgs) -> anyhow::Result<ExitCode> {
     let options = SearchOptions {
         top: args.top,
-        k: Some(match (&args.k, &args.clip) {
-            (Some(text), _) => EditBudget::parse(text)?,
-            (None, Some(_)) => pairalign_query::CLIP_EDIT_BUDGET,
-            (None, None) => EditBudget::Fraction(0.4),
-        }),
+        k: match (args.k.as_deref(), &args.clip) {
+            (Some("none"), _) => None,
+            (Some(text), _) => Some(EditBudget::parse(text)?),
+            (None, Some(_)) => Some(pairalign_query::CLIP_EDIT_BUDGET),
+            (None, None) => Some(EditBudget::Fraction(0.4)),
+        },
         mode: match args.mode {
             ModeArg::Infix => Mode::Infix,
             ModeArg::Global => Mode::Global,

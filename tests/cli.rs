@@ -96,6 +96,23 @@ fn import_search_info_delete_compact() {
     let results = search_json(&db, &["--tokens", "3 17 4 8", "--k", "0.2"]);
     assert_eq!(results[0]["hits"].as_array().unwrap().len(), 1);
 
+    // `--k none`: the nearest documents however far, exactly, best first (every live document
+    // competes, one hit each); a budget finds none of them for this query.
+    let far = ["--tokens", "40 41 42 43 44 45"];
+    let bounded = search_json(&db, &[far[0], far[1], "--k", "2"]);
+    assert!(bounded[0]["hits"].as_array().unwrap().is_empty());
+    let results = search_json(&db, &[far[0], far[1], "--k", "none", "--top", "5"]);
+    let hits = results[0]["hits"].as_array().unwrap();
+    let mut ids: Vec<&str> = hits.iter().map(|h| h["id"].as_str().unwrap()).collect();
+    let distances: Vec<u64> = hits
+        .iter()
+        .map(|h| h["distance"].as_u64().unwrap())
+        .collect();
+    assert!(distances.windows(2).all(|w| w[0] <= w[1]), "{distances:?}");
+    assert!(distances.iter().all(|&d| d > 2), "{distances:?}");
+    ids.sort_unstable();
+    assert_eq!(ids, ["a", "b"], "both live documents, once each");
+
     // Without --json: one line per hit, for people.
     let out = pairalign(&[
         "search",

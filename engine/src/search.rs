@@ -143,6 +143,18 @@ pub struct SearchOutcome {
     pub took_ms: f64,
 }
 
+/// A hit before it is named: where it is by segment and ordinal. Names and times are read only
+/// for the hits that make the final top N ([`Searcher::finish`]).
+#[derive(Clone, Copy, Debug)]
+struct RawHit {
+    segment: usize,
+    ord: usize,
+    doc_id: u32,
+    start: usize,
+    end: usize,
+    distance: u32,
+}
+
 /// A stretch of one document to verify.
 #[derive(Clone, Copy, Debug)]
 struct Region {
@@ -203,7 +215,9 @@ impl Searcher {
         let mut outcomes = Vec::with_capacity(plans.len());
         for plan in &plans {
             let verifier = Verifier::new(plan.query, options.mode);
-            let (hits, regions, verified_tokens) = if plan.scan {
+            let (hits, regions, verified_tokens) = if plan.k.is_none() {
+                self.scan_nearest(&verifier, options)
+            } else if plan.scan {
                 self.scan_all(&verifier, plan.k, options)
             } else {
                 let regions = candidates.next().unwrap_or_default();
@@ -214,9 +228,7 @@ impl Searcher {
                     .collect();
                 (hits, regions.len(), verified_tokens)
             };
-            let mut hits = keep_best_of_overlapping(hits);
-            hits.sort_by(|a, b| (a.distance, &a.id, a.start).cmp(&(b.distance, &b.id, b.start)));
-            hits.truncate(options.top);
+            let hits = self.finish(hits, options.top, plan.query.len());
             outcomes.push(SearchOutcome {
                 hits,
                 k: plan.k,
@@ -254,8 +266,9 @@ impl Searcher {
         let total_tokens: u64 = self.segments.iter().map(|s| s.token_count()).sum();
         let cheap = total_tokens.saturating_mul(m as u64) <= options.exhaustive_below_cells;
         let threshold = lemma_threshold(m, q, k);
-        let lossless = options.exhaustive || threshold >= 1 || cheap;
-        let scan = options.exhaustive || (threshold < 1 && cheap);
+        // Without a budget the N nearest are found exactly by a bounded scan (`scan_nearest`).
+        let lossless = options.exhaustive || threshold >= 1 || cheap || k.is_none();
+        let scan = options.exhaustive || (threshold < 1 && cheap) || k.is_none();
         let mut grams: HashMap<u64, Vec<u32>> = HashMap::new();
         if !scan && m >= q {
             for (i, gram) in query.windows(q).enumerate() {
@@ -285,7 +298,7 @@ impl Searcher {
         verifier: &Verifier,
         k: Option<u32>,
         options: &SearchOptions,
-    ) -> (Vec<Hit>, usize, u64) {
+    ) -> (Vec<RawHit>, usize, u64) {
         let tasks: Vec<(usize, usize)> = self
             .segments
             .iter()
@@ -296,7 +309,7 @@ impl Searcher {
                     .map(move |first| (s, first))
             })
             .collect();
-        let per_task: Vec<(Vec<Hit>, usize, u64)> = tasks
+        let per_task: Vec<(Vec<RawHit>, usize, u64)> = tasks
             .par_iter()
             .map(|&(s, first)| {
                 let segment = &self.segments[s];
@@ -474,8 +487,7 @@ impl Searcher {
         regions: &[Region],
         k: Option<u32>,
         mode: Mode,
-    ) -> Vec<Hit> {
-        let m = verifier.query().len();
+    ) -> Vec<RawHit> {
         // Every region goes through the batched (SIMD) distance first, and only those within k
         // are located: most candidates fail, and the batch is several times faster per token than
         // `matches`, which then rescans the few that pass.
@@ -500,7 +512,10 @@ impl Searcher {
                     (Mode::Infix, Some(k)) => verifier.matches(text, k),
                     _ => verifier.locate(text, k).into_iter().collect(),
                 };
-                matches.into_iter().map(move |found| self.hit(r, found, m))
+                let doc_id = self.segments[r.segment].doc_id(r.ord);
+                matches
+                    .into_iter()
+                    .map(move |found| raw_hit(r, doc_id, found))
             })
             .collect()
     }
@@ -509,32 +524,168 @@ impl Searcher {
         &self.segments[r.segment].doc_tokens(r.ord)[r.start..r.end]
     }
 
-    fn hit(&self, r: &Region, found: Match, m: usize) -> Hit {
+    /// The final top `top` of `raw`, named: overlapping hits in a document reduced to the best,
+    /// then the best by distance; only the hits that can make the cut (every hit at the cut's
+    /// distance, for the tie-break by id) are named and timed, then sorted by distance, id and
+    /// start.
+    fn finish(&self, raw: Vec<RawHit>, top: usize, m: usize) -> Vec<Hit> {
+        let mut raw = keep_best_of_overlapping(raw);
+        if top == 0 {
+            return Vec::new();
+        }
+        if raw.len() > top {
+            raw.select_nth_unstable_by_key(top - 1, |h| h.distance);
+            let cut = raw[top - 1].distance;
+            raw.retain(|h| h.distance <= cut);
+        }
+        let mut hits: Vec<Hit> = raw.iter().map(|r| self.named(r, m)).collect();
+        hits.sort_by(|a, b| (a.distance, &a.id, a.start).cmp(&(b.distance, &b.id, b.start)));
+        hits.truncate(top);
+        hits
+    }
+
+    fn named(&self, r: &RawHit, m: usize) -> Hit {
         let doc = self.segments[r.segment].doc(r.ord);
-        let start = r.start + found.start;
-        let end = r.start + found.end;
         let time_at = |i: usize| doc.times_ms.get(i).copied().unwrap_or(doc.duration_ms);
         Hit {
             id: doc.name.to_string(),
-            doc_id: doc.doc_id,
-            start,
-            end,
-            start_ms: time_at(start),
-            end_ms: time_at(end),
-            distance: found.distance,
-            norm_distance: f64::from(found.distance) / m as f64,
+            doc_id: r.doc_id,
+            start: r.start,
+            end: r.end,
+            start_ms: time_at(r.start),
+            end_ms: time_at(r.end),
+            distance: r.distance,
+            norm_distance: f64::from(r.distance) / m as f64,
         }
+    }
+
+    /// The `options.top` nearest documents exactly, without a budget: every searchable document
+    /// through the batched distance, in parallel tasks, each bounded by the `top`-th best distance
+    /// found so far (the bound tightens as tasks finish, and the banded kernels get cheaper with
+    /// it); then only the documents that make the cut are located (where in the document).
+    /// Returns the hits, the documents and the tokens verified.
+    fn scan_nearest(
+        &self,
+        verifier: &Verifier,
+        options: &SearchOptions,
+    ) -> (Vec<RawHit>, usize, u64) {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        use std::sync::Mutex;
+
+        let top = options.top;
+        let bound = AtomicU32::new(u32::MAX);
+        // The `top` best distances so far (a max-heap), shared by the tasks.
+        let best = Mutex::new(std::collections::BinaryHeap::<u32>::with_capacity(
+            top.min(1 << 16),
+        ));
+        let tasks: Vec<(usize, usize)> = self
+            .segments
+            .iter()
+            .enumerate()
+            .flat_map(|(s, segment)| {
+                (0..segment.doc_count())
+                    .step_by(VERIFY_CHUNK)
+                    .map(move |first| (s, first))
+            })
+            .collect();
+        // Per task: the documents within the bound (segment, ordinal, distance), documents and
+        // tokens verified.
+        type Found = Vec<(usize, usize, u32)>;
+        let per_task: Vec<(Found, usize, u64)> = tasks
+            .par_iter()
+            .map(|&(s, first)| {
+                let segment = &self.segments[s];
+                let last = (first + VERIFY_CHUNK).min(segment.doc_count());
+                let ords: Vec<usize> = (first..last)
+                    .filter(|&ord| self.searchable(segment.doc_id(ord), options))
+                    .collect();
+                let texts: Vec<&[Symbol]> = ords.iter().map(|&o| segment.doc_tokens(o)).collect();
+                let tokens = texts.iter().map(|t| t.len() as u64).sum();
+                let limit = bound.load(Ordering::Relaxed);
+                let k = (limit != u32::MAX).then_some(limit);
+                let found: Vec<(usize, usize, u32)> = ords
+                    .iter()
+                    .zip(verifier.distances(&texts, k))
+                    .filter_map(|(&ord, d)| Some((s, ord, d?)))
+                    .collect();
+                if top > 0 && !found.is_empty() {
+                    if let Ok(mut heap) = best.lock() {
+                        for &(_, _, d) in &found {
+                            if heap.len() < top {
+                                heap.push(d);
+                            } else if heap.peek().is_some_and(|&worst| d < worst) {
+                                heap.pop();
+                                heap.push(d);
+                            }
+                        }
+                        if heap.len() == top {
+                            if let Some(&worst) = heap.peek() {
+                                bound.fetch_min(worst, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+                (found, ords.len(), tokens)
+            })
+            .collect();
+        let mut found = Vec::new();
+        let (mut docs, mut tokens) = (0, 0);
+        for (task_found, task_docs, task_tokens) in per_task {
+            found.extend(task_found);
+            docs += task_docs;
+            tokens += task_tokens;
+        }
+        // Keep the documents that can make the top (ties at the cut included), then locate them.
+        if top > 0 && found.len() > top {
+            found.select_nth_unstable_by_key(top - 1, |&(_, _, d)| d);
+            let cut = found[top - 1].2;
+            found.retain(|&(_, _, d)| d <= cut);
+        } else if top == 0 {
+            found.clear();
+        }
+        let hits = found
+            .par_iter()
+            .filter_map(|&(s, ord, _)| {
+                let segment = &self.segments[s];
+                let text = segment.doc_tokens(ord);
+                let m = verifier.locate(text, None)?;
+                Some(RawHit {
+                    segment: s,
+                    ord,
+                    doc_id: segment.doc_id(ord),
+                    start: m.start,
+                    end: m.end,
+                    distance: m.distance,
+                })
+            })
+            .collect();
+        (hits, docs, tokens)
+    }
+}
+
+/// The hit of a match found in region `r` of document number `doc_id`.
+fn raw_hit(r: &Region, doc_id: u32, found: Match) -> RawHit {
+    RawHit {
+        segment: r.segment,
+        ord: r.ord,
+        doc_id,
+        start: r.start + found.start,
+        end: r.start + found.end,
+        distance: found.distance,
     }
 }
 
 /// Regions of one document can overlap, and so can their hits: keeps the best hit (lowest
 /// distance, then shortest) of each group of overlapping hits in a document.
-fn keep_best_of_overlapping(mut hits: Vec<Hit>) -> Vec<Hit> {
-    hits.sort_by_key(|h| (h.doc_id, h.start, h.distance));
-    let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
+fn keep_best_of_overlapping(mut hits: Vec<RawHit>) -> Vec<RawHit> {
+    hits.sort_by_key(|h| (h.segment, h.ord, h.start, h.distance));
+    let mut kept: Vec<RawHit> = Vec::with_capacity(hits.len());
     for hit in hits {
         match kept.last_mut() {
-            Some(last) if last.doc_id == hit.doc_id && hit.start < last.end.max(last.start + 1) => {
+            Some(last)
+                if (last.segment, last.ord) == (hit.segment, hit.ord)
+                    && hit.start < last.end.max(last.start + 1) =>
+            {
                 if (hit.distance, hit.end - hit.start) < (last.distance, last.end - last.start) {
                     *last = hit;
                 }

@@ -241,6 +241,99 @@ fn search_many_equals_one_search_per_string() {
     assert!(matches!(err, Error::InvalidInput(_)), "{err}");
 }
 
+/// Plain dynamic programming: the edit distance of `query` to `text` (global), or to its best
+/// substring (infix: free start and end in the text).
+fn dp_distance(query: &[Symbol], text: &[Symbol], mode: Mode) -> u32 {
+    let mut row: Vec<u32> = (0..=text.len() as u32)
+        .map(|j| if mode == Mode::Infix { 0 } else { j })
+        .collect();
+    for (i, &q) in query.iter().enumerate() {
+        let mut next = vec![i as u32 + 1; text.len() + 1];
+        for (j, &t) in text.iter().enumerate() {
+            next[j + 1] = (row[j] + u32::from(q != t))
+                .min(row[j + 1] + 1)
+                .min(next[j] + 1);
+        }
+        row = next;
+    }
+    match mode {
+        Mode::Infix => row.into_iter().min().unwrap_or(0),
+        Mode::Global => row[text.len()],
+    }
+}
+
+/// Without a budget (`k: None`) a search returns the `top` nearest documents exactly, from a
+/// bounded scan, on an archive far above the exhaustive threshold: the same documents and
+/// distances as plain dynamic programming over every live document, ties at the cut broken by
+/// id, one hit per document, deleted and filtered-out documents never returned.
+#[test]
+fn unbounded_search_returns_the_exact_nearest() {
+    let mut r = rng(31);
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = DatabaseWriter::create(dir.path(), DatabaseConfig::new(16, 3)).unwrap();
+    let zipf = ZipfTokens::new(16, 1.0, 5);
+    let docs: Vec<NewDoc> = (0..3000)
+        .map(|d| {
+            let len = r.gen_range(0..70);
+            doc(&format!("d{d:04}"), zipf.string(&mut r, len))
+        })
+        .collect();
+    for chunk in docs.chunks(700) {
+        db.add_tokens(chunk).unwrap();
+    }
+    db.delete(&["d0001", "d0002", "d0100"]).unwrap();
+    let only: roaring::RoaringBitmap = (0..3000u32).filter(|d| d % 3 != 0).collect();
+    for round in 0..16 {
+        let source = &docs[r.gen_range(0..docs.len())].tokens;
+        let query = if source.len() >= 12 && round % 4 != 3 {
+            let start = r.gen_range(0..=source.len() - 12);
+            zipf.noisy_copy(&mut r, &source[start..start + 12], 0.3)
+        } else {
+            zipf.string(&mut r, 20)
+        };
+        let mode = if round % 2 == 0 {
+            Mode::Infix
+        } else {
+            Mode::Global
+        };
+        let top = [1, 3, 10, 40][round % 4];
+        let restricted = round % 5 == 4;
+        let options = SearchOptions {
+            top,
+            k: None,
+            mode,
+            exhaustive_below_cells: 0,
+            only: restricted.then(|| std::sync::Arc::new(only.clone())),
+            ..SearchOptions::default()
+        };
+        let got = db.search_tokens(&query, &options).unwrap();
+        assert!(got.lossless);
+        let mut expected: Vec<(u32, String)> = docs
+            .iter()
+            .enumerate()
+            .filter(|(i, d)| db.contains(&d.id) && (!restricted || only.contains(*i as u32)))
+            .map(|(_, d)| (dp_distance(&query, &d.tokens, mode), d.id.clone()))
+            .collect();
+        expected.sort();
+        expected.truncate(top);
+        let got_pairs: Vec<(u32, String)> = got
+            .hits
+            .iter()
+            .map(|h| (h.distance, h.id.clone()))
+            .collect();
+        assert_eq!(got_pairs, expected, "round {round} {mode:?} top {top}");
+        for hit in &got.hits {
+            let (s, ord) = db.find(&hit.id).unwrap();
+            let tokens = db.segments()[s].doc(ord).tokens;
+            assert_eq!(
+                dp_distance(&query, &tokens[hit.start..hit.end], Mode::Global),
+                hit.distance,
+                "the span holds the match"
+            );
+        }
+    }
+}
+
 /// A writer's staged additions and deletions are invisible (to itself and to readers) until
 /// `commit`, which writes them as one MANIFEST; `rollback` drops them; a commit with nothing
 /// staged writes nothing.
