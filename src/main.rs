@@ -226,6 +226,9 @@ struct ImportTokensArgs {
     /// Commit a segment every this many documents (a crash loses at most one batch).
     #[arg(long, default_value_t = ImportOptions::default().batch_docs)]
     batch_docs: usize,
+    /// ...or every this many tokens, whichever comes first (bounds the memory of an import).
+    #[arg(long, default_value_t = ImportOptions::default().batch_tokens)]
+    batch_tokens: usize,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -400,7 +403,7 @@ fn import_tokens(args: ImportTokensArgs) -> anyhow::Result<ExitCode> {
     let options = ImportOptions {
         strict: args.strict,
         batch_docs: args.batch_docs.max(1),
-        ..ImportOptions::default()
+        batch_tokens: args.batch_tokens.max(1),
     };
     let report = import_jsonl(&mut db, &args.file, &options)?;
     if args.json {

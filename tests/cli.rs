@@ -311,6 +311,37 @@ fn killed_import_keeps_whole_batches_and_resumes() {
     eprintln!("{killed_while_running} of 3 kills landed while the import was running");
 }
 
+/// `--batch-tokens` commits a segment every that many tokens: 1,000 documents of 40 tokens in
+/// batches of at most 8,000 tokens are 5 segments, all searchable.
+#[test]
+fn import_batches_by_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db = dir.path().join("db");
+    synth_tokens(&data, &["--docs", "1000", "--len", "40", "--queries", "1"]);
+    let out = pairalign(&[
+        "import-tokens",
+        "--db",
+        path(&db),
+        "--vocab",
+        "512",
+        "--batch-tokens",
+        "8000",
+        path(&data.join("archive.jsonl")),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = pairalign(&["info", "--db", path(&db), "--json"]);
+    let info = &json_lines(&out)[0];
+    assert_eq!(
+        (info["docs"].as_u64(), info["segments"].as_u64()),
+        (Some(1000), Some(5))
+    );
+}
+
 /// The sample files of every format, from the bundled sample archive.
 fn sample_files() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/short");

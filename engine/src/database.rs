@@ -159,7 +159,14 @@ pub struct DatabaseWriter {
     _lock: File,
     staged_deletes: Vec<String>,
     staged_docs: Vec<NewDoc>,
+    /// Most tokens one segment gets ([`MAX_SEGMENT_TOKENS`], lower in tests).
+    segment_token_limit: u64,
 }
+
+/// Most tokens in one segment: a segment addresses its tokens with `u32` (about 94,000 hours at
+/// 12.7 tokens a second). A larger batch, or a compaction of more, is written as several
+/// segments in the same commit.
+pub const MAX_SEGMENT_TOKENS: u64 = u32::MAX as u64;
 
 impl Deref for DatabaseWriter {
     type Target = Searcher;
@@ -408,6 +415,7 @@ impl DatabaseWriter {
             _lock: lock,
             staged_deletes: Vec::new(),
             staged_docs: Vec::new(),
+            segment_token_limit: MAX_SEGMENT_TOKENS,
         })
     }
 
@@ -424,6 +432,7 @@ impl DatabaseWriter {
             _lock: lock,
             staged_deletes: Vec::new(),
             staged_docs: Vec::new(),
+            segment_token_limit: MAX_SEGMENT_TOKENS,
         };
         db.remove_unreferenced_files()?;
         Ok(db)
@@ -558,27 +567,29 @@ impl DatabaseWriter {
             return Ok(report);
         }
         let mut next = self.committed.manifest.clone();
-        let segment = if docs.is_empty() {
-            None
+        let segments = if docs.is_empty() {
+            Vec::new()
         } else {
             let first_id = next.next_doc_id;
             let count = u32::try_from(docs.len())
                 .ok()
                 .filter(|n| first_id.checked_add(*n).is_some())
                 .ok_or_else(|| Error::InvalidInput("too many documents for one database".into()))?;
-            let mut writer = SegmentWriter::new(next.vocab_size, next.q)?;
-            for (i, doc) in docs.iter().enumerate() {
-                let (times, duration_ms) = doc.resolved_times();
-                writer.add(&DocInput {
+            let resolved: Vec<(Vec<u32>, u32)> = docs.iter().map(NewDoc::resolved_times).collect();
+            let inputs = docs
+                .iter()
+                .zip(&resolved)
+                .enumerate()
+                .map(|(i, (doc, t))| DocInput {
                     name: &doc.id,
                     doc_id: first_id + i as u32,
                     tokens: &doc.tokens,
-                    times_ms: &times,
-                    duration_ms,
-                })?;
-            }
+                    times_ms: &t.0,
+                    duration_ms: t.1,
+                });
+            let written = self.write_segments(inputs, &mut next)?;
             next.next_doc_id = first_id + count;
-            Some(self.write_segment(writer, &mut next)?)
+            written
         };
         if !report.deleted.is_empty() {
             // Named after the generation the commit below assigns, so the name is always new.
@@ -590,7 +601,9 @@ impl DatabaseWriter {
         }
         let garbage = self.unreferenced_after(&next);
         self.commit_manifest(next, garbage)?;
-        self.committed.segments.extend(segment.map(Arc::new));
+        self.committed
+            .segments
+            .extend(segments.into_iter().map(Arc::new));
         self.committed.deletes = deletes;
         Ok(report)
     }
@@ -630,24 +643,6 @@ impl DatabaseWriter {
     /// commits. From 0 the tombstones go too (no live segment refers to them any more); from
     /// later they stay, since older segments may hold the documents they name.
     fn merge_from(&mut self, from: usize) -> Result<()> {
-        let mut writer = SegmentWriter::new(
-            self.committed.manifest.vocab_size,
-            self.committed.manifest.q,
-        )?;
-        for segment in &self.committed.segments[from..] {
-            for doc in segment.docs() {
-                if self.committed.deletes.contains(doc.doc_id) {
-                    continue;
-                }
-                writer.add(&DocInput {
-                    name: doc.name,
-                    doc_id: doc.doc_id,
-                    tokens: doc.tokens,
-                    times_ms: doc.times_ms,
-                    duration_ms: doc.duration_ms,
-                })?;
-            }
-        }
         let everything = from == 0;
         let mut next = self.committed.manifest.clone();
         next.segments.truncate(from);
@@ -655,18 +650,64 @@ impl DatabaseWriter {
             next.deletes = None;
         }
         let old_files = self.unreferenced_after(&next);
-        let merged = if writer.doc_count() == 0 {
-            None
-        } else {
-            Some(Arc::new(self.write_segment(writer, &mut next)?))
-        };
+        let deletes = &self.committed.deletes;
+        let inputs = self.committed.segments[from..].iter().flat_map(|segment| {
+            segment
+                .docs()
+                .filter(|doc| !deletes.contains(doc.doc_id))
+                .map(|doc| DocInput {
+                    name: doc.name,
+                    doc_id: doc.doc_id,
+                    tokens: doc.tokens,
+                    times_ms: doc.times_ms,
+                    duration_ms: doc.duration_ms,
+                })
+        });
+        let merged = self.write_segments(inputs, &mut next)?;
         self.commit_manifest(next, old_files)?;
         self.committed.segments.truncate(from);
-        self.committed.segments.extend(merged);
+        self.committed
+            .segments
+            .extend(merged.into_iter().map(Arc::new));
         if everything {
             self.committed.deletes = RoaringBitmap::new();
         }
         Ok(())
+    }
+
+    /// Writes `docs` as new segments recorded in `next`: one, or as many as keep each below the
+    /// segment token limit ([`MAX_SEGMENT_TOKENS`]; a segment addresses its tokens with `u32`).
+    /// No segment for no documents.
+    fn write_segments<'d>(
+        &self,
+        docs: impl IntoIterator<Item = DocInput<'d>>,
+        next: &mut Manifest,
+    ) -> Result<Vec<Segment>> {
+        let mut written = Vec::new();
+        let mut writer = SegmentWriter::new(next.vocab_size, next.q)?;
+        let mut tokens = 0u64;
+        for doc in docs {
+            let len = doc.tokens.len() as u64;
+            if writer.doc_count() > 0 && tokens + len > self.segment_token_limit {
+                let full =
+                    std::mem::replace(&mut writer, SegmentWriter::new(next.vocab_size, next.q)?);
+                written.push(self.write_segment(full, next)?);
+                tokens = 0;
+            }
+            writer.add(&doc)?;
+            tokens += len;
+        }
+        if writer.doc_count() > 0 {
+            written.push(self.write_segment(writer, next)?);
+        }
+        Ok(written)
+    }
+
+    /// Lowers the segment token limit ([`MAX_SEGMENT_TOKENS`]) so that tests can see segments
+    /// split without writing billions of tokens.
+    #[doc(hidden)]
+    pub fn set_segment_token_limit(&mut self, limit: u64) {
+        self.segment_token_limit = limit.clamp(1, MAX_SEGMENT_TOKENS);
     }
 
     /// Writes a new segment file named from `next.next_segment_id` and records it in `next`.

@@ -32,7 +32,7 @@ pub mod verifier;
 
 pub use database::{
     tiered_merge_start, DatabaseConfig, DatabaseInfo, DatabaseWriter, DeleteReport, NewDoc,
-    Searcher, MAX_ID_BYTES, MERGE_TIER_BYTES, NOMINAL_TOKENS_PER_SECOND,
+    Searcher, MAX_ID_BYTES, MAX_SEGMENT_TOKENS, MERGE_TIER_BYTES, NOMINAL_TOKENS_PER_SECOND,
 };
 pub use error::{Error, Result};
 pub use manifest::TokenizerRecord;

@@ -334,6 +334,53 @@ fn unbounded_search_returns_the_exact_nearest() {
     }
 }
 
+/// A batch or a compaction with more tokens than one segment may hold is written as several
+/// segments, each within the limit, in one commit; every document stays searchable and keeps its
+/// number.
+#[test]
+fn segments_split_below_the_token_limit() {
+    let mut r = rng(41);
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = DatabaseWriter::create(dir.path(), DatabaseConfig::new(64, 3)).unwrap();
+    db.set_segment_token_limit(500);
+    let zipf = ZipfTokens::new(64, 1.0, 9);
+    let docs: Vec<NewDoc> = (0..40)
+        .map(|d| {
+            let len = r.gen_range(20..120);
+            doc(&format!("d{d:02}"), zipf.string(&mut r, len))
+        })
+        .collect();
+    let total: usize = docs.iter().map(|d| d.tokens.len()).sum();
+    let generation = db.manifest().generation;
+    db.add_tokens(&docs).unwrap();
+    assert_eq!(db.manifest().generation, generation + 1, "one commit");
+    let counts =
+        |db: &Searcher| -> Vec<u64> { db.segments().iter().map(|s| s.token_count()).collect() };
+    let split = counts(&db);
+    assert!(split.len() >= total / 500, "{split:?}");
+    assert!(split.iter().all(|&t| t <= 500), "{split:?}");
+    assert_eq!(split.iter().sum::<u64>(), total as u64);
+    db.delete(&["d03"]).unwrap();
+    db.compact().unwrap();
+    let compacted = counts(&db);
+    assert!(
+        compacted.len() > 1 && compacted.iter().all(|&t| t <= 500),
+        "{compacted:?}"
+    );
+    let reader = Searcher::open(dir.path()).unwrap();
+    for (i, d) in docs.iter().enumerate() {
+        assert_eq!(reader.contains(&d.id), i != 3, "{}", d.id);
+    }
+    let exact = SearchOptions {
+        k: Some(EditBudget::Absolute(0)),
+        exhaustive: true,
+        top: 1,
+        ..SearchOptions::default()
+    };
+    let hit = &reader.search_tokens(&docs[17].tokens, &exact).unwrap().hits[0];
+    assert_eq!((hit.id.as_str(), hit.doc_id, hit.distance), ("d17", 17, 0));
+}
+
 /// A writer's staged additions and deletions are invisible (to itself and to readers) until
 /// `commit`, which writes them as one MANIFEST; `rollback` drops them; a commit with nothing
 /// staged writes nothing.
