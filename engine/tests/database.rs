@@ -381,6 +381,48 @@ fn segments_split_below_the_token_limit() {
     assert_eq!((hit.id.as_str(), hit.doc_id, hit.distance), ("d17", 17, 0));
 }
 
+/// A query made mostly of the archive's commonest q-gram (silence: runs of one symbol) would
+/// collect more matches than verifying every document costs: the segments are verified whole
+/// instead, and the answer is exhaustive search's, in both lossless and ranked budgets.
+#[test]
+fn a_query_of_silence_scans_rather_than_collects_matches() {
+    let mut r = rng(43);
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = DatabaseWriter::create(dir.path(), DatabaseConfig::new(64, 3)).unwrap();
+    let zipf = ZipfTokens::new(64, 1.0, 11);
+    let docs: Vec<NewDoc> = (0..400)
+        .map(|d| {
+            // Speech-like pieces separated by long pauses (symbol 0).
+            let mut tokens = Vec::new();
+            while tokens.len() < 300 {
+                tokens.extend(std::iter::repeat_n(0, r.gen_range(10..40)));
+                let len = r.gen_range(5..20);
+                tokens.extend(zipf.string(&mut r, len).into_iter().map(|t| t.max(1)));
+            }
+            doc(&format!("d{d:03}"), tokens)
+        })
+        .collect();
+    db.add_tokens(&docs[..200]).unwrap();
+    db.add_tokens(&docs[200..]).unwrap();
+    let total: u64 = docs.iter().map(|d| d.tokens.len() as u64).sum();
+    let mut query: Vec<Symbol> = vec![0; 30];
+    query.extend_from_slice(&docs[7].tokens[40..48]);
+    for k in [0.1, 0.25, 0.4] {
+        let options = SearchOptions {
+            k: Some(EditBudget::Fraction(k)),
+            top: 20,
+            exhaustive_below_cells: 0,
+            ..SearchOptions::default()
+        };
+        let filtered = db.search_tokens(&query, &options).unwrap();
+        let exhaustive = db
+            .search_tokens(&query, &SearchOptions { exhaustive: true, ..options.clone() })
+            .unwrap();
+        assert_eq!(filtered.hits, exhaustive.hits, "k {k}");
+        assert_eq!(filtered.verified_tokens, total, "k {k}: every segment verified whole");
+    }
+}
+
 /// A writer's staged additions and deletions are invisible (to itself and to readers) until
 /// `commit`, which writes them as one MANIFEST; `rollback` drops them; a commit with nothing
 /// staged writes nothing.
