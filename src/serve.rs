@@ -72,6 +72,11 @@ pub struct ServeArgs {
     /// connections are closed (queued writes are committed either way).
     #[arg(long, default_value_t = Limits::default().shutdown_grace.as_secs_f64())]
     shutdown_grace: f64,
+    /// Check every segment in full (checksums and contents, as `pairalign check` does) before
+    /// listening, and refuse to start on a damaged one. Without it the server starts at once and
+    /// checks the segments in the background; a damaged one fails the requests that read it.
+    #[arg(long)]
+    verify: bool,
 }
 
 /// What `--token-file`'s token guards.
@@ -110,6 +115,11 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         shutdown_grace: seconds("shutdown-grace", args.shutdown_grace)?,
         ..defaults
     };
+    if args.verify && args.db.join("MANIFEST").exists() {
+        pairalign_engine::Searcher::open(&args.db)
+            .and_then(|db| db.verify())
+            .with_context(|| format!("{} did not pass its check", args.db.display()))?;
+    }
     let tokenizer = tokenizer_for(&args.db, args.tokenizer.as_deref())?;
     if !args.addr.ip().is_loopback() && token.is_none() {
         eprintln!(

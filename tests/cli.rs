@@ -342,6 +342,72 @@ fn import_batches_by_tokens() {
     );
 }
 
+/// Opening a database reads its MANIFEST and segment headers only; the sections are checked in
+/// the background and before their first use. A segment damaged inside a section: a search
+/// fails naming the file, `check` finds it, and `serve --verify` refuses to start.
+#[test]
+fn a_damaged_section_is_found_at_first_use_and_by_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db = dir.path().join("db");
+    synth_tokens(&data, &["--docs", "200", "--len", "40", "--queries", "1"]);
+    let out = pairalign(&[
+        "import-tokens",
+        "--db",
+        path(&db),
+        "--vocab",
+        "512",
+        path(&data.join("archive.jsonl")),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let segment = std::fs::read_dir(db.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .unwrap();
+    // A byte of the token section (it starts after the header and the section table).
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[1000] ^= 0x55;
+    std::fs::write(&segment, &bytes).unwrap();
+    let name = segment.file_name().unwrap().to_string_lossy().into_owned();
+
+    let out = pairalign(&["search", "--db", path(&db), "--tokens", "1 2 3 4 5"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&name) && stderr.contains("corrupt"),
+        "{stderr}"
+    );
+
+    let out = pairalign(&["check", "--db", path(&db)]);
+    assert_eq!(out.status.code(), Some(1));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains(&name), "{all}");
+
+    let out = pairalign(&[
+        "serve",
+        "--db",
+        path(&db),
+        "--verify",
+        "--addr",
+        "127.0.0.1:0",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("did not pass its check") && stderr.contains(&name),
+        "{stderr}"
+    );
+}
+
 /// The sample files of every format, from the bundled sample archive.
 fn sample_files() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/short");

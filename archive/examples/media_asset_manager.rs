@@ -37,7 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The editor selects 3 s of the longest asset and asks where else it occurs.
     let longest = archive
         .database()
-        .segments()
+        .segments()?
         .iter()
         .flat_map(|s| {
             s.docs()

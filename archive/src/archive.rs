@@ -200,24 +200,16 @@ impl Archive {
     /// The id a new asset gets: `id`, or the start of its content hash; errors when the id is
     /// taken or the content is already indexed.
     fn new_id(&self, id: Option<&str>, hash: &str) -> Result<String> {
-        let live = |a: &Asset| self.store.db.contains(&a.id);
-        if let Some(copy) = self
-            .store
-            .catalog
-            .reader()
-            .by_hash(hash)?
-            .iter()
-            .find(|a| live(a))
-        {
-            return Err(Error::Duplicate {
-                of: copy.id.clone(),
-            });
+        for copy in self.store.catalog.reader().by_hash(hash)? {
+            if self.store.db.contains(&copy.id)? {
+                return Err(Error::Duplicate { of: copy.id });
+            }
         }
         let id = id.map_or_else(|| hash[..HASH_ID_LEN].to_string(), str::to_string);
         if id.is_empty() {
             return Err(Error::InvalidMetadata("an empty id".into()));
         }
-        if self.store.db.contains(&id) {
+        if self.store.db.contains(&id)? {
             return Err(Error::IdTaken(id));
         }
         Ok(id)

@@ -371,7 +371,7 @@ fn main() -> Result<(), BoxError> {
     }
     let reader = ArchiveReader::open_with(&db, tokenizer)?;
     let before = reader.stats()?;
-    let segments_before = reader.database().segments().len();
+    let segments_before = reader.database().segment_count();
     let mut files = reader.assets(Some("duration:>3.5"), 0, usize::MAX)?.assets;
     drop(reader);
     if files.len() < 2 {
@@ -651,5 +651,5 @@ fn main() -> Result<(), BoxError> {
 
 /// Segments of the database after the server stopped.
 fn segments_on_disk(db: &Path) -> Result<usize, BoxError> {
-    Ok(pairalign_engine::Searcher::open(db)?.segments().len())
+    Ok(pairalign_engine::Searcher::open(db)?.segment_count())
 }

@@ -160,7 +160,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         stats.docs,
         stats.hours,
         stats.tokens,
-        reader.database().segments().len(),
+        reader.database().segment_count(),
         queries
     );
     println!(
@@ -194,7 +194,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "docs": stats.docs,
         "hours": stats.hours,
         "tokens": stats.tokens,
-        "segments": reader.database().segments().len(),
+        "segments": reader.database().segment_count(),
         "queries": queries,
         "view": view_spec,
         "filter": filter,

@@ -643,7 +643,7 @@ impl CatalogReader {
 
     fn cross_check_unguarded(&self, db: &Database) -> Result<CrossCheck> {
         let mut live: HashMap<&str, (u32, u64)> = HashMap::new();
-        for segment in db.segments() {
+        for segment in db.segments()? {
             for doc in segment.docs().filter(|d| !db.is_deleted(d.doc_id)) {
                 live.insert(doc.name, (doc.doc_id, doc.tokens.len() as u64));
             }
@@ -689,7 +689,7 @@ impl CatalogReader {
             }
         }
         if db.tokenizer().is_some() && described.len() < check.live_docs {
-            for segment in db.segments() {
+            for segment in db.segments()? {
                 check.missing.extend(
                     segment
                         .docs()

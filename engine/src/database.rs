@@ -10,6 +10,7 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rayon::prelude::*;
 use roaring::RoaringBitmap;
 use serde::Serialize;
 
@@ -205,9 +206,18 @@ impl Searcher {
         let mut segments = Vec::with_capacity(manifest.segments.len());
         for entry in &manifest.segments {
             let path = seg_dir.join(&entry.file);
-            let segment = Segment::open(&path)?;
+            let segment = Segment::open_deferred(&path)?;
             check_segment_against_manifest(&segment, entry, &manifest, &path)?;
             segments.push(Arc::new(segment));
+        }
+        // The sections' checksums and contents are checked in the background, so that opening
+        // costs what the MANIFEST and the headers cost; the first use of a segment waits for its
+        // check (or runs it) and a damaged one is an error then (`Searcher::verified`).
+        for segment in &segments {
+            let segment = Arc::clone(segment);
+            rayon::spawn(move || {
+                let _ = segment.verify();
+            });
         }
         let deletes = match &manifest.deletes {
             None => RoaringBitmap::new(),
@@ -236,9 +246,32 @@ impl Searcher {
         &self.manifest
     }
 
-    /// The live segments, oldest first.
-    pub fn segments(&self) -> &[Arc<Segment>] {
-        &self.segments
+    /// The live segments, oldest first, each checked in full (checksums and contents:
+    /// [`Segment::verify`]; done once per segment, in the background after open, so this waits
+    /// at most for what is not done yet). A damaged segment is `Error::Corrupt` naming the file
+    /// and the section.
+    pub fn segments(&self) -> Result<&[Arc<Segment>]> {
+        self.verified()
+    }
+
+    /// How many segments the snapshot has (no check needed).
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Checks every segment in full now ([`Searcher::segments`]); `pairalign check` and a
+    /// server started with `--verify` call it before serving.
+    pub fn verify(&self) -> Result<()> {
+        self.verified().map(|_| ())
+    }
+
+    /// The segments once every one has passed its full check (in parallel for those not done).
+    pub(crate) fn verified(&self) -> Result<&[Arc<Segment>]> {
+        if self.segments.iter().all(|s| s.is_verified()) {
+            return Ok(&self.segments);
+        }
+        self.segments.par_iter().try_for_each(|s| s.verify())?;
+        Ok(&self.segments)
     }
 
     /// Whether document number `doc_id` is tombstoned.
@@ -285,24 +318,29 @@ impl Searcher {
     }
 
     /// Finds a live document by id: (segment index, ordinal in the segment).
-    pub fn find(&self, id: &str) -> Option<(usize, usize)> {
+    pub fn find(&self, id: &str) -> Result<Option<(usize, usize)>> {
         // Newest first: after a delete and re-add, the live copy is in a newer segment.
-        self.segments.iter().enumerate().rev().find_map(|(s, seg)| {
-            let ord = seg.find(id)?;
-            (!self.deletes.contains(seg.doc(ord).doc_id)).then_some((s, ord))
-        })
+        Ok(self
+            .verified()?
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(s, seg)| {
+                let ord = seg.find(id)?;
+                (!self.deletes.contains(seg.doc(ord).doc_id)).then_some((s, ord))
+            }))
     }
 
     /// Whether a live document has this id.
-    pub fn contains(&self, id: &str) -> bool {
-        self.find(id).is_some()
+    pub fn contains(&self, id: &str) -> Result<bool> {
+        Ok(self.find(id)?.is_some())
     }
 
     /// Checks one document against the database without adding it: id length, symbols in the
     /// vocabulary, times consistent, id not already live.
     pub fn validate(&self, doc: &NewDoc) -> Result<()> {
         self.validate_content(doc)?;
-        if self.contains(&doc.id) {
+        if self.contains(&doc.id)? {
             return Err(Error::DuplicateId(doc.id.clone()));
         }
         Ok(())
@@ -351,7 +389,7 @@ impl Searcher {
         // Counted in the segments: a merge of the newest segments drops the documents it
         // tombstoned but leaves their numbers in the tombstone file until a full compaction.
         let mut deleted = 0u64;
-        for segment in &self.segments {
+        for segment in self.verified()? {
             bytes += segment.byte_len();
             for ord in 0..segment.doc_count() {
                 if self.deletes.contains(segment.doc_id(ord)) {
@@ -494,7 +532,7 @@ impl DatabaseWriter {
         for doc in docs {
             self.validate_content(doc)?;
             let replaced = self.staged_deletes.contains(&doc.id);
-            if !ids.insert(doc.id.as_str()) || (!replaced && self.contains(&doc.id)) {
+            if !ids.insert(doc.id.as_str()) || (!replaced && self.contains(&doc.id)?) {
                 return Err(Error::DuplicateId(doc.id.clone()));
             }
         }
@@ -548,7 +586,7 @@ impl DatabaseWriter {
         let mut deletes = self.committed.deletes.clone();
         for id in delete {
             let id = id.as_ref();
-            match self.find(id) {
+            match self.find(id)? {
                 Some((s, ord)) if deletes.insert(self.committed.segments[s].doc(ord).doc_id) => {
                     report.deleted.push(id.to_string())
                 }
@@ -559,7 +597,7 @@ impl DatabaseWriter {
         for doc in docs {
             self.validate_content(doc)?;
             let replaced = report.deleted.contains(&doc.id);
-            if !ids.insert(doc.id.as_str()) || (!replaced && self.contains(&doc.id)) {
+            if !ids.insert(doc.id.as_str()) || (!replaced && self.contains(&doc.id)?) {
                 return Err(Error::DuplicateId(doc.id.clone()));
             }
         }
@@ -643,6 +681,7 @@ impl DatabaseWriter {
     /// commits. From 0 the tombstones go too (no live segment refers to them any more); from
     /// later they stay, since older segments may hold the documents they name.
     fn merge_from(&mut self, from: usize) -> Result<()> {
+        self.verified()?;
         let everything = from == 0;
         let mut next = self.committed.manifest.clone();
         next.segments.truncate(from);
@@ -890,13 +929,9 @@ fn check_segment_against_manifest(
             format!("{}/{}", manifest.vocab_size, manifest.q),
         );
     }
-    if let Some(doc) = segment.docs().find(|d| d.doc_id >= manifest.next_doc_id) {
-        return mismatch(
-            "a document number",
-            doc.doc_id.to_string(),
-            format!("below next_doc_id {}", manifest.next_doc_id),
-        );
-    }
+    // Every document number below the MANIFEST's next one: checked with the contents, once the
+    // doc table is known to be sound (`Segment::verify`).
+    segment.require_doc_ids_below(manifest.next_doc_id);
     Ok(())
 }
 

@@ -153,7 +153,8 @@ pub fn import(bytes: &[u8]) {
         };
         drop(db);
         let db = Searcher::open(&dir).expect("an import leaves a database that opens");
-        let docs: usize = db.segments().iter().map(|s| s.doc_count()).sum();
+        let segments = db.segments().expect("an imported database verifies");
+        let docs: usize = segments.iter().map(|s| s.doc_count()).sum();
         assert_eq!(
             docs, report.imported,
             "imported documents are in the database"

@@ -234,6 +234,9 @@ impl Searcher {
         options: &SearchOptions,
     ) -> Result<Vec<SearchOutcome>> {
         let started = Instant::now();
+        // Every segment checked in full before its contents are read (done once, usually in the
+        // background since open).
+        self.verified()?;
         let plans: Vec<Plan<'_>> = queries
             .iter()
             .map(|query| self.plan(query, options))
@@ -252,7 +255,9 @@ impl Searcher {
                 let verified_tokens = regions.iter().map(|r| (r.end - r.start) as u64).sum();
                 let mut hits: Vec<RawHit> = regions
                     .par_chunks(VERIFY_CHUNK)
-                    .flat_map_iter(|chunk| self.verify(&verifier, chunk, plan.k, options.mode))
+                    .flat_map_iter(|chunk| {
+                        self.verify_regions(&verifier, chunk, plan.k, options.mode)
+                    })
                     .collect();
                 let (mut count, mut tokens) = (regions.len(), verified_tokens);
                 if !scanned.is_empty() {
@@ -364,7 +369,7 @@ impl Searcher {
                     .collect();
                 let tokens = regions.iter().map(|r| r.end as u64).sum();
                 (
-                    self.verify(verifier, &regions, k, options.mode),
+                    self.verify_regions(verifier, &regions, k, options.mode),
                     regions.len(),
                     tokens,
                 )
@@ -527,7 +532,7 @@ impl Searcher {
     }
 
     /// Verifies regions; regions of one document may overlap, so may their hits.
-    fn verify(
+    fn verify_regions(
         &self,
         verifier: &Verifier,
         regions: &[Region],

@@ -311,7 +311,9 @@ fn unbounded_search_returns_the_exact_nearest() {
         let mut expected: Vec<(u32, String)> = docs
             .iter()
             .enumerate()
-            .filter(|(i, d)| db.contains(&d.id) && (!restricted || only.contains(*i as u32)))
+            .filter(|(i, d)| {
+                db.contains(&d.id).unwrap() && (!restricted || only.contains(*i as u32))
+            })
             .map(|(_, d)| (dp_distance(&query, &d.tokens, mode), d.id.clone()))
             .collect();
         expected.sort();
@@ -323,8 +325,8 @@ fn unbounded_search_returns_the_exact_nearest() {
             .collect();
         assert_eq!(got_pairs, expected, "round {round} {mode:?} top {top}");
         for hit in &got.hits {
-            let (s, ord) = db.find(&hit.id).unwrap();
-            let tokens = db.segments()[s].doc(ord).tokens;
+            let (s, ord) = db.find(&hit.id).unwrap().unwrap();
+            let tokens = db.segments().unwrap()[s].doc(ord).tokens;
             assert_eq!(
                 dp_distance(&query, &tokens[hit.start..hit.end], Mode::Global),
                 hit.distance,
@@ -354,8 +356,13 @@ fn segments_split_below_the_token_limit() {
     let generation = db.manifest().generation;
     db.add_tokens(&docs).unwrap();
     assert_eq!(db.manifest().generation, generation + 1, "one commit");
-    let counts =
-        |db: &Searcher| -> Vec<u64> { db.segments().iter().map(|s| s.token_count()).collect() };
+    let counts = |db: &Searcher| -> Vec<u64> {
+        db.segments()
+            .unwrap()
+            .iter()
+            .map(|s| s.token_count())
+            .collect()
+    };
     let split = counts(&db);
     assert!(split.len() >= total / 500, "{split:?}");
     assert!(split.iter().all(|&t| t <= 500), "{split:?}");
@@ -369,7 +376,7 @@ fn segments_split_below_the_token_limit() {
     );
     let reader = Searcher::open(dir.path()).unwrap();
     for (i, d) in docs.iter().enumerate() {
-        assert_eq!(reader.contains(&d.id), i != 3, "{}", d.id);
+        assert_eq!(reader.contains(&d.id).unwrap(), i != 3, "{}", d.id);
     }
     let exact = SearchOptions {
         k: Some(EditBudget::Absolute(0)),
@@ -416,10 +423,19 @@ fn a_query_of_silence_scans_rather_than_collects_matches() {
         };
         let filtered = db.search_tokens(&query, &options).unwrap();
         let exhaustive = db
-            .search_tokens(&query, &SearchOptions { exhaustive: true, ..options.clone() })
+            .search_tokens(
+                &query,
+                &SearchOptions {
+                    exhaustive: true,
+                    ..options.clone()
+                },
+            )
             .unwrap();
         assert_eq!(filtered.hits, exhaustive.hits, "k {k}");
-        assert_eq!(filtered.verified_tokens, total, "k {k}: every segment verified whole");
+        assert_eq!(
+            filtered.verified_tokens, total,
+            "k {k}: every segment verified whole"
+        );
     }
 }
 
@@ -442,17 +458,17 @@ fn staged_changes_are_committed_together() {
         Err(Error::DuplicateId(ref id)) if id == "b"
     ));
     assert!(
-        db.contains("a") && !db.contains("c"),
+        db.contains("a").unwrap() && !db.contains("c").unwrap(),
         "nothing visible before the commit"
     );
-    assert!(!Searcher::open(dir.path()).unwrap().contains("c"));
+    assert!(!Searcher::open(dir.path()).unwrap().contains("c").unwrap());
     let report = db.commit().unwrap();
     assert_eq!(report.deleted, ["a"]);
     assert_eq!(db.manifest().generation, generation + 1, "one MANIFEST");
     let reader = Searcher::open(dir.path()).unwrap();
-    let (s, ord) = reader.find("a").unwrap();
-    assert_eq!(reader.segments()[s].doc(ord).tokens, [7, 7]);
-    assert!(reader.contains("c") && !reader.contains("d"));
+    let (s, ord) = reader.find("a").unwrap().unwrap();
+    assert_eq!(reader.segments().unwrap()[s].doc(ord).tokens, [7, 7]);
+    assert!(reader.contains("c").unwrap() && !reader.contains("d").unwrap());
 
     db.stage_add(&[doc("e", vec![1])]).unwrap();
     db.rollback();
@@ -462,7 +478,7 @@ fn staged_changes_are_committed_together() {
         generation + 1,
         "nothing to commit, nothing written"
     );
-    assert!(!Searcher::open(dir.path()).unwrap().contains("e"));
+    assert!(!Searcher::open(dir.path()).unwrap().contains("e").unwrap());
 }
 
 #[test]
@@ -484,8 +500,8 @@ fn restricted_search_equals_unrestricted_hits_inside_the_restriction() {
     db.add_tokens(&docs[40..]).unwrap();
     db.delete(&["d03"]).unwrap();
     let number = |id: &str| {
-        let (s, ord) = db.find(id).unwrap();
-        db.segments()[s].doc(ord).doc_id
+        let (s, ord) = db.find(id).unwrap().unwrap();
+        db.segments().unwrap()[s].doc(ord).doc_id
     };
     let allowed: Vec<String> = (0..80)
         .filter(|d| d % 3 == 0 && *d != 3)
@@ -658,7 +674,7 @@ fn delete_then_compact() {
     drop(db);
     let mut db = DatabaseWriter::open(dir.path()).unwrap();
     assert_eq!(db.info().unwrap().deleted, 1);
-    assert!(!db.contains("b"));
+    assert!(!db.contains("b").unwrap());
     // A deleted id can be added again.
     db.add_tokens(&[doc("b", vec![7, 7, 7])]).unwrap();
     db.compact().unwrap();
@@ -712,8 +728,8 @@ fn replace_is_one_commit_and_all_or_nothing() {
     assert_eq!(report.missing, ["gone"]);
     assert_eq!(db.manifest().generation, generation + 1, "one commit");
     let tokens = |db: &Searcher, id: &str| {
-        let (s, ord) = db.find(id).unwrap();
-        db.segments()[s].doc(ord).tokens.to_vec()
+        let (s, ord) = db.find(id).unwrap().unwrap();
+        db.segments().unwrap()[s].doc(ord).tokens.to_vec()
     };
     assert_eq!(tokens(&db, "a"), [9, 9, 9]);
     assert_eq!(
@@ -723,7 +739,7 @@ fn replace_is_one_commit_and_all_or_nothing() {
     );
     let reopened = Searcher::open(dir.path()).unwrap();
     assert_eq!(tokens(&reopened, "a"), [9, 9, 9]);
-    assert!(reopened.contains("c") && reopened.contains("b"));
+    assert!(reopened.contains("c").unwrap() && reopened.contains("b").unwrap());
 
     // A live id that is not replaced is taken; an invalid document refuses the whole batch.
     let generation = db.manifest().generation;
@@ -740,7 +756,7 @@ fn replace_is_one_commit_and_all_or_nothing() {
     assert_eq!(tokens(&db, "b"), [5, 6, 7, 8], "b is still live");
     let reopened = Searcher::open(dir.path()).unwrap();
     assert_eq!(tokens(&reopened, "b"), [5, 6, 7, 8]);
-    assert!(!reopened.contains("d"));
+    assert!(!reopened.contains("d").unwrap());
 }
 
 fn corrupt_file(path: &Path, offset: usize) {
@@ -793,9 +809,49 @@ fn damaged_files_name_themselves() {
     let err = Searcher::open(dir.path()).unwrap_err();
     assert!(err.to_string().contains(&segment), "{err}");
     fs::write(&seg_path, &good_seg).unwrap();
+    // Every flipped byte of the segment (issue 23: opening reads the MANIFEST and the headers
+    // only; the sections are checked in the background and before their first use): the open
+    // fails, or it succeeds and every use fails, naming the file; never a wrong answer.
+    let names_segment = |err: &Error| {
+        assert!(
+            matches!(
+                err,
+                Error::Corrupt { .. } | Error::UnsupportedVersion { .. }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains(&segment), "{err}");
+    };
+    let (mut at_open, mut at_use) = (0, 0);
+    for offset in 0..good_seg.len() {
+        corrupt_file(&seg_path, offset);
+        match Searcher::open(dir.path()) {
+            Err(err) => {
+                names_segment(&err);
+                at_open += 1;
+            }
+            Ok(db) => {
+                names_segment(&db.verify().unwrap_err());
+                names_segment(
+                    &db.search_tokens(&[4, 5, 6], &SearchOptions::default())
+                        .unwrap_err(),
+                );
+                names_segment(&db.find("b").unwrap_err());
+                names_segment(&db.info().unwrap_err());
+                at_use += 1;
+            }
+        }
+        fs::write(&seg_path, &good_seg).unwrap();
+    }
+    assert!(
+        at_open > 0 && at_use > 0,
+        "{at_open} at open, {at_use} at first use"
+    );
     corrupt_file(&seg_path, good_seg.len() / 2);
-    let err = DatabaseWriter::open(dir.path()).unwrap_err();
-    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    let err = DatabaseWriter::open(dir.path())
+        .and_then(|mut db| db.compact())
+        .unwrap_err();
+    names_segment(&err);
     fs::write(&seg_path, &good_seg).unwrap();
 
     // A segment file missing altogether.
@@ -1094,15 +1150,15 @@ fn merge_small_keeps_every_search_result() {
             db.delete(&[victim.as_str()]).unwrap();
             live.remove(&victim);
         }
-        let before = db.segments().len();
+        let before = db.segment_count();
         let merged = db.merge_small(factor).unwrap();
         assert_eq!(
-            db.segments().len(),
+            db.segment_count(),
             before - merged + usize::from(merged > 0)
         );
         merges += usize::from(merged > 0);
         assert!(
-            db.segments().len() < factor,
+            db.segment_count() < factor,
             "all segments are in the smallest tier"
         );
         if step % 10 == 9 {
@@ -1115,6 +1171,7 @@ fn merge_small_keeps_every_search_result() {
         // Tombstones of documents a merge dropped are not counted as waiting for compaction.
         let present = db
             .segments()
+            .unwrap()
             .iter()
             .map(|s| s.doc_count() as u64)
             .sum::<u64>();

@@ -333,7 +333,7 @@ pub fn index_paths<P: AsRef<Path>>(
     let mut report = run.report;
     let too_many = options
         .compact_above
-        .is_some_and(|limit| store.db.segments().len() > limit);
+        .is_some_and(|limit| store.db.segment_count() > limit);
     if report.batches > 0 && !report.interrupted && too_many {
         let t = Instant::now();
         store.db.compact()?;
@@ -486,7 +486,7 @@ impl Run<'_> {
             return Ok(Ok(None));
         }
         let stamp = file_stamp(path);
-        let existing = if self.store.db.contains(&id) {
+        let existing = if self.store.db.contains(&id)? {
             match self.store.catalog.reader().get(&id)? {
                 // Indexed before the catalog existed: nothing to compare with; keep it.
                 None => return Ok(Ok(None)),
@@ -531,12 +531,13 @@ impl Run<'_> {
             .reader()
             .by_hash(hash)?
             .into_iter()
-            .find(|a| {
-                a.id != id
-                    && self.store.db.contains(&a.id)
-                    && a.path.as_ref().is_none_or(|p| Path::new(p).exists())
+            .map(|a| Ok((self.store.db.contains(&a.id)?, a)))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .find(|(live, a)| {
+                a.id != id && *live && a.path.as_ref().is_none_or(|p| Path::new(p).exists())
             })
-            .map(|a| a.id))
+            .map(|(_, a)| a.id))
     }
 
     fn stop_requested(&self) -> bool {

@@ -60,14 +60,18 @@ pub fn check_database(db_dir: &Path) -> CheckReport {
         notes: Vec::new(),
         cross_check: None,
     };
-    let db = match Searcher::open(db_dir) {
-        Ok(db) => {
-            let live = live_documents(&db).len();
+    // The full check of every segment (checksums and contents), not only what opening checks.
+    let opened = Searcher::open(db_dir).and_then(|db| {
+        let live = live_documents(&db)?.len();
+        Ok((db, live))
+    });
+    let db = match opened {
+        Ok((db, live)) => {
             report.checked.push(format!(
                 "database: MANIFEST (generation {}) and {} segment file(s) checksummed, {live} \
                  live document(s)",
                 db.manifest().generation,
-                db.segments().len()
+                db.segment_count()
             ));
             Some((db, live))
         }
@@ -200,8 +204,9 @@ struct LiveDocument {
     duration_ms: u32,
 }
 
-fn live_documents(db: &Searcher) -> Vec<LiveDocument> {
-    db.segments()
+fn live_documents(db: &Searcher) -> pairalign_engine::Result<Vec<LiveDocument>> {
+    Ok(db
+        .segments()?
         .iter()
         .flat_map(|segment| {
             segment
@@ -214,7 +219,7 @@ fn live_documents(db: &Searcher) -> Vec<LiveDocument> {
                 })
                 .collect::<Vec<_>>()
         })
-        .collect()
+        .collect())
 }
 
 /// Rebuilds the catalog of the database in `db_dir`; see the module documentation. Takes the
@@ -237,7 +242,7 @@ pub fn repair_catalog(db_dir: &Path) -> Result<RepairReport> {
         not_recovered: Vec::new(),
     };
     let mut entries = Vec::new();
-    for doc in live_documents(&db) {
+    for doc in live_documents(&db)? {
         if let Some(asset) = previous.get(&doc.id).filter(|a| a.tokens == doc.tokens) {
             entries.push(asset.clone());
             report.kept += 1;

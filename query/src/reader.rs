@@ -200,7 +200,7 @@ impl ArchiveReader {
     /// the database has no catalog).
     pub fn asset(&self, id: &str) -> Result<Option<Asset>> {
         match &self.catalog {
-            Some(catalog) if self.db.contains(id) => Ok(catalog.get(id)?),
+            Some(catalog) if self.db.contains(id)? => Ok(catalog.get(id)?),
             _ => Ok(None),
         }
     }
@@ -244,12 +244,18 @@ fn assets_with(
     offset: usize,
     limit: usize,
 ) -> Result<AssetPage> {
-    let mut assets = match (filter, catalog) {
+    let assets = match (filter, catalog) {
         (Some(filter), _) => matching(db, catalog, filter)?,
         (None, Some(catalog)) => catalog.all()?,
         (None, None) => Vec::new(),
     };
-    assets.retain(|a| db.contains(&a.id));
+    let mut live = Vec::with_capacity(assets.len());
+    for asset in assets {
+        if db.contains(&asset.id)? {
+            live.push(asset);
+        }
+    }
+    let mut assets = live;
     assets.sort_by(|a, b| a.id.cmp(&b.id));
     let total = assets.len();
     let assets = assets.into_iter().skip(offset).take(limit).collect();
@@ -265,8 +271,8 @@ fn select_with(
     let ids = catalog.select_ids(filter)?;
     let mut only = RoaringBitmap::new();
     for id in ids {
-        if let Some((s, ord)) = db.find(&id) {
-            only.insert(db.segments()[s].doc(ord).doc_id);
+        if let Some((s, ord)) = db.find(&id)? {
+            only.insert(db.segments()?[s].doc(ord).doc_id);
         }
     }
     Ok(Arc::new(only))

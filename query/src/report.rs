@@ -83,7 +83,7 @@ pub fn archive_report(db: &Searcher) -> Result<ArchiveReport> {
     let mut duration_ms = 0u64;
     let mut storage = StorageBytes::default();
     let mut segment_bytes = 0u64;
-    for seg in db.segments() {
+    for seg in db.segments()? {
         for doc in seg.docs().filter(|d| !db.is_deleted(d.doc_id)) {
             docs += 1;
             tokens += doc.tokens.len() as u64;
@@ -127,7 +127,7 @@ pub fn compare(
     sample: usize,
 ) -> Result<Comparison> {
     let live: Vec<(String, u64)> = db
-        .segments()
+        .segments()?
         .iter()
         .flat_map(|seg| {
             seg.docs()

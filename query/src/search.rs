@@ -176,10 +176,11 @@ pub fn search_audio(
 /// of one symbol only its first token counts. The end moves by as much as the start; both stay
 /// inside the file. A hit without matching tokens is left as it is.
 fn place_hit(db: &Searcher, hit: &mut Hit, query: &TokenString) {
-    let Some((segment, ord)) = db.find(&hit.id) else {
+    // The search that found the hit has checked the segments: these cannot fail.
+    let Ok(Some((segment, ord))) = db.find(&hit.id) else {
         return;
     };
-    let Some(segment) = db.segments().get(segment) else {
+    let Some(segment) = db.segments().ok().and_then(|s| s.get(segment)) else {
         return;
     };
     let doc = segment.doc(ord);

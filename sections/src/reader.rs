@@ -80,6 +80,18 @@ impl SectionTable<'_> {
     /// every byte of the file is checked), and every section matches its CRC. The checks run in
     /// that order, the whole-file CRCs last. Each error names the section or gap at fault.
     pub fn validate(self) -> Result<Vec<SectionEntry>> {
+        let layout = self.layout;
+        let bytes = self.bytes;
+        let entries = self.validate_layout()?;
+        layout.check_checksums(bytes, &entries)?;
+        Ok(entries)
+    }
+
+    /// [`SectionTable::validate`] without the sections' CRCs: placement, lengths and zero
+    /// padding only, which reads the header region, the gaps and the footer, not the sections.
+    /// A reader that defers the CRCs (to a section's first use, or a background check) calls
+    /// [`SectionLayout::check_checksums`] before it trusts the sections' bytes.
+    pub fn validate_layout(self) -> Result<Vec<SectionEntry>> {
         let bytes = self.bytes;
         let file_len = bytes.len() as u64;
         let lens: Vec<u64> = self.entries.iter().map(|e| e.len).collect();
@@ -114,11 +126,35 @@ impl SectionTable<'_> {
         check_zero(bytes, gap_start, placement.footer_offset, Gap::BeforeFooter)?;
         let crcs_end = placement.footer_offset + 4 * u64::from(section_count);
         check_zero(bytes, crcs_end, file_len - FOOTER_TAIL_LEN, Gap::InFooter)?;
+        Ok(self.entries)
+    }
+}
 
-        let crcs = &bytes[placement.footer_offset as usize..crcs_end as usize];
-        for (index, (entry, stored)) in self.entries.iter().zip(crcs.chunks_exact(4)).enumerate() {
+impl SectionLayout {
+    /// Checks every section of `bytes` against its CRC in the footer; `entries` are the table
+    /// that [`SectionTable::validate_layout`] returned for these bytes (so every range and the
+    /// footer lie inside them). The first section whose CRC differs is the error.
+    pub fn check_checksums(&self, bytes: &[u8], entries: &[SectionEntry]) -> Result<()> {
+        let lens: Vec<u64> = entries.iter().map(|e| e.len).collect();
+        let file_len = bytes.len() as u64;
+        let placement = self
+            .place_sections(&lens)
+            .filter(|p| p.file_len == file_len)
+            .ok_or(Error::LengthOverflow {
+                lens: lens.clone(),
+                file_len,
+            })?;
+        let crcs_start = placement.footer_offset as usize;
+        let crcs = bytes
+            .get(crcs_start..crcs_start + 4 * entries.len())
+            .ok_or(Error::LengthOverflow { lens, file_len })?;
+        for (index, (entry, stored)) in entries.iter().zip(crcs.chunks_exact(4)).enumerate() {
             let stored = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]);
-            let computed = crc32fast::hash(&bytes[entry.range()]);
+            let section = bytes.get(entry.range()).ok_or(Error::LengthOverflow {
+                lens: entries.iter().map(|e| e.len).collect(),
+                file_len,
+            })?;
+            let computed = crc32fast::hash(section);
             if stored != computed {
                 return Err(Error::Checksum {
                     index,
@@ -127,7 +163,7 @@ impl SectionTable<'_> {
                 });
             }
         }
-        Ok(self.entries)
+        Ok(())
     }
 }
 

@@ -84,9 +84,10 @@ impl Writable {
         let started = std::time::Instant::now();
         let shape = |archive: &Archive| {
             let reader = archive.reader();
-            let segments = reader.database().segments();
-            let bytes = segments.iter().map(|s| s.byte_len()).sum::<u64>();
-            let docs = segments.iter().map(|s| s.doc_count()).sum::<usize>();
+            // The MANIFEST's record of each segment: no segment needs reading for this.
+            let segments = &reader.database().manifest().segments;
+            let bytes = segments.iter().map(|s| s.bytes).sum::<u64>();
+            let docs = segments.iter().map(|s| s.doc_count as usize).sum::<usize>();
             (segments.len(), bytes, docs)
         };
         let (segments_before, bytes_before, _) = shape(&self.archive);
@@ -159,7 +160,7 @@ impl Snapshot {
     /// No document was ever added and no tokenizer is recorded.
     fn is_new(&self) -> bool {
         let db = self.reader.database();
-        db.segments().is_empty() && db.tokenizer().is_none()
+        db.segment_count() == 0 && db.tokenizer().is_none()
     }
 
     /// Searches with a token string.

@@ -128,6 +128,7 @@ fn docs(prefix: &str, n: usize) -> Vec<NewDoc> {
 /// apart.
 fn live_ids(db: &Searcher) -> BTreeSet<String> {
     db.segments()
+        .expect("the recovered database verifies")
         .iter()
         .flat_map(|s| s.docs())
         .filter(|d| !db.is_deleted(d.doc_id))
@@ -239,7 +240,7 @@ fn check_every_crash_point(disk: Disk) {
             .unwrap_or_else(|e| panic!("{disk:?}: no commit after a crash at event {k}: {e}"));
         drop(db);
         let reopened = Searcher::open(&crashed).expect("reopens");
-        assert!(reopened.contains("z-0"));
+        assert!(reopened.contains("z-0").expect("verifies"));
         if k == events.len() {
             assert!(ids.contains("b-0:25") && !ids.contains("b-0:40"), "{ids:?}");
         }

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use memmap2::Mmap;
 use pairalign_sections::{self as sections, MAX_SECTION_COUNT};
@@ -48,6 +49,15 @@ pub struct Segment {
     wide_keys: bool,
     /// Byte range of each v1 section in `map`, indexed by `Section as usize`.
     sections: [Range<usize>; V1_SECTION_COUNT],
+    /// The section table, for the deferred checksums.
+    entries: Vec<sections::SectionEntry>,
+    /// The outcome of the full check (every section's checksum and every invariant the
+    /// accessors rely on), run once: at open ([`Segment::open`]) or on first use
+    /// ([`Segment::open_deferred`], then [`Segment::verify`]). The error as (section, reason).
+    verified: OnceLock<std::result::Result<(), (&'static str, String)>>,
+    /// Every document number must be below this (the MANIFEST's next number), checked by
+    /// [`Segment::verify`]; `u32::MAX` until the database sets it.
+    doc_id_bound: std::sync::atomic::AtomicU32,
 }
 
 impl std::fmt::Debug for Segment {
@@ -104,6 +114,18 @@ impl Segment {
     /// fresh name, never rewrites it, and only unlinks it (which leaves existing mappings
     /// intact); nothing else may write to `segments/*.seg`.
     pub fn open(path: &Path) -> Result<Segment> {
+        let segment = Segment::open_deferred(path)?;
+        segment.verify()?;
+        Ok(segment)
+    }
+
+    /// Maps the segment at `path` and checks what costs no more than the header region: sizes,
+    /// magics, versions, the header's checksum, section placement and lengths, zero padding.
+    /// The sections' checksums and contents are checked by [`Segment::verify`], which every
+    /// reader of the contents must call first (the database's `Searcher` does, once per segment,
+    /// in the background after open and before any use): until it has passed, the accessors may
+    /// not be called. Opening is then independent of the segment's size.
+    pub fn open_deferred(path: &Path) -> Result<Segment> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         if len < HEADER_LEN {
@@ -129,6 +151,57 @@ impl Segment {
         match Layout::for_header(path, &header)? {
             Layout::V1 => parse_v1(path, map, &header),
         }
+    }
+
+    /// The full check, once (later calls return its outcome): every section against its
+    /// checksum, then every invariant the accessors rely on. A damaged segment is
+    /// `Error::Corrupt` naming the file and the section.
+    pub fn verify(&self) -> Result<()> {
+        self.verified
+            .get_or_init(|| {
+                SECTION_LAYOUT
+                    .check_checksums(&self.map, &self.entries)
+                    .map_err(|e| layout_error(&self.path, e))
+                    .and_then(|()| validate_contents(self))
+                    .and_then(|()| self.check_doc_id_bound())
+                    .map_err(|e| match e {
+                        Error::Corrupt {
+                            section, reason, ..
+                        } => (section, reason),
+                        other => ("segment", other.to_string()),
+                    })
+            })
+            .clone()
+            .map_err(|(section, reason)| Error::corrupt(&self.path, section, reason))
+    }
+
+    /// Makes [`Segment::verify`] also require every document number below `bound` (the
+    /// database's MANIFEST assigns numbers from a counter; a number at or above it is a
+    /// segment that does not belong to this MANIFEST). Call before the first `verify`.
+    pub fn require_doc_ids_below(&self, bound: u32) {
+        self.doc_id_bound
+            .store(bound, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn check_doc_id_bound(&self) -> Result<()> {
+        let bound = self.doc_id_bound.load(std::sync::atomic::Ordering::Relaxed);
+        match self.docs().find(|d| d.doc_id >= bound) {
+            Some(doc) => Err(Error::corrupt(
+                &self.path,
+                "manifest entry",
+                format!(
+                    "a document number is {} in the file but below next_doc_id {bound} in the \
+                     MANIFEST",
+                    doc.doc_id
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether [`Segment::verify`] has run and passed.
+    pub fn is_verified(&self) -> bool {
+        matches!(self.verified.get(), Some(Ok(())))
     }
 
     /// Bytes of each section by name (`tokens`, `times`, `doc table`, `names`, `name index`,
@@ -440,7 +513,7 @@ fn parse_v1(path: &Path, map: Mmap, header: &Header) -> Result<Segment> {
     // Section placement recomputed from the lengths (so sections are in bounds, aligned, in order
     // and non-overlapping, and with the footer they cover the file exactly), zero padding (so
     // every byte is checked) and checksums, before any section content is interpreted.
-    let table = table.validate().map_err(|e| layout_error(path, e))?;
+    let table = table.validate_layout().map_err(|e| layout_error(path, e))?;
 
     // Element sizes against the header's counts. Every q-gram has a position, so a larger
     // qgram_count is corrupt (and this bound keeps the products below from overflowing).
@@ -494,9 +567,11 @@ fn parse_v1(path: &Path, map: Mmap, header: &Header) -> Result<Segment> {
         token_count,
         wide_keys: key_width(header.vocab_size, header.q) == 8,
         sections,
+        entries: table,
+        verified: OnceLock::new(),
+        doc_id_bound: std::sync::atomic::AtomicU32::new(u32::MAX),
         map,
     };
-    validate_contents(&segment)?;
     Ok(segment)
 }
 
