@@ -27,11 +27,14 @@ use crate::{Error, Result, Symbol};
 /// Regions verified per parallel task.
 const VERIFY_CHUNK: usize = 4096;
 
-/// What collecting, sorting and voting one q-gram match costs, in verifier cells (measured on
-/// 2 cores: about 5 ns a match against 60 G cells/s for the batched verifier). A segment whose
-/// matches would cost more than verifying all of it is verified whole instead: the filter is
-/// never slower than the scan it replaces, and the scan is exact.
-const MATCH_COST_CELLS: u64 = 200;
+/// What collecting, sorting and voting one q-gram match costs, in verifier cells. A segment's
+/// matches are sorted on one thread (about 20 ns a match) while a scan verifies on every core
+/// (20 G cells/s on 2 cores), so a match costs about 400 cells a core, 800 against the scan
+/// (scripts/scale-bench.sh: at 500 h of real tokens, the lossless filter at 200 was still slower
+/// than the scan at p50, 46 against 41 ms). A segment whose matches would cost more than
+/// verifying all of it is verified whole instead: the filter is never much slower than the scan
+/// it replaces, and the scan is exact.
+const MATCH_COST_CELLS: u64 = 800;
 
 /// Minimum q-gram hits in a diagonal window when the filter is ranked rather than lossless.
 const RANKED_MIN_VOTES: i64 = 2;
