@@ -311,29 +311,32 @@ fn killed_import_keeps_whole_batches_and_resumes() {
     eprintln!("{killed_while_running} of 3 kills landed while the import was running");
 }
 
-/// `--batch-tokens` commits a segment every that many tokens: 1,000 documents of 40 tokens in
-/// batches of at most 8,000 tokens are 5 segments, all searchable.
-#[test]
-fn import_batches_by_tokens() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let db = dir.path().join("db");
-    synth_tokens(&data, &["--docs", "1000", "--len", "40", "--queries", "1"]);
-    let out = pairalign(&[
-        "import-tokens",
-        "--db",
-        path(&db),
-        "--vocab",
-        "512",
-        "--batch-tokens",
-        "8000",
-        path(&data.join("archive.jsonl")),
-    ]);
+/// A database in `dir/db` of `docs` synthetic documents of 40 tokens (vocabulary 512), imported
+/// with `import-tokens` and the extra `args`.
+fn imported(dir: &Path, docs: usize, args: &[&str]) -> PathBuf {
+    let data = dir.join("data");
+    let db = dir.join("db");
+    let docs = docs.to_string();
+    synth_tokens(&data, &["--docs", &docs, "--len", "40", "--queries", "1"]);
+    let archive = data.join("archive.jsonl");
+    let mut full = vec!["import-tokens", "--db", path(&db), "--vocab", "512"];
+    full.extend_from_slice(args);
+    full.push(path(&archive));
+    let out = pairalign(&full);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    db
+}
+
+/// `--batch-tokens` commits a segment every that many tokens: 1,000 documents of 40 tokens in
+/// batches of at most 8,000 tokens are 5 segments, all searchable.
+#[test]
+fn import_batches_by_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = imported(dir.path(), 1000, &["--batch-tokens", "8000"]);
     let out = pairalign(&["info", "--db", path(&db), "--json"]);
     let info = &json_lines(&out)[0];
     assert_eq!(
@@ -348,22 +351,7 @@ fn import_batches_by_tokens() {
 #[test]
 fn a_damaged_section_is_found_at_first_use_and_by_check() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let db = dir.path().join("db");
-    synth_tokens(&data, &["--docs", "200", "--len", "40", "--queries", "1"]);
-    let out = pairalign(&[
-        "import-tokens",
-        "--db",
-        path(&db),
-        "--vocab",
-        "512",
-        path(&data.join("archive.jsonl")),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let db = imported(dir.path(), 200, &[]);
     let segment = std::fs::read_dir(db.join("segments"))
         .unwrap()
         .map(|e| e.unwrap().path())
