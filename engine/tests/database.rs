@@ -1192,3 +1192,142 @@ fn merge_small_keeps_every_search_result() {
     }
     assert!(merges > 10, "{merges} merges");
 }
+
+/// The top N is the head of a longer list, whatever the path (scan, lossless filter, ranked
+/// filter): the verifier locates only the regions that can make the top N (ties at the cut
+/// included), which must change nothing but the work. Pieces repeat across documents, so there
+/// are ties at every cut.
+#[test]
+fn top_n_is_the_head_of_the_full_ranking() {
+    let mut r = rng(41);
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = DatabaseWriter::create(dir.path(), DatabaseConfig::new(32, 3)).unwrap();
+    let zipf = ZipfTokens::new(32, 1.0, 5);
+    let pieces: Vec<Vec<Symbol>> = (0..20).map(|_| zipf.string(&mut r, 8)).collect();
+    let docs: Vec<NewDoc> = (0..200)
+        .map(|d| {
+            let tokens = (0..r.gen_range(2..12))
+                .flat_map(|_| pieces[r.gen_range(0..pieces.len())].clone())
+                .collect();
+            doc(&format!("d{d:03}"), tokens)
+        })
+        .collect();
+    db.add_tokens(&docs[..100]).unwrap();
+    db.add_tokens(&docs[100..]).unwrap();
+    for _ in 0..10 {
+        let source = &docs[r.gen_range(0..docs.len())].tokens;
+        let len = 24.min(source.len());
+        let start = r.gen_range(0..=source.len() - len);
+        let query = zipf.noisy_copy(&mut r, &source[start..start + len], 0.1);
+        for k in [0.1, 0.4, 0.9] {
+            for (exhaustive, max_regions) in [(true, 10_000), (false, 10_000), (false, 20)] {
+                for mode in [Mode::Infix, Mode::Global] {
+                    let options = |top| SearchOptions {
+                        top,
+                        k: Some(EditBudget::Fraction(k)),
+                        mode,
+                        exhaustive,
+                        max_regions,
+                        exhaustive_below_cells: 0,
+                        ..SearchOptions::default()
+                    };
+                    let all = db.search_tokens(&query, &options(100_000)).unwrap().hits;
+                    for top in [1, 3, 10] {
+                        let head = db.search_tokens(&query, &options(top)).unwrap().hits;
+                        assert_eq!(
+                            head,
+                            all[..top.min(all.len())],
+                            "k {k} top {top} exhaustive {exhaustive} regions {max_regions} \
+                             {mode:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs of one symbol (pauses) must not outvote real agreement: a window's votes count each
+/// query offset and each text position once, so documents with long pauses do not crowd the
+/// passage's own document out of a small ranked budget. With one vote per q-gram hit, a query
+/// run of 12 pauses against a text run of 40 is about 150 votes in one window, more than the
+/// passage's own document gets (about 90 for its run of 12 and 16 for its words); counted once,
+/// the run is 10 votes and the words 16 more.
+#[test]
+fn pause_runs_do_not_crowd_out_the_ranked_budget() {
+    let mut r = rng(43);
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = DatabaseWriter::create(dir.path(), DatabaseConfig::new(64, 3)).unwrap();
+    let zipf = ZipfTokens::new(64, 0.5, 9);
+    let pause: Symbol = 1;
+    let words = |r: &mut rand::rngs::StdRng, n: usize| -> Vec<Symbol> {
+        zipf.string(r, n).into_iter().map(|s| s.max(2)).collect()
+    };
+    // 4,000 documents of random words (enough that the filter is cheaper than a scan), 20 of
+    // them with a long pause (rare enough that the ranked filter reads its q-gram), and the
+    // passage's document.
+    let mut docs: Vec<NewDoc> = (0..4000)
+        .map(|d| {
+            let mut tokens = words(&mut r, 30);
+            if d % 200 == 0 {
+                tokens.extend([pause; 40]);
+            }
+            tokens.extend(words(&mut r, 30));
+            doc(&format!("noise{d:03}"), tokens)
+        })
+        .collect();
+    let mut passage = vec![pause; 12];
+    passage.extend(words(&mut r, 24));
+    let mut target = words(&mut r, 30);
+    target.extend(&passage);
+    target.extend(words(&mut r, 30));
+    docs.insert(2500, doc("target", target));
+    db.add_tokens(&docs).unwrap();
+    let mut query = passage.clone();
+    query[20] = 63;
+    query[30] = 62;
+    let options = SearchOptions {
+        top: 1,
+        k: Some(EditBudget::Fraction(0.4)),
+        max_regions: 5,
+        exhaustive_below_cells: 0,
+        ..SearchOptions::default()
+    };
+    let outcome = db.search_tokens(&query, &options).unwrap();
+    assert!(!outcome.lossless);
+    assert_eq!(ids(&outcome.hits), ["target"]);
+    assert_eq!(outcome.hits[0].distance, 2);
+}
+
+/// The galloping document lookup that voting uses agrees with the plain one at every position,
+/// from every starting ordinal, empty documents included.
+#[test]
+fn doc_lookup_from_a_cursor_agrees_with_the_plain_lookup() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = DatabaseWriter::create(dir.path(), DatabaseConfig::new(16, 2)).unwrap();
+    let lengths = [3usize, 0, 1, 7, 0, 0, 2, 40, 1, 0, 5];
+    let docs: Vec<NewDoc> = lengths
+        .iter()
+        .enumerate()
+        .map(|(d, &n)| {
+            doc(
+                &format!("d{d:02}"),
+                (0..n as Symbol).map(|s| s % 16).collect(),
+            )
+        })
+        .collect();
+    db.add_tokens(&docs).unwrap();
+    let searcher = db.searcher();
+    let segment = &searcher.segments().unwrap()[0];
+    let total = lengths.iter().sum::<usize>() as u32;
+    for pos in 0..total + 3 {
+        let plain = segment.doc_at_position(pos);
+        for first in 0..lengths.len() + 2 {
+            assert_eq!(
+                segment.doc_at_position_from(pos, first),
+                plain,
+                "position {pos} from {first}"
+            );
+        }
+    }
+}

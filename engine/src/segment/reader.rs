@@ -291,6 +291,15 @@ impl Segment {
             .unwrap_or_default()
     }
 
+    /// Where document `ord`'s tokens lie in the segment, `(first token, token count, document
+    /// number)`, without the name's UTF-8 check that [`Segment::doc`] does; `None` if `ord` is out
+    /// of range.
+    pub fn doc_span(&self, ord: usize) -> Option<(u32, u32, u32)> {
+        self.doc_entries()
+            .get(ord)
+            .map(|e| (e.token_start, e.token_len, e.doc_id))
+    }
+
     /// The document number of document `ord` (`u32::MAX` if out of range).
     pub fn doc_id(&self, ord: usize) -> u32 {
         self.doc_entries().get(ord).map_or(u32::MAX, |e| e.doc_id)
@@ -325,6 +334,26 @@ impl Segment {
         let ord = entries
             .partition_point(|e| e.token_start <= pos)
             .checked_sub(1)?;
+        let e = entries[ord];
+        (pos - e.token_start < e.token_len).then_some(ord)
+    }
+
+    /// [`Segment::doc_at_position`] for ascending positions: searches forward from ordinal
+    /// `first` (a galloping search, cheap when `pos` is near it), and from the start when `pos`
+    /// lies before document `first`.
+    pub fn doc_at_position_from(&self, pos: u32, first: usize) -> Option<usize> {
+        let entries = self.doc_entries();
+        let rest = entries.get(first..).unwrap_or_default();
+        if rest.first().is_none_or(|e| e.token_start > pos) {
+            return self.doc_at_position(pos);
+        }
+        let mut bound = 1;
+        while bound < rest.len() && rest[bound].token_start <= pos {
+            bound *= 2;
+        }
+        let lo = bound / 2;
+        let hi = bound.min(rest.len());
+        let ord = first + lo + rest[lo..hi].partition_point(|e| e.token_start <= pos) - 1;
         let e = entries[ord];
         (pos - e.token_start < e.token_len).then_some(ord)
     }
