@@ -6,7 +6,12 @@
 //! ```text
 //! cargo run --release -p pairalign-engine --example recall_probe -- DB QUERIES.json [K...]
 //! ```
-//! `PROBE_MAX_REGIONS` overrides the candidate budget; `PROBE_PHASES=all` searches every phase.
+//! `PROBE_MAX_REGIONS` overrides the candidate budget; `PROBE_PHASES=all` searches every phase;
+//! `PROBE_EXHAUSTIVE=1` times the exhaustive search; `PROBE_EXPLAIN=1` prints, for each query
+//! whose source the filter missed, the q-grams the source's hit shares with the query.
+//! `PROBE_NEAREST=DIR` times the exact unbounded top 10 in global mode (`k: None`, what
+//! rapidfuzz's `process.cdist` computes) and writes the documents and queries to DIR for the peer
+//! (`scripts/scale-nearest-peer.sh` runs both).
 
 use std::path::Path;
 use std::time::Instant;
@@ -43,6 +48,9 @@ fn main() -> Result<()> {
     searcher.verify()?;
     let tokens: u64 = searcher.segments()?.iter().map(|s| s.token_count()).sum();
     println!("{db}: {tokens} tokens, {} queries", queries.len());
+    if let Ok(dir) = std::env::var("PROBE_NEAREST") {
+        return nearest(&searcher, &queries, Path::new(&dir));
+    }
     for k in ks {
         let exact_path = format!(
             "{queries_path}.{}-{k}{}.exact2.json",
@@ -68,7 +76,8 @@ fn main() -> Result<()> {
                 exact
             }
         };
-        let options = options(k, false);
+        // `PROBE_EXHAUSTIVE=1` times the exhaustive search instead (the filter's reference).
+        let options = options(k, std::env::var("PROBE_EXHAUSTIVE").is_ok());
         let mut times = Vec::new();
         let (mut recall, mut counted, mut regions, mut best) = (0.0, 0usize, 0usize, 0usize);
         let (mut sources, mut sources_found) = (0usize, 0usize);
@@ -200,5 +209,52 @@ fn explain_misses(
                 .join(" ")
         );
     }
+    Ok(())
+}
+
+/// Times the exact 10 nearest documents (no budget) of each query's phase 0, by global distance
+/// (what the peer computes) and by infix distance (where in each document the query fits best),
+/// and writes the documents (`docs.u16`, `lengths.u32`) and queries (`queries.json`) to `dir`
+/// for `scripts/peer_rapidfuzz_cdist.py`.
+fn nearest(searcher: &Searcher, queries: &[Vec<Vec<Symbol>>], dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let (mut tokens, mut lengths) = (Vec::new(), Vec::new());
+    for segment in searcher.segments()? {
+        for ord in 0..segment.doc_count() {
+            let doc = segment.doc_tokens(ord);
+            tokens.extend(doc.iter().flat_map(|t| t.to_le_bytes()));
+            lengths.extend((doc.len() as u32).to_le_bytes());
+        }
+    }
+    std::fs::write(dir.join("docs.u16"), tokens)?;
+    std::fs::write(dir.join("lengths.u32"), lengths)?;
+    let phase0: Vec<&Vec<Symbol>> = queries.iter().map(|q| &q[0]).collect();
+    std::fs::write(dir.join("queries.json"), serde_json::to_vec(&phase0)?)?;
+    let mut p50 = Vec::new();
+    for mode in [
+        pairalign_engine::Mode::Global,
+        pairalign_engine::Mode::Infix,
+    ] {
+        let options = SearchOptions {
+            top: 10,
+            k: None,
+            mode,
+            ..SearchOptions::default()
+        };
+        let mut times = Vec::new();
+        for query in &phase0 {
+            let started = Instant::now();
+            searcher.search_tokens(query, &options)?;
+            times.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        p50.push(times[times.len() / 2]);
+    }
+    println!(
+        "{{\"ours_ms_per_query_p50\": {:.3}, \"ours_infix_ms_per_query_p50\": {:.3}, \"queries\": {}}}",
+        p50[0],
+        p50[1],
+        phase0.len()
+    );
     Ok(())
 }
