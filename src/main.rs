@@ -18,6 +18,7 @@ mod check;
 mod eval;
 mod excerpt;
 mod index;
+mod merge;
 mod report;
 mod serve;
 mod tokenize;
@@ -45,6 +46,9 @@ enum Command {
     Delete(DeleteArgs),
     /// Merge all segments into one and drop deleted documents.
     Compact(DbArg),
+    /// Copy the documents of shard databases (and their catalog entries) into one database
+    /// (resumable; exit code 1 when an id was held with different tokens).
+    Merge(merge::MergeArgs),
     /// Verify a database: segments, MANIFEST, the catalog's files and its entries against the
     /// documents (exit code 1 when something is wrong).
     Check(check::CheckArgs),
@@ -366,6 +370,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Info(args) => info(args),
         Command::Delete(args) => delete(args),
         Command::Assets(args) => index::assets(args),
+        Command::Merge(args) => merge::merge(args),
         Command::Compact(args) => {
             let mut db = DatabaseWriter::open(&args.db)?;
             db.compact()?;

@@ -951,3 +951,67 @@ fn excerpt_cuts_and_modifies_a_clip_and_rejects_bad_ranges() {
         );
     }
 }
+
+/// `merge` copies shard databases into one (exit 0), finds everything present on a rerun, and
+/// exits 1 listing the ids another shard holds with other tokens.
+#[test]
+fn merge_copies_shards_reruns_and_reports_conflicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = imported(&dir.path().join("a"), 100, &[]);
+    // The same ids with other tokens: another seed.
+    let b_dir = dir.path().join("b");
+    let data = b_dir.join("data");
+    synth_tokens(
+        &data,
+        &[
+            "--docs",
+            "100",
+            "--len",
+            "40",
+            "--queries",
+            "1",
+            "--seed",
+            "9",
+        ],
+    );
+    let b = b_dir.join("db");
+    let out = pairalign(&[
+        "import-tokens",
+        "--db",
+        path(&b),
+        "--vocab",
+        "512",
+        path(&data.join("archive.jsonl")),
+    ]);
+    assert!(out.status.success());
+    let merged = dir.path().join("merged");
+
+    let out = pairalign(&["merge", "--db", path(&merged), path(&a), "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["added"].as_u64(), Some(100));
+
+    let out = pairalign(&["merge", "--db", path(&merged), path(&a), path(&b)]);
+    assert_eq!(out.status.code(), Some(1), "conflicts are exit code 1");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("CONFLICT ").count(), 100, "{text}");
+    assert!(text.contains("0 document(s) copied"), "{text}");
+    assert!(text.contains("100 already present"), "{text}");
+    let out = pairalign(&["info", "--db", path(&merged), "--json"]);
+    assert_eq!(json_lines(&out)[0]["docs"].as_u64(), Some(100));
+
+    // A shard that is not a database: exit code 2, nothing created.
+    let elsewhere = dir.path().join("elsewhere");
+    let out = pairalign(&[
+        "merge",
+        "--db",
+        path(&elsewhere),
+        path(&dir.path().join("none")),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!elsewhere.exists());
+}

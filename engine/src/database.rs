@@ -331,6 +331,24 @@ impl Searcher {
             }))
     }
 
+    /// Every live document, oldest segment first, as it would be added again (id, tokens,
+    /// times, duration): what copying documents into another database reads. Lazy, one document
+    /// at a time; every segment is checked in full first.
+    pub fn live_docs(&self) -> Result<impl Iterator<Item = NewDoc> + '_> {
+        let segments = self.verified()?;
+        Ok(segments.iter().flat_map(move |segment| {
+            segment
+                .docs()
+                .filter(move |doc| !self.deletes.contains(doc.doc_id))
+                .map(|doc| NewDoc {
+                    id: doc.name.to_string(),
+                    tokens: doc.tokens.to_vec(),
+                    times_ms: Some(doc.times_ms.to_vec()),
+                    duration_ms: Some(doc.duration_ms),
+                })
+        }))
+    }
+
     /// Whether a live document has this id.
     pub fn contains(&self, id: &str) -> Result<bool> {
         Ok(self.find(id)?.is_some())

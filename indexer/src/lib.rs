@@ -21,6 +21,7 @@
 //! ```
 
 mod error;
+mod merge;
 mod pipeline;
 mod recording;
 mod repair;
@@ -28,6 +29,7 @@ mod walk;
 
 pub use error::{Error, Result};
 pub use pairalign_catalog::{Asset, AssetMetadata};
+pub use merge::{merge_databases, MergeConflict, MergeOptions, MergeProgress, MergeReport};
 pub use pipeline::{
     doc_id, index_paths, open_or_create_for, Duplicate, IndexOptions, IndexReport, Progress, Store,
 };
