@@ -6,7 +6,8 @@
 //! ```text
 //! cargo run --release -p pairalign-engine --example recall_probe -- DB QUERIES.json [K...]
 //! ```
-//! `PROBE_MAX_REGIONS` overrides the candidate budget; `PROBE_PHASES=all` searches every phase;
+//! `PROBE_MAX_REGIONS` overrides the candidate budget, `PROBE_PART_MIN_TOKENS` the size from
+//! which a segment is voted in parts; `PROBE_PHASES=all` searches every phase;
 //! `PROBE_EXHAUSTIVE=1` times the exhaustive search; `PROBE_EXPLAIN=1` prints, for each query
 //! whose source the filter missed, the q-grams the source's hit shares with the query.
 //! `PROBE_NEAREST=DIR` times the exact unbounded top 10 in global mode (`k: None`, what
@@ -139,6 +140,12 @@ fn options(k: f64, exhaustive: bool) -> SearchOptions {
         exhaustive,
         ..SearchOptions::default()
     };
+    if let Some(n) = std::env::var("PROBE_PART_MIN_TOKENS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        options.part_min_tokens = n;
+    }
     if let Some(n) = std::env::var("PROBE_MAX_REGIONS")
         .ok()
         .and_then(|n| n.parse().ok())

@@ -96,6 +96,11 @@ pub struct SearchOptions {
     /// When set, only these documents (by [`Hit::doc_id`]) are searched: a metadata filter
     /// resolved before verification. Documents outside it cost nothing.
     pub only: Option<Arc<RoaringBitmap>>,
+    /// A segment with at least this many tokens per thread has its q-gram matches collected
+    /// and voted in parts (of its diagonals) in parallel, up to one part per thread: one large
+    /// segment (a compacted archive) would otherwise be voted on one core. The results do not
+    /// depend on it.
+    pub part_min_tokens: u64,
 }
 
 impl Default for SearchOptions {
@@ -108,6 +113,7 @@ impl Default for SearchOptions {
             max_regions: 10_000,
             exhaustive_below_cells: 50_000_000,
             only: None,
+            part_min_tokens: 4_000_000,
         }
     }
 }
@@ -178,12 +184,24 @@ enum SegmentCandidates {
     Scan,
 }
 
-/// One segment's q-gram matches for one query string ([`segment_hits`]).
-enum SegmentHits {
-    /// Packed matches, sorted by diagonal, and the votes a window needs.
-    Votes(Vec<u64>, u32),
-    /// Too many matches: verify the segment whole.
-    Scan,
+/// The matches of one part of a segment's diagonals: windows start on diagonals (shifted by
+/// `m`, as packed) below `starts_below`, and the matches of the `band` diagonals above it are
+/// included so that the last windows are whole.
+struct PartHits {
+    hits: Vec<u64>,
+    min_votes: u32,
+    starts_below: u64,
+}
+
+/// The plans (by index) that read one q-gram, with its offsets in each.
+type GramUsers<'p> = Vec<(usize, &'p [u32])>;
+
+/// What a segment's candidate pass reads ([`segment_reads`]).
+struct SegmentReads<'p> {
+    /// For each q-gram to read (by key): the plans that keep it.
+    reads: Vec<(u64, GramUsers<'p>)>,
+    /// Per plan, the votes a window needs, or `None` to verify the segment whole.
+    min_votes: Vec<Option<u32>>,
 }
 
 /// A stretch of one document to verify.
@@ -402,27 +420,47 @@ impl Searcher {
         if plans.is_empty() {
             return Ok(Vec::new());
         }
+        // A large segment is voted in parts of its diagonals, in parallel: one segment (a
+        // compacted archive) would otherwise sort and vote on one core.
+        let threads = rayon::current_num_threads() as u64;
+        // Shifted diagonals (text position + m - query offset) lie below this.
+        let longest = plans.iter().map(|p| p.query.len()).max().unwrap_or(0) as u64;
         let per_segment: Vec<Result<Vec<SegmentCandidates>>> = self
             .segments
             .par_iter()
             .enumerate()
             .map(|(s, segment)| {
-                let hits = segment_hits(segment, plans)?;
+                let end = segment.token_count() + longest + 1;
+                let parts =
+                    (segment.token_count() / options.part_min_tokens.max(1)).clamp(1, threads);
+                let step = end.div_ceil(parts);
+                let bounds: Vec<u64> = (0..=parts).map(|i| (i * step).min(end)).collect();
+                let reads = segment_reads(segment, plans);
+                let hits = collect_hits(segment, plans, &reads, &bounds)?;
                 Ok(plans
                     .iter()
                     .zip(hits)
                     .map(|(plan, found)| match found {
-                        SegmentHits::Scan => SegmentCandidates::Scan,
-                        SegmentHits::Votes(hits, min_votes) => {
+                        None => SegmentCandidates::Scan,
+                        Some(parts) => {
                             // Ranked: only the budget's best regions are verified (chosen after
                             // a metadata restriction, when there is one).
                             let keep = (plan.threshold < 1 && options.only.is_none())
                                 .then_some(options.max_regions);
-                            let mut regions = self.vote(s, segment, hits, min_votes, plan, keep);
-                            if options.only.is_some() {
-                                regions.retain(|r| self.searchable(segment.doc_id(r.ord), options));
-                            }
-                            SegmentCandidates::Regions(regions)
+                            let per_part: Vec<Vec<Region>> = parts
+                                .into_par_iter()
+                                .map(|mut part| {
+                                    sort_by_diagonal(&mut part.hits);
+                                    let mut regions = self.vote(s, segment, part, plan, keep);
+                                    if options.only.is_some() {
+                                        regions.retain(|r| {
+                                            self.searchable(segment.doc_id(r.ord), options)
+                                        });
+                                    }
+                                    regions
+                                })
+                                .collect();
+                            SegmentCandidates::Regions(per_part.concat())
                         }
                     })
                     .collect())
@@ -436,6 +474,28 @@ impl Searcher {
                     SegmentCandidates::Regions(regions) => candidates.regions.extend(regions),
                 }
             }
+        }
+        // Where windows of two parts reach into the same stretch of a document, their regions
+        // overlap: merge them, so that regions stay disjoint within a document. Each part's
+        // regions ascend, so a segment voted whole is already in order.
+        for candidates in &mut all {
+            candidates
+                .regions
+                .sort_by_key(|r| (r.segment, r.ord, r.start));
+            let mut merged: Vec<Region> = Vec::with_capacity(candidates.regions.len());
+            for region in candidates.regions.drain(..) {
+                match merged.last_mut() {
+                    Some(last)
+                        if (last.segment, last.ord) == (region.segment, region.ord)
+                            && region.start <= last.end =>
+                    {
+                        last.end = last.end.max(region.end);
+                        last.votes = last.votes.max(region.votes);
+                    }
+                    _ => merged.push(region),
+                }
+            }
+            candidates.regions = merged;
         }
         for (plan, Candidates { regions, .. }) in plans.iter().zip(&mut all) {
             if options.mode == Mode::Global {
@@ -467,11 +527,15 @@ impl Searcher {
         &self,
         s: usize,
         segment: &Segment,
-        hits: Vec<u64>,
-        min_votes: u32,
+        part: PartHits,
         plan: &Plan<'_>,
         keep: Option<usize>,
     ) -> Vec<Region> {
+        let PartHits {
+            hits,
+            min_votes,
+            starts_below,
+        } = part;
         let (m, band) = (plan.query.len(), plan.band);
         // hits are (diagonal + m) << 16 | query offset, sorted.
         let diag = |h: u64| (h >> 16) as i64 - m as i64;
@@ -487,6 +551,10 @@ impl Searcher {
         // The window is hits[lo..next].
         let mut next = 0;
         for lo in 0..hits.len() {
+            if hits[lo] >> 16 >= starts_below {
+                // The next part's windows.
+                break;
+            }
             let d = diag(hits[lo]);
             while next < hits.len() && diag(hits[next]) <= d + band {
                 let h = hits[next];
@@ -803,18 +871,17 @@ fn lemma_threshold(m: usize, q: usize, k: Option<u32>) -> i64 {
     }
 }
 
-/// Positional hits of each plan's q-grams in one segment, packed `(diagonal + m) << 16 | offset`
-/// and sorted, with the vote threshold that still applies after skipping the most frequent
-/// q-grams. The postings of a q-gram that several plans keep are read once.
-fn segment_hits(segment: &Segment, plans: &[&Plan<'_>]) -> Result<Vec<SegmentHits>> {
+/// Which q-grams of each plan are read in one segment, with the vote threshold that still
+/// applies after skipping the most frequent ones; a plan whose matches would cost more than
+/// verifying the segment is marked to scan it. A q-gram that several plans keep is read once.
+fn segment_reads<'p>(segment: &Segment, plans: &[&'p Plan<'_>]) -> SegmentReads<'p> {
     // Very frequent q-grams cost the most and say the least. Skipping a q-gram that occurs at `c`
     // query offsets lowers the guaranteed count by at most `c`, so in lossless mode we skip only
     // while the threshold stays positive. Ranked mode skips more eagerly (its windows are ranked
     // by the rarer q-grams anyway) but keeps at least half of the query's q-gram offsets.
     let tokens = segment.token_count();
     let mut lengths: HashMap<u64, Option<u32>> = HashMap::new();
-    // For each q-gram to read: the plans that keep it, with its offsets in each.
-    let mut reads: HashMap<u64, Vec<(usize, &[u32])>> = HashMap::new();
+    let mut reads: HashMap<u64, GramUsers<'p>> = HashMap::new();
     let mut min_votes_of = Vec::with_capacity(plans.len());
     for (p, plan) in plans.iter().enumerate() {
         let lossless = plan.threshold >= 1;
@@ -823,7 +890,7 @@ fn segment_hits(segment: &Segment, plans: &[&Plan<'_>]) -> Result<Vec<SegmentHit
         } else {
             (tokens / 2048).max(1024)
         };
-        let mut by_frequency: Vec<(u32, u64, &Vec<u32>)> = plan
+        let mut by_frequency: Vec<(u32, u64, &'p Vec<u32>)> = plan
             .grams
             .iter()
             .filter_map(|(&key, offsets)| {
@@ -844,7 +911,7 @@ fn segment_hits(segment: &Segment, plans: &[&Plan<'_>]) -> Result<Vec<SegmentHit
             RANKED_MIN_VOTES.min(query_grams).max(1)
         };
         let mut kept_offsets = query_grams;
-        let mut keep: Vec<(u64, &[u32])> = Vec::new();
+        let mut keep: Vec<(u64, &'p [u32])> = Vec::new();
         let mut matches = 0u64;
         for (len, key, offsets) in by_frequency {
             let c = offsets.len() as i64;
@@ -874,27 +941,62 @@ fn segment_hits(segment: &Segment, plans: &[&Plan<'_>]) -> Result<Vec<SegmentHit
         }
         min_votes_of.push(Some(min_votes as u32));
     }
-    let mut hits: Vec<Vec<u64>> = vec![Vec::new(); plans.len()];
-    for (key, users) in reads {
-        segment.for_each_position(key, |position| {
-            for &(p, offsets) in &users {
+    SegmentReads {
+        reads: reads.into_iter().collect(),
+        min_votes: min_votes_of,
+    }
+}
+
+/// Positional hits of each plan's q-grams in one segment, packed `(diagonal + m) << 16 |
+/// offset` (the shifted diagonal), in one pass over the postings, dealt into the parts whose
+/// shifted diagonals start at `bounds` (part `i` is `bounds[i]..bounds[i + 1]`, with the hits of
+/// the `band` diagonals above it, so that its last windows are whole). Unsorted. `None` for a
+/// plan that verifies the segment whole.
+fn collect_hits(
+    segment: &Segment,
+    plans: &[&Plan<'_>],
+    reads: &SegmentReads<'_>,
+    bounds: &[u64],
+) -> Result<Vec<Option<Vec<PartHits>>>> {
+    let parts = bounds.len() - 1;
+    let step = bounds.get(1).copied().unwrap_or(1).max(1);
+    let mut hits: Vec<Vec<Vec<u64>>> = vec![vec![Vec::new(); parts]; plans.len()];
+    for (key, users) in &reads.reads {
+        segment.for_each_position(*key, |position| {
+            for &(p, offsets) in users {
                 let m = plans[p].query.len() as u64;
+                let band = plans[p].band as u64;
                 for &offset in offsets {
                     let shifted = u64::from(position) + m - u64::from(offset);
-                    hits[p].push(shifted << 16 | u64::from(offset));
+                    let packed = shifted << 16 | u64::from(offset);
+                    let part = ((shifted / step) as usize).min(parts - 1);
+                    hits[p][part].push(packed);
+                    // The parts below need it while it is within `band` of their end.
+                    let mut below = part;
+                    while below > 0 && shifted < bounds[below] + band {
+                        below -= 1;
+                        hits[p][below].push(packed);
+                    }
                 }
             }
         })?;
     }
     Ok(hits
         .into_iter()
-        .zip(min_votes_of)
-        .map(|(mut h, min_votes)| match min_votes {
-            None => SegmentHits::Scan,
-            Some(min_votes) => {
-                sort_by_diagonal(&mut h);
-                SegmentHits::Votes(h, min_votes)
-            }
+        .zip(&reads.min_votes)
+        .map(|(per_part, &min_votes)| {
+            let min_votes = min_votes?;
+            Some(
+                per_part
+                    .into_iter()
+                    .zip(&bounds[1..])
+                    .map(|(hits, &starts_below)| PartHits {
+                        hits,
+                        min_votes,
+                        starts_below,
+                    })
+                    .collect(),
+            )
         })
         .collect())
 }
