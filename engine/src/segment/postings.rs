@@ -38,34 +38,62 @@ pub(crate) fn encode(positions: &[u32], out: &mut Vec<u8>) {
     out.resize(out.len().next_multiple_of(LIST_ALIGN as usize), 0);
 }
 
+/// Why a list does not decode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Malformed {
+    /// The list runs past the section.
+    PastEnd,
+    /// A packed block's width is above 32.
+    Width(u8),
+    /// A varint has more than 5 bytes or is above u32.
+    Varint,
+}
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Malformed::PastEnd => write!(f, "the list runs past the section"),
+            Malformed::Width(bits) => write!(f, "a block of {bits} bits per gap, above 32"),
+            Malformed::Varint => write!(f, "a varint above 2^32 - 1"),
+        }
+    }
+}
+
+/// The varint at `bytes[at..]`, telling a varint cut by the end of the section from one too long.
+#[inline]
+fn varint(bytes: &[u8], at: usize) -> Result<(u32, usize), Malformed> {
+    read_varint(bytes, at).ok_or(if bytes.len() < at + 5 {
+        Malformed::PastEnd
+    } else {
+        Malformed::Varint
+    })
+}
+
 /// Calls `f` with each of the `cardinality` (>= 2) positions of the list at the start of `bytes`,
 /// in order, and returns the list's length without padding. Fails on a list that runs past
 /// `bytes`, a width above 32 or a varint above u32; it does not check the order (a damaged list
-/// may wrap around), which [`check`] does.
+/// may wrap around), which [`check`] does. The search calls it for every q-gram of a query: a
+/// packed block is decoded into a stack buffer, a gap in the tail takes a branch or two.
 #[inline]
 pub(crate) fn for_each(
     bytes: &[u8],
     cardinality: u32,
     mut f: impl FnMut(u32),
-) -> Result<usize, String> {
-    let (first, mut at) = read_varint(bytes, 0)?;
+) -> Result<usize, Malformed> {
+    let (first, mut at) = varint(bytes, 0)?;
     f(first);
     let gaps = cardinality.saturating_sub(1) as usize;
     let mut previous = first;
     if gaps >= PACKED_BLOCK_LEN {
         let packer = BitPacker4x::new();
         let mut block = [0u32; PACKED_BLOCK_LEN];
-        for b in 0..gaps / PACKED_BLOCK_LEN {
-            let bits = *bytes
-                .get(at)
-                .ok_or_else(|| format!("block {b} past the section"))?;
+        for _ in 0..gaps / PACKED_BLOCK_LEN {
+            let bits = *bytes.get(at).ok_or(Malformed::PastEnd)?;
             if bits > 32 {
-                return Err(format!("block {b}: {bits} bits per gap, above 32"));
+                return Err(Malformed::Width(bits));
             }
             let len = BitPacker4x::compressed_block_size(bits);
-            let packed = bytes
-                .get(at + 1..at + 1 + len)
-                .ok_or_else(|| format!("block {b} past the section"))?;
+            let packed = bytes.get(at + 1..at + 1 + len).ok_or(Malformed::PastEnd)?;
             packer.decompress_strictly_sorted(Some(previous), packed, &mut block, bits);
             block.iter().for_each(|&p| f(p));
             previous = block[PACKED_BLOCK_LEN - 1];
@@ -73,7 +101,7 @@ pub(crate) fn for_each(
         }
     }
     for _ in 0..gaps % PACKED_BLOCK_LEN {
-        let (gap, next) = read_varint(bytes, at)?;
+        let (gap, next) = varint(bytes, at)?;
         previous = previous.wrapping_add(gap).wrapping_add(1);
         f(previous);
         at = next;
@@ -101,7 +129,8 @@ pub(crate) fn check(bytes: &[u8], cardinality: u32, token_count: u64) -> Result<
             }
         }
         previous = Some(p);
-    })?;
+    })
+    .map_err(|e| e.to_string())?;
     if let Some(reason) = bad {
         return Err(reason);
     }
@@ -121,7 +150,7 @@ mod tests {
 
     use super::*;
 
-    fn decode(bytes: &[u8], cardinality: u32) -> Result<Vec<u32>, String> {
+    fn decode(bytes: &[u8], cardinality: u32) -> Result<Vec<u32>, Malformed> {
         let mut out = Vec::new();
         for_each(bytes, cardinality, |p| out.push(p))?;
         Ok(out)

@@ -367,9 +367,11 @@ impl Segment {
             List::Roaring(bytes) => decode_bitmap(bytes, r.cardinality, self.token_count),
             List::Packed(bytes) => {
                 let mut positions = Vec::with_capacity(r.cardinality as usize);
-                postings::for_each(bytes, r.cardinality, |p| positions.push(p)).and_then(|_| {
-                    RoaringBitmap::from_sorted_iter(positions).map_err(|e| e.to_string())
-                })
+                postings::for_each(bytes, r.cardinality, |p| positions.push(p))
+                    .map_err(|e| e.to_string())
+                    .and_then(|_| {
+                        RoaringBitmap::from_sorted_iter(positions).map_err(|e| e.to_string())
+                    })
             }
         };
         bitmap
@@ -397,7 +399,7 @@ impl Segment {
                 .for_each(f),
             List::Packed(bytes) => {
                 postings::for_each(bytes, r.cardinality, f)
-                    .map_err(|reason| self.corrupt_list(key, reason))?;
+                    .map_err(|e| self.corrupt_list(key, e.to_string()))?;
             }
         }
         Ok(true)

@@ -192,8 +192,9 @@ impl<'a> PackedTimes<'a> {
                 .data
                 .get(at)
                 .ok_or_else(|| format!("block {b}: exceptions past the section"))?;
-            let (delta, next) =
-                read_varint(self.data, at + 1).map_err(|e| format!("block {b}: {e}"))?;
+            let (delta, next) = read_varint(self.data, at + 1).ok_or_else(|| {
+                format!("block {b}: an exception's delta runs past the section or above u32")
+            })?;
             let j = usize::from(slot);
             if previous_slot.is_some_and(|p| p >= slot) || j >= PACKED_BLOCK_LEN {
                 return Err(format!(
