@@ -1598,3 +1598,168 @@ fn lookup_microbench(seg: &Segment) {
         );
     }
 }
+
+// ---- v1 against v2 on real tokens ----
+
+/// Rewrites the live documents of the database at `PA_SEGMENT_DB` (the scale bench's 50 h
+/// archive, say: real pairalign-v2 tokens and times) as one v1 and one v2 segment, and prints
+/// for each the bytes per hour by section (hours at the nominal 12.7 tokens/s), and the time to
+/// decode: `for_each_position` over every q-gram of the dictionary (each list read whole, as
+/// the search's hot loop reads it), the same over keys drawn by frequency, every document's
+/// times, and the time of one token per document; best of five rounds each. `PA_LOOKUPS` sets
+/// the number of keys drawn by frequency (default 200,000).
+/// `PA_SEGMENT_DB=/work/exp/scale/50h cargo test --release -p pairalign-engine --lib
+/// segment::tests::measure_formats_on_a_database -- --ignored --nocapture`
+#[test]
+#[ignore = "ad-hoc measurement on a database given by PA_SEGMENT_DB; run in release"]
+fn measure_formats_on_a_database() {
+    use rand::{Rng, SeedableRng};
+    let Ok(db) = std::env::var("PA_SEGMENT_DB") else {
+        eprintln!("set PA_SEGMENT_DB to a database directory");
+        return;
+    };
+    let searcher = crate::Searcher::open(&db).expect("open the database");
+    let mut docs = Vec::new();
+    let (mut vocab, mut q) = (0, 0);
+    for segment in searcher.segments().expect("segments verify") {
+        (vocab, q) = (segment.vocab_size(), segment.q());
+        for d in segment.docs().filter(|d| !searcher.is_deleted(d.doc_id)) {
+            docs.push(Doc {
+                name: d.name.to_string(),
+                doc_id: d.doc_id,
+                tokens: d.tokens.to_vec(),
+                times_ms: d.times_ms.to_vec(),
+                duration_ms: d.duration_ms,
+            });
+        }
+    }
+    let tokens: usize = docs.iter().map(|d| d.tokens.len()).sum();
+    let hours = tokens as f64 / (12.7 * 3600.0);
+    eprintln!(
+        "{db}: {} documents, {tokens} tokens = {hours:.1} h at 12.7 tokens/s, vocab {vocab}, q {q}",
+        docs.len()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let segments: Vec<(Version, Segment)> = VERSIONS
+        .into_iter()
+        .map(|version| {
+            let file = format!("{version:?}.seg");
+            let t = std::time::Instant::now();
+            let (path, _) = write_as(version, dir.path(), &file, &docs, vocab, q);
+            let write_s = t.elapsed().as_secs_f64();
+            let t = std::time::Instant::now();
+            let seg = Segment::open(&path).expect("open");
+            eprintln!(
+                "{version:?}: write {write_s:.2} s, open and full check {:.2} s",
+                t.elapsed().as_secs_f64()
+            );
+            (version, seg)
+        })
+        .collect();
+    for (version, seg) in &segments {
+        let sections = seg.section_bytes();
+        let per_hour = |b: u64| b as f64 / hours / 1000.0;
+        let listed: Vec<String> = sections
+            .iter()
+            .map(|(name, b)| format!("{name} {:.1}", per_hour(*b)))
+            .collect();
+        eprintln!(
+            "{version:?}: {:.1} KB per hour: {}",
+            per_hour(seg.byte_len()),
+            listed.join(", ")
+        );
+    }
+
+    let keys = segments[0].1.dict_keys();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let lookups: usize = std::env::var("PA_LOOKUPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let by_frequency: Vec<u64> = (0..lookups)
+        .filter_map(|_| {
+            let d = &docs[rng.gen_range(0..docs.len())];
+            let len = d.tokens.len().checked_sub(q as usize)?;
+            let i = rng.gen_range(0..=len);
+            Some(qgram_key(&d.tokens[i..i + q as usize], vocab))
+        })
+        .collect();
+    let best_of_5 = |f: &dyn Fn() -> u64| {
+        (0..5)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                let sum = std::hint::black_box(f());
+                (t.elapsed().as_secs_f64(), sum)
+            })
+            .fold((f64::MAX, 0), |a, b| if b.0 < a.0 { b } else { a })
+    };
+    let mut sums = Vec::new();
+    for (version, seg) in &segments {
+        let each = |keys: &[u64]| {
+            keys.iter()
+                .map(|&k| {
+                    let mut sum = 0u64;
+                    seg.for_each_position(k, |p| sum += u64::from(p))
+                        .expect("valid");
+                    sum
+                })
+                .sum::<u64>()
+        };
+        let (all_s, all_sum) = best_of_5(&|| each(&keys));
+        // Lists of a packed block or more against shorter ones (v1: arrays, roaring from a few
+        // hundred positions; v2: all gaps varints).
+        let (long, short): (Vec<u64>, Vec<u64>) = keys
+            .iter()
+            .partition(|&&k| seg.posting_len(k).unwrap_or(0) > 128);
+        let count = |keys: &[u64]| -> u64 {
+            keys.iter()
+                .map(|&k| u64::from(seg.posting_len(k).unwrap_or(0)))
+                .sum()
+        };
+        let (short_s, _) = best_of_5(&|| each(&short));
+        let (long_s, _) = best_of_5(&|| each(&long));
+        let (freq_s, freq_sum) = best_of_5(&|| each(&by_frequency));
+        let positions: u64 = keys
+            .iter()
+            .map(|&k| u64::from(seg.posting_len(k).unwrap_or(0)))
+            .sum();
+        let (times_s, times_sum) = best_of_5(&|| {
+            seg.docs()
+                .map(|d| {
+                    d.times_ms
+                        .to_vec()
+                        .iter()
+                        .map(|&t| u64::from(t))
+                        .sum::<u64>()
+                })
+                .sum()
+        });
+        let (one_s, one_sum) = best_of_5(&|| {
+            seg.docs()
+                .map(|d| u64::from(d.times_ms.get(d.times_ms.len() * 2 / 3).unwrap_or(0)))
+                .sum()
+        });
+        sums.push((all_sum, freq_sum, times_sum, one_sum));
+        eprintln!(
+            "{version:?}: for_each_position over all {} keys ({positions} positions): {:.2} ms = \
+             {:.2} ns per position (lists of 2 to 128: {:.2} ns, longer: {:.2} ns); over {} keys \
+             by frequency: {:.1} ms = {:.0} ns per key; every document's times: {:.2} ms = {:.2} \
+             ns per token; one time per document: {:.0} ns",
+            keys.len(),
+            all_s * 1e3,
+            all_s * 1e9 / positions as f64,
+            short_s * 1e9 / count(&short) as f64,
+            long_s * 1e9 / count(&long) as f64,
+            by_frequency.len(),
+            freq_s * 1e3,
+            freq_s * 1e9 / by_frequency.len() as f64,
+            times_s * 1e3,
+            times_s * 1e9 / tokens as f64,
+            one_s * 1e9 / docs.len() as f64,
+        );
+    }
+    assert_eq!(
+        sums[0], sums[1],
+        "both layouts decode the same positions and times"
+    );
+}
