@@ -19,7 +19,7 @@ use crate::manifest::{
     self, deletes_file_name, segment_file_name, segments_dir, DeletesEntry, Manifest, SegmentEntry,
     TokenizerRecord,
 };
-use crate::segment::{DocInput, Segment, SegmentWriter};
+use crate::segment::{DocInput, DocRef, Segment, SegmentWriter};
 use crate::{Error, Result, Symbol};
 
 /// Nominal token rate of the PairAlign tokenizer (paper, section 5: 12.71 tokens per second). Used
@@ -712,12 +712,9 @@ impl DatabaseWriter {
             segment
                 .docs()
                 .filter(|doc| !deletes.contains(doc.doc_id))
-                .map(|doc| DocInput {
-                    name: doc.name,
-                    doc_id: doc.doc_id,
-                    tokens: doc.tokens,
-                    times_ms: doc.times_ms,
-                    duration_ms: doc.duration_ms,
+                .map(|doc| MergedDoc {
+                    times_ms: doc.times_ms.to_vec(),
+                    doc,
                 })
         });
         let merged = self.write_segments(inputs, &mut next)?;
@@ -735,15 +732,16 @@ impl DatabaseWriter {
     /// Writes `docs` as new segments recorded in `next`: one, or as many as keep each below the
     /// segment token limit ([`MAX_SEGMENT_TOKENS`]; a segment addresses its tokens with `u32`).
     /// No segment for no documents.
-    fn write_segments<'d>(
+    fn write_segments(
         &self,
-        docs: impl IntoIterator<Item = DocInput<'d>>,
+        docs: impl IntoIterator<Item = impl ToDocInput>,
         next: &mut Manifest,
     ) -> Result<Vec<Segment>> {
         let mut written = Vec::new();
         let mut writer = SegmentWriter::new(next.vocab_size, next.q)?;
         let mut tokens = 0u64;
         for doc in docs {
+            let doc = doc.to_input();
             let len = doc.tokens.len() as u64;
             if writer.doc_count() > 0 && tokens + len > self.segment_token_limit {
                 let full =
@@ -951,6 +949,37 @@ fn check_segment_against_manifest(
     // doc table is known to be sound (`Segment::verify`).
     segment.require_doc_ids_below(manifest.next_doc_id);
     Ok(())
+}
+
+/// A document on its way into a new segment ([`DatabaseWriter::write_segments`]): one the caller
+/// added, or one of a segment being merged.
+trait ToDocInput {
+    fn to_input(&self) -> DocInput<'_>;
+}
+
+impl ToDocInput for DocInput<'_> {
+    fn to_input(&self) -> DocInput<'_> {
+        *self
+    }
+}
+
+/// A document of a segment being merged, with its times decoded (a v2 segment keeps them packed,
+/// the writer takes a slice).
+struct MergedDoc<'a> {
+    doc: DocRef<'a>,
+    times_ms: Vec<u32>,
+}
+
+impl ToDocInput for MergedDoc<'_> {
+    fn to_input(&self) -> DocInput<'_> {
+        DocInput {
+            name: self.doc.name,
+            doc_id: self.doc.doc_id,
+            tokens: self.doc.tokens,
+            times_ms: &self.times_ms,
+            duration_ms: self.doc.duration_ms,
+        }
+    }
 }
 
 fn write_deletes(dir: &Path, generation: u64, deletes: &RoaringBitmap) -> Result<DeletesEntry> {

@@ -79,6 +79,15 @@ pub fn segment(bytes: &[u8]) {
     for doc in segment.docs().take(1000) {
         next_doc_id = next_doc_id.max(doc.doc_id.saturating_add(1));
         assert_eq!(doc.tokens.len(), doc.times_ms.len(), "a time per token");
+        let times = doc.times_ms.to_vec();
+        assert_eq!(times.len(), doc.tokens.len(), "every time decodes");
+        assert!(
+            times.windows(2).all(|w| w[0] <= w[1]),
+            "times do not decrease"
+        );
+        for i in [0, doc.tokens.len() / 2, doc.tokens.len().saturating_sub(1)] {
+            assert_eq!(doc.times_ms.get(i), times.get(i).copied(), "time {i}");
+        }
         assert_eq!(segment.doc_tokens(doc.ord), doc.tokens);
         let _ = segment.find(doc.name);
         let _ = segment.doc_at_position(doc.token_start);

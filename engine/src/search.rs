@@ -712,7 +712,7 @@ impl Searcher {
 
     fn named(&self, r: &RawHit, m: usize) -> Hit {
         let doc = self.segments[r.segment].doc(r.ord);
-        let time_at = |i: usize| doc.times_ms.get(i).copied().unwrap_or(doc.duration_ms);
+        let time_at = |i: usize| doc.times_ms.get(i).unwrap_or(doc.duration_ms);
         Hit {
             id: doc.name.to_string(),
             doc_id: r.doc_id,

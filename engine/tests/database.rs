@@ -1076,6 +1076,15 @@ fn frozen_db_v1_fixture_still_opens() {
     assert_eq!(ids(&hits), ["interview.wav", "second-batch.ogg"]);
     assert_eq!((hits[0].start_ms, hits[0].end_ms), (80, 400));
     // A writer can take it over (on a copy: tests must not change the fixture).
+    let copy = copy_of_db_v1_fixture();
+    let mut db = DatabaseWriter::open(copy.path()).unwrap();
+    db.add_tokens(&[doc("new", vec![2, 3, 4, 5])]).unwrap();
+    db.compact().unwrap();
+    assert_eq!(db.info().unwrap().docs, 4);
+}
+
+/// A copy of the v1 database fixture that a test may change.
+fn copy_of_db_v1_fixture() -> tempfile::TempDir {
     let copy = tempfile::tempdir().unwrap();
     for sub in ["", "segments"] {
         fs::create_dir_all(copy.path().join(sub)).unwrap();
@@ -1086,10 +1095,141 @@ fn frozen_db_v1_fixture_still_opens() {
             }
         }
     }
+    copy
+}
+
+/// Every live document by id: its tokens, times and duration, read back from the segments.
+fn live_documents(db: &Searcher) -> BTreeMap<String, (Vec<Symbol>, Vec<u32>, u32)> {
+    let mut docs = BTreeMap::new();
+    for segment in db.segments().unwrap() {
+        for d in segment.docs().filter(|d| !db.is_deleted(d.doc_id)) {
+            let times = d.times_ms.to_vec();
+            assert_eq!(times.len(), d.tokens.len());
+            let doc = (d.tokens.to_vec(), times, d.duration_ms);
+            assert!(docs.insert(d.name.to_string(), doc).is_none());
+        }
+    }
+    docs
+}
+
+/// Hits as comparable tuples: id, token range, time range, distance.
+fn hit_keys(hits: &[Hit]) -> Vec<(String, usize, usize, u32, u32, u32)> {
+    let mut keys: Vec<_> = hits
+        .iter()
+        .map(|h| {
+            (
+                h.id.clone(),
+                h.start,
+                h.end,
+                h.start_ms,
+                h.end_ms,
+                h.distance,
+            )
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// Issue 23 (segment format v2): a database of v1 segments (the frozen fixture) that takes v2
+/// segments searches both, with the same hits and times as exhaustive search, and a compaction
+/// rewrites everything as v2 without changing a document, a time or a hit.
+#[test]
+fn mixed_v1_and_v2_segments_search_and_compact() {
+    let copy = copy_of_db_v1_fixture();
     let mut db = DatabaseWriter::open(copy.path()).unwrap();
-    db.add_tokens(&[doc("new", vec![2, 3, 4, 5])]).unwrap();
+    let mut r = rng(23);
+    let zipf = ZipfTokens::new(64, 1.0, 23);
+    // Zipf strings long enough for posting lists of more than 128 positions and documents over
+    // several time blocks, on a 78/79 ms grid from a first time that is not 0; one holds the
+    // fixture's [2, 3, 4, 5] across the boundary of its second and third time blocks.
+    let mut added: Vec<NewDoc> = (0..40)
+        .map(|i| {
+            let len = r.gen_range(1..400);
+            let first = r.gen_range(0..5000);
+            NewDoc {
+                id: format!("v2/{i:02}.wav"),
+                tokens: zipf.string(&mut r, len),
+                times_ms: Some((0..len as u32).map(|j| first + j * 10_000 / 127).collect()),
+                duration_ms: Some(first + len as u32 * 79 + 79),
+            }
+        })
+        .collect();
+    let mut planted = zipf.string(&mut r, 300);
+    planted[254..258].copy_from_slice(&[2, 3, 4, 5]);
+    added.push(NewDoc {
+        id: "v2/planted.wav".into(),
+        times_ms: Some((0..300).map(|j| 700 + j * 80).collect()),
+        duration_ms: Some(700 + 300 * 80),
+        tokens: planted,
+    });
+    db.add_tokens(&added).unwrap();
+    let versions = |db: &DatabaseWriter| -> Vec<u32> {
+        db.segments()
+            .unwrap()
+            .iter()
+            .map(|s| s.format_version())
+            .collect()
+    };
+    assert_eq!(versions(&db), [1, 1, 2]);
+
+    let queries: Vec<Vec<Symbol>> = std::iter::once(vec![2, 3, 4, 5])
+        .chain((0..12).map(|i| {
+            let d = &added[i * 3].tokens;
+            let start = d.len() / 3;
+            d[start..(start + 12).min(d.len())].to_vec()
+        }))
+        .collect();
+    let search = |db: &Searcher, exhaustive: bool| -> Vec<_> {
+        queries
+            .iter()
+            .map(|q| {
+                let outcome = db
+                    .search_tokens(q, &exact(1, Mode::Infix, exhaustive))
+                    .unwrap();
+                hit_keys(&outcome.hits)
+            })
+            .collect()
+    };
+    let before = db.searcher();
+    let hits = search(&before, false);
+    assert_eq!(
+        hits,
+        search(&before, true),
+        "filter equals exhaustive search"
+    );
+    // The fixture's query finds documents in both layouts, timed from each.
+    let exact_hits: Vec<_> = hits[0].iter().filter(|h| h.5 == 0).collect();
+    assert_eq!(
+        exact_hits
+            .iter()
+            .map(|h| (h.0.as_str(), h.3, h.4))
+            .collect::<Vec<_>>(),
+        [
+            ("interview.wav", 80, 400),
+            ("second-batch.ogg", 78, 393),
+            ("v2/planted.wav", 700 + 254 * 80, 700 + 258 * 80)
+        ]
+    );
+    let documents = live_documents(&before);
+    assert_eq!(documents.len(), 3 + added.len());
+    for d in &added {
+        let (tokens, times, duration) = &documents[&d.id];
+        assert_eq!(
+            (tokens, Some(times), Some(*duration)),
+            (&d.tokens, d.times_ms.as_ref(), d.duration_ms)
+        );
+    }
+
     db.compact().unwrap();
-    assert_eq!(db.info().unwrap().docs, 4);
+    assert_eq!(versions(&db), [2]);
+    let after = db.searcher();
+    assert_eq!(live_documents(&after), documents);
+    assert_eq!(search(&after, false), hits);
+    drop(db);
+    let reopened = Searcher::open(copy.path()).unwrap();
+    assert_eq!(live_documents(&reopened), documents);
+    assert_eq!(search(&reopened, false), hits);
 }
 
 #[test]

@@ -29,6 +29,7 @@ fn check(target: &str, seeds: &[Vec<u8>], per_seed: usize, run: fn(&[u8])) {
 fn segment_reader_survives_mutations() {
     let seeds = [
         "tests/fixtures/segment-v1.seg",
+        "tests/fixtures/segment-v2.seg",
         "tests/fixtures/db-v1/segments/seg-00000001.seg",
     ]
     .map(|f| std::fs::read(repo().join(f)).unwrap());

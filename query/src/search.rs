@@ -186,7 +186,7 @@ fn place_hit(db: &Searcher, hit: &mut Hit, query: &TokenString) {
     let doc = segment.doc(ord);
     let (Some(span), Some(span_times)) = (
         doc.tokens.get(hit.start..hit.end),
-        doc.times_ms.get(hit.start..hit.end),
+        doc.times_ms.get_range(hit.start..hit.end),
     ) else {
         return;
     };

@@ -16,10 +16,15 @@ compile_error!(
 );
 
 /// The format version this build writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The oldest format version this build can read.
 pub const OLDEST_SUPPORTED_VERSION: u32 = 1;
+
+/// The `oldest_supported_version` this build writes into its files: 2, because v2 re-encodes the
+/// times and postings sections in place (same slots, new contents), so a v1 reader must refuse the
+/// file (`UnsupportedVersion`) rather than read packed bytes as v1 arrays.
+pub(crate) const WRITTEN_OLDEST_SUPPORTED_VERSION: u32 = 2;
 
 /// First 8 bytes of every segment file.
 pub(crate) const MAGIC: [u8; 8] = *b"PAIRSEG\0";
@@ -36,8 +41,18 @@ pub(crate) const MAX_Q: u32 = 8;
 /// Largest vocabulary: every `u16` is a symbol.
 pub(crate) const MAX_VOCAB: u32 = 1 << 16;
 
-/// Sections in a v1 file; a newer writer that keeps v1 readable may append more.
+/// Sections in a v1 or v2 file; a newer writer that keeps them readable may append more.
 pub(crate) const V1_SECTION_COUNT: usize = 8;
+
+/// Tokens per block of the v2 times section and values per packed block of a v2 posting list:
+/// one `BitPacker4x` block (the layout of Lemire's simdcomp with 4 lanes, which the `bitpacking`
+/// crate implements with SSE3 and with a scalar fallback that produces the same bytes).
+pub(crate) const PACKED_BLOCK_LEN: usize = 128;
+
+/// v2 posting lists start at multiples of this many bytes (their refs count in these units), so
+/// that a u32 reaches every list: a list of n >= 2 positions takes at most 5n bytes before
+/// padding, at most n units after it, and a segment has fewer than 2^32 positions.
+pub(crate) const LIST_ALIGN: u64 = 8;
 
 /// Shortest serialized roaring bitmap (cookie + container count of an empty bitmap, roaring
 /// portable format: <https://github.com/RoaringBitmap/RoaringFormatSpec>).
@@ -68,15 +83,15 @@ pub(crate) struct Header {
     pub q: u32,
     /// Number of documents (entries in the doc table and the name index). Any u32.
     pub doc_count: u32,
-    /// Number of entries in the section table. Exactly 8 in a v1 file; a newer file that a v1
-    /// reader may read has 8..=64 ([`pairalign_sections::MAX_SECTION_COUNT`]; the reader uses the
-    /// first 8).
+    /// Number of entries in the section table. Exactly 8 in a v1 or v2 file; a newer file that
+    /// an older reader may read has 8..=64 ([`pairalign_sections::MAX_SECTION_COUNT`]; the
+    /// reader uses the first 8).
     pub section_count: u32,
     /// Total tokens of all documents. 0..=u32::MAX (positions are u32).
     pub token_count: u64,
     /// Number of distinct q-grams (entries of the q-gram keys and refs). 0..=token_count.
     pub qgram_count: u64,
-    /// Zero in v1.
+    /// Zero in v1 and v2.
     pub reserved: [u8; 16],
 }
 
@@ -98,41 +113,71 @@ pub(crate) struct DocEntry {
     pub doc_id: u32,
     /// Duration of the recording in milliseconds. Any u32.
     pub duration_ms: u32,
-    /// Zero.
-    pub reserved: u32,
+    /// v2: the start time in ms of the document's first token (0 for an empty document); the
+    /// times section stores the deltas after it. v1: reserved, zero.
+    pub first_time_ms: u32,
 }
 
 /// Where the positions of one q-gram are (8 bytes); parallel to the q-gram keys.
 ///
 /// Most q-grams occur once (66% of them for 10^6 Zipf documents, 78% for 10^5): their position is
-/// the entry itself. Longer lists live in the postings section, as whichever of a sorted position
-/// array and a roaring bitmap is smaller; roaring wins only for dense lists (hundreds to thousands
-/// of positions), see docs/formats.md.
+/// the entry itself. Longer lists live in the postings section: in v2 as delta-coded, bit-packed
+/// lists (`postings.rs`); in v1 as whichever of a sorted position array and a roaring bitmap is
+/// smaller (docs/formats.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 #[repr(C)]
 pub(crate) struct PostingsRef {
     /// Number of positions, 1..=token_count.
     pub cardinality: u32,
     /// With cardinality 1, the position itself (below `token_count`). Otherwise the start of the
-    /// list in the postings section, in 4-byte words: 0 for the first list, then the end of the
-    /// previous one.
+    /// list in the postings section, in units of 4 bytes (v1) or [`LIST_ALIGN`] = 8 bytes (v2):
+    /// 0 for the first list, then the end of the previous one.
     pub value: u32,
+}
+
+/// One block of the v2 times section (16 bytes): the times of positions `128 b .. 128 b + 128`
+/// (`b` the block's index), packed as docs/formats.md "Times (v2)" draws.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub(crate) struct TimeBlock {
+    /// Start time in ms of the block's first token (position `128 b`); equals the document's
+    /// `first_time_ms` when a document starts there, and is not below the previous token's time
+    /// otherwise.
+    pub first_ms: u32,
+    /// The delta a packed value counts from: a slot's delta is `base_delta + packed value`,
+    /// unless the slot is an exception. Any u32; the times may not overflow u32.
+    pub base_delta: u32,
+    /// Where the block's data (packed values, then exceptions) starts in the data area, in
+    /// 4-byte units: 0 for the first block, then the end of the previous block's data, which is
+    /// zero-padded to 4 bytes.
+    pub data_start: u32,
+    /// Bits per packed value, 0..=32: the packed values take `16 * bits` bytes.
+    pub bits: u8,
+    /// Slots whose delta is listed after the packed values rather than packed (patched frame
+    /// of reference: the deltas outside `base_delta .. base_delta + 2^bits`), 0..=127.
+    pub exceptions: u8,
+    /// Zero.
+    pub reserved: [u8; 2],
 }
 
 pub(crate) const HEADER_LEN: u64 = std::mem::size_of::<Header>() as u64;
 pub(crate) const DOC_ENTRY_LEN: u64 = std::mem::size_of::<DocEntry>() as u64;
 pub(crate) const POSTINGS_REF_LEN: u64 = std::mem::size_of::<PostingsRef>() as u64;
+pub(crate) const TIME_BLOCK_LEN: u64 = std::mem::size_of::<TimeBlock>() as u64;
 
 /// The section layout of a segment file: the header above, then the section table, the sections
 /// and the footer that pairalign-sections lays out, writes and checks.
 pub(crate) const SECTION_LAYOUT: SectionLayout = SectionLayout::new(HEADER_LEN, FOOTER_MAGIC);
 
-/// The sections of a v1 file, in file order (the index is the section-table slot).
+/// The sections of a v1 or v2 file, in file order (the index is the section-table slot). The two
+/// versions differ in the contents of `Times` and `Postings` (and in the last field of
+/// [`DocEntry`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Section {
     /// `[u16; token_count]`: all documents' tokens, concatenated in ordinal order.
     Tokens = 0,
-    /// `[u32; token_count]`: start time in ms of each token.
+    /// Start time in ms of each token. v1: `[u32; token_count]`. v2: `[TimeBlock; blocks]` then
+    /// the packed deltas (`times.rs`).
     Times = 1,
     /// `[DocEntry; doc_count]`.
     Docs = 2,
@@ -145,7 +190,8 @@ pub(crate) enum Section {
     QGramKeys = 5,
     /// `[PostingsRef; qgram_count]`, parallel to the keys.
     QGramRefs = 6,
-    /// `[u32]`: the lists of the q-grams that occur more than once, in key order.
+    /// The lists of the q-grams that occur more than once, in key order. v1: `[u32]` arrays and
+    /// roaring bitmaps. v2: delta-coded, bit-packed lists, each 8-byte aligned (`postings.rs`).
     Postings = 7,
 }
 
@@ -209,6 +255,11 @@ mod tests {
         assert_eq!(HEADER_LEN, 64);
         assert_eq!(DOC_ENTRY_LEN, 32);
         assert_eq!(POSTINGS_REF_LEN, 8);
+        assert_eq!(TIME_BLOCK_LEN, 16);
+        assert_eq!(
+            PACKED_BLOCK_LEN,
+            <bitpacking::BitPacker4x as bitpacking::BitPacker>::BLOCK_LEN
+        );
     }
 
     #[test]

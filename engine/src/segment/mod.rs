@@ -1,17 +1,23 @@
 //! Segments: immutable, memory-mapped files holding a batch of documents (tokens, per-token times,
 //! names) and their positional q-gram postings. This module owns the byte layout (`format`, drawn
-//! in docs/formats.md), the writer that serializes it and the reader that validates and serves it.
+//! in docs/formats.md), the writer that serializes it and the reader that validates and serves it;
+//! `times` and `postings` own the two packed sections of format v2 (encoder, decoder and check
+//! each).
 //!
 //! A position is an index into the concatenation of all documents' tokens in the segment. The
 //! postings of a q-gram are the positions where it starts; q-grams that straddle two documents are
 //! not indexed.
 
 mod format;
+mod postings;
 mod reader;
+mod times;
+mod varint;
 mod writer;
 
 pub use format::{FORMAT_VERSION, OLDEST_SUPPORTED_VERSION};
 pub use reader::{DocRef, Segment};
+pub use times::Times;
 pub use writer::{DocInput, SegmentInfo, SegmentWriter};
 
 use crate::Symbol;

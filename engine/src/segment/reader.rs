@@ -1,5 +1,5 @@
-//! Opens a segment file: maps it, validates every byte, and serves documents and postings from the
-//! mapping.
+//! Opens a segment file (v1 or v2): maps it, validates every byte, and serves documents and
+//! postings from the mapping.
 
 use std::fs::File;
 use std::ops::Range;
@@ -12,9 +12,12 @@ use roaring::RoaringBitmap;
 
 use super::format::{
     key_space, key_width, params_valid, DocEntry, Header, PostingsRef, Section, DOC_ENTRY_LEN,
-    FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_NAME_BYTES, MIN_BITMAP_BYTES, OLDEST_SUPPORTED_VERSION,
-    POSTINGS_REF_LEN, ROARING_MARKER, ROARING_PREFIX_WORDS, SECTION_LAYOUT, V1_SECTION_COUNT,
+    FORMAT_VERSION, HEADER_LEN, LIST_ALIGN, MAGIC, MAX_NAME_BYTES, MIN_BITMAP_BYTES,
+    OLDEST_SUPPORTED_VERSION, POSTINGS_REF_LEN, ROARING_MARKER, ROARING_PREFIX_WORDS,
+    SECTION_LAYOUT, TIME_BLOCK_LEN, V1_SECTION_COUNT,
 };
+use super::postings;
+use super::times::{self, PackedTimes, Times};
 use crate::{Error, Result, Symbol};
 
 /// One document of an open segment, borrowed from the mapping.
@@ -30,8 +33,8 @@ pub struct DocRef<'a> {
     pub token_start: u32,
     /// The token string.
     pub tokens: &'a [Symbol],
-    /// Start time of each token in ms.
-    pub times_ms: &'a [u32],
+    /// Start time of each token in ms, decoded on demand (`get`, `get_range`, `to_vec`).
+    pub times_ms: Times<'a>,
     /// Duration of the recording in ms.
     pub duration_ms: u32,
 }
@@ -47,6 +50,8 @@ pub struct Segment {
     token_count: u64,
     /// Keys are u64 (else u32): `vocab_size^q > 2^32`.
     wide_keys: bool,
+    /// The layout the file is read with, which says what the times and postings sections hold.
+    layout: Layout,
     /// Byte range of each v1 section in `map`, indexed by `Section as usize`.
     sections: [Range<usize>; V1_SECTION_COUNT],
     /// The section table, for the deferred checksums.
@@ -75,11 +80,15 @@ impl std::fmt::Debug for Segment {
 
 /// The layouts this build can read. A file is read with the newest layout that both its writer
 /// and this build know: `min(file's format_version, FORMAT_VERSION)`, which the file's
-/// `oldest_supported_version` allows when it is at most `FORMAT_VERSION`. Adding v2 means adding
-/// a variant and a `parse_v2` that produces the same [`Segment`].
+/// `oldest_supported_version` allows when it is at most `FORMAT_VERSION`. Both have the same
+/// eight sections; they differ in what the times and postings sections hold (and in the last
+/// field of the doc table), which [`Segment`]'s accessors and the full check dispatch on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Layout {
+    /// `[u32]` times; position arrays and roaring bitmaps.
     V1,
+    /// Block-packed times; delta-coded, bit-packed lists.
+    V2,
 }
 
 impl Layout {
@@ -87,6 +96,7 @@ impl Layout {
         let (found, oldest_supported) = (header.format_version, header.oldest_supported_version);
         match sections::readable_version(found, oldest_supported, FORMAT_VERSION) {
             Ok(1) => Ok(Layout::V1),
+            Ok(2) => Ok(Layout::V2),
             Ok(_) => Err(layout_error(
                 path,
                 sections::Error::UnsupportedVersion {
@@ -103,8 +113,8 @@ impl Segment {
     /// Maps and validates the segment at `path`: sizes, magics, versions, section placement,
     /// every checksum, and every invariant the accessors rely on. A damaged, truncated or foreign
     /// file gives `Error::Corrupt` naming the file and section (or `UnsupportedVersion`), never a
-    /// panic. Inline positions and position arrays are checked here; roaring bitmaps when they
-    /// are looked up.
+    /// panic. Inline positions, position arrays and v2 lists are checked here; v1 roaring
+    /// bitmaps when they are looked up.
     ///
     /// # Safety
     ///
@@ -138,7 +148,7 @@ impl Segment {
         // SAFETY: the mapping is read-only, and segment files are never modified or truncated
         // after they are written (the contract in the `# Safety` section above), so the bytes
         // behind the slices the accessors hand out cannot change or disappear while `map` lives.
-        // Every read goes through bounds that `parse_v1` validated against the mapped length.
+        // Every read goes through bounds that `parse` validated against the mapped length.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
         let header: Header = bytemuck::pod_read_unaligned(&map[..HEADER_LEN as usize]);
         if header.magic != MAGIC {
@@ -148,9 +158,8 @@ impl Segment {
                 "bad magic: not a PairAlign segment file",
             ));
         }
-        match Layout::for_header(path, &header)? {
-            Layout::V1 => parse_v1(path, map, &header),
-        }
+        let layout = Layout::for_header(path, &header)?;
+        parse(path, map, &header, layout)
     }
 
     /// The full check, once (later calls return its outcome): every section against its
@@ -249,9 +258,12 @@ impl Segment {
         self.section(Section::Tokens)
     }
 
-    /// Start time in ms of every token, parallel to [`Segment::tokens`].
-    pub fn times_ms(&self) -> &[u32] {
-        self.section(Section::Times)
+    /// The format version the file is read as (1 or 2).
+    pub fn format_version(&self) -> u32 {
+        match self.layout {
+            Layout::V1 => 1,
+            Layout::V2 => 2,
+        }
     }
 
     /// The document with ordinal `ord`.
@@ -268,13 +280,24 @@ impl Segment {
         );
         let e = entries[ord];
         let tokens = e.token_start as usize..e.token_start as usize + e.token_len as usize;
+        let times_ms = match self.layout {
+            Layout::V1 => Times::plain(
+                self.section::<u32>(Section::Times)
+                    .get(tokens.clone())
+                    .unwrap_or_default(),
+            ),
+            Layout::V2 => match self.packed_times() {
+                Some(table) => Times::packed(table, tokens.start, tokens.len(), e.first_time_ms),
+                None => Times::plain(&[]),
+            },
+        };
         DocRef {
             ord,
             doc_id: e.doc_id,
             name: std::str::from_utf8(self.name_bytes(&e)).unwrap_or_default(),
             token_start: e.token_start,
-            tokens: self.tokens().get(tokens.clone()).unwrap_or_default(),
-            times_ms: self.times_ms().get(tokens).unwrap_or_default(),
+            tokens: self.tokens().get(tokens).unwrap_or_default(),
+            times_ms,
             duration_ms: e.duration_ms,
         }
     }
@@ -358,9 +381,9 @@ impl Segment {
         (pos - e.token_start < e.token_len).then_some(ord)
     }
 
-    /// Positions where the q-gram with `key` starts, or `None` if it does not occur. A roaring
-    /// list is deserialized and checked now; a damaged one is `Error::Corrupt` for the `postings`
-    /// section.
+    /// Positions where the q-gram with `key` starts, or `None` if it does not occur. A v1
+    /// roaring list is deserialized and checked now; a damaged one is `Error::Corrupt` for the
+    /// `postings` section.
     pub fn postings(&self, key: u64) -> Result<Option<RoaringBitmap>> {
         let Some((r, list)) = self.list(key) else {
             return Ok(None);
@@ -371,6 +394,14 @@ impl Segment {
             List::Array(positions) => RoaringBitmap::from_sorted_iter(positions.iter().copied())
                 .map_err(|e| e.to_string()),
             List::Roaring(bytes) => decode_bitmap(bytes, r.cardinality, self.token_count),
+            List::Packed(bytes) => {
+                let mut positions = Vec::with_capacity(r.cardinality as usize);
+                postings::for_each(bytes, r.cardinality, |p| positions.push(p))
+                    .map_err(|e| e.to_string())
+                    .and_then(|_| {
+                        RoaringBitmap::from_sorted_iter(positions).map_err(|e| e.to_string())
+                    })
+            }
         };
         bitmap
             .map(Some)
@@ -378,9 +409,12 @@ impl Segment {
     }
 
     /// Calls `f` with each position where the q-gram with `key` starts, in ascending order, and
-    /// returns whether it occurs. Allocates nothing unless the list is a roaring bitmap (a dense
-    /// list, hundreds of positions or more), which is deserialized and checked first: a damaged
-    /// one is `Error::Corrupt` for the `postings` section and `f` is not called.
+    /// returns whether it occurs. Allocates nothing unless the list is a v1 roaring bitmap (a
+    /// dense list, hundreds of positions or more), which is deserialized and checked first: a
+    /// damaged one is `Error::Corrupt` for the `postings` section and `f` is not called. A v2
+    /// list is decoded a block of 128 at a time into a stack buffer (checked at open, so it
+    /// cannot fail; it would be `Error::Corrupt` too).
+    #[inline]
     pub fn for_each_position(&self, key: u64, mut f: impl FnMut(u32)) -> Result<bool> {
         let Some((r, list)) = self.list(key) else {
             return Ok(false);
@@ -392,6 +426,10 @@ impl Segment {
                 .map_err(|reason| self.corrupt_list(key, reason))?
                 .iter()
                 .for_each(f),
+            List::Packed(bytes) => {
+                postings::for_each(bytes, r.cardinality, f)
+                    .map_err(|e| self.corrupt_list(key, e.to_string()))?;
+            }
         }
         Ok(true)
     }
@@ -436,6 +474,11 @@ impl Segment {
         if r.cardinality == 1 {
             return Some((r, List::Inline(r.value)));
         }
+        if self.layout == Layout::V2 {
+            let bytes: &[u8] = self.section(Section::Postings);
+            let start = r.value as usize * LIST_ALIGN as usize;
+            return Some((r, List::Packed(bytes.get(start..).unwrap_or_default())));
+        }
         let words: &[u32] = self.section(Section::Postings);
         let start = r.value as usize;
         let list = if words.get(start) == Some(&ROARING_MARKER) {
@@ -468,6 +511,14 @@ impl Segment {
         self.section(Section::Docs)
     }
 
+    /// The v2 times section's block table and packed area (lengths checked at open).
+    fn packed_times(&self) -> Option<PackedTimes<'_>> {
+        PackedTimes::new(
+            self.section(Section::Times),
+            times::block_count(self.token_count) as usize,
+        )
+    }
+
     fn name_bytes(&self, e: &DocEntry) -> &[u8] {
         let names: &[u8] = self.section(Section::Names);
         let start = e.name_offset as usize;
@@ -491,20 +542,23 @@ impl Segment {
 enum List<'a> {
     /// The only position, held in the ref.
     Inline(u32),
-    /// Strictly ascending positions below `token_count` (checked at open).
+    /// v1: strictly ascending positions below `token_count` (checked at open).
     Array(&'a [u32]),
-    /// A serialized roaring bitmap (checked when read).
+    /// v1: a serialized roaring bitmap (checked when read).
     Roaring(&'a [u8]),
+    /// v2: the postings section from the list's start on (checked at open).
+    Packed(&'a [u8]),
 }
 
-/// Validates a v1 (or v1-compatible newer) file and builds the [`Segment`].
-fn parse_v1(path: &Path, map: Mmap, header: &Header) -> Result<Segment> {
+/// Checks what the header region vouches for in a file read with `layout` (a v1 or v2 file, or a
+/// newer one compatible with either) and builds the [`Segment`].
+fn parse(path: &Path, map: Mmap, header: &Header, layout: Layout) -> Result<Segment> {
     let corrupt = |section: &'static str, reason: String| Error::corrupt(path, section, reason);
     let bytes: &[u8] = &map;
 
     // The section count, before the table is sized from it.
     let section_count = header.section_count;
-    let count_ok = if header.format_version == 1 {
+    let count_ok = if header.format_version <= FORMAT_VERSION {
         section_count as usize == V1_SECTION_COUNT
     } else {
         (V1_SECTION_COUNT as u32..=MAX_SECTION_COUNT).contains(&section_count)
@@ -520,7 +574,7 @@ fn parse_v1(path: &Path, map: Mmap, header: &Header) -> Result<Segment> {
     let table = SECTION_LAYOUT
         .read_table(bytes, section_count)
         .map_err(|e| layout_error(path, e))?;
-    if header.format_version == 1 && header.reserved != [0; 16] {
+    if header.format_version <= FORMAT_VERSION && header.reserved != [0; 16] {
         return Err(corrupt("header", "reserved bytes are not zero".into()));
     }
     if !params_valid(header.vocab_size, header.q) {
@@ -557,9 +611,16 @@ fn parse_v1(path: &Path, map: Mmap, header: &Header) -> Result<Segment> {
             ),
         ));
     }
+    let time_blocks = times::block_count(token_count);
     let expected_lens = [
         (Section::Tokens, Some(token_count * 2)),
-        (Section::Times, Some(token_count * 4)),
+        (
+            Section::Times,
+            match layout {
+                Layout::V1 => Some(token_count * 4),
+                Layout::V2 => None,
+            },
+        ),
         (Section::Docs, Some(doc_count * DOC_ENTRY_LEN)),
         (Section::Names, None),
         (Section::NameIndex, Some(doc_count * 4)),
@@ -587,6 +648,28 @@ fn parse_v1(path: &Path, map: Mmap, header: &Header) -> Result<Segment> {
         }
         sections[section as usize] = entry.range();
     }
+    if layout == Layout::V2 {
+        // The lengths the counts do not fix: the times' block table must fit (each block's data
+        // is padded to 4 bytes), and lists are 8-byte aligned; the rest is checked by `verify`.
+        let times = table[Section::Times as usize].len;
+        if times < time_blocks * TIME_BLOCK_LEN || times % 4 != 0 {
+            return Err(corrupt(
+                Section::Times.name(),
+                format!(
+                    "length {times} bytes is not {} bytes of block table for {time_blocks} blocks \
+                     plus a multiple of 4",
+                    time_blocks * TIME_BLOCK_LEN
+                ),
+            ));
+        }
+        let postings = table[Section::Postings as usize].len;
+        if postings % LIST_ALIGN != 0 {
+            return Err(corrupt(
+                Section::Postings.name(),
+                format!("length {postings} bytes is not a multiple of {LIST_ALIGN}"),
+            ));
+        }
+    }
 
     let segment = Segment {
         path: path.to_path_buf(),
@@ -595,6 +678,7 @@ fn parse_v1(path: &Path, map: Mmap, header: &Header) -> Result<Segment> {
         doc_count: header.doc_count as usize,
         token_count,
         wide_keys: key_width(header.vocab_size, header.q) == 8,
+        layout,
         sections,
         entries: table,
         verified: OnceLock::new(),
@@ -694,12 +778,15 @@ fn validate_contents(seg: &Segment) -> Result<()> {
     let corrupt =
         |section: Section, reason: String| Error::corrupt(&seg.path, section.name(), reason);
     let tokens: &[Symbol] = cast(seg, Section::Tokens)?;
-    let times: &[u32] = cast(seg, Section::Times)?;
     let docs: &[DocEntry] = cast(seg, Section::Docs)?;
     let names: &[u8] = cast(seg, Section::Names)?;
     let name_index: &[u32] = cast(seg, Section::NameIndex)?;
     let refs: &[PostingsRef] = cast(seg, Section::QGramRefs)?;
-    let words: &[u32] = cast(seg, Section::Postings)?;
+    // v1: the times are u32s and the lists whole words.
+    let (times, words): (&[u32], &[u32]) = match seg.layout {
+        Layout::V1 => (cast(seg, Section::Times)?, cast(seg, Section::Postings)?),
+        Layout::V2 => (&[], &[]),
+    };
 
     if seg.vocab_size < 1 << 16 {
         if let Some(i) = tokens.iter().position(|&s| u32::from(s) >= seg.vocab_size) {
@@ -757,18 +844,20 @@ fn validate_contents(seg: &Segment) -> Result<()> {
                 format!("name of document {ord} is not UTF-8: {e}"),
             ));
         }
-        if d.reserved != 0 {
-            return Err(doc_err("reserved field is not zero".into()));
-        }
-        let doc_times = &times[next_token as usize..token_end as usize];
-        if let Some(i) = doc_times.windows(2).position(|w| w[1] < w[0]) {
-            return Err(corrupt(
-                Section::Times,
-                format!(
-                    "times of document {ord} decrease at token {}",
-                    next_token + i as u64 + 1
-                ),
-            ));
+        if seg.layout == Layout::V1 {
+            if d.first_time_ms != 0 {
+                return Err(doc_err("reserved field is not zero".into()));
+            }
+            let doc_times = &times[next_token as usize..token_end as usize];
+            if let Some(i) = doc_times.windows(2).position(|w| w[1] < w[0]) {
+                return Err(corrupt(
+                    Section::Times,
+                    format!(
+                        "times of document {ord} decrease at token {}",
+                        next_token + i as u64 + 1
+                    ),
+                ));
+            }
         }
         indexable += (u64::from(d.token_len) + 1).saturating_sub(q);
         next_token = token_end;
@@ -791,6 +880,10 @@ fn validate_contents(seg: &Segment) -> Result<()> {
                 names.len()
             ),
         ));
+    }
+    if seg.layout == Layout::V2 {
+        times::check(seg.section(Section::Times), seg.token_count, docs)
+            .map_err(|reason| corrupt(Section::Times, reason))?;
     }
 
     // Strictly increasing names imply distinct ordinals: with every ordinal in range, the index is
@@ -824,7 +917,9 @@ fn validate_contents(seg: &Segment) -> Result<()> {
     keys_result.map_err(|reason| corrupt(Section::QGramKeys, reason))?;
 
     // Every list in the postings section is referenced once, in order, and covers it exactly;
-    // arrays are sorted and in range, so lookups can hand them out unchecked.
+    // arrays and v2 lists are sorted and in range, so lookups can hand them out unchecked. A
+    // list's start counts in words (v1) or 8-byte units (v2).
+    let postings_bytes: &[u8] = seg.section(Section::Postings);
     let mut next_word = 0u64;
     let mut positions = 0u64;
     for (i, r) in refs.iter().enumerate() {
@@ -852,10 +947,26 @@ fn validate_contents(seg: &Segment) -> Result<()> {
             continue;
         }
         if u64::from(r.value) != next_word {
+            let unit = match seg.layout {
+                Layout::V1 => "word",
+                Layout::V2 => "8-byte unit",
+            };
             return Err(ref_err(format!(
-                "list starts at word {}, expected {next_word}",
+                "list starts at {unit} {}, expected {next_word}",
                 r.value
             )));
+        }
+        if seg.layout == Layout::V2 {
+            let start = next_word * LIST_ALIGN;
+            let Some(list) = postings_bytes.get(start as usize..) else {
+                return Err(ref_err(format!(
+                    "list starts at byte {start}, past the postings section ({} bytes)",
+                    postings_bytes.len()
+                )));
+            };
+            let len = postings::check(list, r.cardinality, seg.token_count).map_err(list_err)?;
+            next_word += len as u64 / LIST_ALIGN;
+            continue;
         }
         let start = next_word as usize;
         let Some(&first) = words.get(start) else {
@@ -911,13 +1022,14 @@ fn validate_contents(seg: &Segment) -> Result<()> {
         };
         next_word = end;
     }
-    if next_word != words.len() as u64 {
+    let units = match seg.layout {
+        Layout::V1 => words.len() as u64,
+        Layout::V2 => postings_bytes.len() as u64 / LIST_ALIGN,
+    };
+    if next_word != units {
         return Err(corrupt(
             Section::Postings,
-            format!(
-                "the lists use {next_word} words, the section has {}",
-                words.len()
-            ),
+            format!("the lists use {next_word} units, the section has {units}"),
         ));
     }
     if positions != indexable {

@@ -1,6 +1,7 @@
 //! Segment tests: round trips against a brute-force postings oracle, every truncation and byte
 //! flip of a small file, crafted files with valid checksums but bad contents, version handling,
-//! and the frozen v1 fixture.
+//! and the frozen v1 and v2 fixtures. Files are written in v2 (what builds write) and, for the
+//! tests of the v1 reader, in v1 (`SegmentWriter::write_v1`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use pairalign_sections::{
 use proptest::prelude::*;
 
 use super::format::{
-    DocEntry, Header, PostingsRef, Section, HEADER_LEN, ROARING_MARKER, SECTION_LAYOUT,
+    DocEntry, Header, PostingsRef, Section, TimeBlock, HEADER_LEN, ROARING_MARKER, SECTION_LAYOUT,
     V1_SECTION_COUNT,
 };
 use super::*;
@@ -40,6 +41,16 @@ impl Doc {
         }
     }
 
+    /// Times on a tokenizer's grid: 12.7 tokens a second from `first_ms`, so steps of 78 or 79 ms.
+    fn grid(name: &str, doc_id: u32, tokens: &[Symbol], first_ms: u32) -> Doc {
+        let mut doc = Doc::new(name, doc_id, tokens);
+        doc.times_ms = (0..tokens.len() as u64)
+            .map(|i| first_ms + (i * 10_000 / 127) as u32)
+            .collect();
+        doc.duration_ms = doc.times_ms.last().map_or(first_ms, |t| t + 79);
+        doc
+    }
+
     fn input(&self) -> DocInput<'_> {
         DocInput {
             name: &self.name,
@@ -64,23 +75,79 @@ fn sample_docs() -> Vec<Doc> {
     ]
 }
 
+/// The v2 sample: [`sample_docs`] and a document of 140 tokens on the time grid whose q-gram
+/// (7, 7, 7) fills a packed block of 128 gaps and a tail; its times span two blocks, the first of
+/// which holds four document starts.
+fn sample_v2_docs() -> Vec<Doc> {
+    let mut docs = sample_docs();
+    docs.push(Doc::grid("long.wav", 11, &[7; 140], 1_000));
+    docs
+}
+
 const VOCAB: u32 = 10;
 const Q: u32 = 3;
 
+/// The layouts the tests write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Version {
+    V1,
+    V2,
+}
+
+const VERSIONS: [Version; 2] = [Version::V1, Version::V2];
+
 fn write(dir: &Path, file: &str, docs: &[Doc], vocab_size: u32, q: u32) -> (PathBuf, SegmentInfo) {
+    write_as(Version::V2, dir, file, docs, vocab_size, q)
+}
+
+fn write_as(
+    version: Version,
+    dir: &Path,
+    file: &str,
+    docs: &[Doc],
+    vocab_size: u32,
+    q: u32,
+) -> (PathBuf, SegmentInfo) {
     let mut writer = SegmentWriter::new(vocab_size, q).expect("valid parameters");
     for doc in docs {
         writer.add(&doc.input()).expect("valid document");
     }
     let path = dir.join(file);
-    let info = writer.write(&path).expect("write segment");
+    let info = match version {
+        Version::V1 => writer.write_v1(&path),
+        Version::V2 => writer.write(&path),
+    }
+    .expect("write segment");
     (path, info)
 }
 
-fn sample_bytes() -> Vec<u8> {
+/// The sample of `version`: [`sample_docs`] in v1, [`sample_v2_docs`] in v2.
+fn sample_docs_of(version: Version) -> Vec<Doc> {
+    match version {
+        Version::V1 => sample_docs(),
+        Version::V2 => sample_v2_docs(),
+    }
+}
+
+fn sample_bytes_of(version: Version) -> Vec<u8> {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (path, _) = write(dir.path(), "s.seg", &sample_docs(), VOCAB, Q);
+    let (path, _) = write_as(
+        version,
+        dir.path(),
+        "s.seg",
+        &sample_docs_of(version),
+        VOCAB,
+        Q,
+    );
     std::fs::read(path).expect("read back")
+}
+
+fn sample_bytes() -> Vec<u8> {
+    sample_bytes_of(Version::V2)
+}
+
+fn sample_bytes_v1() -> Vec<u8> {
+    sample_bytes_of(Version::V1)
 }
 
 /// For every q-gram inside a document, the positions where it starts.
@@ -105,10 +172,8 @@ fn assert_matches(seg: &Segment, docs: &[Doc], vocab_size: u32, q: u32) {
     assert_eq!(seg.q(), q);
     assert_eq!(seg.doc_count(), docs.len());
     let all_tokens: Vec<Symbol> = docs.iter().flat_map(|d| d.tokens.clone()).collect();
-    let all_times: Vec<u32> = docs.iter().flat_map(|d| d.times_ms.clone()).collect();
     assert_eq!(seg.token_count(), all_tokens.len() as u64);
     assert_eq!(seg.tokens(), &all_tokens[..]);
-    assert_eq!(seg.times_ms(), &all_times[..]);
 
     let mut start = 0u32;
     for (ord, (doc, got)) in docs.iter().zip(seg.docs()).enumerate() {
@@ -117,7 +182,7 @@ fn assert_matches(seg: &Segment, docs: &[Doc], vocab_size: u32, q: u32) {
         assert_eq!(got.doc_id, doc.doc_id);
         assert_eq!(got.token_start, start);
         assert_eq!(got.tokens, &doc.tokens[..]);
-        assert_eq!(got.times_ms, &doc.times_ms[..]);
+        assert_matches_times(&got.times_ms, &doc.times_ms);
         assert_eq!(got.duration_ms, doc.duration_ms);
         assert_eq!(seg.find(&doc.name), Some(ord));
         for i in 0..doc.tokens.len() as u32 {
@@ -170,6 +235,33 @@ fn assert_matches(seg: &Segment, docs: &[Doc], vocab_size: u32, q: u32) {
     }
 }
 
+/// Every way of reading a document's times agrees with them.
+fn assert_matches_times(got: &Times<'_>, times: &[u32]) {
+    assert_eq!(got.len(), times.len());
+    assert_eq!(got.is_empty(), times.is_empty());
+    assert_eq!(got.to_vec(), times);
+    for (i, &t) in times.iter().enumerate() {
+        assert_eq!(got.get(i), Some(t), "time {i}");
+    }
+    assert_eq!(got.get(times.len()), None);
+    assert_eq!(got.get(usize::MAX), None);
+    let n = times.len();
+    for range in [0..n, 0..0, n..n, n / 3..n - n / 4, 1.min(n)..n] {
+        assert_eq!(
+            got.get_range(range.clone()).as_deref(),
+            times.get(range.clone()),
+            "{range:?}"
+        );
+    }
+    assert_eq!(got.get_range(0..n + 1), None);
+    #[allow(clippy::reversed_empty_ranges)]
+    let backwards = n.min(1)..0;
+    assert_eq!(
+        got.get_range(backwards.clone()).as_deref(),
+        times.get(backwards)
+    );
+}
+
 #[test]
 fn segment_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
@@ -188,21 +280,38 @@ fn qgram_key_is_the_base_vocab_number() {
 #[test]
 fn round_trip_matches_oracle() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let docs = sample_docs();
-    let (path, info) = write(dir.path(), "s.seg", &docs, VOCAB, Q);
-    assert_eq!(info.doc_count, docs.len() as u32);
-    assert_eq!(info.token_count, 34);
-    assert_eq!(info.bytes, std::fs::metadata(&path).expect("stat").len());
-    let seg = Segment::open(&path).expect("open");
-    assert_eq!(seg.path(), path);
-    assert_eq!(seg.byte_len(), info.bytes);
-    assert_matches(&seg, &docs, VOCAB, Q);
-    let sections = seg.section_bytes();
-    assert_eq!(sections.len(), 8);
-    assert_eq!(sections[0], ("tokens", 34 * 2), "u16 per token");
-    assert_eq!(sections[1], ("times", 34 * 4), "u32 per token");
-    let total: u64 = sections.iter().map(|&(_, b)| b).sum();
-    assert!(total < seg.byte_len(), "header and footer come on top");
+    for version in VERSIONS {
+        let docs = sample_docs_of(version);
+        let tokens: u64 = docs.iter().map(|d| d.tokens.len() as u64).sum();
+        let file = format!("{version:?}.seg");
+        let (path, info) = write_as(version, dir.path(), &file, &docs, VOCAB, Q);
+        assert_eq!(info.doc_count, docs.len() as u32);
+        assert_eq!(info.token_count, tokens);
+        assert_eq!(info.bytes, std::fs::metadata(&path).expect("stat").len());
+        let seg = Segment::open(&path).expect("open");
+        assert_eq!(seg.path(), path);
+        assert_eq!(seg.byte_len(), info.bytes);
+        assert_matches(&seg, &docs, VOCAB, Q);
+        let sections = seg.section_bytes();
+        assert_eq!(sections.len(), 8);
+        assert_eq!(sections[0], ("tokens", tokens * 2), "u16 per token");
+        let times = match version {
+            Version::V1 => {
+                assert_eq!(seg.format_version(), 1);
+                tokens * 4
+            }
+            // Two blocks: the first holds the small documents' steps of 80 ms and the long
+            // document's of 78 or 79 ms (2 bits from 78) and their 16 steps of 0 ms (exceptions,
+            // 2 bytes each); the second only grid steps (1 bit).
+            Version::V2 => {
+                assert_eq!(seg.format_version(), 2);
+                2 * 16 + (16 * 2 + 16 * 2) + 16
+            }
+        };
+        assert_eq!(sections[1], ("times", times), "{version:?}");
+        let total: u64 = sections.iter().map(|&(_, b)| b).sum();
+        assert!(total < seg.byte_len(), "header and footer come on top");
+    }
 }
 
 #[test]
@@ -364,40 +473,49 @@ fn reseal(bytes: &mut [u8]) {
 
 #[test]
 fn truncation_at_every_length_is_an_error_naming_the_file() {
-    let bytes = sample_bytes();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("t.seg");
-    for len in 0..bytes.len() {
-        let err = open_bytes(&path, &bytes[..len]).expect_err("a truncated file must not open");
-        assert_eq!(error_location(&err).0, path, "length {len}: {err}");
-    }
-}
-
-#[test]
-fn flipping_any_byte_is_detected() {
-    let bytes = sample_bytes();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("f.seg");
-    for mask in [0xFF, 0x01] {
-        for at in 0..bytes.len() {
-            let mut damaged = bytes.clone();
-            damaged[at] ^= mask;
-            let err = open_bytes(&path, &damaged).expect_err("a damaged file must not open");
-            let (named, section) = error_location(&err);
-            assert_eq!(named, path);
-            // Only the version fields may yield UnsupportedVersion (a flipped version is
-            // indistinguishable from a file written by another version).
-            assert!(
-                section.is_some() || (8..16).contains(&at),
-                "offset {at} mask {mask:#x}: {err}"
+    for version in VERSIONS {
+        let bytes = sample_bytes_of(version);
+        for len in 0..bytes.len() {
+            let err = open_bytes(&path, &bytes[..len]).expect_err("a truncated file must not open");
+            assert_eq!(
+                error_location(&err).0,
+                path,
+                "{version:?} length {len}: {err}"
             );
         }
     }
 }
 
-/// Opens a tampered and resealed copy of the sample segment and returns the error's section.
-fn tampered(edit: impl FnOnce(&mut Vec<u8>)) -> &'static str {
-    let mut bytes = sample_bytes();
+#[test]
+fn flipping_any_byte_is_detected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("f.seg");
+    for version in VERSIONS {
+        let bytes = sample_bytes_of(version);
+        for mask in [0xFF, 0x01] {
+            for at in 0..bytes.len() {
+                let mut damaged = bytes.clone();
+                damaged[at] ^= mask;
+                let err = open_bytes(&path, &damaged).expect_err("a damaged file must not open");
+                let (named, section) = error_location(&err);
+                assert_eq!(named, path);
+                // Only the version fields may yield UnsupportedVersion (a flipped version is
+                // indistinguishable from a file written by another version).
+                assert!(
+                    section.is_some() || (8..16).contains(&at),
+                    "{version:?} offset {at} mask {mask:#x}: {err}"
+                );
+            }
+        }
+    }
+}
+
+/// Opens a tampered and resealed copy of the sample segment of `version` and returns the
+/// error's section.
+fn tampered_of(version: Version, edit: impl FnOnce(&mut Vec<u8>)) -> &'static str {
+    let mut bytes = sample_bytes_of(version);
     edit(&mut bytes);
     reseal(&mut bytes);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -416,15 +534,23 @@ fn tampered(edit: impl FnOnce(&mut Vec<u8>)) -> &'static str {
 
 #[test]
 fn resealing_an_untampered_file_keeps_it_valid() {
-    let mut bytes = sample_bytes();
-    let original = bytes.clone();
-    reseal(&mut bytes);
-    assert_eq!(bytes, original);
+    for version in VERSIONS {
+        let mut bytes = sample_bytes_of(version);
+        let original = bytes.clone();
+        reseal(&mut bytes);
+        assert_eq!(bytes, original);
+    }
 }
 
 #[test]
 fn crafted_header_and_table_are_rejected() {
-    let header = |edit: fn(&mut Header)| tampered(|b| edit_record(b, 0, edit));
+    for version in VERSIONS {
+        crafted_header_and_table_are_rejected_in(version);
+    }
+}
+
+fn crafted_header_and_table_are_rejected_in(version: Version) {
+    let header = |edit: fn(&mut Header)| tampered_of(version, |b| edit_record(b, 0, edit));
     assert_eq!(header(|h| h.doc_count = u32::MAX), "doc table");
     assert_eq!(header(|h| h.token_count = u64::MAX), "header");
     assert_eq!(header(|h| h.token_count += 1), "tokens");
@@ -437,7 +563,7 @@ fn crafted_header_and_table_are_rejected() {
     assert_eq!(header(|h| h.section_count = 1_000_000), "header");
 
     let table = |section: Section, edit: fn(&mut SectionEntry)| {
-        tampered(|b| {
+        tampered_of(version, |b| {
             edit_record(
                 b,
                 (HEADER_LEN + SECTION_ENTRY_LEN * section as u64) as usize,
@@ -463,66 +589,90 @@ fn crafted_header_and_table_are_rejected() {
 
 #[test]
 fn crafted_sections_are_rejected() {
-    assert_eq!(
-        section_record(Section::Tokens, 3, |s: &mut u16| *s = VOCAB as u16),
-        "tokens"
-    );
+    // What the two layouts share.
+    for version in VERSIONS {
+        crafted_sections_are_rejected_in(version);
+    }
+    // v1 times are plain u32s, and the doc table's last field is reserved.
     assert_eq!(
         section_record(Section::Times, 2, |t: &mut u32| *t = 0),
         "times"
     );
     assert_eq!(
-        section_record(Section::Docs, 1, |d: &mut DocEntry| d.token_start += 1),
+        section_record(Section::Docs, 2, |d: &mut DocEntry| d.first_time_ms = 1),
+        "doc table"
+    );
+}
+
+fn crafted_sections_are_rejected_in(version: Version) {
+    assert_eq!(
+        section_record_of(version, Section::Tokens, 3, |s: &mut u16| *s = VOCAB as u16),
+        "tokens"
+    );
+    assert_eq!(
+        section_record_of(version, Section::Docs, 1, |d: &mut DocEntry| d
+            .token_start +=
+            1),
         "doc table"
     );
     assert_eq!(
-        section_record(Section::Docs, 1, |d: &mut DocEntry| d.token_len = u32::MAX),
+        section_record_of(version, Section::Docs, 1, |d: &mut DocEntry| d.token_len =
+            u32::MAX),
         "doc table"
     );
     assert_eq!(
-        section_record(Section::Docs, 4, |d: &mut DocEntry| d.token_len -= 1),
+        section_record_of(version, Section::Docs, 4, |d: &mut DocEntry| d.token_len -=
+            1),
         "doc table"
     );
     assert_eq!(
-        section_record(Section::Docs, 0, |d: &mut DocEntry| d.name_len = 0),
+        section_record_of(version, Section::Docs, 0, |d: &mut DocEntry| d.name_len = 0),
         "doc table"
     );
     assert_eq!(
-        section_record(Section::Docs, 4, |d: &mut DocEntry| d.name_len = 1024),
+        section_record_of(version, Section::Docs, 4, |d: &mut DocEntry| d.name_len =
+            1024),
         "doc table"
     );
     assert_eq!(
-        section_record(Section::Docs, 2, |d: &mut DocEntry| d.name_offset =
+        section_record_of(version, Section::Docs, 2, |d: &mut DocEntry| d
+            .name_offset =
             u64::MAX),
-        "doc table"
-    );
-    assert_eq!(
-        section_record(Section::Docs, 2, |d: &mut DocEntry| d.reserved = 1),
         "doc table"
     );
     // Byte 27 is the last byte of "a/première.flac"; 0xFF is never valid UTF-8.
     assert_eq!(
-        section_record(Section::Names, 27, |b: &mut u8| *b = 0xFF),
+        section_record_of(version, Section::Names, 27, |b: &mut u8| *b = 0xFF),
         "names"
     );
     assert_eq!(
-        section_record(Section::NameIndex, 0, |o: &mut u32| *o = 5),
+        section_record_of(version, Section::NameIndex, 0, |o: &mut u32| *o = 5),
         "name index"
     );
     assert_eq!(
-        section_record(Section::NameIndex, 0, |o: &mut u32| *o = 0),
+        section_record_of(version, Section::NameIndex, 0, |o: &mut u32| *o = 0),
         "name index"
     );
 }
 
-/// Overwrites record `index` (of type `T`) of `section` in a copy of the sample, reseals it and
-/// returns the section of the open error.
+/// Overwrites record `index` (of type `T`) of `section` in a copy of the v1 sample, reseals it
+/// and returns the section of the open error.
 fn section_record<T: Pod>(
     section: Section,
     index: usize,
     edit: impl FnOnce(&mut T),
 ) -> &'static str {
-    tampered(|b| {
+    section_record_of(Version::V1, section, index, edit)
+}
+
+/// [`section_record`] in the sample of `version`.
+fn section_record_of<T: Pod>(
+    version: Version,
+    section: Section,
+    index: usize,
+    edit: impl FnOnce(&mut T),
+) -> &'static str {
+    tampered_of(version, |b| {
         let e = table_entry(b, section);
         edit_record(
             b,
@@ -532,7 +682,7 @@ fn section_record<T: Pod>(
     })
 }
 
-/// The sample's q-gram keys (VOCAB 10, Q 3) and how `sample_docs` lays out their lists.
+/// The v1 sample's q-gram keys (VOCAB 10, Q 3) and how `sample_docs` lays out their lists.
 const SAMPLE_KEYS: [u32; 8] = [123, 230, 231, 312, 444, 712, 871, 987];
 /// Index of the roaring list (key 444) and the word where it starts.
 const ROARING_ENTRY: usize = 4;
@@ -540,7 +690,7 @@ const ROARING_WORD: usize = 7;
 
 #[test]
 fn sample_uses_every_list_encoding() {
-    let bytes = sample_bytes();
+    let bytes = sample_bytes_v1();
     let keys = table_entry(&bytes, Section::QGramKeys);
     let refs = table_entry(&bytes, Section::QGramRefs);
     let postings = table_entry(&bytes, Section::Postings);
@@ -642,23 +792,201 @@ fn crafted_qgram_sections_are_rejected() {
     }
 }
 
+/// The v2 sample's time blocks: the file offset of block `b`'s record and of its data.
+fn time_block_at(bytes: &[u8], b: usize) -> (usize, usize) {
+    let times = table_entry(bytes, Section::Times).offset as usize;
+    let at = times + 16 * b;
+    let block: TimeBlock = read_record(bytes, at);
+    // Two blocks in the v2 sample.
+    (at, times + 2 * 16 + 4 * block.data_start as usize)
+}
+
+/// Unpacks block `b` of the v2 sample's times, lets `edit` change its 128 values, and packs them
+/// back with the same width.
+fn edit_time_values(bytes: &mut [u8], b: usize, edit: impl FnOnce(&mut [u32; 128])) {
+    use bitpacking::{BitPacker, BitPacker4x};
+    let (at, packed) = time_block_at(bytes, b);
+    let block: TimeBlock = read_record(bytes, at);
+    let len = 16 * block.bits as usize;
+    let packer = BitPacker4x::new();
+    let mut values = [0u32; 128];
+    packer.decompress(&bytes[packed..packed + len], &mut values, block.bits);
+    edit(&mut values);
+    packer.compress(&values, &mut bytes[packed..packed + len], block.bits);
+}
+
+#[test]
+fn crafted_v2_times_are_rejected() {
+    let block = |b: usize, edit: fn(&mut TimeBlock)| {
+        tampered_of(Version::V2, |bytes| {
+            let (at, _) = time_block_at(bytes, b);
+            edit_record(bytes, at, edit);
+        })
+    };
+    // Widths, the packed area's bookkeeping, and the time a block starts at.
+    assert_eq!(block(0, |t| t.bits = 33), "times");
+    assert_eq!(block(0, |t| t.bits = 6), "times");
+    assert_eq!(block(1, |t| t.data_start = 0), "times");
+    assert_eq!(block(1, |t| t.data_start = u32::MAX), "times");
+    assert_eq!(block(0, |t| t.exceptions = 1), "times");
+    assert_eq!(block(1, |t| t.reserved[0] = 1), "times");
+    // Block 0 starts the first document, whose first time is 5 ms.
+    assert_eq!(block(0, |t| t.first_ms = 6), "times");
+    // Block 1 starts inside the long document: below the time before it, or overflowing after.
+    assert_eq!(block(1, |t| t.first_ms = 0), "times");
+    assert_eq!(block(1, |t| t.first_ms = u32::MAX), "times");
+    assert_eq!(block(0, |t| t.base_delta = u32::MAX), "times");
+
+    // Block 0's exceptions (its 16 steps of 0 ms, at slots 1, 3, .., 32) follow its 2-bit packed
+    // values: a slot byte and a varint each. A slot that holds no delta (the block's first, the
+    // long document's first), one that also has a packed value, slots out of order or past the
+    // block, a varint cut short.
+    let exception = |edit: fn(&mut [u8])| {
+        tampered_of(Version::V2, |bytes| {
+            let (at, data) = time_block_at(bytes, 0);
+            let block: TimeBlock = read_record(bytes, at);
+            assert_eq!((block.bits, block.exceptions), (2, 16));
+            edit(&mut bytes[data + 32..data + 32 + 32]);
+        })
+    };
+    assert_eq!(exception(|e| e[0] = 0), "times");
+    assert_eq!(exception(|e| e[30] = 34), "times");
+    assert_eq!(exception(|e| e[30] = 33), "times");
+    assert_eq!(exception(|e| e[2] = e[0]), "times");
+    assert_eq!(exception(|e| e[30] = 128), "times");
+    assert_eq!(exception(|e| e[31] = 0x80), "times");
+
+    let values = |b: usize, edit: fn(&mut [u32; 128])| {
+        tampered_of(Version::V2, |bytes| edit_time_values(bytes, b, edit))
+    };
+    // Slots that hold no delta: a block's first position, a document's first (position 8,
+    // "a/première.flac"; position 34, "long.wav"), past the last token (position 174).
+    assert_eq!(values(0, |v| v[0] = 1), "times");
+    assert_eq!(values(0, |v| v[8] = 1), "times");
+    assert_eq!(values(0, |v| v[34] = 1), "times");
+    assert_eq!(values(1, |v| v[46] = 1), "times");
+    assert_eq!(values(1, |v| v[127] = 1), "times");
+
+    let doc = |ord: usize, edit: fn(&mut DocEntry)| {
+        section_record_of(Version::V2, Section::Docs, ord, edit)
+    };
+    // An empty document's first time, and a first time that overflows with the deltas after it.
+    assert_eq!(doc(2, |d| d.first_time_ms = 1), "times");
+    assert_eq!(doc(5, |d| d.first_time_ms = u32::MAX - 100), "times");
+}
+
+/// The file offset where the v2 sample's list of `key` starts, and its cardinality.
+fn v2_list_at(bytes: &[u8], key: u32) -> (usize, u32) {
+    let keys = table_entry(bytes, Section::QGramKeys);
+    let refs = table_entry(bytes, Section::QGramRefs);
+    let postings = table_entry(bytes, Section::Postings);
+    let i = (0..keys.len as usize / 4)
+        .position(|i| read_record::<u32>(bytes, keys.offset as usize + 4 * i) == key)
+        .expect("key present");
+    let r: PostingsRef = read_record(bytes, refs.offset as usize + 8 * i);
+    (
+        postings.offset as usize + 8 * r.value as usize,
+        r.cardinality,
+    )
+}
+
+/// The v2 sample's keys with a list: 123 (3 positions), 231 and 312 (2), 444 (15, all gaps in
+/// varints) and 777 (138: a packed block of 128 gaps, then 9 varints).
+const V2_LIST_KEYS: [u32; 5] = [123, 231, 312, 444, 777];
+
+#[test]
+fn v2_sample_uses_every_list_shape() {
+    let bytes = sample_bytes();
+    let postings = table_entry(&bytes, Section::Postings);
+    let mut end = postings.offset as usize;
+    for (key, cardinality) in V2_LIST_KEYS.into_iter().zip([3, 2, 2, 15, 138]) {
+        let (at, n) = v2_list_at(&bytes, key);
+        assert_eq!(n, cardinality, "key {key}");
+        assert_eq!(at, end, "lists are contiguous in key order");
+        end = at + super::postings::check(&bytes[at..], n, 174).expect("valid list");
+    }
+    assert_eq!(end as u64, postings.offset + postings.len);
+    // 777: first position 34, then the block's width byte: gaps of 1, stored as 0 in 0 bits.
+    let (at, _) = v2_list_at(&bytes, 777);
+    assert_eq!(&bytes[at..at + 2], [34, 0]);
+}
+
+#[test]
+fn crafted_v2_postings_are_rejected() {
+    let list = |key: u32, edit: fn(&mut [u8])| {
+        tampered_of(Version::V2, |bytes| {
+            let (at, _) = v2_list_at(bytes, key);
+            edit(&mut bytes[at..]);
+        })
+    };
+    // The block's width above 32, or wider than stored (the list then runs into the next).
+    assert_eq!(list(777, |l| l[1] = 33), "postings");
+    assert_eq!(list(777, |l| l[1] = 1), "postings");
+    // A first position at the token count, one that runs past 5 bytes, one above u32.
+    assert_eq!(
+        list(444, |l| l[..2].copy_from_slice(&[0xAE, 0x01])),
+        "postings"
+    );
+    assert_eq!(list(123, |l| l[..6].fill(0xFF)), "postings");
+    assert_eq!(
+        list(123, |l| l[..5]
+            .copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF, 0x1F])),
+        "postings"
+    );
+    // A gap that wraps around (positions no longer ascend) or runs past the token count.
+    assert_eq!(
+        list(231, |l| l[1..6]
+            .copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF, 0x0F])),
+        "postings"
+    );
+    // (444: first position 8, then 14 gaps of 1, stored as 0: bytes 1 to 14, then 1 byte of
+    // padding.)
+    assert_eq!(
+        list(444, |l| l[14..16].copy_from_slice(&[0xFF, 0x01])),
+        "postings"
+    );
+    // Non-zero padding after a list.
+    assert_eq!(list(312, |l| l[7] = 1), "postings");
+
+    let edit_ref = |key: u32, edit: fn(&mut PostingsRef)| {
+        tampered_of(Version::V2, |bytes| {
+            let keys = table_entry(bytes, Section::QGramKeys);
+            let refs = table_entry(bytes, Section::QGramRefs);
+            let i = (0..keys.len as usize / 4)
+                .position(|i| read_record::<u32>(bytes, keys.offset as usize + 4 * i) == key)
+                .expect("key present");
+            edit_record(bytes, refs.offset as usize + 8 * i, edit);
+        })
+    };
+    // List starts that are not where the previous list ended, or past the section.
+    assert_eq!(edit_ref(231, |r| r.value += 1), "qgram refs");
+    assert_eq!(edit_ref(123, |r| r.value = 1), "qgram refs");
+    assert_eq!(edit_ref(777, |r| r.value = u32::MAX), "qgram refs");
+    // Cardinalities that read more or fewer positions than the list holds.
+    assert_ne!(edit_ref(777, |r| r.cardinality += 1), "");
+    assert_ne!(edit_ref(777, |r| r.cardinality -= 1), "");
+    assert_ne!(edit_ref(444, |r| r.cardinality = 2), "");
+}
+
 #[test]
 fn unsorted_keys_are_rejected() {
-    let section = tampered(|b| {
-        let at = table_entry(b, Section::QGramKeys).offset as usize;
-        let first: u32 = read_record(b, at);
-        let second: u32 = read_record(b, at + 4);
-        edit_record(b, at, |x: &mut u32| *x = second);
-        edit_record(b, at + 4, |x: &mut u32| *x = first);
-    });
-    assert_eq!(section, "qgram keys");
+    for version in VERSIONS {
+        let section = tampered_of(version, |b| {
+            let at = table_entry(b, Section::QGramKeys).offset as usize;
+            let first: u32 = read_record(b, at);
+            let second: u32 = read_record(b, at + 4);
+            edit_record(b, at, |x: &mut u32| *x = second);
+            edit_record(b, at + 4, |x: &mut u32| *x = first);
+        });
+        assert_eq!(section, "qgram keys");
+    }
 }
 
 #[test]
 fn damaged_bitmaps_fail_on_lookup() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("p.seg");
-    let pristine = sample_bytes();
+    let pristine = sample_bytes_v1();
     let postings = table_entry(&pristine, Section::Postings);
     let bitmap_at = postings.offset as usize + 4 * (ROARING_WORD + 2);
     let victim = u64::from(SAMPLE_KEYS[ROARING_ENTRY]);
@@ -734,8 +1062,14 @@ fn damaged_bitmaps_fail_on_lookup() {
 
 #[test]
 fn every_tamper_with_valid_checksums_is_an_error_or_a_consistent_segment() {
+    for version in VERSIONS {
+        every_tamper_is_an_error_or_consistent_in(version);
+    }
+}
+
+fn every_tamper_is_an_error_or_consistent_in(version: Version) {
     // Crafted input must never panic or read out of bounds, whatever byte is changed.
-    let bytes = sample_bytes();
+    let bytes = sample_bytes_of(version);
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("r.seg");
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
@@ -753,6 +1087,14 @@ fn every_tamper_with_valid_checksums_is_an_error_or_a_consistent_segment() {
                     for p in doc.token_start..doc.token_start + doc.tokens.len() as u32 {
                         assert_eq!(seg.doc_at_position(p), Some(doc.ord));
                     }
+                    // Times decode, one per token, never decreasing, the same one by one.
+                    let times = doc.times_ms.to_vec();
+                    assert_eq!(times.len(), doc.tokens.len(), "{version:?} offset {at}");
+                    assert!(
+                        times.windows(2).all(|w| w[0] <= w[1]),
+                        "{version:?} offset {at}"
+                    );
+                    assert_matches_times(&doc.times_ms, &times);
                 }
                 for key in seg.dict_keys() {
                     let bitmap = seg.postings(key);
@@ -784,9 +1126,26 @@ fn versions() {
         reseal(&mut bytes);
         open_bytes(&path, &bytes)
     };
+    assert_eq!((FORMAT_VERSION, OLDEST_SUPPORTED_VERSION), (2, 1));
+    let header: Header = read_record(&sample_bytes(), 0);
+    assert_eq!(
+        (header.format_version, header.oldest_supported_version),
+        (2, 2),
+        "v2 files declare that v1 readers cannot read them"
+    );
+    // What a v1 build (FORMAT_VERSION 1) makes of a v2 file under the version rule: refused, as
+    // UnsupportedVersion ("format version 2 is not supported (this build reads versions 1 to
+    // 1)").
+    assert_eq!(
+        pairalign_sections::readable_version(2, 2, 1),
+        Err(pairalign_sections::Error::UnsupportedVersion {
+            found: 2,
+            oldest_supported: 2
+        })
+    );
     let err = with_header(|h| h.oldest_supported_version = FORMAT_VERSION + 1).expect_err("future");
     assert!(
-        matches!(&err, Error::UnsupportedVersion { path: p, found: 1, .. } if *p == path),
+        matches!(&err, Error::UnsupportedVersion { path: p, found: 2, .. } if *p == path),
         "{err}"
     );
     let err = with_header(|h| {
@@ -795,7 +1154,7 @@ fn versions() {
     })
     .expect_err("future");
     assert!(
-        matches!(err, Error::UnsupportedVersion { found: 2, .. }),
+        matches!(err, Error::UnsupportedVersion { found: 3, .. }),
         "{err}"
     );
     assert!(matches!(
@@ -805,10 +1164,14 @@ fn versions() {
             ..
         })
     ));
-    // A newer writer that declares itself readable by v1 is read as v1.
+    // A newer writer that declares itself readable by v2 is read as v2.
     let seg =
-        with_header(|h| h.format_version = FORMAT_VERSION + 1).expect("v1-compatible newer file");
-    assert_matches(&seg, &sample_docs(), VOCAB, Q);
+        with_header(|h| h.format_version = FORMAT_VERSION + 1).expect("v2-compatible newer file");
+    assert_matches(&seg, &sample_v2_docs(), VOCAB, Q);
+    // Both layouts are read.
+    let v1 = open_bytes(&path, &sample_bytes_v1()).expect("v1 file");
+    assert_eq!(v1.format_version(), 1);
+    assert_matches(&v1, &sample_docs(), VOCAB, Q);
 }
 
 // ---- property test ----
@@ -853,9 +1216,11 @@ proptest! {
     #[test]
     fn round_trip_random_documents((vocab, q, docs) in arb_docs()) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (path, _) = write(dir.path(), "p.seg", &docs, vocab, q);
-        let seg = Segment::open(&path).expect("open");
-        assert_matches(&seg, &docs, vocab, q);
+        for version in VERSIONS {
+            let (path, _) = write_as(version, dir.path(), &format!("{version:?}.seg"), &docs, vocab, q);
+            let seg = Segment::open(&path).expect("open");
+            assert_matches(&seg, &docs, vocab, q);
+        }
     }
 }
 
@@ -959,12 +1324,20 @@ fn frozen_v1_fixture_still_opens() {
     assert_matches(&seg, &fixture_docs(), 10, 2);
 }
 
-/// The writer still produces the fixture byte for byte: the layout code is shared with the
-/// feature cache since issue 24, and that move must not change a single byte of new files.
+/// The v1 writer (kept for the tests) still produces the fixture byte for byte: the layout code
+/// is shared with the feature cache since issue 24, and the v1 tests must keep testing the files
+/// that v1 builds wrote.
 #[test]
 fn writer_reproduces_the_v1_fixture_byte_for_byte() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (path, _) = write(dir.path(), "fixture.seg", &fixture_docs(), 10, 2);
+    let (path, _) = write_as(
+        Version::V1,
+        dir.path(),
+        "fixture.seg",
+        &fixture_docs(),
+        10,
+        2,
+    );
     let written = std::fs::read(path).expect("read back");
     let frozen = std::fs::read(fixture_path()).expect("read fixture");
     assert_eq!(written, frozen);
@@ -983,7 +1356,64 @@ fn regenerate_v1_fixture() {
     for doc in fixture_docs() {
         writer.add(&doc.input()).expect("valid");
     }
-    let info = writer.write(&path).expect("write fixture");
+    let info = writer.write_v1(&path).expect("write fixture");
+    assert!(info.bytes < 4096);
+}
+
+// ---- frozen v2 fixture ----
+
+/// A committed v2 file; every later build must keep reading it.
+fn fixture_v2_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/segment-v2.seg")
+}
+
+/// The contents of the v2 fixture. Never change this: it describes a file already on disk.
+fn fixture_v2_docs() -> Vec<Doc> {
+    let mut docs = fixture_docs();
+    // 150 tokens on the time grid from 1 s, across the boundary of the two time blocks (the
+    // first block also starts four documents); q-gram 77 at 154 positions: a packed block of
+    // 128 gaps and 25 varint gaps, beside inline positions and short lists.
+    let tokens: Vec<Symbol> = (0..150u16)
+        .map(|i| if i < 140 { 7 } else { i % 10 })
+        .collect();
+    docs.push(Doc::grid("fixture/delta.wav", 4, &tokens, 1_000));
+    docs
+}
+
+#[test]
+fn frozen_v2_fixture_still_opens() {
+    let path = fixture_v2_path();
+    let seg = Segment::open(&path).expect("the v2 fixture must keep opening");
+    let header: Header = read_record(&std::fs::read(&path).expect("read"), 0);
+    assert_eq!(
+        (header.format_version, header.oldest_supported_version),
+        (2, 2)
+    );
+    assert_eq!(seg.format_version(), 2);
+    assert_matches(&seg, &fixture_v2_docs(), 10, 2);
+    assert_eq!(seg.posting_len(77), Some(154));
+}
+
+/// The writer produces the v2 fixture byte for byte (while v2 is what it writes).
+#[test]
+fn writer_reproduces_the_v2_fixture_byte_for_byte() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, _) = write(dir.path(), "fixture.seg", &fixture_v2_docs(), 10, 2);
+    let written = std::fs::read(path).expect("read back");
+    let frozen = std::fs::read(fixture_v2_path()).expect("read fixture");
+    assert_eq!(written, frozen);
+}
+
+/// Regenerates `tests/fixtures/segment-v2.seg`, like [`regenerate_v1_fixture`]:
+/// `cargo test -p pairalign-engine segment::tests::regenerate_v2_fixture -- --ignored`.
+#[test]
+#[ignore = "rewrites a committed fixture"]
+fn regenerate_v2_fixture() {
+    let path = fixture_v2_path();
+    let _ = std::fs::remove_file(&path);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (written, info) = write(dir.path(), "fixture.seg", &fixture_v2_docs(), 10, 2);
+    std::fs::copy(written, &path).expect("copy fixture");
     assert!(info.bytes < 4096);
 }
 
@@ -1167,4 +1597,169 @@ fn lookup_microbench(seg: &Segment) {
              {each_ns:.0} ns/key, posting_len {len_ns:.0} ns/key (position sum {sum})"
         );
     }
+}
+
+// ---- v1 against v2 on real tokens ----
+
+/// Rewrites the live documents of the database at `PA_SEGMENT_DB` (the scale bench's 50 h
+/// archive, say: real pairalign-v2 tokens and times) as one v1 and one v2 segment, and prints
+/// for each the bytes per hour by section (hours at the nominal 12.7 tokens/s), and the time to
+/// decode: `for_each_position` over every q-gram of the dictionary (each list read whole, as
+/// the search's hot loop reads it), the same over keys drawn by frequency, every document's
+/// times, and the time of one token per document; best of five rounds each. `PA_LOOKUPS` sets
+/// the number of keys drawn by frequency (default 200,000).
+/// `PA_SEGMENT_DB=/work/exp/scale/50h cargo test --release -p pairalign-engine --lib
+/// segment::tests::measure_formats_on_a_database -- --ignored --nocapture`
+#[test]
+#[ignore = "ad-hoc measurement on a database given by PA_SEGMENT_DB; run in release"]
+fn measure_formats_on_a_database() {
+    use rand::{Rng, SeedableRng};
+    let Ok(db) = std::env::var("PA_SEGMENT_DB") else {
+        eprintln!("set PA_SEGMENT_DB to a database directory");
+        return;
+    };
+    let searcher = crate::Searcher::open(&db).expect("open the database");
+    let mut docs = Vec::new();
+    let (mut vocab, mut q) = (0, 0);
+    for segment in searcher.segments().expect("segments verify") {
+        (vocab, q) = (segment.vocab_size(), segment.q());
+        for d in segment.docs().filter(|d| !searcher.is_deleted(d.doc_id)) {
+            docs.push(Doc {
+                name: d.name.to_string(),
+                doc_id: d.doc_id,
+                tokens: d.tokens.to_vec(),
+                times_ms: d.times_ms.to_vec(),
+                duration_ms: d.duration_ms,
+            });
+        }
+    }
+    let tokens: usize = docs.iter().map(|d| d.tokens.len()).sum();
+    let hours = tokens as f64 / (12.7 * 3600.0);
+    eprintln!(
+        "{db}: {} documents, {tokens} tokens = {hours:.1} h at 12.7 tokens/s, vocab {vocab}, q {q}",
+        docs.len()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let segments: Vec<(Version, Segment)> = VERSIONS
+        .into_iter()
+        .map(|version| {
+            let file = format!("{version:?}.seg");
+            let t = std::time::Instant::now();
+            let (path, _) = write_as(version, dir.path(), &file, &docs, vocab, q);
+            let write_s = t.elapsed().as_secs_f64();
+            let t = std::time::Instant::now();
+            let seg = Segment::open(&path).expect("open");
+            eprintln!(
+                "{version:?}: write {write_s:.2} s, open and full check {:.2} s",
+                t.elapsed().as_secs_f64()
+            );
+            (version, seg)
+        })
+        .collect();
+    for (version, seg) in &segments {
+        let sections = seg.section_bytes();
+        let per_hour = |b: u64| b as f64 / hours / 1000.0;
+        let listed: Vec<String> = sections
+            .iter()
+            .map(|(name, b)| format!("{name} {:.1}", per_hour(*b)))
+            .collect();
+        eprintln!(
+            "{version:?}: {:.1} KB per hour: {}",
+            per_hour(seg.byte_len()),
+            listed.join(", ")
+        );
+    }
+
+    let keys = segments[0].1.dict_keys();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let lookups: usize = std::env::var("PA_LOOKUPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let by_frequency: Vec<u64> = (0..lookups)
+        .filter_map(|_| {
+            let d = &docs[rng.gen_range(0..docs.len())];
+            let len = d.tokens.len().checked_sub(q as usize)?;
+            let i = rng.gen_range(0..=len);
+            Some(qgram_key(&d.tokens[i..i + q as usize], vocab))
+        })
+        .collect();
+    let best_of_5 = |f: &dyn Fn() -> u64| {
+        (0..5)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                let sum = std::hint::black_box(f());
+                (t.elapsed().as_secs_f64(), sum)
+            })
+            .fold((f64::MAX, 0), |a, b| if b.0 < a.0 { b } else { a })
+    };
+    let mut sums = Vec::new();
+    for (version, seg) in &segments {
+        let each = |keys: &[u64]| {
+            keys.iter()
+                .map(|&k| {
+                    let mut sum = 0u64;
+                    seg.for_each_position(k, |p| sum += u64::from(p))
+                        .expect("valid");
+                    sum
+                })
+                .sum::<u64>()
+        };
+        let (all_s, all_sum) = best_of_5(&|| each(&keys));
+        // Lists of a packed block or more against shorter ones (v1: arrays, roaring from a few
+        // hundred positions; v2: all gaps varints).
+        let (long, short): (Vec<u64>, Vec<u64>) = keys
+            .iter()
+            .partition(|&&k| seg.posting_len(k).unwrap_or(0) > 128);
+        let count = |keys: &[u64]| -> u64 {
+            keys.iter()
+                .map(|&k| u64::from(seg.posting_len(k).unwrap_or(0)))
+                .sum()
+        };
+        let (short_s, _) = best_of_5(&|| each(&short));
+        let (long_s, _) = best_of_5(&|| each(&long));
+        let (freq_s, freq_sum) = best_of_5(&|| each(&by_frequency));
+        let positions: u64 = keys
+            .iter()
+            .map(|&k| u64::from(seg.posting_len(k).unwrap_or(0)))
+            .sum();
+        let (times_s, times_sum) = best_of_5(&|| {
+            seg.docs()
+                .map(|d| {
+                    d.times_ms
+                        .to_vec()
+                        .iter()
+                        .map(|&t| u64::from(t))
+                        .sum::<u64>()
+                })
+                .sum()
+        });
+        let (one_s, one_sum) = best_of_5(&|| {
+            seg.docs()
+                .map(|d| u64::from(d.times_ms.get(d.times_ms.len() * 2 / 3).unwrap_or(0)))
+                .sum()
+        });
+        sums.push((all_sum, freq_sum, times_sum, one_sum));
+        eprintln!(
+            "{version:?}: for_each_position over all {} keys ({positions} positions): {:.2} ms = \
+             {:.2} ns per position (lists of 2 to 128: {:.2} ns, longer: {:.2} ns); over {} keys \
+             by frequency: {:.1} ms = {:.0} ns per key; every document's times: {:.2} ms = {:.2} \
+             ns per token; one time per document: {:.0} ns",
+            keys.len(),
+            all_s * 1e3,
+            all_s * 1e9 / positions as f64,
+            short_s * 1e9 / count(&short) as f64,
+            long_s * 1e9 / count(&long) as f64,
+            by_frequency.len(),
+            freq_s * 1e3,
+            freq_s * 1e9 / by_frequency.len() as f64,
+            times_s * 1e3,
+            times_s * 1e9 / tokens as f64,
+            one_s * 1e9 / docs.len() as f64,
+        );
+    }
+    assert_eq!(
+        sums[0], sums[1],
+        "both layouts decode the same positions and times"
+    );
 }

@@ -1,4 +1,6 @@
-//! Buffers documents, builds the positional q-gram postings and serializes a v1 segment file.
+//! Buffers documents, builds the positional q-gram postings and serializes a segment file: v2
+//! (packed times and postings, `times.rs` and `postings.rs`), or v1 for the tests of the v1
+//! reader.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -10,13 +12,24 @@ use rayon::slice::ParallelSliceMut;
 use serde::{Deserialize, Serialize};
 
 use super::format::{
-    key_width, params_valid, DocEntry, Header, PostingsRef, Section, FORMAT_VERSION, MAGIC,
-    MAX_NAME_BYTES, OLDEST_SUPPORTED_VERSION, POSTINGS_REF_LEN, ROARING_MARKER,
-    ROARING_PREFIX_WORDS, SECTION_LAYOUT, V1_SECTION_COUNT,
+    key_width, params_valid, DocEntry, Header, PostingsRef, Section, FORMAT_VERSION, LIST_ALIGN,
+    MAGIC, MAX_NAME_BYTES, POSTINGS_REF_LEN, SECTION_LAYOUT, V1_SECTION_COUNT,
+    WRITTEN_OLDEST_SUPPORTED_VERSION,
 };
-use super::qgram_key;
+#[cfg(test)]
+use super::format::{ROARING_MARKER, ROARING_PREFIX_WORDS};
+use super::{postings, qgram_key, times};
 use crate::durability::{note, Event};
 use crate::{Error, Result, Symbol};
+
+/// The layout a writer produces: v2, which is all that builds write; v1 only in the tests of the
+/// v1 reader (its corruption tests and its frozen fixture).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Version {
+    #[cfg(test)]
+    V1,
+    V2,
+}
 
 /// Input document for the writer.
 #[derive(Clone, Copy, Debug)]
@@ -159,7 +172,7 @@ impl SegmentWriter {
             name_len: name_len as u32,
             doc_id: doc.doc_id,
             duration_ms: doc.duration_ms,
-            reserved: 0,
+            first_time_ms: doc.times_ms.first().copied().unwrap_or(0),
         });
         self.names.extend_from_slice(doc.name.as_bytes());
         self.tokens.extend_from_slice(doc.tokens);
@@ -181,13 +194,23 @@ impl SegmentWriter {
     /// rename or fsync the directory: the caller (database) handles commit. On error the partial
     /// file is removed.
     pub fn write(self, path: &Path) -> Result<SegmentInfo> {
+        self.write_version(path, Version::V2)
+    }
+
+    /// [`SegmentWriter::write`] in the v1 layout, for the tests of the v1 reader.
+    #[cfg(test)]
+    pub(crate) fn write_v1(self, path: &Path) -> Result<SegmentInfo> {
+        self.write_version(path, Version::V1)
+    }
+
+    fn write_version(self, path: &Path, version: Version) -> Result<SegmentInfo> {
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(path)
             .map_err(|e| Error::io(path, e))?;
         note(|| Event::Created(path.to_path_buf()));
-        match self.write_to(file, path) {
+        match self.write_to(file, path, version) {
             Ok(info) => {
                 note(|| Event::FileSynced(path.to_path_buf()));
                 Ok(info)
@@ -202,7 +225,20 @@ impl SegmentWriter {
         }
     }
 
-    fn write_to(self, file: File, path: &Path) -> std::io::Result<SegmentInfo> {
+    fn write_to(self, file: File, path: &Path, version: Version) -> std::io::Result<SegmentInfo> {
+        let doc_table: std::borrow::Cow<'_, [DocEntry]> = match version {
+            // v1's doc table has a reserved zero where v2 keeps the first time.
+            #[cfg(test)]
+            Version::V1 => self
+                .docs
+                .iter()
+                .map(|d| DocEntry {
+                    first_time_ms: 0,
+                    ..*d
+                })
+                .collect(),
+            Version::V2 => std::borrow::Cow::Borrowed(&self.docs),
+        };
         let doc_count = self.docs.len() as u32;
         let token_count = self.tokens.len() as u64;
         let name_index = self.name_index();
@@ -216,17 +252,28 @@ impl SegmentWriter {
             SECTION_LAYOUT,
             V1_SECTION_COUNT as u32,
         )?;
-        let plain: [(Section, &[u8]); 5] = [
-            (Section::Tokens, bytemuck::cast_slice(&self.tokens)),
-            (Section::Times, bytemuck::cast_slice(&self.times_ms)),
-            (Section::Docs, bytemuck::cast_slice(&self.docs)),
-            (Section::Names, &self.names),
-            (Section::NameIndex, bytemuck::cast_slice(&name_index)),
+        let packed_times;
+        let times: [&[u8]; 2] = match version {
+            #[cfg(test)]
+            Version::V1 => [bytemuck::cast_slice(&self.times_ms), &[]],
+            Version::V2 => {
+                packed_times = times::encode(&self.times_ms, &self.docs);
+                [bytemuck::cast_slice(&packed_times.0), &packed_times.1]
+            }
+        };
+        let plain: [(Section, &[&[u8]]); 5] = [
+            (Section::Tokens, &[bytemuck::cast_slice(&self.tokens)]),
+            (Section::Times, &times),
+            (Section::Docs, &[bytemuck::cast_slice(&doc_table)]),
+            (Section::Names, &[&self.names]),
+            (Section::NameIndex, &[bytemuck::cast_slice(&name_index)]),
         ];
-        for (section, bytes) in plain {
+        for (section, parts) in plain {
             debug_assert_eq!(out.next_section(), section as usize);
             out.begin_section()?;
-            out.write_all(bytes)?;
+            for bytes in parts {
+                out.write_all(bytes)?;
+            }
             out.end_section()?;
         }
 
@@ -266,7 +313,13 @@ impl SegmentWriter {
         out.begin_section()?;
         let mut refs = Vec::with_capacity(REFS_BATCH);
         let mut positions = Vec::new();
-        let mut postings_words = 0u64;
+        // List offsets count in units: v1 lists are whole 4-byte words, v2 lists 8-byte aligned.
+        let unit = match version {
+            #[cfg(test)]
+            Version::V1 => 4,
+            Version::V2 => LIST_ALIGN as usize,
+        };
+        let mut postings_units = 0u64;
         for (_, run) in grams.runs() {
             positions.clear();
             positions.extend(run);
@@ -275,13 +328,18 @@ impl SegmentWriter {
                 position
             } else {
                 let before = buf.len();
-                encode_list(&positions, &mut buf);
-                let start = postings_words;
-                postings_words += ((buf.len() - before) / 4) as u64;
-                // Lists total at most 4 bytes per position (roaring is only chosen when smaller)
-                // and positions are u32, so word offsets fit; checked anyway.
+                match version {
+                    #[cfg(test)]
+                    Version::V1 => encode_list(&positions, &mut buf),
+                    Version::V2 => postings::encode(&positions, &mut buf),
+                }
+                let start = postings_units;
+                postings_units += ((buf.len() - before) / unit) as u64;
+                // A list of n positions takes at most n units (v1: roaring is only chosen when
+                // smaller than the array; v2: `LIST_ALIGN`) and positions are u32, so offsets
+                // fit; checked anyway.
                 u32::try_from(start)
-                    .map_err(|_| std::io::Error::other("postings section longer than 2^32 words"))?
+                    .map_err(|_| std::io::Error::other("postings section longer than 2^32 units"))?
             };
             refs.push(PostingsRef { cardinality, value });
             if refs.len() == REFS_BATCH {
@@ -305,10 +363,15 @@ impl SegmentWriter {
         refs_out.flush()?;
         out.set_checksum(Section::QGramRefs as usize, refs_crc.finalize())?;
 
+        let (format_version, oldest_supported_version) = match version {
+            #[cfg(test)]
+            Version::V1 => (1, 1),
+            Version::V2 => (FORMAT_VERSION, WRITTEN_OLDEST_SUPPORTED_VERSION),
+        };
         let header = Header {
             magic: MAGIC,
-            format_version: FORMAT_VERSION,
-            oldest_supported_version: OLDEST_SUPPORTED_VERSION,
+            format_version,
+            oldest_supported_version,
             vocab_size: self.vocab_size,
             q: self.q,
             doc_count,
@@ -373,10 +436,11 @@ impl SegmentWriter {
     }
 }
 
-/// Appends the postings-section encoding of strictly ascending positions (two or more), a whole
+/// Appends the v1 postings-section encoding of strictly ascending positions (two or more), a whole
 /// number of 4-byte words: the positions as little-endian u32, or, when it takes fewer words, the
 /// roaring marker, the bitmap's byte length and the bitmap, zero-padded to 4 bytes. Ties go to
 /// the array, which is faster to read.
+#[cfg(test)]
 pub(super) fn encode_list(positions: &[u32], out: &mut Vec<u8>) {
     let array_words = positions.len() as u64;
     let bitmap_len = serialized_bitmap_len(positions);
@@ -396,6 +460,7 @@ pub(super) fn encode_list(positions: &[u32], out: &mut Vec<u8>) {
 }
 
 /// Length of [`serialize_positions`]'s output, without producing it.
+#[cfg(test)]
 fn serialized_bitmap_len(positions: &[u32]) -> u64 {
     positions
         .chunk_by(|a, b| a >> 16 == b >> 16)
@@ -417,6 +482,7 @@ fn serialized_bitmap_len(positions: &[u32]) -> u64 {
 /// what `RoaringBitmap::serialize_into` writes for the same set (tested), without building the
 /// bitmap: most q-grams have a handful of positions, and one allocation per q-gram dominated the
 /// build.
+#[cfg(test)]
 pub(super) fn serialize_positions(positions: &[u32], out: &mut Vec<u8>) {
     const SERIAL_COOKIE_NO_RUNCONTAINER: u32 = 12346;
     const ARRAY_LIMIT: usize = 4096;
