@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests and speech synthesis need, on Debian bookworm (or later), as root:
+#   maturin, pytest and numpy through scripts/setup-python.sh, from PyPI into a virtual
+#   environment in the target folder, without root (python3-venv from Debian where missing); if
+#   that fails, the Python package's tests say they skip;
 #   espeak-ng and flite (Debian packages; the synth tests render with them);
 #   chromium and chromium-driver through scripts/setup-browser.sh (the console's browser test;
 #   if they cannot be installed, that test says it skips and the rest of the setup goes on).
@@ -47,6 +50,11 @@ apt_install() {
         -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# Debian's python3 makes virtual environments only with python3-venv (ensurepip).
+python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3 python3-venv ||
+    echo "warning: cannot install python3-venv; the Python package's tests will skip" >&2
+"$(dirname "$0")/setup-python.sh" ||
+    echo "warning: scripts/setup-python.sh failed; the Python package's tests will skip" >&2
 apt_install espeak-ng flite
 "$(dirname "$0")/setup-browser.sh" ||
     echo "warning: scripts/setup-browser.sh failed; the console's browser test will skip" >&2

@@ -1,0 +1,264 @@
+"""Types of the extension module ``pairalign.pairalign`` (re-exported by ``pairalign``).
+
+The dict types below (``Hit``, ``SearchResults``, ...) exist for type checkers only: import them
+under ``if typing.TYPE_CHECKING:``. Their fields are those of the HTTP API's JSON.
+"""
+
+import os
+import pathlib
+from types import TracebackType
+from typing import List, Optional, Sequence, Tuple, Type, TypedDict, Union, overload
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+DEFAULT_TOKENIZER: str
+"""The tokenizer of a new archive and of ``tokenize`` without one: ``pairalign-v2``."""
+
+_Path = Union[str, "os.PathLike[str]"]
+_Samples = npt.ArrayLike
+"""Mono samples, floats in [-1, 1]: a 1-D numpy array (converted to float32) or a sequence."""
+_Budget = Union[int, float]
+"""An edit budget: an integer number of edits, or a fraction of the query's length in [0, 1)."""
+
+class Hit(TypedDict):
+    id: str
+    """The document: a file's canonical path, or the id it was added under."""
+    start: int
+    """First matched token."""
+    end: int
+    """One past the last matched token."""
+    start_ms: int
+    end_ms: int
+    distance: int
+    """Edit distance between the query and the matched tokens."""
+    norm_distance: float
+    """``distance`` divided by the query's length."""
+
+class SearchResults(TypedDict):
+    hits: List[Hit]
+    """Best first: by distance, then id, then start."""
+    query_tokens: int
+    k: Optional[int]
+    """The absolute edit budget used (None: unbounded)."""
+    lossless: bool
+    """True when the result equals an exhaustive search."""
+    tokenize_ms: Optional[float]
+    """None for token queries."""
+    search_ms: float
+
+class Asset(TypedDict, total=False):
+    id: str
+    path: Optional[str]
+    """Where the audio was read from; None for files added under an id and for samples."""
+    file_name: Optional[str]
+    title: Optional[str]
+    tags: List[str]
+    duration_s: float
+    format: Optional[str]
+    sample_rate: Optional[int]
+    content_hash: str
+    tokens: int
+    indexed_at: str
+    file_size: int
+    modified_ns: int
+
+class AssetPage(TypedDict):
+    total: int
+    assets: List[Asset]
+
+class TokenizerRecord(TypedDict):
+    id: str
+    weights_hash: str
+
+class Duplicate(TypedDict):
+    path: str
+    of: str
+
+class FileProblem(TypedDict):
+    path: str
+    reason: str
+
+class IndexReport(TypedDict):
+    files_found: int
+    indexed: int
+    skipped: int
+    replaced: int
+    duplicates: List[Duplicate]
+    failed: List[FileProblem]
+    batches: int
+    audio_s: float
+    tokens: int
+    wall_s: float
+    realtime: float
+    walk_s: float
+    decode_s: float
+    tokenize_s: float
+    storage_s: float
+    tokenizer: TokenizerRecord
+    interrupted: bool
+    compacted: bool
+
+class DeleteReport(TypedDict):
+    deleted: List[str]
+    missing: List[str]
+
+class StorageBytes(TypedDict):
+    tokens: int
+    times: int
+    postings: int
+    documents: int
+    catalog: int
+    other: int
+
+class Stats(TypedDict):
+    tokenizer: Optional[TokenizerRecord]
+    docs: int
+    hours: float
+    tokens: int
+    tokens_per_s: float
+    bytes: int
+    bytes_per_hour: float
+    storage: StorageBytes
+    versus: None
+
+class Archive:
+    """An audio archive: a folder holding the database, its metadata catalog and the tokenizer
+    it records, opened for adding and searching (created on first use). One process writes a
+    folder at a time: its lock is held until ``close()``, the end of a ``with`` block, or the
+    object is gone. Searches see what is committed, and run in parallel from several threads
+    (the GIL is released) while another thread adds."""
+
+    def __init__(self, dir: _Path, tokenizer: Optional[str] = None) -> None:
+        """Opens the archive in ``dir``, creating it when missing. ``tokenizer``, for a new
+        archive: ``pairalign-v2`` (the default), ``pairalign``, ``vq``, ``vq-v2`` or a weights
+        folder; an existing archive keeps the one it records (naming another raises
+        ``TokenizerMismatchError``)."""
+    @classmethod
+    def open(cls, dir: _Path, tokenizer: Optional[str] = None) -> "Archive":
+        """The same as ``Archive(dir, tokenizer)``."""
+    @property
+    def path(self) -> pathlib.Path:
+        """The archive's folder."""
+    @property
+    def tokenizer(self) -> str:
+        """The tokenizer's id."""
+    @overload
+    def add_file(
+        self,
+        path: _Path,
+        id: None = None,
+        *,
+        title: Optional[str] = None,
+        tags: Optional[Sequence[str]] = None,
+    ) -> IndexReport:
+        """Indexes the audio file or folder at ``path``, each file under its canonical path
+        (files already indexed are skipped, changed ones re-indexed, bad ones listed under
+        ``failed``)."""
+    @overload
+    def add_file(
+        self,
+        path: _Path,
+        id: str,
+        *,
+        title: Optional[str] = None,
+        tags: Optional[Sequence[str]] = None,
+    ) -> Asset:
+        """Adds the one file under ``id`` (its path is not recorded). Raises ``ConflictError``
+        when the id is taken or the same content is indexed."""
+    def add_samples(
+        self,
+        samples: _Samples,
+        rate: int,
+        id: str,
+        *,
+        title: Optional[str] = None,
+        tags: Optional[Sequence[str]] = None,
+        file_name: Optional[str] = None,
+    ) -> Asset:
+        """Adds a recording given as mono samples at ``rate`` Hz under ``id``. Raises
+        ``ConflictError`` when the id is taken or the same samples are indexed."""
+    def search_audio(
+        self,
+        samples: _Samples,
+        rate: int,
+        *,
+        k: Optional[_Budget] = None,
+        top: Optional[int] = None,
+        filter: Optional[str] = None,
+    ) -> SearchResults:
+        """Where the clip (0.5 to 60 s of mono samples at ``rate`` Hz) occurs. ``k`` defaults to
+        0.9 of the query's length, ``top`` to 10; ``filter`` is a metadata filter such as
+        ``tags:interview AND duration:>60``."""
+    def search_file(
+        self,
+        path: _Path,
+        *,
+        k: Optional[_Budget] = None,
+        top: Optional[int] = None,
+        filter: Optional[str] = None,
+    ) -> SearchResults:
+        """Where the clip in the audio file at ``path`` occurs; as ``search_audio``."""
+    def search_tokens(
+        self,
+        tokens: Union[Sequence[int], npt.NDArray[np.integer]],
+        *,
+        k: Optional[_Budget] = None,
+        top: Optional[int] = None,
+        filter: Optional[str] = None,
+    ) -> SearchResults:
+        """Where a token string occurs (``k`` defaults to 0.4 of its length). Raises
+        ``InvalidInputError`` for a symbol outside the archive's vocabulary."""
+    def asset(self, id: str) -> Optional[Asset]:
+        """The catalog entry of a live document."""
+    def assets(
+        self, filter: Optional[str] = None, *, offset: int = 0, limit: int = 100
+    ) -> AssetPage:
+        """The catalog entries ``filter`` selects (all when None), sorted by id, one page."""
+    def delete(self, ids: Sequence[str]) -> DeleteReport:
+        """Deletes documents by id, committed before it returns."""
+    def compact(self) -> None:
+        """Merges all segments into one, dropping deleted documents."""
+    def stats(self) -> Stats:
+        """Documents, hours, tokens per second and bytes."""
+    def close(self) -> None:
+        """Releases the folder's lock; later calls raise ``Error``."""
+    def __enter__(self) -> "Archive": ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> bool: ...
+
+def tokenize(
+    audio: Union[_Path, _Samples],
+    rate: Optional[int] = None,
+    *,
+    tokenizer: Optional[str] = None,
+) -> Tuple[npt.NDArray[np.uint16], npt.NDArray[np.uint32]]:
+    """The tokens and their start times in ms of ``audio`` (a file, or mono samples with their
+    ``rate``) as the index would store them. ``tokenizer`` defaults to ``DEFAULT_TOKENIZER``."""
+
+class Error(Exception):
+    """Base class of every error PairAlign raises; the message is the Rust library's."""
+
+class InvalidInputError(Error, ValueError):
+    """Bad arguments: clip length, options, filter, metadata, tokens outside the vocabulary."""
+
+class DecodeError(InvalidInputError):
+    """Audio that cannot be decoded: not audio, empty, damaged, too long."""
+
+class ConflictError(Error):
+    """The id is taken, the same content is indexed under another id, or another writer holds
+    the database."""
+
+class TokenizerMismatchError(Error):
+    """The database was built with another tokenizer, or holds imported tokens."""
+
+class IoError(Error, OSError):
+    """An operating-system I/O call failed: a file missing or unreadable, a full disk."""
+
+class CorruptError(Error):
+    """A database, catalog or weights file is damaged or of an unreadable version."""
