@@ -459,7 +459,10 @@ fn report_counts_bytes_and_compares_with_vq() {
     assert_eq!(storage["tokens"].as_u64().unwrap(), 2 * tokens);
     // Segment format v2 packs the times: far below v1's 4 bytes a token, never nothing.
     let times = storage["times"].as_u64().unwrap();
-    assert!(times > 0 && times < 4 * tokens, "{times} bytes of times for {tokens} tokens");
+    assert!(
+        times > 0 && times < 4 * tokens,
+        "{times} bytes of times for {tokens} tokens"
+    );
     assert!(storage["catalog"].as_u64().unwrap() > 0);
     let parts: u64 = [
         "tokens",

@@ -28,8 +28,8 @@ mod repair;
 mod walk;
 
 pub use error::{Error, Result};
-pub use pairalign_catalog::{Asset, AssetMetadata};
 pub use merge::{merge_databases, MergeConflict, MergeOptions, MergeProgress, MergeReport};
+pub use pairalign_catalog::{Asset, AssetMetadata};
 pub use pipeline::{
     doc_id, index_paths, open_or_create_for, Duplicate, IndexOptions, IndexReport, Progress, Store,
 };
