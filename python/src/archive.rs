@@ -8,11 +8,11 @@ use std::sync::{Mutex, PoisonError, RwLock};
 
 use numpy::{AllowTypeChange, PyArrayLike1};
 use pairalign_archive::{
-    clip_search_options, Archive, ArchiveReader, AssetMetadata, Hit, SearchOptions,
+    clip_search_options, Archive, ArchiveReader, AssetMetadata, SearchOptions,
 };
+use pairalign_query::SearchResults;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple, PyType};
-use serde::Serialize;
 
 use crate::convert::{self, to_python};
 use crate::error::{Error, Result};
@@ -25,36 +25,6 @@ const CLOSED: &str = "the archive is closed";
 /// change, so it is not used again (what was committed is on disk; open the folder again).
 const POISONED: &str =
     "an earlier call on this archive failed unexpectedly (a panic); open it again";
-
-/// The reply to a search: the HTTP API's `POST /v1/search` JSON.
-#[derive(Debug, Serialize)]
-struct SearchResults {
-    /// Best hits, sorted by distance (then id, then start).
-    hits: Vec<Hit>,
-    /// Tokens in the query string.
-    query_tokens: usize,
-    /// The absolute edit budget used (`None`: unbounded).
-    k: Option<u32>,
-    /// True when the result equals an exhaustive search.
-    lossless: bool,
-    /// Milliseconds spent tokenizing the clip (`None` for token queries).
-    tokenize_ms: Option<f64>,
-    /// Milliseconds in the engine's search.
-    search_ms: f64,
-}
-
-impl From<pairalign_archive::SearchOutcome> for SearchResults {
-    fn from(outcome: pairalign_archive::SearchOutcome) -> Self {
-        SearchResults {
-            hits: outcome.hits,
-            query_tokens: outcome.query_tokens,
-            k: outcome.k,
-            lossless: outcome.lossless,
-            tokenize_ms: Some(outcome.tokenize_ms),
-            search_ms: outcome.search_ms,
-        }
-    }
-}
 
 /// An audio archive: a database folder, its metadata catalog and its tokenizer, opened for
 /// adding and searching. The folder is created on first use. One process writes a folder at a
@@ -284,14 +254,7 @@ impl PyArchive {
             let outcome = self
                 .reader()?
                 .search_tokens(&tokens, &options, filter.as_deref())?;
-            Ok(SearchResults {
-                hits: outcome.hits,
-                query_tokens: tokens.len(),
-                k: outcome.k,
-                lossless: outcome.lossless,
-                tokenize_ms: None,
-                search_ms: outcome.took_ms,
-            })
+            Ok(SearchResults::of_tokens(outcome, tokens.len()))
         })?;
         to_python(py, &results)
     }

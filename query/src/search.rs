@@ -57,6 +57,52 @@ pub struct SearchOutcome {
     pub took_ms: f64,
 }
 
+/// The reply to a search: the HTTP API's `POST /v1/search` JSON, which the server and the
+/// Python package both answer with.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SearchResults {
+    /// Best hits, sorted by distance (then id, then start).
+    pub hits: Vec<Hit>,
+    /// Tokens in the query string.
+    pub query_tokens: usize,
+    /// The absolute edit budget used (`null`: unbounded).
+    pub k: Option<u32>,
+    /// True when the result equals an exhaustive search.
+    pub lossless: bool,
+    /// Milliseconds spent tokenizing the clip (`null` for token queries).
+    pub tokenize_ms: Option<f64>,
+    /// Milliseconds in the engine's search.
+    pub search_ms: f64,
+}
+
+impl From<SearchOutcome> for SearchResults {
+    /// A query by example's reply.
+    fn from(outcome: SearchOutcome) -> Self {
+        SearchResults {
+            hits: outcome.hits,
+            query_tokens: outcome.query_tokens,
+            k: outcome.k,
+            lossless: outcome.lossless,
+            tokenize_ms: Some(outcome.tokenize_ms),
+            search_ms: outcome.search_ms,
+        }
+    }
+}
+
+impl SearchResults {
+    /// A token query's reply: `outcome` of a string of `query_tokens` tokens.
+    pub fn of_tokens(outcome: pairalign_engine::SearchOutcome, query_tokens: usize) -> Self {
+        SearchResults {
+            hits: outcome.hits,
+            query_tokens,
+            k: outcome.k,
+            lossless: outcome.lossless,
+            tokenize_ms: None,
+            search_ms: outcome.took_ms,
+        }
+    }
+}
+
 /// Checks that `db` was built with `tokenizer` (same id, weights hash and vocabulary); a database
 /// that records no tokenizer cannot be searched with audio.
 pub fn check_tokenizer(db: &Searcher, tokenizer: &dyn Tokenizer) -> Result<()> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use pairalign_archive::{clip_search_options, ArchiveReport};
 use pairalign_datasets::decode::probe_duration;
-use pairalign_engine::{Hit, SearchOptions};
+use pairalign_engine::SearchOptions;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
@@ -21,22 +21,7 @@ use crate::state::AppState;
 use crate::writer::{UploadReply, Write};
 use crate::{Error, Result};
 
-/// The reply to a search.
-#[derive(Debug, Serialize)]
-pub struct SearchResults {
-    /// Best hits, sorted by distance (then id, then start).
-    pub hits: Vec<Hit>,
-    /// Tokens in the query string.
-    pub query_tokens: usize,
-    /// The absolute edit budget used (`null`: unbounded).
-    pub k: Option<u32>,
-    /// True when the result equals an exhaustive search.
-    pub lossless: bool,
-    /// Milliseconds spent tokenizing the clip (`null` for token queries).
-    pub tokenize_ms: Option<f64>,
-    /// Milliseconds in the engine's search.
-    pub search_ms: f64,
-}
+pub use pairalign_query::SearchResults;
 
 /// How an upload went: committed, or queued as a job.
 #[derive(Debug)]
@@ -140,25 +125,11 @@ impl AppState {
             match request.query {
                 SearchQuery::Audio(clip) => {
                     let outcome = snapshot.search_clip(clip, &options, filter.as_deref())?;
-                    Ok(SearchResults {
-                        hits: outcome.hits,
-                        query_tokens: outcome.query_tokens,
-                        k: outcome.k,
-                        lossless: outcome.lossless,
-                        tokenize_ms: Some(outcome.tokenize_ms),
-                        search_ms: outcome.search_ms,
-                    })
+                    Ok(SearchResults::from(outcome))
                 }
                 SearchQuery::Tokens(tokens) => {
                     let outcome = snapshot.search_tokens(&tokens, &options, filter.as_deref())?;
-                    Ok(SearchResults {
-                        hits: outcome.hits,
-                        query_tokens: tokens.len(),
-                        k: outcome.k,
-                        lossless: outcome.lossless,
-                        tokenize_ms: None,
-                        search_ms: outcome.took_ms,
-                    })
+                    Ok(SearchResults::of_tokens(outcome, tokens.len()))
                 }
             }
         })
