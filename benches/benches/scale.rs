@@ -46,13 +46,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-use pairalign_benches::{env_or, percentile};
+use pairalign_benches::{env_or, percentile, recall_at_10};
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_datasets::views::{apply, ViewSpace};
 use pairalign_datasets::{Audio, SAMPLE_RATE};
 use pairalign_engine::segment::qgram_key;
 use pairalign_engine::{
-    DatabaseConfig, DatabaseWriter, EditBudget, Hit, NewDoc, SearchOptions, Searcher, Symbol,
+    DatabaseConfig, DatabaseWriter, EditBudget, NewDoc, SearchOptions, Searcher, Symbol,
     TokenizerRecord,
 };
 use pairalign_models::{tokenize_query, WINDOWS_PER_CALL, WINDOW_SAMPLES};
@@ -1106,20 +1106,6 @@ fn mean(v: &[f64]) -> f64 {
     } else {
         v.iter().sum::<f64>() / v.len() as f64
     }
-}
-
-/// Tie-aware recall@10 (as in the `search` bench): the share of the exhaustive top 10 matched by
-/// returned hits at a distance no worse than the exhaustive 10th (among equal distances any
-/// document is as good). `None` when exhaustive search finds nothing.
-fn recall_at_10(filtered: &[Hit], exhaustive: &[Hit]) -> Option<f64> {
-    let truth = &exhaustive[..exhaustive.len().min(10)];
-    let worst = truth.last()?.distance;
-    let good = filtered
-        .iter()
-        .take(10)
-        .filter(|h| h.distance <= worst)
-        .count();
-    Some(good.min(truth.len()) as f64 / truth.len() as f64)
 }
 
 /// Median open time with the archive's files dropped from the page cache first (cold), and after

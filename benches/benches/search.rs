@@ -21,9 +21,10 @@ use std::process::Command;
 use std::time::Instant;
 
 use criterion::black_box;
+use pairalign_benches::recall_at_10;
 use pairalign_engine::synthetic::{rng, ZipfTokens};
 use pairalign_engine::{
-    DatabaseConfig, DatabaseWriter, EditBudget, Hit, Mode, NewDoc, SearchOptions, Searcher, Symbol,
+    DatabaseConfig, DatabaseWriter, EditBudget, Mode, NewDoc, SearchOptions, Searcher, Symbol,
 };
 use rand::Rng;
 
@@ -53,19 +54,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
         return f64::NAN;
     }
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-/// Tie-aware recall@10: the share of the exhaustive top 10 matched by filtered hits at a distance
-/// no worse than the exhaustive 10th (among equal distances any document is as good).
-fn recall_at_10(filtered: &[Hit], exhaustive: &[Hit]) -> Option<f64> {
-    let truth = &exhaustive[..exhaustive.len().min(10)];
-    let worst = truth.last()?.distance;
-    let good = filtered
-        .iter()
-        .take(10)
-        .filter(|h| h.distance <= worst)
-        .count();
-    Some(good.min(truth.len()) as f64 / truth.len() as f64)
 }
 
 fn main() {

@@ -4,7 +4,7 @@
 //! vocabulary of 512 (what a learned audio tokenizer emits), and queries that are noisy copies of an
 //! archive substring with substitutions, insertions and deletions at a given rate.
 
-use pairalign_engine::Symbol;
+use pairalign_engine::{Hit, Symbol};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -178,4 +178,18 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let rank = (p / 100.0 * (sorted.len() - 1) as f64).round() as usize;
     sorted[rank.min(sorted.len() - 1)]
+}
+
+/// Tie-aware recall@10: the share of the exhaustive top 10 matched by filtered hits at a distance
+/// no worse than the exhaustive 10th (among equal distances any document is as good). `None`
+/// when exhaustive search finds nothing. The `search` and `scale` benches both report it.
+pub fn recall_at_10(filtered: &[Hit], exhaustive: &[Hit]) -> Option<f64> {
+    let truth = &exhaustive[..exhaustive.len().min(10)];
+    let worst = truth.last()?.distance;
+    let good = filtered
+        .iter()
+        .take(10)
+        .filter(|h| h.distance <= worst)
+        .count();
+    Some(good.min(truth.len()) as f64 / truth.len() as f64)
 }
