@@ -25,14 +25,20 @@ mod merge;
 mod pipeline;
 mod recording;
 mod repair;
+mod shards;
 mod walk;
 
 pub use error::{Error, Result};
 pub use merge::{merge_databases, MergeConflict, MergeOptions, MergeProgress, MergeReport};
 pub use pairalign_catalog::{Asset, AssetMetadata};
 pub use pipeline::{
-    doc_id, index_paths, open_or_create_for, Duplicate, IndexOptions, IndexReport, Progress, Store,
+    doc_id, index_paths, open_or_create_for, Duplicate, Freshness, IndexOptions, IndexReport,
+    Progress, Store,
 };
-pub use recording::{index_recording, IndexedRecording, Unindexable};
+pub use recording::{index_recording, read_recording, IndexedRecording, Unindexable};
 pub use repair::{check_database, repair_catalog, CheckReport, NotRecovered, RepairReport};
+pub use shards::{
+    shard_dir, shard_dirs, shard_of, Added, Plan, PlannedFile, PreparedRecording, ShardWriter,
+    MAX_SHARDS, SHARDS_FILE,
+};
 pub use walk::{find_audio_files, is_audio_path, Discovery, FileProblem};

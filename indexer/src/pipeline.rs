@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use pairalign_datasets::decode::{decode_file, probe, DecodeOptions};
+use pairalign_datasets::decode::DecodeOptions;
 use pairalign_engine::{
     DatabaseConfig, DatabaseWriter, DeleteReport, NewDoc, Searcher, TokenizerRecord,
 };
@@ -32,9 +32,9 @@ use pairalign_models::Tokenizer;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use pairalign_catalog::{file_stamp, hash_file, now_secs, rfc3339, Asset, AssetMetadata, Catalog};
+use pairalign_catalog::{file_stamp, hash_file, Asset, AssetMetadata, Catalog};
 
-use crate::recording::{index_recording, IndexedRecording};
+use crate::recording::{index_recording, read_recording, IndexedRecording};
 use crate::walk::{find_audio_files, FileProblem};
 use crate::{Error, Result};
 
@@ -146,6 +146,32 @@ pub struct IndexReport {
     pub compacted: bool,
 }
 
+impl IndexReport {
+    /// The report of a run that has done nothing yet, with `tokenizer`.
+    pub fn empty(tokenizer: TokenizerRecord) -> IndexReport {
+        IndexReport {
+            files_found: 0,
+            indexed: 0,
+            skipped: 0,
+            replaced: 0,
+            duplicates: Vec::new(),
+            failed: Vec::new(),
+            batches: 0,
+            audio_s: 0.0,
+            tokens: 0,
+            wall_s: 0.0,
+            realtime: 0.0,
+            walk_s: 0.0,
+            decode_s: 0.0,
+            tokenize_s: 0.0,
+            storage_s: 0.0,
+            tokenizer,
+            interrupted: false,
+            compacted: false,
+        }
+    }
+}
+
 /// A file left out because its content is already indexed under another id.
 #[derive(Clone, Debug, Serialize)]
 pub struct Duplicate {
@@ -184,6 +210,18 @@ pub struct Store {
     pub db: DatabaseWriter,
     /// The metadata catalog in `<db>/catalog/`.
     pub catalog: Catalog,
+}
+
+/// Whether a file needs indexing ([`Store::freshness`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Freshness {
+    /// Indexed with the size and modification time the file has now: nothing to do.
+    Current,
+    /// Indexed, but the file's size or modification time changed: its content may have; the
+    /// catalog entry it was indexed with.
+    Changed(Asset),
+    /// Not indexed.
+    New,
 }
 
 impl std::ops::Deref for Store {
@@ -228,6 +266,42 @@ impl Store {
             self.db.set_tokenizer(record.clone())?;
         }
         Ok(record)
+    }
+
+    /// Whether the file whose document id is `id` and whose size and modification time are now
+    /// `stamp` needs indexing: [`Freshness::Current`] when this database holds `id` with the
+    /// stamp its catalog recorded (or holds it from before the catalog existed: nothing to
+    /// compare with), [`Freshness::Changed`] with the entry to compare contents with when it
+    /// holds `id` otherwise, [`Freshness::New`] when it does not hold `id`.
+    pub fn freshness(&self, id: &str, stamp: Option<(u64, i64)>) -> Result<Freshness> {
+        if !self.db.contains(id)? {
+            return Ok(Freshness::New);
+        }
+        Ok(match self.catalog.reader().get(id)? {
+            None => Freshness::Current,
+            Some(asset) if stamp.is_some() && stamp == asset.file_size.zip(asset.modified_ns) => {
+                Freshness::Current
+            }
+            Some(asset) => Freshness::Changed(asset),
+        })
+    }
+
+    /// The live document, other than `id`, whose content hash is `hash` and whose file (when it
+    /// has one) still exists: a file with this content is a copy of it. A document whose file is
+    /// gone was moved, and its content is indexed again under the new path.
+    pub fn indexed_copy(&self, id: &str, hash: &str) -> Result<Option<String>> {
+        Ok(self
+            .catalog
+            .reader()
+            .by_hash(hash)?
+            .into_iter()
+            .map(|a| Ok((self.db.contains(&a.id)?, a)))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .find(|(live, a)| {
+                a.id != id && *live && a.path.as_ref().is_none_or(|p| Path::new(p).exists())
+            })
+            .map(|(_, a)| a.id))
     }
 
     /// Commits indexed recordings: their catalog entries (and `other_assets`: new stamps of
@@ -299,23 +373,9 @@ pub fn index_paths<P: AsRef<Path>>(
         },
         report: IndexReport {
             files_found: found.files.len(),
-            indexed: 0,
-            skipped: 0,
-            replaced: 0,
-            duplicates: Vec::new(),
             failed: found.problems,
-            batches: 0,
-            audio_s: 0.0,
-            tokens: 0,
-            wall_s: 0.0,
-            realtime: 0.0,
             walk_s: started.elapsed().as_secs_f64(),
-            decode_s: 0.0,
-            tokenize_s: 0.0,
-            storage_s: 0.0,
-            tokenizer: record,
-            interrupted: false,
-            compacted: false,
+            ..IndexReport::empty(record)
         },
         pending: Vec::new(),
         pending_assets: Vec::new(),
@@ -343,6 +403,16 @@ pub fn index_paths<P: AsRef<Path>>(
     report.wall_s = started.elapsed().as_secs_f64();
     report.realtime = report.audio_s / report.wall_s.max(1e-9);
     Ok(report)
+}
+
+/// `reason` without the `<path>: ` that decoder errors start with (reports name the path
+/// separately).
+pub(crate) fn strip_path(path: &Path, reason: String) -> String {
+    let prefix = format!("{}: ", path.display());
+    match reason.strip_prefix(&prefix) {
+        Some(rest) => rest.to_string(),
+        None => reason,
+    }
 }
 
 /// What a worker made of one file.
@@ -486,19 +556,10 @@ impl Run<'_> {
             return Ok(Ok(None));
         }
         let stamp = file_stamp(path);
-        let existing = if self.store.db.contains(&id)? {
-            match self.store.catalog.reader().get(&id)? {
-                // Indexed before the catalog existed: nothing to compare with; keep it.
-                None => return Ok(Ok(None)),
-                Some(asset)
-                    if stamp.is_some() && stamp == asset.file_size.zip(asset.modified_ns) =>
-                {
-                    return Ok(Ok(None))
-                }
-                Some(asset) => Some(asset),
-            }
-        } else {
-            None
+        let existing = match self.store.freshness(&id, stamp)? {
+            Freshness::Current => return Ok(Ok(None)),
+            Freshness::Changed(asset) => Some(asset),
+            Freshness::New => None,
         };
         Ok(Ok(Some(Candidate {
             path,
@@ -521,25 +582,6 @@ impl Run<'_> {
         self.progress.skipped += 1;
     }
 
-    /// The live document, other than `id`, whose content hash is `hash` and whose file (when it
-    /// has one) still exists: `path` is a copy of it. A document whose file is gone was moved,
-    /// and its content is indexed again under the new path.
-    fn indexed_copy(&self, id: &str, hash: &str) -> Result<Option<String>> {
-        Ok(self
-            .store
-            .catalog
-            .reader()
-            .by_hash(hash)?
-            .into_iter()
-            .map(|a| Ok((self.store.db.contains(&a.id)?, a)))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .find(|(live, a)| {
-                a.id != id && *live && a.path.as_ref().is_none_or(|p| Path::new(p).exists())
-            })
-            .map(|(_, a)| a.id))
-    }
-
     fn stop_requested(&self) -> bool {
         self.options
             .stop
@@ -556,11 +598,7 @@ impl Run<'_> {
     }
 
     fn fail(&mut self, path: &Path, reason: String) {
-        // Decoder errors start with the path; the report names it separately.
-        let prefix = format!("{}: ", path.display());
-        let reason = reason
-            .strip_prefix(&prefix)
-            .map_or(reason.clone(), str::to_string);
+        let reason = strip_path(path, reason);
         self.report.failed.push(FileProblem {
             path: path.to_path_buf(),
             reason,
@@ -625,6 +663,7 @@ impl Run<'_> {
             Some(_) => {}
             None => {
                 if let Some(of) = self
+                    .store
                     .indexed_copy(&candidate.id, &hash)
                     .map_err(|e| e.to_string())?
                 {
@@ -632,32 +671,15 @@ impl Run<'_> {
                 }
             }
         }
-        let mut metadata = AssetMetadata::from_sidecar(path)?.unwrap_or_default();
-        let run = &self.options.metadata;
-        metadata.title = metadata.title.or_else(|| run.title.clone());
-        for tag in &run.tags {
-            if !metadata.tags.contains(tag) {
-                metadata.tags.push(tag.clone());
-            }
-        }
-        let info = probe(path).map_err(|e| e.to_string())?;
-        let audio = decode_file(path, &self.options.decode).map_err(|e| e.to_string())?;
-        let asset = Asset {
-            id: candidate.id.clone(),
-            path: Some(candidate.id.clone()),
-            file_name: path.file_name().map(|n| n.to_string_lossy().into_owned()),
-            title: metadata.title,
-            tags: metadata.tags,
-            duration_s: 0.0,
-            format: Some(info.format),
-            sample_rate: Some(info.sample_rate),
-            content_hash: hash,
-            tokens: 0,
-            indexed_at: rfc3339(now_secs()),
-            file_size: candidate.stamp.map(|s| s.0),
-            modified_ns: candidate.stamp.map(|s| s.1),
-        };
-        Ok(Ok((audio, asset)))
+        read_recording(
+            path,
+            &candidate.id,
+            hash,
+            candidate.stamp,
+            &self.options.metadata,
+            &self.options.decode,
+        )
+        .map(Ok)
     }
 
     /// Commits the pending batch as one segment (nothing to do when it is empty), with the

@@ -1,8 +1,11 @@
 //! One recording, decoded, made into what the archive stores: the step every way of adding audio
 //! shares (the bulk indexer's workers, uploads, samples handed over by an application).
 
-use pairalign_catalog::{now_secs, rfc3339, Asset};
-use pairalign_datasets::SAMPLE_RATE;
+use std::path::Path;
+
+use pairalign_catalog::{now_secs, rfc3339, Asset, AssetMetadata};
+use pairalign_datasets::decode::{decode_file, probe, DecodeOptions};
+use pairalign_datasets::{Audio, SAMPLE_RATE};
 use pairalign_engine::NewDoc;
 use pairalign_models::{tokenize_windows, Tokenizer, WINDOWS_PER_CALL, WINDOW_SAMPLES};
 
@@ -60,4 +63,43 @@ pub fn index_recording(
         duration_ms: Some(u32::try_from(duration_ms).unwrap_or(u32::MAX)),
     };
     Ok(IndexedRecording { doc, asset })
+}
+
+/// Reads what the document of the file at `path` needs besides its tokens: its sidecar metadata
+/// (`run`'s tags added, `run`'s title where the sidecar gives none), its headers and its samples
+/// (16 kHz mono), and builds its catalog entry under `id` with the content `hash` and `stamp`
+/// (size, modification time) given. Errors with the reason the file cannot be indexed.
+pub fn read_recording(
+    path: &Path,
+    id: &str,
+    hash: String,
+    stamp: Option<(u64, i64)>,
+    run: &AssetMetadata,
+    decode: &DecodeOptions,
+) -> Result<(Audio, Asset), String> {
+    let mut metadata = AssetMetadata::from_sidecar(path)?.unwrap_or_default();
+    metadata.title = metadata.title.or_else(|| run.title.clone());
+    for tag in &run.tags {
+        if !metadata.tags.contains(tag) {
+            metadata.tags.push(tag.clone());
+        }
+    }
+    let info = probe(path).map_err(|e| e.to_string())?;
+    let audio = decode_file(path, decode).map_err(|e| e.to_string())?;
+    let asset = Asset {
+        id: id.to_string(),
+        path: Some(id.to_string()),
+        file_name: path.file_name().map(|n| n.to_string_lossy().into_owned()),
+        title: metadata.title,
+        tags: metadata.tags,
+        duration_s: 0.0,
+        format: Some(info.format),
+        sample_rate: Some(info.sample_rate),
+        content_hash: hash,
+        tokens: 0,
+        indexed_at: rfc3339(now_secs()),
+        file_size: stamp.map(|s| s.0),
+        modified_ns: stamp.map(|s| s.1),
+    };
+    Ok((audio, asset))
 }

@@ -4,75 +4,15 @@
 
 #![allow(clippy::unwrap_used)] // Tests unwrap: a failure is the test failing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use pairalign_datasets::{Audio, SAMPLE_RATE};
 use pairalign_engine::{DatabaseWriter, SearchOptions};
 use pairalign_indexer::{doc_id, index_paths, open_or_create_for, Error, IndexOptions};
-use pairalign_models::{TokenString, Tokenizer};
 
-/// Two tokens per window: the window's length in tenths of a second and its loudness level
-/// (0 to 9), at 0 and 100 ms into the window.
-struct Levels {
-    hash: &'static str,
-}
-
-impl Tokenizer for Levels {
-    fn id(&self) -> &str {
-        "levels"
-    }
-    fn weights_hash(&self) -> &str {
-        self.hash
-    }
-    fn vocab_size(&self) -> u32 {
-        64
-    }
-    fn tokenize(&self, batch: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
-        Ok(batch
-            .iter()
-            .map(|w| {
-                let peak = w.iter().fold(0f32, |m, s| m.max(s.abs()));
-                TokenString {
-                    tokens: vec![(w.len() / 1600) as u16, (peak * 9.0).round() as u16],
-                    times_ms: vec![0, 100],
-                }
-            })
-            .collect())
-    }
-    fn tokenize_mels(&self, _: &[&[f32]]) -> pairalign_models::Result<Vec<TokenString>> {
-        Ok(Vec::new())
-    }
-}
-
-const LEVELS: Levels = Levels { hash: "aaaa" };
-
-/// Writes a file of `seconds` whose loudness is `level / 9` in window `i` for `levels[i]`.
-fn write_levels(path: &Path, levels: &[u16], last_window_s: f64) {
-    let mut samples = Vec::new();
-    for (i, &level) in levels.iter().enumerate() {
-        let len = if i + 1 == levels.len() {
-            (last_window_s * f64::from(SAMPLE_RATE)) as usize
-        } else {
-            3 * SAMPLE_RATE as usize
-        };
-        let amp = f32::from(level) / 9.0;
-        samples.extend((0..len).map(|j| if j % 2 == 0 { amp } else { -amp }));
-    }
-    pairalign_datasets::synth::write_wav_16k(path, &Audio::new(samples, SAMPLE_RATE)).unwrap();
-}
-
-fn archive(dir: &Path, files: usize) -> PathBuf {
-    let root = dir.join("archive");
-    std::fs::create_dir_all(root.join("sub")).unwrap();
-    for i in 0..files {
-        let sub = if i % 2 == 0 { "" } else { "sub" };
-        let levels = [(i % 9) as u16 + 1, 5, 9];
-        write_levels(&root.join(sub).join(format!("f{i:02}.wav")), &levels, 1.5);
-    }
-    root
-}
+mod common;
+use common::{archive, listing, write_levels, Levels, LEVELS};
 
 fn options(batch_files: usize) -> IndexOptions {
     IndexOptions {
@@ -376,21 +316,6 @@ fn zero_batch_limits_are_refused() {
     let mut db = open_or_create_for(dir.path().join("db"), &LEVELS).unwrap();
     let err = index_paths(&mut db, &LEVELS, &[dir.path()], &options(0), |_| {}).unwrap_err();
     assert!(matches!(err, Error::InvalidOption(_)), "{err}");
-}
-
-/// The catalog's entries, sorted by id, without the time they were written (a rebuilt entry is
-/// written at the repair).
-fn listing(db: &Path) -> Vec<pairalign_indexer::Asset> {
-    let mut all = pairalign_catalog::CatalogReader::open(db)
-        .unwrap()
-        .unwrap()
-        .all()
-        .unwrap();
-    for asset in &mut all {
-        asset.indexed_at.clear();
-    }
-    all.sort_by(|a, b| a.id.cmp(&b.id));
-    all
 }
 
 /// `check` passes on a healthy database and names a flipped bit of a catalog file; `repair`

@@ -11,7 +11,7 @@ use pairalign_engine::{
     DatabaseConfig, DatabaseWriter, EditBudget, Hit, NewDoc, SearchOptions, Searcher,
     TokenizerRecord,
 };
-use pairalign_indexer::{merge_databases, MergeOptions};
+use pairalign_indexer::{merge_databases, shard_of, MergeOptions};
 use rand::Rng;
 
 const VOCAB: u32 = 64;
@@ -72,14 +72,6 @@ fn documents(n: usize, seed: u64) -> Vec<NewDoc> {
             }
         })
         .collect()
-}
-
-/// Shards by a stable hash of the id, as a sharded indexer assigns them.
-fn shard_of(id: &str, shards: usize) -> usize {
-    id.bytes().fold(2166136261u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(16777619)
-    }) as usize
-        % shards
 }
 
 fn search_all(db: &Searcher, queries: &[Vec<u16>]) -> Vec<Vec<Hit>> {
