@@ -14,7 +14,9 @@ use roaring::RoaringBitmap;
 use serde::Serialize;
 
 use crate::report::{archive_report, ArchiveReport};
-use crate::search::{search_audio, search_bytes, search_file, SearchOutcome};
+use crate::search::{
+    search_audio, search_bytes, search_clip, search_file, ClipQuery, SearchOutcome,
+};
 use crate::{Error, Result};
 
 /// A tokenizer an archive can hold and share with indexing threads and readers.
@@ -183,6 +185,18 @@ impl ArchiveReader {
             name.as_ref(),
             &options,
         )
+    }
+
+    /// Where a clip tokenized elsewhere ([`crate::tokenize_clip`]) occurs: what a shard of an
+    /// archive answers, the clip tokenized once for all shards ([`crate::search_clip`]).
+    pub fn search_clip(
+        &self,
+        query: &ClipQuery,
+        options: &SearchOptions,
+        filter: Option<&str>,
+    ) -> Result<SearchOutcome> {
+        let options = self.restricted(options, filter)?;
+        search_clip(&self.db, query, &options)
     }
 
     /// Searches with a token string directly (the engine's search).

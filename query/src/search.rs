@@ -6,12 +6,11 @@ use std::time::Instant;
 
 use pairalign_datasets::decode::{decode_bytes, decode_file, DecodeOptions};
 use pairalign_datasets::{Audio, SAMPLE_RATE};
-use pairalign_engine::{EditBudget, Hit, SearchOptions, Searcher};
+use pairalign_engine::{EditBudget, Hit, SearchOptions, Searcher, Symbol, TokenizerRecord};
 use pairalign_models::{
-    shipped, tokenize_query, AnyTokenizer, Device, TokenString, Tokenizer, WINDOWS_PER_CALL,
-    WINDOW_SAMPLES,
+    shipped, tokenize_query, AnyTokenizer, Device, Tokenizer, WINDOWS_PER_CALL, WINDOW_SAMPLES,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
@@ -106,6 +105,21 @@ impl SearchResults {
 /// Checks that `db` was built with `tokenizer` (same id, weights hash and vocabulary); a database
 /// that records no tokenizer cannot be searched with audio.
 pub fn check_tokenizer(db: &Searcher, tokenizer: &dyn Tokenizer) -> Result<()> {
+    check_tokenizer_record(
+        db,
+        tokenizer.id(),
+        tokenizer.weights_hash(),
+        tokenizer.vocab_size(),
+    )
+}
+
+/// [`check_tokenizer`] for the tokenizer with `id`, `weights_hash` and `vocab_size` symbols.
+fn check_tokenizer_record(
+    db: &Searcher,
+    id: &str,
+    weights_hash: &str,
+    vocab_size: u32,
+) -> Result<()> {
     if db.tokenizer().is_none() {
         return Err(Error::TokenizerMismatch(format!(
             "{} records no tokenizer (it holds imported tokens or nothing yet); \
@@ -114,15 +128,11 @@ pub fn check_tokenizer(db: &Searcher, tokenizer: &dyn Tokenizer) -> Result<()> {
         )));
     }
     // The same comparison (id, weights hash, vocabulary) as for adding to the database.
-    db.accepts_tokenizer(
-        tokenizer.id(),
-        tokenizer.weights_hash(),
-        tokenizer.vocab_size(),
-    )
-    .map_err(|e| match e {
-        pairalign_engine::Error::TokenizerMismatch(why) => Error::TokenizerMismatch(why),
-        other => Error::Engine(other),
-    })
+    db.accepts_tokenizer(id, weights_hash, vocab_size)
+        .map_err(|e| match e {
+            pairalign_engine::Error::TokenizerMismatch(why) => Error::TokenizerMismatch(why),
+            other => Error::Engine(other),
+        })
 }
 
 /// The tokenizer for the database in `dir`: the shipped model it records (`vq` or `pairalign`,
@@ -167,6 +177,46 @@ pub fn search_audio(
     options: &SearchOptions,
 ) -> Result<SearchOutcome> {
     check_tokenizer(db, tokenizer)?;
+    let query = tokenize_clip(tokenizer, samples_16k)?;
+    search_clip(db, &query, options)
+}
+
+/// A clip tokenized for searching ([`tokenize_clip`]): the string of every grid phase with its
+/// tokens' times, and the tokenizer that made them. Searching several databases (the shards of
+/// an archive) with one `ClipQuery` tokenizes the clip once; it serializes (serde) to travel
+/// to them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClipQuery {
+    /// The tokenizer that made the strings.
+    pub tokenizer: TokenizerRecord,
+    /// Its vocabulary size.
+    pub vocab_size: u32,
+    /// One string per phase, the first the clip windowed like a file; never empty.
+    pub phases: Vec<QueryPhase>,
+    /// Milliseconds spent tokenizing.
+    pub tokenize_ms: f64,
+}
+
+/// One phase's string of a [`ClipQuery`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryPhase {
+    /// Tokens.
+    pub tokens: Vec<Symbol>,
+    /// Start of each token in the clip, ms.
+    pub times_ms: Vec<u32>,
+}
+
+impl ClipQuery {
+    /// Tokens of the first phase: the clip windowed like a file.
+    pub fn tokens(&self) -> &[Symbol] {
+        self.phases.first().map_or(&[], |p| p.tokens.as_slice())
+    }
+}
+
+/// Tokenizes the 16 kHz mono clip `samples_16k` for searching: window by window like the index,
+/// in every variant the tokenizer gives ([`pairalign_models::tokenize_query`]: a PairAlign
+/// model's grid phases). Errors for a clip outside [`MIN_CLIP_S`]..=[`MAX_CLIP_S`].
+pub fn tokenize_clip(tokenizer: &dyn Tokenizer, samples_16k: &[f32]) -> Result<ClipQuery> {
     let seconds = samples_16k.len() as f64 / f64::from(SAMPLE_RATE);
     if !(MIN_CLIP_S..=MAX_CLIP_S).contains(&seconds) {
         return Err(Error::ClipLength {
@@ -177,13 +227,50 @@ pub fn search_audio(
     }
     let started = Instant::now();
     let phases = tokenize_query(tokenizer, samples_16k, WINDOW_SAMPLES, WINDOWS_PER_CALL)?;
-    let tokenize_ms = started.elapsed().as_secs_f64() * 1e3;
+    Ok(ClipQuery {
+        tokenizer: TokenizerRecord {
+            id: tokenizer.id().to_string(),
+            weights_hash: tokenizer.weights_hash().to_string(),
+        },
+        vocab_size: tokenizer.vocab_size(),
+        phases: phases
+            .into_iter()
+            .map(|p| QueryPhase {
+                tokens: p.tokens,
+                times_ms: p.times_ms,
+            })
+            .collect(),
+        tokenize_ms: started.elapsed().as_secs_f64() * 1e3,
+    })
+}
+
+/// Searches `db` for a tokenized clip: `Searcher::search_tokens` with `options` (infix mode by
+/// default: the clip is found inside files) for every phase's string in one candidate pass
+/// (`Searcher::search_many`); the hits of all are ranked together by normalized distance, and
+/// of hits that overlap in a file only the best is kept. Each hit's times are then placed where
+/// the clip starts ([`place_hit`]). Errors when `db` records another tokenizer than the query's,
+/// and for a query without strings or whose strings and times disagree.
+pub fn search_clip(
+    db: &Searcher,
+    query: &ClipQuery,
+    options: &SearchOptions,
+) -> Result<SearchOutcome> {
+    let record = &query.tokenizer;
+    check_tokenizer_record(db, &record.id, &record.weights_hash, query.vocab_size)?;
+    if query.phases.is_empty()
+        || query
+            .phases
+            .iter()
+            .any(|p| p.tokens.len() != p.times_ms.len())
+    {
+        return Err(Error::InvalidOption(
+            "a clip query needs at least one string, with one time per token".into(),
+        ));
+    }
     let t = Instant::now();
-    // One candidate pass for all the phases' strings.
-    let strings: Vec<&[pairalign_engine::Symbol]> =
-        phases.iter().map(|p| p.tokens.as_slice()).collect();
+    let strings: Vec<&[Symbol]> = query.phases.iter().map(|p| p.tokens.as_slice()).collect();
     let mut outcomes = db.search_many(&strings, options)?;
-    for (outcome, phase) in outcomes.iter_mut().zip(&phases) {
+    for (outcome, phase) in outcomes.iter_mut().zip(&query.phases) {
         for hit in &mut outcome.hits {
             place_hit(db, hit, phase);
         }
@@ -202,12 +289,12 @@ pub fn search_audio(
     };
     Ok(SearchOutcome {
         hits,
-        query_tokens: phases.first().map_or(0, TokenString::len),
+        query_tokens: query.tokens().len(),
         k,
         lossless,
-        tokenize_ms,
+        tokenize_ms: query.tokenize_ms,
         search_ms,
-        took_ms: started.elapsed().as_secs_f64() * 1e3,
+        took_ms: query.tokenize_ms + search_ms,
     })
 }
 
@@ -221,7 +308,7 @@ pub fn search_audio(
 /// clamped at the clip's start for grid phases whose first cell starts before it), and of a run
 /// of one symbol only its first token counts. The end moves by as much as the start; both stay
 /// inside the file. A hit without matching tokens is left as it is.
-fn place_hit(db: &Searcher, hit: &mut Hit, query: &TokenString) {
+fn place_hit(db: &Searcher, hit: &mut Hit, query: &QueryPhase) {
     // The search that found the hit has checked the segments: these cannot fail.
     let Ok(Some((segment, ord))) = db.find(&hit.id) else {
         return;
@@ -608,6 +695,56 @@ mod tests {
         assert!(matches!(err, Error::TokenizerMismatch(_)), "{err}");
     }
 
+    /// A clip tokenized once, sent as JSON (as to the shards of an archive) and searched,
+    /// finds what `search_audio` finds; a query of another tokenizer or with strings and times
+    /// that disagree is refused.
+    #[test]
+    fn a_clip_tokenized_once_searches_like_search_audio() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = database(&dir.path().join("a"), Some("h"));
+        db.add_tokens(&[NewDoc {
+            id: "second".into(),
+            tokens: vec![1, 50, 50, 1],
+            times_ms: Some(vec![0, 3000, 6000, 9000]),
+            duration_ms: Some(12_000),
+        }])
+        .unwrap();
+        let clip = vec![0.0; 96_000];
+        let options = SearchOptions {
+            k: Some(EditBudget::Absolute(1)),
+            top: 50,
+            ..clip_search_options()
+        };
+        let query = tokenize_clip(&Moved, &clip).unwrap();
+        assert_eq!(query.phases.len(), 2);
+        let sent: ClipQuery = serde_json::from_slice(&serde_json::to_vec(&query).unwrap()).unwrap();
+        assert_eq!(sent, query);
+        let hits = |o: SearchOutcome| -> Vec<(String, usize, u32, u32)> {
+            o.hits
+                .into_iter()
+                .map(|h| (h.id, h.start, h.start_ms, h.distance))
+                .collect()
+        };
+        let once = search_clip(&db, &sent, &options).unwrap();
+        assert_eq!(once.query_tokens, 2);
+        assert_eq!(once.tokenize_ms, query.tokenize_ms);
+        let direct = search_audio(&db, &Moved, &clip, &options).unwrap();
+        assert!(hits(direct.clone()).len() >= 2);
+        assert_eq!(hits(once), hits(direct));
+
+        let foreign = tokenize_clip(&Lengths("other"), &clip).unwrap();
+        let err = search_clip(&db, &foreign, &options).unwrap_err();
+        assert!(matches!(err, Error::TokenizerMismatch(_)), "{err}");
+        let mut broken = query.clone();
+        broken.phases[1].times_ms.pop();
+        let err = search_clip(&db, &broken, &options).unwrap_err();
+        assert!(matches!(err, Error::InvalidOption(_)), "{err}");
+        broken.phases.clear();
+        assert!(search_clip(&db, &broken, &options).is_err());
+        let err = tokenize_clip(&Moved, &[0.0; 7_999]).unwrap_err();
+        assert!(matches!(err, Error::ClipLength { .. }), "{err}");
+    }
+
     #[test]
     fn an_undecodable_clip_file_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
@@ -701,7 +838,7 @@ mod tests {
         }])
         .unwrap();
         // The clip starts at 1,570 ms: file token 20 (1,600 ms) is 30 ms into it.
-        let mut query = TokenString {
+        let mut query = QueryPhase {
             tokens: tokens[20..58].to_vec(),
             times_ms: (0..38).map(|j| 30 + 80 * j).collect(),
         };
