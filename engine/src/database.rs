@@ -399,6 +399,13 @@ impl Searcher {
         Ok(())
     }
 
+    /// The MANIFEST generation this snapshot was opened at (every commit increments it):
+    /// compare with [`crate::manifest::Manifest::read`]'s to know whether a newer state is
+    /// committed.
+    pub fn generation(&self) -> u64 {
+        self.manifest.generation
+    }
+
     /// Counts and sizes.
     pub fn info(&self) -> Result<DatabaseInfo> {
         let mut docs = 0u64;

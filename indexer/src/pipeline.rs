@@ -219,7 +219,7 @@ pub enum Freshness {
     Current,
     /// Indexed, but the file's size or modification time changed: its content may have; the
     /// catalog entry it was indexed with.
-    Changed(Asset),
+    Changed(Box<Asset>),
     /// Not indexed.
     New,
 }
@@ -282,7 +282,7 @@ impl Store {
             Some(asset) if stamp.is_some() && stamp == asset.file_size.zip(asset.modified_ns) => {
                 Freshness::Current
             }
-            Some(asset) => Freshness::Changed(asset),
+            Some(asset) => Freshness::Changed(Box::new(asset)),
         })
     }
 
@@ -558,7 +558,7 @@ impl Run<'_> {
         let stamp = file_stamp(path);
         let existing = match self.store.freshness(&id, stamp)? {
             Freshness::Current => return Ok(Ok(None)),
-            Freshness::Changed(asset) => Some(asset),
+            Freshness::Changed(asset) => Some(*asset),
             Freshness::New => None,
         };
         Ok(Ok(Some(Candidate {

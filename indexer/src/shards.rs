@@ -441,7 +441,7 @@ impl ShardWriter {
                 self.pending[shard].assets.push(Asset {
                     file_size: recording.asset.file_size,
                     modified_ns: recording.asset.modified_ns,
-                    ..old
+                    ..*old
                 });
                 return Ok(Added::Unchanged);
             }
@@ -558,7 +558,10 @@ impl ShardWriter {
 /// Writes [`SHARDS_FILE`] for `shards` shards in `dir` (created when missing), atomically.
 fn create_shards_file(dir: &Path, shards: usize) -> Result<()> {
     let io = |e: std::io::Error| {
-        Error::InvalidOption(format!("cannot create {}: {e}", dir.join(SHARDS_FILE).display()))
+        Error::InvalidOption(format!(
+            "cannot create {}: {e}",
+            dir.join(SHARDS_FILE).display()
+        ))
     };
     std::fs::create_dir_all(dir).map_err(io)?;
     let text = serde_json::to_string_pretty(&ShardsFile {

@@ -13,8 +13,8 @@ use std::path::Path;
 use pairalign_datasets::decode::DecodeOptions;
 use pairalign_engine::{Searcher, Symbol};
 use pairalign_indexer::{
-    index_paths, open_or_create_for, shard_dir, shard_dirs, shard_of, Added, AssetMetadata,
-    Error, IndexOptions, PreparedRecording, ShardWriter, SHARDS_FILE,
+    index_paths, open_or_create_for, shard_dir, shard_dirs, shard_of, Added, AssetMetadata, Error,
+    IndexOptions, PreparedRecording, ShardWriter, SHARDS_FILE,
 };
 
 mod common;
@@ -87,13 +87,22 @@ fn shards_hold_what_one_database_holds_each_document_where_its_id_hashes() {
     let (report, added) = run(&sharded, 3, &root, 2);
     assert_eq!((report.files_found, report.indexed), (12, 9));
     let copies: Vec<_> = report.duplicates.iter().map(|d| (&d.path, &d.of)).collect();
-    assert_eq!(copies, one.duplicates.iter().map(|d| (&d.path, &d.of)).collect::<Vec<_>>());
+    assert_eq!(
+        copies,
+        one.duplicates
+            .iter()
+            .map(|d| (&d.path, &d.of))
+            .collect::<Vec<_>>()
+    );
     assert_eq!(added.iter().filter(|a| **a == Added::Pending).count(), 9);
     assert!(report.batches >= 3, "{} batches", report.batches);
     assert_eq!(report.tokenizer.id, "levels");
 
     let dirs = shard_dirs(&sharded).unwrap();
-    assert_eq!(dirs, (0..3).map(|i| shard_dir(&sharded, i)).collect::<Vec<_>>());
+    assert_eq!(
+        dirs,
+        (0..3).map(|i| shard_dir(&sharded, i)).collect::<Vec<_>>()
+    );
     let mut union = BTreeMap::new();
     let mut catalog = Vec::new();
     for (index, shard) in dirs.iter().enumerate() {
@@ -136,12 +145,19 @@ fn reruns_replace_changed_files_skip_copies_in_any_shard_and_redo_what_was_not_c
     std::fs::copy(&original, &copy).unwrap();
     let (report, added) = run(&sharded, 2, &root, 32);
     assert_eq!(added.len(), 2, "{added:?}");
-    assert!(added.contains(&Added::Duplicate(original_id.clone())), "{added:?}");
+    assert!(
+        added.contains(&Added::Duplicate(original_id.clone())),
+        "{added:?}"
+    );
     assert_eq!((report.indexed, report.replaced), (1, 1));
     assert_eq!(report.duplicates.len(), 1);
     let changed_id = pairalign_indexer::doc_id(&changed).unwrap();
     let shard = shard_dir(&sharded, shard_of(&changed_id, 2));
-    assert_eq!(documents(&shard)[&changed_id].0.len(), 8, "4 windows of 2 tokens");
+    assert_eq!(
+        documents(&shard)[&changed_id].0.len(),
+        8,
+        "4 windows of 2 tokens"
+    );
 
     // A file touched but not changed is recognized by its content: only its stamp is updated.
     let touched = root.join("f04.wav");
@@ -189,12 +205,14 @@ fn counts_tokenizers_folders_and_bytes_that_do_not_fit_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let root = archive(dir.path(), 2);
     let sharded = dir.path().join("sharded");
-    let new_without_count =
-        ShardWriter::open_or_create(&sharded, 0, &LEVELS, 32, 1e9).unwrap_err();
+    let new_without_count = ShardWriter::open_or_create(&sharded, 0, &LEVELS, 32, 1e9).unwrap_err();
     assert!(matches!(new_without_count, Error::InvalidOption(_)));
     run(&sharded, 2, &root, 32);
     let other_count = ShardWriter::open_or_create(&sharded, 3, &LEVELS, 32, 1e9).unwrap_err();
-    assert!(other_count.to_string().contains("has 2 shards, not 3"), "{other_count}");
+    assert!(
+        other_count.to_string().contains("has 2 shards, not 3"),
+        "{other_count}"
+    );
     let other = Levels { hash: "bbbb" };
     let other_tokenizer = ShardWriter::open_or_create(&sharded, 2, &other, 32, 1e9).unwrap_err();
     assert!(other_tokenizer.is_tokenizer_mismatch(), "{other_tokenizer}");
@@ -212,7 +230,10 @@ fn counts_tokenizers_folders_and_bytes_that_do_not_fit_are_refused() {
     )
     .unwrap();
     let err = writer.add(foreign).unwrap_err();
-    assert!(err.is_tokenizer_mismatch() && err.to_string().contains("bbbb"), "{err}");
+    assert!(
+        err.is_tokenizer_mismatch() && err.to_string().contains("bbbb"),
+        "{err}"
+    );
     drop(writer);
     assert!(!documents(&shard_dir(&sharded, shard_of(&late, 2))).contains_key(&late));
 
@@ -265,6 +286,9 @@ fn shard_assignment_is_stable_and_even() {
     for i in 0..10_000 {
         counts[shard_of(&format!("/archive/file-{i}.wav"), 4)] += 1;
     }
-    assert!(counts.iter().all(|&c| (2_300..=2_700).contains(&c)), "{counts:?}");
+    assert!(
+        counts.iter().all(|&c| (2_300..=2_700).contains(&c)),
+        "{counts:?}"
+    );
     assert_eq!(shard_of("anything", 1), 0);
 }

@@ -1,8 +1,12 @@
 """PairAlign Search in Python: an audio archive to add recordings to and search by example.
 
-``Archive`` opens (or creates) an archive folder; ``tokenize`` turns audio into the token
-string the index stores. Errors raise ``Error`` or one of its subclasses, with the message of
-the Rust library. The types are in ``pairalign.pyi`` (this package is typed: ``py.typed``).
+``Archive`` opens (or creates) an archive folder for adding and searching; ``Reader`` opens one
+read only, beside its writer; ``tokenize`` turns audio into the token string the index stores,
+and ``Tokenizer`` keeps a tokenizer loaded for repeated work (``query``: a clip tokenized once
+for many archives; ``prepare_file``: a file made ready for ``ShardWriter``, the writer of a
+sharded archive). ``pairalign.ray`` runs bulk indexing and sharded search on Ray. Errors raise
+``Error`` or one of its subclasses, with the message of the Rust library. The types are in
+``pairalign.pyi`` (this package is typed: ``py.typed``).
 """
 
 from .pairalign import (
@@ -14,8 +18,14 @@ from .pairalign import (
     Error,
     InvalidInputError,
     IoError,
+    Query,
+    Reader,
+    ShardWriter,
+    Tokenizer,
     TokenizerMismatchError,
     __version__,
+    shard_dirs,
+    shard_of,
     tokenize,
 )
 
@@ -28,7 +38,13 @@ __all__ = [
     "Error",
     "InvalidInputError",
     "IoError",
+    "Query",
+    "Reader",
+    "ShardWriter",
+    "Tokenizer",
     "TokenizerMismatchError",
     "__version__",
+    "shard_dirs",
+    "shard_of",
     "tokenize",
 ]

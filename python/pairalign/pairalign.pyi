@@ -210,6 +210,15 @@ class Archive:
     ) -> SearchResults:
         """Where a token string occurs (``k`` defaults to 0.4 of its length). Raises
         ``InvalidInputError`` for a symbol outside the archive's vocabulary."""
+    def search_query(
+        self,
+        query: "Query",
+        *,
+        k: Optional[_Budget] = None,
+        top: Optional[int] = None,
+        filter: Optional[str] = None,
+    ) -> SearchResults:
+        """Where a clip tokenized by ``Tokenizer.query`` occurs; as ``search_audio``."""
     def asset(self, id: str) -> Optional[Asset]:
         """The catalog entry of a live document."""
     def assets(
@@ -231,6 +240,184 @@ class Archive:
         exc: Optional[BaseException],
         traceback: Optional[TracebackType],
     ) -> bool: ...
+
+class Reader:
+    """An archive opened read only, without its lock (a writer may be adding meanwhile).
+    Searches see the state committed when it was opened, until ``reload()``. Has the reading
+    methods of ``Archive``: ``search_audio``, ``search_file``, ``search_tokens``,
+    ``search_query``, ``asset``, ``assets``, ``stats``."""
+
+    def __init__(self, dir: _Path, tokenizer: Optional[str] = None) -> None:
+        """Opens the archive in ``dir``; ``tokenizer`` (for clip searches) defaults to the one
+        it records."""
+    @property
+    def path(self) -> pathlib.Path: ...
+    @property
+    def generation(self) -> int:
+        """The MANIFEST generation of the state it searches (every commit increments it)."""
+    def reload(self) -> bool:
+        """Moves to the latest committed state when it is newer: True when it moved."""
+    def search_audio(
+        self,
+        samples: _Samples,
+        rate: int,
+        *,
+        k: Optional[_Budget] = None,
+        top: Optional[int] = None,
+        filter: Optional[str] = None,
+    ) -> SearchResults: ...
+    def search_file(
+        self,
+        path: _Path,
+        *,
+        k: Optional[_Budget] = None,
+        top: Optional[int] = None,
+        filter: Optional[str] = None,
+    ) -> SearchResults: ...
+    def search_tokens(
+        self,
+        tokens: Union[Sequence[int], npt.NDArray[np.integer]],
+        *,
+        k: Optional[_Budget] = None,
+        top: Optional[int] = None,
+        filter: Optional[str] = None,
+    ) -> SearchResults: ...
+    def search_query(
+        self,
+        query: "Query",
+        *,
+        k: Optional[_Budget] = None,
+        top: Optional[int] = None,
+        filter: Optional[str] = None,
+    ) -> SearchResults: ...
+    def asset(self, id: str) -> Optional[Asset]: ...
+    def assets(
+        self, filter: Optional[str] = None, *, offset: int = 0, limit: int = 100
+    ) -> AssetPage: ...
+    def stats(self) -> Stats: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> "Reader": ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> bool: ...
+
+class Query:
+    """A clip tokenized for searching (``Tokenizer.query``): one string per grid phase and the
+    tokenizer that made them. Pickles, to travel to other processes (the shards of a sharded
+    search)."""
+
+    @property
+    def tokens(self) -> npt.NDArray[np.uint16]:
+        """The tokens of the clip windowed like a file."""
+    @property
+    def phases(self) -> int: ...
+    @property
+    def tokenizer(self) -> str: ...
+    @property
+    def tokenize_ms(self) -> float: ...
+    def to_bytes(self) -> bytes: ...
+    @staticmethod
+    def from_bytes(data: bytes) -> "Query": ...
+    def __len__(self) -> int: ...
+
+class Tokenizer:
+    """A tokenizer loaded once, for repeated work: a worker of a distributed indexer
+    (``prepare_file``), the front of a sharded search (``query``)."""
+
+    def __init__(self, name: Optional[str] = None) -> None:
+        """``pairalign-v2`` (the default), ``pairalign``, ``vq``, ``vq-v2`` or a weights
+        folder."""
+    @property
+    def id(self) -> str: ...
+    @property
+    def weights_hash(self) -> str: ...
+    @property
+    def vocab_size(self) -> int: ...
+    def tokenize(
+        self, audio: Union[_Path, _Samples], rate: Optional[int] = None
+    ) -> Tuple[npt.NDArray[np.uint16], npt.NDArray[np.uint32]]:
+        """As ``pairalign.tokenize``."""
+    def query(self, audio: Union[_Path, _Samples], rate: Optional[int] = None) -> Query:
+        """The clip (a file, or samples with their rate; 0.5 to 60 s) tokenized for searching."""
+    def query_bytes(self, data: bytes, name: Optional[str] = None) -> Query:
+        """The clip in an encoded audio file's bytes, tokenized for searching."""
+    def prepare_file(
+        self,
+        path: _Path,
+        id: Optional[str] = None,
+        *,
+        title: Optional[str] = None,
+        tags: Optional[Sequence[str]] = None,
+    ) -> bytes:
+        """The file hashed, decoded and tokenized into what an archive stores for it, as bytes
+        for ``ShardWriter.add``; ``id`` defaults to its canonical path. Raises ``DecodeError``
+        with the reason when it cannot be indexed."""
+
+class PlannedFile(TypedDict):
+    path: str
+    id: str
+    shard: int
+
+class Plan(TypedDict):
+    files: List[PlannedFile]
+    files_found: int
+    skipped: int
+    failed: List[FileProblem]
+    walk_s: float
+
+class ShardWriter:
+    """The one writer of a sharded archive (a folder of databases ``shard-0000``, ...; a
+    document goes to the shard ``shard_of(id, shards)``). Holds every shard's lock until
+    ``finish()`` or ``close()``; as a context manager it finishes (or, after an exception,
+    commits what is pending)."""
+
+    def __init__(
+        self,
+        dir: _Path,
+        shards: int = 0,
+        *,
+        tokenizer: Optional[str] = None,
+        batch_files: int = 32,
+        batch_seconds: float = 1800.0,
+    ) -> None:
+        """Opens the sharded archive in ``dir``, creating it with ``shards`` shards when
+        missing (0: the count it has)."""
+    @property
+    def shards(self) -> int: ...
+    @property
+    def shard_dirs(self) -> List[pathlib.Path]: ...
+    @property
+    def tokenizer(self) -> str: ...
+    def plan(self, paths: Sequence[_Path]) -> Plan:
+        """The audio files under ``paths`` that need tokenizing (not committed unchanged)."""
+    def add(self, recording: bytes) -> Union[str, Tuple[str, str]]:
+        """Adds ``Tokenizer.prepare_file``'s bytes: ``"pending"``, ``"unchanged"`` or
+        ``("duplicate", id)``."""
+    def fail(self, path: _Path, reason: str) -> None: ...
+    def flush(self) -> IndexReport:
+        """Commits what every shard holds; the run's report so far."""
+    def finish(self, compact_above: Optional[int] = 8) -> IndexReport:
+        """Commits, merges the segments of shards with more than ``compact_above``, releases
+        the locks."""
+    def close(self) -> None:
+        """Releases the locks without committing what is pending."""
+    def __enter__(self) -> "ShardWriter": ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> bool: ...
+
+def shard_of(id: str, shards: int) -> int:
+    """The shard of document ``id``: BLAKE3 of its UTF-8 bytes, first 8 bytes little-endian,
+    modulo ``shards``."""
+
+def shard_dirs(dir: _Path) -> List[pathlib.Path]:
+    """The shard folders of the sharded archive in ``dir``, in order."""
 
 def tokenize(
     audio: Union[_Path, _Samples],

@@ -7,16 +7,15 @@ use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError, RwLock};
 
 use numpy::{AllowTypeChange, PyArrayLike1};
-use pairalign_archive::{
-    clip_search_options, Archive, ArchiveReader, AssetMetadata, SearchOptions,
-};
-use pairalign_query::SearchResults;
+use pairalign_archive::{Archive, ArchiveReader, AssetMetadata};
+
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple, PyType};
 
 use crate::convert::{self, to_python};
 use crate::error::{Error, Result};
-use crate::tokenize;
+use crate::read::{self, Snapshot};
+use crate::tokenize::{self, PyQuery};
 
 /// What a closed archive's calls say.
 const CLOSED: &str = "the archive is closed";
@@ -80,9 +79,10 @@ impl PyArchive {
             .map_err(|_| Error::Closed(POISONED.into()))? = Some(reader);
         result
     }
+}
 
-    /// The snapshot to search.
-    fn reader(&self) -> Result<ArchiveReader> {
+impl Snapshot for PyArchive {
+    fn snapshot(&self) -> Result<ArchiveReader> {
         let snapshot = self
             .snapshot
             .read()
@@ -205,15 +205,7 @@ impl PyArchive {
         top: Option<usize>,
         filter: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let options = convert::search_options(clip_search_options(), k, top)?;
-        let samples = convert::samples(&samples);
-        let results = py.detach(|| -> Result<SearchResults> {
-            let outcome =
-                self.reader()?
-                    .search_audio(&samples, rate, &options, filter.as_deref())?;
-            Ok(outcome.into())
-        })?;
-        to_python(py, &results)
+        read::search_audio(self, py, &samples, rate, k, top, filter)
     }
 
     /// Where the clip in the audio file at `path` occurs; as `search_audio`.
@@ -226,14 +218,7 @@ impl PyArchive {
         top: Option<usize>,
         filter: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let options = convert::search_options(clip_search_options(), k, top)?;
-        let results = py.detach(|| -> Result<SearchResults> {
-            let outcome = self
-                .reader()?
-                .search_file(&path, &options, filter.as_deref())?;
-            Ok(outcome.into())
-        })?;
-        to_python(py, &results)
+        read::search_file(self, py, path, k, top, filter)
     }
 
     /// Where a token string (a sequence of integers, such as `tokenize`'s tokens) occurs; as
@@ -248,21 +233,25 @@ impl PyArchive {
         top: Option<usize>,
         filter: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let options = convert::search_options(SearchOptions::default(), k, top)?;
-        let tokens = convert::tokens(tokens)?;
-        let results = py.detach(|| -> Result<SearchResults> {
-            let outcome = self
-                .reader()?
-                .search_tokens(&tokens, &options, filter.as_deref())?;
-            Ok(SearchResults::of_tokens(outcome, tokens.len()))
-        })?;
-        to_python(py, &results)
+        read::search_tokens(self, py, tokens, k, top, filter)
+    }
+
+    /// Where a clip tokenized by `Tokenizer.query` occurs; as `search_audio`.
+    #[pyo3(signature = (query, *, k=None, top=None, filter=None))]
+    fn search_query<'py>(
+        &self,
+        py: Python<'py>,
+        query: PyRef<'py, PyQuery>,
+        k: Option<&Bound<'py, PyAny>>,
+        top: Option<usize>,
+        filter: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        read::search_query(self, py, &query, k, top, filter)
     }
 
     /// The catalog entry of a live document, or None.
     fn asset<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
-        let asset = py.detach(|| -> Result<_> { Ok(self.reader()?.asset(&id)?) })?;
-        to_python(py, &asset)
+        read::asset(self, py, id)
     }
 
     /// The catalog entries that `filter` selects (all when None), sorted by id, one page:
@@ -275,10 +264,7 @@ impl PyArchive {
         offset: usize,
         limit: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let page = py.detach(|| -> Result<_> {
-            Ok(self.reader()?.assets(filter.as_deref(), offset, limit)?)
-        })?;
-        to_python(py, &page)
+        read::assets(self, py, filter, offset, limit)
     }
 
     /// Deletes documents by id, committed before it returns: `{"deleted": [...], "missing":
@@ -295,8 +281,7 @@ impl PyArchive {
 
     /// Documents, hours, tokens per second and bytes (`pairalign report`'s figures).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let report = py.detach(|| -> Result<_> { Ok(self.reader()?.stats()?) })?;
-        to_python(py, &report)
+        read::stats(self, py)
     }
 
     /// Releases the folder's write lock (also after a failed call); every later call raises

@@ -26,6 +26,9 @@ pub enum Error {
     /// a token above 65,535).
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A file cannot be indexed (not audio, damaged, gives no token): the reason.
+    #[error("{0}")]
+    Unindexable(String),
     /// The archive was closed ([`crate::archive::PyArchive::close`]) or an earlier call on it
     /// panicked.
     #[error("{0}")]
@@ -34,6 +37,12 @@ pub enum Error {
 
 impl From<pairalign_query::Error> for Error {
     fn from(error: pairalign_query::Error) -> Self {
+        Error::Archive(error.into())
+    }
+}
+
+impl From<pairalign_indexer::Error> for Error {
+    fn from(error: pairalign_indexer::Error) -> Self {
         Error::Archive(error.into())
     }
 }
@@ -73,6 +82,7 @@ impl Error {
             Error::Tokenizer(e) => models_kind(e),
             Error::Audio(e) => datasets_kind(e),
             Error::InvalidInput(_) => Kind::InvalidInput,
+            Error::Unindexable(_) => Kind::Decode,
             Error::Closed(_) => Kind::Other,
         }
     }

@@ -8,6 +8,9 @@
 mod archive;
 mod convert;
 mod error;
+mod read;
+mod reader;
+mod shards;
 mod tokenize;
 
 use pyo3::prelude::*;
@@ -21,7 +24,13 @@ pub use error::{Error, Kind, Result};
 fn pairalign(module: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = module.py();
     module.add_class::<PyArchive>()?;
+    module.add_class::<reader::PyReader>()?;
+    module.add_class::<tokenize::PyTokenizer>()?;
+    module.add_class::<tokenize::PyQuery>()?;
+    module.add_class::<shards::PyShardWriter>()?;
     module.add_function(wrap_pyfunction!(tokenize::tokenize, module)?)?;
+    module.add_function(wrap_pyfunction!(shards::shard_of, module)?)?;
+    module.add_function(wrap_pyfunction!(shards::shard_dirs, module)?)?;
     for (name, class) in error::exceptions(py)?.named() {
         module.add(name, class.bind(py))?;
     }

@@ -36,7 +36,7 @@ pub use reader::{
 };
 pub use report::{archive_report, compare, svg, ArchiveReport, Comparison, StorageBytes};
 pub use search::{
-    check_tokenizer, clip_search_options, database_tokenizer, search_audio, search_bytes,
-    search_clip, search_file, tokenize_clip, ClipQuery, QueryPhase, SearchOutcome, SearchResults,
-    CLIP_EDIT_BUDGET, MAX_CLIP_S, MIN_CLIP_S,
+    check_tokenizer, clip_search_options, database_tokenizer, decode_clip_bytes, decode_clip_file,
+    search_audio, search_bytes, search_clip, search_file, tokenize_clip, ClipQuery, QueryPhase,
+    SearchOutcome, SearchResults, CLIP_EDIT_BUDGET, MAX_CLIP_S, MIN_CLIP_S,
 };

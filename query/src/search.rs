@@ -483,7 +483,7 @@ pub fn search_file(
     path: &Path,
     options: &SearchOptions,
 ) -> Result<SearchOutcome> {
-    let audio = decode_clip(|decode| decode_file(path, decode))?;
+    let audio = decode_clip_file(path)?;
     search_audio(db, tokenizer, &audio.samples, options)
 }
 
@@ -497,8 +497,23 @@ pub fn search_bytes(
     name: &Path,
     options: &SearchOptions,
 ) -> Result<SearchOutcome> {
-    let audio = decode_clip(|decode| decode_bytes(bytes, name, decode))?;
+    let audio = decode_clip_bytes(bytes, name)?;
     search_audio(db, tokenizer, &audio.samples, options)
+}
+
+/// Decodes the clip file at `path` to 16 kHz mono, refusing one longer than [`MAX_CLIP_S`]
+/// (without decoding it all).
+pub fn decode_clip_file(path: &Path) -> Result<Audio> {
+    decode_clip(|decode| decode_file(path, decode))
+}
+
+/// Decodes a clip file's bytes held in memory to 16 kHz mono, as [`decode_clip_file`]; errors
+/// call it `name`.
+pub fn decode_clip_bytes(
+    bytes: impl AsRef<[u8]> + Send + Sync + 'static,
+    name: &Path,
+) -> Result<Audio> {
+    decode_clip(|decode| decode_bytes(bytes, name, decode))
 }
 
 /// Runs `decode` with a duration limit just over [`MAX_CLIP_S`]: a longer clip is refused

@@ -83,4 +83,3 @@ pub fn listing(db: &Path) -> Vec<pairalign_indexer::Asset> {
     all.sort_by(|a, b| a.id.cmp(&b.id));
     all
 }
-
