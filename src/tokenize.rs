@@ -104,22 +104,9 @@ pub fn tokenize(args: TokenizeArgs) -> anyhow::Result<ExitCode> {
 
 /// `cpu`, `cuda` or `cuda:N` (a build with the `cuda` feature, on a machine with a GPU).
 pub fn parse_device(name: &str) -> anyhow::Result<Device> {
-    let ordinal = match name {
-        "cpu" => return Ok(Device::Cpu),
-        "cuda" => 0,
-        other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
-            Some(Ok(n)) => n,
-            _ => anyhow::bail!("--device must be cpu, cuda or cuda:N, got {other:?}"),
-        },
-    };
-    // candle's error carries a backtrace: only its first line is for the user.
-    Device::new_cuda(ordinal).map_err(|e| {
-        let reason = e.to_string();
-        let reason = reason.lines().next().unwrap_or_default().to_string();
-        anyhow::anyhow!(
-            "cannot open CUDA device {ordinal} (is this a build with --features cuda, on a \
-             machine with a GPU?): {reason}"
-        )
+    pairalign_models::parse_device(name).map_err(|e| match e {
+        pairalign_models::Error::BadInput(why) => anyhow::anyhow!("--device: {why}"),
+        other => other.into(),
     })
 }
 

@@ -16,7 +16,7 @@ pub mod vq;
 pub use candle_core::Device;
 pub use error::{Error, Result};
 pub use pairalign::{PairAlignConfig, PairAlignModel, PairAlignTokenizer};
-pub use select::{AnyTokenizer, TokenizerKind};
+pub use select::{parse_device, AnyTokenizer, TokenizerKind};
 pub use tokenizer::{
     collapse_repeats, tokenize_query, tokenize_windows, TokenString, Tokenizer, WINDOWS_PER_CALL,
     WINDOW_SAMPLES,

@@ -170,6 +170,33 @@ impl Tokenizer for AnyTokenizer {
     }
 }
 
+/// The device called `name`: `cpu`, `cuda` or `cuda:N` (`cuda` needs a build with the `cuda`
+/// feature, on a machine with a GPU). Errors ([`Error::BadInput`]) for another name and for a
+/// CUDA device that cannot be opened, saying why in one line.
+pub fn parse_device(name: &str) -> Result<Device> {
+    let ordinal = match name {
+        "cpu" => return Ok(Device::Cpu),
+        "cuda" => 0,
+        other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) => n,
+            _ => {
+                return Err(Error::BadInput(format!(
+                    "the device must be cpu, cuda or cuda:N, got {other:?}"
+                )))
+            }
+        },
+    };
+    // candle's error carries a backtrace: only its first line is for the user.
+    Device::new_cuda(ordinal).map_err(|e| {
+        let reason = e.to_string();
+        let reason = reason.lines().next().unwrap_or_default().to_string();
+        Error::BadInput(format!(
+            "cannot open CUDA device {ordinal} (is this a build with the cuda feature, on a \
+             machine with a GPU?): {reason}"
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

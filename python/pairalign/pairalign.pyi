@@ -327,9 +327,10 @@ class Tokenizer:
     """A tokenizer loaded once, for repeated work: a worker of a distributed indexer
     (``prepare_file``), the front of a sharded search (``query``)."""
 
-    def __init__(self, name: Optional[str] = None) -> None:
+    def __init__(self, name: Optional[str] = None, *, device: str = "cpu") -> None:
         """``pairalign-v2`` (the default), ``pairalign``, ``vq``, ``vq-v2`` or a weights
-        folder."""
+        folder, on ``device``: ``cpu``, ``cuda`` or ``cuda:N`` (a module built with the
+        ``cuda`` feature)."""
     @property
     def id(self) -> str: ...
     @property
@@ -411,6 +412,9 @@ class ShardWriter:
         exc: Optional[BaseException],
         traceback: Optional[TracebackType],
     ) -> bool: ...
+
+def decode(path: _Path) -> Tuple[npt.NDArray[np.float32], int]:
+    """The audio file decoded as the index reads it: 16 kHz mono samples, and 16000."""
 
 def shard_of(id: str, shards: int) -> int:
     """The shard of document ``id``: BLAKE3 of its UTF-8 bytes, first 8 bytes little-endian,

@@ -58,8 +58,9 @@ class _Prepare:
     """A Ray Data worker: one tokenizer per process, a batch of files per call. A file that
     cannot be indexed comes back with its reason instead of its recording."""
 
-    def __init__(self, tokenizer: Optional[str], title: Optional[str], tags: Sequence[str]):
-        self.tokenizer = pairalign.Tokenizer(tokenizer)
+    def __init__(self, tokenizer: Optional[str], device: str, title: Optional[str],
+                 tags: Sequence[str]):
+        self.tokenizer = pairalign.Tokenizer(tokenizer, device=device)
         self.title = title
         self.tags = list(tags)
 
@@ -103,7 +104,8 @@ def index(
     ``shards`` shards when missing; 0: the count it has) on the Ray cluster ``ray.init()``
     connected to (a local one is started when none is). ``workers`` processes tokenize
     (default: one per ``cpus_per_worker`` CPUs of the cluster), each with ``gpus_per_worker``
-    GPUs; ``files_per_task`` files go to a worker at a time. Returns the report of
+    GPUs (tokenizing on CUDA: the module must be built with ``--features cuda``);
+    ``files_per_task`` files go to a worker at a time. Returns the report of
     ``Archive.add_file`` (indexed, skipped, duplicates, failed, ...). ``progress``, when given,
     is called with ``{"files_total", "files_done", "indexed", "failed", "wall_s"}``
     after every task that comes back. Interrupted (Ctrl-C), it commits what it holds first."""
@@ -134,7 +136,13 @@ def index(
                 items, override_num_blocks=max(1, math.ceil(len(items) / files_per_task))
             ).map_batches(
                 _Prepare,
-                fn_constructor_kwargs={"tokenizer": tokenizer, "title": title, "tags": list(tags)},
+                fn_constructor_kwargs={
+                    "tokenizer": tokenizer,
+                    # Ray gives each worker its GPUs as CUDA device 0 onwards.
+                    "device": "cuda" if gpus_per_worker > 0 else "cpu",
+                    "title": title,
+                    "tags": list(tags),
+                },
                 batch_size=files_per_task,
                 compute=ray.data.ActorPoolStrategy(size=workers),
                 num_cpus=cpus_per_worker,

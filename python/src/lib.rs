@@ -29,6 +29,7 @@ fn pairalign(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<tokenize::PyQuery>()?;
     module.add_class::<shards::PyShardWriter>()?;
     module.add_function(wrap_pyfunction!(tokenize::tokenize, module)?)?;
+    module.add_function(wrap_pyfunction!(tokenize::decode, module)?)?;
     module.add_function(wrap_pyfunction!(shards::shard_of, module)?)?;
     module.add_function(wrap_pyfunction!(shards::shard_dirs, module)?)?;
     for (name, class) in error::exceptions(py)?.named() {

@@ -11,7 +11,7 @@ use pairalign_catalog::AssetMetadata;
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_indexer::{doc_id, PreparedRecording};
 use pairalign_models::{
-    shipped, tokenize_windows, AnyTokenizer, Device, TokenString, WINDOWS_PER_CALL, WINDOW_SAMPLES,
+    shipped, tokenize_windows, AnyTokenizer, TokenString, WINDOWS_PER_CALL, WINDOW_SAMPLES,
 };
 use pairalign_query::{decode_clip_bytes, decode_clip_file, tokenize_clip, ClipQuery};
 use pyo3::prelude::*;
@@ -20,18 +20,27 @@ use pyo3::types::PyBytes;
 use crate::convert;
 use crate::error::{Error, Result};
 
-/// Tokenizers loaded by name (`vq`, `pairalign-v2`, a weights folder): loading one parses its
-/// weights, which costs more than tokenizing a short clip.
-static LOADED: Mutex<Vec<(String, ArchiveTokenizer)>> = Mutex::new(Vec::new());
+/// Tokenizers loaded by name (`vq`, `pairalign-v2`, a weights folder) and device: loading one
+/// parses its weights, which costs more than tokenizing a short clip.
+type Loaded = Vec<((String, String), ArchiveTokenizer)>;
+static LOADED: Mutex<Loaded> = Mutex::new(Vec::new());
 
-/// The tokenizer called `name` ([`AnyTokenizer::open`]), loaded once per process.
+/// The tokenizer called `name` ([`AnyTokenizer::open`]) on the CPU, loaded once per process.
 pub fn load(name: &str) -> Result<ArchiveTokenizer> {
+    load_on(name, "cpu")
+}
+
+/// The tokenizer called `name` on `device` (`cpu`, `cuda`, `cuda:N`: a build with the `cuda`
+/// feature), loaded once per process.
+pub fn load_on(name: &str, device: &str) -> Result<ArchiveTokenizer> {
     let mut loaded = LOADED.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some((_, tokenizer)) = loaded.iter().find(|(n, _)| n == name) {
+    let key = (name.to_string(), device.to_string());
+    if let Some((_, tokenizer)) = loaded.iter().find(|(k, _)| *k == key) {
         return Ok(Arc::clone(tokenizer));
     }
-    let tokenizer: ArchiveTokenizer = Arc::new(AnyTokenizer::open(name, &Device::Cpu)?);
-    loaded.push((name.to_string(), Arc::clone(&tokenizer)));
+    let on = pairalign_models::parse_device(device)?;
+    let tokenizer: ArchiveTokenizer = Arc::new(AnyTokenizer::open(name, &on)?);
+    loaded.push((key, Arc::clone(&tokenizer)));
     Ok(tokenizer)
 }
 
@@ -129,12 +138,13 @@ impl std::fmt::Debug for PyTokenizer {
 #[pymethods]
 impl PyTokenizer {
     /// Loads the tokenizer called `name`: `pairalign-v2` (the default), `pairalign`, `vq`,
-    /// `vq-v2` or a weights folder.
+    /// `vq-v2` or a weights folder, on `device`: `cpu` (the default), `cuda` or `cuda:N` (a
+    /// module built with the `cuda` feature, on a machine with a GPU).
     #[new]
-    #[pyo3(signature = (name=None))]
-    fn new(py: Python<'_>, name: Option<String>) -> PyResult<Self> {
+    #[pyo3(signature = (name=None, *, device="cpu"))]
+    fn new(py: Python<'_>, name: Option<String>, device: &str) -> PyResult<Self> {
         let name = name.unwrap_or_else(|| shipped::DEFAULT.to_string());
-        let tokenizer = py.detach(|| load(&name))?;
+        let tokenizer = py.detach(|| load_on(&name, device))?;
         Ok(PyTokenizer { name, tokenizer })
     }
 
@@ -329,4 +339,12 @@ impl PyQuery {
             self.query.tokenizer.id
         )
     }
+}
+
+/// The audio file at `path` decoded and resampled as the index reads it: 16 kHz mono float32
+/// samples in [-1, 1], and the rate (16000).
+#[pyfunction]
+pub fn decode<'py>(py: Python<'py>, path: PathBuf) -> PyResult<(Bound<'py, PyArray1<f32>>, u32)> {
+    let samples = py.detach(|| Audio::File(path).samples_16k())?;
+    Ok((samples.into_pyarray(py), pairalign_datasets::SAMPLE_RATE))
 }

@@ -35,6 +35,9 @@ def test_a_query_tokenized_once_searches_like_search_audio_and_pickles(indexed):
         tokenizer.query(clip[: rate // 4], rate)
     with pytest.raises(pairalign.DecodeError):
         tokenizer.query_bytes(b"not audio", "bad.wav")
+    decoded, decoded_rate = pairalign.decode(LONG_WAV)
+    assert decoded_rate == rate == 16000 and decoded.dtype == np.float32
+    assert len(decoded) == len(samples) and np.max(np.abs(decoded - samples)) < 1e-4
 
 
 def test_a_shard_writer_takes_prepared_files_and_readers_follow_its_commits(tmp_path, indexed):
@@ -105,5 +108,7 @@ def test_shard_writers_refuse_what_does_not_fit(tmp_path):
         writer.plan([SHORT_WAV])
     with pytest.raises(pairalign.InvalidInputError):
         pairalign.shard_of("a", 0)
+    with pytest.raises(pairalign.InvalidInputError, match="cpu, cuda or cuda:N"):
+        pairalign.Tokenizer(device="tpu")
     with pytest.raises(pairalign.InvalidInputError, match="not a sharded archive"):
         pairalign.shard_dirs(tmp_path)
