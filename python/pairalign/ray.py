@@ -336,11 +336,13 @@ class Search:
 
 
 def serve_app(db: _Path, *, replicas: int = 1, tokenizer: Optional[str] = None,
-              cpus_per_replica: float = 0.5):
+              cpus_per_replica: float = 0.1):
     """The Serve application of the sharded archive ``db``: a ``Shard`` deployment per shard
     (``shard-0000``, ... with ``replicas`` replicas each) and the ``Search`` ingress. Run it
     with ``serve.run(serve_app(db))``; its handle's ``search``/``search_clip`` and HTTP
-    ``POST /v1/search`` answer."""
+    ``POST /v1/search`` answer. ``cpus_per_replica`` is what Ray reserves for each replica
+    (small by default, so that many shards fit one machine; on a cluster, reserve what a
+    replica uses: a shard's search runs on up to all its node's cores)."""
     shard_dirs = pairalign.shard_dirs(db)
     shards = [
         Shard.options(

@@ -215,7 +215,7 @@ def test_shards_move_to_a_newer_commit(service, sharded, tmp_path):
     query = tokenizer.query(new)
     before = handle.search.remote(query, top=50).result()
     assert str(new.resolve()) not in [h["id"] for h in before["hits"]]
-    # The replicas hold 1.5 of the 2 CPUs: a worker of a quarter CPU fits beside them.
+    # A worker of a quarter CPU fits beside the replicas' reservations.
     report = pray.index(db, [new.parent], workers=1, cpus_per_worker=0.25, tags=TAGS)
     assert report["indexed"] == 1
     after = handle.search.remote(query, top=5).result()
