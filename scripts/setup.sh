@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests and speech synthesis need, on Debian bookworm (or later), as root:
-#   maturin, pytest and numpy through scripts/setup-python.sh, from PyPI into a virtual
+#   maturin, pytest, numpy and Ray through scripts/setup-python.sh, from PyPI into a virtual
 #   environment in the target folder, without root (python3-venv from Debian where missing); if
 #   that fails, the Python package's tests say they skip;
 #   espeak-ng and flite (Debian packages; the synth tests render with them);

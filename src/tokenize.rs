@@ -104,10 +104,7 @@ pub fn tokenize(args: TokenizeArgs) -> anyhow::Result<ExitCode> {
 
 /// `cpu`, `cuda` or `cuda:N` (a build with the `cuda` feature, on a machine with a GPU).
 pub fn parse_device(name: &str) -> anyhow::Result<Device> {
-    pairalign_models::parse_device(name).map_err(|e| match e {
-        pairalign_models::Error::BadInput(why) => anyhow::anyhow!("--device: {why}"),
-        other => other.into(),
-    })
+    Ok(pairalign_models::parse_device(name)?)
 }
 
 /// `vq`, `vq-v2`, `pairalign`, `pairalign-v2` (the shipped models) or a weights folder of either kind, on the CPU.

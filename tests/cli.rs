@@ -468,7 +468,7 @@ fn tokenize_prints_tokens_with_times_and_skips_bad_files() {
     // A device this build or machine lacks is a clear error, before any file is read.
     for (device, says) in [
         ("cuda", "cannot open CUDA device 0"),
-        ("cuda:x", "--device must be cpu, cuda or cuda:N"),
+        ("cuda:x", "device must be cpu, cuda or cuda:N"),
     ] {
         let out = pairalign(&["tokenize", "--device", device, path(&files[0])]);
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -38,6 +38,18 @@ fn documents(dir: &Path) -> BTreeMap<String, (Vec<Symbol>, Vec<u32>, u32)> {
     all
 }
 
+/// What a worker makes of the file at `path` with `tokenizer`.
+fn prepare(tokenizer: &Levels, path: &Path, id: &str) -> PreparedRecording {
+    PreparedRecording::from_file(
+        tokenizer,
+        path,
+        id,
+        &AssetMetadata::default(),
+        &DecodeOptions::default(),
+    )
+    .unwrap()
+}
+
 /// Runs a sharded indexing of `root` into `dir` as a distributed run does: plan, prepare each
 /// file (through the bytes a worker would send), add, finish. Returns the report and what
 /// `add` said of each file.
@@ -52,14 +64,7 @@ fn run(
     let mut added = Vec::new();
     for file in &plan.files {
         assert_eq!(file.shard, shard_of(&file.id, writer.shards()));
-        let prepared = PreparedRecording::from_file(
-            &LEVELS,
-            &file.path,
-            &file.id,
-            &AssetMetadata::default(),
-            &DecodeOptions::default(),
-        )
-        .unwrap();
+        let prepared = prepare(&LEVELS, &file.path, &file.id);
         let bytes = prepared.to_bytes();
         let received = PreparedRecording::from_bytes(&bytes).unwrap();
         assert_eq!(received, prepared);
@@ -185,14 +190,7 @@ fn reruns_replace_changed_files_skip_copies_in_any_shard_and_redo_what_was_not_c
     let plan = writer.plan(&[&root]).unwrap();
     assert_eq!(plan.files.len(), 4, "3 new files and the copy");
     for file in &plan.files {
-        let prepared = PreparedRecording::from_file(
-            &LEVELS,
-            &file.path,
-            &file.id,
-            &AssetMetadata::default(),
-            &DecodeOptions::default(),
-        )
-        .unwrap();
+        let prepared = prepare(&LEVELS, &file.path, &file.id);
         writer.add(prepared).unwrap();
     }
     drop(writer);
@@ -221,14 +219,7 @@ fn counts_tokenizers_folders_and_bytes_that_do_not_fit_are_refused() {
     let mut writer = ShardWriter::open_or_create(&sharded, 2, &LEVELS, 1, 1e9).unwrap();
     write_levels(&root.join("late.wav"), &[1, 2], 1.0);
     let late = pairalign_indexer::doc_id(&root.join("late.wav")).unwrap();
-    let foreign = PreparedRecording::from_file(
-        &other,
-        &root.join("late.wav"),
-        &late,
-        &AssetMetadata::default(),
-        &DecodeOptions::default(),
-    )
-    .unwrap();
+    let foreign = prepare(&other, &root.join("late.wav"), &late);
     let err = writer.add(foreign).unwrap_err();
     assert!(
         err.is_tokenizer_mismatch() && err.to_string().contains("bbbb"),
@@ -238,14 +229,7 @@ fn counts_tokenizers_folders_and_bytes_that_do_not_fit_are_refused() {
     assert!(!documents(&shard_dir(&sharded, shard_of(&late, 2))).contains_key(&late));
 
     // Bytes that are not a prepared recording, or one whose parts disagree.
-    let good = PreparedRecording::from_file(
-        &LEVELS,
-        &root.join("late.wav"),
-        &late,
-        &AssetMetadata::default(),
-        &DecodeOptions::default(),
-    )
-    .unwrap();
+    let good = prepare(&LEVELS, &root.join("late.wav"), &late);
     for bytes in [b"not json".to_vec(), good.to_bytes()[..40].to_vec()] {
         assert!(PreparedRecording::from_bytes(&bytes).is_err());
     }

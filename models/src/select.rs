@@ -181,7 +181,7 @@ pub fn parse_device(name: &str) -> Result<Device> {
             Some(Ok(n)) => n,
             _ => {
                 return Err(Error::BadInput(format!(
-                    "the device must be cpu, cuda or cuda:N, got {other:?}"
+                    "device must be cpu, cuda or cuda:N, got {other:?}"
                 )))
             }
         },
