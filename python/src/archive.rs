@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError, RwLock};
 
 use numpy::{AllowTypeChange, PyArrayLike1};
-use pairalign_archive::{Archive, ArchiveReader, AssetMetadata};
+use pairalign_archive::{Archive, ArchiveReader};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple, PyType};
@@ -91,18 +91,6 @@ impl Snapshot for PyArchive {
     }
 }
 
-fn metadata(
-    title: Option<String>,
-    tags: Option<Vec<String>>,
-    file_name: Option<String>,
-) -> AssetMetadata {
-    AssetMetadata {
-        title,
-        tags: tags.unwrap_or_default(),
-        file_name,
-    }
-}
-
 #[pymethods]
 impl PyArchive {
     /// Opens the archive in `dir`, creating it when missing. `tokenizer`: for a new archive,
@@ -154,7 +142,7 @@ impl PyArchive {
         title: Option<String>,
         tags: Option<Vec<String>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let metadata = metadata(title, tags, None);
+        let metadata = convert::metadata(title, tags, None);
         match id {
             None => {
                 let report = py.detach(|| self.write(|a| Ok(a.add_file(&path, &metadata)?)))?;
@@ -184,7 +172,7 @@ impl PyArchive {
         file_name: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let samples = convert::samples(&samples);
-        let metadata = metadata(title, tags, file_name);
+        let metadata = convert::metadata(title, tags, file_name);
         let asset =
             py.detach(|| self.write(|a| Ok(a.add_samples(&id, &samples, rate, &metadata)?)))?;
         to_python(py, &asset)

@@ -3,7 +3,7 @@
 //! the HTTP API's JSON (the server serializes the same structs).
 
 use numpy::{AllowTypeChange, PyArrayLike1};
-use pairalign_archive::{EditBudget, SearchOptions, Symbol};
+use pairalign_archive::{AssetMetadata, EditBudget, SearchOptions, Symbol};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyList};
 use serde::Serialize;
@@ -115,4 +115,17 @@ pub fn tokens(tokens: &Bound<'_, PyAny>) -> Result<Vec<Symbol>> {
             })
         })
         .collect()
+}
+
+/// Catalog metadata from the `title`, `tags` and `file_name` keywords of a Python call.
+pub fn metadata(
+    title: Option<String>,
+    tags: Option<Vec<String>>,
+    file_name: Option<String>,
+) -> AssetMetadata {
+    AssetMetadata {
+        title,
+        tags: tags.unwrap_or_default(),
+        file_name,
+    }
 }

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use numpy::{AllowTypeChange, IntoPyArray, PyArray1, PyArrayLike1};
 use pairalign_archive::ArchiveTokenizer;
-use pairalign_catalog::AssetMetadata;
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_indexer::{doc_id, PreparedRecording};
 use pairalign_models::{
@@ -244,11 +243,7 @@ impl PyTokenizer {
         title: Option<String>,
         tags: Option<Vec<String>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let run = AssetMetadata {
-            title,
-            tags: tags.unwrap_or_default(),
-            file_name: None,
-        };
+        let run = convert::metadata(title, tags, None);
         let bytes = py.detach(|| -> Result<Vec<u8>> {
             let id = match id {
                 Some(id) => id,
