@@ -45,9 +45,12 @@ _Path = Union[str, "os.PathLike[str]"]
 #: Hits a search may ask for, as the Rust server's default ``max_top``.
 MAX_TOP = 1000
 
-#: How long a search waits for a shard that does not answer (its replica restarting) before it
-#: tries once more, and then answers 503.
+#: How long a search waits before asking again a shard that failed to answer (its replica
+#: died or is restarting); a second failure answers 503.
 SHARD_RETRY_S = 2.0
+
+#: How long a search waits for one shard's answer before counting it as a failure.
+SHARD_TIMEOUT_S = 30.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,7 +282,9 @@ class Search:
         last: Optional[BaseException] = None
         for attempt in range(2):
             try:
-                return await shard.search.remote(query, k, top, filter)
+                return await asyncio.wait_for(
+                    shard.search.remote(query, k, top, filter), SHARD_TIMEOUT_S
+                )
             except ray.exceptions.RayTaskError as e:
                 # An exception the shard raised (bad filter, ...): the caller's, not the shard's;
                 # raised with its own message (the wrapper's carries the remote traceback).
@@ -287,7 +292,7 @@ class Search:
                 if isinstance(cause, pairalign.Error):
                     raise cause from None
                 raise
-            except Exception as e:  # the replica died or is restarting
+            except Exception as e:  # the replica died, is restarting, or hangs
                 last = e
                 if attempt == 0:
                     await asyncio.sleep(SHARD_RETRY_S)
