@@ -42,8 +42,30 @@ except ImportError as e:  # pragma: no cover - depends on the environment
 
 _Path = Union[str, "os.PathLike[str]"]
 
-#: Hits a search may ask for, as the Rust server's default ``max_top``.
-MAX_TOP = 1000
+#: Hits a search may ask for: the Rust server's default ``max_top``.
+MAX_TOP = 100
+
+#: The largest search request body read: the Rust server's default ``max_search_body_bytes``.
+MAX_BODY_BYTES = 32 << 20
+
+
+class _TooLarge(Exception):
+    """A request body over ``MAX_BODY_BYTES``."""
+
+
+async def _read_body(request) -> bytes:
+    """The request's body, refused (``_TooLarge``) as soon as it passes ``MAX_BODY_BYTES``,
+    without reading the rest: a declared length over it is refused before reading at all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _TooLarge()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _TooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 #: How long a search waits before asking again a shard that failed to answer (its replica
 #: died or is restarting); a second failure answers 503.
@@ -307,7 +329,7 @@ class Search:
         try:
             if kind == "application/json":
                 try:
-                    body = json.loads(await request.body())
+                    body = json.loads(await _read_body(request))
                     tokens = body.pop("tokens")
                 except (ValueError, KeyError, AttributeError, TypeError) as e:
                     raise pairalign.InvalidInputError(
@@ -319,7 +341,7 @@ class Search:
                 results = await self.search(list(tokens), **options)
             elif kind.startswith("audio/") or kind == "application/octet-stream":
                 options = _params(dict(request.query_params))
-                results = await self.search_clip(await request.body(), **options)
+                results = await self.search_clip(await _read_body(request), **options)
             else:
                 return _error_body(
                     415,
@@ -327,6 +349,10 @@ class Search:
                     f"content type {kind!r}: send the clip as the body (audio/*) or tokens as "
                     "application/json",
                 )
+        except _TooLarge:
+            return _error_body(
+                413, "payload_too_large", f"a search request body is at most {MAX_BODY_BYTES} bytes"
+            )
         except ShardUnavailable as e:
             return _error_body(503, "unavailable", str(e))
         except pairalign.DecodeError as e:

@@ -5,6 +5,7 @@ tokens, filters, over the handle and over HTTP); a killed shard replica is survi
 moves to a newer commit when its MANIFEST generation changes. Skipped without Ray
 (scripts/setup-python.sh installs it)."""
 
+import http.client
 import json
 import os
 import signal
@@ -175,6 +176,20 @@ def test_sharded_search_answers_what_one_archive_answers(service, indexed, tmp_p
     assert status == 422 and body["error"]["code"] == "undecodable_audio", body
     status, body = post(url, b"x", "text/plain")
     assert status == 415, body
+    status, body = post(url, json.dumps({"tokens": tokens, "top": pray.MAX_TOP + 1}).encode(),
+                        "application/json")
+    assert status == 400 and "top must be" in body["error"]["message"], body
+    # A body declared over the limit is refused before it is sent.
+    host, port = url.split("/")[2].split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    connection.putrequest("POST", "/v1/search")
+    connection.putheader("Content-Type", "audio/wav")
+    connection.putheader("Content-Length", str(pray.MAX_BODY_BYTES + 1))
+    connection.endheaders()
+    response = connection.getresponse()
+    body = json.loads(response.read())
+    assert response.status == 413 and body["error"]["code"] == "payload_too_large", body
+    connection.close()
 
 
 def test_a_killed_shard_replica_is_survived(service, indexed):
