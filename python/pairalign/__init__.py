@@ -10,6 +10,7 @@ sharded archive). ``pairalign.ray`` runs bulk indexing and sharded search on Ray
 """
 
 from .pairalign import (
+    CUDA,
     DEFAULT_TOKENIZER,
     Archive,
     ConflictError,
@@ -31,6 +32,7 @@ from .pairalign import (
 )
 
 __all__ = [
+    "CUDA",
     "DEFAULT_TOKENIZER",
     "Archive",
     "ConflictError",

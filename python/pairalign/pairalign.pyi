@@ -13,6 +13,8 @@ import numpy as np
 import numpy.typing as npt
 
 __version__: str
+CUDA: bool
+"""Whether this module was built with CUDA (``--features cuda``): ``Tokenizer(device="cuda")``."""
 DEFAULT_TOKENIZER: str
 """The tokenizer of a new archive and of ``tokenize`` without one: ``pairalign-v2``."""
 

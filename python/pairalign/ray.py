@@ -115,7 +115,7 @@ def index(
     shards: int = 0,
     workers: Optional[int] = None,
     cpus_per_worker: float = 1.0,
-    gpus_per_worker: float = 0.0,
+    gpus_per_worker: Optional[float] = None,
     tokenizer: Optional[str] = None,
     files_per_task: int = 4,
     batch_files: int = 32,
@@ -129,13 +129,19 @@ def index(
     ``shards`` shards when missing; 0: the count it has) on the Ray cluster ``ray.init()``
     connected to (a local one is started when none is). ``workers`` processes tokenize
     (default: one per ``cpus_per_worker`` CPUs of the cluster), each with ``gpus_per_worker``
-    GPUs (tokenizing on CUDA: the module must be built with ``--features cuda``);
+    GPUs, tokenizing on CUDA (the module built with ``--features cuda``: ``pairalign.CUDA``).
+    ``gpus_per_worker`` None: the cluster's GPUs shared by the workers when it has some and the
+    module can use them, else none;
     ``files_per_task`` files go to a worker at a time. Returns the report of
     ``Archive.add_file`` (indexed, skipped, duplicates, failed, ...). ``progress``, when given,
     is called with ``{"files_total", "files_done", "indexed", "failed", "wall_s"}``
     after every task that comes back. Interrupted (Ctrl-C), it commits what it holds first."""
     if files_per_task < 1:
         raise pairalign.InvalidInputError(f"files_per_task must be at least 1, got {files_per_task}")
+    if gpus_per_worker and not pairalign.CUDA:
+        raise pairalign.InvalidInputError(
+            "gpus_per_worker needs a module built with CUDA (maturin build --features cuda)"
+        )
     started = time.monotonic()
     writer = pairalign.ShardWriter(
         db,
@@ -152,9 +158,14 @@ def index(
         if files:
             if not ray.is_initialized():
                 ray.init()
+            resources = ray.cluster_resources()
             if workers is None:
-                cpus = ray.cluster_resources().get("CPU", 1.0)
+                cpus = resources.get("CPU", 1.0)
                 workers = max(1, int(cpus // max(cpus_per_worker, 1e-9)))
+            if gpus_per_worker is None:
+                gpus = resources.get("GPU", 0.0) if pairalign.CUDA else 0.0
+                gpus_per_worker = min(1.0, gpus / workers) if gpus else 0.0
+
             threads = max(1, int(math.ceil(cpus_per_worker)))
             items = [{"path": f["path"], "id": f["id"]} for f in files]
             dataset = ray.data.from_items(
@@ -402,7 +413,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--shards", type=int, default=0, help="shards of a new archive")
     p.add_argument("--workers", type=int, help="tokenizing processes (default: one per CPU)")
     p.add_argument("--cpus-per-worker", type=float, default=1.0)
-    p.add_argument("--gpus-per-worker", type=float, default=0.0)
+    p.add_argument("--gpus-per-worker", type=float,
+                   help="default: the cluster's GPUs shared by the workers (a CUDA build)")
     p.add_argument("--tokenizer", help="for a new archive (default pairalign-v2)")
     p.add_argument("--files-per-task", type=int, default=4)
     p.add_argument("--batch-files", type=int, default=32)

@@ -37,5 +37,6 @@ fn pairalign(module: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     module.add("DEFAULT_TOKENIZER", pairalign_models::shipped::DEFAULT)?;
+    module.add("CUDA", cfg!(feature = "cuda"))?;
     Ok(())
 }

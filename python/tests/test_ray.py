@@ -114,6 +114,9 @@ def test_a_worker_killed_mid_run_loses_nothing(cluster, tmp_path, indexed):
         db, [SAMPLES], shards=2, workers=1, files_per_task=1, tags=TAGS, progress=kill_a_worker
     )
     assert killed, "the progress callback ran"
+    if not pairalign.CUDA:
+        with pytest.raises(pairalign.InvalidInputError, match="CUDA"):
+            pray.index(db, [SAMPLES], gpus_per_worker=1)
     assert (report["indexed"], report["failed"]) == (20, [])
     readers = [pairalign.Reader(d) for d in pairalign.shard_dirs(db)]
     assert listing(readers) == listing([archive])

@@ -110,5 +110,8 @@ def test_shard_writers_refuse_what_does_not_fit(tmp_path):
         pairalign.shard_of("a", 0)
     with pytest.raises(pairalign.InvalidInputError, match="cpu, cuda or cuda:N"):
         pairalign.Tokenizer(device="tpu")
+    if not pairalign.CUDA:
+        with pytest.raises(pairalign.InvalidInputError, match="cuda feature"):
+            pairalign.Tokenizer(device="cuda")
     with pytest.raises(pairalign.InvalidInputError, match="not a sharded archive"):
         pairalign.shard_dirs(tmp_path)
