@@ -429,7 +429,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     s.add_argument("--port", type=int, default=8000)
     args = parser.parse_args(argv)
 
-    ray.init(address=args.address, log_to_driver=False)
+    if not ray.is_initialized():
+        ray.init(address=args.address, log_to_driver=False)
     if args.command == "index":
         def show(p):
             print(f"\r{p['files_done']}/{p['files_total']} files, {p['wall_s']:.0f} s",

@@ -122,6 +122,27 @@ def test_a_worker_killed_mid_run_loses_nothing(cluster, tmp_path, indexed):
     assert listing(readers) == listing([archive])
 
 
+def test_the_command_line_indexes_and_reports(cluster, tmp_path, capsys):
+    db = tmp_path / "cli"
+    short = SAMPLES / "short"
+    code = pray.main(["index", "--db", str(db), "--shards", "3", "--workers", "1",
+                      "--tag", "cli", str(short)])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["failed"] == []
+    assert report["indexed"] == len(list(short.iterdir())) > 0
+    assert len(pairalign.shard_dirs(db)) == 3
+    # A bad file fails alone, and makes the exit status 1.
+    bad = tmp_path / "more"
+    bad.mkdir()
+    (bad / "broken.wav").write_bytes(b"RIFF....WAVEfmt not really")
+    code = pray.main(["index", "--db", str(db), "--workers", "1", str(bad)])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1 and [f["path"] for f in report["failed"]] == [str(bad / "broken.wav")]
+    for reader in [pairalign.Reader(d) for d in pairalign.shard_dirs(db)]:
+        for asset in reader.assets()["assets"]:
+            assert asset["tags"] == ["cli"]
+
+
 @pytest.fixture(scope="module")
 def service(sharded):
     db, _ = sharded
