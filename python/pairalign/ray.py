@@ -25,7 +25,7 @@ import math
 import os
 import sys
 import time
-from pathlib import Path
+import warnings
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
@@ -159,6 +159,18 @@ def index(
             if not ray.is_initialized():
                 ray.init()
             resources = ray.cluster_resources()
+            if cpus_per_worker > resources.get("CPU", 0.0):
+                raise pairalign.InvalidInputError(
+                    f"a worker asks {cpus_per_worker} CPUs; the Ray cluster has "
+                    f"{resources.get('CPU', 0.0):g}"
+                )
+            free = ray.available_resources().get("CPU", 0.0)
+            if free < cpus_per_worker:
+                warnings.warn(
+                    f"only {free:g} of the cluster's CPUs are free (Serve replicas or other jobs "
+                    f"hold the rest): the workers, {cpus_per_worker:g} CPUs each, wait for them",
+                    stacklevel=2,
+                )
             if workers is None:
                 cpus = resources.get("CPU", 1.0)
                 workers = max(1, int(cpus // max(cpus_per_worker, 1e-9)))

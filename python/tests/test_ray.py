@@ -141,6 +141,11 @@ def test_the_command_line_indexes_and_reports(cluster, tmp_path, capsys):
     for reader in [pairalign.Reader(d) for d in pairalign.shard_dirs(db)]:
         for asset in reader.assets()["assets"]:
             assert asset["tags"] == ["cli"]
+    # Workers larger than the cluster would wait forever: refused at once.
+    (bad / "broken.wav").unlink()
+    write_wav(bad / "new.wav", read_wav(LONG_WAV)[0][: 16000 * 4], 16000)
+    with pytest.raises(pairalign.InvalidInputError, match="the Ray cluster has 2"):
+        pray.index(db, [bad], cpus_per_worker=3)
 
 
 @pytest.fixture(scope="module")
