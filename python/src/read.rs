@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use numpy::{AllowTypeChange, PyArrayLike1};
 use pairalign_archive::{clip_search_options, ArchiveReader, SearchOptions};
-use pairalign_query::SearchResults;
+use pairalign_query::{SearchOutcome, SearchResults};
 use pyo3::prelude::*;
 
 use crate::convert::{self, to_python};
@@ -19,6 +19,21 @@ pub trait Snapshot: Sync {
     fn snapshot(&self) -> Result<ArchiveReader>;
 }
 
+/// A clip search: the clip defaults (`k` 0.9) with `k` and `top` as given, `search` run on the
+/// snapshot without the GIL, the reply as the HTTP API's JSON.
+fn clip_search<'py>(
+    from: &impl Snapshot,
+    py: Python<'py>,
+    k: Option<&Bound<'py, PyAny>>,
+    top: Option<usize>,
+    search: impl FnOnce(&ArchiveReader, &SearchOptions) -> pairalign_query::Result<SearchOutcome> + Send,
+) -> PyResult<Bound<'py, PyAny>> {
+    let options = convert::search_options(clip_search_options(), k, top)?;
+    let results =
+        py.detach(|| -> Result<SearchResults> { Ok(search(&from.snapshot()?, &options)?.into()) })?;
+    to_python(py, &results)
+}
+
 /// `search_audio`: a clip given as samples at `rate`.
 pub fn search_audio<'py>(
     from: &impl Snapshot,
@@ -29,15 +44,10 @@ pub fn search_audio<'py>(
     top: Option<usize>,
     filter: Option<String>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let options = convert::search_options(clip_search_options(), k, top)?;
     let samples = convert::samples(samples);
-    let results = py.detach(|| -> Result<SearchResults> {
-        let outcome = from
-            .snapshot()?
-            .search_audio(&samples, rate, &options, filter.as_deref())?;
-        Ok(outcome.into())
-    })?;
-    to_python(py, &results)
+    clip_search(from, py, k, top, |reader, options| {
+        reader.search_audio(&samples, rate, options, filter.as_deref())
+    })
 }
 
 /// `search_file`: the clip in an audio file.
@@ -49,14 +59,9 @@ pub fn search_file<'py>(
     top: Option<usize>,
     filter: Option<String>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let options = convert::search_options(clip_search_options(), k, top)?;
-    let results = py.detach(|| -> Result<SearchResults> {
-        let outcome = from
-            .snapshot()?
-            .search_file(&path, &options, filter.as_deref())?;
-        Ok(outcome.into())
-    })?;
-    to_python(py, &results)
+    clip_search(from, py, k, top, |reader, options| {
+        reader.search_file(&path, options, filter.as_deref())
+    })
 }
 
 /// `search_query`: a clip tokenized by `Tokenizer.query` (once for every shard).
@@ -68,14 +73,9 @@ pub fn search_query<'py>(
     top: Option<usize>,
     filter: Option<String>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let options = convert::search_options(clip_search_options(), k, top)?;
-    let results = py.detach(|| -> Result<SearchResults> {
-        let outcome = from
-            .snapshot()?
-            .search_clip(&query.query, &options, filter.as_deref())?;
-        Ok(outcome.into())
-    })?;
-    to_python(py, &results)
+    clip_search(from, py, k, top, |reader, options| {
+        reader.search_clip(&query.query, options, filter.as_deref())
+    })
 }
 
 /// `search_tokens`: a token string (`k` defaults to the engine's 0.4).
