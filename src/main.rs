@@ -163,6 +163,15 @@ struct FeaturesArgs {
     /// Store features as f32 instead of f16.
     #[arg(long)]
     f32: bool,
+    /// Utterances that say one transcript in different voices (a synthetic corpus rendered
+    /// with --voices-per-sentence) become voice clips: each view another voice, whole. The
+    /// trainer aligns their views before pairing their targets (content across voices).
+    #[arg(long)]
+    cross_voice: bool,
+    /// A folder of audio added to the corpus (repeatable): e.g. real speech beside a
+    /// synthetic manifest.
+    #[arg(long = "with-folder", value_name = "DIR")]
+    with_folders: Vec<PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -644,12 +653,17 @@ fn features(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
             "--split needs --layout manifest (only the synthetic corpus has voice splits)"
         );
     }
-    let corpus = match args.layout {
+    let mut corpus = match args.layout {
         Layout::Folder => read_folder(&args.corpus, &probe_duration)?,
         Layout::Librispeech => read_librispeech(&args.corpus, &probe_duration)?,
         Layout::Timit => read_timit(&args.corpus, &probe_duration)?,
         Layout::Manifest => read_manifest_split(&args.corpus, split)?,
     };
+    for folder in &args.with_folders {
+        let more = read_folder(folder, &probe_duration)?;
+        corpus.utterances.extend(more.utterances);
+        corpus.problems.extend(more.problems);
+    }
     for (path, why) in &corpus.problems {
         eprintln!("skipped {}: {why}", path.display());
     }
@@ -663,6 +677,7 @@ fn features(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
         dtype: if args.f32 { Dtype::F32 } else { Dtype::F16 },
         window_s: args.window,
         max_clips: args.max_clips,
+        cross_voice: args.cross_voice,
         ..CacheBuildOptions::default()
     };
     let report = build_cache(&corpus.utterances, &args.out, &options)?;
@@ -672,8 +687,13 @@ fn features(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
+        let voices = if args.cross_voice {
+            format!(" ({} voice clips)", report.voice_clips)
+        } else {
+            String::new()
+        };
         println!(
-            "{} clips ({:.2} h) x {} views in {:.1} s ({:.0}x realtime) -> {}",
+            "{} clips{voices} ({:.2} h) x {} views in {:.1} s ({:.0}x realtime) -> {}",
             report.clips,
             report.seconds / 3600.0,
             args.views,

@@ -8,6 +8,7 @@
 
 use rayon::prelude::*;
 
+use super::build::is_voice_clip;
 use super::reader::FeatureCache;
 use crate::{Error, Result};
 
@@ -36,6 +37,9 @@ pub struct Batch {
     pub lengths_a: Vec<usize>,
     /// Real frames of each item's view b.
     pub lengths_b: Vec<usize>,
+    /// Whether each item's two views share one timeline (views of one clip); false for a
+    /// voice clip ([`is_voice_clip`]), whose views say the same words at their own pace.
+    pub same_timeline: Vec<bool>,
 }
 
 impl Batch {
@@ -191,6 +195,10 @@ impl<'c> BatchLoader<'c> {
             n_mels,
             lengths_a,
             lengths_b,
+            same_timeline: items
+                .iter()
+                .map(|it| !is_voice_clip(cache.clip_id(it.clip)))
+                .collect(),
         }
     }
 }

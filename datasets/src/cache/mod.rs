@@ -12,7 +12,7 @@ mod loader;
 mod reader;
 mod writer;
 
-pub use build::{build_cache, CacheBuildOptions, CacheBuildReport};
+pub use build::{build_cache, is_voice_clip, CacheBuildOptions, CacheBuildReport, VOICES_PREFIX};
 pub use format::{Dtype, FORMAT_VERSION, OLDEST_SUPPORTED_VERSION};
 pub use half::f16;
 pub use loader::{Batch, BatchLoader};

@@ -12,6 +12,10 @@
 //! 6. the expected-length loss;
 //! 7. the timing loss on the targets' token times.
 //!
+//! A voice clip of the cache (its views: one sentence in two voices) has its targets carried
+//! across voices by `align.rs` (DTW over mean-removed cepstra), so that each view is trained to
+//! say what the VQ tokenizer heard in the other voice (issue 22, part 4).
+//!
 //! The pieces: `targets.rs` (1, [`vq_targets`], [`grid_targets`]), `ema.rs` (2,
 //! [`EmaTeacher`]), `corrupt.rs` (4, [`teacher_example`]), `losses.rs` (3 to 7 and the bypass). The loop is the shared one ([`crate::run`]).
 //! Checkpoints resume bit for bit (weights, EMA teacher in `teacher.safetensors`, AdamW
@@ -20,6 +24,7 @@
 //! checkpoint. The VQ tokenizer the run starts from is copied to `OUT/init-vq/` so that a
 //! resumed run derives the same targets.
 
+mod align;
 mod corrupt;
 mod ema;
 mod losses;
@@ -41,6 +46,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use self::align::{cepstra, codes_across, dtw_path, warp_codes, N_CEPS};
 pub use self::corrupt::{teacher_example, CorruptionRates, TeacherExample};
 pub use self::ema::EmaTeacher;
 pub use self::losses::{
@@ -628,19 +634,35 @@ impl MicroInput<'_> {
             .broadcast_div(self.std)?;
         let cond_frames: Vec<usize> = lens.iter().map(|&n| subsampled_len(n)).collect();
 
-        // Targets (1, 2): one source per clip, both views from it.
-        let from_teacher: Vec<bool> = (0..k).map(|_| rng.gen::<f64>() < self.share).collect();
+        // The condition each target is trained under (3).
+        let partner = |r: usize| if c.cross_paired { (r + k) % (2 * k) } else { r };
+        // Targets (1, 2): one source per clip, both views from it. A voice clip's targets
+        // come from the VQ tokenizer, carried onto the other voice's timeline (`align`).
+        let same_timeline = |r: usize| b.same_timeline[s + r % k];
+        let from_teacher: Vec<bool> = (0..k)
+            .map(|i| rng.gen::<f64>() < self.share && same_timeline(i))
+            .collect();
         let rows_from = |teacher: bool| -> Vec<usize> {
             (0..2 * k)
                 .filter(|&r| from_teacher[r % k] == teacher)
                 .collect()
         };
         let mut targets = vec![TokenString::default(); 2 * k];
+        // The code frames each target is timed over: its own view's, or the other view's
+        // when it was carried there.
+        let mut target_frames = cond_frames.clone();
         let vq_rows = rows_from(false);
         if !vq_rows.is_empty() {
             let rows: Vec<&[f32]> = vq_rows.iter().map(|&r| mels[r]).collect();
             for (&r, codes) in vq_rows.iter().zip(self.vq.frame_codes(&rows)?) {
-                targets[r] = vq_segments(cfg, &codes);
+                let p = partner(r);
+                if same_timeline(r) || p == r {
+                    targets[r] = vq_segments(cfg, &codes);
+                } else {
+                    let onto = codes_across(&codes, mels[r], mels[p], b.n_mels, cond_frames[p]);
+                    targets[r] = vq_segments(cfg, &onto);
+                    target_frames[r] = cond_frames[p];
+                }
             }
         }
         let teacher_rows = rows_from(true);
@@ -657,14 +679,12 @@ impl MicroInput<'_> {
             }
         }
 
-        // The condition each target is trained under (3).
-        let partner = |r: usize| if c.cross_paired { (r + k) % (2 * k) } else { r };
         let examples: Vec<TeacherExample> = (0..2 * k)
             .map(|r| {
                 teacher_example(
                     cfg,
                     &targets[r],
-                    cond_frames[r],
+                    target_frames[r],
                     cond_frames[partner(r)],
                     &self.rates,
                     rng,
@@ -709,7 +729,7 @@ impl MicroInput<'_> {
                     teacher_example(
                         cfg,
                         &targets[r],
-                        cond_frames[r],
+                        target_frames[r],
                         cond_frames[partner(r)],
                         &none,
                         &mut ChaCha8Rng::seed_from_u64(0),

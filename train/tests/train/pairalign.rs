@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
-use pairalign_datasets::cache::{CacheWriter, Dtype, FeatureCache};
+use pairalign_datasets::cache::{CacheWriter, Dtype, FeatureCache, VOICES_PREFIX};
 use pairalign_datasets::decode::{decode_file, DecodeOptions};
 use pairalign_datasets::mel::{LogMel, N_MELS};
 use pairalign_models::init::seeded_varmap;
@@ -441,6 +441,50 @@ fn a_few_training_steps_lower_every_loss_term() {
     let log = std::fs::read_to_string(out.join(LOG_FILE)).unwrap();
     assert_eq!(log.lines().count(), 6);
     assert!(out.join(INIT_VQ_DIR).join(WEIGHTS_FILE).is_file());
+}
+
+#[test]
+fn voice_clips_train_on_targets_carried_across_voices() {
+    // Half the clips are voice clips: view b says view a's sound 30% slower and quieter, so
+    // the two views do not share a timeline and the trainer must align them.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.feat");
+    let mel = LogMel::new();
+    let mut writer = CacheWriter::create(&path, N_MELS, 2, Dtype::F32).unwrap();
+    for c in 0..8u32 {
+        let a_audio = audio(c, 12_000);
+        let a = mel.compute(&a_audio);
+        if c % 2 == 0 {
+            let slow: Vec<f32> = (0..15_600)
+                .map(|i| 0.5 * a_audio[(i as f32 / 1.3) as usize])
+                .collect();
+            let b = mel.compute(&slow);
+            writer
+                .add_clip(&format!("{VOICES_PREFIX}c{c}"), &[&a, &b])
+                .unwrap();
+        } else {
+            writer.add_clip(&format!("c{c}"), &[&a, &a]).unwrap();
+        }
+    }
+    writer.finish().unwrap();
+    let cache = FeatureCache::open(&path).unwrap();
+    let vq = tiny_vq(&cache);
+    let mut cfg = tiny_train_config(20);
+    cfg.log_every = 5;
+    cfg.model.components.teacher_start = 1.0;
+    cfg.model.components.teacher_end = 1.0;
+    let mut trainer =
+        PairAlignTrainer::new(&cache, cfg, vq, &dir.path().join("run"), &Device::Cpu).unwrap();
+    let records = train(&mut trainer);
+    let (first, last) = (&records[0], records.last().unwrap());
+    assert!(records.iter().all(|r| r.loss.is_finite()));
+    assert!(
+        last.teacher_forcing < first.teacher_forcing,
+        "{first:?}\n{last:?}"
+    );
+    // Carried targets are timed on the view they are decoded under: the timing loss, a share
+    // of the clip, stays a share.
+    assert!(last.timing.unwrap() < 0.5, "{last:?}");
 }
 
 #[test]
