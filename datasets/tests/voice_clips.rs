@@ -10,6 +10,7 @@ use pairalign_datasets::cache::{
     build_cache, is_voice_clip, BatchLoader, CacheBuildOptions, FeatureCache, VOICES_PREFIX,
 };
 use pairalign_datasets::corpus::Utterance;
+use pairalign_datasets::mel::LogMel;
 use pairalign_datasets::synth::write_wav_16k;
 use pairalign_datasets::views::ViewSpace;
 use pairalign_datasets::{Audio, SAMPLE_RATE};
@@ -108,4 +109,47 @@ fn one_transcript_in_several_voices_becomes_voice_clips() {
     for (item, &clip) in batch.clip_indices.iter().enumerate() {
         assert_eq!(batch.same_timeline[item], clip >= 2, "clip {clip}");
     }
+}
+
+#[test]
+fn voice_clips_may_take_a_view_space_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let utterances = vec![
+        utterance(d, "u0", "ann", Some("one"), 1.2),
+        utterance(d, "u1", "bob", Some("one"), 1.5),
+        utterance(d, "u2", "carla", None, 3.2),
+    ];
+    // Every view 12 dB quieter, except a voice clip's, which are left as they are.
+    let options = CacheBuildOptions {
+        views_per_clip: 2,
+        view_space: ViewSpace::parse("gain=-12:-12,p=1").unwrap(),
+        voice_view_space: Some(ViewSpace {
+            kinds: Vec::new(),
+            ..ViewSpace::default()
+        }),
+        cross_voice: true,
+        ..CacheBuildOptions::default()
+    };
+    let path = d.join("v.feat");
+    let report = build_cache(&utterances, &path, &options).unwrap();
+    assert_eq!((report.clips, report.voice_clips), (2, 1));
+    let cache = FeatureCache::open(&path).unwrap();
+    let mel = LogMel::new();
+    // Mean log-mel of a view against that of its audio as it was: about 0 for the voice clip,
+    // clearly below for the window clip (12 dB quieter).
+    let drop = |clip: usize, audio: &Utterance, seconds: Option<f64>| -> f32 {
+        let mut got = Vec::new();
+        cache.view(clip, 0).to_f32(&mut got);
+        let decoded =
+            pairalign_datasets::decode::decode_file(&audio.path, &Default::default()).unwrap();
+        let n = seconds.map_or(decoded.samples.len(), |s| (s * 16000.0) as usize);
+        let clean = mel.compute(&decoded.samples[..n]);
+        let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
+        mean(&clean) - mean(&got)
+    };
+    let voice = drop(0, &utterances[0], None);
+    let window = drop(1, &utterances[2], Some(3.0));
+    assert!(voice.abs() < 0.05, "voice clip changed by {voice}");
+    assert!(window > 1.0, "window clip changed by {window}");
 }

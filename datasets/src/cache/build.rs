@@ -48,6 +48,10 @@ pub struct CacheBuildOptions {
     /// (module docs); utterances left over (no transcript, too few voices) are cut into windows
     /// as usual.
     pub cross_voice: bool,
+    /// Where a voice clip's views are drawn from (`None`: `view_space`). The trainer aligns a
+    /// voice clip's views by their spectra, which noise down to 0 dB SNR blurs: a milder space
+    /// here keeps the alignment (and the targets carried along it) clean.
+    pub voice_view_space: Option<ViewSpace>,
 }
 
 /// First characters of the id of a voice clip: its views are the same words said by
@@ -71,6 +75,7 @@ impl Default for CacheBuildOptions {
             max_clips: None,
             decode: DecodeOptions::default(),
             cross_voice: false,
+            voice_view_space: None,
         }
     }
 }
@@ -267,7 +272,11 @@ pub fn build_cache(
                                     ),
                                 };
                                 let cut = cut_piece(audio, &piece);
-                                let view: View = options.view_space.draw(&mut rng);
+                                let space = match &options.voice_view_space {
+                                    Some(space) if is_voice_clip(&job.id) => space,
+                                    _ => &options.view_space,
+                                };
+                                let view: View = space.draw(&mut rng);
                                 let viewed =
                                     apply(&cut, &view, view_seed(options.seed, c, v + 1), &[])
                                         .map_err(|e| (piece.utterance, e))?;
