@@ -168,6 +168,10 @@ struct FeaturesArgs {
     /// trainer aligns their views before pairing their targets (content across voices).
     #[arg(long)]
     cross_voice: bool,
+    /// With --cross-voice: the view library of voice clips (default: --view-space). The
+    /// trainer aligns a voice clip's views by their spectra; heavy noise blurs that alignment.
+    #[arg(long, requires = "cross_voice")]
+    voice_view_space: Option<String>,
     /// A folder of audio added to the corpus (repeatable): e.g. real speech beside a
     /// synthetic manifest.
     #[arg(long = "with-folder", value_name = "DIR")]
@@ -678,6 +682,11 @@ fn features(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
         window_s: args.window,
         max_clips: args.max_clips,
         cross_voice: args.cross_voice,
+        voice_view_space: args
+            .voice_view_space
+            .as_deref()
+            .map(ViewSpace::parse)
+            .transpose()?,
         ..CacheBuildOptions::default()
     };
     let report = build_cache(&corpus.utterances, &args.out, &options)?;
