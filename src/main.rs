@@ -168,8 +168,9 @@ struct FeaturesArgs {
     /// trainer aligns their views before pairing their targets (content across voices).
     #[arg(long)]
     cross_voice: bool,
-    /// With --cross-voice: the view library of voice clips (default: --view-space). The
-    /// trainer aligns a voice clip's views by their spectra; heavy noise blurs that alignment.
+    /// With --cross-voice: the view library of each voice clip's first view (its other views
+    /// and every window clip: --view-space), e.g. a mild one, so that clean words are carried
+    /// onto a hard view of another voice.
     #[arg(long, requires = "cross_voice")]
     voice_view_space: Option<String>,
     /// A folder of audio added to the corpus (repeatable): e.g. real speech beside a
@@ -268,7 +269,7 @@ struct SearchArgs {
         required_unless_present_any = ["tokens", "tokens_file"]
     )]
     clip: Option<PathBuf>,
-    /// With a clip: `vq`, `vq-v2`, `pairalign`, `pairalign-v2` (the shipped models) or a weights folder of either kind;
+    /// With a clip: `vq`, `vq-v2`, `pairalign`, `pairalign-v2`, `pairalign-v3` (the shipped models) or a weights folder of either kind;
     /// must be the database's. Default: the shipped model the database records.
     #[arg(long)]
     tokenizer: Option<String>,

@@ -120,7 +120,7 @@ fn voice_clips_may_take_a_view_space_of_their_own() {
         utterance(d, "u1", "bob", Some("one"), 1.5),
         utterance(d, "u2", "carla", None, 3.2),
     ];
-    // Every view 12 dB quieter, except a voice clip's, which are left as they are.
+    // Every view 12 dB quieter, except a voice clip's first, left as it is.
     let options = CacheBuildOptions {
         views_per_clip: 2,
         view_space: ViewSpace::parse("gain=-12:-12,p=1").unwrap(),
@@ -136,11 +136,11 @@ fn voice_clips_may_take_a_view_space_of_their_own() {
     assert_eq!((report.clips, report.voice_clips), (2, 1));
     let cache = FeatureCache::open(&path).unwrap();
     let mel = LogMel::new();
-    // Mean log-mel of a view against that of its audio as it was: about 0 for the voice clip,
-    // clearly below for the window clip (12 dB quieter).
-    let drop = |clip: usize, audio: &Utterance, seconds: Option<f64>| -> f32 {
+    // Mean log-mel of a view against that of its audio as it was: about 0 for the voice clip's
+    // first view, clearly below for the others (12 dB quieter).
+    let drop = |clip: usize, view: usize, audio: &Utterance, seconds: Option<f64>| -> f32 {
         let mut got = Vec::new();
-        cache.view(clip, 0).to_f32(&mut got);
+        cache.view(clip, view).to_f32(&mut got);
         let decoded =
             pairalign_datasets::decode::decode_file(&audio.path, &Default::default()).unwrap();
         let n = seconds.map_or(decoded.samples.len(), |s| (s * 16000.0) as usize);
@@ -148,8 +148,10 @@ fn voice_clips_may_take_a_view_space_of_their_own() {
         let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
         mean(&clean) - mean(&got)
     };
-    let voice = drop(0, &utterances[0], None);
-    let window = drop(1, &utterances[2], Some(3.0));
+    let voice = drop(0, 0, &utterances[0], None);
+    let other_voice = drop(0, 1, &utterances[1], None);
+    let window = drop(1, 0, &utterances[2], Some(3.0));
     assert!(voice.abs() < 0.05, "voice clip changed by {voice}");
+    assert!(other_voice > 1.0, "its second view changed by {other_voice}");
     assert!(window > 1.0, "window clip changed by {window}");
 }

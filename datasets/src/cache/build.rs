@@ -48,9 +48,10 @@ pub struct CacheBuildOptions {
     /// (module docs); utterances left over (no transcript, too few voices) are cut into windows
     /// as usual.
     pub cross_voice: bool,
-    /// Where a voice clip's views are drawn from (`None`: `view_space`). The trainer aligns a
-    /// voice clip's views by their spectra, which noise down to 0 dB SNR blurs: a milder space
-    /// here keeps the alignment (and the targets carried along it) clean.
+    /// Where the first view of a voice clip is drawn from (`None`: `view_space`, as its other
+    /// views always are). The trainer aligns a voice clip's views by their spectra and carries
+    /// each view's codes onto the other: a mild first view gives clean words to carry onto a
+    /// hard view of another voice (and keeps the alignment from being blurred on both sides).
     pub voice_view_space: Option<ViewSpace>,
 }
 
@@ -273,7 +274,7 @@ pub fn build_cache(
                                 };
                                 let cut = cut_piece(audio, &piece);
                                 let space = match &options.voice_view_space {
-                                    Some(space) if is_voice_clip(&job.id) => space,
+                                    Some(space) if v == 0 && is_voice_clip(&job.id) => space,
                                     _ => &options.view_space,
                                 };
                                 let view: View = space.draw(&mut rng);
