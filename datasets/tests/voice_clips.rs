@@ -152,6 +152,9 @@ fn voice_clips_may_take_a_view_space_of_their_own() {
     let other_voice = drop(0, 1, &utterances[1], None);
     let window = drop(1, 0, &utterances[2], Some(3.0));
     assert!(voice.abs() < 0.05, "voice clip changed by {voice}");
-    assert!(other_voice > 1.0, "its second view changed by {other_voice}");
+    assert!(
+        other_voice > 1.0,
+        "its second view changed by {other_voice}"
+    );
     assert!(window > 1.0, "window clip changed by {window}");
 }

@@ -29,17 +29,59 @@ pub fn vq_v2(device: &Device) -> Result<VqTokenizer> {
     VqTokenizer::from_bytes(VQ_V2_CONFIG, VQ_V2_WEIGHTS, Path::new(VQ_V2_DIR), device)
 }
 
-/// Folder of the shipped PairAlign weights, relative to the repository. A build compiles them in
-/// when the folder holds `config.json` and `model.safetensors` (see `models/build.rs`).
-pub const PAIRALIGN_DIR: &str = "models/weights/pairalign-v1";
+/// A shipped PairAlign model: its folder constant, a `SHIPPED` flag and its loader, compiled
+/// in when `models/build.rs` found its weights (the cfg names the folder's flag).
+macro_rules! shipped_pairalign {
+    (
+        $(#[$doc:meta])*
+        fn $load:ident, $name:literal, $folder:literal, $cfg:ident, $dir:ident, $shipped:ident
+    ) => {
+        #[doc = concat!(
+            "Folder of the shipped `", $name, "` weights, relative to the repository. A build ",
+            "compiles them in when the folder holds `config.json` and `model.safetensors` (see ",
+            "`models/build.rs`)."
+        )]
+        pub const $dir: &str = concat!("models/weights/", $folder);
 
-#[cfg(pairalign_shipped)]
-const PAIRALIGN_CONFIG: &str = include_str!("../weights/pairalign-v1/config.json");
-#[cfg(pairalign_shipped)]
-const PAIRALIGN_WEIGHTS: &[u8] = include_bytes!("../weights/pairalign-v1/model.safetensors");
+        #[doc = concat!("True when this build holds the shipped `", $name, "` weights.")]
+        pub const $shipped: bool = cfg!($cfg);
 
-/// True when this build holds the shipped PairAlign weights.
-pub const PAIRALIGN_SHIPPED: bool = cfg!(pairalign_shipped);
+        $(#[$doc])*
+        ///
+        /// [`crate::Error::NotShipped`] in a build without its weights.
+        pub fn $load(device: &Device) -> Result<PairAlignTokenizer> {
+            #[cfg($cfg)]
+            {
+                PairAlignTokenizer::from_bytes(
+                    include_str!(concat!("../weights/", $folder, "/config.json")),
+                    include_bytes!(concat!("../weights/", $folder, "/model.safetensors")),
+                    Path::new($dir),
+                    device,
+                )
+            }
+            #[cfg(not($cfg))]
+            {
+                let _ = device;
+                Err(crate::Error::NotShipped {
+                    name: $name.into(),
+                    dir: $dir.into(),
+                })
+            }
+        }
+    };
+}
+
+shipped_pairalign! {
+    /// The shipped PairAlign tokenizer `pairalign` (pairalign-v1) on `device`.
+    fn pairalign, "pairalign", "pairalign-v1", pairalign_shipped, PAIRALIGN_DIR, PAIRALIGN_SHIPPED
+}
+
+shipped_pairalign! {
+    /// The shipped pairalign-v2 tokenizer (`--tokenizer pairalign-v2`: level-normalizing front
+    /// end, hard views, real speech; issue 22) on `device`.
+    fn pairalign_v2, "pairalign-v2", "pairalign-v2", pairalign_v2_shipped, PAIRALIGN_V2_DIR,
+    PAIRALIGN_V2_SHIPPED
+}
 
 /// The tokenizer a new database gets when none is named: `pairalign-v2` (since 2026-12-07: it
 /// ignores the level and beats pairalign-v1 on the robustness matrix; docs/RESULTS.md, issue
@@ -53,59 +95,3 @@ pub const DEFAULT: &str = if PAIRALIGN_V2_SHIPPED {
 } else {
     "vq"
 };
-
-/// The shipped PairAlign tokenizer (`pairalign-v1`) on `device`; [`crate::Error::NotShipped`] in a
-/// build made before its weights were in [`PAIRALIGN_DIR`].
-pub fn pairalign(device: &Device) -> Result<PairAlignTokenizer> {
-    #[cfg(pairalign_shipped)]
-    {
-        PairAlignTokenizer::from_bytes(
-            PAIRALIGN_CONFIG,
-            PAIRALIGN_WEIGHTS,
-            Path::new(PAIRALIGN_DIR),
-            device,
-        )
-    }
-    #[cfg(not(pairalign_shipped))]
-    {
-        let _ = device;
-        Err(crate::Error::NotShipped {
-            name: "pairalign".into(),
-            dir: PAIRALIGN_DIR.into(),
-        })
-    }
-}
-
-/// Folder of the shipped pairalign-v2 weights (level-normalizing front end; issue 22). A build
-/// compiles them in when the folder holds `config.json` and `model.safetensors`.
-pub const PAIRALIGN_V2_DIR: &str = "models/weights/pairalign-v2";
-
-#[cfg(pairalign_v2_shipped)]
-const PAIRALIGN_V2_CONFIG: &str = include_str!("../weights/pairalign-v2/config.json");
-#[cfg(pairalign_v2_shipped)]
-const PAIRALIGN_V2_WEIGHTS: &[u8] = include_bytes!("../weights/pairalign-v2/model.safetensors");
-
-/// True when this build holds the shipped pairalign-v2 weights.
-pub const PAIRALIGN_V2_SHIPPED: bool = cfg!(pairalign_v2_shipped);
-
-/// The shipped pairalign-v2 tokenizer (`--tokenizer pairalign-v2`) on `device`;
-/// [`crate::Error::NotShipped`] in a build without its weights.
-pub fn pairalign_v2(device: &Device) -> Result<PairAlignTokenizer> {
-    #[cfg(pairalign_v2_shipped)]
-    {
-        PairAlignTokenizer::from_bytes(
-            PAIRALIGN_V2_CONFIG,
-            PAIRALIGN_V2_WEIGHTS,
-            Path::new(PAIRALIGN_V2_DIR),
-            device,
-        )
-    }
-    #[cfg(not(pairalign_v2_shipped))]
-    {
-        let _ = device;
-        Err(crate::Error::NotShipped {
-            name: "pairalign-v2".into(),
-            dir: PAIRALIGN_V2_DIR.into(),
-        })
-    }
-}
