@@ -210,19 +210,24 @@ impl Searcher {
             check_segment_against_manifest(&segment, entry, &manifest, &path)?;
             segments.push(Arc::new(segment));
         }
-        // The sections' checksums and contents are checked in the background, so that opening
-        // costs what the MANIFEST and the headers cost; the first use of a segment waits for its
-        // check (or runs it) and a damaged one is an error then (`Searcher::verified`).
-        for segment in &segments {
-            let segment = Arc::clone(segment);
-            rayon::spawn(move || {
-                let _ = segment.verify();
-            });
-        }
         let deletes = match &manifest.deletes {
             None => RoaringBitmap::new(),
             Some(entry) => read_deletes(&dir.join(&entry.file), entry)?,
         };
+        // The sections' checksums and contents are checked in the background, so that opening
+        // costs what the MANIFEST and the headers cost; the first use of a segment waits for its
+        // check (or runs it) and a damaged one is an error then (`Searcher::verified`). Only
+        // once the open has succeeded, and through a weak reference: a check still queued when
+        // the snapshot is dropped does not run, so it does not keep reading a mapping whose
+        // file the caller may go on to replace or cut (reading a cut mapping is SIGBUS).
+        for segment in &segments {
+            let segment = Arc::downgrade(segment);
+            rayon::spawn(move || {
+                if let Some(segment) = segment.upgrade() {
+                    let _ = segment.verify();
+                }
+            });
+        }
         Ok(Searcher {
             dir: dir.to_path_buf(),
             manifest,
