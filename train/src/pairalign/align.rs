@@ -158,18 +158,26 @@ pub fn warp_codes(codes_a: &[u16], path: &[(usize, usize)], b_len: usize) -> Vec
         .collect()
 }
 
-/// [`warp_codes`] of view `a` onto view `b`, aligned on their log-mels (`mel_a`, `mel_b`:
-/// frames x `n_mels`); `b_len` is `b`'s number of code frames.
-pub fn codes_across(
+/// The codes of two views carried onto each other along one alignment of their log-mels
+/// (`mel_a`, `mel_b`: frames x `n_mels`; `codes_a`, `codes_b`: one per 20 ms code frame):
+/// `(a's codes on b's frames, b's codes on a's frames)`, [`warp_codes`] both ways over the one
+/// [`dtw_path`] (its pairs swapped for the way back).
+pub fn carry_across(
     codes_a: &[u16],
+    codes_b: &[u16],
     mel_a: &[f32],
     mel_b: &[f32],
     n_mels: usize,
-    b_len: usize,
-) -> Vec<u16> {
-    let fa = cepstra(mel_a, n_mels, codes_a.len());
-    let fb = cepstra(mel_b, n_mels, b_len);
-    warp_codes(codes_a, &dtw_path(&fa, &fb), b_len)
+) -> (Vec<u16>, Vec<u16>) {
+    let path = dtw_path(
+        &cepstra(mel_a, n_mels, codes_a.len()),
+        &cepstra(mel_b, n_mels, codes_b.len()),
+    );
+    let back: Vec<(usize, usize)> = path.iter().map(|&(i, j)| (j, i)).collect();
+    (
+        warp_codes(codes_a, &path, codes_b.len()),
+        warp_codes(codes_b, &back, codes_a.len()),
+    )
 }
 
 #[cfg(test)]
@@ -297,8 +305,16 @@ mod tests {
         }
         // a's code frame i (its 10 ms frames 2i and 2i + 1) has the code of the phone at 2i.
         let codes_a: Vec<u16> = (0..60).map(|i| phone[2 * i]).collect();
-        let onto = codes_across(&codes_a, &mel_a, &mel_b, n_mels, 120);
-        assert_eq!(onto.len(), 120);
+        // b's code frame j is a's 10 ms frame j.
+        let codes_b: Vec<u16> = phone.clone();
+        let (onto, back) = carry_across(&codes_a, &codes_b, &mel_a, &mel_b, n_mels);
+        assert_eq!((onto.len(), back.len()), (120, 60));
+        // The way back: a's code frame i (its frames 2i, 2i + 1) takes b's code of one of
+        // them, the phone at 2i or at 2i + 1.
+        assert!(back
+            .iter()
+            .enumerate()
+            .all(|(i, &c)| c == phone[2 * i] || c == phone[2 * i + 1]));
         // b's code frame j is a's 10 ms frame j: the code of what is said there. Misses are
         // frames at a phone's edge, where a's code frame straddles two phones.
         let right = onto.iter().zip(&phone).filter(|(a, b)| a == b).count();

@@ -46,7 +46,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub use self::align::{cepstra, codes_across, dtw_path, warp_codes, N_CEPS};
+pub use self::align::{carry_across, cepstra, dtw_path, warp_codes, N_CEPS};
 pub use self::corrupt::{teacher_example, CorruptionRates, TeacherExample};
 pub use self::ema::EmaTeacher;
 pub use self::losses::{
@@ -654,14 +654,21 @@ impl MicroInput<'_> {
         let vq_rows = rows_from(false);
         if !vq_rows.is_empty() {
             let rows: Vec<&[f32]> = vq_rows.iter().map(|&r| mels[r]).collect();
-            for (&r, codes) in vq_rows.iter().zip(self.vq.frame_codes(&rows)?) {
+            let mut codes = vec![Vec::new(); 2 * k];
+            for (&r, c) in vq_rows.iter().zip(self.vq.frame_codes(&rows)?) {
+                codes[r] = c;
+            }
+            for &r in &vq_rows {
                 let p = partner(r);
                 if same_timeline(r) || p == r {
-                    targets[r] = vq_segments(cfg, &codes);
-                } else {
-                    let onto = codes_across(&codes, mels[r], mels[p], b.n_mels, cond_frames[p]);
-                    targets[r] = vq_segments(cfg, &onto);
-                    target_frames[r] = cond_frames[p];
+                    targets[r] = vq_segments(cfg, &codes[r]);
+                } else if r < k {
+                    // Both views of the clip at once (its rows r and p = r + k, one alignment).
+                    let (onto_p, onto_r) =
+                        carry_across(&codes[r], &codes[p], mels[r], mels[p], b.n_mels);
+                    targets[r] = vq_segments(cfg, &onto_p);
+                    targets[p] = vq_segments(cfg, &onto_r);
+                    (target_frames[r], target_frames[p]) = (cond_frames[p], cond_frames[r]);
                 }
             }
         }
