@@ -123,8 +123,8 @@ impl Job {
 
 /// Voice clips (`views` distinct speakers each, the first utterance of each speaker in id
 /// order) of every transcript said by at least `views` speakers, a transcript giving as many
-/// clips as it has disjoint sets of `views` speakers; and the indices of the utterances left.
-fn voice_jobs(utterances: &[Utterance], views: usize) -> (Vec<Job>, Vec<usize>) {
+/// clips as it has disjoint sets of `views` speakers; and which utterances they spoke for.
+fn voice_jobs(utterances: &[Utterance], views: usize) -> (Vec<Job>, Vec<bool>) {
     let mut by_text: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, u) in utterances.iter().enumerate() {
         if let Some(text) = u
@@ -177,8 +177,7 @@ fn voice_jobs(utterances: &[Utterance], views: usize) -> (Vec<Job>, Vec<usize>) 
             }
         }
     }
-    let rest = (0..utterances.len()).filter(|&i| !used[i]).collect();
-    (jobs, rest)
+    (jobs, used)
 }
 
 /// A clip index and the log-mel of each of its views.
@@ -211,18 +210,20 @@ pub fn build_cache(
         ));
     }
     let started = Instant::now();
-    let (mut jobs, rest) = if options.cross_voice {
+    let (mut jobs, spoken_for) = if options.cross_voice {
         voice_jobs(utterances, options.views_per_clip)
     } else {
-        (Vec::new(), (0..utterances.len()).collect())
+        (Vec::new(), vec![false; utterances.len()])
     };
-    let rest_utterances: Vec<Utterance> = rest.iter().map(|&i| utterances[i].clone()).collect();
-    for clip in clips(&rest_utterances, options.window_s, options.hop_s)? {
+    for clip in clips(utterances, options.window_s, options.hop_s)? {
+        if spoken_for[clip.utterance] {
+            continue;
+        }
         jobs.push(Job {
             id: clip.id,
             seconds: clip.duration_s,
             pieces: vec![Piece {
-                utterance: rest[clip.utterance],
+                utterance: clip.utterance,
                 start_s: clip.start_s,
                 duration_s: clip.duration_s,
             }],
