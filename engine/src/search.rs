@@ -36,6 +36,23 @@ const VERIFY_CHUNK: usize = 4096;
 /// it replaces, and the scan is exact.
 const MATCH_COST_CELLS: u64 = 800;
 
+/// Whether tests force the pigeonhole filter on (`Some(true)`) or off for every lossless plan
+/// that fits it; `None` (always, outside tests) lets the costs decide.
+#[cfg(test)]
+fn force_pieces() -> Option<bool> {
+    FORCE_PIECES.with(|f| f.get())
+}
+
+#[cfg(not(test))]
+fn force_pieces() -> Option<bool> {
+    None
+}
+
+#[cfg(test)]
+thread_local! {
+    static FORCE_PIECES: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+}
+
 /// Minimum q-gram hits in a diagonal window when the filter is ranked rather than lossless.
 const RANKED_MIN_VOTES: i64 = 2;
 
@@ -230,6 +247,9 @@ struct Plan<'q> {
     band: i64,
     /// The query's q-grams (keys) and the offsets where each occurs.
     grams: HashMap<u64, Vec<u32>>,
+    /// Lossless by pieces instead of by counting ([`choose_pieces`]): `k + 1` disjoint q-grams
+    /// of the query (key, offset), one of which every match holds unchanged.
+    pieces: Option<Vec<(u64, u32)>>,
 }
 
 impl Searcher {
@@ -338,6 +358,10 @@ impl Searcher {
                     .push(i as u32);
             }
         }
+        let pieces = match k {
+            Some(k) if !scan && threshold >= 1 => self.choose_pieces(query, k, total_tokens),
+            _ => None,
+        };
         Ok(Plan {
             query,
             k,
@@ -347,7 +371,85 @@ impl Searcher {
             // Band the windows: with no bound, allow a drift of half the query.
             band: i64::from(k.unwrap_or(m as u32 / 2).min(m as u32)),
             grams,
+            pieces,
         })
+    }
+
+    /// The pigeonhole filter for a lossless budget `k`, when it is cheaper than counting: cut
+    /// into `k + 1` disjoint q-grams, the query keeps at least one of them unchanged in every
+    /// match within `k` edits (an edit breaks at most one piece), at the match's diagonal within
+    /// `k`. So the postings of `k + 1` q-grams, chosen where they are rarest (a dynamic program
+    /// over the query's offsets), find every match, while counting reads the postings of every
+    /// q-gram of the query: runs of the pause symbol make a few of them millions long (issue
+    /// 23). Each posting becomes a window of `m + 3k` tokens to verify, so pieces are chosen
+    /// only when their postings and windows cost less than counting's matches (and than the
+    /// scan). `None` when counting is as cheap, or no `k + 1` disjoint q-grams fit.
+    fn choose_pieces(
+        &self,
+        query: &[Symbol],
+        k: u32,
+        total_tokens: u64,
+    ) -> Option<Vec<(u64, u32)>> {
+        let q = self.config().q as usize;
+        let vocab = self.config().vocab_size;
+        let m = query.len();
+        let need = k as usize + 1;
+        if m < q || need * q > m {
+            return None;
+        }
+        let keys: Vec<u64> = query.windows(q).map(|g| qgram_key(g, vocab)).collect();
+        let mut lengths: HashMap<u64, u64> = HashMap::new();
+        let cost: Vec<u64> = keys
+            .iter()
+            .map(|&key| {
+                *lengths.entry(key).or_insert_with(|| {
+                    self.segments
+                        .iter()
+                        .map(|s| u64::from(s.posting_len(key).unwrap_or(0)))
+                        .sum()
+                })
+            })
+            .collect();
+        let n = keys.len();
+        // best[j][i]: the least postings of j pieces among offsets i.., u64::MAX if none fit.
+        let mut best = vec![vec![u64::MAX; n + q + 1]; need + 1];
+        for row in best[0].iter_mut() {
+            *row = 0;
+        }
+        for j in 1..=need {
+            for i in (0..n).rev() {
+                let skip = best[j][i + 1];
+                let take = best[j - 1][i + q].saturating_add(cost[i]);
+                best[j][i] = skip.min(take);
+            }
+        }
+        let chosen = best[need][0];
+        if chosen == u64::MAX {
+            return None;
+        }
+        let counted: u64 = cost.iter().sum();
+        let window = (m + 3 * k as usize) as u64;
+        let pieces_cells = chosen.saturating_mul(MATCH_COST_CELLS + window * m as u64);
+        let counted_cells = counted.saturating_mul(MATCH_COST_CELLS);
+        let scan_cells = total_tokens.saturating_mul(m as u64);
+        let forced = force_pieces();
+        if forced == Some(false)
+            || (forced.is_none() && (pieces_cells >= counted_cells || pieces_cells >= scan_cells))
+        {
+            return None;
+        }
+        let mut pieces = Vec::with_capacity(need);
+        let (mut i, mut j) = (0, need);
+        while j > 0 {
+            if best[j][i] == best[j - 1][i + q].saturating_add(cost[i]) {
+                pieces.push((keys[i], i as u32));
+                i += q;
+                j -= 1;
+            } else {
+                i += 1;
+            }
+        }
+        Some(pieces)
     }
 
     /// Verifies every live document, whole, in parallel tasks of [`VERIFY_CHUNK`] documents
@@ -435,35 +537,48 @@ impl Searcher {
                     (segment.token_count() / options.part_min_tokens.max(1)).clamp(1, threads);
                 let step = end.div_ceil(parts);
                 let bounds: Vec<u64> = (0..=parts).map(|i| (i * step).min(end)).collect();
-                let reads = segment_reads(segment, plans);
-                let hits = collect_hits(segment, plans, &reads, &bounds)?;
-                Ok(plans
+                let voted: Vec<&Plan<'_>> = plans
                     .iter()
-                    .zip(hits)
-                    .map(|(plan, found)| match found {
-                        None => SegmentCandidates::Scan,
-                        Some(parts) => {
-                            // Ranked: only the budget's best regions are verified (chosen after
-                            // a metadata restriction, when there is one).
-                            let keep = (plan.threshold < 1 && options.only.is_none())
-                                .then_some(options.max_regions);
-                            let per_part: Vec<Vec<Region>> = parts
-                                .into_par_iter()
-                                .map(|mut part| {
-                                    sort_by_diagonal(&mut part.hits);
-                                    let mut regions = self.vote(s, segment, part, plan, keep);
-                                    if options.only.is_some() {
-                                        regions.retain(|r| {
-                                            self.searchable(segment.doc_id(r.ord), options)
-                                        });
-                                    }
-                                    regions
-                                })
-                                .collect();
-                            SegmentCandidates::Regions(per_part.concat())
+                    .copied()
+                    .filter(|p| p.pieces.is_none())
+                    .collect();
+                let reads = segment_reads(segment, &voted);
+                let mut hits = collect_hits(segment, &voted, &reads, &bounds)?.into_iter();
+                plans
+                    .iter()
+                    .map(|plan| {
+                        if let Some(pieces) = &plan.pieces {
+                            let mut regions = self.piece_regions(s, segment, plan, pieces)?;
+                            if options.only.is_some() {
+                                regions.retain(|r| self.searchable(segment.doc_id(r.ord), options));
+                            }
+                            return Ok(SegmentCandidates::Regions(regions));
                         }
+                        Ok(match hits.next().flatten() {
+                            None => SegmentCandidates::Scan,
+                            Some(parts) => {
+                                // Ranked: only the budget's best regions are verified (chosen after
+                                // a metadata restriction, when there is one).
+                                let keep = (plan.threshold < 1 && options.only.is_none())
+                                    .then_some(options.max_regions);
+                                let per_part: Vec<Vec<Region>> = parts
+                                    .into_par_iter()
+                                    .map(|mut part| {
+                                        sort_by_diagonal(&mut part.hits);
+                                        let mut regions = self.vote(s, segment, part, plan, keep);
+                                        if options.only.is_some() {
+                                            regions.retain(|r| {
+                                                self.searchable(segment.doc_id(r.ord), options)
+                                            });
+                                        }
+                                        regions
+                                    })
+                                    .collect();
+                                SegmentCandidates::Regions(per_part.concat())
+                            }
+                        })
                     })
-                    .collect())
+                    .collect()
             })
             .collect();
         let mut all: Vec<Candidates> = vec![Candidates::default(); plans.len()];
@@ -594,6 +709,47 @@ impl Searcher {
             spans.truncate(keep);
             spans.sort_unstable_by_key(|span| span.0);
         }
+        self.span_regions(s, segment, spans)
+    }
+
+    /// The regions of the pigeonhole filter in one segment ([`Searcher::choose_pieces`]): every
+    /// posting of a piece at query offset `o` and text position `p` puts a match's start within
+    /// `k` of diagonal `p - o`, so the window `p - o - k .. p - o + m + 2k` holds it whole.
+    fn piece_regions(
+        &self,
+        s: usize,
+        segment: &Segment,
+        plan: &Plan<'_>,
+        pieces: &[(u64, u32)],
+    ) -> Result<Vec<Region>> {
+        let (m, k) = (plan.query.len() as i64, plan.band);
+        let mut diagonals: Vec<i64> = Vec::new();
+        for &(key, offset) in pieces {
+            segment.for_each_position(key, |position| {
+                diagonals.push(i64::from(position) - i64::from(offset));
+            })?;
+        }
+        diagonals.sort_unstable();
+        diagonals.dedup();
+        let mut spans: Vec<(i64, i64, u32)> = Vec::new();
+        for d in diagonals {
+            let (start, end) = (d - k, d + m + 2 * k);
+            match spans.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => spans.push((start, end, 0)),
+            }
+        }
+        Ok(self.span_regions(s, segment, spans))
+    }
+
+    /// Segment-global spans `(start, end, rank)`, ascending and disjoint, as regions of the
+    /// live documents they cover (a span across documents is cut at their bounds).
+    fn span_regions(
+        &self,
+        s: usize,
+        segment: &Segment,
+        spans: Vec<(i64, i64, u32)>,
+    ) -> Vec<Region> {
         let total = segment.token_count() as i64;
         let mut regions: Vec<Region> = Vec::new();
         // Spans ascend, so each lookup starts where the last one ended.
@@ -1043,6 +1199,161 @@ fn sort_by_diagonal(hits: &mut Vec<u64>) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    use std::collections::BTreeMap;
+
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    use crate::database::{DatabaseConfig, DatabaseWriter, NewDoc};
+
+    /// Strings like real tokens: runs of a pause symbol (0) between short runs of others.
+    fn paused(r: &mut StdRng, vocab: u16, len: usize) -> Vec<Symbol> {
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            let (symbol, run) = if r.gen_bool(0.3) {
+                (0, r.gen_range(3..15))
+            } else {
+                (r.gen_range(1..vocab), r.gen_range(1..3))
+            };
+            out.extend(std::iter::repeat_n(symbol, run));
+        }
+        out.truncate(len);
+        out
+    }
+
+    /// A copy of `source` with substitutions, insertions and deletions at `rate` each.
+    fn noisy(r: &mut StdRng, vocab: u16, source: &[Symbol], rate: f64) -> Vec<Symbol> {
+        let mut out = Vec::with_capacity(source.len() + 4);
+        for &t in source {
+            if r.gen_bool(rate) {
+                out.push(r.gen_range(0..vocab));
+            }
+            if r.gen_bool(rate) {
+                continue;
+            }
+            out.push(if r.gen_bool(rate) {
+                r.gen_range(0..vocab)
+            } else {
+                t
+            });
+        }
+        out
+    }
+
+    fn best_per_doc(hits: &[Hit]) -> BTreeMap<String, u32> {
+        let mut best = BTreeMap::new();
+        for hit in hits {
+            let d = best.entry(hit.id.clone()).or_insert(u32::MAX);
+            *d = (*d).min(hit.distance);
+        }
+        best
+    }
+
+    /// The pigeonhole filter, forced on for every lossless budget, finds what exhaustive search
+    /// finds (the best distance in every document; in global mode every hit), over strings with
+    /// pause runs, at budgets from 0 to the largest the pieces fit, in both modes and two
+    /// segments, with a document deleted. Then the same with the filter forced off.
+    #[test]
+    fn pieces_find_what_exhaustive_search_finds() {
+        let mut r = StdRng::seed_from_u64(23);
+        for (vocab, q) in [(12u16, 2u32), (40, 3), (300, 3)] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut db =
+                DatabaseWriter::create(dir.path(), DatabaseConfig::new(u32::from(vocab), q))
+                    .unwrap();
+            let docs: Vec<NewDoc> = (0..80)
+                .map(|d| {
+                    let len = r.gen_range(0..300);
+                    NewDoc {
+                        id: format!("d{d}"),
+                        tokens: paused(&mut r, vocab, len),
+                        ..NewDoc::default()
+                    }
+                })
+                .collect();
+            db.add_tokens(&docs[..40]).unwrap();
+            db.add_tokens(&docs[40..]).unwrap();
+            db.delete(&["d3"]).unwrap();
+            db.commit().unwrap();
+            for _ in 0..12 {
+                let source = &docs[r.gen_range(0..docs.len())].tokens;
+                if source.len() < 12 {
+                    continue;
+                }
+                let len = r.gen_range(12..=source.len().min(60));
+                let start = r.gen_range(0..=source.len() - len);
+                let query = noisy(&mut r, vocab, &source[start..start + len], 0.05);
+                let m = query.len();
+                let k_max = (m / q as usize).saturating_sub(1) as u32;
+                for force in [true, false] {
+                    FORCE_PIECES.with(|f| f.set(Some(force)));
+                    for k in [0, k_max / 2, k_max] {
+                        for mode in [Mode::Infix, Mode::Global] {
+                            let options = |exhaustive| SearchOptions {
+                                top: usize::MAX,
+                                k: Some(EditBudget::Absolute(k)),
+                                mode,
+                                exhaustive,
+                                exhaustive_below_cells: 0,
+                                ..SearchOptions::default()
+                            };
+                            let plan = db.plan(&query, &options(false)).unwrap();
+                            assert_eq!(plan.pieces.is_some(), force, "m={m} q={q} k={k}");
+                            let filtered = db.search_tokens(&query, &options(false)).unwrap();
+                            let exhaustive = db.search_tokens(&query, &options(true)).unwrap();
+                            assert!(filtered.lossless);
+                            let what = format!("vocab={vocab} q={q} m={m} k={k} {mode:?} {force}");
+                            assert_eq!(
+                                best_per_doc(&filtered.hits),
+                                best_per_doc(&exhaustive.hits),
+                                "{what}"
+                            );
+                            if mode == Mode::Global {
+                                assert_eq!(filtered.hits, exhaustive.hits, "{what}");
+                            }
+                        }
+                    }
+                }
+                FORCE_PIECES.with(|f| f.set(None));
+            }
+        }
+    }
+
+    /// Left to the costs, a query with a long pause run in an archive full of pause runs is
+    /// filtered by pieces that avoid the pause q-gram, and reads far fewer postings than
+    /// counting every q-gram would.
+    #[test]
+    fn pause_runs_choose_pieces_that_avoid_them() {
+        let mut r = StdRng::seed_from_u64(5);
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = DatabaseWriter::create(dir.path(), DatabaseConfig::new(512, 3)).unwrap();
+        let docs: Vec<NewDoc> = (0..400)
+            .map(|d| NewDoc {
+                id: format!("d{d}"),
+                tokens: paused(&mut r, 512, 600),
+                ..NewDoc::default()
+            })
+            .collect();
+        db.add_tokens(&docs).unwrap();
+        let mut query = docs[7].tokens[100..118].to_vec();
+        query.extend([0; 12]);
+        query.extend_from_slice(&docs[7].tokens[130..136]);
+        let options = SearchOptions {
+            k: Some(EditBudget::Absolute(3)),
+            exhaustive_below_cells: 0,
+            ..SearchOptions::default()
+        };
+        let plan = db.plan(&query, &options).unwrap();
+        let pieces = plan.pieces.expect("pieces");
+        assert_eq!(pieces.len(), 4);
+        let pause = qgram_key(&[0, 0, 0], 512);
+        assert!(pieces.iter().all(|&(key, _)| key != pause), "{pieces:?}");
+        let postings = |key| u64::from(db.segments[0].posting_len(key).unwrap_or(0));
+        let read: u64 = pieces.iter().map(|&(key, _)| postings(key)).sum();
+        let counted: u64 = query.windows(3).map(|g| postings(qgram_key(g, 512))).sum();
+        assert!(read * 20 < counted, "{read} against {counted}");
+    }
 
     proptest! {
         /// The radix sort orders by diagonal exactly as a comparison sort does, at every size
