@@ -53,6 +53,10 @@ thread_local! {
     static FORCE_PIECES: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
 }
 
+/// Largest table of the pigeonhole filter's dynamic program (`k + 1` rows of a query's length):
+/// 32 MB, a 3,000-token query (4 minutes) at k 0.25.
+const MAX_PIECE_CELLS: usize = 1 << 22;
+
 /// Minimum q-gram hits in a diagonal window when the filter is ranked rather than lossless.
 const RANKED_MIN_VOTES: i64 = 2;
 
@@ -394,7 +398,9 @@ impl Searcher {
         let vocab = self.config().vocab_size;
         let m = query.len();
         let need = k as usize + 1;
-        if m < q || need * q > m {
+        // The dynamic program's table is `need x m` costs: a long query with a wide budget (up
+        // to 65,535 tokens) is left to counting rather than allocate gigabytes.
+        if m < q || need * q > m || need.saturating_mul(m + 1) > MAX_PIECE_CELLS {
             return None;
         }
         let keys: Vec<u64> = query.windows(q).map(|g| qgram_key(g, vocab)).collect();
@@ -537,6 +543,12 @@ impl Searcher {
                     (segment.token_count() / options.part_min_tokens.max(1)).clamp(1, threads);
                 let step = end.div_ceil(parts);
                 let bounds: Vec<u64> = (0..=parts).map(|i| (i * step).min(end)).collect();
+                // A metadata restriction drops the regions of documents outside it.
+                let restrict = |regions: &mut Vec<Region>| {
+                    if options.only.is_some() {
+                        regions.retain(|r| self.searchable(segment.doc_id(r.ord), options));
+                    }
+                };
                 let voted: Vec<&Plan<'_>> = plans
                     .iter()
                     .copied()
@@ -549,9 +561,7 @@ impl Searcher {
                     .map(|plan| {
                         if let Some(pieces) = &plan.pieces {
                             let mut regions = self.piece_regions(s, segment, plan, pieces)?;
-                            if options.only.is_some() {
-                                regions.retain(|r| self.searchable(segment.doc_id(r.ord), options));
-                            }
+                            restrict(&mut regions);
                             return Ok(SegmentCandidates::Regions(regions));
                         }
                         Ok(match hits.next().flatten() {
@@ -566,11 +576,7 @@ impl Searcher {
                                     .map(|mut part| {
                                         sort_by_diagonal(&mut part.hits);
                                         let mut regions = self.vote(s, segment, part, plan, keep);
-                                        if options.only.is_some() {
-                                            regions.retain(|r| {
-                                                self.searchable(segment.doc_id(r.ord), options)
-                                            });
-                                        }
+                                        restrict(&mut regions);
                                         regions
                                     })
                                     .collect();
@@ -1318,6 +1324,39 @@ mod tests {
                 FORCE_PIECES.with(|f| f.set(None));
             }
         }
+    }
+
+    /// A query too long for the dynamic program's table at its budget is left to counting
+    /// (no table of gigabytes is allocated), and the search stays exact.
+    #[test]
+    fn long_queries_with_wide_budgets_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = DatabaseWriter::create(dir.path(), DatabaseConfig::new(512, 3)).unwrap();
+        let mut r = StdRng::seed_from_u64(9);
+        let text = paused(&mut r, 512, 30_000);
+        db.add_tokens(&[NewDoc {
+            id: "long".into(),
+            tokens: text.clone(),
+            ..NewDoc::default()
+        }])
+        .unwrap();
+        FORCE_PIECES.with(|f| f.set(Some(true)));
+        let query = &text[1_000..21_000];
+        let options = SearchOptions {
+            k: Some(EditBudget::Absolute(2_000)),
+            exhaustive_below_cells: 0,
+            ..SearchOptions::default()
+        };
+        let plan = db.plan(query, &options).unwrap();
+        assert!(plan.threshold >= 1 && plan.pieces.is_none());
+        let short = SearchOptions {
+            k: Some(EditBudget::Absolute(20)),
+            ..options.clone()
+        };
+        assert!(db.plan(&query[..200], &short).unwrap().pieces.is_some());
+        FORCE_PIECES.with(|f| f.set(None));
+        let hits = db.search_tokens(query, &options).unwrap().hits;
+        assert_eq!((hits[0].start, hits[0].distance), (1_000, 0));
     }
 
     /// Left to the costs, a query with a long pause run in an archive full of pause runs is
