@@ -1212,6 +1212,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use crate::database::{DatabaseConfig, DatabaseWriter, NewDoc};
+    use crate::synthetic::ZipfTokens;
 
     /// Strings like real tokens: runs of a pause symbol (0) between short runs of others.
     fn paused(r: &mut StdRng, vocab: u16, len: usize) -> Vec<Symbol> {
@@ -1225,25 +1226,6 @@ mod tests {
             out.extend(std::iter::repeat_n(symbol, run));
         }
         out.truncate(len);
-        out
-    }
-
-    /// A copy of `source` with substitutions, insertions and deletions at `rate` each.
-    fn noisy(r: &mut StdRng, vocab: u16, source: &[Symbol], rate: f64) -> Vec<Symbol> {
-        let mut out = Vec::with_capacity(source.len() + 4);
-        for &t in source {
-            if r.gen_bool(rate) {
-                out.push(r.gen_range(0..vocab));
-            }
-            if r.gen_bool(rate) {
-                continue;
-            }
-            out.push(if r.gen_bool(rate) {
-                r.gen_range(0..vocab)
-            } else {
-                t
-            });
-        }
         out
     }
 
@@ -1264,6 +1246,7 @@ mod tests {
     fn pieces_find_what_exhaustive_search_finds() {
         let mut r = StdRng::seed_from_u64(23);
         for (vocab, q) in [(12u16, 2u32), (40, 3), (300, 3)] {
+            let edits = ZipfTokens::new(u32::from(vocab), 1.0, 0);
             let dir = tempfile::tempdir().unwrap();
             let mut db =
                 DatabaseWriter::create(dir.path(), DatabaseConfig::new(u32::from(vocab), q))
@@ -1289,7 +1272,7 @@ mod tests {
                 }
                 let len = r.gen_range(12..=source.len().min(60));
                 let start = r.gen_range(0..=source.len() - len);
-                let query = noisy(&mut r, vocab, &source[start..start + len], 0.05);
+                let query = edits.noisy_copy(&mut r, &source[start..start + len], 0.05);
                 let m = query.len();
                 let k_max = (m / q as usize).saturating_sub(1) as u32;
                 for force in [true, false] {
