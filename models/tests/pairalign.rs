@@ -617,13 +617,13 @@ fn grid_phases_decode_on_a_fixed_grid_and_give_one_query_variant_each() {
     // One token every 1 / token_rate s, the first half a period in: 38 in a 3 s window (150
     // condition frames), 39 when the grid starts at the window's start.
     let period = 50.0 / cfg.token_rate;
-    let centres = fixed.grid_centres(150, 0.5);
+    let centres = cfg.grid_centres(150, 0.5);
     assert_eq!(centres.len(), 38);
     for (k, c) in centres.iter().enumerate() {
         assert!((c - (k as f64 + 0.5) * period).abs() < 1e-9);
     }
-    assert_eq!(fixed.grid_centres(150, 0.0).len(), 39);
-    assert_eq!(fixed.grid_centres(10_000, 0.5).len(), cfg.max_tokens - 1);
+    assert_eq!(cfg.grid_centres(150, 0.0).len(), 39);
+    assert_eq!(cfg.grid_centres(10_000, 0.5).len(), cfg.max_tokens - 1);
 
     // At offset 0.5 the fixed grid puts the prior where the trained grid does, so the two
     // decodings agree token for token until the free one chooses EOS (or the fixed one runs
@@ -644,7 +644,7 @@ fn grid_phases_decode_on_a_fixed_grid_and_give_one_query_variant_each() {
     for (v, offset) in variants.iter().zip([0.5, 0.75, 0.0, 0.25]) {
         assert_eq!(
             v[0].len(),
-            fixed.grid_centres(frames, offset).len(),
+            cfg.grid_centres(frames, offset).len(),
             "{offset}"
         );
     }

@@ -531,6 +531,24 @@ impl PairAlignConfig {
         self.encoder.codebook_size + 3
     }
 
+    /// One token period of the fixed grid, in condition frames.
+    pub fn grid_period(&self) -> f64 {
+        1000.0 / (f64::from(CODE_FRAME_MS) * self.token_rate)
+    }
+
+    /// The fixed grid's centres, in condition frames, for a window of `frames` condition
+    /// frames: one token every `1 / token_rate` s, the `k`-th at `k + offset` token periods
+    /// from the window's start (`offset` in 0..1; 0.5 for the database's strings, as the
+    /// trained grid of `(k + 0.5) / n`), for every centre inside the window, at most
+    /// `max_tokens - 1`.
+    pub fn grid_centres(&self, frames: usize, offset: f64) -> Vec<f64> {
+        let period = self.grid_period();
+        (0..self.max_tokens.saturating_sub(1))
+            .map(|k| (k as f64 + offset) * period)
+            .take_while(|&c| c < frames as f64)
+            .collect()
+    }
+
     /// Target number of tokens for a clip of `cond_frames` 50 Hz condition frames.
     pub fn target_tokens(&self, cond_frames: usize) -> f64 {
         cond_frames as f64 * f64::from(CODE_FRAME_MS) / 1000.0 * self.token_rate

@@ -15,7 +15,7 @@ use candle_core::Tensor;
 use super::model::{Centres, Condition, LayerCache};
 use super::{PairAlignConfig, PairAlignModel};
 use crate::vq::CODE_FRAME_MS;
-use crate::{Error, Result};
+use crate::{Error, Result, TokenString};
 
 /// One decoded clip.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -139,7 +139,7 @@ impl PairAlignModel {
 
     /// Greedy decoding with the alignment prior of row `b`'s `k`-th token centred at
     /// `centres[b][k]` (in condition frames, e.g. the fixed grid's points,
-    /// [`super::PairAlignTokenizer::grid_centres`]) instead of spread over the clip, its width
+    /// [`super::PairAlignConfig::grid_centres`]) instead of spread over the clip, its width
     /// a fraction of a whole window: row `b` gets exactly `centres[b].len()` tokens (at most
     /// `max_tokens - 1`; later centres are dropped).
     pub fn decode_greedy_anchored(
@@ -160,6 +160,40 @@ impl PairAlignModel {
             .map(|c| (c.len().min(most), c.len().min(most)))
             .collect();
         self.decode_rows(cond, &bounds, Some(centres))
+    }
+
+    /// Strings on the fixed token grid, as the tokenizer stores them: row `b` decoded on
+    /// [`PairAlignConfig::grid_centres`] of its condition frames moved by `offsets[b]`, each
+    /// token timed where its grid cell starts (half a period before its centre, at least 0).
+    /// A grid token reads the audio at its grid point (the alignment prior is centred there);
+    /// the timing head, trained on the times of VQ runs, put runs of grid tokens at one time
+    /// and missed by up to seconds (docs/RESULTS.md, issue 8), so its times are not used.
+    pub fn decode_on_grid(&self, cond: &Condition, offsets: &[f64]) -> Result<Vec<TokenString>> {
+        if offsets.len() != cond.len() {
+            return Err(Error::BadInput(format!(
+                "{} grid offsets for {} conditions",
+                offsets.len(),
+                cond.len()
+            )));
+        }
+        let cfg = self.config();
+        let centres: Vec<Vec<f64>> = cond
+            .lens
+            .iter()
+            .zip(offsets)
+            .map(|(&frames, &offset)| cfg.grid_centres(frames, offset))
+            .collect();
+        let half = 0.5 * cfg.grid_period();
+        let ms = |c: f64| ((c - half).max(0.0) * f64::from(CODE_FRAME_MS)).round() as u32;
+        Ok(self
+            .decode_greedy_anchored(cond, &centres)?
+            .into_iter()
+            .zip(&centres)
+            .map(|(d, c)| TokenString {
+                times_ms: c.iter().take(d.tokens.len()).map(|&c| ms(c)).collect(),
+                tokens: d.tokens,
+            })
+            .collect())
     }
 
     fn decode_rows(

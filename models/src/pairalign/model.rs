@@ -469,7 +469,7 @@ pub(crate) enum Centres<'a> {
     Grid,
     /// Given per row, in condition frames: position `k` of row `b` at `rows[b][k]` (the
     /// clip's last frame past its end), e.g. the points of a fixed token grid
-    /// ([`super::PairAlignTokenizer::grid_centres`]; [`anchored_bias`]).
+    /// ([`super::PairAlignConfig::grid_centres`]; [`anchored_bias`]).
     Frames(&'a [Vec<f64>]),
 }
 

@@ -17,9 +17,7 @@ use super::model::expected_shapes;
 use super::{init_from_vq, PairAlignConfig, PairAlignModel};
 use crate::init::seeded_varmap;
 use crate::tokenizer::{TokenString, Tokenizer};
-use crate::vq::{
-    subsampled_len, with_front_end, MelNorm, CODE_FRAME_MS, CONFIG_FILE, WEIGHTS_FILE,
-};
+use crate::vq::{subsampled_len, with_front_end, MelNorm, CONFIG_FILE, WEIGHTS_FILE};
 use crate::{Error, Result, VqTokenizer};
 
 /// Version of the checkpoint layout written by [`PairAlignTokenizer::save`]: 2 since the model
@@ -261,24 +259,6 @@ impl PairAlignTokenizer {
         Ok((Some(x), lens))
     }
 
-    /// The fixed grid's centres (`grid_phases` > 0), in condition frames, for a window of
-    /// `frames` condition frames: one token every `1 / token_rate` s, the `k`-th at `k +
-    /// offset` token periods from the window's start (`offset` in 0..1; 0.5 for the
-    /// database's strings, as the trained grid of `(k + 0.5) / n`), for every centre inside
-    /// the window, at most `max_tokens - 1`.
-    pub fn grid_centres(&self, frames: usize, offset: f64) -> Vec<f64> {
-        let period = self.grid_period();
-        (0..self.cfg.max_tokens - 1)
-            .map(|k| (k as f64 + offset) * period)
-            .take_while(|&c| c < frames as f64)
-            .collect()
-    }
-
-    /// One token period of the grid, in condition frames.
-    fn grid_period(&self) -> f64 {
-        1000.0 / (f64::from(CODE_FRAME_MS) * self.cfg.token_rate)
-    }
-
     /// The grid offsets of the query variants: 0.5 (the database's) first, then moved by
     /// `1/p`, `2/p`, ... of a token; just `[0.5]` without `grid_phases`.
     fn grid_offsets(&self) -> Vec<f64> {
@@ -292,7 +272,7 @@ impl PairAlignTokenizer {
     /// start: one model call.
     /// With `grid` (models with `grid_phases`), one string per `(log-mel, offset)` row instead,
     /// on the fixed grid moved by that fraction of a token
-    /// ([`PairAlignTokenizer::grid_centres`]); each log-mel is encoded once, whatever the
+    /// ([`PairAlignConfig::grid_centres`]); each log-mel is encoded once, whatever the
     /// number of its rows.
     fn tokenize_pieces(
         &self,
@@ -325,25 +305,8 @@ impl PairAlignTokenizer {
         } else {
             cond.select(&mel_of)?
         };
-        let centres: Vec<Vec<f64>> = rows
-            .iter()
-            .map(|&(m, offset)| self.grid_centres(subsampled_len(lens[m]), offset))
-            .collect();
-        let decoded = self.model.decode_greedy_anchored(&cond, &centres)?;
-        // A grid token reads the audio at its grid point (the alignment prior is centred
-        // there), so its time is where its grid cell starts, half a period before the centre.
-        // The timing head, trained on the times of VQ runs, put runs of grid tokens at one
-        // time and missed by up to seconds (docs/RESULTS.md, issue 8).
-        let half = 0.5 * self.grid_period();
-        let ms = |c: f64| ((c - half).max(0.0) * f64::from(CODE_FRAME_MS)).round() as u32;
-        Ok(decoded
-            .into_iter()
-            .zip(&centres)
-            .map(|(d, c)| TokenString {
-                times_ms: c.iter().take(d.tokens.len()).map(|&c| ms(c)).collect(),
-                tokens: d.tokens,
-            })
-            .collect())
+        let offsets: Vec<f64> = rows.iter().map(|&(_, offset)| offset).collect();
+        self.model.decode_on_grid(&cond, &offsets)
     }
 }
 

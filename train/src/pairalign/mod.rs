@@ -37,7 +37,7 @@ use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use pairalign_datasets::cache::{Batch, FeatureCache};
 use pairalign_models::init::seeded_varmap;
-use pairalign_models::pairalign::init_from_vq;
+use pairalign_models::pairalign::{init_from_vq, Condition};
 use pairalign_models::vq::{subsampled_len, LevelNorm, MelNorm, CODE_FRAME_MS};
 use pairalign_models::{PairAlignConfig, PairAlignModel, PairAlignTokenizer, TokenString};
 use pairalign_models::{Tokenizer, VqTokenizer};
@@ -678,11 +678,8 @@ impl MicroInput<'_> {
             let idx = Tensor::from_vec(idx, teacher_rows.len(), self.device)?;
             let row_lens: Vec<usize> = teacher_rows.iter().map(|&r| lens[r]).collect();
             let cond = teacher.encode(&x.index_select(&idx, 0)?, Some(&row_lens))?;
-            for (&r, d) in teacher_rows.iter().zip(teacher.decode_greedy(&cond)?) {
-                targets[r] = TokenString {
-                    times_ms: d.times_ms(cond_frames[r]),
-                    tokens: d.tokens,
-                };
+            for (&r, t) in teacher_rows.iter().zip(teacher_strings(teacher, &cond)?) {
+                targets[r] = t;
             }
         }
 
@@ -774,6 +771,30 @@ impl MicroInput<'_> {
         }
         Ok(MicroStep { grads, stats })
     }
+}
+
+/// The EMA teacher's strings of `cond`, as targets: what the tokenizer would store. A grid
+/// model (`grid_targets`) decodes on the database's grid (offset 0.5), one token per cell timed
+/// at the cell's start, as the VQ targets are; decoding free of the grid gave strings whose
+/// `k`-th token was not the `k`-th cell's and times from the timing head, twice as far from the
+/// audio as the VQ targets' (docs/RESULTS.md, issue 22 part 4). Other models decode greedily
+/// within their length bounds, timed by the timing head.
+pub(crate) fn teacher_strings(
+    teacher: &PairAlignModel,
+    cond: &Condition,
+) -> Result<Vec<TokenString>> {
+    if teacher.config().grid_targets {
+        return Ok(teacher.decode_on_grid(cond, &vec![0.5; cond.len()])?);
+    }
+    Ok(teacher
+        .decode_greedy(cond)?
+        .into_iter()
+        .zip(&cond.lens)
+        .map(|(d, &frames)| TokenString {
+            times_ms: d.times_ms(frames),
+            tokens: d.tokens,
+        })
+        .collect())
 }
 
 /// Cuts both views of a share of the clips to one random span ([`PairAlignTrainConfig::span_share`]).
@@ -869,6 +890,78 @@ mod tests {
             }
         }
         data
+    }
+
+    /// A small PairAlign model of `cfg`'s decoding recipe.
+    fn tiny_model(cfg: PairAlignConfig) -> PairAlignModel {
+        let cfg = PairAlignConfig {
+            encoder: pairalign_models::VqConfig {
+                channels: 16,
+                encoder_layers: 1,
+                codebook_size: 256,
+                code_dim: 8,
+                ..Default::default()
+            },
+            d_model: 16,
+            heads: 2,
+            ff_dim: 32,
+            layers: 1,
+            ..cfg
+        };
+        let vm = VarMap::new();
+        PairAlignModel::load(&cfg, seeded_varmap(&vm, 5, &Device::Cpu)).unwrap()
+    }
+
+    /// Conditions of noise log-mels of `lens` frames each (padded to the longest).
+    fn conditions(model: &PairAlignModel, lens: &[usize]) -> Condition {
+        let n_mels = model.config().encoder.n_mels;
+        let t = *lens.iter().max().unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let mut data = vec![0f32; lens.len() * t * n_mels];
+        for (r, &len) in lens.iter().enumerate() {
+            for v in &mut data[r * t * n_mels..(r * t + len) * n_mels] {
+                *v = rng.gen_range(-1.0..1.0);
+            }
+        }
+        let x = Tensor::from_vec(data, (lens.len(), t, n_mels), &Device::Cpu).unwrap();
+        model.encode(&x, Some(lens)).unwrap()
+    }
+
+    #[test]
+    fn a_grid_teachers_targets_sit_on_the_vq_targets_grid() {
+        // Clips of 3 s, 1.94 s and 0.5 s: whatever the untrained teacher predicts, its k-th
+        // token is the k-th grid cell's, timed at the cell's start like a VQ grid target.
+        let model = tiny_model(PairAlignConfig::default());
+        let cfg = model.config().clone();
+        let cond = conditions(&model, &[300, 194, 50]);
+        let strings = teacher_strings(&model, &cond).unwrap();
+        for (t, &frames) in strings.iter().zip(&cond.lens) {
+            let vq = grid_targets(&vec![0; frames], cfg.token_rate);
+            assert_eq!(t.times_ms, vq.times_ms, "{frames} condition frames");
+            assert_eq!(t.tokens.len(), t.times_ms.len());
+        }
+        // The same tokens as the anchored decoding the tokenizer stores (offset 0.5).
+        let centres: Vec<Vec<f64>> = cond
+            .lens
+            .iter()
+            .map(|&f| cfg.grid_centres(f, 0.5))
+            .collect();
+        let anchored = model.decode_greedy_anchored(&cond, &centres).unwrap();
+        for (t, d) in strings.iter().zip(&anchored) {
+            assert_eq!(t.tokens, d.tokens);
+        }
+    }
+
+    #[test]
+    fn a_free_teachers_targets_are_timed_by_its_timing_head() {
+        let model = tiny_model(PairAlignConfig::paper());
+        let cond = conditions(&model, &[300, 120]);
+        let strings = teacher_strings(&model, &cond).unwrap();
+        let decoded = model.decode_greedy(&cond).unwrap();
+        for ((t, d), &frames) in strings.iter().zip(&decoded).zip(&cond.lens) {
+            assert_eq!(t.tokens, d.tokens);
+            assert_eq!(t.times_ms, d.times_ms(frames));
+        }
     }
 
     #[test]

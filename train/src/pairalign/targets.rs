@@ -65,7 +65,7 @@ pub fn vq_targets(frame_codes: &[u16], token_rate: f64) -> TokenString {
 
 /// Grid targets (`grid_targets` in the config): one token per cell of the fixed token grid,
 /// `1 / token_rate` s wide from the clip's start, for every cell whose centre lies in the clip
-/// (as [`pairalign_models::PairAlignTokenizer::grid_centres`] places a model's tokens at
+/// (as [`pairalign_models::PairAlignConfig::grid_centres`] places a model's tokens at
 /// offset 0.5): the code held by most of the cell's frames (a frame belongs to the cell its
 /// middle falls in; among equally frequent codes the one nearest the cell's centre, then the
 /// earliest). A code may repeat from cell to cell. The `k`-th token is the code at the `k`-th grid point,
