@@ -95,20 +95,7 @@ mod tests {
     }
 
     fn tiny() -> PairAlignConfig {
-        PairAlignConfig {
-            encoder: pairalign_models::VqConfig {
-                channels: 16,
-                encoder_layers: 1,
-                codebook_size: 256,
-                code_dim: 8,
-                ..Default::default()
-            },
-            d_model: 16,
-            heads: 2,
-            ff_dim: 32,
-            layers: 1,
-            ..Default::default()
-        }
+        crate::pairalign::tiny_config(PairAlignConfig::default())
     }
 
     #[test]

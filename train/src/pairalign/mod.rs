@@ -875,6 +875,25 @@ fn check_config(cfg: &PairAlignTrainConfig, cache: &FeatureCache) -> Result<()> 
     Ok(())
 }
 
+/// `cfg` with a small encoder and decoder, for tests that run a model.
+#[cfg(test)]
+pub(crate) fn tiny_config(cfg: PairAlignConfig) -> PairAlignConfig {
+    PairAlignConfig {
+        encoder: pairalign_models::VqConfig {
+            channels: 16,
+            encoder_layers: 1,
+            codebook_size: 256,
+            code_dim: 8,
+            ..Default::default()
+        },
+        d_model: 16,
+        heads: 2,
+        ff_dim: 32,
+        layers: 1,
+        ..cfg
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -894,22 +913,8 @@ mod tests {
 
     /// A small PairAlign model of `cfg`'s decoding recipe.
     fn tiny_model(cfg: PairAlignConfig) -> PairAlignModel {
-        let cfg = PairAlignConfig {
-            encoder: pairalign_models::VqConfig {
-                channels: 16,
-                encoder_layers: 1,
-                codebook_size: 256,
-                code_dim: 8,
-                ..Default::default()
-            },
-            d_model: 16,
-            heads: 2,
-            ff_dim: 32,
-            layers: 1,
-            ..cfg
-        };
         let vm = VarMap::new();
-        PairAlignModel::load(&cfg, seeded_varmap(&vm, 5, &Device::Cpu)).unwrap()
+        PairAlignModel::load(&tiny_config(cfg), seeded_varmap(&vm, 5, &Device::Cpu)).unwrap()
     }
 
     /// Conditions of noise log-mels of `lens` frames each (padded to the longest).
