@@ -955,6 +955,9 @@ mod tests {
         for (t, d) in strings.iter().zip(&anchored) {
             assert_eq!(t.tokens, d.tokens);
         }
+        // One offset per condition, or a clear error.
+        let err = model.decode_on_grid(&cond, &[0.5]).unwrap_err().to_string();
+        assert!(err.contains("1 grid offsets for 3 conditions"), "{err}");
     }
 
     #[test]
