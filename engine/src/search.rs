@@ -1206,13 +1206,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    use std::collections::BTreeMap;
-
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
     use crate::database::{DatabaseConfig, DatabaseWriter, NewDoc};
-    use crate::synthetic::ZipfTokens;
+    use crate::synthetic::{best_per_doc, ZipfTokens};
 
     /// Strings like real tokens: runs of a pause symbol (0) between short runs of others.
     fn paused(r: &mut StdRng, vocab: u16, len: usize) -> Vec<Symbol> {
@@ -1227,15 +1225,6 @@ mod tests {
         }
         out.truncate(len);
         out
-    }
-
-    fn best_per_doc(hits: &[Hit]) -> BTreeMap<String, u32> {
-        let mut best = BTreeMap::new();
-        for hit in hits {
-            let d = best.entry(hit.id.clone()).or_insert(u32::MAX);
-            *d = (*d).min(hit.distance);
-        }
-        best
     }
 
     /// The pigeonhole filter, forced on for every lossless budget, finds what exhaustive search

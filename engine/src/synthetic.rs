@@ -1,12 +1,15 @@
 //! Synthetic token strings shaped like a learned tokenizer's output, for tests, benchmarks and the
 //! demo: Zipf-distributed symbols with no immediate repeats (tokenizers collapse runs), and noisy
 //! copies with substitutions, insertions and deletions at a given rate. Deterministic from a seed.
+//! Also [`best_per_doc`], the oracle the filter tests compare against exhaustive search.
+
+use std::collections::BTreeMap;
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-use crate::Symbol;
+use crate::{Hit, Symbol};
 
 /// A Zipf distribution over a vocabulary, with frequency ranks assigned to symbols at random so
 /// that frequent symbols are not simply the small ones.
@@ -91,6 +94,17 @@ impl ZipfTokens {
 /// A seeded random generator, so that callers need not depend on `rand` directly.
 pub fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
+}
+
+/// Per document, the smallest distance among `hits`: what a filter must find the same of as
+/// exhaustive search (the same documents, each with the same best distance).
+pub fn best_per_doc(hits: &[Hit]) -> BTreeMap<String, u32> {
+    let mut best = BTreeMap::new();
+    for hit in hits {
+        let d = best.entry(hit.id.clone()).or_insert(u32::MAX);
+        *d = (*d).min(hit.distance);
+    }
+    best
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use pairalign_engine::import::{import_jsonl, ImportOptions};
 use pairalign_engine::segment::{DocInput, SegmentWriter};
-use pairalign_engine::synthetic::{rng, ZipfTokens};
+use pairalign_engine::synthetic::{best_per_doc, rng, ZipfTokens};
 use pairalign_engine::{
     DatabaseConfig, DatabaseWriter, EditBudget, Error, Hit, Mode, NewDoc, SearchOptions, Searcher,
     Symbol,
@@ -97,17 +97,6 @@ fn times_are_filled_in_when_missing() {
     let (times, duration) = doc("y", vec![1; 127]).resolved_times();
     assert_eq!(duration, 10_000, "127 tokens at the nominal 12.7 tokens/s");
     assert!(times.windows(2).all(|w| w[0] <= w[1]));
-}
-
-/// Per document, the smallest distance found; the filter must find the same documents with the
-/// same best distance as exhaustive search.
-fn best_per_doc(hits: &[Hit]) -> BTreeMap<String, u32> {
-    let mut best = BTreeMap::new();
-    for hit in hits {
-        let d = best.entry(hit.id.clone()).or_insert(u32::MAX);
-        *d = (*d).min(hit.distance);
-    }
-    best
 }
 
 #[test]
