@@ -405,3 +405,59 @@ fn frozen_cache_v1_fixture_still_opens() {
         }
     }
 }
+
+/// A view played `speed` times faster: frame `j` holds what the clip has at time `j * speed`
+/// (every mel bin set to that time, in frames).
+fn timed_view(clip_frames: usize, speed: f64) -> Vec<f32> {
+    let frames = (clip_frames as f64 / speed).round() as usize;
+    (0..frames)
+        .flat_map(|j| std::iter::repeat_n((j as f64 * speed) as f32, N_MELS))
+        .collect()
+}
+
+#[test]
+fn content_crop_keeps_one_span_of_the_clip_in_views_of_different_speed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("speed.feat");
+    let mut w = CacheWriter::create(&path, N_MELS, 2, Dtype::F32).expect("create");
+    for (c, speed) in [0.9, 0.95, 1.05, 1.1].into_iter().enumerate() {
+        let views = [timed_view(900, 1.0), timed_view(900, speed)];
+        w.add_clip(&format!("clip{c}"), &[&views[0], &views[1]])
+            .expect("add");
+    }
+    w.finish().expect("finish");
+    let cache = FeatureCache::open(&path).expect("open");
+    let frames = 300;
+    // Clip time at the first and last kept frame of each item's two views.
+    let ends = |content: bool| -> Vec<[(f32, f32); 2]> {
+        let loader = BatchLoader::new(&cache, 4, 5, Some(frames))
+            .expect("loader")
+            .with_content_crop(content);
+        (0..8)
+            .flat_map(|epoch| loader.epoch(epoch).collect::<Vec<_>>())
+            .flat_map(|b| {
+                (0..b.len())
+                    .map(|i| {
+                        let at = |data: &[f32], len: usize| {
+                            let item = &data[i * frames * N_MELS..];
+                            (item[0], item[(len - 1) * N_MELS])
+                        };
+                        [at(&b.a, b.lengths_a[i]), at(&b.b, b.lengths_b[i])]
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let worst = |items: &[[(f32, f32); 2]]| {
+        items
+            .iter()
+            .map(|[a, b]| (a.0 - b.0).abs().max((a.1 - b.1).abs()))
+            .fold(0.0f32, f32::max)
+    };
+    let content = ends(true);
+    assert_eq!(content.len(), 32);
+    // Within two frames of clip time (rounding of a 1.1-speed view's start and length).
+    assert!(worst(&content) <= 2.5, "content crop: {}", worst(&content));
+    // The default crop's windows miss each other's ends by up to a tenth of the window.
+    assert!(worst(&ends(false)) > 10.0, "default crop: {}", worst(&ends(false)));
+}

@@ -33,6 +33,9 @@ pub struct LoopSettings {
     pub batch_size: usize,
     /// Frames (10 ms) each view is cropped to.
     pub crop_frames: usize,
+    /// Whether both views are cropped to one span of the clip
+    /// ([`BatchLoader::with_content_crop`]).
+    pub content_crop: bool,
     /// Seed of the batch order.
     pub seed: u64,
     /// Steps between checkpoints.
@@ -72,12 +75,17 @@ pub struct SharedFields<'a> {
 /// Implements [`RunConfig`] for a config struct with the shared fields at its top level.
 macro_rules! impl_run_config {
     ($config:ty) => {
+        $crate::run::impl_run_config!($config, |_| false);
+    };
+    ($config:ty, $content_crop:expr) => {
         impl $crate::run::RunConfig for $config {
             fn settings(&self) -> $crate::run::LoopSettings {
+                let content_crop: fn(&$config) -> bool = $content_crop;
                 $crate::run::LoopSettings {
                     steps: self.steps,
                     batch_size: self.batch_size,
                     crop_frames: self.crop_frames,
+                    content_crop: content_crop(self),
                     seed: self.seed,
                     checkpoint_every: self.checkpoint_every,
                     log_every: self.log_every,
@@ -265,7 +273,8 @@ impl<'c, T: Training> Trainer<'c, T> {
     ) -> Result<TrainReport<T::Record>> {
         let started = Instant::now();
         let s = self.training.config().settings();
-        let loader = BatchLoader::new(self.cache, s.batch_size, s.seed, Some(s.crop_frames))?;
+        let loader = BatchLoader::new(self.cache, s.batch_size, s.seed, Some(s.crop_frames))?
+            .with_content_crop(s.content_crop);
         let per_epoch = (loader.batches_per_epoch() as u64).max(1);
         let mut log = self.open_log()?;
         let mut interval: Vec<T::Stats> = Vec::new();

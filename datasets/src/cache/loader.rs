@@ -60,13 +60,15 @@ impl Batch {
 /// be smaller than `batch_size`. With `frames: Some(n)` every view is cropped to `n` frames (a
 /// window at the same relative position in both views, so that speed-changed views stay roughly
 /// aligned in content) or zero-padded to `n`; with `None` the batch is as long as its longest
-/// view and shorter ones are zero-padded.
+/// view and shorter ones are zero-padded. [`with_content_crop`](Self::with_content_crop) crops
+/// the two views to one span of the clip instead.
 #[derive(Debug)]
 pub struct BatchLoader<'c> {
     cache: &'c FeatureCache,
     batch_size: usize,
     seed: u64,
     frames: Option<usize>,
+    content_crop: bool,
 }
 
 /// One item before its features are copied.
@@ -106,7 +108,20 @@ impl<'c> BatchLoader<'c> {
             batch_size,
             seed,
             frames,
+            content_crop: false,
         })
+    }
+
+    /// With `on`, a cropped item's two views hold the same span of the clip: the longer view is
+    /// cropped to `frames` and the shorter one to the same share of its length at the same
+    /// relative start, so a view played 10% faster keeps 10% fewer frames. Without it (the
+    /// default, as pairalign-v1 and -v2 were trained) both views keep `frames` frames from the
+    /// same relative position, and where their speeds differ the windows' ends miss each other
+    /// by up to a tenth of the window (300 ms at the 3 s crop), although the targets of one view
+    /// are trained as the other's. A clip whose views both fit is kept whole either way.
+    pub fn with_content_crop(mut self, on: bool) -> Self {
+        self.content_crop = on;
+        self
     }
 
     /// Batches per epoch (the last one may be partial).
@@ -174,15 +189,15 @@ impl<'c> BatchLoader<'c> {
             .for_each(|((((a, b), la), lb), items)| {
                 for (k, it) in items.iter().enumerate() {
                     let dst = k * item_len..(k + 1) * item_len;
-                    la[k] = copy_view(
-                        cache,
-                        it.clip,
-                        it.view_a,
-                        it.crop,
+                    let (wa, wb) = crop_windows(
+                        cache.frames(it.clip, it.view_a),
+                        cache.frames(it.clip, it.view_b),
                         frames,
-                        &mut a[dst.clone()],
+                        it.crop,
+                        self.content_crop,
                     );
-                    lb[k] = copy_view(cache, it.clip, it.view_b, it.crop, frames, &mut b[dst]);
+                    la[k] = copy_view(cache, it.clip, it.view_a, wa, &mut a[dst.clone()]);
+                    lb[k] = copy_view(cache, it.clip, it.view_b, wb, &mut b[dst]);
                 }
             });
         Batch {
@@ -203,19 +218,46 @@ impl<'c> BatchLoader<'c> {
     }
 }
 
-/// Copies view `v` of `clip` into `dst` (`frames * n_mels`, already zeroed), cropping at the
-/// relative position `crop` when the view is longer; returns the frames copied.
+/// The frames kept of two views of `len_a` and `len_b` frames for a batch of `frames` frames
+/// and relative crop position `crop` in [0, 1): `(start, len)` of each. Without `content`, each
+/// view independently keeps at most `frames` frames at the relative position; with it, the
+/// views keep one span of the clip ([`BatchLoader::with_content_crop`]).
+pub fn crop_windows(
+    len_a: usize,
+    len_b: usize,
+    frames: usize,
+    crop: f64,
+    content: bool,
+) -> ((usize, usize), (usize, usize)) {
+    let own = |total: usize| {
+        let len = total.min(frames);
+        (((total - len) as f64 * crop) as usize, len)
+    };
+    if !content || len_a.max(len_b) <= frames || len_a.min(len_b) == 0 {
+        return (own(len_a), own(len_b));
+    }
+    let (long, short) = (len_a.max(len_b), len_a.min(len_b));
+    let (long_start, long_len) = own(long);
+    let ratio = short as f64 / long as f64;
+    let short_len = ((long_len as f64 * ratio).round() as usize).clamp(1, short);
+    let short_start = ((long_start as f64 * ratio).round() as usize).min(short - short_len);
+    if len_a >= len_b {
+        ((long_start, long_len), (short_start, short_len))
+    } else {
+        ((short_start, short_len), (long_start, long_len))
+    }
+}
+
+/// Copies frames `start..start + len` of view `v` of `clip` into `dst` (at least
+/// `len * n_mels`, already zeroed); returns `len`.
 fn copy_view(
     cache: &FeatureCache,
     clip: usize,
     v: usize,
-    crop: f64,
-    frames: usize,
+    (start, len): (usize, usize),
     dst: &mut [f32],
 ) -> usize {
     let view = cache.view(clip, v);
-    let len = view.frames.min(frames);
-    let start = ((view.frames - len) as f64 * crop) as usize;
     view.rows_to_f32(start..start + len, &mut dst[..len * view.n_mels]);
     len
 }
@@ -251,5 +293,57 @@ impl SplitMix64 {
     /// Uniform in [0, 1).
     fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::crop_windows;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn windows_stay_inside_their_views(
+            len_a in 0usize..2000,
+            len_b in 0usize..2000,
+            frames in 1usize..700,
+            crop in 0.0f64..1.0,
+            content: bool,
+        ) {
+            let (a, b) = crop_windows(len_a, len_b, frames, crop, content);
+            for ((start, len), total) in [(a, len_a), (b, len_b)] {
+                prop_assert!(start + len <= total);
+                prop_assert!(len <= frames);
+                prop_assert_eq!(len == 0, total == 0);
+            }
+        }
+
+        #[test]
+        fn content_windows_hold_one_span_of_the_clip(
+            long in 2usize..2000,
+            speed in 0.8f64..1.0,
+            frames in 20usize..700,
+            crop in 0.0f64..1.0,
+            swap: bool,
+        ) {
+            let short = ((long as f64 * speed).round() as usize).max(1);
+            let (len_a, len_b) = if swap { (short, long) } else { (long, short) };
+            let (a, b) = crop_windows(len_a, len_b, frames, crop, true);
+            let ((ls, ll), (ss, sl)) = if swap { (b, a) } else { (a, b) };
+            if long <= frames {
+                prop_assert_eq!((ls, ll, ss, sl), (0, long, 0, short), "both whole");
+            } else {
+                prop_assert_eq!(ll, frames, "the longer view fills the window");
+                // Start and end as shares of each view agree to within a frame of the shorter.
+                let tol = 1.0 / short as f64 + 1e-9;
+                let share = |x: usize, n: usize| x as f64 / n as f64;
+                prop_assert!((share(ls, long) - share(ss, short)).abs() <= tol);
+                prop_assert!((share(ls + ll, long) - share(ss + sl, short)).abs() <= tol);
+            }
+            // Without content crop both keep up to `frames` from the same relative position.
+            let (a, b) = crop_windows(len_a, len_b, frames, crop, false);
+            prop_assert_eq!(a.1, len_a.min(frames));
+            prop_assert_eq!(b.1, len_b.min(frames));
+        }
     }
 }

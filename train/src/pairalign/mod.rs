@@ -113,9 +113,16 @@ pub struct PairAlignTrainConfig {
     pub span_share: f64,
     /// Shortest span, frames (10 ms): 50 is the shortest piece of a query at 6 phases.
     pub min_span_frames: usize,
+    /// Crop an item's two views to one span of the clip
+    /// ([`BatchLoader::with_content_crop`](pairalign_datasets::cache::BatchLoader::with_content_crop)),
+    /// so that a view at another speed keeps the same words and the targets of one view,
+    /// timed as shares of its window, fall on the same audio in the other. false (the default)
+    /// crops both to `crop_frames` at one relative position, as pairalign-v1 and -v2 were
+    /// trained.
+    pub content_crop: bool,
 }
 
-impl_run_config!(PairAlignTrainConfig);
+impl_run_config!(PairAlignTrainConfig, |c| c.content_crop);
 
 impl Default for PairAlignTrainConfig {
     fn default() -> Self {
@@ -138,6 +145,7 @@ impl Default for PairAlignTrainConfig {
             contrast_clips: 4,
             span_share: 0.0,
             min_span_frames: 50,
+            content_crop: false,
         }
     }
 }
