@@ -11,7 +11,9 @@
 //! `PAIRALIGN_LATENCY_SEED` (default 1) among those of at least 3.5 s; view
 //! `PAIRALIGN_LATENCY_VIEW` (default `noise=20,speed=1.05,gain=-6:-6`, issue 6's view;
 //! `speed=1.05,gain=3:3` is the one vq-v1 survives; see docs/RESULTS.md); `PAIRALIGN_LATENCY_FILTER`, when set, is a metadata filter
-//! applied to every search (its time is part of `search`). No peer: nothing else answers query by example on our archive.
+//! applied to every search (its time is part of `search`); `PAIRALIGN_LATENCY_TOKENIZER`, when
+//! set, is the tokenizer queries are cut with (a shipped name or a weights folder with the
+//! recorded id and weights, e.g. a copy with another `grid_phases`). No peer: nothing else answers query by example on our archive.
 //!
 //! Side by side, on the same clips and the same snapshot: the engine part alone, the clip's grid
 //! phases searched in one candidate pass (`Searcher::search_many`, what `search_audio` does)
@@ -48,7 +50,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _temp;
     let reader = match std::env::var("PAIRALIGN_LATENCY_DB") {
         Ok(dir) => {
-            let tokenizer = Arc::new(database_tokenizer(Path::new(&dir), &device)?);
+            let tokenizer = Arc::new(match std::env::var("PAIRALIGN_LATENCY_TOKENIZER") {
+                Ok(name) => pairalign_models::AnyTokenizer::open(&name, &device)?,
+                Err(_) => database_tokenizer(Path::new(&dir), &device)?,
+            });
             ArchiveReader::open_with(&dir, tokenizer)?
         }
         Err(_) => {

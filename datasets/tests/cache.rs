@@ -459,5 +459,9 @@ fn content_crop_keeps_one_span_of_the_clip_in_views_of_different_speed() {
     // Within two frames of clip time (rounding of a 1.1-speed view's start and length).
     assert!(worst(&content) <= 2.5, "content crop: {}", worst(&content));
     // The default crop's windows miss each other's ends by up to a tenth of the window.
-    assert!(worst(&ends(false)) > 10.0, "default crop: {}", worst(&ends(false)));
+    assert!(
+        worst(&ends(false)) > 10.0,
+        "default crop: {}",
+        worst(&ends(false))
+    );
 }

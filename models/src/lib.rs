@@ -7,6 +7,7 @@
 
 mod error;
 pub mod init;
+pub mod ops;
 pub mod pairalign;
 mod select;
 pub mod shipped;

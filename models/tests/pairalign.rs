@@ -775,7 +775,10 @@ fn init_from_vq_loads_the_shipped_encoder() {
     let x = Tensor::from_vec(m, (1, frames, N_MELS), &device).unwrap();
     let ours = model.encoder.forward(&x, None).unwrap();
     let theirs = vq.model().encoder.forward(&x, None).unwrap();
-    assert_eq!(max_diff(&ours, &theirs), 0.0);
+    // The copy's weights are `Var`s, so its GELU is candle's (differentiable); the shipped
+    // model's is the one-pass CPU kernel of `pairalign_models::ops::gelu`, within 1e-6 a value.
+    let diff = max_diff(&ours, &theirs);
+    assert!(diff <= 1e-4, "{diff}");
     // The tokenizer built on it carries the VQ normalization.
     let tok = PairAlignTokenizer::from_varmap(&cfg, vq.norm().clone(), &vm, &device).unwrap();
     assert_eq!(

@@ -194,7 +194,7 @@ impl Mlp {
 
     /// `x`: `[..., d_in]` -> `[..., d_out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        apply(&self.fc_2, &apply(&self.fc_1, x)?.gelu()?)
+        apply(&self.fc_2, &crate::ops::gelu(&apply(&self.fc_1, x)?)?)
     }
 }
 

@@ -37,7 +37,7 @@ impl Decoder {
     /// (the mel length the codes came from).
     pub fn forward(&self, q: &Tensor, n_frames: usize) -> Result<Tensor> {
         let (b, t2, _) = q.dims3()?;
-        let mut x = self.conv_in.forward(&q.transpose(1, 2)?)?.gelu()?;
+        let mut x = crate::ops::gelu(&self.conv_in.forward(&q.transpose(1, 2)?)?)?;
         for layer in &self.layers {
             x = layer.forward(&x, None)?;
         }
@@ -48,7 +48,7 @@ impl Decoder {
             .broadcast_as((b, c, t2, 2))?
             .reshape((b, c, 2 * t2))?
             .narrow(2, 0, n_frames.min(2 * t2))?;
-        let x = self.conv_up.forward(&x)?.gelu()?;
+        let x = crate::ops::gelu(&self.conv_up.forward(&x)?)?;
         Ok(self.proj.forward(&x)?.transpose(1, 2)?)
     }
 }

@@ -51,8 +51,14 @@ impl Encoder {
             None => (None, None),
         };
         let x = apply_mask(&mel.transpose(1, 2)?, mask.as_ref())?;
-        let x = apply_mask(&self.conv_in.forward(&x)?.gelu()?, mask.as_ref())?;
-        let mut x = apply_mask(&self.subsample.forward(&x)?.gelu()?, mask2.as_ref())?;
+        let x = apply_mask(
+            &crate::ops::gelu(&self.conv_in.forward(&x)?)?,
+            mask.as_ref(),
+        )?;
+        let mut x = apply_mask(
+            &crate::ops::gelu(&self.subsample.forward(&x)?)?,
+            mask2.as_ref(),
+        )?;
         for layer in &self.layers {
             x = layer.forward(&x, mask2.as_ref())?;
         }

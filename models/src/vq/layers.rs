@@ -149,7 +149,7 @@ impl ResBlock {
     /// `x`: `[B, C, T]`, zero on the padding when `mask` is given.
     pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let h = apply_mask(&norm_channels(&self.norm, x)?, mask)?;
-        let h = self.conv_1.forward(&h)?.gelu()?;
+        let h = crate::ops::gelu(&self.conv_1.forward(&h)?)?;
         let h = self.conv_2.forward(&h)?;
         apply_mask(&(x + h)?, mask)
     }
