@@ -16,7 +16,7 @@ use pairalign_indexer::{
 };
 use serde_json::json;
 
-use crate::tokenize::tokenizer_for;
+use crate::tokenize::{tokenizer_for, with_phases};
 
 /// Arguments of `pairalign index`.
 #[derive(clap::Args, Debug)]
@@ -215,11 +215,12 @@ pub fn search_clip(
     db: &Path,
     clip: &Path,
     tokenizer: Option<&str>,
+    phases: Option<usize>,
     mut options: SearchOptions,
     filter: Option<&str>,
     json_output: bool,
 ) -> anyhow::Result<ExitCode> {
-    let tokenizer = tokenizer_for(db, tokenizer)?;
+    let tokenizer = with_phases(tokenizer_for(db, tokenizer)?, phases)?;
     let db = Searcher::open(db)?;
     if let Some(filter) = filter {
         options.only = Some(pairalign_query::select_documents(&db, filter)?);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use pairalign_server::{read_token_file, Limits, Server};
 
-use crate::tokenize::tokenizer_for;
+use crate::tokenize::{tokenizer_for, with_phases};
 
 /// Arguments of `pairalign serve`.
 #[derive(clap::Args, Debug)]
@@ -38,6 +38,10 @@ pub struct ServeArgs {
     /// records, or pairalign-v2 (the default) for a new database.
     #[arg(long)]
     tokenizer: Option<String>,
+    /// The grid phases a query clip is tokenized at (PairAlign tokenizers) [default: the
+    /// model's, 4 for the shipped ones]; 2 halves the search (see `pairalign search --help`).
+    #[arg(long)]
+    phases: Option<usize>,
     /// Largest request body, in MiB (larger: 413).
     #[arg(long, default_value_t = Limits::default().max_body_bytes >> 20)]
     max_body_mib: u64,
@@ -120,7 +124,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .and_then(|db| db.verify())
             .with_context(|| format!("{} did not pass its check", args.db.display()))?;
     }
-    let tokenizer = tokenizer_for(&args.db, args.tokenizer.as_deref())?;
+    let tokenizer = with_phases(
+        tokenizer_for(&args.db, args.tokenizer.as_deref())?,
+        args.phases,
+    )?;
     if !args.addr.ip().is_loopback() && token.is_none() {
         eprintln!(
             "warning: serving {} without --token-file: anyone who reaches it can add and delete",

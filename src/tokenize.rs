@@ -135,6 +135,14 @@ pub fn tokenizer_for(db: &Path, name: Option<&str>) -> anyhow::Result<AnyTokeniz
     Ok(tok)
 }
 
+/// `tok` with queries cut at `phases` grid phases when given (`--phases`).
+pub fn with_phases(tok: AnyTokenizer, phases: Option<usize>) -> anyhow::Result<AnyTokenizer> {
+    match phases {
+        None => Ok(tok),
+        Some(n) => Ok(tok.with_query_phases(n).context("--phases")?),
+    }
+}
+
 fn announce(tok: &dyn Tokenizer) {
     eprintln!(
         "tokenizer {} (weights {})",

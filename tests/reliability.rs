@@ -1135,6 +1135,10 @@ fn bad_tokens_and_ids_get_400_and_reads_can_be_protected() {
     let out = pairalign(&["serve", "--db", path(&db), "--protect", "reads"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--token-file"), "{}", stderr(&out));
+    // A query phase count outside 1..=16 stops the server before it listens.
+    let out = pairalign(&["serve", "--db", path(&db), "--phases", "17"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--phases"), "{}", stderr(&out));
 }
 
 /// Issue 21, probe 6: search bodies were spooled into the database folder, so on a full disk

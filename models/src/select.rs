@@ -65,6 +65,21 @@ pub enum AnyTokenizer {
 }
 
 impl AnyTokenizer {
+    /// This tokenizer with queries cut at `phases` grid phases
+    /// ([`PairAlignTokenizer::with_grid_phases`]); a VQ tokenizer takes only 1 (its one string).
+    pub fn with_query_phases(self, phases: usize) -> Result<AnyTokenizer> {
+        match self {
+            AnyTokenizer::PairAlign(t) => Ok(AnyTokenizer::PairAlign(Box::new(
+                t.with_grid_phases(phases)?,
+            ))),
+            AnyTokenizer::Vq(t) if phases == 1 => Ok(AnyTokenizer::Vq(t)),
+            AnyTokenizer::Vq(t) => Err(Error::BadInput(format!(
+                "{} gives a query one string: it has no grid phases to choose",
+                t.id()
+            ))),
+        }
+    }
+
     /// `vq`, `vq-v2` (shipped), `pairalign`, `pairalign-v2` (shipped; [`Error::NotShipped`] in
     /// a build without their weights) or a weights folder of either kind, on `device`.
     pub fn open(name: &str, device: &Device) -> Result<AnyTokenizer> {
@@ -234,6 +249,23 @@ mod tests {
             Ok(t) => assert_eq!(t.kind(), TokenizerKind::PairAlign),
             Err(e) => assert!(matches!(e, Error::NotShipped { .. }), "{e}"),
         }
+    }
+
+    #[test]
+    fn query_phases_are_chosen_for_grid_models_only() {
+        let vq = AnyTokenizer::open("vq", &Device::Cpu).unwrap();
+        let vq = vq
+            .with_query_phases(1)
+            .expect("one string is what a VQ query has");
+        let e = vq.with_query_phases(2).unwrap_err();
+        assert!(e.to_string().contains("no grid phases"), "{e}");
+        let Ok(pa) = AnyTokenizer::open("pairalign-v2", &Device::Cpu) else {
+            return; // a build without the shipped PairAlign weights
+        };
+        let clip: Vec<f32> = (0..48_000).map(|i| (i as f32 * 0.05).sin() * 0.1).collect();
+        assert_eq!(pa.tokenize_variants(&[&clip]).unwrap().len(), 4);
+        let two = pa.with_query_phases(2).unwrap();
+        assert_eq!(two.tokenize_variants(&[&clip]).unwrap().len(), 2);
     }
 
     #[test]

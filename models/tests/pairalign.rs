@@ -678,7 +678,25 @@ fn grid_phases_decode_on_a_fixed_grid_and_give_one_query_variant_each() {
     assert_eq!(long_db.times_ms[38..40], [3000, 3079]);
     // Without grid phases there is one variant, the string itself.
     let one = free.tokenize_mels_variants(&[&mel]).unwrap();
-    assert_eq!(one, vec![vec![a]]);
+    assert_eq!(one, vec![vec![a.clone()]]);
+
+    // The phase count is a query-time setting: at 2 phases the variants are the 4 phases'
+    // offsets 0.5 and 0.0, a file's string is unchanged, and so is the weights hash.
+    let hash = fixed.weights_hash().to_string();
+    let two = fixed.with_grid_phases(2).unwrap();
+    assert_eq!(two.weights_hash(), hash);
+    assert_eq!(two.tokenize_mels(&[&mel]).unwrap().remove(0), b);
+    let halves = two.tokenize_mels_variants(&[&mel]).unwrap();
+    assert_eq!(halves, vec![variants[0].clone(), variants[2].clone()]);
+    let one = two.with_grid_phases(1).unwrap();
+    assert_eq!(one.tokenize_mels_variants(&[&mel]).unwrap(), vec![vec![b]]);
+    let err = one.with_grid_phases(0).unwrap_err();
+    assert!(err.to_string().contains("1..=16"), "{err}");
+    let (_, again) = tokenizer_with(&cfg, 9, &Device::Cpu);
+    let err = again.with_grid_phases(17).unwrap_err();
+    assert!(err.to_string().contains("1..=16"), "{err}");
+    let err = free.with_grid_phases(2).unwrap_err();
+    assert!(err.to_string().contains("no fixed token grid"), "{err}");
 }
 
 /// A checkpoint written before the model config had a version (format 1, as pairalign-v1
