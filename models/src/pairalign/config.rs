@@ -247,6 +247,9 @@ pub struct PairAlignConfig {
     pub components: Components,
 }
 
+/// Most grid phases a query may be cut at (`grid_phases`, `PairAlignTokenizer::with_grid_phases`).
+pub const MAX_GRID_PHASES: usize = 16;
+
 /// The version of a config's fields and defaults ([`PairAlignConfig::format_version`]): 2
 /// since the shipped recipe became the default and the recipes that results showed no better
 /// were retired (issue 24). A config without one is read as version 1.
@@ -465,9 +468,9 @@ impl PairAlignConfig {
                 return bad(format!("{name} must be in [0, 10], got {sigma}"));
             }
         }
-        if self.grid_phases > 16 {
+        if self.grid_phases > MAX_GRID_PHASES {
             return bad(format!(
-                "grid_phases must be at most 16, got {}",
+                "grid_phases must be at most {MAX_GRID_PHASES}, got {}",
                 self.grid_phases
             ));
         }

@@ -11,7 +11,7 @@ mod layers;
 mod model;
 mod tokenizer;
 
-pub use config::{Components, PairAlignConfig, CONFIG_FORMAT};
+pub use config::{Components, PairAlignConfig, CONFIG_FORMAT, MAX_GRID_PHASES};
 pub use decode::{greedy_choice, Decoded};
 pub use layers::{Attention, LayerNorm, Mlp};
 pub use model::{

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::model::expected_shapes;
-use super::{init_from_vq, PairAlignConfig, PairAlignModel};
+use super::{init_from_vq, PairAlignConfig, PairAlignModel, MAX_GRID_PHASES};
 use crate::init::seeded_varmap;
 use crate::tokenizer::{TokenString, Tokenizer};
 use crate::vq::{subsampled_len, with_front_end, MelNorm, CONFIG_FILE, WEIGHTS_FILE};
@@ -224,7 +224,8 @@ impl PairAlignTokenizer {
     /// a file is tokenized at the database's phase whatever the count, and the count is not in
     /// the weights hash. Fewer phases search fewer strings (pairalign-v2 at 2 phases: the
     /// search half as dear, real clean excerpts found first 97.5% against 99.0%;
-    /// docs/RESULTS.md). Errors for a model without a fixed grid and outside 1..=16.
+    /// docs/RESULTS.md). Errors for a model without a fixed grid and outside
+    /// 1..=[`MAX_GRID_PHASES`].
     pub fn with_grid_phases(mut self, phases: usize) -> Result<Self> {
         if self.cfg.grid_phases == 0 {
             return Err(Error::BadInput(format!(
@@ -232,9 +233,9 @@ impl PairAlignTokenizer {
                 self.id
             )));
         }
-        if !(1..=16).contains(&phases) {
+        if !(1..=MAX_GRID_PHASES).contains(&phases) {
             return Err(Error::BadInput(format!(
-                "query phases must be in 1..=16, got {phases}"
+                "query phases must be in 1..={MAX_GRID_PHASES}, got {phases}"
             )));
         }
         self.cfg.grid_phases = phases;
