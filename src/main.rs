@@ -277,7 +277,7 @@ struct SearchArgs {
     /// searched [default: the model's, 4 for the shipped ones]. Fewer is faster: 2 halves the
     /// search (pairalign-v2: real clean excerpts found first 97.5% against 99.0%;
     /// docs/RESULTS.md).
-    #[arg(long, requires = "clip")]
+    #[arg(long)]
     phases: Option<usize>,
     /// One query as space-separated symbols, e.g. "3 17 17 4".
     #[arg(long, conflicts_with = "tokens_file")]
@@ -512,6 +512,9 @@ fn search(args: SearchArgs) -> anyhow::Result<ExitCode> {
             args.filter.as_deref(),
             args.json,
         );
+    }
+    if args.phases.is_some() {
+        bail!("--phases applies to a clip: token queries are searched as given");
     }
     let db = Searcher::open(&args.db)?;
     let mut options = options;

@@ -168,6 +168,18 @@ fn bad_arguments_are_errors_not_panics() {
     let out = pairalign(&["search", "--db", path(&missing), "--tokens", "1 2"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a PairAlign database"));
+    // Grid phases are for clips; token queries are searched as given.
+    let out = pairalign(&[
+        "search",
+        "--db",
+        path(&missing),
+        "--tokens",
+        "1 2",
+        "--phases",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--phases applies to a clip"));
 
     let db = dir.path().join("db");
     let file = dir.path().join("t.jsonl");
