@@ -712,4 +712,11 @@ fn the_shipping_config_trains_the_shipped_model_config() {
         };
         assert_eq!(model, default, "{name}");
     }
+    // The pairalign-v3 candidate's config (issue 22, run k) reads, with its switches.
+    let candidate = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scripts/pairalign-v3-candidate.json");
+    let k: PairAlignTrainConfig =
+        serde_json::from_str(&std::fs::read_to_string(candidate).unwrap()).unwrap();
+    assert!(k.content_crop && k.model.grid_targets);
+    assert_eq!(k.model.components.teacher_max_share, 0.5);
 }
