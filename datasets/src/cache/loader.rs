@@ -222,7 +222,7 @@ impl<'c> BatchLoader<'c> {
 /// and relative crop position `crop` in [0, 1): `(start, len)` of each. Without `content`, each
 /// view independently keeps at most `frames` frames at the relative position; with it, the
 /// views keep one span of the clip ([`BatchLoader::with_content_crop`]).
-pub fn crop_windows(
+fn crop_windows(
     len_a: usize,
     len_b: usize,
     frames: usize,

@@ -15,7 +15,7 @@ mod writer;
 pub use build::{build_cache, is_voice_clip, CacheBuildOptions, CacheBuildReport, VOICES_PREFIX};
 pub use format::{Dtype, FORMAT_VERSION, OLDEST_SUPPORTED_VERSION};
 pub use half::f16;
-pub use loader::{crop_windows, Batch, BatchLoader};
+pub use loader::{Batch, BatchLoader};
 pub use reader::{FeatureCache, FeatureData, FeaturesRef};
 pub use writer::{CacheInfo, CacheWriter};
 
