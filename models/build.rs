@@ -1,6 +1,7 @@
 //! Compiles the shipped PairAlign weights into the crate once `weights/pairalign-v1/` (and
-//! `weights/pairalign-v2/`) hold them (`cfg(pairalign_shipped)`, `cfg(pairalign_v2_shipped)`);
-//! until then `shipped::pairalign` (`shipped::pairalign_v2`) says they are not shipped.
+//! `weights/pairalign-v2/`, `weights/pairalign-v3/`) hold them (`cfg(pairalign_shipped)`,
+//! `cfg(pairalign_v2_shipped)`, `cfg(pairalign_v3_shipped)`); until then `shipped::pairalign`
+//! (`pairalign_v2`, `pairalign_v3`) says they are not shipped.
 
 use std::path::Path;
 
@@ -8,6 +9,7 @@ fn main() {
     for (folder, cfg) in [
         ("weights/pairalign-v1", "pairalign_shipped"),
         ("weights/pairalign-v2", "pairalign_v2_shipped"),
+        ("weights/pairalign-v3", "pairalign_v3_shipped"),
     ] {
         println!("cargo::rustc-check-cfg=cfg({cfg})");
         println!("cargo::rerun-if-changed={folder}");

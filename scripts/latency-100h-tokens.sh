@@ -10,7 +10,7 @@
 #
 #   scripts/latency-100h-tokens.sh [WORK]   (default WORK: target/latency-tokens)
 #
-# TOKENIZERS: default "pairalign-v2 pairalign" (the default and pairalign-v1).
+# TOKENIZERS: default "pairalign-v3 pairalign" (the default and pairalign-v1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-target/latency-tokens}
@@ -24,7 +24,7 @@ for s in ${SOURCES:-$default_sources}; do
     [ -e "$s" ] && sources+=("$s")
 done
 [ ${#sources[@]} -gt 0 ] || { echo "no source recordings found; set SOURCES" >&2; exit 1; }
-tokenizers=${TOKENIZERS:-pairalign-v2 pairalign}
+tokenizers=${TOKENIZERS:-pairalign-v3 pairalign}
 for t in $tokenizers; do
     $bin index "${sources[@]}" --db "$work/source-$t" --tokenizer "$t" --jobs 0 --json \
         > "$work/source-$t.json"

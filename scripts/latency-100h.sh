@@ -6,7 +6,7 @@
 # Each step is skipped when its output exists, so an interrupted run resumes (the indexer itself
 # resumes by content). About 11 GB of WAV under WORK.
 #
-# TOKENIZER=vq indexes with vq-v1 instead of the default (pairalign-v2) into WORK/db-vq, for the
+# TOKENIZER=vq indexes with vq-v1 instead of the default (pairalign-v3) into WORK/db-vq, for the
 # side-by-side figures; PAIRALIGN_LATENCY_VIEW sets the queries' view (default: issue 6's).
 #
 #   scripts/latency-100h.sh [WORK]   (default WORK: ./latency-data)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 23's scale benchmark on real tokens (benches/benches/scale.rs): indexes the recordings at
-# hand into a source database with the release binary and the default tokenizer (pairalign-v2),
+# hand into a source database with the release binary and the default tokenizer (pairalign-v3),
 # then builds archives of PA_SCALE_HOURS hours (default 50,500,2000) from its strings and measures
 # search latency, recall of the exact top 10, open time, memory and bytes per hour on them.
 #

@@ -57,10 +57,11 @@ pub struct CommonArgs {
     /// With a synthetic manifest: only the training or the held-out voices.
     #[arg(long, value_enum)]
     split: Option<SplitArg>,
-    /// `vq` (shipped), a weights folder, `dense` / `dense:DIR` (the mean-pooled encoder
-    /// output of the shipped VQ or of a weights folder: the dense baseline), or
-    /// `vq-targets[@RATE][:DIR]` (VQ codes compacted to RATE tokens/s, default 12.7, as
-    /// PairAlign's VQ-derived training targets are). Repeat to compare.
+    /// A shipped tokenizer (`vq`, `vq-v2`, `pairalign`, `pairalign-v2`, `pairalign-v3`), a
+    /// weights folder, `dense` / `dense:DIR` (the mean-pooled encoder output of the shipped VQ
+    /// or of a weights folder: the dense baseline), or `vq-targets[@RATE][:DIR]` (VQ codes
+    /// compacted to RATE tokens/s, default 12.7, as PairAlign's VQ-derived training targets
+    /// are). Repeat to compare.
     #[arg(long = "tokenizer", default_value = "vq")]
     tokenizers: Vec<String>,
     /// Seed of everything drawn (views from a corpus, pairs, excerpts, sweep starts).
@@ -220,7 +221,7 @@ pub struct ContentArgs {
     /// With a synthetic manifest: which voices.
     #[arg(long, value_enum, default_value_t = VoicesArg::Heldout)]
     voices: VoicesArg,
-    /// `vq`, `vq-v2`, `pairalign`, `pairalign-v2`, a weights folder, or any other token subject
+    /// `vq`, `vq-v2`, `pairalign`, `pairalign-v2`, `pairalign-v3`, a weights folder, or any other token subject
     /// of `eval retrieval --help`. Repeat to compare.
     #[arg(long = "tokenizer", default_value = "vq")]
     tokenizers: Vec<String>,

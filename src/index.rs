@@ -27,9 +27,9 @@ pub struct IndexArgs {
     /// Database directory (created when missing).
     #[arg(long)]
     db: PathBuf,
-    /// `vq`, `vq-v2`, `pairalign`, `pairalign-v2` (the shipped models) or a weights folder of either kind; must be the
+    /// `vq`, `vq-v2`, `pairalign`, `pairalign-v2`, `pairalign-v3` (the shipped models) or a weights folder of either kind; must be the
     /// tokenizer the database was built with. Default: the shipped model the database
-    /// records, or pairalign-v2 (the default) for a new database.
+    /// records, or pairalign-v3 (the default) for a new database.
     #[arg(long)]
     tokenizer: Option<String>,
     /// Threads for decoding and tokenizing (0: one per core).

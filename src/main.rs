@@ -269,7 +269,7 @@ struct SearchArgs {
         required_unless_present_any = ["tokens", "tokens_file"]
     )]
     clip: Option<PathBuf>,
-    /// With a clip: `vq`, `vq-v2`, `pairalign`, `pairalign-v2` (the shipped models) or a weights folder of either kind;
+    /// With a clip: `vq`, `vq-v2`, `pairalign`, `pairalign-v2`, `pairalign-v3` (the shipped models) or a weights folder of either kind;
     /// must be the database's. Default: the shipped model the database records.
     #[arg(long)]
     tokenizer: Option<String>,

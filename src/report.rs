@@ -13,7 +13,7 @@ pub struct ReportArgs {
     /// Database directory.
     #[arg(long)]
     db: PathBuf,
-    /// Compare with another tokenizer (`vq`, `vq-v2`, `pairalign`, `pairalign-v2` or a weights folder) by re-tokenizing a
+    /// Compare with another tokenizer (`vq`, `vq-v2`, `pairalign`, `pairalign-v2`, `pairalign-v3` or a weights folder) by re-tokenizing a
     /// sample of the archive's files (they must still be at their indexed paths).
     #[arg(long)]
     vs: Option<String>,

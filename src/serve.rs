@@ -33,9 +33,9 @@ pub struct ServeArgs {
     /// --token-file.
     #[arg(long, value_enum, default_value_t = Protect::Writes)]
     protect: Protect,
-    /// `vq`, `vq-v2`, `pairalign`, `pairalign-v2` (the shipped models) or a weights folder of either kind; must be the
+    /// `vq`, `vq-v2`, `pairalign`, `pairalign-v2`, `pairalign-v3` (the shipped models) or a weights folder of either kind; must be the
     /// tokenizer the database was built with. Default: the shipped model the database
-    /// records, or pairalign-v2 (the default) for a new database.
+    /// records, or pairalign-v3 (the default) for a new database.
     #[arg(long)]
     tokenizer: Option<String>,
     /// The grid phases a query clip is tokenized at (PairAlign tokenizers) [default: the

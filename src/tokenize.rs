@@ -18,7 +18,7 @@ pub struct TokenizeArgs {
     /// Audio files (any format the front end decodes).
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// `vq`, `vq-v2`, `pairalign`, `pairalign-v2` (the shipped models) or a weights folder of either kind
+    /// `vq`, `vq-v2`, `pairalign`, `pairalign-v2`, `pairalign-v3` (the shipped models) or a weights folder of either kind
     /// (model.safetensors and config.json, as `pairalign train` writes).
     #[arg(long, default_value = shipped::DEFAULT)]
     tokenizer: String,
@@ -107,7 +107,7 @@ pub fn parse_device(name: &str) -> anyhow::Result<Device> {
     Ok(pairalign_models::parse_device(name)?)
 }
 
-/// `vq`, `vq-v2`, `pairalign`, `pairalign-v2` (the shipped models) or a weights folder of either kind, on the CPU.
+/// `vq`, `vq-v2`, `pairalign`, `pairalign-v2`, `pairalign-v3` (the shipped models) or a weights folder of either kind, on the CPU.
 pub fn load_tokenizer(name: &str) -> anyhow::Result<AnyTokenizer> {
     load_tokenizer_on(name, &Device::Cpu)
 }

@@ -797,19 +797,17 @@ fn tokenizer_names_select_the_shipped_models() {
     if shipped {
         assert!(out.status.success());
         assert_ne!(vq_stdout, out.stdout);
-        // The default tokenizer is pairalign-v2: the same strings without --tokenizer, and
-        // not v1's.
-        let v2 = pairalign(&[
-            "tokenize",
-            "--tokenizer",
-            "pairalign-v2",
-            "--json",
-            path(file),
-        ]);
-        assert!(v2.status.success());
+        // The default tokenizer is pairalign-v3: the same strings without --tokenizer, and
+        // neither v1's nor v2's.
+        let named = |name: &str| {
+            let out = pairalign(&["tokenize", "--tokenizer", name, "--json", path(file)]);
+            assert!(out.status.success(), "{name}");
+            out.stdout
+        };
         let default = pairalign(&["tokenize", "--json", path(file)]);
         assert!(default.status.success());
-        assert_eq!(default.stdout, v2.stdout);
+        assert_eq!(default.stdout, named("pairalign-v3"));
+        assert_ne!(default.stdout, named("pairalign-v2"));
         assert_ne!(default.stdout, out.stdout);
     } else {
         // Not shipped yet: a clear error that says so, in every command.

@@ -270,7 +270,7 @@ fn issue_view_finds_the_source() {
         json(&out)["tokenizer"]["id"],
         pairalign_models::shipped::DEFAULT
     );
-    assert_eq!(pairalign_models::shipped::DEFAULT, "pairalign-v2");
+    assert_eq!(pairalign_models::shipped::DEFAULT, "pairalign-v3");
     for (file, start_s) in ISSUE_EXCERPTS {
         assert_found(&db, dir.path(), file, start_s, &issue_view());
     }

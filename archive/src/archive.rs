@@ -29,7 +29,7 @@ const MERGE_FACTOR: usize = 8;
 /// ```no_run
 /// use pairalign_archive::{clip_search_options, Archive, AssetMetadata};
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let mut archive = Archive::open("assets.db")?; // created on first use, pairalign-v2
+/// let mut archive = Archive::open("assets.db")?; // created on first use, pairalign-v3
 /// let tags = AssetMetadata { tags: vec!["interview".into()], ..AssetMetadata::default() };
 /// archive.add_file("recordings/interview-0412.flac", &tags)?;
 /// let options = clip_search_options();
@@ -58,7 +58,7 @@ impl std::fmt::Debug for Archive {
 
 impl Archive {
     /// Opens the database in `dir` (creating it when missing) with the shipped tokenizer it
-    /// records, or for a new database the default one (pairalign-v2;
+    /// records, or for a new database the default one (pairalign-v3;
     /// [`pairalign_query::database_tokenizer`]).
     pub fn open(dir: impl AsRef<Path>) -> Result<Archive> {
         let tokenizer = pairalign_query::database_tokenizer(dir.as_ref(), &Device::Cpu)?;

@@ -9,7 +9,7 @@
 //! ```no_run
 //! use pairalign_archive::{clip_search_options, Archive, AssetMetadata};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let mut archive = Archive::open("assets.db")?; // created on first use, pairalign-v2
+//! let mut archive = Archive::open("assets.db")?; // created on first use, pairalign-v3
 //! let tags = AssetMetadata { tags: vec!["interview".into()], ..AssetMetadata::default() };
 //! archive.add_file("recordings/interview-0412.flac", &tags)?;
 //! let options = clip_search_options();

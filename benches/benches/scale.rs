@@ -3,7 +3,7 @@
 //! time, resident memory and bytes per hour.
 //!
 //! Data model:
-//! - Source: a database built by `pairalign index` (the default tokenizer, pairalign-v2) over
+//! - Source: a database built by `pairalign index` (the default tokenizer, pairalign-v3) over
 //!   real and synthetic recordings, in `PA_SCALE_SOURCE` (default `PA_SCALE_DIR/source`). Its
 //!   documents' tokens and times are the source strings, its catalog names the audio files.
 //! - Archives (`PA_SCALE_HOURS`, default `50,500,2000`, hours of tokens at 12.7 tokens/s): the

@@ -218,7 +218,7 @@ impl Subject {
 #[derive(Clone, Debug, PartialEq)]
 pub enum SubjectName {
     /// A tokenizer as `AnyTokenizer::open` takes it: `vq`, `vq-v2`, `pairalign`,
-    /// `pairalign-v2` or a weights folder of either kind.
+    /// `pairalign-v2`, `pairalign-v3` or a weights folder of either kind.
     Tokenizer(String),
     /// `dense` or `dense:DIR`: the mean-pooled encoder output of the shipped VQ or of the VQ
     /// weights in `DIR` ([`PooledEncoder`], the dense baseline).

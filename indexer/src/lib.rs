@@ -10,7 +10,7 @@
 //! use pairalign_indexer::{index_paths, open_or_create_for, IndexOptions};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use pairalign_models::{shipped, AnyTokenizer, Device};
-//! let tokenizer = AnyTokenizer::open(shipped::DEFAULT, &Device::Cpu)?; // pairalign-v2
+//! let tokenizer = AnyTokenizer::open(shipped::DEFAULT, &Device::Cpu)?; // pairalign-v3
 //! let mut store = open_or_create_for("archive.db", &tokenizer)?;
 //! let report = index_paths(&mut store, &tokenizer, &["recordings"], &IndexOptions::default(), |_| {})?;
 //! for problem in &report.failed {

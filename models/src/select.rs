@@ -1,5 +1,5 @@
 //! Choosing a tokenizer by name, as every command's `--tokenizer` does: `vq`, `vq-v2`,
-//! `pairalign` and `pairalign-v2` are the shipped models ([`crate::shipped`]); anything else is
+//! `pairalign`, `pairalign-v2` and `pairalign-v3` are the shipped models ([`crate::shipped`]); anything else is
 //! a weights folder of either kind, told apart by its `config.json`.
 
 use std::path::Path;
@@ -80,13 +80,16 @@ impl AnyTokenizer {
         }
     }
 
-    /// `vq`, `vq-v2` (shipped), `pairalign`, `pairalign-v2` (shipped; [`Error::NotShipped`] in
+    /// `vq`, `vq-v2` (shipped), `pairalign`, `pairalign-v2`, `pairalign-v3` (shipped; [`Error::NotShipped`] in
     /// a build without their weights) or a weights folder of either kind, on `device`.
     pub fn open(name: &str, device: &Device) -> Result<AnyTokenizer> {
         match name {
             "vq" => Ok(AnyTokenizer::Vq(Box::new(shipped::vq(device)?))),
             "vq-v2" => Ok(AnyTokenizer::Vq(Box::new(shipped::vq_v2(device)?))),
             "pairalign-v2" => Ok(AnyTokenizer::PairAlign(Box::new(shipped::pairalign_v2(
+                device,
+            )?))),
+            "pairalign-v3" => Ok(AnyTokenizer::PairAlign(Box::new(shipped::pairalign_v3(
                 device,
             )?))),
             "pairalign" => Ok(AnyTokenizer::PairAlign(Box::new(shipped::pairalign(
@@ -97,9 +100,10 @@ impl AnyTokenizer {
                 if !dir.is_dir() {
                     return Err(Error::NotATokenizer {
                         path: dir.to_path_buf(),
-                        detail: "no such folder (a tokenizer is `vq`, `vq-v2`, `pairalign`, `pairalign-v2` or a weights \
-                                 folder)"
-                            .into(),
+                        detail: format!(
+                            "no such folder (a tokenizer is {} or a weights folder)",
+                            shipped::NAMES.map(|n| format!("`{n}`")).join(", ")
+                        ),
                     });
                 }
                 Ok(match TokenizerKind::of_folder(dir)? {
@@ -248,6 +252,40 @@ mod tests {
         match shipped {
             Ok(t) => assert_eq!(t.kind(), TokenizerKind::PairAlign),
             Err(e) => assert!(matches!(e, Error::NotShipped { .. }), "{e}"),
+        }
+    }
+
+    /// Every name the error message offers opens, as the model its name says (the id a database
+    /// records), or says the build lacks its weights; the default is one of them.
+    #[test]
+    fn every_shipped_name_opens_as_itself() {
+        let held = [
+            true,
+            true,
+            shipped::PAIRALIGN_SHIPPED,
+            shipped::PAIRALIGN_V2_SHIPPED,
+            shipped::PAIRALIGN_V3_SHIPPED,
+        ];
+        let mut hashes = Vec::new();
+        for (name, held) in shipped::NAMES.into_iter().zip(held) {
+            match AnyTokenizer::open(name, &Device::Cpu) {
+                Ok(t) => {
+                    assert!(held, "{name} opened in a build without it");
+                    assert_eq!(t.id(), name, "{name}");
+                    hashes.push(t.weights_hash().to_string());
+                }
+                Err(e) => {
+                    assert!(!held, "{name}: {e}");
+                    assert!(matches!(e, Error::NotShipped { .. }), "{name}: {e}");
+                }
+            }
+        }
+        let distinct: std::collections::HashSet<_> = hashes.iter().collect();
+        assert_eq!(distinct.len(), hashes.len(), "two names, one model");
+        assert!(shipped::NAMES.contains(&shipped::DEFAULT));
+        let e = AnyTokenizer::open("pairalign-v9", &Device::Cpu).unwrap_err();
+        for name in shipped::NAMES {
+            assert!(e.to_string().contains(&format!("`{name}`")), "{e}");
         }
     }
 

@@ -83,12 +83,26 @@ shipped_pairalign! {
     PAIRALIGN_V2_SHIPPED
 }
 
-/// The tokenizer a new database gets when none is named: `pairalign-v2` (since 2026-12-07: it
-/// ignores the level and beats pairalign-v1 on the robustness matrix; docs/RESULTS.md, issue
-/// 22), else `pairalign` (pairalign-v1), or `vq` in a build made before either was shipped. A
-/// database keeps the tokenizer it records. The name opens with
-/// [`crate::AnyTokenizer::open`].
-pub const DEFAULT: &str = if PAIRALIGN_V2_SHIPPED {
+shipped_pairalign! {
+    /// The shipped pairalign-v3 tokenizer (`--tokenizer pairalign-v3`: pairalign-v2 trained on
+    /// with sentences in two voices, an EMA teacher on the grid and views cropped to one span;
+    /// issue 22) on `device`.
+    fn pairalign_v3, "pairalign-v3", "pairalign-v3", pairalign_v3_shipped, PAIRALIGN_V3_DIR,
+    PAIRALIGN_V3_SHIPPED
+}
+
+/// The shipped tokenizers by the names [`crate::AnyTokenizer::open`] takes, oldest first (a
+/// name is listed whether or not this build holds its weights).
+pub const NAMES: [&str; 5] = ["vq", "vq-v2", "pairalign", "pairalign-v2", "pairalign-v3"];
+
+/// The tokenizer a new database gets when none is named: `pairalign-v3` (since 2026-12-08: as
+/// pairalign-v2 on clean, faster, slower and telephone speech, 6-8 points better in noise at
+/// 10 dB SNR; docs/RESULTS.md, issue 22), else the newest PairAlign model the build holds, or
+/// `vq` in a build made before any was shipped. A database keeps the tokenizer it records.
+/// The name opens with [`crate::AnyTokenizer::open`].
+pub const DEFAULT: &str = if PAIRALIGN_V3_SHIPPED {
+    "pairalign-v3"
+} else if PAIRALIGN_V2_SHIPPED {
     "pairalign-v2"
 } else if PAIRALIGN_SHIPPED {
     "pairalign"

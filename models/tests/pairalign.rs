@@ -906,8 +906,8 @@ fn file_tokens(tok: &dyn Tokenizer, audio: &[f32]) -> Vec<u16> {
 
 /// Issue 22, part 1: tokens of a clip and of the same clip at any gain within +-20 dB (no
 /// clipping) are identical or within a normalized edit distance of 0.02, for the shipped
-/// tokenizers with the level-normalizing front end (vq-v2, pairalign-v2). vq-v1, without it, is
-/// far from that: the test can fail.
+/// tokenizers with the level-normalizing front end (vq-v2, pairalign-v2, pairalign-v3). vq-v1,
+/// without it, is far from that: the test can fail.
 #[test]
 fn the_shipped_v2_tokenizers_ignore_the_level() {
     let device = Device::Cpu;
@@ -917,6 +917,12 @@ fn the_shipped_v2_tokenizers_ignore_the_level() {
         subjects.push((
             "pairalign-v2",
             Box::new(shipped::pairalign_v2(&device).unwrap()),
+        ));
+    }
+    if shipped::PAIRALIGN_V3_SHIPPED {
+        subjects.push((
+            "pairalign-v3",
+            Box::new(shipped::pairalign_v3(&device).unwrap()),
         ));
     }
     let gains_db = [-20.0f32, -12.0, -6.0, -3.0, 3.0, 6.0, 12.0, 20.0];

@@ -132,14 +132,21 @@ class Archive:
     object is gone. Searches see what is committed, and run in parallel from several threads
     (the GIL is released) while another thread adds."""
 
-    def __init__(self, dir: _Path, tokenizer: Optional[str] = None) -> None:
+    def __init__(
+        self, dir: _Path, tokenizer: Optional[str] = None, *, phases: Optional[int] = None
+    ) -> None:
         """Opens the archive in ``dir``, creating it when missing. ``tokenizer``, for a new
-        archive: ``pairalign-v2`` (the default), ``pairalign``, ``vq``, ``vq-v2`` or a weights
-        folder; an existing archive keeps the one it records (naming another raises
-        ``TokenizerMismatchError``)."""
+        archive: ``pairalign-v3`` (the default), ``pairalign-v2``, ``pairalign``, ``vq``,
+        ``vq-v2`` or a weights folder; an existing archive keeps the one it records (naming
+        another raises ``TokenizerMismatchError``). ``phases``: the grid phases a clip search
+        tokenizes the clip at, each searched (PairAlign models; default the model's, 4 for the
+        shipped ones; 2 halves the search for a point or two of recall); files are indexed as
+        always. A VQ tokenizer takes only 1 (``InvalidInputError``)."""
     @classmethod
-    def open(cls, dir: _Path, tokenizer: Optional[str] = None) -> "Archive":
-        """The same as ``Archive(dir, tokenizer)``."""
+    def open(
+        cls, dir: _Path, tokenizer: Optional[str] = None, *, phases: Optional[int] = None
+    ) -> "Archive":
+        """The same as ``Archive(dir, tokenizer, phases=phases)``."""
     @property
     def path(self) -> pathlib.Path:
         """The archive's folder."""
@@ -249,9 +256,11 @@ class Reader:
     methods of ``Archive``: ``search_audio``, ``search_file``, ``search_tokens``,
     ``search_query``, ``asset``, ``assets``, ``stats``."""
 
-    def __init__(self, dir: _Path, tokenizer: Optional[str] = None) -> None:
+    def __init__(
+        self, dir: _Path, tokenizer: Optional[str] = None, *, phases: Optional[int] = None
+    ) -> None:
         """Opens the archive in ``dir``; ``tokenizer`` (for clip searches) defaults to the one
-        it records."""
+        it records; ``phases`` as ``Archive``'s."""
     @property
     def path(self) -> pathlib.Path: ...
     @property
@@ -329,10 +338,13 @@ class Tokenizer:
     """A tokenizer loaded once, for repeated work: a worker of a distributed indexer
     (``prepare_file``), the front of a sharded search (``query``)."""
 
-    def __init__(self, name: Optional[str] = None, *, device: str = "cpu") -> None:
-        """``pairalign-v2`` (the default), ``pairalign``, ``vq``, ``vq-v2`` or a weights
-        folder, on ``device``: ``cpu``, ``cuda`` or ``cuda:N`` (a module built with the
-        ``cuda`` feature)."""
+    def __init__(
+        self, name: Optional[str] = None, *, device: str = "cpu", phases: Optional[int] = None
+    ) -> None:
+        """``pairalign-v3`` (the default), ``pairalign-v2``, ``pairalign``, ``vq``, ``vq-v2``
+        or a weights folder, on ``device``: ``cpu``, ``cuda`` or ``cuda:N`` (a module built
+        with the ``cuda`` feature). ``phases``: the grid phases ``query`` tokenizes a clip at,
+        as ``Archive``'s."""
     @property
     def id(self) -> str: ...
     @property

@@ -427,7 +427,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--cpus-per-worker", type=float, default=1.0)
     p.add_argument("--gpus-per-worker", type=float,
                    help="default: the cluster's GPUs shared by the workers (a CUDA build)")
-    p.add_argument("--tokenizer", help="for a new archive (default pairalign-v2)")
+    p.add_argument("--tokenizer", help="for a new archive (default pairalign-v3)")
     p.add_argument("--files-per-task", type=int, default=4)
     p.add_argument("--batch-files", type=int, default=32)
     p.add_argument("--tag", action="append", default=[], dest="tags")

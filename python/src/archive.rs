@@ -48,11 +48,13 @@ impl std::fmt::Debug for PyArchive {
 }
 
 impl PyArchive {
-    fn open_archive(dir: PathBuf, tokenizer: Option<String>) -> Result<PyArchive> {
-        let archive = match tokenizer {
-            None => Archive::open(&dir)?,
-            Some(name) => Archive::open_with(&dir, tokenize::load(&name)?)?,
-        };
+    fn open_archive(
+        dir: PathBuf,
+        tokenizer: Option<String>,
+        phases: Option<usize>,
+    ) -> Result<PyArchive> {
+        let tokenizer = tokenize::for_archive(&dir, tokenizer.as_deref(), phases)?;
+        let archive = Archive::open_with(&dir, tokenizer)?;
         Ok(PyArchive {
             dir,
             tokenizer: archive.tokenizer().id().to_string(),
@@ -94,25 +96,33 @@ impl Snapshot for PyArchive {
 #[pymethods]
 impl PyArchive {
     /// Opens the archive in `dir`, creating it when missing. `tokenizer`: for a new archive,
-    /// `pairalign-v2` (the default), `pairalign`, `vq`, `vq-v2` or a weights folder; an existing
-    /// one is opened with the tokenizer it records (naming another raises
-    /// `TokenizerMismatchError`).
+    /// `pairalign-v3` (the default), `pairalign-v2`, `pairalign`, `vq`, `vq-v2` or a weights
+    /// folder; an existing one is opened with the tokenizer it records (naming another raises
+    /// `TokenizerMismatchError`). `phases`: the grid phases a clip search tokenizes the clip
+    /// at (PairAlign models; default the model's, 4 for the shipped ones; 2 halves the search
+    /// for a point or two of recall); files are indexed as always.
     #[new]
-    #[pyo3(signature = (dir, tokenizer=None))]
-    fn new(py: Python<'_>, dir: PathBuf, tokenizer: Option<String>) -> PyResult<Self> {
-        Ok(py.detach(|| PyArchive::open_archive(dir, tokenizer))?)
+    #[pyo3(signature = (dir, tokenizer=None, *, phases=None))]
+    fn new(
+        py: Python<'_>,
+        dir: PathBuf,
+        tokenizer: Option<String>,
+        phases: Option<usize>,
+    ) -> PyResult<Self> {
+        Ok(py.detach(|| PyArchive::open_archive(dir, tokenizer, phases))?)
     }
 
-    /// The same as `Archive(dir, tokenizer)`.
+    /// The same as `Archive(dir, tokenizer, phases=phases)`.
     #[classmethod]
-    #[pyo3(signature = (dir, tokenizer=None))]
+    #[pyo3(signature = (dir, tokenizer=None, *, phases=None))]
     fn open(
         _cls: &Bound<'_, PyType>,
         py: Python<'_>,
         dir: PathBuf,
         tokenizer: Option<String>,
+        phases: Option<usize>,
     ) -> PyResult<Self> {
-        PyArchive::new(py, dir, tokenizer)
+        PyArchive::new(py, dir, tokenizer, phases)
     }
 
     /// The archive's folder.

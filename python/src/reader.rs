@@ -8,7 +8,6 @@ use std::sync::{PoisonError, RwLock};
 use numpy::{AllowTypeChange, PyArrayLike1};
 use pairalign_archive::{ArchiveReader, ArchiveTokenizer};
 use pairalign_engine::manifest::Manifest;
-use pairalign_models::Device;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 
@@ -42,11 +41,8 @@ impl Snapshot for PyReader {
 }
 
 impl PyReader {
-    fn open(dir: PathBuf, tokenizer: Option<String>) -> Result<PyReader> {
-        let tokenizer: ArchiveTokenizer = match tokenizer {
-            Some(name) => tokenize::load(&name)?,
-            None => std::sync::Arc::new(pairalign_query::database_tokenizer(&dir, &Device::Cpu)?),
-        };
+    fn open(dir: PathBuf, tokenizer: Option<String>, phases: Option<usize>) -> Result<PyReader> {
+        let tokenizer = tokenize::for_archive(&dir, tokenizer.as_deref(), phases)?;
         let reader = ArchiveReader::open_with(&dir, tokenizer.clone())?;
         Ok(PyReader {
             dir,
@@ -61,11 +57,17 @@ impl PyReader {
     /// Opens the archive in `dir` read only. `tokenizer` (for clip searches): the one the
     /// archive records when None, else a name or weights folder (a clip search with another
     /// than the recorded one raises `TokenizerMismatchError`). Raises `InvalidInputError` when
-    /// `dir` holds no database.
+    /// `dir` holds no database. `phases`: the grid phases a clip search tokenizes the clip at,
+    /// as `Archive`'s.
     #[new]
-    #[pyo3(signature = (dir, tokenizer=None))]
-    fn new(py: Python<'_>, dir: PathBuf, tokenizer: Option<String>) -> PyResult<Self> {
-        Ok(py.detach(|| PyReader::open(dir, tokenizer))?)
+    #[pyo3(signature = (dir, tokenizer=None, *, phases=None))]
+    fn new(
+        py: Python<'_>,
+        dir: PathBuf,
+        tokenizer: Option<String>,
+        phases: Option<usize>,
+    ) -> PyResult<Self> {
+        Ok(py.detach(|| PyReader::open(dir, tokenizer, phases))?)
     }
 
     /// The archive's folder.

@@ -48,7 +48,7 @@ impl PyShardWriter {
 impl PyShardWriter {
     /// Opens the sharded archive in `dir` for writing, creating it with `shards` shards when
     /// missing (`shards` 0: the count it has). `tokenizer`: the one its documents are made
-    /// with (default `pairalign-v2`); a shard that records another raises
+    /// with (default `pairalign-v3`); a shard that records another raises
     /// `TokenizerMismatchError`, another shard count `InvalidInputError`. A shard commits a
     /// batch (one segment) when it holds `batch_files` files or `batch_seconds` of audio.
     #[new]

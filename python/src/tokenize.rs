@@ -2,7 +2,7 @@
 //! per-token times the index would store for it, with any tokenizer; and the tokenizers loaded
 //! by name, kept for the life of the process.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use numpy::{AllowTypeChange, IntoPyArray, PyArray1, PyArrayLike1};
@@ -19,28 +19,58 @@ use pyo3::types::PyBytes;
 use crate::convert;
 use crate::error::{Error, Result};
 
-/// Tokenizers loaded by name (`vq`, `pairalign-v2`, a weights folder) and device: loading one
-/// parses its weights, which costs more than tokenizing a short clip.
-type Loaded = Vec<((String, String), ArchiveTokenizer)>;
+/// Tokenizers loaded by name (`vq`, `pairalign-v2`, a weights folder), device and query grid
+/// phases: loading one parses its weights, which costs more than tokenizing a short clip.
+type Loaded = Vec<((String, String, Option<usize>), ArchiveTokenizer)>;
 static LOADED: Mutex<Loaded> = Mutex::new(Vec::new());
 
 /// The tokenizer called `name` ([`AnyTokenizer::open`]) on the CPU, loaded once per process.
 pub fn load(name: &str) -> Result<ArchiveTokenizer> {
-    load_on(name, "cpu")
+    load_on(name, "cpu", None)
 }
 
 /// The tokenizer called `name` on `device` (`cpu`, `cuda`, `cuda:N`: a build with the `cuda`
-/// feature), loaded once per process.
-pub fn load_on(name: &str, device: &str) -> Result<ArchiveTokenizer> {
+/// feature), with queries cut at `phases` grid phases when given
+/// ([`AnyTokenizer::with_query_phases`]), loaded once per process.
+pub fn load_on(name: &str, device: &str, phases: Option<usize>) -> Result<ArchiveTokenizer> {
     let mut loaded = LOADED.lock().unwrap_or_else(PoisonError::into_inner);
-    let key = (name.to_string(), device.to_string());
+    let key = (name.to_string(), device.to_string(), phases);
     if let Some((_, tokenizer)) = loaded.iter().find(|(k, _)| *k == key) {
         return Ok(Arc::clone(tokenizer));
     }
     let on = pairalign_models::parse_device(device)?;
-    let tokenizer: ArchiveTokenizer = Arc::new(AnyTokenizer::open(name, &on)?);
+    let tokenizer: ArchiveTokenizer =
+        Arc::new(with_phases(AnyTokenizer::open(name, &on)?, phases)?);
     loaded.push((key, Arc::clone(&tokenizer)));
     Ok(tokenizer)
+}
+
+/// The tokenizer an archive in `dir` searches clips with: `name` when given, else the one the
+/// archive records (the default for a new one; [`pairalign_query::database_tokenizer`]), with
+/// queries cut at `phases` grid phases when given. What `Archive` and `Reader` open with.
+pub fn for_archive(
+    dir: &Path,
+    name: Option<&str>,
+    phases: Option<usize>,
+) -> Result<ArchiveTokenizer> {
+    match name {
+        Some(name) => load_on(name, "cpu", phases),
+        None => Ok(Arc::new(with_phases(
+            pairalign_query::database_tokenizer(dir, &pairalign_models::Device::Cpu)?,
+            phases,
+        )?)),
+    }
+}
+
+/// `tokenizer` with queries cut at `phases` grid phases when given (a VQ tokenizer takes only
+/// 1): an error names the keyword.
+fn with_phases(tokenizer: AnyTokenizer, phases: Option<usize>) -> Result<AnyTokenizer> {
+    match phases {
+        None => Ok(tokenizer),
+        Some(n) => tokenizer
+            .with_query_phases(n)
+            .map_err(|e| Error::InvalidInput(format!("phases={n}: {e}"))),
+    }
 }
 
 /// Audio as Python hands it over.
@@ -99,7 +129,8 @@ type TokensAndTimes<'py> = (Bound<'py, PyArray1<u16>>, Bound<'py, PyArray1<u32>>
 
 /// The tokens and their start times in milliseconds (two numpy arrays, uint16 and uint32) of
 /// `audio`, a file or mono samples with their `rate`, as the index would store them.
-/// `tokenizer`: `pairalign-v2` (the default), `pairalign`, `vq`, `vq-v2` or a weights folder.
+/// `tokenizer`: `pairalign-v3` (the default), `pairalign-v2`, `pairalign`, `vq`, `vq-v2` or a
+/// weights folder.
 #[pyfunction]
 #[pyo3(signature = (audio, rate=None, *, tokenizer=None))]
 pub fn tokenize<'py>(
@@ -136,14 +167,22 @@ impl std::fmt::Debug for PyTokenizer {
 
 #[pymethods]
 impl PyTokenizer {
-    /// Loads the tokenizer called `name`: `pairalign-v2` (the default), `pairalign`, `vq`,
-    /// `vq-v2` or a weights folder, on `device`: `cpu` (the default), `cuda` or `cuda:N` (a
-    /// module built with the `cuda` feature, on a machine with a GPU).
+    /// Loads the tokenizer called `name`: `pairalign-v3` (the default), `pairalign-v2`,
+    /// `pairalign`, `vq`, `vq-v2` or a weights folder, on `device`: `cpu` (the default), `cuda`
+    /// or `cuda:N` (a module built with the `cuda` feature, on a machine with a GPU). `phases`:
+    /// the grid phases `query` tokenizes a clip at, each searched (PairAlign models; default
+    /// the model's, 4 for the shipped ones; 2 halves the search for a point or two of recall,
+    /// docs/RESULTS.md); the strings of files do not change.
     #[new]
-    #[pyo3(signature = (name=None, *, device="cpu"))]
-    fn new(py: Python<'_>, name: Option<String>, device: &str) -> PyResult<Self> {
+    #[pyo3(signature = (name=None, *, device="cpu", phases=None))]
+    fn new(
+        py: Python<'_>,
+        name: Option<String>,
+        device: &str,
+        phases: Option<usize>,
+    ) -> PyResult<Self> {
         let name = name.unwrap_or_else(|| shipped::DEFAULT.to_string());
-        let tokenizer = py.detach(|| load_on(&name, device))?;
+        let tokenizer = py.detach(|| load_on(&name, device, phases))?;
         Ok(PyTokenizer { name, tokenizer })
     }
 

@@ -57,6 +57,29 @@ def test_search_file_finds_what_search_audio_finds(indexed, tmp_path):
     ]
 
 
+def test_fewer_query_phases_search_fewer_strings_and_find_the_source(indexed):
+    archive, _ = indexed
+    samples, rate = read_wav(LONG_WAV)
+    clip = samples[20 * rate : 23 * rate]
+    four = pairalign.Tokenizer(archive.tokenizer).query(clip, rate)
+    two = pairalign.Tokenizer(archive.tokenizer, phases=2).query(clip, rate)
+    assert (four.phases, two.phases) == (4, 2)
+    assert np.array_equal(two.tokens, four.tokens)  # phase 0 is the clip windowed like a file
+    with pairalign.Reader(archive.path, phases=2) as reader:
+        results = reader.search_audio(clip, rate, top=3)
+        assert results["hits"][0]["id"] == str(LONG_WAV)
+        assert abs(results["hits"][0]["start_ms"] - 20_000) <= 250
+        # The reader's phases are its tokenizer's: the same hits as the 2-phase query.
+        by_query = reader.search_query(two, top=3)
+        assert [(h["id"], h["start"]) for h in by_query["hits"]] == [
+            (h["id"], h["start"]) for h in results["hits"]
+        ]
+    with pytest.raises(pairalign.InvalidInputError, match="phases=0"):
+        pairalign.Reader(archive.path, phases=0)
+    with pytest.raises(pairalign.InvalidInputError, match="no grid phases"):
+        pairalign.Tokenizer("vq", phases=2)
+
+
 def test_tokenize_gives_the_indexed_tokens(indexed):
     archive, _ = indexed
     tokens, times = pairalign.tokenize(LONG_WAV)

@@ -237,7 +237,7 @@ fn modified_excerpt(file: &Path, start_s: f64) -> Audio {
 
 /// Issue 6: a 3 s excerpt of a bundled long sample, modified as the issue asks (noise at 20 dB
 /// SNR, speed 1.05, -6 dB), finds its source first with the start within 300 ms, through HTTP
-/// with the default tokenizer (pairalign-v2): as a raw WAV body, as multipart with options, and
+/// with the default tokenizer (pairalign-v3): as a raw WAV body, as multipart with options, and
 /// as the token string of the same clip (its database phase only). The excerpts lie inside a
 /// sentence (`samples/manifest.jsonl` gives the sentence times).
 #[test]

@@ -712,11 +712,25 @@ fn the_shipping_config_trains_the_shipped_model_config() {
         };
         assert_eq!(model, default, "{name}");
     }
-    // The pairalign-v3 candidate's config (issue 22, run k) reads, with its switches.
-    let candidate = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../scripts/pairalign-v3-candidate.json");
+    // pairalign-v3 (issue 22, run k): its training config reads, with its switches, and the
+    // shipped model decodes as the shipped recipe does; only the training components (the EMA
+    // teacher) differ from the default.
+    let v3 =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/weights/pairalign-v3");
     let k: PairAlignTrainConfig =
-        serde_json::from_str(&std::fs::read_to_string(candidate).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(v3.join("train.json")).unwrap()).unwrap();
     assert!(k.content_crop && k.model.grid_targets);
     assert_eq!(k.model.components.teacher_max_share, 0.5);
+    if v3.join("model.safetensors").is_file() {
+        let shipped: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(v3.join(CONFIG_FILE)).unwrap()).unwrap();
+        let model = PairAlignConfig::from_json(shipped["model"].clone()).unwrap();
+        assert!(model.components.ema_teacher);
+        let default = PairAlignConfig {
+            encoder: model.encoder.clone(),
+            components: model.components.clone(),
+            ..PairAlignConfig::default()
+        };
+        assert_eq!(model, default, "pairalign-v3");
+    }
 }
