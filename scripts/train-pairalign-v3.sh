@@ -59,7 +59,7 @@ fi
   --view-space "noise=10:30,speed=0.9:1.1,gain=6,shift=100"
 if [ -f "$work/run/checkpoint/trainer.json" ] || [ -f "$work/run/checkpoint.old/trainer.json" ]; then
   [ -f "$work/run/model.safetensors" ] || nice -n 5 $bin train pairalign \
-    --init models/weights/vq-v2 --data "$work/train.feat" --out "$work/run" --resume
+    --data "$work/train.feat" --out "$work/run" --resume
 else
   nice -n 5 $bin train pairalign --init models/weights/vq-v2 \
     --warm-start models/weights/pairalign-v2 --data "$work/train.feat" --out "$work/run" \
