@@ -1,6 +1,7 @@
 //! Choosing a tokenizer by name, as every command's `--tokenizer` does: `vq`, `vq-v2`,
-//! `pairalign`, `pairalign-v2` and `pairalign-v3` are the shipped models ([`crate::shipped`]); anything else is
-//! a weights folder of either kind, told apart by its `config.json`.
+//! `pairalign`, `pairalign-v2` and `pairalign-v3` are the shipped models ([`crate::shipped`],
+//! `shipped::NAMES`); anything else is a weights folder of either kind, told apart by its
+//! `config.json`.
 
 use std::path::Path;
 
@@ -80,8 +81,9 @@ impl AnyTokenizer {
         }
     }
 
-    /// `vq`, `vq-v2` (shipped), `pairalign`, `pairalign-v2`, `pairalign-v3` (shipped; [`Error::NotShipped`] in
-    /// a build without their weights) or a weights folder of either kind, on `device`.
+    /// `vq`, `vq-v2` (shipped), `pairalign`, `pairalign-v2`, `pairalign-v3` (shipped;
+    /// [`Error::NotShipped`] in a build without their weights) or a weights folder of either
+    /// kind, on `device`.
     pub fn open(name: &str, device: &Device) -> Result<AnyTokenizer> {
         match name {
             "vq" => Ok(AnyTokenizer::Vq(Box::new(shipped::vq(device)?))),
